@@ -1,0 +1,172 @@
+"""Dataclass configs and named presets.
+
+A preset fixes everything that shapes a model (image size, widths, attribute lists) and the paper's training
+defaults (loss weights 100/10/10, Adam 1e-4, batch 32). Command lines start from a preset and override fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+# The 40 CelebA attribute names, in the order of list_attr_celeba.txt.
+CELEBA_ATTRIBUTES: tuple[str, ...] = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
+    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
+    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
+    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
+    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
+    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+)
+
+# CelebA's five landmarks, in the order of list_landmarks_align_celeba.txt.
+LANDMARK_NAMES: tuple[str, ...] = ("lefteye", "righteye", "nose", "leftmouth", "rightmouth")
+
+# Named editing regions; masks for them are built from the five landmarks (ebgan_tf/data/masks.py).
+REGIONS: tuple[str, ...] = ("mouth", "eyes", "brows", "nose", "components", "face")
+
+# Attributes a region shows, for the synthetic renderer (every one is drawn inside its region).
+SYNTHETIC_REGION_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "mouth": ("Mustache", "Goatee", "Smiling", "Mouth_Slightly_Open", "Wearing_Lipstick", "Big_Lips"),
+    "eyes": ("Eyeglasses", "Narrow_Eyes"),
+    "brows": ("Bushy_Eyebrows", "Arched_Eyebrows"),
+    "nose": ("Big_Nose", "Pointy_Nose"),
+}
+
+# Attributes a region shows on real CelebA faces.
+CELEBA_REGION_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "mouth": ("Mustache", "Goatee", "Smiling", "Mouth_Slightly_Open", "Wearing_Lipstick", "Big_Lips", "No_Beard"),
+    "eyes": ("Eyeglasses", "Narrow_Eyes", "Bags_Under_Eyes"),
+    "brows": ("Bushy_Eyebrows", "Arched_Eyebrows"),
+    "nose": ("Big_Nose", "Pointy_Nose"),
+}
+
+
+def _with_composites(parts: dict[str, tuple[str, ...]], face_extra: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Adds `components` (union of the four parts) and `face` (components plus face-wide attributes)."""
+    components = tuple(name for region in ("eyes", "brows", "nose", "mouth") for name in parts[region])
+    return {**parts, "components": components, "face": components + face_extra}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Network sizes. Widths double at each downsampling step up to `max_width`."""
+
+    image_size: int = 64
+    base_width: int = 32
+    max_width: int = 256
+    code_downsamplings: int = 3  # image_size / 2**code_downsamplings = spatial size of the codes
+    code_channels_per_attribute: int = 8  # Att-EBGAN: channels of one attribute's block of Z^B
+    ebgan_code_channels: int = 64  # EBGAN: channels of the (ungated) exemplar code Z^B
+    discriminator_width: int = 32
+    classifier_width: int = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """The paper's weights of L_G = L_adv_g + rec * L_rec + cyc * L_cyc + cls * L_cls_g."""
+
+    rec: float = 100.0
+    cyc: float = 10.0
+    cls: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation defaults (the paper's: Adam, lr 1e-4, global batch 32)."""
+
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    loss_weights: LossWeights = LossWeights()
+    same_exemplar_share: float = 0.1  # share of pairs in a batch that use B = A
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named bundle of model, training and data settings."""
+
+    name: str
+    dataset: str
+    model: ModelConfig
+    train: TrainConfig
+    region_attributes: dict[str, tuple[str, ...]]
+    default_regions: tuple[str, ...] = ("mouth",)
+
+    @property
+    def image_size(self) -> int:
+        return self.model.image_size
+
+    def attributes_for(self, regions: Sequence[str]) -> tuple[str, ...]:
+        """Attribute names a model trained on `regions` classifies and gates: the union, in preset order."""
+        validate_regions(regions)
+        names: list[str] = []
+        for region in regions:
+            for name in self.region_attributes[region]:
+                if name not in names:
+                    names.append(name)
+        return tuple(names)
+
+
+PRESETS: dict[str, Preset] = {
+    "synthetic64": Preset(
+        name="synthetic64",
+        dataset="synthetic_faces",
+        model=ModelConfig(image_size=64, base_width=32, max_width=256, code_downsamplings=3),
+        train=TrainConfig(),
+        region_attributes=_with_composites(
+            SYNTHETIC_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Bangs")),
+    ),
+    "celeba128": Preset(
+        name="celeba128",
+        dataset="celeb_a",
+        model=ModelConfig(image_size=128, base_width=64, max_width=512, code_downsamplings=4,
+                          discriminator_width=64, classifier_width=64),
+        train=TrainConfig(),
+        region_attributes=_with_composites(
+            CELEBA_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Young", "Heavy_Makeup")),
+    ),
+}
+
+VARIANTS: tuple[str, ...] = ("ebgan", "att_ebgan")
+
+
+def get_preset(name: str) -> Preset:
+    """Returns the named preset; an unknown name is a ValueError listing the valid ones."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; valid presets: {', '.join(sorted(PRESETS))}.")
+    return PRESETS[name]
+
+
+def validate_variant(variant: str) -> str:
+    """Returns `variant` if known, else raises a ValueError listing the valid ones."""
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; valid variants: {', '.join(VARIANTS)}.")
+    return variant
+
+
+def parse_regions(text: str | Sequence[str]) -> tuple[str, ...]:
+    """Parses 'mouth,eyes' (or a list) into validated region names."""
+    names = [part.strip() for part in text.split(",")] if isinstance(text, str) else list(text)
+    names = [name for name in names if name]
+    if not names:
+        raise ValueError(f"No region given; valid regions: {', '.join(REGIONS)}.")
+    validate_regions(names)
+    return tuple(names)
+
+
+def validate_regions(regions: Sequence[str]) -> None:
+    """Raises a ValueError naming every unknown region and listing the valid ones."""
+    unknown = [name for name in regions if name not in REGIONS]
+    if unknown:
+        raise ValueError(f"Unknown region(s) {', '.join(map(repr, unknown))}; valid regions: {', '.join(REGIONS)}.")
+
+
+def validate_attribute_names(names: Sequence[str], valid: Sequence[str]) -> tuple[str, ...]:
+    """Raises a ValueError naming every name not in `valid` and listing the valid ones."""
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise ValueError(
+            f"Unknown attribute(s) {', '.join(map(repr, unknown))}; valid attributes: {', '.join(valid)}.")
+    return tuple(names)

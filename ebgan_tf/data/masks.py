@@ -1,0 +1,84 @@
+"""Region masks from CelebA's five landmarks.
+
+Each named region is a union of axis-aligned ellipses placed relative to the landmarks, in units of the
+interocular distance d, so masks scale with the face. Coordinates are pixels with x to the right and y down;
+pixel (row i, column j) has its centre at (j + 0.5, i + 0.5). Landmark order is CelebA's: left eye, right eye,
+nose, left mouth corner, right mouth corner.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from ebgan_tf.config import REGIONS, validate_regions
+
+PARTS: tuple[str, ...] = ("eyes", "brows", "nose", "mouth")
+
+
+def _part_ellipses(landmarks: tf.Tensor, region: str) -> list[tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]]:
+    """(cx, cy, rx, ry) of the ellipses covering one region; landmarks float32 [5, 2] (x, y)."""
+    left_eye, right_eye, nose, left_mouth, right_mouth = (landmarks[i] for i in range(5))
+    eye_mid = (left_eye + right_eye) / 2.0
+    mouth_mid = (left_mouth + right_mouth) / 2.0
+    d = tf.norm(right_eye - left_eye)
+    across = (right_eye - left_eye) / tf.maximum(d, 1e-6)
+    down = tf.stack([-across[1], across[0]])  # perpendicular to the eye line, pointing down the face
+    if region == "mouth":
+        centre = mouth_mid + 0.05 * d * down
+        radii = (0.5 * tf.norm(right_mouth - left_mouth) + 0.3 * d, 0.5 * d)
+    elif region == "eyes":
+        centre = eye_mid + 0.02 * d * down
+        radii = (0.92 * d, 0.3 * d)
+    elif region == "brows":
+        centre = eye_mid - 0.42 * d * down
+        radii = (0.95 * d, 0.2 * d)
+    elif region == "nose":
+        nose_top = eye_mid + 0.2 * d * down
+        centre = (nose_top + nose) / 2.0 + 0.05 * d * down
+        radii = (0.35 * d, 0.5 * tf.norm(nose - nose_top) + 0.2 * d)
+    elif region == "face":
+        centre = (eye_mid + mouth_mid) / 2.0 - 0.1 * d * down
+        radii = (1.2 * d, 1.55 * d)
+    elif region == "components":
+        return [ellipse for part in PARTS for ellipse in _part_ellipses(landmarks, part)]
+    else:
+        validate_regions([region])
+        raise AssertionError(region)
+    return [(centre[0], centre[1], radii[0], radii[1])]
+
+
+def region_mask(
+    landmarks: tf.Tensor,
+    regions: Sequence[str] | str,
+    size: int | tuple[int, int],
+    scale: tf.Tensor | float = 1.0,
+    shift: tf.Tensor | Sequence[float] = (0.0, 0.0),
+) -> tf.Tensor:
+    """Binary mask float32 [H, W, 1] (1 = edit) of the union of `regions` for one face.
+
+    Args:
+      landmarks: float [5, 2] (x, y) pixel coordinates in CelebA order.
+      regions: a region name or several (see `ebgan_tf.config.REGIONS`); unknown names raise ValueError.
+      size: image size, an int for square images or (height, width).
+      scale: factor on every ellipse radius (training jitter).
+      shift: (dx, dy) offset of every ellipse centre, in units of the interocular distance (training jitter).
+    """
+    names = [regions] if isinstance(regions, str) else list(regions)
+    validate_regions(names)
+    if not names:
+        raise ValueError(f"No region given; valid regions: {', '.join(REGIONS)}.")
+    height, width = (size, size) if isinstance(size, int) else size
+    landmarks = tf.cast(tf.convert_to_tensor(landmarks), tf.float32)
+    scale = tf.cast(scale, tf.float32)
+    shift = tf.cast(tf.convert_to_tensor(shift), tf.float32) * tf.norm(landmarks[1] - landmarks[0])
+    ys = tf.range(height, dtype=tf.float32)[:, None] + 0.5
+    xs = tf.range(width, dtype=tf.float32)[None, :] + 0.5
+    inside = tf.zeros([height, width], tf.bool)
+    for name in names:
+        for cx, cy, rx, ry in _part_ellipses(landmarks, name):
+            dx = (xs - cx - shift[0]) / (rx * scale)
+            dy = (ys - cy - shift[1]) / (ry * scale)
+            inside = tf.logical_or(inside, dx * dx + dy * dy <= 1.0)
+    return tf.cast(inside, tf.float32)[..., None]

@@ -1,0 +1,30 @@
+"""EBGAN-TF: exemplar-based generative facial editing (EBGAN / Att-EBGAN) in TensorFlow 2 / Keras 3."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="ebgan-tf",
+    version="0.1.0",
+    description="Exemplar-based generative facial editing (EBGAN, Att-EBGAN): train, export, serve.",
+    python_requires=">=3.10,<3.14",
+    packages=find_packages(include=["ebgan_tf", "ebgan_tf.*", "training", "export", "serving"]),
+    package_data={"serving": ["configs/*"]},
+    install_requires=[
+        "tensorflow~=2.21.0",
+        "keras>=3.15,<4",
+        "tensorflow-datasets>=4.9.10,<5",
+        "numpy>=1.26,<3",
+        "pillow>=10",
+        "absl-py>=2.1",
+        "tensorflow-serving-api~=2.21.0",
+        "grpcio>=1.60",
+        "grpcio-health-checking>=1.60",
+        "ai-edge-litert>=2.3,<3",
+    ],
+    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5"]},
+    entry_points={
+        "console_scripts": [
+            "ebgan-data=training.data:run",
+        ],
+    },
+)
