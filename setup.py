@@ -21,7 +21,7 @@ setup(
         "grpcio-health-checking>=1.60",
         "ai-edge-litert>=2.3,<3",
     ],
-    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5"]},
+    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "scikit-image>=0.22"]},
     entry_points={
         "console_scripts": [
             "ebgan-data=training.data:run",

@@ -4,14 +4,21 @@ Each named region is a union of axis-aligned ellipses placed relative to the lan
 interocular distance d, so masks scale with the face. Coordinates are pixels with x to the right and y down;
 pixel (row i, column j) has its centre at (j + 0.5, i + 0.5). Landmark order is CelebA's: left eye, right eye,
 nose, left mouth corner, right mouth corner.
+
+Training jitters the masks (`random_region_mask`); users may also bring their own mask image (`load_mask_image`).
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Sequence
 
+import numpy as np
 import tensorflow as tf
+from PIL import Image
 
+from ebgan_tf import images
 from ebgan_tf.config import REGIONS, validate_regions
 
 PARTS: tuple[str, ...] = ("eyes", "brows", "nose", "mouth")
@@ -82,3 +89,65 @@ def region_mask(
             dy = (ys - cy - shift[1]) / (ry * scale)
             inside = tf.logical_or(inside, dx * dx + dy * dy <= 1.0)
     return tf.cast(inside, tf.float32)[..., None]
+
+
+def random_region_mask(
+    landmarks: tf.Tensor,
+    regions: Sequence[str] | str,
+    size: int | tuple[int, int],
+    seed: tf.Tensor | Sequence[int],
+    max_scale_jitter: float = 0.15,
+    max_shift: float = 0.1,
+) -> tf.Tensor:
+    """`region_mask` with a random scale in [1 - max_scale_jitter, 1 + max_scale_jitter] and a random shift of
+    up to `max_shift` interocular distances along x and y. `seed` is a stateless seed, int [2]: the same seed
+    gives the same mask."""
+    seed = tf.convert_to_tensor(seed)
+    scale_seed, shift_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    scale = tf.random.stateless_uniform([], scale_seed, 1.0 - max_scale_jitter, 1.0 + max_scale_jitter)
+    shift = tf.random.stateless_uniform([2], shift_seed, -max_shift, max_shift)
+    return region_mask(landmarks, regions, size, scale=scale, shift=shift)
+
+
+MASK_IMAGE_MODES: tuple[str, ...] = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")
+
+
+def _mask_on(image: Image.Image) -> np.ndarray:
+    """bool [H, W]: opaque pixels if the image has transparency, otherwise pixels with luminance > 127."""
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    if image.mode in ("LA", "RGBA"):
+        alpha = np.asarray(image.getchannel("A"))
+        if alpha.min() < 255:
+            return alpha > 127
+    return np.asarray(image.convert("L")) > 127
+
+
+def load_mask_image(path: str | os.PathLike, size: int) -> np.ndarray:
+    """Reads a user's mask image as float32 [size, size, 1] in {0, 1} (1 = edit).
+
+    "On" (edit) pixels are the opaque ones of an image with transparency (paint on a transparent layer), else the
+    light ones (luminance > 127: white = edit, black = keep). The image must be square (any resolution); it is
+    resized to `size` with nearest-neighbour sampling. Raises ImageError for unreadable files, ValueError for
+    other modes, a non-square image or an empty mask; warns when the mask covers the whole image.
+    """
+    path = os.fspath(path)
+    image = images.open_image(path)
+    if image.mode not in MASK_IMAGE_MODES:
+        raise ValueError(f"{path}: mask images must be black-and-white, grayscale, palette, RGB or RGBA "
+                         f"(modes {', '.join(MASK_IMAGE_MODES)}); got mode {image.mode}.")
+    width, height = image.size
+    if width != height:
+        raise ValueError(f"{path}: mask image is {width}x{height} (width x height); it must be square, "
+                         f"like the model's {size}x{size} input.")
+    on = _mask_on(image)
+    if not on.any():
+        raise ValueError(f"{path}: the mask is empty, nothing to edit (white or opaque pixels mark the region).")
+    resized = Image.fromarray(on.astype(np.uint8) * 255).resize((size, size), Image.Resampling.NEAREST)
+    mask = (np.asarray(resized) > 127).astype(np.float32)[..., None]
+    if not mask.any():
+        raise ValueError(f"{path}: the mask is empty after resizing to {size}x{size}; mark a larger region.")
+    if mask.all():
+        warnings.warn(f"{path}: the mask covers the whole image, so nothing of the source is kept "
+                      "(white = edit, black = keep; is the mask inverted?).", stacklevel=2)
+    return mask
