@@ -13,6 +13,7 @@ setup(
         "tensorflow~=2.21.0",
         "keras>=3.15,<4",
         "tensorflow-datasets>=4.9.10,<5",
+        "importlib_resources",  # used by tensorflow-datasets 4.9.10 but not declared for Python >= 3.9
         "numpy>=1.26,<3",
         "pillow>=10",
         "absl-py>=2.1",
