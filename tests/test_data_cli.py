@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from absl import flags
+from ebgan_tf.cli import run_in_process
 
 from ebgan_tf import images
 from ebgan_tf.data import pipeline
@@ -24,8 +24,7 @@ def run_subprocess(*args: str) -> subprocess.CompletedProcess:
 
 def run_main(*args: str) -> int:
     """Parses `args` like the command line and runs main() in this process."""
-    flags.FLAGS.unparse_flags()
-    return data.main(flags.FLAGS(["ebgan-data", *args]))
+    return run_in_process(data.main, data.define_flags, ["ebgan-data", *args])
 
 
 def test_help_explains_every_flag_and_the_subcommands():

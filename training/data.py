@@ -20,8 +20,9 @@ import sys
 import time
 from typing import Sequence
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from ebgan_tf.cli import run_main
 from ebgan_tf.config import PRESETS, REGIONS, Preset, parse_regions
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,24 +30,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SUBCOMMANDS: tuple[str, ...] = ("prepare", "preview")
 DATASETS: tuple[str, ...] = tuple(dict.fromkeys(preset.dataset for preset in PRESETS.values()))
 
+def define_flags() -> None:
+    """Defines the command's flags (see ebgan_tf.cli)."""
+    flags.DEFINE_string("dataset", "synthetic_faces", f"Data set: {' or '.join(DATASETS)}.")
+    flags.DEFINE_string("data_dir", None, "Directory of the data set (tensorflow-datasets data_dir); required.")
+    flags.DEFINE_integer("image_size", None,
+                         "Image size in pixels; default: the data set's preset (synthetic_faces 64, celeb_a 128).",
+                         lower_bound=16)
+    flags.DEFINE_integer("num_train", None, "prepare, synthetic_faces: number of training faces (default: the "
+                         "builder's).", lower_bound=1)
+    flags.DEFINE_integer("num_validation", None, "prepare, synthetic_faces: number of validation faces (default: the "
+                         "builder's).", lower_bound=1)
+    flags.DEFINE_integer("num_test", None, "prepare, synthetic_faces: number of test faces (default: the builder's).",
+                         lower_bound=1)
+    flags.DEFINE_string("region", "mouth", "preview: mask region(s), comma-separated, one drawn per example; valid: "
+                        f"{', '.join(REGIONS)}.")
+    flags.DEFINE_integer("num", 8, "preview: number of examples (rows) in the grid.", lower_bound=1)
+    flags.DEFINE_string("out", None, "preview: output image file (.png recommended); required for preview.")
+    flags.DEFINE_string("split", None, "preview: split to read, e.g. test or train[:100]; default: the training "
+                        "split (synthetic_faces train, celeb_a train+validation).")
+
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("dataset", "synthetic_faces", f"Data set: {' or '.join(DATASETS)}.")
-flags.DEFINE_string("data_dir", None, "Directory of the data set (tensorflow-datasets data_dir); required.")
-flags.DEFINE_integer("image_size", None,
-                     "Image size in pixels; default: the data set's preset (synthetic_faces 64, celeb_a 128).",
-                     lower_bound=16)
-flags.DEFINE_integer("num_train", None, "prepare, synthetic_faces: number of training faces (default: the "
-                     "builder's).", lower_bound=1)
-flags.DEFINE_integer("num_validation", None, "prepare, synthetic_faces: number of validation faces (default: the "
-                     "builder's).", lower_bound=1)
-flags.DEFINE_integer("num_test", None, "prepare, synthetic_faces: number of test faces (default: the builder's).",
-                     lower_bound=1)
-flags.DEFINE_string("region", "mouth", "preview: mask region(s), comma-separated, one drawn per example; valid: "
-                    f"{', '.join(REGIONS)}.")
-flags.DEFINE_integer("num", 8, "preview: number of examples (rows) in the grid.", lower_bound=1)
-flags.DEFINE_string("out", None, "preview: output image file (.png recommended); required for preview.")
-flags.DEFINE_string("split", None, "preview: split to read, e.g. test or train[:100]; default: the training "
-                    "split (synthetic_faces train, celeb_a train+validation).")
 
 
 class UsageError(ValueError):
@@ -152,11 +157,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run() -> None:
     """Console-script entry point (`ebgan-data`)."""
-    # A console script's __main__ is a generated wrapper: give --help this module's text and flags.
-    sys.modules["__main__"].__doc__ = __doc__
-    for flag in FLAGS.get_key_flags_for_module(__name__):
-        FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    app.run(main)
+    run_main(main, define_flags, __name__, __doc__)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,160 @@
+"""Edit faces with an exported model: a SavedModel directory or a .tflite file, behind one API.
+
+    editor = Editor.load("exports/ebgan/1")            # or "exports/ebgan-tflite/1/model_dynamic.tflite"
+    mask = editor.info.region_mask("mouth")            # for images at the model's alignment
+    edited = editor.edit(source, exemplar, mask, transfer=editor.info.transfer_vector(drop=["Mustache"]))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ebgan_tf.config import validate_attribute_names
+
+EDIT, EDIT_FILTERED, METADATA = "edit", "edit_filtered", "metadata"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What an exported model's `metadata` signature says, and the input helpers that follow from it."""
+
+    attribute_names: tuple[str, ...]
+    image_size: int
+    variant: str
+    landmark_template: np.ndarray  # float32 [5, 2]: the five landmarks of an aligned face at image_size
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, np.ndarray], **extra) -> "ModelInfo":
+        """Parses the outputs of the `metadata` signature (from TensorFlow, TFLite or a Predict response)."""
+        return cls(attribute_names=tuple(_text(name) for name in np.ravel(metadata["attribute_names"])),
+                   image_size=int(np.asarray(metadata["image_size"]).item()),
+                   variant=_text(metadata["variant"]),
+                   landmark_template=np.asarray(metadata["landmark_template"], np.float32).reshape(5, 2), **extra)
+
+    def transfer_vector(self, drop: Sequence[str] = (), keep: Sequence[str] | None = None) -> np.ndarray | None:
+        """1 = transfer, 0 = filter out. `drop` names attributes to filter out; `keep` names the only ones kept.
+
+        Returns None when nothing is filtered (plain `edit`). Unknown names, `drop` together with `keep`, and any
+        filtering on an EBGAN model are ValueErrors.
+        """
+        if not drop and keep is None:
+            return None
+        if drop and keep is not None:
+            raise ValueError("Give --drop or --keep, not both.")
+        if self.variant != "att_ebgan":
+            raise ValueError(f"This is an {self.variant} model: it has no attribute filtering (no edit_filtered "
+                             "signature). Train and export an att_ebgan model to use --drop/--keep.")
+        names = validate_attribute_names(list(drop) if drop else list(keep or ()), self.attribute_names)
+        on = (lambda name: name not in names) if drop else (lambda name: name in names)
+        return np.array([1.0 if on(name) else 0.0 for name in self.attribute_names], np.float32)
+
+    def region_mask(self, regions: Sequence[str] | str) -> np.ndarray:
+        """float32 [S,S,1] mask of named regions for a face at the model's alignment (its landmark template)."""
+        from ebgan_tf.data.masks import region_mask
+
+        return region_mask(self.landmark_template, regions, self.image_size).numpy()
+
+
+class Editor:
+    """Runs the `edit` / `edit_filtered` / `metadata` signatures of an exported model."""
+
+    def __init__(self, path: str, runner, metadata: Mapping[str, np.ndarray], batch_limit: int | None):
+        self.path = path
+        self._run = runner
+        self._batch_limit = batch_limit
+        self.info = ModelInfo.from_metadata(metadata)
+
+    @classmethod
+    def load(cls, path: str) -> "Editor":
+        """Loads a SavedModel directory or a .tflite file; a clear error when it is neither."""
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Model not found: {path}")
+        if os.path.isdir(path):
+            if not os.path.exists(os.path.join(path, "saved_model.pb")):
+                raise ValueError(f"{path} is a directory without saved_model.pb; give a SavedModel version "
+                                 "directory such as exports/ebgan/1.")
+            return cls._load_saved_model(path)
+        if path.endswith(".tflite"):
+            return cls._load_tflite(path)
+        raise ValueError(f"{path} is neither a SavedModel directory nor a .tflite file.")
+
+    @classmethod
+    def _load_saved_model(cls, path: str) -> "Editor":
+        import tensorflow as tf
+
+        signatures = tf.saved_model.load(path).signatures
+
+        def run(name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {key: value.numpy() for key, value in signatures[name](**inputs).items()}
+
+        return cls(path, _with_signatures(run, set(signatures.keys())), run(METADATA, {}), batch_limit=None)
+
+    @classmethod
+    def _load_tflite(cls, path: str) -> "Editor":
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=path)
+
+        def run(name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return interpreter.get_signature_runner(name)(**inputs)
+
+        return cls(path, _with_signatures(run, set(interpreter.get_signature_list())), run(METADATA, {}), batch_limit=1)
+
+    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
+             transfer: np.ndarray | None = None) -> np.ndarray:
+        """Edits uint8 images [S,S,3] or [N,S,S,3] with a float mask [S,S,1] / [N,S,S,1] (1 = edit).
+
+        `transfer` [n] or [N,n] (1 = transfer, 0 = filter out) selects `edit_filtered`. Returns uint8 like source.
+        """
+        single = np.ndim(source) == 3
+        source, exemplar, mask = (np.asarray(a)[None] if single else np.asarray(a) for a in (source, exemplar, mask))
+        self._check(source, exemplar, mask)
+        inputs = {"source": source, "exemplar": exemplar, "mask": mask.astype(np.float32)}
+        signature = EDIT
+        if transfer is not None:
+            if self.info.variant != "att_ebgan":
+                raise ValueError(f"This is an {self.info.variant} model: it has no attribute filtering.")
+            transfer = np.broadcast_to(np.asarray(transfer, np.float32), (len(source), len(self.info.attribute_names)))
+            inputs["attributes"] = np.ascontiguousarray(transfer)
+            signature = EDIT_FILTERED
+        step = self._batch_limit or len(source)
+        chunks = [self._run(signature, {key: value[start:start + step] for key, value in inputs.items()})["edited"]
+                  for start in range(0, len(source), step)]
+        edited = np.concatenate(chunks)
+        return edited[0] if single else edited
+
+    def _check(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray) -> None:
+        size = self.info.image_size
+        for name, array, channels in (("source", source, 3), ("exemplar", exemplar, 3), ("mask", mask, 1)):
+            if array.ndim != 4 or array.shape[1:] != (size, size, channels):
+                raise ValueError(f"{name} has shape {array.shape[1:] if array.ndim == 4 else array.shape}; this "
+                                 f"model takes {size}x{size}x{channels} (align and resize the image first).")
+        for name, array in (("source", source), ("exemplar", exemplar)):
+            if array.dtype != np.uint8:
+                raise ValueError(f"{name} must be uint8 pixels, got {array.dtype}.")
+        if len(exemplar) != len(source) or len(mask) != len(source):
+            raise ValueError("source, exemplar and mask must hold the same number of images.")
+        empty = [index for index in range(len(mask)) if not np.any(mask[index] > 0.5)]
+        if empty:
+            raise ValueError(f"Empty mask for image(s) {empty}: nothing to edit (mask values > 0.5 mark the region).")
+
+
+def _text(value) -> str:
+    """A string output of a signature (bytes, or a 0-d array of bytes from TFLite) as str."""
+    value = np.asarray(value).item()
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _with_signatures(run, available: set[str]):
+    """Wraps `run` so that asking for a signature the model lacks is a clear error."""
+
+    def checked(name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if name not in available:
+            raise ValueError(f"The model has no {name!r} signature (it has: {', '.join(sorted(available))}).")
+        return run(name, inputs)
+
+    return checked
