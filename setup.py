@@ -17,6 +17,7 @@ setup(
         "numpy>=1.26,<3",
         "pillow>=10",
         "absl-py>=2.1",
+        "tensorboard~=2.21.0",
         "tensorflow-serving-api~=2.21.0",
         "grpcio>=1.60",
         "grpcio-health-checking>=1.60",
@@ -26,6 +27,11 @@ setup(
     entry_points={
         "console_scripts": [
             "ebgan-data=training.data:run",
+            "ebgan-train=training.train:run",
+            "ebgan-export=export.main:run",
+            "ebgan-edit=serving.edit:run",
+            "ebgan-serve=serving.server:run",
+            "ebgan-client=serving.client:run",
         ],
     },
 )

@@ -1,0 +1,55 @@
+"""The exemplar encoder E(B, M) -> Z^B, and the downsampling stack it shares with G_enc and the classifier."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from ebgan_tf.config import ModelConfig
+
+
+def level_widths(base_width: int, max_width: int, levels: int) -> list[int]:
+    """Channel widths at resolution levels 0..levels: `base_width` doubling per level, capped at `max_width`."""
+    return [min(base_width * 2**level, max_width) for level in range(levels + 1)]
+
+
+def conv(width: int, kernel: int = 3, stride: int = 1, **kwargs) -> layers.Conv2D:
+    """A 'same'-padded convolution followed by LeakyReLU(0.2): the building block of every network here."""
+    return layers.Conv2D(width, kernel, strides=stride, padding="same", activation="leaky_relu", **kwargs)
+
+
+class DownsamplingStack(layers.Layer):
+    """A 3x3 stem at full resolution, then per level a 4x4 stride-2 and a 3x3 convolution.
+
+    Returns the features of every level, finest first (len(widths) tensors); the last one is the coarsest.
+    """
+
+    def __init__(self, widths: list[int], **kwargs):
+        super().__init__(**kwargs)
+        self.stem = conv(widths[0])
+        self.downsamples = [conv(width, 4, 2) for width in widths[1:]]
+        self.refines = [conv(width) for width in widths[1:]]
+
+    def call(self, inputs):
+        features = [self.stem(inputs)]
+        for downsample, refine in zip(self.downsamples, self.refines):
+            features.append(refine(downsample(features[-1])))
+        return features
+
+
+class Encoder(keras.Model):
+    """E(B, M): the code Z^B [N, S/2**d, S/2**d, code_channels] of the exemplar's masked region (float32, linear).
+
+    The input is concat(B * M, M): the encoder sees only the region to transfer, and the mask channel tells
+    "outside the region" apart from pixels that happen to be 0 (mid-grey in [-1, 1]).
+    """
+
+    def __init__(self, config: ModelConfig, code_channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.code_channels = code_channels
+        self.features = DownsamplingStack(
+            level_widths(config.base_width, config.max_width, config.code_downsamplings))
+        self.to_code = layers.Conv2D(code_channels, 3, padding="same", dtype="float32")
+
+    def call(self, image, mask):
+        return self.to_code(self.features(ops.concatenate([image * mask, mask], axis=-1))[-1])

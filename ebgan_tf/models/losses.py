@@ -1,0 +1,46 @@
+"""The paper's losses (section 3.2) as per-example float32 losses of shape [N].
+
+The trainer averages them over the global batch. Discriminator and classifier outputs are logits; the sigmoid of
+the paper is applied inside softplus / sigmoid cross-entropy, which equal -log(sigmoid) without overflow:
+-log(sigmoid(x)) = softplus(-x) and -log(1 - sigmoid(x)) = softplus(x).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def _per_example_mean(values: tf.Tensor) -> tf.Tensor:
+    """Mean over every axis but the first."""
+    return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+def l1_loss(target: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:
+    """Mean absolute difference per example: the paper's ||.||_1 normalised by the number of elements."""
+    return _per_example_mean(tf.abs(tf.cast(target, tf.float32) - tf.cast(prediction, tf.float32)))
+
+
+def reconstruction_loss(source: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tensor:
+    """L_rec = |A - G_dec(Z^A, Z^A')|_1 over the whole image (eq. 1)."""
+    return l1_loss(source, reconstruction)
+
+
+def cycle_loss(exemplar_code: tf.Tensor, cycled_code: tf.Tensor) -> tf.Tensor:
+    """L_cyc = |Z^B - E(A^b, M)|_1 over the code (eq. 4)."""
+    return l1_loss(exemplar_code, cycled_code)
+
+
+def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """L_adv_d = -[log D(A) + log(1 - D(y))] (eq. 5), from D's logits [N]."""
+    return tf.nn.softplus(-tf.cast(real_logits, tf.float32)) + tf.nn.softplus(tf.cast(fake_logits, tf.float32))
+
+
+def generator_adversarial_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Non-saturating L_adv_g = -log D(y) (eq. 6 with the sign that makes G maximise log D(y))."""
+    return tf.nn.softplus(-tf.cast(fake_logits, tf.float32))
+
+
+def classification_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Binary cross-entropy summed over the n attributes (eqs. 2 and 3), from C's logits [N, n]."""
+    return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.float32), logits=tf.cast(logits, tf.float32)), axis=-1)

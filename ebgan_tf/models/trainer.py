@@ -1,0 +1,182 @@
+"""EBGANTrainer: the keras.Model whose train_step trains encoder + generator, discriminator and classifier.
+
+One forward pass per step computes every loss; the three network groups are then updated simultaneously, each
+from the gradient of its own loss with respect to its own variables (generator group: L_G, discriminator: L_D,
+classifier: L_C). D scores the composite y once: L_D's gradient is taken only with respect to D's variables, which
+is exactly D's step on stop_gradient(y), while L_adv_g's gradient flows through the same D(y) into the generator.
+Each loss is averaged over the GLOBAL batch, so N replicas make the same update as one device.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+from ebgan_tf.config import LossWeights, ModelConfig, Preset, validate_variant
+from ebgan_tf.models import losses
+from ebgan_tf.models.classifier import Classifier
+from ebgan_tf.models.discriminator import Discriminator
+from ebgan_tf.models.encoder import Encoder
+from ebgan_tf.models.generator import Generator, composite, gate_code
+
+ATT_EBGAN = "att_ebgan"
+
+
+class EBGANTrainer(keras.Model):
+    """Holds the networks of EBGAN / Att-EBGAN, trains them with `fit` and edits with `edit`."""
+
+    def __init__(self, model_config: ModelConfig, attribute_names: Sequence[str], variant: str,
+                 loss_weights: LossWeights = LossWeights(), **kwargs):
+        super().__init__(**kwargs)
+        self.variant = validate_variant(variant)
+        self.model_config = model_config
+        self.attribute_names = tuple(attribute_names)
+        self.loss_weights = loss_weights
+        size, downsamplings = model_config.image_size, model_config.code_downsamplings
+        if size % 2**downsamplings:
+            raise ValueError(f"image_size {size} is not divisible by 2**code_downsamplings = {2**downsamplings}.")
+        attributed = variant == ATT_EBGAN
+        if attributed and not self.attribute_names:
+            raise ValueError("Att-EBGAN needs at least one attribute name.")
+        code_channels = (len(self.attribute_names) * model_config.code_channels_per_attribute if attributed
+                         else model_config.ebgan_code_channels)
+        self.encoder = Encoder(model_config, code_channels, name="encoder")
+        self.generator = Generator(model_config, name="generator")
+        self.discriminator = Discriminator(model_config, name="discriminator")
+        self.classifier = Classifier(model_config, len(self.attribute_names), name="classifier") if attributed else None
+        loss_names = ["g_loss", "d_loss"] + (["c_loss"] if attributed else []) + ["adv_g", "rec", "cyc"] + (
+            ["cls_g"] if attributed else []) + ["adv_d"]
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in loss_names}
+        self.g_optimizer = self.d_optimizer = self.c_optimizer = None
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        """The loss trackers; Keras resets them at the start of every epoch."""
+        return list(self._trackers.values())
+
+    def build_all(self) -> None:
+        """Runs every network once on zeros so all variables exist (before loading weights or compiling)."""
+        size = self.model_config.image_size
+        images, mask = tf.zeros([1, size, size, 3]), tf.zeros([1, size, size, 1])
+        self.generator(images, mask, self.encoder(images, mask))
+        self.discriminator(images)
+        if self.classifier is not None:
+            self.classifier(images)
+        self.built = True
+
+    def compile(self, learning_rate: float = 1e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs) -> None:
+        """Creates and builds the Adam optimizers of the three groups (call inside `strategy.scope()`).
+
+        Extra keyword arguments go to keras.Model.compile; jit_compile defaults to False. Under a
+        "mixed_float16" global policy the optimizers are wrapped in a LossScaleOptimizer.
+        """
+        if not self.built:
+            self.build_all()
+
+        def adam(name: str, variables: list) -> keras.optimizers.Optimizer:
+            optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, name=name)
+            if keras.mixed_precision.global_policy().name == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=name)
+            optimizer.build(variables)
+            return optimizer
+
+        self.g_optimizer = adam("g_optimizer", self._generator_variables())
+        self.d_optimizer = adam("d_optimizer", self.discriminator.trainable_variables)
+        if self.classifier is not None:
+            self.c_optimizer = adam("c_optimizer", self.classifier.trainable_variables)
+        kwargs.setdefault("jit_compile", False)
+        super().compile(optimizer=self.g_optimizer, **kwargs)
+
+    def _generator_variables(self) -> list:
+        return self.encoder.trainable_variables + self.generator.trainable_variables
+
+    def _code(self, image, mask, labels):
+        """(Z, Z'): the encoder's code of `image`'s masked region and, for Att-EBGAN, its label-gated version."""
+        code = self.encoder(image, mask)
+        if self.classifier is None:
+            return code, code
+        return code, gate_code(code, labels, len(self.attribute_names))
+
+    def _per_example_losses(self, batch: dict) -> dict[str, tf.Tensor]:
+        """One forward pass: every loss of the paper, per example [N], keyed like the logs."""
+        source, exemplar, mask = batch["source"], batch["exemplar"], batch["mask"]
+        context = self.generator.encode(source, mask)
+        exemplar_code, exemplar_gated = self._code(exemplar, mask, batch["exemplar_attributes"])
+        _, source_gated = self._code(source, mask, batch["source_attributes"])
+        generated = self.generator.decode(context, exemplar_gated)
+        reconstructed = self.generator.decode(context, source_gated)
+        fake_logits = self.discriminator(composite(generated, source, mask))
+        values = {
+            "adv_g": losses.generator_adversarial_loss(fake_logits),
+            "rec": losses.reconstruction_loss(source, reconstructed),
+            "cyc": losses.cycle_loss(exemplar_code, self.encoder(generated, mask)),
+            "adv_d": losses.discriminator_loss(self.discriminator(source), fake_logits),
+        }
+        weights = self.loss_weights
+        values["g_loss"] = values["adv_g"] + weights.rec * values["rec"] + weights.cyc * values["cyc"]
+        values["d_loss"] = values["adv_d"]
+        if self.classifier is not None:
+            values["cls_g"] = losses.classification_loss(batch["exemplar_attributes"], self.classifier(generated))
+            values["c_loss"] = losses.classification_loss(batch["source_attributes"], self.classifier(source))
+            values["g_loss"] += weights.cls * values["cls_g"]
+        return values
+
+    def _logs(self, values: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Feeds the per-example losses to the trackers; returns their running means as rank-1 [1] tensors
+        (MultiWorkerMirroredStrategy cannot reduce scalar logs across workers in Keras 3.15)."""
+        for name, tracker in self._trackers.items():
+            tracker.update_state(values[name])
+        return {name: tf.reshape(tracker.result(), [1]) for name, tracker in self._trackers.items()}
+
+    def train_step(self, batch: dict) -> dict[str, tf.Tensor]:
+        """One simultaneous update of every group from one forward pass (see the module docstring)."""
+        groups = [("g_loss", self.g_optimizer, self._generator_variables()),
+                  ("d_loss", self.d_optimizer, self.discriminator.trainable_variables)]
+        if self.classifier is not None:
+            groups.append(("c_loss", self.c_optimizer, self.classifier.trainable_variables))
+        global_batch = tf.shape(batch["source"])[0] * tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape(persistent=True) as tape:
+            values = self._per_example_losses(batch)
+            objectives = [optimizer.scale_loss(tf.nn.compute_average_loss(values[name], global_batch_size=global_batch))
+                          for name, optimizer, _ in groups]
+        gradients = [tape.gradient(objective, variables) for objective, (_, _, variables) in zip(objectives, groups)]
+        del tape
+        for (_, optimizer, variables), grads in zip(groups, gradients):
+            optimizer.apply_gradients(zip(grads, variables))
+        return self._logs(values)
+
+    def test_step(self, batch: dict) -> dict[str, tf.Tensor]:
+        """The same losses as train_step, without updates."""
+        return self._logs(self._per_example_losses(batch))
+
+    def edit(self, source, exemplar, mask, transfer=None) -> tf.Tensor:
+        """The composite y = A^b * M + A * (1 - M), float32 [N, S, S, 3] in [-1, 1].
+
+        source, exemplar: [N, S, S, 3] in [-1, 1]; mask: [N, S, S, 1], 1 = edit. Att-EBGAN gates the exemplar's
+        code with transfer * (C(exemplar) > 0.5): the classifier reads the exemplar's attributes (a user's photo
+        has no labels) and `transfer` [N, n] (1 = transfer, 0 = filter out; None = all ones) switches single
+        attributes off. EBGAN ignores `transfer`.
+        """
+        source, exemplar, mask = (tf.convert_to_tensor(value, tf.float32) for value in (source, exemplar, mask))
+        code = self.encoder(exemplar, mask)
+        if self.classifier is not None:
+            labels = tf.cast(self.classifier(exemplar) > 0.0, tf.float32)  # logit > 0 <=> sigmoid > 0.5
+            if transfer is not None:
+                labels *= tf.convert_to_tensor(transfer, tf.float32)
+            code = gate_code(code, labels, len(self.attribute_names))
+        generated = self.generator.decode(self.generator.encode(source, mask), code)
+        return composite(generated, source, mask)
+
+    def call(self, batch: dict) -> tf.Tensor:
+        """`edit` of a contract-2 batch (no filtering), so `predict` works on training batches."""
+        return self.edit(batch["source"], batch["exemplar"], batch["mask"])
+
+
+def build_trainer(preset: Preset, variant: str, regions: Sequence[str],
+                  loss_weights: LossWeights | None = None) -> EBGANTrainer:
+    """The trainer of `preset` for `regions` (its attributes: preset.attributes_for(regions), for both variants;
+    EBGAN records them but does not use them). `loss_weights` defaults to the preset's."""
+    return EBGANTrainer(preset.model, preset.attributes_for(regions), variant,
+                        loss_weights if loss_weights is not None else preset.train.loss_weights)

@@ -1,0 +1,237 @@
+"""Tests of ebgan-train (training/train.py, train_lib.py, run_config.py, callbacks.py) and the demo writer, on a
+tiny model and a tiny synthetic data set."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import types
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.util import event_pb2
+
+from ebgan_tf import images
+from ebgan_tf.data import pipeline, synthetic_faces
+from training import train_lib
+from training.distribute import make_strategy
+from training.run_config import ConfigError, RunConfig, load_trained, read_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE_SIZE = 32
+SPLIT_SIZES = {"num_train": 32, "num_validation": 8, "num_test": 16}
+# pipeline.load_examples reads the standard synthetic_faces config (12,000 training faces); the tests read a
+# tiny data set with the same builder instead. DEMO runs training.demo's main on it in a fresh process.
+DEMO = f"""
+import sys
+from ebgan_tf.data import pipeline, synthetic_faces
+pipeline.load_examples = lambda dataset, data_dir, split, image_size: synthetic_faces.load_synthetic_faces(
+    data_dir, split, image_size, prepare=False, **{SPLIT_SIZES!r})
+from training import demo
+sys.argv = ["demo"] + sys.argv[1:]
+demo.run()
+"""
+TINY_MODEL = {"image_size": IMAGE_SIZE, "base_width": 8, "max_width": 16, "code_downsamplings": 2,
+              "code_channels_per_attribute": 2, "ebgan_code_channels": 8, "discriminator_width": 8,
+              "classifier_width": 8}
+TINY_MODEL_FLAG = ",".join(f"{name}={value}" for name, value in TINY_MODEL.items())
+FLAGS_OF_THE_BRIEF = (
+    "preset", "variant", "regions", "dataset", "data_dir", "model_dir", "epochs", "steps_per_epoch", "batch_size",
+    "learning_rate", "rec_weight", "cyc_weight", "cls_weight", "model_config", "strategy", "cpu_replicas", "seed",
+    "checkpoint_every", "keep_checkpoints", "log_every", "image_every", "image_rows", "validation_steps")
+
+
+def tiny_config(model_dir, data_dir, **overrides) -> RunConfig:
+    """6 steps (2 epochs of 3) of a tiny Att-EBGAN at 32 px, batch 4; checkpoints at steps 2, 4, 6."""
+    settings = dict(model_dir=str(model_dir), data_dir=str(data_dir), batch_size=4, epochs=2, steps_per_epoch=3,
+                    checkpoint_every=2, keep_checkpoints=2, log_every=1, image_every=2, image_rows=2,
+                    validation_steps=1, model_overrides=TINY_MODEL)
+    settings.update(overrides)
+    return RunConfig(**settings)
+
+
+def network_weights(trainer) -> list[np.ndarray]:
+    networks = (trainer.encoder, trainer.generator, trainer.discriminator, trainer.classifier)
+    return [variable.numpy() for network in networks if network is not None for variable in network.weights]
+
+
+def run_python(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def summaries(directory: str) -> dict[str, dict[int, event_pb2.Summary.Value]]:
+    """tag -> step -> summary value, from every event file in `directory`."""
+    found: dict[str, dict[int, event_pb2.Summary.Value]] = {}
+    for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                found.setdefault(value.tag, {})[event.step] = value
+    return found
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Simulates an interruption: ends training after `step` optimisation steps."""
+
+    def __init__(self, step: int):
+        super().__init__()
+        self._step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations.numpy()) >= self._step:
+            self.model.stop_training = True
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    """A tiny synthetic_faces data set at 32 px, read by pipeline.load_examples for this module's tests."""
+    path = str(tmp_path_factory.mktemp("data"))
+    synthetic_faces.prepare_synthetic_faces(path, image_size=IMAGE_SIZE, **SPLIT_SIZES)
+
+    def load_tiny(dataset: str, data_dir: str, split: str, image_size: int):
+        assert dataset == "synthetic_faces" and image_size == IMAGE_SIZE
+        return synthetic_faces.load_synthetic_faces(data_dir, split, image_size, prepare=False, **SPLIT_SIZES)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "load_examples", load_tiny)
+        yield path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, data_dir):
+    """An uninterrupted 6-step run: (model_dir, trainer, history)."""
+    model_dir = str(tmp_path_factory.mktemp("run") / "model")
+    trainer, history = train_lib.train(tiny_config(model_dir, data_dir), make_strategy("one_device"))
+    return model_dir, trainer, history
+
+
+@pytest.mark.slow
+def test_run_writes_config_checkpoints_summaries_and_final_weights(finished):
+    model_dir, trainer, history = finished
+    config = read_config(model_dir)
+    assert config["variant"] == "att_ebgan" and config["regions"] == ["mouth"]
+    assert config["attribute_names"] == list(trainer.attribute_names)
+    assert config["model"]["image_size"] == IMAGE_SIZE and config["batch_size"] == 4
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-6")
+    kept = sorted(path[:-len(".index")] for path in glob.glob(os.path.join(model_dir, "checkpoints", "*.index")))
+    assert [os.path.basename(path) for path in kept] == ["ckpt-4", "ckpt-6"]  # keep_checkpoints=2
+    assert os.path.exists(os.path.join(model_dir, "final.weights.h5"))
+    assert trainer.g_optimizer.iterations.numpy() == 6
+    assert len(history["g_loss"]) == 2 and np.all(np.isfinite(history["g_loss"]))
+    assert len(history["val_g_loss"]) == 2
+
+    train_logs = summaries(os.path.join(model_dir, "logs", "train"))
+    assert sorted(train_logs["g_loss"]) == [1, 2, 3, 4, 5, 6]  # log_every=1, keyed by the global step
+    assert np.isfinite(tf.make_ndarray(train_logs["g_loss"][6].tensor))
+    assert sorted(train_logs["edits"]) == [2, 4, 6]
+    png = train_logs["edits"][6].tensor.string_val
+    grid = tf.io.decode_png(png[2]).numpy()
+    assert (int(png[1]), int(png[0])) == grid.shape[:2]
+    assert grid.shape[0] >= 2 * IMAGE_SIZE and grid.shape[1] >= 5 * IMAGE_SIZE  # 2 rows, 5 columns
+    assert sorted(summaries(os.path.join(model_dir, "logs", "validation"))["g_loss"]) == [3, 6]
+
+
+@pytest.mark.slow
+def test_load_trained_rebuilds_the_final_model(finished):
+    model_dir, trainer, _ = finished
+    loaded = load_trained(model_dir)
+    assert loaded.attribute_names == trainer.attribute_names and loaded.variant == "att_ebgan"
+    for got, want in zip(network_weights(loaded), network_weights(trainer), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.slow
+def test_resume_mid_epoch_gives_the_weights_of_an_uninterrupted_run(finished, data_dir, tmp_path, capsys):
+    _, uninterrupted, _ = finished
+    config = tiny_config(tmp_path / "model", data_dir)
+    stopped, _ = train_lib.train(config, make_strategy("one_device"), extra_callbacks=[StopAtStep(4)])
+    assert stopped.g_optimizer.iterations.numpy() == 4  # interrupted in the second epoch, after its first step
+    capsys.readouterr()
+    resumed, _ = train_lib.train(config, make_strategy("one_device"))
+    assert "Resuming from step 4 (checkpoint" in capsys.readouterr().out
+    assert resumed.g_optimizer.iterations.numpy() == 6
+    for got, want in zip(network_weights(resumed), network_weights(uninterrupted), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_restart_with_another_configuration_names_the_differing_fields(finished, data_dir):
+    model_dir, _, _ = finished
+    before = sorted(os.listdir(model_dir))
+    with pytest.raises(ConfigError, match=r"another configuration.*variant: 'att_ebgan' in the model_dir, 'ebgan'"):
+        train_lib.train(tiny_config(model_dir, data_dir, variant="ebgan"), make_strategy("one_device"))
+    with pytest.raises(ConfigError, match=r"batch_size: 4 in the model_dir, 8 now"):
+        train_lib.train(tiny_config(model_dir, data_dir, batch_size=8), make_strategy("one_device"))
+    assert sorted(os.listdir(model_dir)) == before
+
+
+def test_user_errors_are_config_errors_before_anything_is_written(tmp_path):
+    model_dir = tmp_path / "model"
+    three_replicas = types.SimpleNamespace(num_replicas_in_sync=3)
+    cases = [
+        (tiny_config(model_dir, tmp_path / "missing"), make_strategy("one_device"),
+         "does not exist|No synthetic_faces data set"),  # real or tiny loader (see data_dir)
+        (tiny_config(model_dir, tmp_path, batch_size=4), three_replicas, "multiple of the 3 replica"),
+        (tiny_config(model_dir, tmp_path, regions=("mouth", "ears")), make_strategy("one_device"),
+         "Unknown region.*'ears'.*valid regions: mouth, eyes"),
+        (tiny_config(model_dir, tmp_path, variant="gan"), make_strategy("one_device"), "Unknown variant 'gan'"),
+        (tiny_config(model_dir, tmp_path, preset="huge"), make_strategy("one_device"), "Unknown preset 'huge'"),
+        (tiny_config(model_dir, tmp_path, model_overrides={"depth": 3}), make_strategy("one_device"),
+         "Unknown model setting.*'depth'"),
+        (tiny_config(model_dir, tmp_path, checkpoint_every=0), make_strategy("one_device"), "--checkpoint_every"),
+    ]
+    for config, strategy, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            train_lib.train(config, strategy)
+    assert not model_dir.exists()
+
+
+@pytest.mark.slow
+def test_cli_help_mentions_every_flag():
+    result = run_python("-m", "training.train", "--helpshort")  # absl exits with status 1 after the help
+    for name in FLAGS_OF_THE_BRIEF:
+        assert f"--{name}" in result.stdout, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, message", [
+    (["--preset=huge"], "flag --preset=huge: value should be one of <celeba128|synthetic64>"),
+    (["--variant=gan"], "flag --variant=gan: value should be one of <ebgan|att_ebgan>"),
+    (["--regions=mouth,ears"], "ebgan-train: error: Unknown region(s) 'ears'; valid regions:"),
+    (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=3"],
+     "ebgan-train: error: --batch_size=3 (the global batch) must be a positive multiple of the 2 replica(s)"),
+])
+def test_cli_errors_exit_1_with_one_clear_line(args, message, tmp_path):
+    result = run_python("-m", "training.train", f"--model_dir={tmp_path / 'model'}", f"--data_dir={tmp_path}", *args)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_model_dir_of_another_run(finished, data_dir):
+    model_dir, _, _ = finished
+    result = run_python("-m", "training.train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
+                     f"--model_config={TINY_MODEL_FLAG}", "--batch_size=4", "--rec_weight=1")
+    assert result.returncode == 1
+    assert "holds a run with another configuration (loss_weights.rec: 100.0 in the model_dir, 1.0 now)" in \
+        result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_writes_the_edit_grid(finished, data_dir, tmp_path):
+    model_dir, _, _ = finished
+    out = tmp_path / "edits.png"
+    result = run_python("-c", DEMO, f"--model_dir={model_dir}", f"--data_dir={data_dir}", f"--out={out}",
+                     "--rows=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Wrote {out}: 3 rows" in result.stdout
+    grid = images.load_image(str(out))
+    assert grid.shape[0] >= 3 * IMAGE_SIZE and grid.shape[1] >= 5 * IMAGE_SIZE

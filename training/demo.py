@@ -1,0 +1,80 @@
+"""Writes the demo picture of a trained run: rows of source, exemplar, mask, result and filtered result.
+
+  python -m training.demo --model_dir=demo/model --data_dir=demo/data --out=demo/edits.png
+
+Pairs come from the evaluation split. Rows whose exemplar shows the model's first attribute (Mustache for the
+mouth) and whose source does not come first, so the "without Mustache" column shows the filtering.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from absl import app, flags
+
+from ebgan_tf import images
+from ebgan_tf.cli import run_main
+from ebgan_tf.data import pipeline
+from training.callbacks import edit_grid
+from training.run_config import DEFAULT_DATA_DIR, load_trained, run_config_from_dir
+
+CANDIDATES = 256  # evaluation pairs to choose the demo rows from
+
+def define_flags() -> None:
+    """Defines the command's flags (see ebgan_tf.cli)."""
+    flags.DEFINE_string("model_dir", None, "Model directory written by ebgan-train.")
+    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "Directory of the prepared data set the run was trained on.")
+    flags.DEFINE_string("out", "demo/edits.png", "PNG file to write (atomically).")
+    flags.DEFINE_integer("rows", 6, "Number of rows (source/exemplar pairs).")
+    flags.DEFINE_integer("seed", 0, "Seed of the pairing of evaluation faces.")
+    flags.mark_flag_as_required("model_dir")
+
+
+FLAGS = flags.FLAGS
+
+
+def demo_batch(batch: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """`rows` pairs of `batch`: first those whose exemplar has the first attribute and whose source has not."""
+    shows = batch["exemplar_attributes"][:, 0] > 0.5
+    lacks = batch["source_attributes"][:, 0] < 0.5
+    order = np.argsort(~(shows & lacks), kind="stable")[:rows]
+    return {key: value[order] for key, value in batch.items()}
+
+
+def write_demo_grid(model_dir: str, data_dir: str, out: str, rows: int = 6, seed: int = 0) -> np.ndarray:
+    """Writes the edit grid of `rows` evaluation pairs of the run in `model_dir` to `out`; returns the grid."""
+    if rows < 1:
+        raise ValueError(f"--rows must be at least 1, got {rows}.")
+    config = run_config_from_dir(model_dir)
+    trainer = load_trained(model_dir)
+    image_size = config.model_config().image_size
+    examples = pipeline.load_examples(config.dataset, data_dir, pipeline.EVAL_SPLIT[config.dataset], image_size)
+    batches = pipeline.make_dataset(
+        examples, image_size=image_size, regions=config.regions, attribute_names=trainer.attribute_names,
+        batch_size=max(rows, CANDIDATES), crop=pipeline.default_crop(config.dataset), training=False,
+        same_exemplar_share=0.0, seed=seed, deterministic=True, repeat=True)
+    batch = {key: value.numpy() for key, value in next(iter(batches)).items()}
+    grid = edit_grid(trainer, demo_batch(batch, rows))
+    images.save_image(out, grid)
+    return grid
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        write_demo_grid(FLAGS.model_dir, FLAGS.data_dir, FLAGS.out, FLAGS.rows, FLAGS.seed)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"demo: error: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote {FLAGS.out}: {FLAGS.rows} rows of source, exemplar, mask, result and filtered result.")
+    return 0
+
+
+def run() -> None:
+    run_main(main, define_flags, __name__, __doc__)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,220 @@
+"""The configuration of a training run, its `config.json` in the model directory, and loading a trained model.
+
+A run is identified by everything that shapes its models and its optimisation (preset, variant, regions,
+attribute names, model sizes, loss weights, optimiser, global batch, data set, seed). `config.json` records that
+identity; a restart in the same model directory must match it. The schedule (epochs, checkpoint and logging
+intervals, strategy) may change between restarts.
+
+This module defines no flags, so exporters and evaluators can import `load_trained` next to their own flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Any
+
+import tensorflow as tf
+
+from ebgan_tf.config import LossWeights, ModelConfig, Preset, get_preset, parse_regions, validate_variant
+from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
+
+CONFIG_FILE = "config.json"
+FINAL_WEIGHTS = "final.weights.h5"
+CHECKPOINT_DIR = "checkpoints"
+LOG_DIR = "logs"
+DEFAULT_DATA_DIR = "~/tensorflow_datasets"
+
+
+class ConfigError(ValueError):
+    """A user error found before training starts: bad setting, mismatched model_dir, missing data."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything `train` needs. Fields left None take the preset's value (see `resolved`)."""
+
+    model_dir: str
+    preset: str = "synthetic64"
+    variant: str = "att_ebgan"
+    regions: tuple[str, ...] | None = None
+    dataset: str | None = None
+    data_dir: str = DEFAULT_DATA_DIR
+    epochs: int = 10
+    steps_per_epoch: int = 1000
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    loss_weights: LossWeights | None = None
+    model_overrides: dict[str, int] = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    image_every: int = 500
+    image_rows: int = 8
+    validation_steps: int = 10
+
+    def resolved(self) -> "RunConfig":
+        """Validates every field and fills the preset's defaults; a ValueError names the first bad field."""
+        preset = get_preset(self.preset)
+        validate_variant(self.variant)
+        regions = parse_regions(self.regions or preset.default_regions)
+        for name in ("epochs", "steps_per_epoch", "checkpoint_every", "keep_checkpoints", "log_every",
+                     "image_every", "image_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.validation_steps < 0:
+            raise ValueError(f"--validation_steps must be 0 (no validation) or more, got {self.validation_steps}.")
+        learning_rate = self.learning_rate if self.learning_rate is not None else preset.train.learning_rate
+        if learning_rate <= 0:
+            raise ValueError(f"--learning_rate must be positive, got {learning_rate}.")
+        loss_weights = self.loss_weights or preset.train.loss_weights
+        negative = [f"{field.name}={getattr(loss_weights, field.name)}" for field in dataclasses.fields(loss_weights)
+                    if getattr(loss_weights, field.name) < 0]
+        if negative:
+            raise ValueError(f"Loss weights must not be negative, got {', '.join(negative)}.")
+        resolved = dataclasses.replace(
+            self, regions=regions, dataset=self.dataset or preset.dataset,
+            data_dir=os.path.expanduser(self.data_dir), batch_size=self.batch_size or preset.train.batch_size,
+            learning_rate=learning_rate, loss_weights=loss_weights)
+        resolved.model_config()  # validates model_overrides
+        return resolved
+
+    def model_config(self) -> ModelConfig:
+        """The preset's ModelConfig with `model_overrides` applied."""
+        base = get_preset(self.preset).model
+        names = [field.name for field in dataclasses.fields(ModelConfig)]
+        unknown = [name for name in self.model_overrides if name not in names]
+        if unknown:
+            raise ValueError(f"Unknown model setting(s) {', '.join(map(repr, unknown))}; "
+                             f"valid settings: {', '.join(names)}.")
+        bad = [f"{name}={value}" for name, value in self.model_overrides.items() if int(value) < 1]
+        if bad:
+            raise ValueError(f"Model settings must be positive integers, got {', '.join(bad)}.")
+        return dataclasses.replace(base, **{name: int(value) for name, value in self.model_overrides.items()})
+
+    def preset_object(self) -> Preset:
+        """The named preset with this run's model sizes."""
+        return dataclasses.replace(get_preset(self.preset), model=self.model_config())
+
+    def identity(self) -> dict[str, Any]:
+        """What `config.json` records and a restart must match (call on a `resolved` config)."""
+        preset = self.preset_object()
+        train = preset.train
+        return {
+            "preset": self.preset,
+            "variant": self.variant,
+            "regions": list(self.regions),
+            "attribute_names": list(preset.attributes_for(self.regions)),
+            "model": dataclasses.asdict(preset.model),
+            "loss_weights": dataclasses.asdict(self.loss_weights),
+            "learning_rate": self.learning_rate,
+            "beta_1": train.beta_1,
+            "beta_2": train.beta_2,
+            "batch_size": self.batch_size,
+            "same_exemplar_share": train.same_exemplar_share,
+            "dataset": self.dataset,
+            "seed": self.seed,
+        }
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable 'field: saved -> current' entries, descending into nested dicts."""
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            differences.append(f"{prefix}{key}: {old!r} in the model_dir, {new!r} now")
+    return differences
+
+
+def read_config(model_dir: str) -> dict[str, Any] | None:
+    """The run identity recorded in `model_dir`, or None when there is none."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as stream:
+        return json.load(stream)
+
+
+def check_config(model_dir: str, identity: dict[str, Any]) -> None:
+    """Raises a ValueError naming every field where the run in `model_dir` differs from `identity`."""
+    saved = read_config(model_dir)
+    if saved is None:
+        return
+    differences = _differences(saved, json.loads(json.dumps(identity)))
+    if differences:
+        raise ValueError(f"--model_dir={model_dir} holds a run with another configuration ({'; '.join(differences)}); "
+                         "use another --model_dir, or the settings of that run to resume it.")
+
+
+def write_config(model_dir: str, identity: dict[str, Any]) -> None:
+    """Writes `config.json` atomically."""
+    os.makedirs(model_dir, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=model_dir, prefix=f".{CONFIG_FILE}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(identity, stream, indent=2)
+            stream.write("\n")
+        os.replace(temporary, os.path.join(model_dir, CONFIG_FILE))
+    except BaseException:
+        os.remove(temporary)
+        raise
+
+
+def run_config_from_dir(model_dir: str) -> RunConfig:
+    """The resolved RunConfig of the run recorded in `model_dir` (schedule fields take their defaults)."""
+    saved = read_config(model_dir)
+    if saved is None:
+        raise FileNotFoundError(f"{os.path.join(model_dir, CONFIG_FILE)} not found: {model_dir} is not a model "
+                                "directory written by ebgan-train.")
+    base = get_preset(saved["preset"]).model
+    overrides = {name: value for name, value in saved["model"].items() if getattr(base, name) != value}
+    return RunConfig(
+        model_dir=model_dir, preset=saved["preset"], variant=saved["variant"], regions=tuple(saved["regions"]),
+        dataset=saved["dataset"], batch_size=saved["batch_size"], learning_rate=saved["learning_rate"],
+        loss_weights=LossWeights(**saved["loss_weights"]), model_overrides=overrides, seed=saved["seed"],
+    ).resolved()
+
+
+def make_checkpoint(trainer: EBGANTrainer, optimizers: bool) -> tf.train.Checkpoint:
+    """A checkpoint of the trainer's networks and, if `optimizers`, its optimisers (whose iterations are the step)."""
+    objects = {name: getattr(trainer, name) for name in ("encoder", "generator", "discriminator", "classifier")}
+    if optimizers:
+        objects.update({name: getattr(trainer, name) for name in ("g_optimizer", "d_optimizer", "c_optimizer")})
+    return tf.train.Checkpoint(**{name: value for name, value in objects.items() if value is not None})
+
+
+def save_final_weights(trainer: EBGANTrainer, model_dir: str) -> str:
+    """Writes `<model_dir>/final.weights.h5` atomically; returns its path."""
+    path = os.path.join(model_dir, FINAL_WEIGHTS)
+    temporary = os.path.join(model_dir, f".partial-{os.getpid()}.{FINAL_WEIGHTS}")
+    try:
+        trainer.save_weights(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def load_trained(model_dir: str) -> EBGANTrainer:
+    """Rebuilds the trainer of a run from `config.json` and loads its final weights (or, when the run has not
+    finished, its latest checkpoint). Raises FileNotFoundError when `model_dir` holds neither.
+    """
+    config = run_config_from_dir(model_dir)
+    trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
+    trainer.build_all()
+    weights = os.path.join(model_dir, FINAL_WEIGHTS)
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
+    if os.path.exists(weights):
+        trainer.load_weights(weights)
+    elif latest:
+        make_checkpoint(trainer, optimizers=False).restore(latest).expect_partial()
+    else:
+        raise FileNotFoundError(f"{model_dir} holds neither {FINAL_WEIGHTS} nor a checkpoint; train it first.")
+    return trainer

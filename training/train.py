@@ -1,0 +1,122 @@
+r"""ebgan-train: train EBGAN or Att-EBGAN with Keras `fit` under a tf.distribute strategy.
+
+  ebgan-train --preset=synthetic64 --variant=att_ebgan --regions=mouth \
+      --dataset=synthetic_faces --data_dir=demo/data --model_dir=runs/mouth
+
+Rerunning the same command resumes from the latest checkpoint in --model_dir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from absl import app, flags
+
+from ebgan_tf.cli import run_main
+from ebgan_tf.config import PRESETS, VARIANTS, get_preset
+from ebgan_tf.data.pipeline import DATASETS
+from training import train_lib
+from training.distribute import STRATEGIES, make_strategy
+from training.run_config import DEFAULT_DATA_DIR, ConfigError, RunConfig
+
+_DEFAULTS = RunConfig(model_dir="")
+
+def define_flags() -> None:
+    """Defines the command's flags (see ebgan_tf.cli)."""
+    flags.DEFINE_enum("preset", _DEFAULTS.preset, sorted(PRESETS),
+                      "Named bundle of image size, network widths, region attributes and training defaults.")
+    flags.DEFINE_enum("variant", _DEFAULTS.variant, VARIANTS,
+                      "ebgan: exemplar transfer; att_ebgan: also gates the exemplar code by attribute labels and "
+                      "trains a classifier, so single attributes can be filtered out when editing.")
+    flags.DEFINE_string("regions", None, "Comma-separated regions whose masks are trained (each example draws one): "
+                        "mouth, eyes, brows, nose, components, face. Default: the preset's (mouth).")
+    flags.DEFINE_enum("dataset", None, DATASETS, "Data set to train on. Default: the preset's "
+                      "(synthetic_faces for synthetic64, celeb_a for celeba128).")
+    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "Directory of the prepared data set (see `ebgan-data prepare`).")
+    flags.DEFINE_string("model_dir", None, "Directory for config.json, checkpoints, TensorBoard logs and the final "
+                        "weights. An existing run there is resumed.")
+    flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Number of epochs.")
+    flags.DEFINE_integer("steps_per_epoch", _DEFAULTS.steps_per_epoch, "Training steps (global batches) per epoch.")
+    flags.DEFINE_integer("batch_size", None, "GLOBAL batch size, split evenly over the replicas; must be a multiple "
+                         "of their number. Default: the preset's (32).")
+    flags.DEFINE_float("learning_rate", None, "Adam learning rate of all three optimisers. Default: the preset's (1e-4).")
+    flags.DEFINE_float("rec_weight", None, "Weight of the reconstruction loss in L_G. Default: the preset's (100).")
+    flags.DEFINE_float("cyc_weight", None, "Weight of the cycle (code) loss in L_G. Default: the preset's (10).")
+    flags.DEFINE_float("cls_weight", None, "Weight of the attribute classification loss in L_G (att_ebgan). "
+                       "Default: the preset's (10).")
+    flags.DEFINE_list("model_config", [], "Overrides of the preset's network sizes as name=value pairs, e.g. "
+                      "base_width=16,max_width=64 (fields of ebgan_tf.config.ModelConfig).")
+    flags.DEFINE_enum("strategy", "auto", STRATEGIES, "Distribution strategy. auto: mirrored when there is more than "
+                      "one GPU or --cpu_replicas > 1, else one_device.")
+    flags.DEFINE_integer("cpu_replicas", 1, "Split the CPU into this many logical devices, so that --strategy=mirrored "
+                         "runs on a machine without GPUs (one replica per logical CPU).")
+    flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of the weight initialisation and of the input pipeline.")
+    flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every,
+                         "Save a checkpoint (models, optimisers, step) every this many steps, and at the end.")
+    flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_checkpoints, "Number of most recent checkpoints to keep.")
+    flags.DEFINE_integer("log_every", _DEFAULTS.log_every, "Write the training losses to TensorBoard every this many "
+                         "steps.")
+    flags.DEFINE_integer("image_every", _DEFAULTS.image_every, "Write the edit grid (source, exemplar, mask, result, "
+                         "filtered result) of a fixed evaluation batch to TensorBoard every this many steps.")
+    flags.DEFINE_integer("image_rows", _DEFAULTS.image_rows, "Rows (examples) of the TensorBoard edit grid.")
+    flags.DEFINE_integer("validation_steps", _DEFAULTS.validation_steps, "Batches of the evaluation split to compute "
+                         "the validation losses on after each epoch (0 = no validation).")
+    flags.mark_flag_as_required("model_dir")
+
+
+FLAGS = flags.FLAGS
+
+
+def _parse_model_config(pairs: list[str]) -> dict[str, int]:
+    overrides = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not value.strip().isdigit():
+            raise ValueError(f"--model_config expects name=positive_integer pairs, got {pair!r}.")
+        overrides[name.strip()] = int(value)
+    return overrides
+
+
+def run_config_from_flags() -> RunConfig:
+    """The RunConfig the flags describe (validated later by `RunConfig.resolved`)."""
+    weights = get_preset(FLAGS.preset).train.loss_weights
+    given = {"rec": FLAGS.rec_weight, "cyc": FLAGS.cyc_weight, "cls": FLAGS.cls_weight}
+    return RunConfig(
+        model_dir=FLAGS.model_dir, preset=FLAGS.preset, variant=FLAGS.variant,
+        regions=tuple(FLAGS.regions.split(",")) if FLAGS.regions is not None else None,
+        dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, epochs=FLAGS.epochs, steps_per_epoch=FLAGS.steps_per_epoch,
+        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+        loss_weights=dataclasses.replace(weights, **{k: v for k, v in given.items() if v is not None}),
+        model_overrides=_parse_model_config(FLAGS.model_config), seed=FLAGS.seed,
+        checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
+        image_every=FLAGS.image_every, image_rows=FLAGS.image_rows, validation_steps=FLAGS.validation_steps)
+
+
+def _fail(error: Exception) -> int:
+    print(f"ebgan-train: error: {error}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
+        config = run_config_from_flags()
+    except ValueError as error:
+        return _fail(error)
+    try:
+        train_lib.train(config, strategy)
+    except ConfigError as error:
+        return _fail(error)
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    run_main(main, define_flags, __name__, __doc__)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,148 @@
+"""The training library behind `ebgan-train`: `train(run_config, strategy)`.
+
+Exact resume: the input stream is a deterministic function of (seed, epoch) — every epoch gets its own
+pipeline seeded by the run seed and the epoch number — and a checkpoint holds the models, the optimisers and
+the global step (optimiser iterations). A restart restores the latest checkpoint, rebuilds the pipeline of the
+epoch it stopped in and skips the batches already consumed (at most one epoch of input work, no training), so
+an interrupted run ends with the same weights as an uninterrupted one. Each epoch is one `fit` call.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ebgan_tf.data import pipeline
+from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
+from training import callbacks
+from training.distribute import check_global_batch
+from training.run_config import (
+    CHECKPOINT_DIR, FINAL_WEIGHTS, LOG_DIR, ConfigError, RunConfig, check_config, make_checkpoint,
+    save_final_weights, write_config)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The input pipeline's seed for one epoch of a run."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+class _Data:
+    """The run's training, validation and image-grid batches."""
+
+    def __init__(self, config: RunConfig, attribute_names: tuple[str, ...]):
+        self._config = config
+        image_size = config.model_config().image_size
+        self._train = pipeline.load_examples(
+            config.dataset, config.data_dir, pipeline.TRAIN_SPLIT[config.dataset], image_size)
+        self._eval = pipeline.load_examples(
+            config.dataset, config.data_dir, pipeline.EVAL_SPLIT[config.dataset], image_size)
+        self._options = dict(image_size=image_size, regions=config.regions, attribute_names=attribute_names,
+                             crop=pipeline.default_crop(config.dataset), deterministic=True, repeat=True)
+
+    def epoch(self, epoch: int, skip: int) -> tf.data.Dataset:
+        """The batches of `epoch` after the first `skip`."""
+        config = self._config
+        batches = pipeline.make_dataset(
+            self._train, batch_size=config.batch_size, training=True,
+            same_exemplar_share=config.preset_object().train.same_exemplar_share,
+            seed=epoch_seed(config.seed, epoch), **self._options)
+        return batches.skip(skip).take(config.steps_per_epoch - skip)
+
+    def validation(self) -> tf.data.Dataset | None:
+        """The same `validation_steps` batches of the evaluation split after every epoch, or None."""
+        if not self._config.validation_steps:
+            return None
+        return pipeline.make_dataset(
+            self._eval, batch_size=self._config.batch_size, training=False, seed=self._config.seed,
+            **self._options).take(self._config.validation_steps)
+
+    def image_batch(self) -> dict[str, np.ndarray]:
+        """A fixed batch of `image_rows` evaluation pairs (never B = A) for the edit grid."""
+        batches = pipeline.make_dataset(
+            self._eval, batch_size=self._config.image_rows, training=False, same_exemplar_share=0.0,
+            seed=self._config.seed, **self._options)
+        return {key: value.numpy() for key, value in next(iter(batches)).items()}
+
+
+def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
+    """Builds and compiles the trainer (models and optimisers) inside the strategy's scope."""
+    keras.utils.set_random_seed(config.seed)
+    train = config.preset_object().train
+    with strategy.scope():
+        trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
+        trainer.build_all()
+        trainer.compile(learning_rate=config.learning_rate, beta_1=train.beta_1, beta_2=train.beta_2,
+                        jit_compile=False)
+    return trainer
+
+
+def train(
+    config: RunConfig,
+    strategy: tf.distribute.Strategy,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[EBGANTrainer, dict[str, list[float]]]:
+    """Trains (or resumes) the run `config` under `strategy`; returns the trainer and the per-epoch history.
+
+    `extra_callbacks` run after the built-in ones; one that sets `model.stop_training` ends the run early (with a
+    checkpoint and the weights of the step it stopped at).
+
+    Raises:
+      ConfigError: a bad setting, a global batch that does not split over the replicas, a model_dir holding
+        another run, or missing data — all found before anything is written.
+    """
+    try:
+        config = config.resolved()
+        check_global_batch(config.batch_size, strategy)
+        identity = config.identity()
+        check_config(config.model_dir, identity)
+        data = _Data(config, tuple(identity["attribute_names"]))
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError(str(error)) from None
+    trainer = _build(config, strategy)
+
+    checkpoint = make_checkpoint(trainer, optimizers=True)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(config.model_dir, CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints)
+    if manager.latest_checkpoint:
+        with strategy.scope():
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        print(f"Resuming from step {callbacks.global_step(trainer)} (checkpoint {manager.latest_checkpoint}).",
+              flush=True)
+    else:
+        print(f"Starting a new run in {config.model_dir}.", flush=True)
+    write_config(config.model_dir, identity)
+
+    logs = os.path.join(config.model_dir, LOG_DIR)
+    train_writer = tf.summary.create_file_writer(os.path.join(logs, "train"))
+    checkpoints = callbacks.CheckpointCallback(trainer, manager, config.checkpoint_every)
+    grids = callbacks.EditGridSummaries(trainer, train_writer, data.image_batch(), config.image_every)
+    scalars = callbacks.ScalarSummaries(
+        trainer, train_writer, tf.summary.create_file_writer(os.path.join(logs, "validation")), config.log_every)
+
+    history: dict[str, list[float]] = {}
+    total_steps = config.epochs * config.steps_per_epoch
+    step = callbacks.global_step(trainer)
+    if step >= total_steps:
+        print(f"Training is already complete: step {step} of {total_steps}.", flush=True)
+    for epoch in range(step // config.steps_per_epoch, config.epochs):
+        skip = callbacks.global_step(trainer) - epoch * config.steps_per_epoch
+        result = trainer.fit(
+            data.epoch(epoch, skip), initial_epoch=epoch, epochs=epoch + 1,
+            steps_per_epoch=config.steps_per_epoch - skip, validation_data=data.validation(),
+            validation_steps=config.validation_steps or None, shuffle=False,
+            callbacks=[checkpoints, scalars, grids, *extra_callbacks])
+        for name, values in result.history.items():
+            history.setdefault(name, []).extend(float(np.mean(value)) for value in values)
+        if trainer.stop_training:
+            break
+
+    checkpoints.save()
+    grids.write()
+    save_final_weights(trainer, config.model_dir)
+    print(f"Saved the final weights to {os.path.join(config.model_dir, FINAL_WEIGHTS)} "
+          f"(step {callbacks.global_step(trainer)}).", flush=True)
+    return trainer, history
