@@ -60,6 +60,15 @@ class _Data:
             self._eval, batch_size=self._config.batch_size, training=False, seed=self._config.seed,
             **self._options).take(self._config.validation_steps)
 
+    def landmark_template(self, batches: int = 4) -> list[list[float]]:
+        """Mean landmarks [5, 2] of evaluation faces after crop and resize: where the model expects the five
+        points of an aligned face (exported in the `metadata` signature for masks and photo alignment)."""
+        eval_batches = pipeline.make_dataset(
+            self._eval, batch_size=self._config.batch_size, training=False, seed=self._config.seed,
+            **self._options).take(batches)
+        landmarks = np.concatenate([batch["source_landmarks"].numpy() for batch in eval_batches])
+        return np.round(landmarks.mean(axis=0), 2).tolist()
+
     def image_batch(self) -> dict[str, np.ndarray]:
         """A fixed batch of `image_rows` evaluation pairs (never B = A) for the edit grid."""
         batches = pipeline.make_dataset(
@@ -100,6 +109,7 @@ def train(
         identity = config.identity()
         check_config(config.model_dir, identity)
         data = _Data(config, tuple(identity["attribute_names"]))
+        identity["landmark_template"] = data.landmark_template()
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from None
     trainer = _build(config, strategy)

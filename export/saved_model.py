@@ -1,0 +1,171 @@
+"""SavedModel export in TF Serving's layout, with the signatures of DESIGN.md's "Exported model contract".
+
+`<export_base>/<name>/<version>/` holds the SavedModel with signatures
+  edit (= serving_default): source uint8 [N,S,S,3], exemplar uint8 [N,S,S,3], mask float32 [N,S,S,1] -> edited
+  edit_filtered (Att-EBGAN): as edit plus attributes float32 [N,n] (1 = transfer, 0 = filter out)
+  metadata: () -> attribute_names string [n], image_size int32 [], variant string [],
+            landmark_template float32 [5,2] (where the model expects the five landmarks of an aligned face)
+plus assets/attributes.txt and assets.extra/tf_serving_warmup_requests. A version is written to a hidden
+temporary directory and renamed into place, so a server polling the base path never sees half an export.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ebgan_tf.models.trainer import EBGANTrainer
+
+EDIT = "edit"
+EDIT_FILTERED = "edit_filtered"
+METADATA = "metadata"
+
+
+def _to_unit(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def _validate(image_size: int, num_attributes: int, source, exemplar, mask, attributes=None) -> list[tf.Operation]:
+    """Graph assertions with readable messages for every input of an edit signature."""
+    size = tf.constant([image_size, image_size])
+    batch = tf.shape(source)[0]
+    checks = [
+        tf.debugging.assert_equal(tf.shape(source)[1:3], size,
+                                  message=f"source must be [N,{image_size},{image_size},3]"),
+        tf.debugging.assert_equal(tf.shape(exemplar)[1:3], size,
+                                  message=f"exemplar must be [N,{image_size},{image_size},3]"),
+        tf.debugging.assert_equal(tf.shape(mask)[1:3], size,
+                                  message=f"mask must be [N,{image_size},{image_size},1]"),
+        tf.debugging.assert_equal(tf.shape(exemplar)[0], batch,
+                                  message="source and exemplar must have the same batch size N"),
+        tf.debugging.assert_equal(tf.shape(mask)[0], batch, message="source and mask must have the same batch size N"),
+    ]
+    if attributes is not None:
+        checks += [
+            tf.debugging.assert_equal(tf.shape(attributes), tf.stack([batch, num_attributes]),
+                                      message=f"attributes must be [N,{num_attributes}] (one value per attribute)"),
+        ]
+    return checks
+
+
+def edit_function(trainer: EBGANTrainer, filtered: bool, validate: bool) -> Callable[..., dict[str, tf.Tensor]]:
+    """The serving computation: uint8 images in, uint8 composite out; pixels outside the mask are the source's.
+
+    Compositing happens in float32 on the 0..255 scale (TFLite has no uint8 select), with the mask binarised
+    at 0.5, so outside the mask the output equals the input exactly.
+    """
+    image_size = trainer.model_config.image_size
+    num_attributes = len(trainer.attribute_names)
+
+    def edit(source, exemplar, mask, attributes=None):
+        checks = _validate(image_size, num_attributes, source, exemplar, mask, attributes) if validate else []
+        with tf.control_dependencies(checks):
+            binary = tf.cast(mask > 0.5, tf.float32)
+            result = trainer.edit(_to_unit(source), _to_unit(exemplar), binary, transfer=attributes)
+            generated = tf.clip_by_value(tf.round((result + 1.0) * 127.5), 0.0, 255.0)
+            composite = generated * binary + tf.cast(source, tf.float32) * (1.0 - binary)
+            return {"edited": tf.cast(composite, tf.uint8)}
+
+    if filtered:
+        return lambda source, exemplar, mask, attributes: edit(source, exemplar, mask, attributes)
+    return lambda source, exemplar, mask: edit(source, exemplar, mask)
+
+
+def input_signature(image_size: int, num_attributes: int, filtered: bool, batch: int | None) -> list[tf.TensorSpec]:
+    """TensorSpecs of an edit signature; batch None = dynamic."""
+    specs = [
+        tf.TensorSpec([batch, image_size, image_size, 3], tf.uint8, name="source"),
+        tf.TensorSpec([batch, image_size, image_size, 3], tf.uint8, name="exemplar"),
+        tf.TensorSpec([batch, image_size, image_size, 1], tf.float32, name="mask"),
+    ]
+    if filtered:
+        specs.append(tf.TensorSpec([batch, num_attributes], tf.float32, name="attributes"))
+    return specs
+
+
+def metadata_function(trainer: EBGANTrainer, landmark_template: np.ndarray) -> Callable[[], dict[str, tf.Tensor]]:
+    """The `metadata` signature: constants describing the model."""
+    template = np.asarray(landmark_template, np.float32).reshape(5, 2)
+
+    def metadata():
+        return {
+            "attribute_names": tf.constant(list(trainer.attribute_names), tf.string),
+            "image_size": tf.constant(trainer.model_config.image_size, tf.int32),
+            "variant": tf.constant(trainer.variant, tf.string),
+            "landmark_template": tf.constant(template),
+        }
+
+    return metadata
+
+
+def build_archive(trainer: EBGANTrainer, landmark_template: np.ndarray, batch: int | None,
+                  validate: bool) -> keras.export.ExportArchive:
+    """An ExportArchive holding the edit, edit_filtered (Att-EBGAN) and metadata endpoints, `edit` first."""
+    archive = keras.export.ExportArchive()
+    archive.track(trainer)
+    size, count = trainer.model_config.image_size, len(trainer.attribute_names)
+    archive.add_endpoint(EDIT, edit_function(trainer, False, validate), input_signature(size, count, False, batch))
+    if trainer.variant == "att_ebgan":
+        archive.add_endpoint(EDIT_FILTERED, edit_function(trainer, True, validate),
+                             input_signature(size, count, True, batch))
+    archive.add_endpoint(METADATA, metadata_function(trainer, landmark_template), input_signature=[])
+    return archive
+
+
+def next_version(model_base: str) -> int:
+    """One more than the highest numeric version directory under `model_base` (1 when there is none)."""
+    if not os.path.isdir(model_base):
+        return 1
+    versions = [int(entry) for entry in os.listdir(model_base) if entry.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def _write_warmup(path: str, image_size: int) -> None:
+    """TF Serving warm-up records: one `edit` request of batch 1 (zeros, empty mask)."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=EDIT))
+    image = np.zeros([1, image_size, image_size, 3], np.uint8)
+    request.inputs["source"].CopyFrom(tf.make_tensor_proto(image))
+    request.inputs["exemplar"].CopyFrom(tf.make_tensor_proto(image))
+    request.inputs["mask"].CopyFrom(tf.make_tensor_proto(np.zeros([1, image_size, image_size, 1], np.float32)))
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(log.SerializeToString())
+
+
+def export_saved_model(trainer: EBGANTrainer, export_base: str, name: str, landmark_template: np.ndarray,
+                       version: int | None = None) -> str:
+    """Writes `<export_base>/<name>/<version>/` (next free version by default) and returns its path.
+
+    An existing version directory is an error (exports are immutable once served).
+    """
+    model_base = os.path.join(export_base, name)
+    version = next_version(model_base) if version is None else version
+    if version < 1:
+        raise ValueError(f"--version must be a positive integer, got {version}.")
+    target = os.path.join(model_base, str(version))
+    if os.path.exists(target):
+        raise FileExistsError(f"{target} already exists; choose another --version or leave it out for the next free one.")
+    os.makedirs(model_base, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_base)
+    try:
+        build_archive(trainer, landmark_template, batch=None, validate=True).write_out(staging, verbose=False)
+        os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
+        with open(os.path.join(staging, "assets", "attributes.txt"), "w") as handle:
+            handle.write("".join(f"{attribute}\n" for attribute in trainer.attribute_names))
+        _write_warmup(os.path.join(staging, "assets.extra", "tf_serving_warmup_requests"),
+                      trainer.model_config.image_size)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,79 @@
+"""Parity checks of an export: Keras vs SavedModel vs each TFLite variant, on synthetic faces.
+
+Bounds: Keras vs SavedModel and TFLite float32 vs SavedModel differ by at most 1 grey level; float16 and
+dynamic-range TFLite files keep a PSNR inside the mask (against the SavedModel) above PSNR_FLOORS, floors we
+measured on trained and untrained models (docs/BENCHMARKS.md) with a margin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ebgan_tf import metrics
+from ebgan_tf.data.synthetic import render_face, sample_face
+from ebgan_tf.editing import Editor
+from ebgan_tf.models.trainer import EBGANTrainer
+from export.saved_model import edit_function
+
+MAX_LEVEL_DIFFERENCE = 1
+PSNR_FLOORS = {"float16": 40.0, "dynamic": 30.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityCheck:
+    """One comparison: what was compared, the measured value, the bound and whether it holds."""
+
+    name: str
+    measure: str
+    value: float
+    bound: float
+    passed: bool
+
+    def __str__(self) -> str:
+        relation = "<=" if self.measure == "max level difference" else ">="
+        verdict = "ok" if self.passed else "FAILED"
+        return f"{self.name:<34} {self.measure:<22} {self.value:8.2f}  (bound {relation} {self.bound:g})  {verdict}"
+
+
+def verification_inputs(editor: Editor, count: int = 4, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Synthetic sources and exemplars at the model's size, with mouth masks from the model's template."""
+    size = editor.info.image_size
+    faces = [render_face(sample_face(seed + index), size).image for index in range(2 * count)]
+    source, exemplar = np.stack(faces[:count]), np.stack(faces[count:])
+    mask = np.broadcast_to(editor.info.region_mask("mouth"), (count, size, size, 1)).copy()
+    return source, exemplar, mask
+
+
+def _level_check(name: str, a: np.ndarray, b: np.ndarray) -> ParityCheck:
+    value = float(np.abs(a.astype(np.int32) - b.astype(np.int32)).max())
+    return ParityCheck(name, "max level difference", value, MAX_LEVEL_DIFFERENCE, value <= MAX_LEVEL_DIFFERENCE)
+
+
+def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dict[str, str] | None = None,
+                  count: int = 4) -> list[ParityCheck]:
+    """Runs every parity check of DESIGN.md on `count` synthetic pairs; returns the checks (none raise)."""
+    saved = Editor.load(saved_model_dir)
+    source, exemplar, mask = verification_inputs(saved, count)
+    transfers = {"edit": None}
+    if saved.info.variant == "att_ebgan":
+        transfers["edit_filtered"] = saved.info.transfer_vector(drop=[saved.info.attribute_names[0]])
+    checks = []
+    for signature, transfer in transfers.items():
+        reference = saved.edit(source, exemplar, mask, transfer)
+        attributes = None if transfer is None else np.broadcast_to(transfer, (count, len(transfer)))
+        keras_fn = edit_function(trainer, filtered=transfer is not None, validate=False)
+        keras_inputs = (source, exemplar, mask) + (() if attributes is None else (attributes,))
+        checks.append(_level_check(f"Keras vs SavedModel ({signature})", keras_fn(*keras_inputs)["edited"].numpy(),
+                                   reference))
+        for variant, path in (tflite_paths or {}).items():
+            result = Editor.load(path).edit(source, exemplar, mask, transfer)
+            name = f"TFLite {variant} vs SavedModel ({signature})"
+            if variant in PSNR_FLOORS:
+                psnr = float(np.mean(metrics.masked_psnr(result, reference, mask, max_psnr=100.0)))
+                checks.append(ParityCheck(name, "PSNR in mask (dB)", psnr, PSNR_FLOORS[variant],
+                                          psnr >= PSNR_FLOORS[variant]))
+            else:
+                checks.append(_level_check(name, result, reference))
+    return checks
