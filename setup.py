@@ -22,12 +22,15 @@ setup(
         "grpcio>=1.60",
         "grpcio-health-checking>=1.60",
         "ai-edge-litert>=2.3,<3",
+        "mtcnn>=1.0,<2",  # face detection with its weights inside the package (no download)
     ],
     extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "scikit-image>=0.22"]},
     entry_points={
         "console_scripts": [
             "ebgan-data=training.data:run",
             "ebgan-train=training.train:run",
+            "ebgan-eval=training.evaluate:run",
+            "ebgan-eval-classifier=training.eval_classifier:run",
             "ebgan-export=export.main:run",
             "ebgan-edit=serving.edit:run",
             "ebgan-serve=serving.server:run",

@@ -67,12 +67,14 @@ def test_test_step_reports_the_same_losses_without_updating():
     np.testing.assert_allclose(logs["g_loss"], g_loss, rtol=1e-5)
 
 
-def test_loss_weights_shape_the_generator_loss():
+@pytest.mark.parametrize("adv", [1.0, 0.25, 0.0])
+def test_loss_weights_shape_the_generator_loss(adv):
     keras.utils.set_random_seed(0)
-    trainer = build_trainer(TINY_PRESET, "ebgan", ["mouth"], LossWeights(rec=1.0, cyc=0.0, cls=0.0))
+    trainer = build_trainer(TINY_PRESET, "ebgan", ["mouth"], LossWeights(rec=1.0, cyc=0.0, cls=0.0, adv=adv))
     trainer.build_all()
     logs = trainer.test_step(make_batch(num_attributes=len(trainer.attribute_names)))
-    np.testing.assert_allclose(logs["g_loss"], logs["adv_g"] + logs["rec"], rtol=1e-5)
+    assert float(logs["adv_g"][0]) > 0.0
+    np.testing.assert_allclose(logs["g_loss"], adv * logs["adv_g"] + logs["rec"], rtol=1e-5)
 
 
 def test_compile_builds_one_adam_per_group_with_the_paper_defaults_and_jit_off():

@@ -8,6 +8,7 @@ mouth) and whose source does not come first, so the "without Mustache" column sh
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -43,7 +44,8 @@ def demo_batch(batch: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]
 
 
 def write_demo_grid(model_dir: str, data_dir: str, out: str, rows: int = 6, seed: int = 0) -> np.ndarray:
-    """Writes the edit grid of `rows` evaluation pairs of the run in `model_dir` to `out`; returns the grid."""
+    """Writes the edit grid of `rows` evaluation pairs of the run in `model_dir` to `out`, and the first pair as
+    source.png and exemplar.png beside it; returns the grid."""
     if rows < 1:
         raise ValueError(f"--rows must be at least 1, got {rows}.")
     config = run_config_from_dir(model_dir)
@@ -54,9 +56,12 @@ def write_demo_grid(model_dir: str, data_dir: str, out: str, rows: int = 6, seed
         examples, image_size=image_size, regions=config.regions, attribute_names=trainer.attribute_names,
         batch_size=max(rows, CANDIDATES), crop=pipeline.default_crop(config.dataset), training=False,
         same_exemplar_share=0.0, seed=seed, deterministic=True, repeat=True)
-    batch = {key: value.numpy() for key, value in next(iter(batches)).items()}
-    grid = edit_grid(trainer, demo_batch(batch, rows))
+    batch = demo_batch({key: value.numpy() for key, value in next(iter(batches)).items()}, rows)
+    grid = edit_grid(trainer, batch)
     images.save_image(out, grid)
+    folder = os.path.dirname(out)
+    for role in ("source", "exemplar"):  # the first pair as image files, for trying ebgan-edit
+        images.save_image(os.path.join(folder, f"{role}.png"), images.to_uint8(batch[role][0]))
     return grid
 
 

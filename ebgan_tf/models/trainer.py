@@ -115,7 +115,7 @@ class EBGANTrainer(keras.Model):
             "adv_d": losses.discriminator_loss(self.discriminator(source), fake_logits),
         }
         weights = self.loss_weights
-        values["g_loss"] = values["adv_g"] + weights.rec * values["rec"] + weights.cyc * values["cyc"]
+        values["g_loss"] = weights.adv * values["adv_g"] + weights.rec * values["rec"] + weights.cyc * values["cyc"]
         values["d_loss"] = values["adv_d"]
         if self.classifier is not None:
             values["cls_g"] = losses.classification_loss(batch["exemplar_attributes"], self.classifier(generated))

@@ -1,0 +1,71 @@
+"""`make bench`: runs every benchmark section, prints one table and records it in docs/BENCHMARKS.md.
+
+Each section is a module of this package with `run() -> list[(measure, value)]`. The table of this run replaces
+the "Latest `make bench`" part of docs/BENCHMARKS.md (the rest of that file, hand-written notes, is kept).
+Figures come from one run on a shared machine: compare ratios within the table, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import os
+import platform
+import sys
+import time
+
+SECTIONS: tuple[str, ...] = ("pipeline", "celeba", "serving")
+REPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "BENCHMARKS.md")
+BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
+
+
+def run_sections(names: tuple[str, ...] = SECTIONS) -> list[tuple[str, str, str]]:
+    """(section, measure, value) rows of every section, in order; prints progress as it goes."""
+    rows = []
+    for name in names:
+        print(f"== {name}", flush=True)
+        started = time.perf_counter()
+        module = importlib.import_module(f"benchmarks.{name}")
+        rows += [(name, measure, value) for measure, value in module.run()]
+        print(f"   ({time.perf_counter() - started:.0f} s)", flush=True)
+    return rows
+
+
+def markdown(rows: list[tuple[str, str, str]]) -> str:
+    """The table of a run, with the command, date and machine."""
+    lines = [f"Command: `make bench` (`python -m benchmarks.run`), {datetime.date.today().isoformat()}, "
+             f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}.", "",
+             "| section | measure | value |", "|---|---|---|"]
+    lines += [f"| {section} | {measure} | {value} |" for section, measure, value in rows]
+    return "\n".join(lines)
+
+
+def record(table: str, path: str = REPORT) -> None:
+    """Replaces the marked part of `path` with `table` (appends it the first time), atomically."""
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else "# Benchmarks\n"
+    block = f"{BEGIN}\n## Latest `make bench`\n\n{table}\n{END}"
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    partial = path + ".partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+
+
+def main() -> int:
+    names = tuple(sys.argv[1:]) or SECTIONS
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown:
+        print(f"benchmarks: unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}", file=sys.stderr)
+        return 1
+    table = markdown(run_sections(names))
+    print(table)
+    record(table)
+    print(f"Recorded in {REPORT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

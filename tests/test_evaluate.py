@@ -1,0 +1,314 @@
+"""Tests of ebgan-eval (training/evaluate.py, evaluate_lib.py): the evaluation logic on fake models with known
+answers, the report files, the command line and one end-to-end run on tiny trained models."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.util import event_pb2
+
+from ebgan_tf import images, metrics
+from ebgan_tf.cli import run_in_process
+from ebgan_tf.config import SYNTHETIC_REGION_ATTRIBUTES
+from ebgan_tf.data import masks, synthetic, synthetic_faces
+from ebgan_tf.data.celeba_fixture import make_celeba_fixture
+from ebgan_tf.models.trainer import build_trainer
+from training import evaluate, evaluate_lib
+from training.eval_classifier import EvalClassifierConfig, train_eval_classifier
+from training.run_config import RunConfig, save_final_weights, write_config
+
+IMAGE_SIZE = 32
+NUM_PAIRS = 10
+REGION = "mouth"
+ATTRIBUTES = SYNTHETIC_REGION_ATTRIBUTES[REGION]
+TINY_MODEL = {"image_size": IMAGE_SIZE, "base_width": 8, "max_width": 16, "code_downsamplings": 2,
+              "code_channels_per_attribute": 2, "ebgan_code_channels": 8, "discriminator_width": 8,
+              "classifier_width": 8}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    """A tiny synthetic_faces data set at 32 px (the only one in its directory, so pipeline.load_examples finds it)."""
+    path = str(tmp_path_factory.mktemp("data"))
+    synthetic_faces.prepare_synthetic_faces(path, image_size=IMAGE_SIZE, num_train=24, num_validation=4,
+                                            num_test=NUM_PAIRS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pairs(data_dir) -> evaluate_lib.EvalPairs:
+    return evaluate_lib.load_pairs("synthetic_faces", data_dir, IMAGE_SIZE, num_pairs=100)
+
+
+@pytest.fixture(scope="module")
+def truth(pairs) -> evaluate_lib.SwapTruth:
+    return evaluate_lib.SwapTruth(pairs, IMAGE_SIZE)
+
+
+def faces(pairs):
+    """(A, B) FaceParams of every pair, from the seeds."""
+    sources = [synthetic.sample_face(int(seed)) for seed in pairs.seeds]
+    return sources, sources[1:] + sources[:1]
+
+
+class OracleReader:
+    """A perfect 'classifier': looks the image up among the images whose labels the test knows (others: none)."""
+
+    def __init__(self, attribute_names=ATTRIBUTES):
+        self.attribute_names = attribute_names
+        self.known: dict[bytes, np.ndarray] = {}
+
+    def add(self, image: np.ndarray, labels: np.ndarray) -> None:
+        self.known[image.tobytes()] = np.asarray(labels, bool)
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        unknown = np.zeros(len(self.attribute_names), bool)
+        return np.stack([self.known.get(image.tobytes(), unknown) for image in pixels])
+
+
+@pytest.fixture(scope="module")
+def oracle(pairs) -> OracleReader:
+    """Knows the sources, their mouth swaps and the swaps with each mouth attribute forced off."""
+    reader = OracleReader()
+    for a, b in zip(*faces(pairs)):
+        reader.add(synthetic.render_face(a, IMAGE_SIZE).image, [a.attributes[name] for name in ATTRIBUTES])
+        for drop in [()] + [(name,) for name in ATTRIBUTES if b.attributes[name]]:
+            labels = [b.attributes[name] and name not in drop for name in ATTRIBUTES]  # the mouth comes from B
+            reader.add(synthetic.render_swap(a, b, REGION, IMAGE_SIZE, drop=drop).image, labels)
+    return reader
+
+
+def copy_source(source, exemplar, mask, transfer):
+    """A 'model' that returns A unchanged."""
+    return source
+
+
+def truth_method(pairs, truth) -> evaluate_lib.Method:
+    """A 'model' that returns the renderer's swap exactly (attributes switched off are forced off)."""
+    index = {image.tobytes(): i for i, image in enumerate(pairs.sources)}
+
+    def edit(source, exemplar, mask, transfer):
+        rows = [index[image.tobytes()] for image in images.to_uint8(source)]
+        drops = [[] for _ in rows] if transfer is None else [
+            [name for name, on in zip(ATTRIBUTES, switches) if not on] for switches in transfer]
+        return np.concatenate([images.to_float(truth.render(REGION, [row], drop=drop))
+                               for row, drop in zip(rows, drops)])
+
+    return evaluate_lib.Method("truth", edit, attribute_names=ATTRIBUTES)
+
+
+def test_load_pairs_reads_the_test_split_with_seeds(pairs):
+    assert len(pairs) == NUM_PAIRS and pairs.sources.shape == (NUM_PAIRS, IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert sorted(pairs.seeds.tolist()) == list(range(2_000_000_000, 2_000_000_000 + NUM_PAIRS))  # tfds order
+    np.testing.assert_array_equal(pairs.exemplars[0], pairs.sources[1])
+    np.testing.assert_array_equal(pairs.exemplars[-1], pairs.sources[0])
+    a, b = faces(pairs)
+    np.testing.assert_array_equal(pairs.labels(["Smiling"], exemplar=True)[:, 0], [f.attributes["Smiling"] for f in b])
+
+
+def test_a_model_that_copies_the_source_scores_as_badly_as_it_should(pairs, truth, oracle):
+    results, _ = evaluate_lib.evaluate([evaluate_lib.Method("copy", copy_source)], pairs, {REGION: ATTRIBUTES},
+                                       oracle, truth, batch_size=4)
+    scores = results["regions"][REGION]["methods"]["copy"]
+    sources, exemplars = faces(pairs)
+    mask = np.stack([masks.region_mask(landmarks, REGION, IMAGE_SIZE).numpy() for landmarks in pairs.landmarks])
+    swaps = np.stack([synthetic.render_swap(a, b, REGION, IMAGE_SIZE).image for a, b in zip(sources, exemplars)])
+    naive_psnr = np.mean(metrics.masked_psnr(pairs.sources, swaps, mask, 255.0, evaluate_lib.MAX_PSNR))
+    assert scores["transfer"]["psnr"] == pytest.approx(naive_psnr)
+    assert scores["transfer"]["psnr"] < 40.0 and scores["transfer"]["ssim"] < 1.0 and scores["transfer"]["l1"] > 0
+    same = np.array([[a.attributes[n] == b.attributes[n] for n in ATTRIBUTES] for a, b in zip(sources, exemplars)])
+    assert scores["attribute_transfer"]["mean"] == pytest.approx(np.mean(same.mean(axis=0)))
+    assert scores["attribute_transfer"]["mean"] < 1.0
+    assert scores["reconstruction"] == {"psnr": evaluate_lib.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
+    assert scores["outside_max_diff"] == 0.0
+    assert scores["filtering"] is None  # no attribute switches
+
+
+def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, oracle):
+    methods = [truth_method(pairs, truth), evaluate_lib.NAIVE_PASTE]
+    results, grid = evaluate_lib.evaluate(methods, pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4,
+                                          grid_rows=3)
+    region = results["regions"][REGION]
+    scores = region["methods"]["truth"]
+    assert scores["transfer"] == {"psnr": evaluate_lib.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
+    assert scores["attribute_transfer"]["mean"] == region["ground_truth"]["attribute_transfer"]["mean"] == 1.0
+    filtering = scores["filtering"]
+    holders = sum(b.attributes[name] for b in faces(pairs)[1] for name in ATTRIBUTES)
+    assert filtering["edits"] == holders > 0
+    assert filtering["leak_rate"]["mean"] == 0.0 and filtering["kept_agreement"]["mean"] == 1.0
+    assert filtering["psnr"] == evaluate_lib.MAX_PSNR
+    paste = region["methods"]["naive paste"]
+    assert paste["reconstruction"] is None and paste["outside_max_diff"] == 0.0
+    assert paste["transfer"]["psnr"] < evaluate_lib.MAX_PSNR
+    checks = {check["target"]: check for check in results["targets"] if check["method"] == "truth"}
+    assert checks["transfer PSNR above every baseline"]["met"]
+    assert checks["attribute transfer accuracy >= 90%"]["met"] and checks["filter leak rate <= 10%"]["met"]
+    assert grid.dtype == np.uint8 and grid.shape[0] >= 3 * IMAGE_SIZE and grid.shape[1] >= 6 * IMAGE_SIZE
+
+
+def test_leak_and_kept_agreement_of_a_model_that_ignores_the_switches(pairs, truth, oracle):
+    method = truth_method(pairs, truth)
+    deaf = evaluate_lib.Method("deaf", lambda s, e, m, t: method.edit(s, e, m, None), attribute_names=ATTRIBUTES)
+    results, _ = evaluate_lib.evaluate([deaf], pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4)
+    filtering = results["regions"][REGION]["methods"]["deaf"]["filtering"]
+    assert filtering["leak_rate"]["mean"] == 1.0  # every switched-off attribute still appears
+    assert filtering["kept_agreement"]["mean"] == 1.0
+    assert filtering["psnr"] < evaluate_lib.MAX_PSNR
+    check = next(c for c in results["targets"] if c["target"] == "filter leak rate <= 10%")
+    assert not check["met"] and check["margin"] == pytest.approx(-0.9)
+
+
+def test_celeba_reports_reconstruction_and_attribute_transfer_without_ground_truth(tmp_path):
+    make_celeba_fixture(str(tmp_path), num_images=40)
+    pairs = evaluate_lib.load_pairs("celeb_a", str(tmp_path), IMAGE_SIZE, num_pairs=100)
+    assert len(pairs) == 4 and pairs.seeds is None  # 10% of 40 images are test images
+    names = ("Smiling", "Mustache")
+    reader = OracleReader(names)
+    for image, labels in zip(pairs.sources, pairs.labels(names)):
+        reader.add(image, labels)
+    results, grid = evaluate_lib.evaluate([evaluate_lib.Method("copy", copy_source)], pairs, {REGION: names},
+                                          reader, truth=None, batch_size=3)
+    region = results["regions"][REGION]
+    scores = region["methods"]["copy"]
+    assert scores["reconstruction"]["psnr"] == evaluate_lib.MAX_PSNR and scores["transfer"] is None
+    same = pairs.labels(names) == pairs.labels(names, exemplar=True)
+    assert scores["attribute_transfer"]["mean"] == pytest.approx(np.mean(same.mean(axis=0)))
+    assert region["ground_truth"] is None
+    assert grid.shape[1] >= 4 * IMAGE_SIZE  # source, exemplar, mask, copy; no ground-truth column
+
+
+def test_classifier_without_the_region_attributes_is_refused(pairs, truth, oracle):
+    with pytest.raises(ValueError, match="does not read Eyeglasses"):
+        evaluate_lib.evaluate([evaluate_lib.NAIVE_PASTE], pairs, {"eyes": ("Eyeglasses",)}, oracle, truth)
+
+
+def test_zero_code_baseline_is_att_ebgan_with_every_attribute_switched_off(pairs):
+    config = RunConfig(model_dir="unused", model_overrides=TINY_MODEL).resolved()
+    trainer = build_trainer(config.preset_object(), "att_ebgan", ("mouth",))
+    trainer.build_all()
+    source, exemplar = images.to_float(pairs.sources[:3]), images.to_float(pairs.exemplars[:3])
+    mask = evaluate_lib.region_masks(pairs.landmarks[:3], REGION, IMAGE_SIZE)
+    switched_off = trainer.edit(source, exemplar, mask, np.zeros([3, len(trainer.attribute_names)])).numpy()
+    zero_code = evaluate_lib.zero_code_method(trainer, "zero").edit(source, exemplar, mask, None)
+    np.testing.assert_allclose(zero_code, switched_off, atol=1e-6)
+    model = evaluate_lib.model_method(trainer, "model")
+    assert model.attribute_names == trainer.attribute_names
+    np.testing.assert_allclose(model.edit(source, exemplar, mask, None), trainer.edit(source, exemplar, mask).numpy(),
+                               atol=1e-6)
+
+
+def summaries(directory: str) -> dict[str, event_pb2.Summary.Value]:
+    found = {}
+    for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(path):
+            for value in event_pb2.Event.FromString(record.numpy()).summary.value:
+                found[value.tag] = value
+    return found
+
+
+def test_report_files_are_written_and_complete(pairs, truth, oracle, tmp_path):
+    methods = [truth_method(pairs, truth), evaluate_lib.Method("copy", copy_source), evaluate_lib.NAIVE_PASTE]
+    results, grid = evaluate_lib.evaluate(methods, pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4)
+    report = {"dataset": "synthetic_faces", "num_pairs": len(pairs), "image_size": IMAGE_SIZE, **results}
+    evaluate_lib.write_report(str(tmp_path), report, grid, step=7)
+    assert sorted(os.listdir(tmp_path)) == sorted(evaluate_lib.REPORT_FILES + ("logs",))
+
+    saved = json.loads((tmp_path / "report.json").read_text())
+    region = saved["regions"][REGION]
+    assert region["attributes"] == list(ATTRIBUTES)
+    for name in ("truth", "copy", "naive paste"):
+        scores = region["methods"][name]
+        assert set(scores) == {"role", "reconstruction", "transfer", "attribute_transfer", "filtering",
+                               "outside_max_diff"}
+        assert set(scores["attribute_transfer"]["per_attribute"]) == set(ATTRIBUTES)
+        assert set(scores["transfer"]) == {"psnr", "ssim", "l1"}
+    assert set(region["methods"]["truth"]["filtering"]) == {"leak_rate", "kept_agreement", "psnr", "edits"}
+    assert set(region["ground_truth"]) == {"attribute_transfer", "filtering"}
+    assert {check["target"] for check in saved["targets"]} == {
+        "reconstruction PSNR >= 28 dB", "transfer PSNR above every baseline", "attribute transfer accuracy >= 90%",
+        "filter leak rate <= 10%"}
+
+    text = (tmp_path / "report.md").read_text()
+    for expected in ("## Region: mouth", "| truth |", "| copy |", "| naive paste |",
+                     "ground truth (classifier ceiling)", "Attribute transfer accuracy per attribute",
+                     "Leak rate per attribute", "## Targets (issue 7)", *ATTRIBUTES):
+        assert expected in text, expected
+    np.testing.assert_array_equal(images.load_image(str(tmp_path / "grid.png")), grid)
+
+    logged = summaries(str(tmp_path / "logs"))
+    assert tf.make_ndarray(logged["mouth/copy/transfer_psnr"].tensor) == pytest.approx(
+        region["methods"]["copy"]["transfer"]["psnr"])
+    assert "mouth/truth/leak_rate" in logged and "grid" in logged
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "ebgan-eval: error: --model_dir is required."),
+    (["--model_dir={missing}"], "ebgan-eval: error: --classifier_dir is required."),
+    (["--model_dir={missing}", "--classifier_dir={missing}"], "ebgan-eval: error: --output_dir is required."),
+    (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}"], "config.json not found"),
+    (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}", "--regions=mouth,ears"],
+     "ebgan-eval: error: Unknown region(s) 'ears'; valid regions: mouth, eyes"),
+    (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}", "--dataset=mnist"],
+     "ebgan-eval: error: Unknown dataset 'mnist'; valid datasets: synthetic_faces, celeb_a."),
+])
+def test_cli_errors_exit_1_with_one_line(argv, message, tmp_path, capsys):
+    argv = [arg.format(missing=tmp_path / "missing", out=tmp_path / "out") for arg in argv]
+    assert run_in_process(evaluate.main, evaluate.define_flags, ["ebgan-eval", *argv]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("ebgan-eval: error:")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory) -> dict[str, str]:
+    """Model directories of a tiny EBGAN and Att-EBGAN (initial weights: the evaluation does not care how well they
+    edit) as ebgan-train writes them, and a tiny evaluation classifier trained for 10 steps."""
+    root = tmp_path_factory.mktemp("runs")
+    dirs = {}
+    for variant in ("ebgan", "att_ebgan"):
+        dirs[variant] = str(root / variant)
+        config = RunConfig(model_dir=dirs[variant], data_dir=data_dir, variant=variant, batch_size=4,
+                           model_overrides=TINY_MODEL).resolved()
+        trainer = build_trainer(config.preset_object(), variant, config.regions, config.loss_weights)
+        trainer.build_all()
+        write_config(dirs[variant], config.identity())
+        save_final_weights(trainer, dirs[variant])
+    dirs["classifier"] = str(root / "classifier")
+    train_eval_classifier(EvalClassifierConfig(image_size=IMAGE_SIZE, steps=10, width=4, max_width=8), data_dir,
+                          dirs["classifier"], verbose=False)
+    return dirs
+
+
+def test_cli_refuses_a_directory_without_a_classifier(trained, data_dir, tmp_path, capsys):
+    argv = ["ebgan-eval", f"--model_dir={trained['att_ebgan']}", f"--data_dir={data_dir}",
+            f"--classifier_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}"]
+    assert run_in_process(evaluate.main, evaluate.define_flags, argv) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "No evaluation classifier in" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_cli_compares_ebgan_and_att_ebgan_with_the_baselines(trained, data_dir, tmp_path, capsys):
+    out = tmp_path / "eval"
+    argv = ["ebgan-eval", f"--model_dir={trained['ebgan']},{trained['att_ebgan']}", f"--data_dir={data_dir}",
+            f"--classifier_dir={trained['classifier']}", f"--output_dir={out}", "--num_pairs=6", "--batch_size=4",
+            "--grid_rows=2"]
+    assert run_in_process(evaluate.main, evaluate.define_flags, argv) == 0
+    assert "## Region: mouth" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["num_pairs"] == 6 and [m["variant"] for m in report["models"]] == ["ebgan", "att_ebgan"]
+    methods = report["regions"]["mouth"]["methods"]
+    assert list(methods) == ["EBGAN", "Att-EBGAN", "naive paste", "zero exemplar code (EBGAN)",
+                             "zero exemplar code (Att-EBGAN)"]
+    assert methods["EBGAN"]["filtering"] is None and methods["Att-EBGAN"]["filtering"] is not None
+    for name, scores in methods.items():
+        assert scores["outside_max_diff"] == 0.0, name  # pixels outside the mask are the source's
+        assert np.isfinite(scores["transfer"]["psnr"]) and 0 < scores["transfer"]["psnr"] < evaluate_lib.MAX_PSNR
+    grid = images.load_image(str(out / "grid.png"))
+    assert grid.shape[0] >= 2 * IMAGE_SIZE and grid.shape[1] >= 9 * IMAGE_SIZE  # 4 + 5 methods columns
