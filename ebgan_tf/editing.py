@@ -118,14 +118,21 @@ class Editor:
         if transfer is not None:
             if self.info.variant != "att_ebgan":
                 raise ValueError(f"This is an {self.info.variant} model: it has no attribute filtering.")
-            transfer = np.broadcast_to(np.asarray(transfer, np.float32), (len(source), len(self.info.attribute_names)))
-            inputs["attributes"] = np.ascontiguousarray(transfer)
+            inputs["attributes"] = self._transfer_batch(np.asarray(transfer, np.float32), len(source))
             signature = EDIT_FILTERED
         step = self._batch_limit or len(source)
         chunks = [self._run(signature, {key: value[start:start + step] for key, value in inputs.items()})["edited"]
                   for start in range(0, len(source), step)]
         edited = np.concatenate(chunks)
         return edited[0] if single else edited
+
+    def _transfer_batch(self, transfer: np.ndarray, count: int) -> np.ndarray:
+        """`transfer` [n] or [count, n] as a [count, n] array; another shape is a ValueError naming the attributes."""
+        names = self.info.attribute_names
+        if transfer.shape not in ((len(names),), (count, len(names))):
+            raise ValueError(f"transfer has shape {transfer.shape}; this model takes [{len(names)}] or "
+                             f"[N,{len(names)}] values (1 = transfer, 0 = filter out) for {', '.join(names)}.")
+        return np.ascontiguousarray(np.broadcast_to(transfer, (count, len(names))))
 
     def _check(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray) -> None:
         size = self.info.image_size

@@ -39,7 +39,10 @@ def main(argv: list[str]) -> int:
     try:
         variants = parse_variants(FLAGS.tflite)
         trainer = load_trained(FLAGS.model_dir)
-        template = read_config(FLAGS.model_dir)["landmark_template"]
+        template = read_config(FLAGS.model_dir).get("landmark_template")
+        if template is None:
+            raise ValueError(f"{FLAGS.model_dir}/config.json has no landmark_template (recorded by ebgan-train "
+                             "since the export was added); train the model again with the current ebgan-train.")
         print(f"Exporting {trainer.variant} ({trainer.model_config.image_size} px, attributes: "
               f"{', '.join(trainer.attribute_names)}) from {FLAGS.model_dir}", flush=True)
         path = export_saved_model(trainer, FLAGS.export_base, FLAGS.name, template, FLAGS.version)
@@ -53,7 +56,7 @@ def main(argv: list[str]) -> int:
             tflite_paths = export_tflite(trainer, template, tflite_dir, variants)
             for variant, tflite_path in tflite_paths.items():
                 print(f"TFLite {variant}: {tflite_path} ({os.path.getsize(tflite_path) / 1e6:.1f} MB)", flush=True)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"ebgan-export: error: {error}", file=sys.stderr)
         return 1
     if FLAGS.verify:

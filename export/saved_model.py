@@ -20,11 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ebgan_tf.editing import EDIT, EDIT_FILTERED, METADATA
 from ebgan_tf.models.trainer import EBGANTrainer
-
-EDIT = "edit"
-EDIT_FILTERED = "edit_filtered"
-METADATA = "metadata"
 
 
 def _to_unit(images: tf.Tensor) -> tf.Tensor:
@@ -32,26 +29,32 @@ def _to_unit(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
+def _assert_shape(tensor: tf.Tensor, expected: list, message: str) -> tf.Operation:
+    """Asserts `tensor`'s rank and dimensions (None = any) without failing on a wrong rank; the error shows the
+    shape that was given."""
+    shape = tf.shape(tensor)
+    padded = tf.concat([shape, tf.zeros([len(expected)], tf.int32)], 0)[:len(expected)]
+    wanted = tf.stack([padded[index] if size is None else size for index, size in enumerate(expected)])
+    matches = tf.logical_and(tf.equal(tf.size(shape), len(expected)), tf.reduce_all(tf.equal(padded, wanted)))
+    return tf.debugging.Assert(matches, [f"{message}; got shape", shape], summarize=8)
+
+
 def _validate(image_size: int, num_attributes: int, source, exemplar, mask, attributes=None) -> list[tf.Operation]:
-    """Graph assertions with readable messages for every input of an edit signature."""
-    size = tf.constant([image_size, image_size])
-    batch = tf.shape(source)[0]
-    checks = [
-        tf.debugging.assert_equal(tf.shape(source)[1:3], size,
-                                  message=f"source must be [N,{image_size},{image_size},3]"),
-        tf.debugging.assert_equal(tf.shape(exemplar)[1:3], size,
-                                  message=f"exemplar must be [N,{image_size},{image_size},3]"),
-        tf.debugging.assert_equal(tf.shape(mask)[1:3], size,
-                                  message=f"mask must be [N,{image_size},{image_size},1]"),
-        tf.debugging.assert_equal(tf.shape(exemplar)[0], batch,
-                                  message="source and exemplar must have the same batch size N"),
-        tf.debugging.assert_equal(tf.shape(mask)[0], batch, message="source and mask must have the same batch size N"),
-    ]
+    """Graph assertions with readable messages for every input of an edit signature.
+
+    TF Serving feeds tensors without checking them against the signature's shapes, so the checks live in the graph.
+    """
+    batch = tf.concat([tf.shape(source), [0]], 0)[0]
+    checks = []
+    for name, tensor, channels in (("source", source, 3), ("exemplar", exemplar, 3), ("mask", mask, 1)):
+        checks.append(_assert_shape(tensor, [None, image_size, image_size, channels],
+                                    f"{name} must be [N,{image_size},{image_size},{channels}]"))
+        if name != "source":
+            checks.append(_assert_shape(tensor, [batch, None, None, None],
+                                        f"{name} must have the same batch size N as source"))
     if attributes is not None:
-        checks += [
-            tf.debugging.assert_equal(tf.shape(attributes), tf.stack([batch, num_attributes]),
-                                      message=f"attributes must be [N,{num_attributes}] (one value per attribute)"),
-        ]
+        checks.append(_assert_shape(attributes, [batch, num_attributes],
+                                    f"attributes must be [N,{num_attributes}] (one value per attribute, N as source)"))
     return checks
 
 

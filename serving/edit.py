@@ -1,64 +1,125 @@
-"""`ebgan-edit`: edit one aligned face with an exported model (SavedModel directory or .tflite file).
+"""`ebgan-edit`: edit a face in any photo with an exported model (SavedModel directory or .tflite file).
 
-    ebgan-edit --model=exports/ebgan/1 --source=a.png --exemplar=b.png --region=mouth --drop=Mustache --output=out.png
+    ebgan-edit --model=exports/ebgan/1 --source=me.jpg --exemplar=friend.png --region=mouth --drop=Mustache
+    ebgan-edit --source=group.jpg --list_faces
 
-Source and exemplar must already be at the model's alignment and size (as its training images were); the mask
-is a named region placed on the model's landmark template, or a mask image (white = edit).
+The face is found (MTCNN), aligned to the model's crop, edited, and pasted back into the photo over a feathered
+seam; the output has the source's size, and outside the edited region and its seam the source's pixels. An image
+of exactly the model's size is taken as an aligned crop (--align=auto); --align=detect / none force either way.
+The mask is a named region on the source face's landmarks, or a mask image (white = edit) of the source's size.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from ebgan_tf.cli import run_main
 
+
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
+    from ebgan_tf.faces import ALIGN_MODES, DEFAULT_FEATHER
+
     flags.DEFINE_string("model", None, "Exported model: a SavedModel version directory (exports/ebgan/1) or a .tflite file.")
-    flags.DEFINE_string("source", None, "Image to edit (PNG/JPEG/..., at the model's size and alignment).")
-    flags.DEFINE_string("exemplar", None, "Face whose region is transferred (same size and alignment).")
+    flags.DEFINE_string("source", None, "Photo to edit (PNG/JPEG/...; any size; EXIF orientation is applied).")
+    flags.DEFINE_string("exemplar", None, "Photo (or aligned crop) whose face region is transferred to the source.")
     flags.DEFINE_string("region", None, "Region(s) to edit, comma-separated: mouth, eyes, brows, nose, components, face.")
-    flags.DEFINE_string("mask", None, "Mask image instead of --region: white (or opaque) pixels are edited.")
+    flags.DEFINE_string("mask", None, "Mask image instead of --region: white (or opaque) pixels are edited. It must "
+                        "have the source's size (any square size for an aligned source).")
     flags.DEFINE_list("drop", [], "Att-EBGAN: exemplar attributes to filter out, e.g. Mustache,Smiling.")
     flags.DEFINE_list("keep", None, "Att-EBGAN: the only exemplar attributes to transfer (all others filtered out).")
-    flags.DEFINE_string("output", None, "Where to write the edited image (format from the extension; written atomically).")
-    for name in ("model", "source", "exemplar", "output"):
-        flags.mark_flag_as_required(name)
+    flags.DEFINE_string("output", None, "Where to write the edited image (format from the extension; written "
+                        "atomically). Default: <source name>_edited.<source extension> next to the source.")
+    flags.DEFINE_integer("face_index", 0, "Which face of the source to edit when it has several: 0 = the largest "
+                         "(see --list_faces).", lower_bound=0)
+    flags.DEFINE_integer("exemplar_face_index", 0, "Which face of the exemplar to use: 0 = the largest.", lower_bound=0)
+    flags.DEFINE_boolean("list_faces", False, "Print the faces found in --source (and --exemplar, if given), "
+                         "largest first, and exit without editing.")
+    flags.DEFINE_enum("align", "auto", ALIGN_MODES, "auto: an image of exactly the model's size is an aligned crop, "
+                      "any other is searched for faces; detect: always search; none: never (aligned crops only).")
+    flags.DEFINE_float("feather", DEFAULT_FEATHER, "Width of the blended seam around the pasted region, in model "
+                       "pixels.", lower_bound=0.0)
 
 
 FLAGS = flags.FLAGS
 
 
+def default_output(source: str) -> str:
+    """photo.jpg -> photo_edited.jpg (same folder, same format)."""
+    stem, extension = os.path.splitext(source)
+    return f"{stem}_edited{extension or '.png'}"
+
+
+def describe_faces(path: str) -> str:
+    """One line per face found in the image at `path`, largest first."""
+    from ebgan_tf.faces import detect_faces
+    from ebgan_tf.images import load_image
+
+    image = load_image(path)
+    faces = detect_faces(image)
+    lines = [f"{path}: {image.shape[1]}x{image.shape[0]} pixels, {len(faces)} face(s), largest first"]
+    for index, face in enumerate(faces):
+        x, y, width, height = face.box
+        eyes = ", ".join(f"({px:.0f}, {py:.0f})" for px, py in face.landmarks[:2])
+        lines.append(f"  [{index}] box x={x:.0f} y={y:.0f} width={width:.0f} height={height:.0f}  "
+                     f"confidence {face.confidence:.3f}  eyes {eyes}")
+    return "\n".join(lines)
+
+
 def edit_files(model: str, source: str, exemplar: str, output: str, region: str | None = None,
-               mask: str | None = None, drop: list[str] = (), keep: list[str] | None = None) -> None:
+               mask: str | None = None, drop: list[str] = (), keep: list[str] | None = None, face_index: int = 0,
+               exemplar_face_index: int = 0, align: str = "auto", feather: float = 2.0) -> None:
     """Loads the model and images, edits, and writes `output` atomically. Bad input raises ValueError."""
     from ebgan_tf.config import parse_regions
     from ebgan_tf.data.masks import load_mask_image
     from ebgan_tf.editing import Editor
+    from ebgan_tf.faces import edit_photo, is_aligned_input, load_photo_mask
     from ebgan_tf.images import load_image, save_image
 
     if (region is None) == (mask is None):
         raise ValueError("Give exactly one of --region and --mask.")
     regions = parse_regions(region) if region is not None else None
+    source_image, exemplar_image = load_image(source), load_image(exemplar)
     editor = Editor.load(model)
     transfer = editor.info.transfer_vector(drop=drop, keep=keep)
-    size = editor.info.image_size
-    source_image, exemplar_image = load_image(source, size=size), load_image(exemplar, size=size)
-    mask_image = editor.info.region_mask(regions) if regions is not None else load_mask_image(mask, size)
-    save_image(output, editor.edit(source_image, exemplar_image, mask_image, transfer))
+    mask_image = None
+    if mask is not None:
+        size = editor.info.image_size
+        if is_aligned_input(source_image, size, align):
+            mask_image = load_mask_image(mask, size)
+        else:
+            mask_image = load_photo_mask(mask, source_image.shape[:2])
+    edited = edit_photo(editor, source_image, exemplar_image, regions, mask_image, transfer, face_index,
+                        exemplar_face_index, align, feather, names=(source, exemplar))
+    save_image(output, edited)
 
 
 def main(argv: list[str]) -> int:
-    del argv
+    from absl import app
+
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    needed = ["source"] if FLAGS.list_faces else ["model", "source", "exemplar"]
+    missing = [f"--{name}" for name in needed if not FLAGS[name].value]
     try:
-        edit_files(FLAGS.model, FLAGS.source, FLAGS.exemplar, FLAGS.output, FLAGS.region, FLAGS.mask,
-                   FLAGS.drop, FLAGS.keep)
+        if missing:
+            raise ValueError(f"Missing {', '.join(missing)}"
+                             + (" (--list_faces needs only --source)." if FLAGS.list_faces else "."))
+        if FLAGS.list_faces:
+            for path in (FLAGS.source, FLAGS.exemplar):
+                if path:
+                    print(describe_faces(path))
+            return 0
+        output = FLAGS.output or default_output(FLAGS.source)
+        edit_files(FLAGS.model, FLAGS.source, FLAGS.exemplar, output, FLAGS.region, FLAGS.mask, FLAGS.drop,
+                   FLAGS.keep, FLAGS.face_index, FLAGS.exemplar_face_index, FLAGS.align, FLAGS.feather)
     except (ValueError, FileNotFoundError) as error:
         print(f"ebgan-edit: error: {error}", file=sys.stderr)
         return 1
-    print(f"Wrote {FLAGS.output}")
+    print(f"Wrote {output}")
     return 0
 
 

@@ -83,7 +83,7 @@ def test_check_global_batch_accepts_multiples_and_names_the_replicas():
 def test_make_strategy_rejects_unknown_names_and_one_device_with_cpu_replicas():
     with pytest.raises(ValueError, match="Unknown strategy 'tpu'; valid strategies: auto, one_device, mirrored"):
         make_strategy("tpu")
-    with pytest.raises(ValueError, match="one_device uses one device"):
+    with pytest.raises(ValueError, match="one_device uses one CPU device per machine"):
         make_strategy("one_device", cpu_replicas=2)
     with pytest.raises(ValueError, match="at least 1"):
         configure_cpu_replicas(0)

@@ -1,7 +1,10 @@
-"""Keras callbacks of `ebgan-train`: checkpoints, TensorBoard scalars and the edit grid, all keyed by the global step.
+"""Keras callbacks of `ebgan-train`: step counting, checkpoints with a non-finite guard, TensorBoard scalars and the
+edit grid, all keyed by the global step.
 
-The global step is the generator optimiser's `iterations`, which checkpoints save and restore, so logs and
-checkpoints of a resumed run continue where the interrupted run stopped.
+The global step counts training steps (global batches) in a variable that checkpoints save and restore, so logs
+and checkpoints of a resumed run continue where the interrupted run stopped. It is not the optimisers'
+`iterations`: under mixed precision the loss-scale optimiser skips updates whose gradients overflowed, yet the
+batch was consumed.
 
 Summaries are written with `tf.summary.write` and TensorBoard's plugin metadata, in the exact format of
 `tf.summary.scalar` / `tf.summary.image`, so training does not need the `tensorboard` package (only viewing does).
@@ -36,11 +39,6 @@ def write_image(name: str, image: np.ndarray, step: int) -> None:
     tf.summary.write(name, encoded, step=step, metadata=_plugin("images"))
 
 
-def global_step(trainer: keras.Model) -> int:
-    """Optimisation steps taken so far (restored with the optimisers)."""
-    return int(trainer.g_optimizer.iterations.numpy())
-
-
 def checkpoint_step(path: str) -> int:
     """The step of a checkpoint saved by `CheckpointCallback` (paths end in '-<step>')."""
     return int(path.rsplit("-", 1)[1])
@@ -71,34 +69,82 @@ def edit_grid(trainer: keras.Model, batch: Mapping[str, np.ndarray]) -> np.ndarr
     return visualize.image_grid(rows, row_labels=row_labels, col_labels=labels)
 
 
-class CheckpointCallback(keras.callbacks.Callback):
-    """Saves models + optimisers every `every` steps, numbered by the global step (the manager keeps the last K)."""
+class NonFiniteError(RuntimeError):
+    """A loss or a weight became NaN or infinite; training stopped without saving it."""
 
-    def __init__(self, trainer: keras.Model, manager: tf.train.CheckpointManager, every: int):
+
+class StepCounter(keras.callbacks.Callback):
+    """Counts training steps in `variable` (int64, saved in checkpoints). Must come first among the callbacks."""
+
+    def __init__(self):
+        super().__init__()
+        self.variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+
+    @property
+    def step(self) -> int:
+        """Training steps taken so far."""
+        return int(self.variable.numpy())
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.variable.assign_add(1)
+
+
+def non_finite(logs: Mapping[str, object]) -> dict[str, float]:
+    """The entries of `logs` that are NaN or infinite, as floats."""
+    values = {name: float(np.mean(np.asarray(value))) for name, value in logs.items()}
+    return {name: value for name, value in values.items() if not np.isfinite(value)}
+
+
+def weights_are_finite(trainer: keras.Model) -> bool:
+    """True when no trainable weight of the trainer's networks is NaN or infinite."""
+    return all(bool(tf.reduce_all(tf.math.is_finite(weight)).numpy()) for weight in trainer.trainable_weights)
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Saves models + optimisers + step every `every` steps, numbered by the global step (the manager keeps the
+    last K), and guards them: a non-finite loss (checked every step) or non-finite weights (checked before each
+    save) raise NonFiniteError naming the losses and the step, so the latest checkpoint stays the last good one.
+    """
+
+    def __init__(self, trainer: keras.Model, manager: tf.train.CheckpointManager, every: int, counter: StepCounter,
+                 saved_step: int | None):
         super().__init__()
         self._trainer = trainer
         self._manager = manager
         self._every = every
-        self._saved_step = checkpoint_step(manager.latest_checkpoint) if manager.latest_checkpoint else None
+        self._counter = counter
+        self._saved_step = saved_step
+
+    def _stop(self, problem: str) -> None:
+        last = (f"the last good checkpoint is step {self._saved_step}; a rerun resumes from it" if self._saved_step
+                is not None else "no checkpoint was saved")
+        raise NonFiniteError(f"{problem} at step {self._counter.step}: training stopped without saving it ({last}). "
+                             "Try a lower --learning_rate, or check the input data.")
 
     def save(self) -> None:
-        """Saves a checkpoint of the current step unless one exists already."""
-        step = global_step(self._trainer)
-        if step != self._saved_step:
-            self._manager.save(checkpoint_number=step)
-            self._saved_step = step
+        """Saves a checkpoint of the current step unless one exists already (NonFiniteError for bad weights)."""
+        step = self._counter.step
+        if step == self._saved_step:
+            return
+        if not weights_are_finite(self._trainer):
+            self._stop("Non-finite weights")
+        self._manager.save(checkpoint_number=step)
+        self._saved_step = step
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if global_step(self._trainer) % self._every == 0:
+        bad = non_finite(logs or {})
+        if bad:
+            self._stop("Non-finite loss " + ", ".join(f"{name}={value}" for name, value in bad.items()))
+        if self._counter.step % self._every == 0:
             self.save()
 
 
 class ScalarSummaries(keras.callbacks.Callback):
     """Writes the training losses every `every` steps and the validation losses after each epoch to TensorBoard."""
 
-    def __init__(self, trainer: keras.Model, train_writer, validation_writer, every: int):
+    def __init__(self, counter: StepCounter, train_writer, validation_writer, every: int):
         super().__init__()
-        self._trainer = trainer
+        self._counter = counter
         self._train_writer = train_writer
         self._validation_writer = validation_writer
         self._every = every
@@ -111,22 +157,24 @@ class ScalarSummaries(keras.callbacks.Callback):
         writer.flush()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        step = global_step(self._trainer)
+        step = self._counter.step
         if logs and step % self._every == 0:
             self._write(self._train_writer, logs, step)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         validation = {name[len("val_"):]: value for name, value in (logs or {}).items() if name.startswith("val_")}
         if validation:
-            self._write(self._validation_writer, validation, global_step(self._trainer))
+            self._write(self._validation_writer, validation, self._counter.step)
 
 
 class EditGridSummaries(keras.callbacks.Callback):
     """Writes `edit_grid` of a fixed batch to TensorBoard (image 'edits') every `every` steps."""
 
-    def __init__(self, trainer: keras.Model, writer, batch: Mapping[str, np.ndarray], every: int):
+    def __init__(self, trainer: keras.Model, counter: StepCounter, writer, batch: Mapping[str, np.ndarray],
+                 every: int):
         super().__init__()
         self._trainer = trainer
+        self._counter = counter
         self._writer = writer
         self._batch = batch
         self._every = every
@@ -134,7 +182,7 @@ class EditGridSummaries(keras.callbacks.Callback):
 
     def write(self) -> None:
         """Writes the grid of the current step unless it was written already."""
-        step = global_step(self._trainer)
+        step = self._counter.step
         if step == self._written_step:
             return
         with self._writer.as_default():
@@ -143,5 +191,5 @@ class EditGridSummaries(keras.callbacks.Callback):
         self._written_step = step
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if global_step(self._trainer) % self._every == 0:
+        if self._counter.step % self._every == 0:
             self.write()

@@ -3,7 +3,7 @@
 A run is identified by everything that shapes its models and its optimisation (preset, variant, regions,
 attribute names, model sizes, loss weights, optimiser, global batch, data set, seed). `config.json` records that
 identity; a restart in the same model directory must match it. The schedule (epochs, checkpoint and logging
-intervals, strategy) may change between restarts.
+intervals) and the hardware options (strategy, mixed precision, XLA) may change between restarts.
 
 This module defines no flags, so exporters and evaluators can import `load_trained` next to their own flags.
 """
@@ -55,6 +55,8 @@ class RunConfig:
     image_every: int = 500
     image_rows: int = 8
     validation_steps: int = 10
+    mixed_precision: bool = False
+    xla: bool = False
 
     def resolved(self) -> "RunConfig":
         """Validates every field and fills the preset's defaults; a ValueError names the first bad field."""
@@ -181,11 +183,18 @@ def run_config_from_dir(model_dir: str) -> RunConfig:
     ).resolved()
 
 
-def make_checkpoint(trainer: EBGANTrainer, optimizers: bool) -> tf.train.Checkpoint:
-    """A checkpoint of the trainer's networks and, if `optimizers`, its optimisers (whose iterations are the step)."""
+def make_checkpoint(trainer: EBGANTrainer, optimizers: bool, step: tf.Variable | None = None) -> tf.train.Checkpoint:
+    """A checkpoint of the trainer's networks and, if `optimizers`, its Adam optimisers and the global `step`.
+
+    Under mixed precision the Adam state is saved without its loss-scale wrapper, so checkpoints of float32 and
+    mixed-precision runs are interchangeable (a resumed mixed-precision run starts with a fresh loss scale).
+    """
     objects = {name: getattr(trainer, name) for name in ("encoder", "generator", "discriminator", "classifier")}
     if optimizers:
-        objects.update({name: getattr(trainer, name) for name in ("g_optimizer", "d_optimizer", "c_optimizer")})
+        for name in ("g_optimizer", "d_optimizer", "c_optimizer"):
+            optimizer = getattr(trainer, name)
+            objects[name] = getattr(optimizer, "inner_optimizer", optimizer)
+        objects["step"] = step
     return tf.train.Checkpoint(**{name: value for name, value in objects.items() if value is not None})
 
 

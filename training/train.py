@@ -3,7 +3,8 @@ r"""ebgan-train: train EBGAN or Att-EBGAN with Keras `fit` under a tf.distribute
   ebgan-train --preset=synthetic64 --variant=att_ebgan --regions=mouth \
       --dataset=synthetic_faces --data_dir=demo/data --model_dir=runs/mouth
 
-Rerunning the same command resumes from the latest checkpoint in --model_dir.
+Rerunning the same command resumes from the latest checkpoint in --model_dir. Several machines: run the same
+command on each with --strategy=multi_worker and TF_CONFIG naming the cluster and this machine's task.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ebgan_tf.cli import run_main
 from ebgan_tf.config import PRESETS, VARIANTS, get_preset
 from ebgan_tf.data.pipeline import DATASETS
 from training import train_lib
+from training.callbacks import NonFiniteError
 from training.distribute import STRATEGIES, make_strategy
 from training.run_config import DEFAULT_DATA_DIR, ConfigError, RunConfig
 
@@ -41,6 +43,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("batch_size", None, "GLOBAL batch size, split evenly over the replicas; must be a multiple "
                          "of their number. Default: the preset's (32).")
     flags.DEFINE_float("learning_rate", None, "Adam learning rate of all three optimisers. Default: the preset's (1e-4).")
+    flags.DEFINE_float("adv_weight", None, "Weight of the generator's adversarial loss in L_G. Default: the preset's "
+                       "(1, the paper's). Lower values make short CPU runs fill the hole sooner (see the demo).")
     flags.DEFINE_float("rec_weight", None, "Weight of the reconstruction loss in L_G. Default: the preset's (100).")
     flags.DEFINE_float("cyc_weight", None, "Weight of the cycle (code) loss in L_G. Default: the preset's (10).")
     flags.DEFINE_float("cls_weight", None, "Weight of the attribute classification loss in L_G (att_ebgan). "
@@ -48,7 +52,8 @@ def define_flags() -> None:
     flags.DEFINE_list("model_config", [], "Overrides of the preset's network sizes as name=value pairs, e.g. "
                       "base_width=16,max_width=64 (fields of ebgan_tf.config.ModelConfig).")
     flags.DEFINE_enum("strategy", "auto", STRATEGIES, "Distribution strategy. auto: mirrored when there is more than "
-                      "one GPU or --cpu_replicas > 1, else one_device.")
+                      "one GPU or --cpu_replicas > 1, else one_device. multi_worker: MultiWorkerMirroredStrategy over "
+                      "the machines named by the TF_CONFIG environment variable (run the same command on each).")
     flags.DEFINE_integer("cpu_replicas", 1, "Split the CPU into this many logical devices, so that --strategy=mirrored "
                          "runs on a machine without GPUs (one replica per logical CPU).")
     flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of the weight initialisation and of the input pipeline.")
@@ -62,6 +67,11 @@ def define_flags() -> None:
     flags.DEFINE_integer("image_rows", _DEFAULTS.image_rows, "Rows (examples) of the TensorBoard edit grid.")
     flags.DEFINE_integer("validation_steps", _DEFAULTS.validation_steps, "Batches of the evaluation split to compute "
                          "the validation losses on after each epoch (0 = no validation).")
+    flags.DEFINE_bool("mixed_precision", _DEFAULTS.mixed_precision, "Compute in float16 with float32 weights "
+                      "(Keras 'mixed_float16', dynamic loss scaling). For GPUs with tensor cores (compute capability "
+                      "7.0+); on CPUs it is slower than float32.")
+    flags.DEFINE_bool("xla", _DEFAULTS.xla, "Compile the training step with XLA (jit_compile=True). Usually faster "
+                      "on GPUs and CPUs alike; the first step takes longer (compilation).")
     flags.mark_flag_as_required("model_dir")
 
 
@@ -81,7 +91,7 @@ def _parse_model_config(pairs: list[str]) -> dict[str, int]:
 def run_config_from_flags() -> RunConfig:
     """The RunConfig the flags describe (validated later by `RunConfig.resolved`)."""
     weights = get_preset(FLAGS.preset).train.loss_weights
-    given = {"rec": FLAGS.rec_weight, "cyc": FLAGS.cyc_weight, "cls": FLAGS.cls_weight}
+    given = {"adv": FLAGS.adv_weight, "rec": FLAGS.rec_weight, "cyc": FLAGS.cyc_weight, "cls": FLAGS.cls_weight}
     return RunConfig(
         model_dir=FLAGS.model_dir, preset=FLAGS.preset, variant=FLAGS.variant,
         regions=tuple(FLAGS.regions.split(",")) if FLAGS.regions is not None else None,
@@ -90,7 +100,8 @@ def run_config_from_flags() -> RunConfig:
         loss_weights=dataclasses.replace(weights, **{k: v for k, v in given.items() if v is not None}),
         model_overrides=_parse_model_config(FLAGS.model_config), seed=FLAGS.seed,
         checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
-        image_every=FLAGS.image_every, image_rows=FLAGS.image_rows, validation_steps=FLAGS.validation_steps)
+        image_every=FLAGS.image_every, image_rows=FLAGS.image_rows, validation_steps=FLAGS.validation_steps,
+        mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla)
 
 
 def _fail(error: Exception) -> int:
@@ -108,7 +119,7 @@ def main(argv: list[str]) -> int:
         return _fail(error)
     try:
         train_lib.train(config, strategy)
-    except ConfigError as error:
+    except (ConfigError, NonFiniteError) as error:
         return _fail(error)
     return 0
 

@@ -5,6 +5,14 @@ pipeline seeded by the run seed and the epoch number — and a checkpoint holds 
 the global step (optimiser iterations). A restart restores the latest checkpoint, rebuilds the pipeline of the
 epoch it stopped in and skips the batches already consumed (at most one epoch of input work, no training), so
 an interrupted run ends with the same weights as an uninterrupted one. Each epoch is one `fit` call.
+
+Checkpoints are written atomically by tf.train.CheckpointManager (data files first, the `checkpoint` state file
+last), so a process killed at any moment leaves the previous checkpoint as the latest. A non-finite loss or weight
+stops the run before it is saved (callbacks.NonFiniteError).
+
+Under MultiWorkerMirroredStrategy every worker runs this same function; only the chief writes into the model
+directory (see distribute.output_dir), and every worker restores from the chief's checkpoints, so the model
+directory must be on storage all workers read (a shared file system or a bucket) for a multi-worker resume.
 """
 
 from __future__ import annotations
@@ -18,8 +26,7 @@ import tensorflow as tf
 
 from ebgan_tf.data import pipeline
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
-from training import callbacks
-from training.distribute import check_global_batch
+from training import callbacks, distribute
 from training.run_config import (
     CHECKPOINT_DIR, FINAL_WEIGHTS, LOG_DIR, ConfigError, RunConfig, check_config, make_checkpoint,
     save_final_weights, write_config)
@@ -50,15 +57,15 @@ class _Data:
             self._train, batch_size=config.batch_size, training=True,
             same_exemplar_share=config.preset_object().train.same_exemplar_share,
             seed=epoch_seed(config.seed, epoch), **self._options)
-        return batches.skip(skip).take(config.steps_per_epoch - skip)
+        return distribute.shard_by_data(batches.skip(skip).take(config.steps_per_epoch - skip))
 
     def validation(self) -> tf.data.Dataset | None:
         """The same `validation_steps` batches of the evaluation split after every epoch, or None."""
         if not self._config.validation_steps:
             return None
-        return pipeline.make_dataset(
+        return distribute.shard_by_data(pipeline.make_dataset(
             self._eval, batch_size=self._config.batch_size, training=False, seed=self._config.seed,
-            **self._options).take(self._config.validation_steps)
+            **self._options).take(self._config.validation_steps))
 
     def landmark_template(self, batches: int = 4) -> list[list[float]]:
         """Mean landmarks [5, 2] of evaluation faces after crop and resize: where the model expects the five
@@ -78,14 +85,24 @@ class _Data:
 
 
 def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
-    """Builds and compiles the trainer (models and optimisers) inside the strategy's scope."""
+    """Builds and compiles the trainer (models and optimisers) inside the strategy's scope, under the float32 or
+    mixed_float16 policy (the process's global policy is restored afterwards)."""
     keras.utils.set_random_seed(config.seed)
     train = config.preset_object().train
-    with strategy.scope():
-        trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
-        trainer.build_all()
-        trainer.compile(learning_rate=config.learning_rate, beta_1=train.beta_1, beta_2=train.beta_2,
-                        jit_compile=False)
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    try:
+        with strategy.scope():
+            trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
+            trainer.build_all()
+            trainer.compile(learning_rate=config.learning_rate, beta_1=train.beta_1, beta_2=train.beta_2,
+                            jit_compile=config.xla)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    # Keras 3.15's fit and evaluate first pull one batch and reduce it across replicas with strategy.reduce to
+    # build the model symbolically; MultiWorkerMirroredStrategy cannot reduce dict batches (keras-team/keras#20329)
+    # and the trainer is fully built already, so that step is skipped.
+    trainer._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
     return trainer
 
 
@@ -102,49 +119,59 @@ def train(
     Raises:
       ConfigError: a bad setting, a global batch that does not split over the replicas, a model_dir holding
         another run, or missing data — all found before anything is written.
+      callbacks.NonFiniteError: a loss or weight became NaN or infinite (the latest checkpoint is the last good one).
     """
     try:
         config = config.resolved()
-        check_global_batch(config.batch_size, strategy)
+        distribute.check_global_batch(config.batch_size, strategy)
+        distribute.check_xla(config.xla, strategy)
         identity = config.identity()
-        check_config(config.model_dir, identity)
         data = _Data(config, tuple(identity["attribute_names"]))
         identity["landmark_template"] = data.landmark_template()
+        check_config(config.model_dir, identity)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from None
     trainer = _build(config, strategy)
+    with distribute.output_dir(config.model_dir, strategy) as output_dir:
+        history = _fit(trainer, config, identity, data, strategy, output_dir, extra_callbacks)
+    return trainer, history
 
-    checkpoint = make_checkpoint(trainer, optimizers=True)
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(config.model_dir, CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints)
-    if manager.latest_checkpoint:
+
+def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, strategy: tf.distribute.Strategy,
+         output_dir: str, extra_callbacks: Sequence[keras.callbacks.Callback]) -> dict[str, list[float]]:
+    """Restores the latest checkpoint of `config.model_dir`, trains to the end and writes into `output_dir`."""
+    counter = callbacks.StepCounter()
+    checkpoint = make_checkpoint(trainer, optimizers=True, step=counter.variable)
+    latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, CHECKPOINT_DIR))
+    if latest:
         with strategy.scope():
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"Resuming from step {callbacks.global_step(trainer)} (checkpoint {manager.latest_checkpoint}).",
-              flush=True)
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        print(f"Resuming from step {counter.step} (checkpoint {latest}).", flush=True)
     else:
         print(f"Starting a new run in {config.model_dir}.", flush=True)
-    write_config(config.model_dir, identity)
+    write_config(output_dir, identity)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(output_dir, CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints)
 
-    logs = os.path.join(config.model_dir, LOG_DIR)
+    logs = os.path.join(output_dir, LOG_DIR)
     train_writer = tf.summary.create_file_writer(os.path.join(logs, "train"))
-    checkpoints = callbacks.CheckpointCallback(trainer, manager, config.checkpoint_every)
-    grids = callbacks.EditGridSummaries(trainer, train_writer, data.image_batch(), config.image_every)
+    checkpoints = callbacks.CheckpointCallback(trainer, manager, config.checkpoint_every, counter,
+                                               saved_step=counter.step if latest else None)
+    grids = callbacks.EditGridSummaries(trainer, counter, train_writer, data.image_batch(), config.image_every)
     scalars = callbacks.ScalarSummaries(
-        trainer, train_writer, tf.summary.create_file_writer(os.path.join(logs, "validation")), config.log_every)
+        counter, train_writer, tf.summary.create_file_writer(os.path.join(logs, "validation")), config.log_every)
 
     history: dict[str, list[float]] = {}
     total_steps = config.epochs * config.steps_per_epoch
-    step = callbacks.global_step(trainer)
-    if step >= total_steps:
-        print(f"Training is already complete: step {step} of {total_steps}.", flush=True)
-    for epoch in range(step // config.steps_per_epoch, config.epochs):
-        skip = callbacks.global_step(trainer) - epoch * config.steps_per_epoch
+    if counter.step >= total_steps:
+        print(f"Training is already complete: step {counter.step} of {total_steps}.", flush=True)
+    for epoch in range(counter.step // config.steps_per_epoch, config.epochs):
+        skip = counter.step - epoch * config.steps_per_epoch
         result = trainer.fit(
             data.epoch(epoch, skip), initial_epoch=epoch, epochs=epoch + 1,
             steps_per_epoch=config.steps_per_epoch - skip, validation_data=data.validation(),
             validation_steps=config.validation_steps or None, shuffle=False,
-            callbacks=[checkpoints, scalars, grids, *extra_callbacks])
+            callbacks=[counter, checkpoints, scalars, grids, *extra_callbacks])
         for name, values in result.history.items():
             history.setdefault(name, []).extend(float(np.mean(value)) for value in values)
         if trainer.stop_training:
@@ -152,7 +179,7 @@ def train(
 
     checkpoints.save()
     grids.write()
-    save_final_weights(trainer, config.model_dir)
-    print(f"Saved the final weights to {os.path.join(config.model_dir, FINAL_WEIGHTS)} "
-          f"(step {callbacks.global_step(trainer)}).", flush=True)
-    return trainer, history
+    save_final_weights(trainer, output_dir)
+    print(f"Saved the final weights to {os.path.join(output_dir, FINAL_WEIGHTS)} (step {counter.step}).",
+          flush=True)
+    return history

@@ -1,0 +1,134 @@
+"""Tests of ebgan_tf/editing.py (Editor, ModelInfo) on the contract fixture model (tests/contract_model.py).
+
+The exporter's own models (and TFLite files) are tested through the Editor in tests/test_export.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ebgan_tf.data.masks import region_mask
+from ebgan_tf.editing import Editor, ModelInfo
+from tests.contract_model import ATTRIBUTES, export_contract_model, random_inputs, template_landmarks
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, str]:
+    """variant -> SavedModel path of the contract fixture."""
+    base = str(tmp_path_factory.mktemp("exports"))
+    return {variant: export_contract_model(base, name=variant, image_size=SIZE, variant=variant)
+            for variant in ("att_ebgan", "ebgan")}
+
+
+@pytest.fixture(scope="module")
+def editor(models) -> Editor:
+    return Editor.load(models["att_ebgan"])
+
+
+def info(variant: str = "att_ebgan") -> ModelInfo:
+    return ModelInfo(ATTRIBUTES if variant == "att_ebgan" else (), SIZE, variant, template_landmarks(SIZE))
+
+
+def test_model_info_reads_the_metadata_signature(editor, models):
+    assert editor.info.attribute_names == ATTRIBUTES
+    assert editor.info.image_size == SIZE and editor.info.variant == "att_ebgan"
+    np.testing.assert_allclose(editor.info.landmark_template, template_landmarks(SIZE))
+    assert Editor.load(models["ebgan"]).info.variant == "ebgan"
+
+
+def test_transfer_vector_drop_and_keep():
+    assert info().transfer_vector() is None
+    np.testing.assert_array_equal(info().transfer_vector(drop=["Mustache"]), [0, 1, 1])
+    np.testing.assert_array_equal(info().transfer_vector(drop=["Mustache", "Wearing_Lipstick"]), [0, 1, 0])
+    np.testing.assert_array_equal(info().transfer_vector(keep=["Smiling"]), [0, 1, 0])
+    np.testing.assert_array_equal(info().transfer_vector(keep=[]), [0, 0, 0])
+    assert info().transfer_vector(drop=["Smiling"]).dtype == np.float32
+
+
+@pytest.mark.parametrize("kwargs, variant, message", [
+    (dict(drop=["Beard"]), "att_ebgan", "Unknown attribute.*'Beard'.*valid attributes: Mustache, Smiling, Wearing_Lipstick"),
+    (dict(keep=["Smiling", "Bald"]), "att_ebgan", "Unknown attribute.*'Bald'"),
+    (dict(drop=["Mustache"], keep=["Smiling"]), "att_ebgan", "--drop or --keep, not both"),
+    (dict(drop=["Mustache"]), "ebgan", "ebgan model: it has no attribute filtering.*att_ebgan"),
+    (dict(keep=["Mustache"]), "ebgan", "ebgan model: it has no attribute filtering"),
+])
+def test_transfer_vector_errors(kwargs, variant, message):
+    with pytest.raises(ValueError, match=message):
+        info(variant).transfer_vector(**kwargs)
+
+
+def test_region_mask_is_placed_on_the_landmark_template():
+    mask = info().region_mask("mouth")
+    assert mask.shape == (SIZE, SIZE, 1) and mask.dtype == np.float32
+    np.testing.assert_array_equal(mask, region_mask(template_landmarks(SIZE), ["mouth"], SIZE).numpy())
+    assert 0 < mask.sum() < SIZE * SIZE
+    assert info().region_mask(["mouth", "eyes"]).sum() > mask.sum()
+
+
+def test_edit_equals_the_signatures_output(editor, models):
+    inputs = random_inputs(3, SIZE, len(ATTRIBUTES), seed=1)
+    signatures = tf.saved_model.load(models["att_ebgan"]).signatures
+    plain = signatures["edit"](**{k: tf.constant(v) for k, v in inputs.items() if k != "attributes"})["edited"]
+    filtered = signatures["edit_filtered"](**{k: tf.constant(v) for k, v in inputs.items()})["edited"]
+    np.testing.assert_array_equal(editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"]), plain.numpy())
+    np.testing.assert_array_equal(
+        editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"], inputs["attributes"]), filtered.numpy())
+    one = editor.edit(inputs["source"][1], inputs["exemplar"][1], inputs["mask"][1])  # a single image
+    assert one.shape == (SIZE, SIZE, 3) and one.dtype == np.uint8
+    np.testing.assert_array_equal(one, plain.numpy()[1])
+
+
+def test_one_transfer_vector_applies_to_the_whole_batch(editor):
+    inputs = random_inputs(2, SIZE, seed=2)
+    transfer = np.array([0.0, 1.0, 1.0], np.float32)
+    together = editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"], transfer)
+    for index in range(2):
+        alone = editor.edit(inputs["source"][index], inputs["exemplar"][index], inputs["mask"][index],
+                            transfer[None])
+        np.testing.assert_array_equal(together[index], alone)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda i: i.update(source=i["source"][:, :8, :8]), r"source has shape \(8, 8, 3\); this model takes 16x16x3"),
+    (lambda i: i.update(exemplar=i["exemplar"][..., :1]), r"exemplar has shape \(16, 16, 1\); this model takes 16x16x3"),
+    (lambda i: i.update(mask=i["mask"][..., 0]), r"mask has shape \(2, 16, 16\); this model takes 16x16x1"),
+    (lambda i: i.update(source=i["source"].astype(np.float32)), "source must be uint8 pixels, got float32"),
+    (lambda i: i.update(exemplar=i["exemplar"].astype(np.int32)), "exemplar must be uint8 pixels, got int32"),
+    (lambda i: i.update(exemplar=i["exemplar"][:1]), "same number of images"),
+    (lambda i: i["mask"].__setitem__(1, 0.0), r"Empty mask for image\(s\) \[1\]: nothing to edit"),
+    (lambda i: i.update(mask=np.full_like(i["mask"], 0.5)), r"Empty mask for image\(s\) \[0, 1\]"),
+    (lambda i: i.update(transfer=np.ones(2, np.float32)),
+     r"transfer has shape \(2,\); this model takes \[3\] or \[N,3\].*Mustache, Smiling, Wearing_Lipstick"),
+    (lambda i: i.update(transfer=np.ones((3, 3), np.float32)), r"transfer has shape \(3, 3\)"),
+])
+def test_edit_rejects_bad_inputs_with_a_clear_message(editor, change, message):
+    inputs = random_inputs(2, SIZE, seed=3)
+    inputs["transfer"] = None
+    change(inputs)
+    with pytest.raises(ValueError, match=message):
+        editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"], inputs["transfer"])
+
+
+def test_transfer_on_an_ebgan_model_is_an_error(models):
+    inputs = random_inputs(1, SIZE)
+    ebgan = Editor.load(models["ebgan"])
+    with pytest.raises(ValueError, match="ebgan model: it has no attribute filtering"):
+        ebgan.edit(inputs["source"], inputs["exemplar"], inputs["mask"], np.ones(3, np.float32))
+    assert ebgan.edit(inputs["source"], inputs["exemplar"], inputs["mask"]).shape == (1, SIZE, SIZE, 3)
+
+
+def test_load_errors_name_the_problem(tmp_path, models):
+    with pytest.raises(FileNotFoundError, match="Model not found: .*missing"):
+        Editor.load(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="directory without saved_model.pb.*exports/ebgan/1"):
+        Editor.load(os.path.dirname(models["ebgan"]))  # the model base, not a version directory
+    other = tmp_path / "model.onnx"
+    other.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="neither a SavedModel directory nor a .tflite file"):
+        Editor.load(str(other))

@@ -1,0 +1,405 @@
+"""Tests of the export (export/saved_model.py, tflite.py, verify.py, main.py = ebgan-export) against DESIGN.md's
+"Exported model contract", on a tiny Att-EBGAN trained for two steps and a tiny untrained EBGAN.
+
+The Att-EBGAN model is exported once per module through the ebgan-export command (SavedModel, the three TFLite
+variants and --verify); the other tests read that export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+from tensorflow_serving.apis import prediction_log_pb2
+
+from ebgan_tf import metrics
+from ebgan_tf.cli import run_in_process
+from ebgan_tf.data import pipeline, synthetic_faces
+from ebgan_tf.data.synthetic import render_face, sample_face
+from ebgan_tf.editing import Editor
+from ebgan_tf.images import load_image, save_image
+from ebgan_tf.models.trainer import build_trainer
+from export import main as export_main
+from export.saved_model import edit_function, export_saved_model, next_version
+from export.tflite import TFLITE_VARIANTS
+from export.verify import MAX_LEVEL_DIFFERENCE, PSNR_FLOORS, verification_inputs, verify_export
+from serving.edit import edit_files
+from tests.test_train import IMAGE_SIZE, SPLIT_SIZES, tiny_config
+from training import train_lib
+from training.distribute import make_strategy
+from training.run_config import load_trained, read_config, run_config_from_dir, save_final_weights, write_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAVED_MODEL_CLI = os.path.join(ROOT, ".venv", "bin", "saved_model_cli")
+SIZE = IMAGE_SIZE
+
+
+def export_cli(*argv: str) -> tuple[int, str, str]:
+    """Runs ebgan-export in this process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = run_in_process(export_main.main, export_main.define_flags, ["ebgan-export", *argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    """A tiny synthetic_faces data set at 32 px, read by pipeline.load_examples for this module's tests."""
+    path = str(tmp_path_factory.mktemp("data"))
+    synthetic_faces.prepare_synthetic_faces(path, image_size=SIZE, **SPLIT_SIZES)
+
+    def load_tiny(dataset: str, data_dir: str, split: str, image_size: int):
+        return synthetic_faces.load_synthetic_faces(data_dir, split, image_size, prepare=False, **SPLIT_SIZES)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "load_examples", load_tiny)
+        yield path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, data_dir):
+    """A tiny Att-EBGAN trained for 2 steps, exported with `ebgan-export --tflite=float32,float16,dynamic --verify`.
+
+    Returns a dict: model_dir, trainer (the Keras model), base (--export_base), saved (SavedModel path),
+    tflite (variant -> path), status, out, err (of the command).
+    """
+    model_dir = str(tmp_path_factory.mktemp("run") / "model")
+    config = tiny_config(model_dir, data_dir, epochs=1, steps_per_epoch=2, validation_steps=0, image_every=2)
+    train_lib.train(config, make_strategy("one_device"))
+    base = str(tmp_path_factory.mktemp("exports"))
+    status, out, err = export_cli(f"--model_dir={model_dir}", f"--export_base={base}", "--name=ebgan",
+                                  f"--tflite={','.join(TFLITE_VARIANTS)}", "--verify")
+    tflite = {variant: os.path.join(base, "ebgan-tflite", "1", f"model_{variant}.tflite")
+              for variant in TFLITE_VARIANTS}
+    return dict(model_dir=model_dir, trainer=load_trained(model_dir), base=base,
+                saved=os.path.join(base, "ebgan", "1"), tflite=tflite, status=status, out=out, err=err)
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    """The exported SavedModel, loaded once."""
+    return tf.saved_model.load(exported["saved"])
+
+
+@pytest.fixture(scope="module")
+def ebgan_model_dir(tmp_path_factory, data_dir) -> str:
+    """A model_dir of an untrained tiny EBGAN (config.json + final weights, as ebgan-train writes them)."""
+    model_dir = str(tmp_path_factory.mktemp("ebgan") / "model")
+    config = tiny_config(model_dir, data_dir, variant="ebgan").resolved()
+    identity = config.identity()
+    identity["landmark_template"] = (np.array([[0.39, 0.51], [0.61, 0.51], [0.5, 0.64], [0.4, 0.74],
+                                               [0.59, 0.74]]) * SIZE).tolist()
+    trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
+    trainer.build_all()
+    write_config(model_dir, identity)
+    save_final_weights(trainer, model_dir)
+    return model_dir
+
+
+def faces(count: int, seed: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic sources and exemplars at the model's size."""
+    images = np.stack([render_face(sample_face(seed + index), SIZE).image for index in range(2 * count)])
+    return images[:count], images[count:]
+
+
+def saved_model_cli_signatures(path: str) -> dict[str, dict[str, dict[str, tuple[str, str]]]]:
+    """signature -> {"inputs"/"outputs": {name: (dtype, shape)}}, parsed from `saved_model_cli show --all`."""
+    result = subprocess.run([SAVED_MODEL_CLI, "show", "--all", "--dir", path], capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300, check=True)
+    signatures: dict = {}
+    pattern = re.compile(r"signature_def\['(\w+)'\]:|(inputs|outputs)\['(\w+)'\] tensor_info:\s*dtype: (\w+)\s*"
+                         r"shape: ([^\n]+)")
+    current = None
+    for match in pattern.finditer(result.stdout.split("Concrete Functions:")[0]):
+        if match.group(1):
+            current = signatures.setdefault(match.group(1), {"inputs": {}, "outputs": {}})
+        else:
+            current[match.group(2)][match.group(3)] = (match.group(4), match.group(5).strip())
+    return signatures
+
+
+@pytest.mark.slow  # trains and exports the module's model (2 steps, SavedModel, three TFLite conversions)
+def test_cli_writes_the_saved_model_tflite_files_and_passes_verify(exported):
+    assert exported["status"] == 0, exported["err"]
+    out = exported["out"]
+    assert f"SavedModel: {exported['saved']}  signatures: edit (serving_default), edit_filtered, metadata" in out
+    for variant, path in exported["tflite"].items():
+        assert f"TFLite {variant}: {path} (" in out and os.path.getsize(path) > 0
+    checks = [line for line in out.splitlines() if " vs SavedModel (" in line]
+    assert len(checks) == 2 * (1 + len(TFLITE_VARIANTS))  # edit and edit_filtered: Keras + each TFLite variant
+    assert all(line.endswith("ok") for line in checks), checks
+    assert os.path.exists(os.path.join(exported["saved"], "saved_model.pb"))
+    assert sorted(os.listdir(os.path.join(exported["base"], "ebgan"))) == ["1"]  # no temporary directory left
+
+
+def test_saved_model_cli_shows_the_contract(exported):
+    signatures = saved_model_cli_signatures(exported["saved"])
+    n = len(exported["trainer"].attribute_names)
+    images = {"source": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)"), "exemplar": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)"),
+              "mask": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 1)")}
+    edited = {"edited": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)")}
+    assert {"edit", "serving_default", "edit_filtered", "metadata"} <= set(signatures)
+    assert signatures["edit"] == {"inputs": images, "outputs": edited}
+    assert signatures["serving_default"] == signatures["edit"]
+    assert signatures["edit_filtered"] == {"inputs": {**images, "attributes": ("DT_FLOAT", f"(-1, {n})")},
+                                           "outputs": edited}
+    assert signatures["metadata"] == {"inputs": {}, "outputs": {
+        "attribute_names": ("DT_STRING", f"({n})"), "image_size": ("DT_INT32", "()"),
+        "variant": ("DT_STRING", "()"), "landmark_template": ("DT_FLOAT", "(5, 2)")}}
+
+
+def test_metadata_assets_and_warmup_requests(exported, loaded):
+    trainer, saved = exported["trainer"], exported["saved"]
+    template = np.asarray(read_config(exported["model_dir"])["landmark_template"], np.float32)
+    for path in [saved, *exported["tflite"].values()]:
+        info = Editor.load(path).info
+        assert info.attribute_names == trainer.attribute_names and len(info.attribute_names) > 1
+        assert (info.image_size, info.variant) == (SIZE, "att_ebgan")
+        np.testing.assert_allclose(info.landmark_template, template)
+    with open(os.path.join(saved, "assets", "attributes.txt")) as handle:
+        assert handle.read().splitlines() == list(trainer.attribute_names)
+
+    records = list(tf.data.TFRecordDataset(os.path.join(saved, "assets.extra", "tf_serving_warmup_requests")))
+    assert len(records) == 1
+    request = prediction_log_pb2.PredictionLog.FromString(records[0].numpy()).predict_log.request
+    assert request.model_spec.signature_name == "edit"
+    inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+    assert sorted(inputs) == ["exemplar", "mask", "source"]
+    assert inputs["source"].shape == (1, SIZE, SIZE, 3) and inputs["source"].dtype == np.uint8
+    assert inputs["mask"].shape == (1, SIZE, SIZE, 1) and inputs["mask"].dtype == np.float32
+    edited = loaded.signatures["edit"](**inputs)["edited"].numpy()  # the request runs
+    np.testing.assert_array_equal(edited, inputs["source"])  # its mask is empty
+
+
+def test_parity_keras_saved_model_and_tflite(exported):
+    saved = Editor.load(exported["saved"])
+    source, exemplar, mask = verification_inputs(saved, count=3, seed=7)
+    drop = saved.info.transfer_vector(drop=[saved.info.attribute_names[0]])
+    for transfer in (None, drop):
+        reference = saved.edit(source, exemplar, mask, transfer)
+        extra = () if transfer is None else (np.tile(transfer, (3, 1)),)
+        keras_result = edit_function(exported["trainer"], transfer is not None, validate=True)(
+            source, exemplar, mask, *extra)["edited"].numpy()
+        assert np.abs(keras_result.astype(int) - reference).max() <= MAX_LEVEL_DIFFERENCE
+        for variant, path in exported["tflite"].items():
+            result = Editor.load(path).edit(source, exemplar, mask, transfer)
+            assert result.shape == reference.shape and result.dtype == np.uint8
+            if variant == "float32":
+                assert np.abs(result.astype(int) - reference).max() <= MAX_LEVEL_DIFFERENCE
+            else:
+                psnr = metrics.masked_psnr(result, reference, mask, max_psnr=100.0)
+                assert np.mean(psnr) >= PSNR_FLOORS[variant], (variant, psnr)
+
+
+def test_verify_export_reports_every_check_and_catches_a_wrong_model(exported, ebgan_model_dir):
+    checks = verify_export(exported["trainer"], exported["saved"], exported["tflite"], count=2)
+    assert [check.name for check in checks][:2] == ["Keras vs SavedModel (edit)", "TFLite float32 vs SavedModel (edit)"]
+    assert len(checks) == 8 and all(check.passed for check in checks)
+    psnr = {check.name: check for check in checks if check.measure == "PSNR in mask (dB)"}
+    assert psnr["TFLite dynamic vs SavedModel (edit)"].bound == PSNR_FLOORS["dynamic"]
+    config = run_config_from_dir(exported["model_dir"])
+    other = build_trainer(config.preset_object(), config.variant, config.regions)  # same architecture, new weights
+    other.build_all()
+    wrong = verify_export(other, exported["saved"], count=2)
+    assert not all(check.passed for check in wrong) and "FAILED" in str(wrong[0])
+
+
+def test_pixels_outside_the_mask_are_the_source_exactly(exported):
+    rng = np.random.default_rng(3)
+    source = rng.integers(0, 256, [2, SIZE, SIZE, 3], dtype=np.uint8)
+    exemplar = rng.integers(0, 256, [2, SIZE, SIZE, 3], dtype=np.uint8)
+    mask = np.zeros([2, SIZE, SIZE, 1], np.float32)
+    mask[:, 8:24, 4:20] = 1.0
+    mask[:, 8:24, 20:28] = 0.4  # below 0.5: not edited
+    mask[:, 2:6, 2:6] = 0.6  # above 0.5: edited
+    inside = mask[..., 0] > 0.5
+    for path in [exported["saved"], *exported["tflite"].values()]:
+        editor = Editor.load(path)
+        for transfer in (None, editor.info.transfer_vector(drop=[editor.info.attribute_names[-1]])):
+            edited = editor.edit(source, exemplar, mask, transfer)
+            np.testing.assert_array_equal(edited[~inside], source[~inside], err_msg=path)
+            assert np.mean(edited[inside] != source[inside]) > 0.5, path  # the region was generated
+
+
+def test_dynamic_batch_and_signature_agreement(exported, loaded):
+    signatures = loaded.signatures
+    source, exemplar = faces(3)
+    mask = np.broadcast_to(Editor.load(exported["saved"]).info.region_mask("mouth"), (3, SIZE, SIZE, 1)).copy()
+    n = len(exported["trainer"].attribute_names)
+    three = signatures["edit"](source=source, exemplar=exemplar, mask=mask)["edited"].numpy()
+    assert three.shape == (3, SIZE, SIZE, 3) and three.dtype == np.uint8
+    for index in range(3):
+        one = signatures["edit"](source=source[index:index + 1], exemplar=exemplar[index:index + 1],
+                                 mask=mask[index:index + 1])["edited"].numpy()
+        assert one.shape == (1, SIZE, SIZE, 3)
+        assert np.abs(one[0].astype(int) - three[index]).max() <= MAX_LEVEL_DIFFERENCE
+    default = signatures["serving_default"](source=source, exemplar=exemplar, mask=mask)["edited"].numpy()
+    all_on = signatures["edit_filtered"](source=source, exemplar=exemplar, mask=mask,
+                                         attributes=np.ones([3, n], np.float32))["edited"].numpy()
+    np.testing.assert_array_equal(default, three)
+    np.testing.assert_array_equal(all_on, three)  # edit = edit_filtered with every attribute transferred
+
+
+def _inputs(count: int = 2, size: int = SIZE, attributes: int | None = None) -> dict[str, np.ndarray]:
+    inputs = {"source": np.zeros([count, size, size, 3], np.uint8), "exemplar": np.zeros([count, size, size, 3], np.uint8),
+              "mask": np.ones([count, size, size, 1], np.float32)}
+    if attributes is not None:
+        inputs["attributes"] = np.ones([count, attributes], np.float32)
+    return inputs
+
+
+BAD_INPUTS = [
+    ("source 16 px", lambda i: i.update(source=i["source"][:, :16, :16]),
+     rf"source must be \[N,{SIZE},{SIZE},3\]; got shape\] \[2 16 16 3\]"),
+    ("exemplar 64 px", lambda i: i.update(exemplar=np.zeros([2, 64, 64, 3], np.uint8)),
+     rf"exemplar must be \[N,{SIZE},{SIZE},3\]; got shape\] \[2 64 64 3\]"),
+    ("mask with 3 channels", lambda i: i.update(mask=np.ones([2, SIZE, SIZE, 3], np.float32)),
+     rf"mask must be \[N,{SIZE},{SIZE},1\]; got shape\] \[2 {SIZE} {SIZE} 3\]"),
+    ("source without batch axis", lambda i: i.update(source=i["source"][0]),
+     rf"source must be \[N,{SIZE},{SIZE},3\]; got shape\] \[{SIZE} {SIZE} 3\]"),
+    ("exemplar batch 1", lambda i: i.update(exemplar=i["exemplar"][:1]),
+     "exemplar must have the same batch size N as source"),
+    ("mask batch 3", lambda i: i.update(mask=np.ones([3, SIZE, SIZE, 1], np.float32)),
+     "mask must have the same batch size N as source"),
+    ("float source", lambda i: i.update(source=i["source"].astype(np.float32)),
+     "expected to be a uint8 tensor but is a float tensor"),
+    ("uint8 mask", lambda i: i.update(mask=i["mask"].astype(np.uint8)),
+     "expected to be a float tensor but is a uint8 tensor"),
+]
+
+
+@pytest.mark.parametrize("signature", ["edit", "serving_default", "edit_filtered"])
+@pytest.mark.parametrize("case, change, message", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_inputs_to_each_edit_signature_are_readable_errors(exported, loaded, signature, case, change, message):
+    n = len(exported["trainer"].attribute_names)
+    inputs = _inputs(attributes=n if signature == "edit_filtered" else None)
+    change(inputs)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):  # tensors, as a server passes them
+        loaded.signatures[signature](**{name: tf.constant(value) for name, value in inputs.items()})
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda n: np.ones([2, n - 1], np.float32),
+     r"attributes must be \[N,{n}\] \(one value per attribute, N as source\); got shape\] \[2 {m}\]"),
+    (lambda n: np.ones([1, n], np.float32), r"attributes must be \[N,{n}\].*got shape\] \[1 {n}\]"),
+    (lambda n: np.ones([2], np.float32), r"attributes must be \[N,{n}\].*got shape\] \[2\]"),
+    (lambda n: np.ones([2, n], np.int32), "expected to be a float tensor but is a int32 tensor"),
+], ids=["too few", "batch 1 for 2 images", "no batch axis", "int32"])
+def test_bad_attributes_to_edit_filtered_are_readable_errors(exported, loaded, make, message):
+    n = len(exported["trainer"].attribute_names)
+    inputs = _inputs(attributes=n)
+    inputs["attributes"] = make(n)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message.format(n=n, m=n - 1)):
+        loaded.signatures["edit_filtered"](**{name: tf.constant(value) for name, value in inputs.items()})
+
+
+def test_editor_checks_inputs_before_a_tflite_runner_sees_them(exported):
+    editor = Editor.load(exported["tflite"]["dynamic"])
+    source, exemplar = faces(1)
+    mask = editor.info.region_mask("mouth")
+    with pytest.raises(ValueError, match=rf"source has shape \(16, 16, 3\); this model takes {SIZE}x{SIZE}x3"):
+        editor.edit(source[0, :16, :16], exemplar[0], mask)
+    with pytest.raises(ValueError, match="exemplar must be uint8 pixels"):
+        editor.edit(source[0], exemplar[0].astype(np.float32), mask)
+    with pytest.raises(ValueError, match="Empty mask"):
+        editor.edit(source[0], exemplar[0], np.zeros_like(mask))
+    assert editor.edit(source, exemplar, np.stack([mask])).shape == (1, SIZE, SIZE, 3)
+
+
+def test_ebgan_export_omits_edit_filtered_and_says_so(ebgan_model_dir, tmp_path):
+    status, out, err = export_cli(f"--model_dir={ebgan_model_dir}", f"--export_base={tmp_path}", "--name=plain",
+                                  "--tflite=float32")
+    assert status == 0, err
+    assert "signatures: edit (serving_default), metadata" in out
+    assert "This is an EBGAN model: no edit_filtered signature" in out
+    path = str(tmp_path / "plain" / "1")
+    assert set(tf.saved_model.load(path).signatures) == {"edit", "serving_default", "metadata"}
+    tflite = str(tmp_path / "plain-tflite" / "1" / "model_float32.tflite")
+    assert set(Interpreter(model_path=tflite).get_signature_list()) == {"edit", "metadata"}
+    source, exemplar = faces(2)
+    for model in (path, tflite):
+        editor = Editor.load(model)
+        assert editor.info.variant == "ebgan"
+        mask = np.broadcast_to(editor.info.region_mask("mouth"), (2, SIZE, SIZE, 1))
+        outside = mask[..., 0] <= 0.5
+        np.testing.assert_array_equal(editor.edit(source, exemplar, mask)[outside], source[outside])
+        with pytest.raises(ValueError, match="ebgan model: it has no attribute filtering"):
+            editor.info.transfer_vector(drop=["Smiling"])
+
+
+def test_versions_next_free_explicit_existing_and_failed(ebgan_model_dir, tmp_path, monkeypatch):
+    trainer = load_trained(ebgan_model_dir)
+    template = np.asarray(read_config(ebgan_model_dir)["landmark_template"])
+    base = tmp_path / "exports"
+    assert next_version(str(base / "ebgan")) == 1
+    for entry in ("1", "3", "notes", ".tmp-9-abc"):
+        (base / "ebgan" / entry).mkdir(parents=True)
+    assert next_version(str(base / "ebgan")) == 4
+
+    assert export_saved_model(trainer, str(base), "ebgan", template) == str(base / "ebgan" / "4")
+    assert export_saved_model(trainer, str(base), "ebgan", template, version=12) == str(base / "ebgan" / "12")
+    assert next_version(str(base / "ebgan")) == 13
+    with pytest.raises(FileExistsError, match=r"ebgan/3 already exists; choose another --version"):
+        export_saved_model(trainer, str(base), "ebgan", template, version=3)
+    with pytest.raises(ValueError, match="--version must be a positive integer, got 0"):
+        export_saved_model(trainer, str(base), "ebgan", template, version=0)
+
+    before = sorted(os.listdir(base / "ebgan"))
+
+    def write_half_and_fail(path: str, image_size: int) -> None:  # the last file, after the SavedModel
+        os.makedirs(os.path.dirname(path))
+        with open(path, "wb") as handle:
+            handle.write(b"half")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr("export.saved_model._write_warmup", write_half_and_fail)
+    with pytest.raises(OSError, match="simulated"):
+        export_saved_model(trainer, str(base), "ebgan", template)
+    assert sorted(os.listdir(base / "ebgan")) == before  # no version 13, no staging directory left
+
+
+def test_cli_errors_exit_1_with_one_line(exported, tmp_path):
+    cases = [
+        ([f"--model_dir={tmp_path / 'missing'}"], "config.json not found: .*missing is not a model directory"),
+        ([f"--model_dir={exported['model_dir']}", "--tflite=float32,int4"],
+         r"Unknown TFLite variant\(s\) int4; valid: float32, float16, dynamic\."),
+        ([f"--model_dir={exported['model_dir']}", "--version=1", "--name=ebgan"],
+         r"ebgan/1 already exists; choose another --version"),
+    ]
+    for argv, message in cases:
+        base = tmp_path / "exports" if "--version=1" not in argv else exported["base"]
+        before = sorted(os.listdir(exported["base"]))
+        status, out, err = export_cli(f"--export_base={base}", *argv)
+        assert status == 1, (argv, out, err)
+        assert len(err.strip().splitlines()) == 1 and err.startswith("ebgan-export: error: "), err
+        assert re.search(message, err), err
+        assert not (tmp_path / "exports").exists()
+        assert sorted(os.listdir(exported["base"])) == before
+
+
+def test_ebgan_edit_on_the_export(exported, tmp_path):
+    """ebgan-edit's aligned-image path (serving.edit.edit_files) on the SavedModel and a TFLite file."""
+    source, exemplar = faces(1, seed=300)
+    save_image(str(tmp_path / "a.png"), source[0])
+    save_image(str(tmp_path / "b.png"), exemplar[0])
+    saved = Editor.load(exported["saved"])
+    mask = saved.info.region_mask("mouth")
+    drop = [saved.info.attribute_names[0]]
+    for model in (exported["saved"], exported["tflite"]["float32"]):
+        output = str(tmp_path / "out.png")
+        edit_files(model, str(tmp_path / "a.png"), str(tmp_path / "b.png"), output, region="mouth", drop=drop)
+        edited = load_image(output)
+        want = saved.edit(source[0], exemplar[0], mask, saved.info.transfer_vector(drop=drop))
+        assert np.abs(edited.astype(int) - want).max() <= MAX_LEVEL_DIFFERENCE
+        np.testing.assert_array_equal(edited[mask[..., 0] <= 0.5], source[0][mask[..., 0] <= 0.5])
+    with pytest.raises(ValueError, match="Unknown attribute.*'Beard'.*valid attributes:"):
+        edit_files(exported["saved"], str(tmp_path / "a.png"), str(tmp_path / "b.png"), str(tmp_path / "x.png"),
+                   region="mouth", drop=["Beard"])
+    assert not (tmp_path / "x.png").exists()
