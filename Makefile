@@ -22,11 +22,12 @@ demo: $(STAMP)
 	$(BIN)/ebgan-data preview --dataset=synthetic_faces --data_dir=$(DATA_DIR) --region=mouth --num=8 --out=$(DEMO_DIR)/preview.png
 	$(BIN)/ebgan-train --preset=synthetic64 --variant=att_ebgan --regions=mouth --dataset=synthetic_faces \
 	    --data_dir=$(DATA_DIR) --model_dir=$(DEMO_DIR)/model --epochs=$(DEMO_EPOCHS) \
-	    --steps_per_epoch=$(DEMO_STEPS_PER_EPOCH) --validation_steps=2 --checkpoint_every=50 --image_every=100
+	    --steps_per_epoch=$(DEMO_STEPS_PER_EPOCH) --validation_steps=2 --checkpoint_every=50 --image_every=100 \
+	    --learning_rate=1e-3 --adv_weight=0.05
 	$(BIN)/python -m training.demo --model_dir=$(DEMO_DIR)/model --data_dir=$(DATA_DIR) --out=$(DEMO_DIR)/edits.png
 	$(BIN)/ebgan-export --model_dir=$(DEMO_DIR)/model --export_base=$(DEMO_DIR)/exports --name=ebgan \
 	    --tflite=dynamic --verify
-	$(BIN)/ebgan-edit --model=$$(ls -d $(DEMO_DIR)/exports/ebgan/[0-9]* | sort -t/ -k4 -n | tail -n 1) \
+	$(BIN)/ebgan-edit --model=$(DEMO_DIR)/exports/ebgan \
 	    --source=$(DEMO_DIR)/source.png --exemplar=$(DEMO_DIR)/exemplar.png --region=mouth --drop=Mustache \
 	    --output=$(DEMO_DIR)/edited.png
 

@@ -70,13 +70,17 @@ class Editor:
 
     @classmethod
     def load(cls, path: str) -> "Editor":
-        """Loads a SavedModel directory or a .tflite file; a clear error when it is neither."""
+        """Loads a SavedModel version directory, a model base directory (its highest numeric version, as TF Serving
+        serves) or a .tflite file; a clear error when it is none of these."""
         if not os.path.exists(path):
             raise FileNotFoundError(f"Model not found: {path}")
         if os.path.isdir(path):
+            versions = [int(entry) for entry in os.listdir(path) if entry.isdigit()]
+            if not os.path.exists(os.path.join(path, "saved_model.pb")) and versions:
+                path = os.path.join(path, str(max(versions)))
             if not os.path.exists(os.path.join(path, "saved_model.pb")):
                 raise ValueError(f"{path} is a directory without saved_model.pb; give a SavedModel version "
-                                 "directory such as exports/ebgan/1.")
+                                 "directory such as exports/ebgan/1, or its base directory exports/ebgan.")
             return cls._load_saved_model(path)
         if path.endswith(".tflite"):
             return cls._load_tflite(path)

@@ -23,7 +23,8 @@ def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
     from ebgan_tf.faces import ALIGN_MODES, DEFAULT_FEATHER
 
-    flags.DEFINE_string("model", None, "Exported model: a SavedModel version directory (exports/ebgan/1) or a .tflite file.")
+    flags.DEFINE_string("model", None, "Exported model: a SavedModel version directory (exports/ebgan/1), its base "
+                        "directory (exports/ebgan: the highest version) or a .tflite file.")
     flags.DEFINE_string("source", None, "Photo to edit (PNG/JPEG/...; any size; EXIF orientation is applied).")
     flags.DEFINE_string("exemplar", None, "Photo (or aligned crop) whose face region is transferred to the source.")
     flags.DEFINE_string("region", None, "Region(s) to edit, comma-separated: mouth, eyes, brows, nose, components, face.")

@@ -126,8 +126,11 @@ def test_transfer_on_an_ebgan_model_is_an_error(models):
 def test_load_errors_name_the_problem(tmp_path, models):
     with pytest.raises(FileNotFoundError, match="Model not found: .*missing"):
         Editor.load(str(tmp_path / "missing"))
-    with pytest.raises(ValueError, match="directory without saved_model.pb.*exports/ebgan/1"):
-        Editor.load(os.path.dirname(models["ebgan"]))  # the model base, not a version directory
+    base = os.path.dirname(models["ebgan"])
+    assert Editor.load(base).path == models["ebgan"]  # a model base loads its highest version, as TF Serving does
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="directory without saved_model.pb.*exports/ebgan/1, or its base"):
+        Editor.load(str(tmp_path / "empty"))
     other = tmp_path / "model.onnx"
     other.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="neither a SavedModel directory nor a .tflite file"):

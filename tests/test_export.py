@@ -21,7 +21,6 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from ebgan_tf import metrics
 from ebgan_tf.cli import run_in_process
-from ebgan_tf.data import pipeline, synthetic_faces
 from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.editing import Editor
 from ebgan_tf.images import load_image, save_image
@@ -31,7 +30,7 @@ from export.saved_model import edit_function, export_saved_model, next_version
 from export.tflite import TFLITE_VARIANTS
 from export.verify import MAX_LEVEL_DIFFERENCE, PSNR_FLOORS, verification_inputs, verify_export
 from serving.edit import edit_files
-from tests.test_train import IMAGE_SIZE, SPLIT_SIZES, tiny_config
+from tests.test_train import IMAGE_SIZE, data_dir, tiny_config  # noqa: F401 (data_dir: a fixture)
 from training import train_lib
 from training.distribute import make_strategy
 from training.run_config import load_trained, read_config, run_config_from_dir, save_final_weights, write_config
@@ -47,20 +46,6 @@ def export_cli(*argv: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = run_in_process(export_main.main, export_main.define_flags, ["ebgan-export", *argv])
     return status, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> str:
-    """A tiny synthetic_faces data set at 32 px, read by pipeline.load_examples for this module's tests."""
-    path = str(tmp_path_factory.mktemp("data"))
-    synthetic_faces.prepare_synthetic_faces(path, image_size=SIZE, **SPLIT_SIZES)
-
-    def load_tiny(dataset: str, data_dir: str, split: str, image_size: int):
-        return synthetic_faces.load_synthetic_faces(data_dir, split, image_size, prepare=False, **SPLIT_SIZES)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "load_examples", load_tiny)
-        yield path
 
 
 @pytest.fixture(scope="module")
@@ -403,3 +388,27 @@ def test_ebgan_edit_on_the_export(exported, tmp_path):
         edit_files(exported["saved"], str(tmp_path / "a.png"), str(tmp_path / "b.png"), str(tmp_path / "x.png"),
                    region="mouth", drop=["Beard"])
     assert not (tmp_path / "x.png").exists()
+
+
+def test_ebgan_serve_and_client_serve_the_export(exported):
+    """The real exporter's output through ebgan-serve (gRPC, batching on) and the client equals the local Editor."""
+    from serving import client, server
+
+    config = f'model_config_list {{ config {{ name: "ebgan" base_path: "{exported["base"]}/ebgan" }} }}'
+    options = server.ServerOptions(models=tuple(server.parse_model_config(config)), port=0,
+                                   batching=server.BatchingOptions(max_batch_size=4, batch_timeout_micros=1000))
+    sources, exemplars = faces(2, seed=300)
+    editor = Editor.load(exported["saved"])
+    mask = np.stack([editor.info.region_mask(["mouth"])] * 2)
+    transfer = editor.info.transfer_vector(drop=[editor.info.attribute_names[0]])
+    running = server.ModelServer(options).start()
+    try:
+        with client.EditClient(f"127.0.0.1:{running.port}", timeout=30) as connection:
+            info = connection.model_info("ebgan")
+            full = connection.edit(sources, exemplars, mask)
+            filtered = connection.edit(sources, exemplars, mask, transfer, signature="edit_filtered")
+    finally:
+        running.stop()
+    assert (info.attribute_names, info.image_size, info.variant) == (editor.info.attribute_names, SIZE, "att_ebgan")
+    np.testing.assert_array_equal(full, editor.edit(sources, exemplars, mask))
+    np.testing.assert_array_equal(filtered, editor.edit(sources, exemplars, mask, transfer))
