@@ -1,7 +1,9 @@
 """Benchmark: input pipeline throughput (examples/s) at 64 and 128 px on synthetic faces.
 
 Prepares a small synthetic_faces data set per size in a temporary directory, then times `make_dataset` batches
-(decode, masks with jitter, pairing) after a warm-up. Run alone with `python -m benchmarks.pipeline`.
+(decode, masks with jitter, pairing) after a warm-up, and compares it with what training consumes (the fastest
+training images/s the training section measured in this run at the same size). Run alone with
+`python -m benchmarks.pipeline`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 
+from benchmarks import results
 from ebgan_tf.config import get_preset
 from ebgan_tf.data import pipeline
 
@@ -46,6 +49,13 @@ def run() -> list[tuple[str, str]]:
             rates[image_size] = examples_per_second(data_dir, image_size)
     rows = [(f"pipeline examples/s at {size} px (batch {BATCH_SIZE}, {len(REGIONS)} regions, jittered masks)",
              f"{rate:.0f}") for size, rate in rates.items()]
+    for size, rate in rates.items():
+        consumed = [value for key, value in results.MEASURED.items()
+                    if key.startswith(f"train_images_per_second_{size}_")]
+        if consumed:
+            results.MEASURED[f"pipeline_over_training_{size}"] = rate / max(consumed)
+            rows.append((f"pipeline at {size} px / training consumption at {size} px ({max(consumed):.1f} images/s)",
+                         f"{rate / max(consumed):.0f}x"))
     small, large = SIZES
     rows.append((f"pipeline throughput ratio {small} px / {large} px", f"{rates[small] / rates[large]:.2f}"))
     for measure, value in rows:

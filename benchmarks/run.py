@@ -14,7 +14,10 @@ import platform
 import sys
 import time
 
-SECTIONS: tuple[str, ...] = ("pipeline", "celeba", "serving")
+# Order matters: peak first (the reference of every share of peak), training before pipeline (its consumption),
+# targets last (it reads what the others measured).
+SECTIONS: tuple[str, ...] = ("peak", "training", "export", "pipeline", "celeba", "serving", "targets")
+OPTIONAL_SECTIONS: tuple[str, ...] = ("variants",)  # run only when named: `python -m benchmarks.run peak variants`
 REPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "BENCHMARKS.md")
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
 
@@ -31,10 +34,11 @@ def run_sections(names: tuple[str, ...] = SECTIONS) -> list[tuple[str, str, str]
     return rows
 
 
-def markdown(rows: list[tuple[str, str, str]]) -> str:
-    """The table of a run, with the command, date and machine."""
+def markdown(rows: list[tuple[str, str, str]], minutes: float | None = None) -> str:
+    """The table of a run, with the command, date, machine and (if given) the run's length."""
+    length = f", {minutes:.1f} min" if minutes is not None else ""
     lines = [f"Command: `make bench` (`python -m benchmarks.run`), {datetime.date.today().isoformat()}, "
-             f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}.", "",
+             f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}{length}.", "",
              "| section | measure | value |", "|---|---|---|"]
     lines += [f"| {section} | {measure} | {value} |" for section, measure, value in rows]
     return "\n".join(lines)
@@ -56,14 +60,20 @@ def record(table: str, path: str = REPORT) -> None:
 
 def main() -> int:
     names = tuple(sys.argv[1:]) or SECTIONS
-    unknown = [name for name in names if name not in SECTIONS]
+    valid = SECTIONS + OPTIONAL_SECTIONS
+    unknown = [name for name in names if name not in valid]
     if unknown:
-        print(f"benchmarks: unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}", file=sys.stderr)
+        print(f"benchmarks: unknown section(s) {', '.join(unknown)}; valid: {', '.join(valid)}", file=sys.stderr)
         return 1
-    table = markdown(run_sections(names))
+    started = time.perf_counter()
+    rows = run_sections(names)
+    table = markdown(rows, (time.perf_counter() - started) / 60)
     print(table)
-    record(table)
-    print(f"Recorded in {REPORT}")
+    if names == SECTIONS:
+        record(table)
+        print(f"Recorded in {REPORT}")
+    else:
+        print(f"Not recorded in {REPORT}: only a full run (no section names) replaces its table.")
     return 0
 
 

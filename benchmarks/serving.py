@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import results as measured
 from serving.client import EditClient, ServingError
 from tests.contract_model import export_contract_model, random_inputs
 
@@ -129,6 +130,9 @@ def run() -> list[tuple[str, str]]:
         rows.append((f"serving {name}: throughput", f"{rate:.0f} requests/s"))
     on, off = results[f"{CLIENTS} clients, gRPC, batching on"], results[f"{CLIENTS} clients, gRPC, batching off"]
     rows.append((f"serving {CLIENTS} clients throughput ratio batching on / off", f"{on[2] / off[2]:.2f}"))
+    single = results["1 client, gRPC"]
+    measured.MEASURED["serving_batched_over_one_client"] = on[2] / single[2]
+    rows.append((f"serving throughput ratio {CLIENTS} clients batching on / 1 client", f"{on[2] / single[2]:.2f}"))
     rows.append(("serving 1 client p50 latency / in-process p50",
                  f"{results['1 client, gRPC'][0] / results['in-process SavedModel'][0]:.2f}"))
     for measure, value in rows:

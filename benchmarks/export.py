@@ -1,0 +1,191 @@
+"""Benchmark: edit latency (batch 1) and throughput (batch 32) of Keras, SavedModel and TFLite, at 64 and 128 px.
+
+Models: Att-EBGAN of the synthetic64 (64 px) and celeba128 (128 px) presets with UNTRAINED weights (speed does not
+depend on training), mouth masks. Measured per size:
+  Keras eager        export.saved_model.edit_function called eagerly (the Keras networks, no graph)
+  Keras tf.function  the same function traced once with tf.function
+  SavedModel         the exported `edit` signature through ebgan_tf.editing.Editor
+  SavedModel, XLA    the same exported with its computation compiled by XLA (`xla_edit_function`, a variant of
+                     export.saved_model.edit_function patched in here; the candidate change of that module)
+  TFLite <variant>   the .tflite file through the Editor (ai_edge_litert, batch 1: throughput = 32 sequential calls)
+plus the export and TFLite conversion times, the file sizes, the SavedModel's batch-32 GFLOP/s as a share of the
+measured matmul peak (edit FLOPs counted by benchmarks/flops.py), and the dynamic-range TFLite file run with as many
+interpreter threads as cores ("TFLite dynamic, N threads": the Editor leaves the interpreter at its default, one
+thread). Ratios compare measurements of the same run.
+Run alone with `python -m benchmarks.export`.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from typing import Callable
+from unittest import mock
+
+import numpy as np
+import tensorflow as tf
+
+from benchmarks import results
+from benchmarks.peak import observe_peak, share_of_peak
+from benchmarks.training import edit_flops_per_image
+from ebgan_tf.config import get_preset
+from ebgan_tf.data.synthetic import render_face, sample_face
+from ebgan_tf.editing import Editor
+from ebgan_tf.models.trainer import build_trainer
+from export import saved_model
+from export.saved_model import edit_function, export_saved_model, input_signature
+from export.tflite import TFLITE_VARIANTS, export_tflite
+from export.verify import verification_inputs
+
+PRESETS: tuple[str, ...] = ("synthetic64", "celeba128")
+THROUGHPUT_BATCH = 32
+LATENCY_CALLS = 5
+PEAK_TRIALS = 3
+THREADS = os.cpu_count() or 1
+XLA_SAVED_MODEL = "SavedModel, XLA (variant)"
+TEMPLATE_FACES = 16
+
+
+def _median_seconds(call: Callable[[], object], repeats: int, warm_up: bool = True) -> float:
+    """Median wall time of `repeats` calls (after one warm-up call if `warm_up`)."""
+    if warm_up:
+        call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _directory_megabytes(path: str) -> float:
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names) / 1e6
+
+
+def _landmark_template(image_size: int) -> np.ndarray:
+    """Mean landmarks of synthetic faces at `image_size` (what training records for the synthetic data)."""
+    return np.mean([render_face(sample_face(seed), image_size).landmarks for seed in range(TEMPLATE_FACES)], axis=0)
+
+
+def xla_edit_function(trainer, filtered: bool, validate: bool) -> Callable[..., dict[str, tf.Tensor]]:
+    """export.saved_model.edit_function with its computation in an XLA-compiled tf.function (jit_compile=True)
+    and the input checks outside it (XLA drops Assert ops). The candidate change of export/saved_model.py."""
+    compiled = tf.function(edit_function(trainer, filtered, validate=False), jit_compile=True)
+    size, count = trainer.model_config.image_size, len(trainer.attribute_names)
+
+    def edit(source, exemplar, mask, attributes=None):
+        checks = saved_model._validate(size, count, source, exemplar, mask, attributes) if validate else []  # pylint: disable=protected-access
+        with tf.control_dependencies(checks):
+            if filtered:
+                return compiled(source, exemplar, mask, attributes)
+            return compiled(source, exemplar, mask)
+
+    return edit
+
+
+def _export_xla_saved_model(trainer, base: str, template: np.ndarray) -> str:
+    """The SavedModel export with `xla_edit_function` in place of edit_function."""
+    with mock.patch.object(saved_model, "edit_function", xla_edit_function):
+        return export_saved_model(trainer, base, "bench_xla", template)
+
+
+def _runners(trainer, saved_dir: str, tflite_paths: dict[str, str], xla_saved_dir: str) -> dict[str, Callable]:
+    """name -> edit(source, exemplar, mask) -> uint8 images."""
+    eager = edit_function(trainer, filtered=False, validate=False)
+    size, count = trainer.model_config.image_size, len(trainer.attribute_names)
+    traced = tf.function(eager, input_signature=input_signature(size, count, filtered=False, batch=None))
+    runners = {
+        "Keras eager": lambda *inputs: eager(*inputs)["edited"].numpy(),
+        "Keras tf.function": lambda *inputs: traced(*inputs)["edited"].numpy(),
+        "SavedModel": Editor.load(saved_dir).edit,
+        XLA_SAVED_MODEL: Editor.load(xla_saved_dir).edit,
+    }
+    for variant, path in tflite_paths.items():
+        runners[f"TFLite {variant}"] = Editor.load(path).edit  # the Editor feeds a .tflite one image at a time
+    runners[f"TFLite dynamic, {THREADS} threads"] = _threaded_tflite_edit(tflite_paths["dynamic"], THREADS)
+    return runners
+
+
+def _threaded_tflite_edit(path: str, threads: int) -> Callable:
+    """edit(source, exemplar, mask) of a .tflite file through an interpreter with `threads` threads, one image per
+    call (what Editor.load(path).edit does with the interpreter's default thread count)."""
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+    edit = Interpreter(model_path=path, num_threads=threads).get_signature_runner("edit")
+
+    def run(source, exemplar, mask):
+        return np.concatenate([edit(source=source[index:index + 1], exemplar=exemplar[index:index + 1],
+                                    mask=mask[index:index + 1])["edited"] for index in range(len(source))])
+
+    return run
+
+
+def measure_preset(preset_name: str) -> tuple[list[tuple[str, str]], dict[str, float]]:
+    """Rows for one preset (export times, file sizes, latency and throughput per runner, ratios) and the batch-1
+    latencies in seconds per runner."""
+    preset = get_preset(preset_name)
+    size = preset.model.image_size
+    trainer = build_trainer(preset, "att_ebgan", preset.default_regions)
+    trainer.build_all()
+    template = _landmark_template(size)
+    rows = []
+    with tempfile.TemporaryDirectory() as base:
+        started = time.perf_counter()
+        saved_dir = export_saved_model(trainer, base, "bench", template)
+        rows.append((f"{size} px SavedModel export time (s)", f"{time.perf_counter() - started:.1f}"))
+        rows.append((f"{size} px SavedModel size (MB)", f"{_directory_megabytes(saved_dir):.1f}"))
+        started = time.perf_counter()
+        tflite_paths = export_tflite(trainer, template, os.path.join(base, "tflite"), TFLITE_VARIANTS)
+        rows.append((f"{size} px TFLite conversion time, {len(TFLITE_VARIANTS)} variants (s)",
+                     f"{time.perf_counter() - started:.1f}"))
+        for variant, path in tflite_paths.items():
+            rows.append((f"{size} px TFLite {variant} size (MB)", f"{os.path.getsize(path) / 1e6:.1f}"))
+
+        xla_saved_dir = _export_xla_saved_model(trainer, base, template)
+        source, exemplar, mask = verification_inputs(Editor.load(saved_dir), count=THROUGHPUT_BATCH)
+        latency, throughput = {}, {}
+        for name, run in _runners(trainer, saved_dir, tflite_paths, xla_saved_dir).items():
+            latency[name] = _median_seconds(lambda: run(source[:1], exemplar[:1], mask[:1]), LATENCY_CALLS)
+            # XLA compiles once per batch size: its first batch-32 call is a warm-up.
+            throughput[name] = THROUGHPUT_BATCH / _median_seconds(lambda: run(source, exemplar, mask), 1,
+                                                                  warm_up=name == XLA_SAVED_MODEL)
+            if name.startswith("SavedModel"):
+                observe_peak(PEAK_TRIALS)  # under the same load as the batch just timed
+            rows.append((f"{size} px {name} latency at batch 1 (ms)", f"{latency[name] * 1000:.1f}"))
+            rows.append((f"{size} px {name} throughput at batch {THROUGHPUT_BATCH} (images/s)",
+                         f"{throughput[name]:.1f}"))
+    edit_flops = edit_flops_per_image(trainer)
+    for name, key in (("SavedModel", "saved_model"), (XLA_SAVED_MODEL, "saved_model_xla")):
+        edit_gflops = edit_flops * throughput[name] / 1e9
+        results.MEASURED[f"{key}_gflops_{size}"] = edit_gflops
+        rows.append((f"{size} px {name} batch-{THROUGHPUT_BATCH} edit: achieved GFLOP/s (share of peak)",
+                     f"{edit_gflops:.1f} ({share_of_peak(edit_gflops)})"))
+    for name in latency:
+        results.MEASURED[f"latency_ratio_{name}_{size}"] = latency[name] / latency["SavedModel"]
+        if name != "SavedModel":
+            rows.append((f"{size} px latency ratio {name} / SavedModel", f"{latency[name] / latency['SavedModel']:.2f}"))
+    rows.append((f"{size} px throughput ratio SavedModel / TFLite float32",
+                 f"{throughput['SavedModel'] / throughput['TFLite float32']:.2f}"))
+    return rows, latency
+
+
+def run() -> list[tuple[str, str]]:
+    """Measures and prints (measure, value) rows (untrained weights)."""
+    rows, latencies = [], []
+    for preset_name in PRESETS:
+        preset_rows, latency = measure_preset(preset_name)
+        latencies.append(latency)
+        for measure, value in preset_rows:
+            print(f"export {measure}: {value}", flush=True)
+        rows += [(f"export {measure}", value) for measure, value in preset_rows]
+    small, large = (get_preset(name).model.image_size for name in PRESETS)
+    for name in ("SavedModel", "TFLite dynamic"):
+        row = (f"export latency ratio {large} px / {small} px, {name}", f"{latencies[1][name] / latencies[0][name]:.2f}")
+        print(f"{row[0]}: {row[1]}")
+        rows.append(row)
+    return rows
+
+
+if __name__ == "__main__":
+    run()
