@@ -17,7 +17,6 @@ import time
 # Order matters: peak first (the reference of every share of peak), training before pipeline (its consumption),
 # targets last (it reads what the others measured).
 SECTIONS: tuple[str, ...] = ("peak", "training", "export", "pipeline", "celeba", "serving", "targets")
-OPTIONAL_SECTIONS: tuple[str, ...] = ("variants",)  # run only when named: `python -m benchmarks.run peak variants`
 REPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "BENCHMARKS.md")
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
 
@@ -60,10 +59,9 @@ def record(table: str, path: str = REPORT) -> None:
 
 def main() -> int:
     names = tuple(sys.argv[1:]) or SECTIONS
-    valid = SECTIONS + OPTIONAL_SECTIONS
-    unknown = [name for name in names if name not in valid]
+    unknown = [name for name in names if name not in SECTIONS]
     if unknown:
-        print(f"benchmarks: unknown section(s) {', '.join(unknown)}; valid: {', '.join(valid)}", file=sys.stderr)
+        print(f"benchmarks: unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}", file=sys.stderr)
         return 1
     started = time.perf_counter()
     rows = run_sections(names)

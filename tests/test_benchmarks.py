@@ -79,22 +79,3 @@ def test_record_replaces_only_the_marked_block(tmp_path):
     text = open(path, encoding="utf-8").read()
     assert text.startswith("# Benchmarks\n\nhand-written notes\n")
     assert text.count(run.BEGIN) == 1 and "| peak | matmul | 60.0 |" in text and "50.0" not in text
-
-
-@pytest.mark.parametrize("variant", ["att_ebgan", "ebgan"])
-def test_batched_losses_equal_the_trainers(variant):
-    from benchmarks.variants import BatchedTrainer  # pylint: disable=import-outside-toplevel
-    from ebgan_tf.models.trainer import EBGANTrainer  # pylint: disable=import-outside-toplevel
-    from test_models import ATTRIBUTES, TINY, make_batch  # pylint: disable=import-outside-toplevel
-
-    default, batched = (cls(TINY, ATTRIBUTES, variant) for cls in (EBGANTrainer, BatchedTrainer))
-    default.build_all()
-    batched.build_all()
-    batched.set_weights(default.get_weights())
-    batch = make_batch(size=TINY.image_size)
-    expected, got = default._per_example_losses(batch), batched._per_example_losses(batch)
-    assert set(got) == set(expected)
-    for name in expected:
-        assert got[name].shape == expected[name].shape
-        assert float(tf.reduce_max(tf.abs(got[name] - expected[name]))) < 1e-4 * (1 + float(tf.reduce_max(
-            tf.abs(expected[name])))), name

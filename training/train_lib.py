@@ -167,6 +167,10 @@ def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, 
         print(f"Training is already complete: step {counter.step} of {total_steps}.", flush=True)
     for epoch in range(counter.step // config.steps_per_epoch, config.epochs):
         skip = counter.step - epoch * config.steps_per_epoch
+        # Keras numbers each one-epoch fit call "Epoch k/k"; this line gives the run's own count.
+        last_step = (epoch + 1) * config.steps_per_epoch
+        print(f"Epoch {epoch + 1} of {config.epochs}: steps {counter.step + 1} to {last_step} of {total_steps}.",
+              flush=True)
         result = trainer.fit(
             data.epoch(epoch, skip), initial_epoch=epoch, epochs=epoch + 1,
             steps_per_epoch=config.steps_per_epoch - skip, validation_data=data.validation(),
