@@ -6,9 +6,11 @@ depend on training), mouth masks. Measured per size:
   Keras tf.function  the same function traced once with tf.function
   SavedModel         the exported `edit` signature through ebgan_tf.editing.Editor
   SavedModel, XLA    the same exported with its computation compiled by XLA (`xla_edit_function`, a variant of
-                     export.saved_model.edit_function patched in here; the candidate change of that module)
+                     export.saved_model.edit_function patched in here; measured, not applied: docs/BENCHMARKS.md)
   TFLite <variant>   the .tflite file through the Editor (ai_edge_litert, batch 1: throughput = 32 sequential calls)
-plus the export and TFLite conversion times, the file sizes, the SavedModel's batch-32 GFLOP/s as a share of the
+Latency: median of LATENCY_CALLS batch-1 calls; throughput: one timed batch-32 call (after a
+warm-up call for the XLA SavedModel, which compiles per batch size; the others are warm from the batch-1 calls). Plus
+the export and TFLite conversion times, the file sizes, the SavedModel's batch-32 GFLOP/s as a share of the
 measured matmul peak (edit FLOPs counted by benchmarks/flops.py), and the dynamic-range TFLite file run with as many
 interpreter threads as cores ("TFLite dynamic, N threads": the Editor leaves the interpreter at its default, one
 thread). Ratios compare measurements of the same run.
@@ -71,7 +73,7 @@ def _landmark_template(image_size: int) -> np.ndarray:
 
 def xla_edit_function(trainer, filtered: bool, validate: bool) -> Callable[..., dict[str, tf.Tensor]]:
     """export.saved_model.edit_function with its computation in an XLA-compiled tf.function (jit_compile=True)
-    and the input checks outside it (XLA drops Assert ops). The candidate change of export/saved_model.py."""
+    and the input checks outside it (XLA drops Assert ops). A measured alternative, not applied."""
     compiled = tf.function(edit_function(trainer, filtered, validate=False), jit_compile=True)
     size, count = trainer.model_config.image_size, len(trainer.attribute_names)
 

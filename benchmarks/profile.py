@@ -32,7 +32,7 @@ def op_type_shares(logdir: str) -> list[tuple[str, float]]:
     """(op type, share of the total self time) of the profile in `logdir`, largest first (needs xprof)."""
     from xprof.convert import raw_to_tool_data  # pylint: disable=import-outside-toplevel
     paths = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
-    data, _ = raw_to_tool_data.xspace_to_tool_data(paths, "framework_op_stats", {"tqx": "out:csv;"})
+    data, _ = raw_to_tool_data.xspace_to_tool_data(paths, "framework_op_stats", {})
     table = json.loads(data)
     table = table[0] if isinstance(table, list) else table
     columns = [column["id"] for column in table["cols"]]
@@ -74,8 +74,14 @@ def main(argv: list[str]) -> None:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("preset", "synthetic64", list(BATCH_SIZES), "Preset whose training step is profiled.")
-flags.DEFINE_bool("xla", False, "Compile the step with XLA (jit_compile=True).")
+
+
+def define_flags() -> None:
+    """The command's flags (defined only when it runs, so importing this module defines none)."""
+    flags.DEFINE_enum("preset", "synthetic64", list(BATCH_SIZES), "Preset whose training step is profiled.")
+    flags.DEFINE_bool("xla", False, "Compile the step with XLA (jit_compile=True).")
+
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

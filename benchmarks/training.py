@@ -78,7 +78,6 @@ def measure_preset(preset_name: str) -> list[tuple[str, str]]:
     trainer = build_trainer(preset, VARIANT, preset.default_regions)
     trainer.compile(learning_rate=preset.train.learning_rate)
     step_flops, edit_flops = train_flops_per_image(trainer, batch_size), edit_flops_per_image(trainer)
-    results.MEASURED[f"edit_flops_{size}"] = edit_flops
     rows = [(f"{size} px ({preset_name}) FLOPs per image, one training step", f"{step_flops / 1e9:.2f} G"),
             (f"{size} px ({preset_name}) FLOPs per image, one edit", f"{edit_flops / 1e9:.2f} G")]
     batch = random_batch(batch_specs(size, len(trainer.attribute_names), batch_size))
