@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -157,6 +158,34 @@ def test_resume_mid_epoch_gives_the_weights_of_an_uninterrupted_run(finished, da
     assert resumed.g_optimizer.iterations.numpy() == 6
     for got, want in zip(network_weights(resumed), network_weights(uninterrupted), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+class FinalWeightsSeen(keras.callbacks.Callback):
+    """Records whether `path` exists when training starts."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path, self.seen = path, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.seen is None:
+            self.seen = os.path.exists(self.path)
+
+
+@pytest.mark.slow
+def test_training_a_finished_run_further_removes_its_stale_final_weights(finished, data_dir, tmp_path, capsys):
+    model_dir, _, _ = finished
+    extended = tmp_path / "extended"
+    shutil.copytree(model_dir, extended)
+    final = os.path.join(extended, "final.weights.h5")
+    seen = FinalWeightsSeen(final)
+    trainer, _ = train_lib.train(tiny_config(extended, data_dir, epochs=3), make_strategy("one_device"),
+                                 extra_callbacks=[seen, StopAtStep(7)])
+    assert "Removed the final weights of step 6" in capsys.readouterr().out
+    assert seen.seen is False  # gone before the first new step: a kill now loads the newest checkpoint
+    assert trainer.g_optimizer.iterations.numpy() == 7 and os.path.exists(final)  # the stop wrote new ones
+    for got, want in zip(network_weights(load_trained(str(extended))), network_weights(trainer), strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.slow

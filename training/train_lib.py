@@ -165,6 +165,12 @@ def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, 
     total_steps = config.epochs * config.steps_per_epoch
     if counter.step >= total_steps:
         print(f"Training is already complete: step {counter.step} of {total_steps}.", flush=True)
+    elif os.path.exists(os.path.join(output_dir, FINAL_WEIGHTS)):
+        # A finished run trained further: its final weights are now stale. Without them, a run killed before it
+        # ends is loaded (ebgan-eval, ebgan-export) from its newest checkpoint instead; the end writes new ones.
+        os.remove(os.path.join(output_dir, FINAL_WEIGHTS))
+        print(f"Removed the final weights of step {counter.step} from {output_dir}: training continues to step "
+              f"{total_steps}.", flush=True)
     for epoch in range(counter.step // config.steps_per_epoch, config.epochs):
         skip = counter.step - epoch * config.steps_per_epoch
         # Keras numbers each one-epoch fit call "Epoch k/k"; this line gives the run's own count.
