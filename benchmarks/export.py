@@ -11,9 +11,8 @@ depend on training), mouth masks. Measured per size:
 Latency: median of LATENCY_CALLS batch-1 calls; throughput: one timed batch-32 call (after a
 warm-up call for the XLA SavedModel, which compiles per batch size; the others are warm from the batch-1 calls). Plus
 the export and TFLite conversion times, the file sizes, the SavedModel's batch-32 GFLOP/s as a share of the
-measured matmul peak (edit FLOPs counted by benchmarks/flops.py), and the dynamic-range TFLite file run with as many
-interpreter threads as cores ("TFLite dynamic, N threads": the Editor leaves the interpreter at its default, one
-thread). Ratios compare measurements of the same run.
+measured matmul peak (edit FLOPs counted by benchmarks/flops.py). The Editor runs TFLite with one interpreter
+thread per core. Ratios compare measurements of the same run.
 Run alone with `python -m benchmarks.export`.
 """
 
@@ -45,7 +44,6 @@ PRESETS: tuple[str, ...] = ("synthetic64", "celeba128")
 THROUGHPUT_BATCH = 32
 LATENCY_CALLS = 5
 PEAK_TRIALS = 3
-THREADS = os.cpu_count() or 1
 XLA_SAVED_MODEL = "SavedModel, XLA (variant)"
 TEMPLATE_FACES = 16
 
@@ -106,21 +104,7 @@ def _runners(trainer, saved_dir: str, tflite_paths: dict[str, str], xla_saved_di
     }
     for variant, path in tflite_paths.items():
         runners[f"TFLite {variant}"] = Editor.load(path).edit  # the Editor feeds a .tflite one image at a time
-    runners[f"TFLite dynamic, {THREADS} threads"] = _threaded_tflite_edit(tflite_paths["dynamic"], THREADS)
     return runners
-
-
-def _threaded_tflite_edit(path: str, threads: int) -> Callable:
-    """edit(source, exemplar, mask) of a .tflite file through an interpreter with `threads` threads, one image per
-    call (what Editor.load(path).edit does with the interpreter's default thread count)."""
-    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
-    edit = Interpreter(model_path=path, num_threads=threads).get_signature_runner("edit")
-
-    def run(source, exemplar, mask):
-        return np.concatenate([edit(source=source[index:index + 1], exemplar=exemplar[index:index + 1],
-                                    mask=mask[index:index + 1])["edited"] for index in range(len(source))])
-
-    return run
 
 
 def measure_preset(preset_name: str) -> tuple[list[tuple[str, str]], dict[str, float]]:

@@ -30,7 +30,7 @@ def run() -> list[tuple[str, str]]:
             target_row("128 px SavedModel exported with XLA (variant) batch-32 edit, share of peak",
                        _share_percent("saved_model_xla_gflops_128"), 60, " %")]
     for size in (64, 128):
-        rows.append(target_row(f"{size} px TFLite dynamic batch-1 latency / SavedModel's (Editor, default threads)",
+        rows.append(target_row(f"{size} px TFLite dynamic batch-1 latency / SavedModel's (Editor)",
                                MEASURED.get(f"latency_ratio_TFLite dynamic_{size}"), 0.7, at_most=True))
     for size in (64, 128):
         rows.append(target_row(f"pipeline examples/s at {size} px / training images/s at {size} px",

@@ -101,7 +101,9 @@ class Editor:
     def _load_tflite(cls, path: str) -> "Editor":
         from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = Interpreter(model_path=path)
+        # One interpreter thread per core: 1.66x lower batch-1 latency than LiteRT's default on 2 cores
+        # (docs/BENCHMARKS.md, optimisation log).
+        interpreter = Interpreter(model_path=path, num_threads=os.cpu_count() or 1)
 
         def run(name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             return interpreter.get_signature_runner(name)(**inputs)
