@@ -14,6 +14,7 @@ Run alone with `python -m benchmarks.peak`.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +23,17 @@ MATRIX_SIZE = 1024
 NUMPY_MATRIX_SIZE = 2048
 MATMULS_PER_CALL = 8
 TRIALS = 10
+
+
+def best_seconds(call: Callable[[], object], trials: int) -> float:
+    """Best wall time of `trials` calls of `call` after one warm-up call (which traces and compiles)."""
+    call()
+    best = float("inf")
+    for _ in range(trials):
+        started = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def matmul_gflops(size: int = MATRIX_SIZE, matmuls: int = MATMULS_PER_CALL, trials: int = TRIALS) -> float:
@@ -35,25 +47,13 @@ def matmul_gflops(size: int = MATRIX_SIZE, matmuls: int = MATMULS_PER_CALL, tria
             x = tf.matmul(x, right)
         return tf.reduce_sum(x)
 
-    chained(left).numpy()
-    best = float("inf")
-    for _ in range(trials):
-        started = time.perf_counter()
-        chained(left).numpy()
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 * matmuls / best / 1e9
+    return 2 * size**3 * matmuls / best_seconds(lambda: chained(left).numpy(), trials) / 1e9
 
 
 def numpy_matmul_gflops(size: int = NUMPY_MATRIX_SIZE, trials: int = TRIALS) -> float:
     """Best GFLOP/s of NumPy float32 [size, size] products (2 * size**3 FLOPs each)."""
     matrix = np.random.default_rng(0).random([size, size], dtype=np.float32)
-    np.matmul(matrix, matrix)
-    best = float("inf")
-    for _ in range(trials):
-        started = time.perf_counter()
-        np.matmul(matrix, matrix)
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e9
+    return 2 * size**3 / best_seconds(lambda: np.matmul(matrix, matrix), trials) / 1e9
 
 
 _best_seen: list[float] = []

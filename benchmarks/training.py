@@ -11,13 +11,11 @@ timing, and shares are of the best peak seen so far. Run alone with `python -m b
 
 from __future__ import annotations
 
-import time
-
 import tensorflow as tf
 
 from benchmarks import results
 from benchmarks.flops import function_flops
-from benchmarks.peak import observe_peak, peak_gflops, share_of_peak
+from benchmarks.peak import best_seconds, observe_peak, peak_gflops, share_of_peak
 from ebgan_tf.config import get_preset
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 
@@ -62,13 +60,7 @@ def edit_flops_per_image(trainer: EBGANTrainer) -> float:
 def seconds_per_step(trainer: EBGANTrainer, batch: dict[str, tf.Tensor], jit_compile: bool, steps: int) -> float:
     """Best wall time of `steps` training steps after a warm-up step (which traces and compiles)."""
     step = tf.function(trainer.train_step, jit_compile=jit_compile)
-    float(step(batch)["g_loss"][0])
-    best = float("inf")
-    for _ in range(steps):
-        started = time.perf_counter()
-        float(step(batch)["g_loss"][0])
-        best = min(best, time.perf_counter() - started)
-    return best
+    return best_seconds(lambda: float(step(batch)["g_loss"][0]), steps)
 
 
 def measure_preset(preset_name: str) -> list[tuple[str, str]]:
