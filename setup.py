@@ -33,7 +33,7 @@ setup(
             "ebgan-eval-classifier=training.eval_classifier:run",
             "ebgan-export=export.main:run",
             "ebgan-edit=serving.edit:run",
-            "ebgan-serve=serving.server:run",
+            "ebgan-serve=serving.main:run",
             "ebgan-client=serving.client:run",
         ],
     },

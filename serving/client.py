@@ -35,16 +35,9 @@ from ebgan_tf.cli import run_main
 from ebgan_tf import editing, images
 from ebgan_tf.config import parse_regions
 from ebgan_tf.data import masks
+from serving.errors import ServingError, status_code
 
 DEFAULT_MESSAGE_BYTES = 64 * 1024 * 1024
-
-class ServingError(Exception):
-    """A failed call: `code` is the gRPC status name (NOT_FOUND, INVALID_ARGUMENT, UNAVAILABLE, ...)."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +97,8 @@ def _tensor_spec(info) -> TensorSpec:
 
 
 def _code_name(number: int) -> str:
-    """gRPC status name of a status number (TensorFlow's error codes are gRPC's)."""
-    return next((code.name for code in grpc.StatusCode if code.value[0] == number), str(number))
+    code = status_code(number)
+    return code.name if code else str(number)
 
 
 class EditClient:
@@ -138,7 +131,7 @@ class EditClient:
                 details = f"cannot reach the model server at {self.server} ({details})"
             elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 details = f"no answer from {self.server} within {self.timeout:g} s"
-            raise ServingError(code.name, details) from None
+            raise ServingError(code, details) from None
 
     def predict(self, inputs: Mapping[str, np.ndarray], model_name: str, signature: str = "serving_default",
                 version: int | None = None, version_label: str | None = None) -> dict[str, np.ndarray]:

@@ -392,11 +392,11 @@ def test_ebgan_edit_on_the_export(exported, tmp_path):
 
 def test_ebgan_serve_and_client_serve_the_export(exported):
     """The real exporter's output through ebgan-serve (gRPC, batching on) and the client equals the local Editor."""
-    from serving import client, server
+    from serving import client, server, server_config
 
     config = f'model_config_list {{ config {{ name: "ebgan" base_path: "{exported["base"]}/ebgan" }} }}'
-    options = server.ServerOptions(models=tuple(server.parse_model_config(config)), port=0,
-                                   batching=server.BatchingOptions(max_batch_size=4, batch_timeout_micros=1000))
+    options = server_config.ServerOptions(models=tuple(server_config.parse_model_config(config)), port=0,
+                                   batching=server_config.BatchingOptions(max_batch_size=4, batch_timeout_micros=1000))
     sources, exemplars = faces(2, seed=300)
     editor = Editor.load(exported["saved"])
     mask = np.stack([editor.info.region_mask(["mouth"])] * 2)

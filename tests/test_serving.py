@@ -21,7 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ebgan_tf import images
 from ebgan_tf.cli import run_in_process
 from ebgan_tf.data.masks import region_mask
-from serving import client, server
+from serving import batching, client, server, server_config
+from serving.errors import ServingError
 from tests.contract_model import ATTRIBUTES, export_contract_model, random_inputs, template_landmarks
 
 SIZE = 16
@@ -58,8 +59,8 @@ def models(tmp_path_factory) -> dict[str, str]:
             "versioned": export_contract_model(base, "versioned", 1, SIZE, "ebgan", seed=2)}
 
 
-def _start(models, batching: server.BatchingOptions | None, rest: bool) -> server.ModelServer:
-    options = server.ServerOptions(models=tuple(server.parse_model_config(_model_config(models["base"]))),
+def _start(models, batching: server_config.BatchingOptions | None, rest: bool) -> server.ModelServer:
+    options = server_config.ServerOptions(models=tuple(server_config.parse_model_config(_model_config(models["base"]))),
                                    port=0, rest_api_port=0 if rest else None, batching=batching,
                                    file_system_poll_wait_seconds=0.2)
     return server.ModelServer(options).start()
@@ -67,7 +68,7 @@ def _start(models, batching: server.BatchingOptions | None, rest: bool) -> serve
 
 @pytest.fixture(scope="module")
 def batched(models):
-    running = _start(models, server.BatchingOptions(max_batch_size=8, batch_timeout_micros=2000,
+    running = _start(models, server_config.BatchingOptions(max_batch_size=8, batch_timeout_micros=2000,
                                                      max_enqueued_batches=100, num_batch_threads=2), rest=True)
     yield running
     running.stop()
@@ -153,7 +154,7 @@ def test_new_versions_are_picked_up_and_labels_resolve(models, batched):
             return connection.edit(inputs["source"], inputs["exemplar"], inputs["mask"], model_name="versioned", **spec)
 
         np.testing.assert_array_equal(edit(version_label="stable"), _reference(models["versioned"], "edit", inputs))
-        with pytest.raises(client.ServingError, match="NOT_FOUND"):
+        with pytest.raises(ServingError, match="NOT_FOUND"):
             edit(version_label="canary")  # version 2 does not exist yet
         second = export_contract_model(base, "versioned", 2, SIZE, "ebgan", seed=5)
         _wait_for(lambda: [row.version for row in connection.status("versioned") if row.state == "AVAILABLE"] == [1, 2])
@@ -166,13 +167,13 @@ def test_new_versions_are_picked_up_and_labels_resolve(models, batched):
         _wait_for(lambda: {row.version: row.state for row in connection.status("versioned")}
                   == {1: "END", 2: "AVAILABLE", 3: "AVAILABLE"})
         assert connection.model_info("versioned").version == 3
-        with pytest.raises(client.ServingError, match="NOT_FOUND"):
+        with pytest.raises(ServingError, match="NOT_FOUND"):
             edit(version=1)
 
 
 def test_broken_version_is_reported_and_previous_version_keeps_serving(models, tmp_path):
     export_contract_model(str(tmp_path), "ebgan", 1, SIZE, "ebgan")
-    options = server.ServerOptions(models=(server.ModelSource("ebgan", str(tmp_path / "ebgan")),), port=0,
+    options = server_config.ServerOptions(models=(server_config.ModelSource("ebgan", str(tmp_path / "ebgan")),), port=0,
                                    file_system_poll_wait_seconds=0.2)
     running = server.ModelServer(options).start()
     try:
@@ -193,14 +194,14 @@ def test_broken_version_is_reported_and_previous_version_keeps_serving(models, t
 
 
 def test_messages_above_the_size_limit_are_refused(models, tmp_path):
-    options = server.ServerOptions(models=(server.ModelSource("ebgan", os.path.dirname(models["plain"])),), port=0,
+    options = server_config.ServerOptions(models=(server_config.ModelSource("ebgan", os.path.dirname(models["plain"])),), port=0,
                                    file_system_poll_wait_seconds=0, max_message_bytes=20_000)
     running = server.ModelServer(options).start()
     try:
         with _client(running) as connection:
             small = random_inputs(1, SIZE)  # about 2.5 kB
             assert connection.predict(small, "ebgan", "edit")["edited"].shape == (1, SIZE, SIZE, 3)
-            with pytest.raises(client.ServingError, match="RESOURCE_EXHAUSTED"):
+            with pytest.raises(ServingError, match="RESOURCE_EXHAUSTED"):
                 connection.predict(random_inputs(16, SIZE), "ebgan", "edit")  # about 40 kB
             assert connection.status("ebgan")[0].state == "AVAILABLE"
     finally:
@@ -215,11 +216,11 @@ def test_messages_above_the_size_limit_are_refused(models, tmp_path):
 ])
 def test_unknown_model_version_label_or_signature_is_not_found(batched, spec, message):
     inputs = random_inputs(1, SIZE)
-    with _client(batched) as connection, pytest.raises(client.ServingError) as caught:
+    with _client(batched) as connection, pytest.raises(ServingError) as caught:
         connection.predict(inputs, **{"signature": "edit", **spec})
-    assert caught.value.code == "NOT_FOUND" and message in caught.value.message
+    assert caught.value.code == grpc.StatusCode.NOT_FOUND and message in caught.value.message
     if "signature" not in spec:
-        with _client(batched) as connection, pytest.raises(client.ServingError, match="NOT_FOUND"):
+        with _client(batched) as connection, pytest.raises(ServingError, match="NOT_FOUND"):
             connection.status(spec["model_name"], spec.get("version"), spec.get("version_label"))
 
 
@@ -239,9 +240,9 @@ def _bad_requests() -> dict[str, tuple[dict[str, np.ndarray], str]]:
 @pytest.mark.parametrize("kind", sorted(_bad_requests()))
 def test_inputs_that_do_not_fit_the_signature_are_invalid_argument(any_server, kind):
     inputs, message = _bad_requests()[kind]
-    with _client(any_server) as connection, pytest.raises(client.ServingError) as caught:
+    with _client(any_server) as connection, pytest.raises(ServingError) as caught:
         connection.predict(inputs, "ebgan", "edit")
-    assert caught.value.code == "INVALID_ARGUMENT"
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert message in caught.value.message
 
 
@@ -279,8 +280,8 @@ def test_concurrent_clients_with_bad_requests_mixed_in(models, batched):
                         try:
                             connection.predict(inputs, "ebgan", "edit")
                             failures.append(f"thread {thread} step {step}: bad request succeeded")
-                        except client.ServingError as error:
-                            if error.code != "INVALID_ARGUMENT" or message not in error.message:
+                        except ServingError as error:
+                            if error.code != grpc.StatusCode.INVALID_ARGUMENT or message not in error.message:
                                 failures.append(f"thread {thread} step {step}: {error}")
                     else:
                         index = (thread + step) % len(good)
@@ -305,14 +306,14 @@ def test_concurrent_clients_with_bad_requests_mixed_in(models, batched):
 # --- the batcher on its own -----------------------------------------------------------------------------------
 
 
-def _submit_together(batcher: server.Batcher, run, requests: list[dict]) -> list:
+def _submit_together(batcher: batching.Batcher, run, requests: list[dict]) -> list:
     """Submits the requests from one thread each; returns results or exceptions in order."""
     results = [None] * len(requests)
 
     def submit(index: int) -> None:
         try:
             results[index] = batcher.submit("key", run, requests[index])
-        except server.ServingError as error:
+        except ServingError as error:
             results[index] = error
 
     threads = [threading.Thread(target=submit, args=(index,)) for index in range(len(requests))]
@@ -329,11 +330,11 @@ def test_batcher_concatenates_splits_and_isolates_a_failing_request():
     def run(inputs):
         calls.append(len(inputs["x"]))
         if np.any(inputs["x"] < 0):
-            raise server.ServingError(grpc.StatusCode.INVALID_ARGUMENT, "negative input")
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "negative input")
         return {"y": inputs["x"] * 2}
 
     # A long timeout: the batch closes only when it holds max_batch_size rows.
-    batcher = server.Batcher(server.BatchingOptions(max_batch_size=4, batch_timeout_micros=30_000_000,
+    batcher = batching.Batcher(server_config.BatchingOptions(max_batch_size=4, batch_timeout_micros=30_000_000,
                                                     num_batch_threads=1))
     try:
         requests = [{"x": np.full([1, 2], value, np.float32)} for value in (1, 2, -1, 4)]
@@ -343,7 +344,7 @@ def test_batcher_concatenates_splits_and_isolates_a_failing_request():
     assert calls[0] == 4 and sorted(calls[1:]) == [1, 1, 1, 1]  # one batch of 4, then each request alone
     for value, result in zip((1, 2, -1, 4), results):
         if value < 0:
-            assert isinstance(result, server.ServingError) and result.message == "negative input"
+            assert isinstance(result, ServingError) and result.message == "negative input"
         else:
             np.testing.assert_array_equal(result["y"], np.full([1, 2], 2 * value))
 
@@ -355,13 +356,13 @@ def test_batcher_pads_to_allowed_batch_sizes_and_rejects_oversized_requests():
         sizes.append(len(inputs["x"]))
         return {"y": inputs["x"] + 1}
 
-    batcher = server.Batcher(server.BatchingOptions(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=1,
+    batcher = batching.Batcher(server_config.BatchingOptions(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=1,
                                                     allowed_batch_sizes=(2, 4)))
     try:
         result = batcher.submit("key", run, {"x": np.arange(3, dtype=np.int32)})
-        with pytest.raises(server.ServingError, match="larger than maximum batch size 4"):
+        with pytest.raises(ServingError, match="larger than maximum batch size 4"):
             batcher.submit("key", run, {"x": np.arange(5, dtype=np.int32)})
-        with pytest.raises(server.ServingError, match="same size in dimension 0"):
+        with pytest.raises(ServingError, match="same size in dimension 0"):
             batcher.submit("key", run, {"x": np.arange(2), "z": np.arange(3)})
     finally:
         batcher.stop()
@@ -421,13 +422,13 @@ def test_rest_errors(batched, path, body, code, message):
 def test_shipped_config_files_parse_and_serve(models, tmp_path):
     with open(os.path.join(CONFIG_DIR, "models.config")) as handle:
         text = handle.read()
-    (source,) = server.parse_model_config(text)
+    (source,) = server_config.parse_model_config(text)
     assert (source.name, source.base_path, source.version_policy.latest.num_versions) == ("ebgan", "/models/ebgan", 2)
     with open(os.path.join(CONFIG_DIR, "batching_parameters.txt")) as handle:
-        batching = server.parse_batching_parameters(handle.read())
+        batching = server_config.parse_batching_parameters(handle.read())
     assert (batching.max_batch_size, batching.batch_timeout_micros, batching.num_batch_threads) == (16, 2000, 2)
-    sources = server.parse_model_config(text.replace("/models", models["base"]))
-    running = server.ModelServer(server.ServerOptions(models=tuple(sources), port=0, batching=batching,
+    sources = server_config.parse_model_config(text.replace("/models", models["base"]))
+    running = server.ModelServer(server_config.ServerOptions(models=tuple(sources), port=0, batching=batching,
                                                       file_system_poll_wait_seconds=0)).start()
     try:
         with _client(running) as connection:
@@ -444,7 +445,7 @@ def test_shipped_config_files_parse_and_serve(models, tmp_path):
 ])
 def test_bad_model_config_is_a_clear_error(text, message):
     with pytest.raises(ValueError, match=message):
-        server.parse_model_config(text)
+        server_config.parse_model_config(text)
 
 
 @pytest.mark.parametrize("text,message", [
@@ -455,7 +456,7 @@ def test_bad_model_config_is_a_clear_error(text, message):
 ])
 def test_bad_batching_parameters_are_a_clear_error(text, message):
     with pytest.raises(ValueError, match=message):
-        server.parse_batching_parameters(text)
+        server_config.parse_batching_parameters(text)
 
 
 # --- ebgan-client ---------------------------------------------------------------------------------------------
@@ -535,7 +536,7 @@ def test_console_entry_points_report_errors_without_traceback(tmp_path):
                            "--timeout=5"], cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
     assert down.returncode == 1 and "cannot reach the model server" in down.stderr
     assert "Traceback" not in down.stderr
-    missing = subprocess.run([sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path / 'none'}",
+    missing = subprocess.run([sys.executable, "-m", "serving.main", f"--model_base_path={tmp_path / 'none'}",
                               "--port=0"], cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "is not a directory" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -1,0 +1,49 @@
+"""What the gRPC and REST front ends share: resolve the servable, check and run a request, report model status."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+from tensorflow_serving.apis import get_model_status_pb2
+
+from serving.batching import Batcher
+from serving.errors import invalid
+from serving.model_manager import ModelManager
+from serving.servable import DEFAULT_SIGNATURE, Servable
+
+
+class ServingCore:
+    """What both front ends call: resolve the servable, validate, run (batched if enabled)."""
+
+    def __init__(self, manager: ModelManager, batcher: Batcher | None):
+        self.manager = manager
+        self.batcher = batcher
+
+    def predict(self, servable: Servable, signature: str, inputs: Mapping[str, np.ndarray],
+                output_filter: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Validates and runs one request; returns its outputs (only the `output_filter` ones if given)."""
+        signature = signature or DEFAULT_SIGNATURE
+        outputs_known = servable.signature(signature).outputs
+        unknown = [key for key in output_filter if key not in outputs_known]
+        if unknown:
+            raise invalid(f"output tensor alias not found in signature: {unknown}; outputs: {sorted(outputs_known)}.")
+        servable.validate(signature, inputs)
+        if self.batcher is not None and servable.batchable(signature):
+            outputs = self.batcher.submit((servable.name, servable.version, id(servable), signature),
+                                          lambda batch: servable.run(signature, batch), inputs)
+        else:
+            outputs = servable.run(signature, inputs)
+        return {key: outputs[key] for key in output_filter} if output_filter else outputs
+
+
+def status_response(manager: ModelManager, name: str, version: int | None,
+                    label: str | None) -> get_model_status_pb2.GetModelStatusResponse:
+    """GetModelStatusResponse of the model (all known versions, or the requested one)."""
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for number, state, code, message in manager.status(name, version, label):
+        status = response.model_version_status.add(version=number, state=state)
+        status.status.error_code = code.value[0]
+        status.status.error_message = message
+    return response
+

@@ -1,0 +1,162 @@
+"""Versions on disk: poll the base paths, load what the version policy asks for, unload the rest."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Sequence
+
+import grpc
+from absl import logging
+from tensorflow_serving.apis import get_model_status_pb2
+
+from serving.errors import not_found
+from serving.servable import Servable
+from serving.server_config import ModelSource, VersionPolicy
+
+State = get_model_status_pb2.ModelVersionStatus.State
+
+
+def _versions_on_disk(base_path: str) -> dict[int, float]:
+    """Complete version directories (numeric name, saved_model.pb present) -> saved_model.pb mtime."""
+    found = {}
+    try:
+        entries = os.listdir(base_path)
+    except OSError:
+        return found
+    for entry in entries:
+        graph = os.path.join(base_path, entry, "saved_model.pb")
+        if entry.isdigit() and os.path.isfile(graph):
+            found[int(entry)] = os.path.getmtime(graph)
+    return found
+
+
+def _wanted_versions(policy: VersionPolicy, versions: Sequence[int]) -> set[int]:
+    """The versions a TF Serving version policy serves out of `versions` (empty policy = latest 1)."""
+    kind = policy.WhichOneof("policy_choice")
+    if kind == "all":
+        return set(versions)
+    if kind == "specific":
+        return set(versions) & set(policy.specific.versions)
+    count = policy.latest.num_versions if kind == "latest" and policy.latest.num_versions else 1
+    return set(sorted(versions)[-count:])
+
+
+class _Model:
+    """The state of one configured model: loaded versions and per-version status."""
+
+    def __init__(self, source: ModelSource):
+        self.source = source
+        self.loaded: dict[int, Servable] = {}
+        self.status: dict[int, tuple[int, grpc.StatusCode, str]] = {}  # version -> (state, code, message)
+        self.failed: dict[int, float] = {}  # version -> mtime of the saved_model.pb that failed to load
+
+
+class ModelManager:
+    """Keeps the served versions of every model in line with its base path and version policy."""
+
+    def __init__(self, sources: Sequence[ModelSource], poll_wait_seconds: float):
+        self._models = {source.name: _Model(source) for source in sources}
+        self._poll_wait_seconds = poll_wait_seconds
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Loads what is on disk now, then keeps polling in a background thread (if poll_wait_seconds > 0)."""
+        self.poll()
+        if self._poll_wait_seconds > 0:
+            self._thread = threading.Thread(target=self._poll_loop, name="model-poller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self._poll_wait_seconds):
+            self.poll()
+
+    def poll(self) -> None:
+        """One pass over every base path: load wanted versions first, then unload the others."""
+        for model in self._models.values():
+            try:
+                self._poll_model(model)
+            except Exception:  # pylint: disable=broad-except  (a poll failure must not stop serving)
+                logging.exception("Polling %s failed", model.source.base_path)
+
+    def _poll_model(self, model: _Model) -> None:
+        on_disk = _versions_on_disk(model.source.base_path)
+        if not on_disk and not model.loaded:
+            logging.log_every_n_seconds(logging.WARNING, "No versions of model %s found under %s", 60,
+                                        model.source.name, model.source.base_path)
+        while True:  # a version that fails to load leaves the policy to pick among the others
+            loadable = [version for version, mtime in on_disk.items() if model.failed.get(version) != mtime]
+            wanted = _wanted_versions(model.source.version_policy, loadable)
+            missing = sorted(wanted - set(model.loaded), reverse=True)
+            if not missing:
+                break
+            for version in missing:
+                self._load(model, version, on_disk[version])
+        with self._lock:
+            for version in set(model.loaded) - wanted:
+                logging.info("Unloading model %s version %d", model.source.name, version)
+                del model.loaded[version]
+                model.status[version] = (State.END, grpc.StatusCode.OK, "")
+
+    def _load(self, model: _Model, version: int, mtime: float) -> None:
+        name, path = model.source.name, os.path.join(model.source.base_path, str(version))
+        with self._lock:
+            model.status[version] = (State.LOADING, grpc.StatusCode.OK, "")
+        try:
+            servable = Servable(name, version, path)
+        except Exception as error:  # pylint: disable=broad-except  (a bad export must not stop serving)
+            logging.error("Loading model %s version %d from %s failed: %s", name, version, path, error)
+            with self._lock:
+                model.failed[version] = mtime
+                model.status[version] = (State.END, grpc.StatusCode.UNKNOWN, f"Loading {path} failed: {error}")
+            return
+        logging.info("Loaded model %s version %d from %s", name, version, path)
+        with self._lock:
+            model.failed.pop(version, None)
+            model.loaded[version] = servable
+            model.status[version] = (State.AVAILABLE, grpc.StatusCode.OK, "")
+
+    def _model(self, name: str) -> _Model:
+        if name not in self._models:
+            raise not_found(f"Servable not found for request: model {name!r} is not served "
+                             f"(served models: {', '.join(sorted(self._models))}).")
+        return self._models[name]
+
+    def _requested_version(self, model: _Model, version: int | None, label: str | None) -> int | None:
+        if label:
+            if label not in model.source.version_labels:
+                raise not_found(f"Unrecognized servable version label {label!r} for model {model.source.name!r}.")
+            return model.source.version_labels[label]
+        return version
+
+    def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
+        """The servable a request addresses: a version, a labelled version, or the highest loaded one."""
+        model = self._model(name)
+        wanted = self._requested_version(model, version, label)
+        with self._lock:
+            if wanted is None and model.loaded:
+                return model.loaded[max(model.loaded)]
+            if wanted in model.loaded:
+                return model.loaded[wanted]
+        what = "Latest" if wanted is None else f"version {wanted}" + (f" (label {label!r})" if label else "")
+        raise not_found(f"Servable not found for request: {what} of model {name!r}.")
+
+    def status(self, name: str, version: int | None = None,
+               label: str | None = None) -> list[tuple[int, int, grpc.StatusCode, str]]:
+        """(version, state, error code, message) of every known version, or of the requested one."""
+        model = self._model(name)
+        wanted = self._requested_version(model, version, label)
+        with self._lock:
+            rows = [(v, *model.status[v]) for v in sorted(model.status) if wanted is None or v == wanted]
+        if not rows:
+            raise not_found(f"Could not find any versions of model {name!r}" +
+                             ("." if wanted is None else f" with version {wanted}."))
+        return rows
+
