@@ -31,7 +31,7 @@ import tensorflow as tf
 from benchmarks import results
 from benchmarks.peak import observe_peak, share_of_peak
 from benchmarks.training import edit_flops_per_image
-from ebgan_tf.config import get_preset
+from ebgan_tf.config import ATT_EBGAN, get_preset
 from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.editing import Editor
 from ebgan_tf.models.trainer import build_trainer
@@ -112,7 +112,7 @@ def measure_preset(preset_name: str) -> tuple[list[tuple[str, str]], dict[str, f
     latencies in seconds per runner."""
     preset = get_preset(preset_name)
     size = preset.model.image_size
-    trainer = build_trainer(preset, "att_ebgan", preset.default_regions)
+    trainer = build_trainer(preset, ATT_EBGAN, preset.default_regions)
     trainer.build_all()
     template = _landmark_template(size)
     rows = []

@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from benchmarks.training import BATCH_SIZES, batch_specs, random_batch, seconds_per_step
-from ebgan_tf.config import get_preset
+from ebgan_tf.config import ATT_EBGAN, get_preset
 from ebgan_tf.models.trainer import build_trainer
 
 PROFILED_STEPS = 3
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> None:
     del argv
     preset = get_preset(FLAGS.preset)
     batch_size = BATCH_SIZES[FLAGS.preset]
-    trainer = build_trainer(preset, "att_ebgan", preset.default_regions)
+    trainer = build_trainer(preset, ATT_EBGAN, preset.default_regions)
     trainer.compile(learning_rate=preset.train.learning_rate)
     batch = random_batch(batch_specs(preset.model.image_size, len(trainer.attribute_names), batch_size))
     seconds = seconds_per_step(trainer, batch, FLAGS.xla, TIMED_STEPS)

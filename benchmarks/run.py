@@ -14,6 +14,8 @@ import platform
 import sys
 import time
 
+from ebgan_tf.files import write_text_atomically
+
 # Order matters: peak first (the reference of every share of peak), training before pipeline (its consumption),
 # targets last (it reads what the others measured).
 SECTIONS: tuple[str, ...] = ("peak", "training", "export", "pipeline", "celeba", "serving", "targets")
@@ -51,10 +53,7 @@ def record(table: str, path: str = REPORT) -> None:
         text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+    write_text_atomically(path, text)
 
 
 def main() -> int:

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import results as measured
+from ebgan_tf.config import ATT_EBGAN
 from serving.client import EditClient
 from serving.errors import ServingError
 from tests.contract_model import export_contract_model, random_inputs
@@ -111,7 +112,7 @@ def run() -> list[tuple[str, str]]:
     inputs = random_inputs(1, IMAGE_SIZE)
     results = {}
     with tempfile.TemporaryDirectory() as base:
-        path = export_contract_model(base, "ebgan", 1, IMAGE_SIZE, "att_ebgan")
+        path = export_contract_model(base, "ebgan", 1, IMAGE_SIZE, ATT_EBGAN)
         edit = tf.saved_model.load(path).signatures["edit"]
         tensors = {key: tf.constant(value) for key, value in inputs.items()}
         for _ in range(WARMUP_REQUESTS):

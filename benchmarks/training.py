@@ -16,10 +16,10 @@ import tensorflow as tf
 from benchmarks import results
 from benchmarks.flops import function_flops
 from benchmarks.peak import best_seconds, observe_peak, peak_gflops, share_of_peak
-from ebgan_tf.config import get_preset
+from ebgan_tf.config import ATT_EBGAN, get_preset
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 
-VARIANT = "att_ebgan"
+VARIANT = ATT_EBGAN
 BATCH_SIZES: dict[str, int] = {"synthetic64": 32, "celeba128": 4}  # celeba128: ~330 GFLOP per image and step
 TIMED_STEPS: dict[str, int] = {"synthetic64": 4, "celeba128": 2}
 JIT_COMPILE: tuple[bool, ...] = (False, True)

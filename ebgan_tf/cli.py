@@ -2,14 +2,105 @@
 
 Each command defines its flags in a `define_flags()` function rather than at import, because several commands
 share flag names (--model_name, --region, ...) and tests run them in one process (see `run_in_process`).
+
+TensorFlow's C++ log lines (CUDA probing, CPU features, oneDNN) are hidden unless the environment variable
+EBGAN_TF_VERBOSE=1 is set: the command packages call `hide_tensorflow_logs()` when they are imported.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.abc
+import importlib.machinery
+import os
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
-from absl import app, flags
+from absl import app, flags, logging
+
+from ebgan_tf.data import DEFAULT_DATA_DIR
+
+
+VERBOSE_VARIABLE = "EBGAN_TF_VERBOSE"
+LOG_NOTE = (f"TensorFlow's own log lines are hidden; set the environment variable {VERBOSE_VARIABLE}=1 to see them "
+            "(--verbosity sets the level of the command's log).")
+
+
+@contextlib.contextmanager
+def _stderr_muted() -> Iterator[None]:
+    """Sends file descriptor 2 to /dev/null (C++ code writes there directly, below Python's sys.stderr)."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Mutes stderr while `tensorflow` is first imported: the lines TensorFlow's C++ libraries print before its
+    log level applies (oneDNN, cudart_stub, cpu_feature_guard)."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            exec_module = spec.loader.exec_module
+
+            def exec_muted(module) -> None:
+                with _stderr_muted():
+                    exec_module(module)
+
+            spec.loader.exec_module = exec_muted
+        return spec
+
+
+def hide_tensorflow_logs() -> None:
+    """Hides TensorFlow's C++ log lines from here on, unless EBGAN_TF_VERBOSE is set (to anything but 0)."""
+    if os.environ.get(VERBOSE_VARIABLE, "0") not in ("", "0"):
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # errors such as "failed call to cuInit" included
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+Main = Callable[[list[str]], "int | None"]
+
+
+def reports_errors(command: str, *errors: type[Exception]) -> Callable[[Main], Main]:
+    """Decorates a command's main: an error of the given types (the user's errors: bad flags, missing files, ...)
+    prints one line, `<command>: error: <message>`, on stderr and the command exits with status 1."""
+
+    def decorate(main: Main) -> Main:
+        @functools.wraps(main)
+        def main_reporting_errors(argv: list[str]) -> int | None:
+            try:
+                return main(argv)
+            except errors as error:
+                print(f"{command}: error: {error}", file=sys.stderr)
+                return 1
+
+        return main_reporting_errors
+
+    return decorate
+
+
+def define_data_dir_flag() -> None:
+    """--data_dir, with the same meaning and default in every command."""
+    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "Directory of the prepared data sets (a tensorflow-datasets "
+                        "data_dir, written by `ebgan-data prepare`).")
+
+
+def quiet_logging() -> None:
+    """Logs from WARNING up unless --verbosity is given, so that library INFO lines (tensorflow-datasets') do not
+    mix with the command's output."""
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
 
 
 def run_main(main: Callable[[list[str]], int], define_flags: Callable[[], None], module_name: str,
@@ -19,7 +110,7 @@ def run_main(main: Callable[[list[str]], int], define_flags: Callable[[], None],
     A console script's __main__ is a generated wrapper, so absl would otherwise list no flags and no usage.
     """
     define_flags()
-    sys.modules["__main__"].__doc__ = doc
+    sys.modules["__main__"].__doc__ = f"{doc or ''}\n{LOG_NOTE}\n"
     for flag in flags.FLAGS.get_key_flags_for_module(module_name):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main)

@@ -136,7 +136,10 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-VARIANTS: tuple[str, ...] = ("ebgan", "att_ebgan")
+EBGAN = "ebgan"
+ATT_EBGAN = "att_ebgan"  # EBGAN with the attribute gate: the variant that can filter attributes
+VARIANTS: tuple[str, ...] = (EBGAN, ATT_EBGAN)
+VARIANT_NAMES: dict[str, str] = {EBGAN: "EBGAN", ATT_EBGAN: "Att-EBGAN"}  # as the paper and reports write them
 
 
 def get_preset(name: str) -> Preset:

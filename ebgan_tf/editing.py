@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ebgan_tf.config import validate_attribute_names
+from ebgan_tf.config import ATT_EBGAN, validate_attribute_names
 
 EDIT, EDIT_FILTERED, METADATA = "edit", "edit_filtered", "metadata"
 
@@ -45,7 +45,7 @@ class ModelInfo:
             return None
         if drop and keep is not None:
             raise ValueError("Give --drop or --keep, not both.")
-        if self.variant != "att_ebgan":
+        if self.variant != ATT_EBGAN:
             raise ValueError(f"This is an {self.variant} model: it has no attribute filtering (no edit_filtered "
                              "signature). Train and export an att_ebgan model to use --drop/--keep.")
         names = validate_attribute_names(list(drop) if drop else list(keep or ()), self.attribute_names)
@@ -122,7 +122,7 @@ class Editor:
         inputs = {"source": source, "exemplar": exemplar, "mask": mask.astype(np.float32)}
         signature = EDIT
         if transfer is not None:
-            if self.info.variant != "att_ebgan":
+            if self.info.variant != ATT_EBGAN:
                 raise ValueError(f"This is an {self.info.variant} model: it has no attribute filtering.")
             inputs["attributes"] = self._transfer_batch(np.asarray(transfer, np.float32), len(source))
             signature = EDIT_FILTERED

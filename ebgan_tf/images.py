@@ -9,12 +9,13 @@ alike: models work in [-1, 1], files and the serving API in uint8.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Union
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
+
+from ebgan_tf.files import write_atomically
 
 PathLike = Union[str, os.PathLike]
 ArrayOrTensor = Union[np.ndarray, tf.Tensor]
@@ -143,18 +144,11 @@ def save_image(path: PathLike, image: np.ndarray) -> None:
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (3, 4)) or 0 in image.shape:
         raise ImageError(f"{path}: expected an image [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got {image.shape}.")
     image_format = _format_for(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    temporary = None
+
+    def write(temporary: str) -> None:
+        Image.fromarray(image).save(temporary, format=image_format, **SAVE_OPTIONS.get(image_format, {}))
+
     try:
-        os.makedirs(directory, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-        with os.fdopen(handle, "wb") as stream:
-            Image.fromarray(image).save(stream, format=image_format, **SAVE_OPTIONS.get(image_format, {}))
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(temporary, path)
-        temporary = None
+        write_atomically(path, write)
     except (OSError, ValueError) as error:
         raise ImageError(f"{path}: cannot write the image ({getattr(error, 'strerror', None) or error}).") from None
-    finally:
-        if temporary is not None and os.path.exists(temporary):
-            os.remove(temporary)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from ebgan_tf import images
+from ebgan_tf.config import ATT_EBGAN
+
+if TYPE_CHECKING:
+    from ebgan_tf.models.trainer import EBGANTrainer
 
 BACKGROUND = 255  # grid padding and empty cells: white
 TEXT_COLOR = (0, 0, 0)
@@ -116,3 +122,28 @@ def overlay_mask(
     weight = alpha * np.clip(weight, 0.0, 1.0)[..., None]
     tinted = image * (1.0 - weight) + np.asarray(color, np.float32) * weight
     return np.round(tinted).astype(np.uint8)
+
+
+def attribute_labels(attributes: np.ndarray, attribute_names: tuple[str, ...]) -> str:
+    """One line per attribute that is on, e.g. 'Mustache\\nSmiling', or '(none)'."""
+    return "\n".join(name for name, on in zip(attribute_names, attributes) if on > 0.5) or "(none)"
+
+
+def edit_grid(trainer: "EBGANTrainer", batch: Mapping[str, np.ndarray]) -> np.ndarray:
+    """uint8 grid, one row per example: source, exemplar, mask (over the source), result and, for Att-EBGAN,
+    the result with the first attribute (e.g. Mustache) filtered out. Rows are labelled with the exemplar's labels.
+    """
+    source, exemplar, mask = (np.asarray(batch[key]) for key in ("source", "exemplar", "mask"))
+    columns = [images.to_uint8(source), images.to_uint8(exemplar)]
+    columns.append(np.stack([overlay_mask(image, m) for image, m in zip(columns[0], mask)]))
+    columns.append(images.to_uint8(np.asarray(trainer.edit(source, exemplar, mask))))
+    labels = ["source", "exemplar", "mask", "result"]
+    names = tuple(trainer.attribute_names)
+    if trainer.variant == ATT_EBGAN:
+        transfer = np.ones([len(source), len(names)], np.float32)
+        transfer[:, 0] = 0.0
+        columns.append(images.to_uint8(np.asarray(trainer.edit(source, exemplar, mask, transfer))))
+        labels = ["source", "exemplar", "mask", "result\n(all on)", f"without\n{names[0]}"]
+    rows = [[column[i] for column in columns] for i in range(len(source))]
+    row_labels = [attribute_labels(attributes, names) for attributes in np.asarray(batch["exemplar_attributes"])]
+    return image_grid(rows, row_labels=row_labels, col_labels=labels)

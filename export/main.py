@@ -7,11 +7,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import flags
 
-from ebgan_tf.cli import run_main
+from ebgan_tf.cli import reports_errors, run_main
 
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
@@ -29,43 +28,40 @@ def define_flags() -> None:
 FLAGS = flags.FLAGS
 
 
+@reports_errors("ebgan-export", ValueError, OSError)  # FileNotFoundError, FileExistsError are OSErrors
 def main(argv: list[str]) -> int:
     del argv
     from export.saved_model import export_saved_model
     from export.tflite import export_tflite, parse_variants
     from export.verify import verify_export
-    from training.run_config import load_trained, read_config
+    from ebgan_tf.config import ATT_EBGAN
+    from ebgan_tf.runs import load_trained, read_config
 
-    try:
-        variants = parse_variants(FLAGS.tflite)
-        trainer = load_trained(FLAGS.model_dir)
-        template = read_config(FLAGS.model_dir).get("landmark_template")
-        if template is None:
-            raise ValueError(f"{FLAGS.model_dir}/config.json has no landmark_template (recorded by ebgan-train "
-                             "since the export was added); train the model again with the current ebgan-train.")
-        print(f"Exporting {trainer.variant} ({trainer.model_config.image_size} px, attributes: "
-              f"{', '.join(trainer.attribute_names)}) from {FLAGS.model_dir}", flush=True)
-        path = export_saved_model(trainer, FLAGS.export_base, FLAGS.name, template, FLAGS.version)
-        signatures = "edit (serving_default), " + ("edit_filtered, " if trainer.variant == "att_ebgan" else "")
-        print(f"SavedModel: {path}  signatures: {signatures}metadata", flush=True)
-        if trainer.variant != "att_ebgan":
-            print("This is an EBGAN model: no edit_filtered signature (attribute filtering needs att_ebgan).")
-        tflite_paths = {}
-        if variants:
-            tflite_dir = os.path.join(FLAGS.export_base, f"{FLAGS.name}-tflite", os.path.basename(path))
-            tflite_paths = export_tflite(trainer, template, tflite_dir, variants)
-            for variant, tflite_path in tflite_paths.items():
-                print(f"TFLite {variant}: {tflite_path} ({os.path.getsize(tflite_path) / 1e6:.1f} MB)", flush=True)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"ebgan-export: error: {error}", file=sys.stderr)
-        return 1
+    variants = parse_variants(FLAGS.tflite)
+    trainer = load_trained(FLAGS.model_dir)
+    template = read_config(FLAGS.model_dir).get("landmark_template")
+    if template is None:
+        raise ValueError(f"{FLAGS.model_dir}/config.json has no landmark_template (recorded by ebgan-train "
+                         "since the export was added); train the model again with the current ebgan-train.")
+    print(f"Exporting {trainer.variant} ({trainer.model_config.image_size} px, attributes: "
+          f"{', '.join(trainer.attribute_names)}) from {FLAGS.model_dir}", flush=True)
+    path = export_saved_model(trainer, FLAGS.export_base, FLAGS.name, template, FLAGS.version)
+    signatures = "edit (serving_default), " + ("edit_filtered, " if trainer.variant == ATT_EBGAN else "")
+    print(f"SavedModel: {path}  signatures: {signatures}metadata", flush=True)
+    if trainer.variant != ATT_EBGAN:
+        print("This is an EBGAN model: no edit_filtered signature (attribute filtering needs att_ebgan).")
+    tflite_paths = {}
+    if variants:
+        tflite_dir = os.path.join(FLAGS.export_base, f"{FLAGS.name}-tflite", os.path.basename(path))
+        tflite_paths = export_tflite(trainer, template, tflite_dir, variants)
+        for variant, tflite_path in tflite_paths.items():
+            print(f"TFLite {variant}: {tflite_path} ({os.path.getsize(tflite_path) / 1e6:.1f} MB)", flush=True)
     if FLAGS.verify:
         checks = verify_export(trainer, path, tflite_paths)
         for check in checks:
             print(check)
         if not all(check.passed for check in checks):
-            print("ebgan-export: error: parity check failed (see above).", file=sys.stderr)
-            return 1
+            raise ValueError("parity check failed (see above).")
     return 0
 
 

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ebgan_tf.config import ATT_EBGAN
 from ebgan_tf.editing import EDIT, EDIT_FILTERED, METADATA
 from ebgan_tf.models.trainer import EBGANTrainer
 
@@ -115,7 +116,7 @@ def build_archive(trainer: EBGANTrainer, landmark_template: np.ndarray, batch: i
     archive.track(trainer)
     size, count = trainer.model_config.image_size, len(trainer.attribute_names)
     archive.add_endpoint(EDIT, edit_function(trainer, False, validate), input_signature(size, count, False, batch))
-    if trainer.variant == "att_ebgan":
+    if trainer.variant == ATT_EBGAN:
         archive.add_endpoint(EDIT_FILTERED, edit_function(trainer, True, validate),
                              input_signature(size, count, True, batch))
     archive.add_endpoint(METADATA, metadata_function(trainer, landmark_template), input_signature=[])

@@ -15,6 +15,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from ebgan_tf.config import ATT_EBGAN
+from ebgan_tf.files import write_bytes_atomically
 from ebgan_tf.models.trainer import EBGANTrainer
 from export.saved_model import EDIT, EDIT_FILTERED, METADATA, build_archive
 
@@ -45,16 +47,13 @@ def export_tflite(trainer: EBGANTrainer, landmark_template: np.ndarray, out_dir:
                   variants: tuple[str, ...] = TFLITE_VARIANTS, prefix: str = "model") -> dict[str, str]:
     """Writes `<out_dir>/<prefix>_<variant>.tflite` for each variant; returns variant -> path."""
     os.makedirs(out_dir, exist_ok=True)
-    keys = [EDIT] + ([EDIT_FILTERED] if trainer.variant == "att_ebgan" else []) + [METADATA]
+    keys = [EDIT] + ([EDIT_FILTERED] if trainer.variant == ATT_EBGAN else []) + [METADATA]
     paths = {}
     with tempfile.TemporaryDirectory() as staging:
         build_archive(trainer, landmark_template, batch=1, validate=False).write_out(staging, verbose=False)
         for variant in variants:
             path = os.path.join(out_dir, f"{prefix}_{variant}.tflite")
             flatbuffer = _converter(staging, keys, variant).convert()
-            partial = path + ".partial"
-            with open(partial, "wb") as handle:
-                handle.write(flatbuffer)
-            os.replace(partial, path)
+            write_bytes_atomically(path, flatbuffer)
             paths[variant] = path
     return paths

@@ -13,6 +13,7 @@ import numpy as np
 
 from ebgan_tf import metrics
 from ebgan_tf.data.synthetic import render_face, sample_face
+from ebgan_tf.config import ATT_EBGAN
 from ebgan_tf.editing import Editor
 from ebgan_tf.models.trainer import EBGANTrainer
 from export.saved_model import edit_function
@@ -57,7 +58,7 @@ def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dic
     saved = Editor.load(saved_model_dir)
     source, exemplar, mask = verification_inputs(saved, count)
     transfers = {"edit": None}
-    if saved.info.variant == "att_ebgan":
+    if saved.info.variant == ATT_EBGAN:
         transfers["edit_filtered"] = saved.info.transfer_vector(drop=[saved.info.attribute_names[0]])
     checks = []
     for signature, transfer in transfers.items():

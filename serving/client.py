@@ -21,7 +21,6 @@ stderr and exit with status 1.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Mapping, Sequence
 
 import grpc
@@ -31,7 +30,7 @@ from absl import flags
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
-from ebgan_tf.cli import run_main
+from ebgan_tf.cli import reports_errors, run_main
 from ebgan_tf import editing, images
 from ebgan_tf.config import parse_regions
 from ebgan_tf.data import masks
@@ -266,17 +265,15 @@ def _status(client: EditClient) -> str:
                                                                if row.error_code != "OK" else "") for row in rows)
 
 
-def main(argv: Sequence[str]) -> None:
-    try:
-        if len(argv) != 2 or argv[1] not in COMMANDS:
-            raise ValueError(f"give one command, {', '.join(COMMANDS)} (got {' '.join(argv[1:]) or 'none'}).")
-        if FLAGS.version is not None and FLAGS.version_label:
-            raise ValueError("Give --version or --version_label, not both.")
-        with EditClient(FLAGS.server, FLAGS.timeout) as client:
-            print({"edit": _edit, "metadata": _metadata, "status": _status}[argv[1]](client))
-    except (ServingError, ValueError) as error:  # images.ImageError is a ValueError
-        print(f"ebgan-client: error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+@reports_errors("ebgan-client", ServingError, ValueError)  # images.ImageError is a ValueError
+def main(argv: Sequence[str]) -> int:
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        raise ValueError(f"give one command, {', '.join(COMMANDS)} (got {' '.join(argv[1:]) or 'none'}).")
+    if FLAGS.version is not None and FLAGS.version_label:
+        raise ValueError("Give --version or --version_label, not both.")
+    with EditClient(FLAGS.server, FLAGS.timeout) as client:
+        print({"edit": _edit, "metadata": _metadata, "status": _status}[argv[1]](client))
+    return 0
 
 
 def run() -> None:

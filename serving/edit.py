@@ -12,11 +12,10 @@ The mask is a named region on the source face's landmarks, or a mask image (whit
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import flags
 
-from ebgan_tf.cli import run_main
+from ebgan_tf.cli import reports_errors, run_main
 
 
 def define_flags() -> None:
@@ -98,6 +97,7 @@ def edit_files(model: str, source: str, exemplar: str, output: str, region: str 
     save_image(output, edited)
 
 
+@reports_errors("ebgan-edit", ValueError, FileNotFoundError)
 def main(argv: list[str]) -> int:
     from absl import app
 
@@ -105,21 +105,17 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     needed = ["source"] if FLAGS.list_faces else ["model", "source", "exemplar"]
     missing = [f"--{name}" for name in needed if not FLAGS[name].value]
-    try:
-        if missing:
-            raise ValueError(f"Missing {', '.join(missing)}"
-                             + (" (--list_faces needs only --source)." if FLAGS.list_faces else "."))
-        if FLAGS.list_faces:
-            for path in (FLAGS.source, FLAGS.exemplar):
-                if path:
-                    print(describe_faces(path))
-            return 0
-        output = FLAGS.output or default_output(FLAGS.source)
-        edit_files(FLAGS.model, FLAGS.source, FLAGS.exemplar, output, FLAGS.region, FLAGS.mask, FLAGS.drop,
-                   FLAGS.keep, FLAGS.face_index, FLAGS.exemplar_face_index, FLAGS.align, FLAGS.feather)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"ebgan-edit: error: {error}", file=sys.stderr)
-        return 1
+    if missing:
+        raise ValueError(f"Missing {', '.join(missing)}"
+                         + (" (--list_faces needs only --source)." if FLAGS.list_faces else "."))
+    if FLAGS.list_faces:
+        for path in (FLAGS.source, FLAGS.exemplar):
+            if path:
+                print(describe_faces(path))
+        return 0
+    output = FLAGS.output or default_output(FLAGS.source)
+    edit_files(FLAGS.model, FLAGS.source, FLAGS.exemplar, output, FLAGS.region, FLAGS.mask, FLAGS.drop,
+               FLAGS.keep, FLAGS.face_index, FLAGS.exemplar_face_index, FLAGS.align, FLAGS.feather)
     print(f"Wrote {output}")
     return 0
 

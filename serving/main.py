@@ -26,7 +26,7 @@ from typing import Sequence
 
 from absl import app, flags, logging
 
-from ebgan_tf.cli import run_main
+from ebgan_tf.cli import reports_errors, run_main
 from serving.server import ModelServer
 from serving.server_config import (BatchingOptions, ModelSource, ServerOptions, parse_batching_parameters,
                                    parse_model_config, read_text_file)
@@ -82,13 +82,11 @@ def options_from_flags() -> ServerOptions:
                          max_message_bytes=FLAGS.max_message_bytes, grpc_max_threads=FLAGS.grpc_max_threads)
 
 
-def main(argv: Sequence[str]) -> None:
+@reports_errors("ebgan-serve", ValueError, OSError)
+def main(argv: Sequence[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        server = ModelServer(options_from_flags()).start()
-    except (ValueError, OSError) as error:
-        raise SystemExit(f"ebgan-serve: error: {error}") from None
+    server = ModelServer(options_from_flags()).start()
     rest = f", REST on port {server.rest_port}" if server.rest_port else ""
     logging.info("Serving %s: gRPC on %s:%d%s", ", ".join(m.name for m in server.options.models),
                  server.options.host, server.port, rest)
@@ -98,6 +96,7 @@ def main(argv: Sequence[str]) -> None:
     stopping.wait()
     logging.info("Stopping")
     server.stop()
+    return 0
 
 
 def run() -> None:

@@ -11,8 +11,9 @@ import pytest
 from ebgan_tf.cli import run_in_process
 from ebgan_tf.data import synthetic, synthetic_faces
 from ebgan_tf.data.celeba_fixture import make_celeba_fixture
+from ebgan_tf.evaluation.classifier import (CONFIG_FILE, EvalClassifierConfig, default_attributes,
+                                            load_eval_classifier, train_eval_classifier)
 from training import eval_classifier
-from training.eval_classifier import EvalClassifierConfig, load_eval_classifier, train_eval_classifier
 
 IMAGE_SIZE = 32
 NUM_TEST = 60
@@ -57,14 +58,14 @@ def test_checkpoint_round_trips(trained, data_dir):
     assert loaded.config == classifier.config and loaded.test_accuracy == classifier.test_accuracy
     pixels = np.random.default_rng(0).integers(0, 256, (3, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     np.testing.assert_array_equal(loaded.logits(pixels), classifier.logits(pixels))
-    with open(f"{output_dir}/{eval_classifier.CONFIG_FILE}", encoding="utf-8") as stream:
+    with open(f"{output_dir}/{CONFIG_FILE}", encoding="utf-8") as stream:
         assert json.load(stream)["dataset"] == "synthetic_faces"
 
 
 def test_default_attributes_cover_every_region():
-    names = eval_classifier.default_attributes("synthetic_faces")
+    names = default_attributes("synthetic_faces")
     assert {"Mustache", "Eyeglasses", "Bushy_Eyebrows", "Big_Nose", "Male", "Bangs"} <= set(names)
-    assert "No_Beard" in eval_classifier.default_attributes("celeb_a")
+    assert "No_Beard" in default_attributes("celeb_a")
 
 
 def test_loading_a_directory_without_a_classifier_says_how_to_make_one(tmp_path):
@@ -82,7 +83,6 @@ def test_trains_on_celeba_training_split(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--output_dir={out}"], "ebgan-eval-classifier: error: --data_dir is required."),
     (["--data_dir={data}"], "ebgan-eval-classifier: error: --output_dir is required."),
     (["--data_dir={data}", "--output_dir={out}", "--dataset=mnist"], "Unknown dataset 'mnist'; valid datasets:"),
     (["--data_dir={data}", "--output_dir={out}", "--attributes=Mustache,Wings"], "Unknown attribute(s) 'Wings'"),

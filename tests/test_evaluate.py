@@ -1,4 +1,4 @@
-"""Tests of ebgan-eval (training/evaluate.py, evaluate_lib.py): the evaluation logic on fake models with known
+"""Tests of ebgan-eval (training/evaluate.py, ebgan_tf/evaluation/): the evaluation logic on fake models with known
 answers, the report files, the command line and one end-to-end run on tiny trained models."""
 
 from __future__ import annotations
@@ -18,9 +18,13 @@ from ebgan_tf.config import SYNTHETIC_REGION_ATTRIBUTES
 from ebgan_tf.data import masks, synthetic, synthetic_faces
 from ebgan_tf.data.celeba_fixture import make_celeba_fixture
 from ebgan_tf.models.trainer import build_trainer
-from training import evaluate, evaluate_lib
-from training.eval_classifier import EvalClassifierConfig, train_eval_classifier
-from training.run_config import RunConfig, save_final_weights, write_config
+from ebgan_tf.evaluation import scoring
+from ebgan_tf.evaluation.classifier import EvalClassifierConfig, train_eval_classifier
+from ebgan_tf.evaluation.methods import NAIVE_PASTE, Method, model_method, zero_code_method
+from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks
+from ebgan_tf.evaluation.report import REPORT_FILES, write_report
+from ebgan_tf.runs import RunConfig, save_final_weights, write_config
+from training import evaluate
 
 IMAGE_SIZE = 32
 NUM_PAIRS = 10
@@ -41,13 +45,13 @@ def data_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def pairs(data_dir) -> evaluate_lib.EvalPairs:
-    return evaluate_lib.load_pairs("synthetic_faces", data_dir, IMAGE_SIZE, num_pairs=100)
+def pairs(data_dir) -> EvalPairs:
+    return load_pairs("synthetic_faces", data_dir, IMAGE_SIZE, num_pairs=100)
 
 
 @pytest.fixture(scope="module")
-def truth(pairs) -> evaluate_lib.SwapTruth:
-    return evaluate_lib.SwapTruth(pairs, IMAGE_SIZE)
+def truth(pairs) -> SwapTruth:
+    return SwapTruth(pairs, IMAGE_SIZE)
 
 
 def faces(pairs):
@@ -88,7 +92,7 @@ def copy_source(source, exemplar, mask, transfer):
     return source
 
 
-def truth_method(pairs, truth) -> evaluate_lib.Method:
+def truth_method(pairs, truth) -> Method:
     """A 'model' that returns the renderer's swap exactly (attributes switched off are forced off)."""
     index = {image.tobytes(): i for i, image in enumerate(pairs.sources)}
 
@@ -99,7 +103,7 @@ def truth_method(pairs, truth) -> evaluate_lib.Method:
         return np.concatenate([images.to_float(truth.render(REGION, [row], drop=drop))
                                for row, drop in zip(rows, drops)])
 
-    return evaluate_lib.Method("truth", edit, attribute_names=ATTRIBUTES)
+    return Method("truth", edit, attribute_names=ATTRIBUTES)
 
 
 def test_load_pairs_reads_the_test_split_with_seeds(pairs):
@@ -112,39 +116,39 @@ def test_load_pairs_reads_the_test_split_with_seeds(pairs):
 
 
 def test_a_model_that_copies_the_source_scores_as_badly_as_it_should(pairs, truth, oracle):
-    results, _ = evaluate_lib.evaluate([evaluate_lib.Method("copy", copy_source)], pairs, {REGION: ATTRIBUTES},
+    results, _ = scoring.evaluate([Method("copy", copy_source)], pairs, {REGION: ATTRIBUTES},
                                        oracle, truth, batch_size=4)
     scores = results["regions"][REGION]["methods"]["copy"]
     sources, exemplars = faces(pairs)
     mask = np.stack([masks.region_mask(landmarks, REGION, IMAGE_SIZE).numpy() for landmarks in pairs.landmarks])
     swaps = np.stack([synthetic.render_swap(a, b, REGION, IMAGE_SIZE).image for a, b in zip(sources, exemplars)])
-    naive_psnr = np.mean(metrics.masked_psnr(pairs.sources, swaps, mask, 255.0, evaluate_lib.MAX_PSNR))
+    naive_psnr = np.mean(metrics.masked_psnr(pairs.sources, swaps, mask, 255.0, scoring.MAX_PSNR))
     assert scores["transfer"]["psnr"] == pytest.approx(naive_psnr)
     assert scores["transfer"]["psnr"] < 40.0 and scores["transfer"]["ssim"] < 1.0 and scores["transfer"]["l1"] > 0
     same = np.array([[a.attributes[n] == b.attributes[n] for n in ATTRIBUTES] for a, b in zip(sources, exemplars)])
     assert scores["attribute_transfer"]["mean"] == pytest.approx(np.mean(same.mean(axis=0)))
     assert scores["attribute_transfer"]["mean"] < 1.0
-    assert scores["reconstruction"] == {"psnr": evaluate_lib.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
+    assert scores["reconstruction"] == {"psnr": scoring.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
     assert scores["outside_max_diff"] == 0.0
     assert scores["filtering"] is None  # no attribute switches
 
 
 def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, oracle):
-    methods = [truth_method(pairs, truth), evaluate_lib.NAIVE_PASTE]
-    results, grid = evaluate_lib.evaluate(methods, pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4,
+    methods = [truth_method(pairs, truth), NAIVE_PASTE]
+    results, grid = scoring.evaluate(methods, pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4,
                                           grid_rows=3)
     region = results["regions"][REGION]
     scores = region["methods"]["truth"]
-    assert scores["transfer"] == {"psnr": evaluate_lib.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
+    assert scores["transfer"] == {"psnr": scoring.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
     assert scores["attribute_transfer"]["mean"] == region["ground_truth"]["attribute_transfer"]["mean"] == 1.0
     filtering = scores["filtering"]
     holders = sum(b.attributes[name] for b in faces(pairs)[1] for name in ATTRIBUTES)
     assert filtering["edits"] == holders > 0
     assert filtering["leak_rate"]["mean"] == 0.0 and filtering["kept_agreement"]["mean"] == 1.0
-    assert filtering["psnr"] == evaluate_lib.MAX_PSNR
+    assert filtering["psnr"] == scoring.MAX_PSNR
     paste = region["methods"]["naive paste"]
     assert paste["reconstruction"] is None and paste["outside_max_diff"] == 0.0
-    assert paste["transfer"]["psnr"] < evaluate_lib.MAX_PSNR
+    assert paste["transfer"]["psnr"] < scoring.MAX_PSNR
     checks = {check["target"]: check for check in results["targets"] if check["method"] == "truth"}
     assert checks["transfer PSNR above every baseline"]["met"]
     assert checks["attribute transfer accuracy >= 90%"]["met"] and checks["filter leak rate <= 10%"]["met"]
@@ -153,29 +157,29 @@ def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, or
 
 def test_leak_and_kept_agreement_of_a_model_that_ignores_the_switches(pairs, truth, oracle):
     method = truth_method(pairs, truth)
-    deaf = evaluate_lib.Method("deaf", lambda s, e, m, t: method.edit(s, e, m, None), attribute_names=ATTRIBUTES)
-    results, _ = evaluate_lib.evaluate([deaf], pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4)
+    deaf = Method("deaf", lambda s, e, m, t: method.edit(s, e, m, None), attribute_names=ATTRIBUTES)
+    results, _ = scoring.evaluate([deaf], pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4)
     filtering = results["regions"][REGION]["methods"]["deaf"]["filtering"]
     assert filtering["leak_rate"]["mean"] == 1.0  # every switched-off attribute still appears
     assert filtering["kept_agreement"]["mean"] == 1.0
-    assert filtering["psnr"] < evaluate_lib.MAX_PSNR
+    assert filtering["psnr"] < scoring.MAX_PSNR
     check = next(c for c in results["targets"] if c["target"] == "filter leak rate <= 10%")
     assert not check["met"] and check["margin"] == pytest.approx(-0.9)
 
 
 def test_celeba_reports_reconstruction_and_attribute_transfer_without_ground_truth(tmp_path):
     make_celeba_fixture(str(tmp_path), num_images=40)
-    pairs = evaluate_lib.load_pairs("celeb_a", str(tmp_path), IMAGE_SIZE, num_pairs=100)
+    pairs = load_pairs("celeb_a", str(tmp_path), IMAGE_SIZE, num_pairs=100)
     assert len(pairs) == 4 and pairs.seeds is None  # 10% of 40 images are test images
     names = ("Smiling", "Mustache")
     reader = OracleReader(names)
     for image, labels in zip(pairs.sources, pairs.labels(names)):
         reader.add(image, labels)
-    results, grid = evaluate_lib.evaluate([evaluate_lib.Method("copy", copy_source)], pairs, {REGION: names},
+    results, grid = scoring.evaluate([Method("copy", copy_source)], pairs, {REGION: names},
                                           reader, truth=None, batch_size=3)
     region = results["regions"][REGION]
     scores = region["methods"]["copy"]
-    assert scores["reconstruction"]["psnr"] == evaluate_lib.MAX_PSNR and scores["transfer"] is None
+    assert scores["reconstruction"]["psnr"] == scoring.MAX_PSNR and scores["transfer"] is None
     same = pairs.labels(names) == pairs.labels(names, exemplar=True)
     assert scores["attribute_transfer"]["mean"] == pytest.approx(np.mean(same.mean(axis=0)))
     assert region["ground_truth"] is None
@@ -184,7 +188,7 @@ def test_celeba_reports_reconstruction_and_attribute_transfer_without_ground_tru
 
 def test_classifier_without_the_region_attributes_is_refused(pairs, truth, oracle):
     with pytest.raises(ValueError, match="does not read Eyeglasses"):
-        evaluate_lib.evaluate([evaluate_lib.NAIVE_PASTE], pairs, {"eyes": ("Eyeglasses",)}, oracle, truth)
+        scoring.evaluate([NAIVE_PASTE], pairs, {"eyes": ("Eyeglasses",)}, oracle, truth)
 
 
 def test_zero_code_baseline_is_att_ebgan_with_every_attribute_switched_off(pairs):
@@ -192,11 +196,11 @@ def test_zero_code_baseline_is_att_ebgan_with_every_attribute_switched_off(pairs
     trainer = build_trainer(config.preset_object(), "att_ebgan", ("mouth",))
     trainer.build_all()
     source, exemplar = images.to_float(pairs.sources[:3]), images.to_float(pairs.exemplars[:3])
-    mask = evaluate_lib.region_masks(pairs.landmarks[:3], REGION, IMAGE_SIZE)
+    mask = region_masks(pairs.landmarks[:3], REGION, IMAGE_SIZE)
     switched_off = trainer.edit(source, exemplar, mask, np.zeros([3, len(trainer.attribute_names)])).numpy()
-    zero_code = evaluate_lib.zero_code_method(trainer, "zero").edit(source, exemplar, mask, None)
+    zero_code = zero_code_method(trainer, "zero").edit(source, exemplar, mask, None)
     np.testing.assert_allclose(zero_code, switched_off, atol=1e-6)
-    model = evaluate_lib.model_method(trainer, "model")
+    model = model_method(trainer, "model")
     assert model.attribute_names == trainer.attribute_names
     np.testing.assert_allclose(model.edit(source, exemplar, mask, None), trainer.edit(source, exemplar, mask).numpy(),
                                atol=1e-6)
@@ -212,11 +216,11 @@ def summaries(directory: str) -> dict[str, event_pb2.Summary.Value]:
 
 
 def test_report_files_are_written_and_complete(pairs, truth, oracle, tmp_path):
-    methods = [truth_method(pairs, truth), evaluate_lib.Method("copy", copy_source), evaluate_lib.NAIVE_PASTE]
-    results, grid = evaluate_lib.evaluate(methods, pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4)
+    methods = [truth_method(pairs, truth), Method("copy", copy_source), NAIVE_PASTE]
+    results, grid = scoring.evaluate(methods, pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4)
     report = {"dataset": "synthetic_faces", "num_pairs": len(pairs), "image_size": IMAGE_SIZE, **results}
-    evaluate_lib.write_report(str(tmp_path), report, grid, step=7)
-    assert sorted(os.listdir(tmp_path)) == sorted(evaluate_lib.REPORT_FILES + ("logs",))
+    write_report(str(tmp_path), report, grid, step=7)
+    assert sorted(os.listdir(tmp_path)) == sorted(REPORT_FILES + ("logs",))
 
     saved = json.loads((tmp_path / "report.json").read_text())
     region = saved["regions"][REGION]
@@ -309,6 +313,6 @@ def test_cli_compares_ebgan_and_att_ebgan_with_the_baselines(trained, data_dir, 
     assert methods["EBGAN"]["filtering"] is None and methods["Att-EBGAN"]["filtering"] is not None
     for name, scores in methods.items():
         assert scores["outside_max_diff"] == 0.0, name  # pixels outside the mask are the source's
-        assert np.isfinite(scores["transfer"]["psnr"]) and 0 < scores["transfer"]["psnr"] < evaluate_lib.MAX_PSNR
+        assert np.isfinite(scores["transfer"]["psnr"]) and 0 < scores["transfer"]["psnr"] < scoring.MAX_PSNR
     grid = images.load_image(str(out / "grid.png"))
     assert grid.shape[0] >= 2 * IMAGE_SIZE and grid.shape[1] >= 9 * IMAGE_SIZE  # 4 + 5 methods columns

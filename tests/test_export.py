@@ -33,7 +33,7 @@ from serving.edit import edit_files
 from tests.test_train import IMAGE_SIZE, data_dir, tiny_config  # noqa: F401 (data_dir: a fixture)
 from training import train_lib
 from training.distribute import make_strategy
-from training.run_config import load_trained, read_config, run_config_from_dir, save_final_weights, write_config
+from ebgan_tf.runs import load_trained, read_config, run_config_from_dir, save_final_weights, write_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAVED_MODEL_CLI = os.path.join(ROOT, ".venv", "bin", "saved_model_cli")

@@ -19,7 +19,7 @@ from tests.train_fixtures import (
     killed_on_exit, load_tiny_examples, prepare_tiny_data, run_training, start_training, train_flags)
 from training import callbacks, train_lib
 from training.distribute import make_strategy
-from training.run_config import load_trained, make_checkpoint, run_config_from_dir
+from ebgan_tf.runs import load_trained, make_checkpoint, run_config_from_dir
 from ebgan_tf.models.trainer import build_trainer
 
 # 2 epochs of 4 steps, a checkpoint every 2 steps, every checkpoint kept (to compare them with the reference run).

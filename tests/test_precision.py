@@ -13,7 +13,7 @@ from tests.test_train import network_weights, tiny_config
 from tests.train_fixtures import load_tiny_examples, prepare_tiny_data
 from training import train_lib
 from training.distribute import make_strategy
-from training.run_config import ConfigError
+from ebgan_tf.runs import ConfigError
 
 SCHEDULE = dict(epochs=1, steps_per_epoch=3, validation_steps=0, checkpoint_every=3, image_every=3)
 

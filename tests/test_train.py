@@ -20,7 +20,7 @@ from ebgan_tf import images
 from ebgan_tf.data import pipeline, synthetic_faces
 from training import train_lib
 from training.distribute import make_strategy
-from training.run_config import ConfigError, RunConfig, load_trained, read_config
+from ebgan_tf.runs import ConfigError, RunConfig, load_trained, read_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE_SIZE = 32

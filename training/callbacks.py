@@ -5,9 +5,6 @@ The global step counts training steps (global batches) in a variable that checkp
 and checkpoints of a resumed run continue where the interrupted run stopped. It is not the optimisers'
 `iterations`: under mixed precision the loss-scale optimiser skips updates whose gradients overflowed, yet the
 batch was consumed.
-
-Summaries are written with `tf.summary.write` and TensorBoard's plugin metadata, in the exact format of
-`tf.summary.scalar` / `tf.summary.image`, so training does not need the `tensorboard` package (only viewing does).
 """
 
 from __future__ import annotations
@@ -18,55 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tensorflow.core.framework import summary_pb2
-
-from ebgan_tf import images, visualize
-
-
-def _plugin(name: str) -> summary_pb2.SummaryMetadata:
-    return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=name))
-
-
-def write_scalar(name: str, value: float, step: int) -> None:
-    """A TensorBoard scalar to the default summary writer."""
-    tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_plugin("scalars"))
-
-
-def write_image(name: str, image: np.ndarray, step: int) -> None:
-    """A TensorBoard image (uint8 [H, W, 3], stored as PNG) to the default summary writer."""
-    height, width = image.shape[:2]
-    encoded = tf.stack([tf.as_string(width), tf.as_string(height), tf.image.encode_png(image)])
-    tf.summary.write(name, encoded, step=step, metadata=_plugin("images"))
-
-
-def checkpoint_step(path: str) -> int:
-    """The step of a checkpoint saved by `CheckpointCallback` (paths end in '-<step>')."""
-    return int(path.rsplit("-", 1)[1])
-
-
-def exemplar_labels(attributes: np.ndarray, attribute_names: tuple[str, ...]) -> str:
-    """One line per attribute that is on, e.g. 'Mustache\\nSmiling', or '(none)'."""
-    return "\n".join(name for name, on in zip(attribute_names, attributes) if on > 0.5) or "(none)"
-
-
-def edit_grid(trainer: keras.Model, batch: Mapping[str, np.ndarray]) -> np.ndarray:
-    """uint8 grid, one row per example: source, exemplar, mask (over the source), result and, for Att-EBGAN,
-    the result with the first attribute (e.g. Mustache) filtered out. Rows are labelled with the exemplar's labels.
-    """
-    source, exemplar, mask = (np.asarray(batch[key]) for key in ("source", "exemplar", "mask"))
-    columns = [images.to_uint8(source), images.to_uint8(exemplar)]
-    columns.append(np.stack([visualize.overlay_mask(image, m) for image, m in zip(columns[0], mask)]))
-    columns.append(images.to_uint8(np.asarray(trainer.edit(source, exemplar, mask))))
-    labels = ["source", "exemplar", "mask", "result"]
-    names = tuple(trainer.attribute_names)
-    if trainer.variant == "att_ebgan":
-        transfer = np.ones([len(source), len(names)], np.float32)
-        transfer[:, 0] = 0.0
-        columns.append(images.to_uint8(np.asarray(trainer.edit(source, exemplar, mask, transfer))))
-        labels = ["source", "exemplar", "mask", "result\n(all on)", f"without\n{names[0]}"]
-    rows = [[column[i] for column in columns] for i in range(len(source))]
-    row_labels = [exemplar_labels(attributes, names) for attributes in np.asarray(batch["exemplar_attributes"])]
-    return visualize.image_grid(rows, row_labels=row_labels, col_labels=labels)
+from ebgan_tf.summaries import write_image, write_scalar
+from ebgan_tf.visualize import edit_grid
 
 
 class NonFiniteError(RuntimeError):

@@ -16,16 +16,13 @@ Errors (unknown subcommand, dataset or region, missing data, unwritable output) 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Sequence
 
-from absl import flags, logging
+from absl import flags
 
-from ebgan_tf.cli import run_main
-from ebgan_tf.config import PRESETS, REGIONS, Preset, parse_regions
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from ebgan_tf.cli import define_data_dir_flag, quiet_logging, reports_errors, run_main
+from ebgan_tf.config import PRESETS, REGIONS, parse_regions
 
 SUBCOMMANDS: tuple[str, ...] = ("prepare", "preview")
 DATASETS: tuple[str, ...] = tuple(dict.fromkeys(preset.dataset for preset in PRESETS.values()))
@@ -33,7 +30,7 @@ DATASETS: tuple[str, ...] = tuple(dict.fromkeys(preset.dataset for preset in PRE
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
     flags.DEFINE_string("dataset", "synthetic_faces", f"Data set: {' or '.join(DATASETS)}.")
-    flags.DEFINE_string("data_dir", None, "Directory of the data set (tensorflow-datasets data_dir); required.")
+    define_data_dir_flag()
     flags.DEFINE_integer("image_size", None,
                          "Image size in pixels; default: the data set's preset (synthetic_faces 64, celeb_a 128).",
                          lower_bound=16)
@@ -56,13 +53,6 @@ FLAGS = flags.FLAGS
 
 class UsageError(ValueError):
     """A bad command line; printed as one line."""
-
-
-def preset_for(dataset: str) -> Preset:
-    """The preset that trains on `dataset` (its image size and region attributes)."""
-    if dataset not in DATASETS:
-        raise UsageError(f"Unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}.")
-    return next(preset for preset in PRESETS.values() if preset.dataset == dataset)
 
 
 def check_writable(path: str) -> None:
@@ -100,7 +90,7 @@ def preview(dataset: str, data_dir: str, split: str | None, regions: tuple[str, 
     from ebgan_tf.data import pipeline  # pylint: disable=import-outside-toplevel
 
     split = split or pipeline.TRAIN_SPLIT[dataset]
-    attribute_names = preset_for(dataset).attributes_for(regions)
+    attribute_names = pipeline.dataset_preset(dataset).attributes_for(regions)
     examples = pipeline.load_examples(dataset, data_dir, split, image_size)
     batches = pipeline.make_dataset(
         examples, image_size=image_size, regions=regions, attribute_names=attribute_names, batch_size=num,
@@ -112,46 +102,40 @@ def preview(dataset: str, data_dir: str, split: str | None, regions: tuple[str, 
     sources = images.to_uint8(batch["source"].numpy())
     masks = batch["mask"].numpy()
     rows = [[source, visualize.overlay_mask(source, mask)] for source, mask in zip(sources, masks)]
-    labels = ["\n".join(name for name, on in zip(attribute_names, row) if on) or "(none)"
-              for row in batch["source_attributes"].numpy() > 0.5]
+    labels = [visualize.attribute_labels(row, attribute_names) for row in batch["source_attributes"].numpy()]
     grid = visualize.image_grid(rows, row_labels=labels, col_labels=["image", f"mask: {','.join(regions)}"])
     images.save_image(out, grid)
     print(f"Wrote {out}: {num} examples of {dataset} {split} at {image_size} px, regions {','.join(regions)} "
           f"({grid.shape[1]}x{grid.shape[0]} px).")
 
 
+@reports_errors("ebgan-data", ValueError, OSError)
 def main(argv: Sequence[str]) -> int:
     """Runs one subcommand; user errors print one line on stderr and return 1."""
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # keep tensorflow-datasets' progress, not its INFO lines
-    try:
-        if len(argv) != 2 or argv[1] not in SUBCOMMANDS:
-            given = " ".join(argv[1:]) or "none"
-            raise UsageError(f"Expected one subcommand, {' or '.join(SUBCOMMANDS)} (got: {given}); see --help.")
-        command = argv[1]
-        preset = preset_for(FLAGS.dataset)
-        if not FLAGS.data_dir:
-            raise UsageError("--data_dir is required.")
-        data_dir = os.path.expanduser(FLAGS.data_dir)
-        image_size = FLAGS.image_size or preset.image_size
-        if command == "prepare":
-            sizes = {name: getattr(FLAGS, name) for name in ("num_train", "num_validation", "num_test")
-                     if getattr(FLAGS, name) is not None}
-            if FLAGS.dataset == "celeb_a" and (sizes or FLAGS.image_size):
-                raise UsageError("--image_size and --num_* apply to synthetic_faces only; CelebA comes as it is.")
-            prepare(FLAGS.dataset, data_dir, image_size, sizes)
-        else:
-            if not FLAGS.out:
-                raise UsageError("--out is required for preview.")
-            check_writable(FLAGS.out)
-            if FLAGS.dataset == "synthetic_faces" and not os.path.isdir(data_dir):
-                raise UsageError(f"Data directory {data_dir!r} does not exist; run "
-                                 f"`ebgan-data prepare --dataset=synthetic_faces --data_dir={FLAGS.data_dir}`.")
-            preview(FLAGS.dataset, data_dir, FLAGS.split, parse_regions(FLAGS.region), image_size, FLAGS.num,
-                    FLAGS.out)
-    except (ValueError, OSError) as error:
-        print(f"ebgan-data: error: {error}", file=sys.stderr)
-        return 1
+    from ebgan_tf.data import pipeline  # pylint: disable=import-outside-toplevel
+    quiet_logging()  # keep tensorflow-datasets' progress, not its INFO lines
+    if len(argv) != 2 or argv[1] not in SUBCOMMANDS:
+        given = " ".join(argv[1:]) or "none"
+        raise UsageError(f"Expected one subcommand, {' or '.join(SUBCOMMANDS)} (got: {given}); see --help.")
+    command = argv[1]
+    preset = pipeline.dataset_preset(FLAGS.dataset)
+    data_dir = os.path.expanduser(FLAGS.data_dir)
+    image_size = FLAGS.image_size or preset.image_size
+    if command == "prepare":
+        sizes = {name: getattr(FLAGS, name) for name in ("num_train", "num_validation", "num_test")
+                 if getattr(FLAGS, name) is not None}
+        if FLAGS.dataset == "celeb_a" and (sizes or FLAGS.image_size):
+            raise UsageError("--image_size and --num_* apply to synthetic_faces only; CelebA comes as it is.")
+        prepare(FLAGS.dataset, data_dir, image_size, sizes)
+    else:
+        if not FLAGS.out:
+            raise UsageError("--out is required for preview.")
+        check_writable(FLAGS.out)
+        if FLAGS.dataset == "synthetic_faces" and not os.path.isdir(data_dir):
+            raise UsageError(f"Data directory {data_dir!r} does not exist; run "
+                             f"`ebgan-data prepare --dataset=synthetic_faces --data_dir={FLAGS.data_dir}`.")
+        preview(FLAGS.dataset, data_dir, FLAGS.split, parse_regions(FLAGS.region), image_size, FLAGS.num,
+                FLAGS.out)
     return 0
 
 

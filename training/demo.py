@@ -9,23 +9,22 @@ mouth) and whose source does not come first, so the "without Mustache" column sh
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
 
 from ebgan_tf import images
-from ebgan_tf.cli import run_main
+from ebgan_tf.cli import define_data_dir_flag, reports_errors, run_main
 from ebgan_tf.data import pipeline
-from training.callbacks import edit_grid
-from training.run_config import DEFAULT_DATA_DIR, load_trained, run_config_from_dir
+from ebgan_tf.runs import load_trained, run_config_from_dir
+from ebgan_tf.visualize import edit_grid
 
 CANDIDATES = 256  # evaluation pairs to choose the demo rows from
 
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
     flags.DEFINE_string("model_dir", None, "Model directory written by ebgan-train.")
-    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "Directory of the prepared data set the run was trained on.")
+    define_data_dir_flag()
     flags.DEFINE_string("out", "demo/edits.png", "PNG file to write (atomically).")
     flags.DEFINE_integer("rows", 6, "Number of rows (source/exemplar pairs).")
     flags.DEFINE_integer("seed", 0, "Seed of the pairing of evaluation faces.")
@@ -65,14 +64,11 @@ def write_demo_grid(model_dir: str, data_dir: str, out: str, rows: int = 6, seed
     return grid
 
 
+@reports_errors("demo", ValueError, FileNotFoundError)
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        write_demo_grid(FLAGS.model_dir, FLAGS.data_dir, FLAGS.out, FLAGS.rows, FLAGS.seed)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"demo: error: {error}", file=sys.stderr)
-        return 1
+    write_demo_grid(FLAGS.model_dir, FLAGS.data_dir, FLAGS.out, FLAGS.rows, FLAGS.seed)
     print(f"Wrote {FLAGS.out}: {FLAGS.rows} rows of source, exemplar, mask, result and filtered result.")
     return 0
 

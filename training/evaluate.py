@@ -12,14 +12,13 @@ Writes report.md, report.json, grid.png and TensorBoard summaries (logs/) into -
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
-from ebgan_tf.cli import run_main
+from ebgan_tf.cli import define_data_dir_flag, quiet_logging, reports_errors, run_main
 from ebgan_tf.data import pipeline
-from training import evaluate_lib
-from training.run_config import DEFAULT_DATA_DIR
+from ebgan_tf.evaluation.evaluate import evaluate_models
+from ebgan_tf.evaluation.report import REPORT_FILES, markdown
 
 
 def define_flags() -> None:
@@ -28,7 +27,7 @@ def define_flags() -> None:
                       "compared in one table (e.g. an EBGAN and an Att-EBGAN run). Required.")
     flags.DEFINE_string("dataset", None, f"Data set to evaluate on: {' or '.join(pipeline.DATASETS)}. Default: the "
                         "first model's.")
-    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "Directory of the prepared data set (see `ebgan-data prepare`).")
+    define_data_dir_flag()
     flags.DEFINE_string("regions", None, "Comma-separated regions to evaluate: mouth, eyes, brows, nose, components, "
                         "face. Default: the first model's.")
     flags.DEFINE_string("classifier_dir", None, "Directory of the evaluation classifier (ebgan-eval-classifier "
@@ -42,27 +41,23 @@ def define_flags() -> None:
 FLAGS = flags.FLAGS
 
 
+@reports_errors("ebgan-eval", ValueError, OSError)
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # keep tensorflow-datasets' INFO lines out of the output
-    try:
-        for name in ("model_dir", "classifier_dir", "output_dir"):
-            if not getattr(FLAGS, name):
-                raise ValueError(f"--{name} is required.")
-        for name in ("batch_size", "grid_rows"):
-            if getattr(FLAGS, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(FLAGS, name)}.")
-        report = evaluate_lib.evaluate_models(
-            FLAGS.model_dir, os.path.expanduser(FLAGS.data_dir), FLAGS.classifier_dir, FLAGS.output_dir,
-            dataset=FLAGS.dataset, regions=FLAGS.regions, num_pairs=FLAGS.num_pairs, batch_size=FLAGS.batch_size,
-            grid_rows=FLAGS.grid_rows)
-    except (ValueError, OSError) as error:
-        print(f"ebgan-eval: error: {error}", file=sys.stderr)
-        return 1
-    print(evaluate_lib.markdown(report))
-    print(f"Wrote {', '.join(evaluate_lib.REPORT_FILES)} and logs/ to {FLAGS.output_dir}.")
+    quiet_logging()
+    for name in ("model_dir", "classifier_dir", "output_dir"):
+        if not getattr(FLAGS, name):
+            raise ValueError(f"--{name} is required.")
+    for name in ("batch_size", "grid_rows"):
+        if getattr(FLAGS, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(FLAGS, name)}.")
+    report = evaluate_models(
+        FLAGS.model_dir, os.path.expanduser(FLAGS.data_dir), FLAGS.classifier_dir, FLAGS.output_dir,
+        dataset=FLAGS.dataset, regions=FLAGS.regions, num_pairs=FLAGS.num_pairs, batch_size=FLAGS.batch_size,
+        grid_rows=FLAGS.grid_rows)
+    print(markdown(report))
+    print(f"Wrote {', '.join(REPORT_FILES)} and logs/ to {FLAGS.output_dir}.")
     return 0
 
 

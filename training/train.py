@@ -10,17 +10,16 @@ command on each with --strategy=multi_worker and TF_CONFIG naming the cluster an
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 from absl import app, flags
 
-from ebgan_tf.cli import run_main
+from ebgan_tf.cli import define_data_dir_flag, reports_errors, run_main
 from ebgan_tf.config import PRESETS, VARIANTS, get_preset
 from ebgan_tf.data.pipeline import DATASETS
 from training import train_lib
 from training.callbacks import NonFiniteError
 from training.distribute import STRATEGIES, make_strategy
-from training.run_config import DEFAULT_DATA_DIR, ConfigError, RunConfig
+from ebgan_tf.runs import RunConfig
 
 _DEFAULTS = RunConfig(model_dir="")
 
@@ -35,7 +34,7 @@ def define_flags() -> None:
                         "mouth, eyes, brows, nose, components, face. Default: the preset's (mouth).")
     flags.DEFINE_enum("dataset", None, DATASETS, "Data set to train on. Default: the preset's "
                       "(synthetic_faces for synthetic64, celeb_a for celeba128).")
-    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "Directory of the prepared data set (see `ebgan-data prepare`).")
+    define_data_dir_flag()
     flags.DEFINE_string("model_dir", None, "Directory for config.json, checkpoints, TensorBoard logs and the final "
                         "weights. An existing run there is resumed.")
     flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Number of epochs.")
@@ -104,23 +103,11 @@ def run_config_from_flags() -> RunConfig:
         mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla)
 
 
-def _fail(error: Exception) -> int:
-    print(f"ebgan-train: error: {error}", file=sys.stderr)
-    return 1
-
-
+@reports_errors("ebgan-train", ValueError, NonFiniteError)  # ConfigError is a ValueError
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
-        config = run_config_from_flags()
-    except ValueError as error:
-        return _fail(error)
-    try:
-        train_lib.train(config, strategy)
-    except (ConfigError, NonFiniteError) as error:
-        return _fail(error)
+    train_lib.train(run_config_from_flags(), make_strategy(FLAGS.strategy, FLAGS.cpu_replicas))
     return 0
 
 

@@ -26,10 +26,10 @@ import tensorflow as tf
 
 from ebgan_tf.data import pipeline
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
-from training import callbacks, distribute
-from training.run_config import (
+from ebgan_tf.runs import (
     CHECKPOINT_DIR, FINAL_WEIGHTS, LOG_DIR, ConfigError, RunConfig, check_config, make_checkpoint,
     save_final_weights, write_config)
+from training import callbacks, distribute
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -18,7 +18,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from ebgan_tf import images
-from ebgan_tf.config import LANDMARK_NAMES, validate_attribute_names, validate_regions
+from ebgan_tf.config import LANDMARK_NAMES, PRESETS, Preset, validate_attribute_names, validate_regions
 from ebgan_tf.data import masks
 
 DATASETS: tuple[str, ...] = ("synthetic_faces", "celeb_a")
@@ -34,6 +34,11 @@ def validate_dataset(dataset: str) -> str:
     if dataset not in DATASETS:
         raise ValueError(f"Unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}.")
     return dataset
+
+
+def dataset_preset(dataset: str) -> Preset:
+    """The preset that trains on `dataset` (its image size and region attributes); ValueError if unknown."""
+    return next(preset for preset in PRESETS.values() if preset.dataset == validate_dataset(dataset))
 
 
 def default_crop(dataset: str) -> tuple[int, int, int, int] | None:

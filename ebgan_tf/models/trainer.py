@@ -14,14 +14,12 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from ebgan_tf.config import LossWeights, ModelConfig, Preset, validate_variant
+from ebgan_tf.config import ATT_EBGAN, LossWeights, ModelConfig, Preset, validate_variant
 from ebgan_tf.models import losses
 from ebgan_tf.models.classifier import Classifier
 from ebgan_tf.models.discriminator import Discriminator
 from ebgan_tf.models.encoder import Encoder
 from ebgan_tf.models.generator import Generator, composite, gate_code
-
-ATT_EBGAN = "att_ebgan"
 
 
 class EBGANTrainer(keras.Model):

@@ -5,7 +5,7 @@ attribute names, model sizes, loss weights, optimiser, global batch, data set, s
 identity; a restart in the same model directory must match it. The schedule (epochs, checkpoint and logging
 intervals) and the hardware options (strategy, mixed precision, XLA) may change between restarts.
 
-This module defines no flags, so exporters and evaluators can import `load_trained` next to their own flags.
+Training, export, evaluation and the demo share this module; it defines no flags.
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Any
 
 import tensorflow as tf
 
-from ebgan_tf.config import LossWeights, ModelConfig, Preset, get_preset, parse_regions, validate_variant
+from ebgan_tf.config import ATT_EBGAN, LossWeights, ModelConfig, Preset, get_preset, parse_regions, validate_variant
+from ebgan_tf.data import DEFAULT_DATA_DIR
+from ebgan_tf.files import write_atomically, write_text_atomically
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 
 CONFIG_FILE = "config.json"
 FINAL_WEIGHTS = "final.weights.h5"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
-DEFAULT_DATA_DIR = "~/tensorflow_datasets"
 
 
 class ConfigError(ValueError):
@@ -38,7 +38,7 @@ class RunConfig:
 
     model_dir: str
     preset: str = "synthetic64"
-    variant: str = "att_ebgan"
+    variant: str = ATT_EBGAN
     regions: tuple[str, ...] | None = None
     dataset: str | None = None
     data_dir: str = DEFAULT_DATA_DIR
@@ -156,16 +156,7 @@ def check_config(model_dir: str, identity: dict[str, Any]) -> None:
 
 def write_config(model_dir: str, identity: dict[str, Any]) -> None:
     """Writes `config.json` atomically."""
-    os.makedirs(model_dir, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=model_dir, prefix=f".{CONFIG_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(identity, stream, indent=2)
-            stream.write("\n")
-        os.replace(temporary, os.path.join(model_dir, CONFIG_FILE))
-    except BaseException:
-        os.remove(temporary)
-        raise
+    write_text_atomically(os.path.join(model_dir, CONFIG_FILE), json.dumps(identity, indent=2) + "\n")
 
 
 def run_config_from_dir(model_dir: str) -> RunConfig:
@@ -201,14 +192,14 @@ def make_checkpoint(trainer: EBGANTrainer, optimizers: bool, step: tf.Variable |
 def save_final_weights(trainer: EBGANTrainer, model_dir: str) -> str:
     """Writes `<model_dir>/final.weights.h5` atomically; returns its path."""
     path = os.path.join(model_dir, FINAL_WEIGHTS)
-    temporary = os.path.join(model_dir, f".partial-{os.getpid()}.{FINAL_WEIGHTS}")
-    try:
-        trainer.save_weights(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    write_atomically(path, trainer.save_weights)
     return path
+
+
+def trained_step(model_dir: str) -> int:
+    """The training step of the run's latest checkpoint (the final weights are saved at that step), else 0."""
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoint paths end in -<step>
 
 
 def load_trained(model_dir: str) -> EBGANTrainer:

@@ -1,0 +1,66 @@
+"""`evaluate_models`: the trained runs and their baselines scored on the test split, with the report written."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Sequence
+
+from ebgan_tf.config import parse_regions
+from ebgan_tf.data import pipeline
+from ebgan_tf.evaluation.classifier import load_eval_classifier
+from ebgan_tf.evaluation.methods import NAIVE_PASTE, method_names, model_method, zero_code_method
+from ebgan_tf.evaluation.pairs import SwapTruth, load_pairs
+from ebgan_tf.evaluation.report import write_report
+from ebgan_tf.evaluation.scoring import MAX_PSNR, evaluate
+from ebgan_tf.runs import load_trained, run_config_from_dir, trained_step
+
+
+def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: str, output_dir: str,
+                    dataset: str | None = None, regions: Sequence[str] | None = None, num_pairs: int = 500,
+                    batch_size: int = 32, grid_rows: int = 4) -> dict:
+    """`ebgan-eval`: loads the trained runs and the evaluation classifier, scores the models and the baselines on
+    the test split, writes the report into `output_dir` and returns it.
+
+    Raises ValueError / FileNotFoundError for user errors (unknown dataset or region, a directory without a
+    model or classifier, mismatched image sizes, missing data), before anything is written.
+    """
+    if not model_dirs:
+        raise ValueError("No model directory given.")
+    if dataset is not None:
+        pipeline.validate_dataset(dataset)
+    if regions is not None:
+        parse_regions(regions)
+    configs = [run_config_from_dir(model_dir) for model_dir in model_dirs]
+    sizes = {config.model_config().image_size for config in configs}
+    if len(sizes) > 1:
+        raise ValueError(f"The models differ in image size ({', '.join(map(str, sorted(sizes)))} px); "
+                         "compare models of one size.")
+    image_size = sizes.pop()
+    dataset = pipeline.validate_dataset(dataset or configs[0].dataset)
+    regions = parse_regions(regions or configs[0].regions)
+    classifier = load_eval_classifier(classifier_dir)
+    if classifier.config.dataset != dataset or classifier.image_size != image_size:
+        raise ValueError(f"The evaluation classifier in {classifier_dir} reads {classifier.config.dataset} at "
+                         f"{classifier.image_size} px; the evaluation needs {dataset} at {image_size} px.")
+    preset = pipeline.dataset_preset(dataset)
+    region_attributes = {region: preset.region_attributes[region] for region in regions}
+    pairs = load_pairs(dataset, data_dir, image_size, num_pairs)
+    truth = SwapTruth(pairs, image_size) if pairs.seeds is not None else None
+
+    trainers = [load_trained(model_dir) for model_dir in model_dirs]
+    names = method_names([trainer.variant for trainer in trainers], model_dirs)
+    methods = [model_method(trainer, name) for trainer, name in zip(trainers, names)]
+    methods.append(NAIVE_PASTE)
+    methods += [zero_code_method(trainer, f"zero exemplar code ({name})") for trainer, name in zip(trainers, names)]
+    results, grid = evaluate(methods, pairs, region_attributes, classifier, truth, batch_size, grid_rows)
+    report = {
+        "dataset": dataset, "split": pipeline.EVAL_SPLIT[dataset], "num_pairs": len(pairs), "image_size": image_size,
+        "date": datetime.date.today().isoformat(), "max_psnr": MAX_PSNR,
+        "models": [{"name": name, "model_dir": model_dir, "variant": config.variant, "regions": list(config.regions),
+                    "step": trained_step(model_dir)} for name, model_dir, config in zip(names, model_dirs, configs)],
+        "classifier": {"dir": classifier_dir, "attribute_names": list(classifier.attribute_names),
+                       "test_accuracy": classifier.test_accuracy},
+        **results,
+    }
+    write_report(output_dir, report, grid, step=report["models"][0]["step"])
+    return report

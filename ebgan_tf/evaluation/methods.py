@@ -1,0 +1,67 @@
+"""The methods under evaluation: trained models and the baselines (naive paste, exemplar-free inpainting).
+
+A method is a `Method`: a function edit(source, exemplar, mask, transfer) -> edited image, so trained models,
+baselines and test fakes are measured the same way. Inputs are float32 in [-1, 1] (mask in {0, 1}, transfer [N, n]
+of 1 = transfer / 0 = filter out, or None); the output is anything convertible to such an array.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from ebgan_tf.config import VARIANT_NAMES
+from ebgan_tf.models.generator import composite
+from ebgan_tf.models.trainer import EBGANTrainer
+
+EditFn = Callable[[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """An editing method in the report. `role` is "model" (held to the targets) or "baseline"."""
+
+    name: str
+    edit: EditFn
+    role: str = "model"
+    attribute_names: tuple[str, ...] = ()  # its transfer switches, in order; () = it cannot filter attributes
+    identity_reconstruction: bool = False  # B = A returns A by construction: no reconstruction score
+
+
+def model_method(trainer: EBGANTrainer, name: str) -> Method:
+    """The trained model's `edit` (Att-EBGAN: with its attribute switches)."""
+    edit = tf.function(trainer.edit, reduce_retracing=True)
+    switches = trainer.attribute_names if trainer.classifier is not None else ()
+    return Method(name, lambda source, exemplar, mask, transfer: edit(source, exemplar, mask, transfer).numpy(),
+                  role="model", attribute_names=switches)
+
+
+def zero_code_method(trainer: EBGANTrainer, name: str) -> Method:
+    """Exemplar-free inpainting baseline: the model's generator with the exemplar code zeroed."""
+
+    @tf.function(reduce_retracing=True)
+    def inpaint(source, mask):
+        features = trainer.generator.encode(source, mask)
+        code_shape = tf.concat([tf.shape(features[-1])[:3], [trainer.encoder.code_channels]], axis=0)
+        return composite(trainer.generator.decode(features, tf.zeros(code_shape)), source, mask)
+
+    return Method(name, lambda source, exemplar, mask, transfer: inpaint(source, mask).numpy(), role="baseline")
+
+
+def naive_paste(source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray, transfer=None) -> np.ndarray:
+    """B's pixels inside the mask, A's outside."""
+    return exemplar * mask + source * (1.0 - mask)
+
+
+NAIVE_PASTE = Method("naive paste", naive_paste, role="baseline", identity_reconstruction=True)
+
+
+def method_names(variants: Sequence[str], model_dirs: Sequence[str]) -> list[str]:
+    """Display names of models: the variant's ("Att-EBGAN"), plus the directory's name when two would clash."""
+    names = [VARIANT_NAMES[variant] for variant in variants]
+    return [f"{name} ({os.path.basename(os.path.normpath(path))})" if names.count(name) > 1 else name
+            for name, path in zip(names, model_dirs)]

@@ -1,0 +1,141 @@
+"""The evaluation report: Markdown tables, report.json, grid.png and TensorBoard summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from ebgan_tf import images, summaries
+from ebgan_tf.files import write_text_atomically
+
+REPORT_FILES = ("report.md", "report.json", "grid.png")
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _decimal(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown: set-up, one table per region, per-attribute tables, the targets."""
+    classifier = report.get("classifier", {})
+    accuracy = classifier.get("test_accuracy") or {}
+    lines = ["# Edit-quality report", ""]
+    lines += [f"- data: {report.get('dataset')} {report.get('split', 'test')} split, {report.get('num_pairs')} "
+              f"pairs (exemplar of face i = face i+1), {report.get('image_size')} px, masks from the source's "
+              "landmarks (unjittered)"]
+    for model in report.get("models", []):
+        lines.append(f"- {model['name']}: `{model['model_dir']}` ({model['variant']}, regions "
+                     f"{','.join(model['regions'])}, step {model['step']})")
+    if classifier:
+        lines.append(f"- evaluation classifier: `{classifier.get('dir')}`, test accuracy on real images "
+                     f"{_percent(accuracy.get('mean'))} mean, {_percent(accuracy.get('min'))} min")
+    if report.get("date"):
+        lines.append(f"- date: {report['date']}")
+    lines += ["", "PSNR in dB (capped at 100), L1 in 0..255 pixel units, all inside the mask; attribute metrics "
+              "read by the evaluation classifier; filtering drops one attribute at a time.", ""]
+    header = ["method", "rec. PSNR", "rec. SSIM", "rec. L1", "transfer PSNR", "transfer SSIM", "transfer L1",
+              "attribute acc.", "leak rate", "kept agreement", "filtered PSNR", "max diff outside"]
+    for region, result in report["regions"].items():
+        lines += [f"## Region: {region}", ""]
+        rows = []
+        for name, scores in result["methods"].items():
+            rec, transfer, filtering = scores["reconstruction"] or {}, scores["transfer"] or {}, scores["filtering"]
+            rows.append([name, _decimal(rec.get("psnr"), 2), _decimal(rec.get("ssim"), 3), _decimal(rec.get("l1"), 2),
+                         _decimal(transfer.get("psnr"), 2), _decimal(transfer.get("ssim"), 3),
+                         _decimal(transfer.get("l1"), 2), _percent(scores["attribute_transfer"]["mean"]),
+                         _percent(filtering["leak_rate"]["mean"]) if filtering else "—",
+                         _percent(filtering["kept_agreement"]["mean"]) if filtering else "—",
+                         _decimal(filtering["psnr"], 2) if filtering else "—", f"{scores['outside_max_diff']:g}"])
+        truth = result["ground_truth"]
+        if truth:
+            filtering = truth["filtering"]
+            rows.append(["ground truth (classifier ceiling)", *["—"] * 6,
+                         _percent(truth["attribute_transfer"]["mean"]),
+                         _percent(filtering["leak_rate"]["mean"]) if filtering else "—",
+                         _percent(filtering["kept_agreement"]["mean"]) if filtering else "—", "—", "—"])
+        lines += _table(header, rows) + [""]
+        attributes = result["attributes"]
+        per_attribute = [[name, *(_percent(scores["attribute_transfer"]["per_attribute"][a]) for a in attributes)]
+                         for name, scores in result["methods"].items()]
+        if truth:
+            per_attribute.append(["ground truth", *(_percent(truth["attribute_transfer"]["per_attribute"][a])
+                                                    for a in attributes)])
+        lines += ["Attribute transfer accuracy per attribute:", ""] + _table(["method", *attributes], per_attribute)
+        leaks = [[name, *(_percent(scores["filtering"]["leak_rate"]["per_attribute"][a]) for a in attributes)]
+                 for name, scores in result["methods"].items() if scores["filtering"]]
+        if truth and truth["filtering"]:
+            leaks.append(["ground truth", *(_percent(truth["filtering"]["leak_rate"]["per_attribute"][a])
+                                            for a in attributes)])
+        if leaks:
+            lines += ["", "Leak rate per attribute (switched off for exemplars that have it):", ""]
+            lines += _table(["method", *attributes], leaks)
+        lines.append("")
+    if report["targets"]:
+        lines += ["## Targets (issue 7)", ""]
+        rows = [[check["region"], check["method"], check["target"], _format_target_value(check),
+                 "met" if check["met"] else f"missed by {_format_margin(check)}"] for check in report["targets"]]
+        lines += _table(["region", "method", "target", "value", "result"], rows) + [""]
+    return "\n".join(lines)
+
+
+def _format_target_value(check: dict) -> str:
+    if "PSNR" in check["target"]:
+        return f"{check['value']:.2f} dB" + (f" (best baseline {check['threshold']:.2f} dB)"
+                                             if "baseline" in check["target"] else "")
+    return _percent(check["value"])
+
+
+def _format_margin(check: dict) -> str:
+    if "PSNR" in check["target"]:
+        return f"{abs(check['margin']):.2f} dB"
+    return f"{100 * abs(check['margin']):.1f} points"
+
+
+def scalars(report: dict) -> dict[str, float]:
+    """Every number of the region tables, keyed "region/method/section_metric" (for TensorBoard)."""
+    values = {}
+    for region, result in report["regions"].items():
+        rows = dict(result["methods"])
+        if result["ground_truth"]:
+            rows["ground truth"] = result["ground_truth"]
+        for name, scores in rows.items():
+            prefix = f"{region}/{name.replace(' ', '_')}"
+            for section in ("reconstruction", "transfer"):
+                for metric, value in (scores.get(section) or {}).items():
+                    values[f"{prefix}/{section}_{metric}"] = value
+            values[f"{prefix}/attribute_accuracy"] = scores["attribute_transfer"]["mean"]
+            if scores.get("filtering"):
+                values[f"{prefix}/leak_rate"] = scores["filtering"]["leak_rate"]["mean"]
+                values[f"{prefix}/kept_agreement"] = scores["filtering"]["kept_agreement"]["mean"]
+                if scores["filtering"]["psnr"] is not None:
+                    values[f"{prefix}/filtered_psnr"] = scores["filtering"]["psnr"]
+            if "outside_max_diff" in scores:
+                values[f"{prefix}/outside_max_diff"] = scores["outside_max_diff"]
+    return {tag: value for tag, value in values.items() if value is not None}
+
+
+def write_report(output_dir: str, report: dict, grid: np.ndarray, step: int = 0) -> None:
+    """Writes report.md, report.json and grid.png (each atomically) and the TensorBoard summaries in logs/."""
+    os.makedirs(output_dir, exist_ok=True)
+    write_text_atomically(os.path.join(output_dir, "report.json"), json.dumps(report, indent=2, allow_nan=False) + "\n")
+    write_text_atomically(os.path.join(output_dir, "report.md"), markdown(report))
+    images.save_image(os.path.join(output_dir, "grid.png"), grid)
+    writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs"))
+    with writer.as_default():
+        for tag, value in scalars(report).items():
+            summaries.write_scalar(tag, value, step)
+        summaries.write_image("grid", grid, step)
+    writer.close()
