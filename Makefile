@@ -9,7 +9,7 @@ DATA_DIR ?= $(DEMO_DIR)/data
 DEMO_EPOCHS ?= 8
 DEMO_STEPS_PER_EPOCH ?= 50
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast bench clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# The developer's loop: every test but those marked slow, on two workers (about a minute and a half).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q --fast -n 2 tests
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -1,6 +1,6 @@
 """Benchmark: serving latency (p50/p99) and throughput, in-process vs. over gRPC with and without batching.
 
-Model: the contract fixture (tests/contract_model.py: a few convolutions behind the exported-model contract,
+Model: the contract fixture (tests/helpers/contract_model.py: a few convolutions behind the exported-model contract,
 att_ebgan, 64 px), called through its `edit` signature with one image per request. `ebgan-serve` runs as a separate
 process on loopback (once with batching off, once with serving/configs/batching_parameters.txt); the clients are
 threads of this process, each with its own channel. Run alone with `python -m benchmarks.serving`.
@@ -24,7 +24,7 @@ from benchmarks import results as measured
 from ebgan_tf.config import ATT_EBGAN
 from serving.client import EditClient
 from serving.errors import ServingError
-from tests.contract_model import export_contract_model, random_inputs
+from tests.helpers.contract_model import export_contract_model, random_inputs
 
 IMAGE_SIZE = 64
 SINGLE_REQUESTS = 200  # in-process and one client
@@ -125,7 +125,7 @@ def run() -> list[tuple[str, str]]:
         with _ServerProcess(os.path.join(base, "ebgan"), batching=True) as address:
             results[f"{CLIENTS} clients, gRPC, batching on"] = _over_grpc(address, inputs, CLIENTS,
                                                                         REQUESTS_PER_CLIENT)
-    rows = [("serving benchmark model", f"tests/contract_model.py fixture (att_ebgan, {IMAGE_SIZE} px, signature "
+    rows = [("serving benchmark model", f"tests/helpers/contract_model.py fixture (att_ebgan, {IMAGE_SIZE} px, signature "
                                         "edit, 1 image per request; ebgan-serve in its own process on loopback)")]
     for name, (p50, p99, rate) in results.items():
         rows.append((f"serving {name}: p50 / p99 latency", f"{p50:.2f} ms / {p99:.2f} ms"))

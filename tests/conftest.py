@@ -1,6 +1,38 @@
-"""Shared test set-up: quiet TensorFlow logs, CPU only."""
+"""Shared test set-up: quiet TensorFlow logs, CPU only, the --fast switch and the tiny data set fixture."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import pytest  # noqa: E402  (after the environment above)
+
+from ebgan_tf.data import pipeline, synthetic_faces  # noqa: E402
+from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fast", action="store_true", help="Skip the tests marked slow (the developer's quick loop).")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--fast"):
+        skip = pytest.mark.skip(reason="slow; run without --fast")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    """A tiny synthetic_faces data set at 32 px, read by pipeline.load_examples for this module's tests."""
+    path = str(tmp_path_factory.mktemp("data"))
+    synthetic_faces.prepare_synthetic_faces(path, image_size=IMAGE_SIZE, **SPLIT_SIZES)
+
+    def load_tiny(dataset: str, data_dir: str, split: str, image_size: int):
+        assert dataset == "synthetic_faces" and image_size == IMAGE_SIZE
+        return synthetic_faces.load_synthetic_faces(data_dir, split, image_size, prepare=False, **SPLIT_SIZES)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "load_examples", load_tiny)
+        yield path

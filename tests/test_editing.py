@@ -1,4 +1,4 @@
-"""Tests of ebgan_tf/editing.py (Editor, ModelInfo) on the contract fixture model (tests/contract_model.py).
+"""Tests of ebgan_tf/editing.py (Editor, ModelInfo) on the contract fixture model (tests/helpers/contract_model.py).
 
 The exporter's own models (and TFLite files) are tested through the Editor in tests/test_export.py.
 """
@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from ebgan_tf.data.masks import region_mask
 from ebgan_tf.editing import Editor, ModelInfo
-from tests.contract_model import ATTRIBUTES, export_contract_model, random_inputs, template_landmarks
+from tests.helpers.contract_model import ATTRIBUTES, export_contract_model, random_inputs, template_landmarks
 
 SIZE = 16
 

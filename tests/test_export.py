@@ -30,7 +30,7 @@ from export.saved_model import edit_function, export_saved_model, next_version
 from export.tflite import TFLITE_VARIANTS
 from export.verify import MAX_LEVEL_DIFFERENCE, PSNR_FLOORS, verification_inputs, verify_export
 from serving.edit import edit_files
-from tests.test_train import IMAGE_SIZE, data_dir, tiny_config  # noqa: F401 (data_dir: a fixture)
+from tests.helpers.tiny import IMAGE_SIZE, tiny_config
 from training import train_lib
 from training.distribute import make_strategy
 from ebgan_tf.runs import load_trained, read_config, run_config_from_dir, save_final_weights, write_config

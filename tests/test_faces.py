@@ -13,7 +13,7 @@ from scipy import ndimage
 from ebgan_tf import faces, images
 from ebgan_tf.data import masks, synthetic
 from ebgan_tf.editing import Editor
-from tests.photo_assets import (ASTRONAUT, TINY_SIZE, allowed_to_change, export_tiny_model, paste_face, seam_band,
+from tests.helpers.photo_assets import (ASTRONAUT, TINY_SIZE, allowed_to_change, export_tiny_model, paste_face, seam_band,
                                 similarity, template)
 
 S = 64

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_train import network_weights, tiny_config
-from tests.train_fixtures import (
+from tests.helpers.tiny import network_weights, tiny_config
+from tests.helpers.train_fixtures import (
     killed_on_exit, load_tiny_examples, prepare_tiny_data, run_training, start_training, train_flags)
 from training import callbacks, train_lib
 from training.distribute import make_strategy

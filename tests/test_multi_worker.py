@@ -10,8 +10,8 @@ import types
 import numpy as np
 import pytest
 
-from tests.test_train import network_weights, tiny_config
-from tests.train_fixtures import (
+from tests.helpers.tiny import network_weights, tiny_config
+from tests.helpers.train_fixtures import (
     free_port, killed_on_exit, load_weights, load_tiny_examples, prepare_tiny_data, start_training, train_flags)
 from training import distribute, train_lib
 from training.distribute import check_tf_config, make_strategy

@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.test_train import network_weights, tiny_config
-from tests.train_fixtures import load_tiny_examples, prepare_tiny_data
+from tests.helpers.tiny import network_weights, tiny_config
+from tests.helpers.train_fixtures import load_tiny_examples, prepare_tiny_data
 from training import train_lib
 from training.distribute import make_strategy
 from ebgan_tf.runs import ConfigError

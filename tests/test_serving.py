@@ -23,7 +23,7 @@ from ebgan_tf.cli import run_in_process
 from ebgan_tf.data.masks import region_mask
 from serving import batching, client, server, server_config
 from serving.errors import ServingError
-from tests.contract_model import ATTRIBUTES, export_contract_model, random_inputs, template_landmarks
+from tests.helpers.contract_model import ATTRIBUTES, export_contract_model, random_inputs, template_landmarks
 
 SIZE = 16
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

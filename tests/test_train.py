@@ -17,14 +17,12 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from ebgan_tf import images
-from ebgan_tf.data import pipeline, synthetic_faces
 from training import train_lib
 from training.distribute import make_strategy
-from ebgan_tf.runs import ConfigError, RunConfig, load_trained, read_config
+from ebgan_tf.runs import ConfigError, load_trained, read_config
+from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IMAGE_SIZE = 32
-SPLIT_SIZES = {"num_train": 32, "num_validation": 8, "num_test": 16}
 # pipeline.load_examples reads the standard synthetic_faces config (12,000 training faces); the tests read a
 # tiny data set with the same builder instead. DEMO runs training.demo's main on it in a fresh process.
 DEMO = f"""
@@ -36,28 +34,10 @@ from training import demo
 sys.argv = ["demo"] + sys.argv[1:]
 demo.run()
 """
-TINY_MODEL = {"image_size": IMAGE_SIZE, "base_width": 8, "max_width": 16, "code_downsamplings": 2,
-              "code_channels_per_attribute": 2, "ebgan_code_channels": 8, "discriminator_width": 8,
-              "classifier_width": 8}
-TINY_MODEL_FLAG = ",".join(f"{name}={value}" for name, value in TINY_MODEL.items())
 FLAGS_OF_THE_BRIEF = (
     "preset", "variant", "regions", "dataset", "data_dir", "model_dir", "epochs", "steps_per_epoch", "batch_size",
     "learning_rate", "rec_weight", "cyc_weight", "cls_weight", "model_config", "strategy", "cpu_replicas", "seed",
     "checkpoint_every", "keep_checkpoints", "log_every", "image_every", "image_rows", "validation_steps")
-
-
-def tiny_config(model_dir, data_dir, **overrides) -> RunConfig:
-    """6 steps (2 epochs of 3) of a tiny Att-EBGAN at 32 px, batch 4; checkpoints at steps 2, 4, 6."""
-    settings = dict(model_dir=str(model_dir), data_dir=str(data_dir), batch_size=4, epochs=2, steps_per_epoch=3,
-                    checkpoint_every=2, keep_checkpoints=2, log_every=1, image_every=2, image_rows=2,
-                    validation_steps=1, model_overrides=TINY_MODEL)
-    settings.update(overrides)
-    return RunConfig(**settings)
-
-
-def network_weights(trainer) -> list[np.ndarray]:
-    networks = (trainer.encoder, trainer.generator, trainer.discriminator, trainer.classifier)
-    return [variable.numpy() for network in networks if network is not None for variable in network.weights]
 
 
 def run_python(*args: str) -> subprocess.CompletedProcess:
@@ -86,21 +66,6 @@ class StopAtStep(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.g_optimizer.iterations.numpy()) >= self._step:
             self.model.stop_training = True
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> str:
-    """A tiny synthetic_faces data set at 32 px, read by pipeline.load_examples for this module's tests."""
-    path = str(tmp_path_factory.mktemp("data"))
-    synthetic_faces.prepare_synthetic_faces(path, image_size=IMAGE_SIZE, **SPLIT_SIZES)
-
-    def load_tiny(dataset: str, data_dir: str, split: str, image_size: int):
-        assert dataset == "synthetic_faces" and image_size == IMAGE_SIZE
-        return synthetic_faces.load_synthetic_faces(data_dir, split, image_size, prepare=False, **SPLIT_SIZES)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "load_examples", load_tiny)
-        yield path
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from typing import Iterator
 
 import numpy as np
 
-from tests.test_train import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights
+from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def prepare_tiny_data(data_dir: str) -> str:
@@ -54,7 +54,7 @@ def start_training(flags: list[str], log_path: str, **hooks: str) -> subprocess.
     """Starts this module's `ebgan-train` in a new process (stdout and stderr to `log_path`)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1", **hooks}
     with open(log_path, "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "tests.train_fixtures", *flags], cwd=ROOT, env=env,
+        return subprocess.Popen([sys.executable, "-m", "tests.helpers.train_fixtures", *flags], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
