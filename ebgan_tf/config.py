@@ -48,6 +48,10 @@ def _with_composites(parts: dict[str, tuple[str, ...]], face_extra: tuple[str, .
     return {**parts, "components": components, "face": components + face_extra}
 
 
+CODE_POOLINGS: tuple[str, ...] = ("spatial", "global")
+CODE_INJECTIONS: tuple[str, ...] = ("bottleneck", "all_scales")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Network sizes. Widths double at each downsampling step up to `max_width`."""
@@ -58,13 +62,28 @@ class ModelConfig:
     code_downsamplings: int = 3  # image_size / 2**code_downsamplings = spatial size of the codes
     code_channels_per_attribute: int = 8  # Att-EBGAN: channels of one attribute's block of Z^B
     ebgan_code_channels: int = 64  # EBGAN: channels of the (ungated) exemplar code Z^B
+    # Att-EBGAN: channels of Z^B outside every attribute block, always transferred: the region's content that no
+    # label names (lip colour, mouth width), as MulGAN's attribute-irrelevant part. 0 = the paper's blocks only.
+    ungated_code_channels: int = 0
     discriminator_width: int = 32
     classifier_width: int = 32
+    # How E summarises the exemplar's region: "spatial" keeps the code map (h x w cells, the paper's Z^B as a
+    # feature map), "global" averages it over the mask into one vector per image (pose-free: the generator places
+    # the region from the mask and the context).
+    code_pooling: str = "spatial"
+    # Where G_dec reads the exemplar code: "bottleneck" (concatenated to Z^A only, as in the paper) or
+    # "all_scales" (also modulating every decoder level: x * (1 + gamma(Z)) + beta(Z), as SPADE / StyleMapGAN).
+    code_injection: str = "bottleneck"
+
+    def __post_init__(self):
+        for name, valid in (("code_pooling", CODE_POOLINGS), ("code_injection", CODE_INJECTIONS)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"Unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}.")
 
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-    """The paper's weights of L_G = adv * L_adv_g + rec * L_rec + cyc * L_cyc + cls * L_cls_g.
+    """The paper's weights of L_G = adv * L_adv_g + rec * L_rec + cyc * L_cyc + cls * L_cls_g (+ hole_rec * L_hole).
 
     `adv` is 1 in the paper. With L_rec a per-pixel mean, the adversarial term dominates the masked region early in
     training (the composite exposes only those pixels to D); short CPU runs such as the demo lower it.
@@ -74,6 +93,15 @@ class LossWeights:
     cyc: float = 10.0
     cls: float = 10.0
     adv: float = 1.0
+    # Beside the paper's terms: L1 of the reconstruction inside the mask only, normalised by the mask's area (the
+    # paper's L_rec averages over the whole image, where the hole is a tenth of the pixels).
+    hole_rec: float = 0.0
+    # Stop the gradient of L_cyc's target Z^B = E(B, M), so E cannot satisfy L_cyc by making every code the same
+    # (the paper leaves it open; with gradients on both sides the code collapses to a constant).
+    detach_cycle_target: bool = False
+    # Att-EBGAN: probability that an attribute the exemplar has is switched off in a training pair (its gate 0 and
+    # the classification target 0), so that the model learns what a filtered edit looks like. 0 = the paper's.
+    gate_dropout: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,9 +14,16 @@ from ebgan_tf.config import LossWeights, get_preset
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 from test_models import ATTRIBUTES, TINY, make_batch
 
-ATT_LOGS = {"g_loss", "d_loss", "c_loss", "adv_g", "rec", "cyc", "cls_g", "adv_d"}
-EBGAN_LOGS = ATT_LOGS - {"c_loss", "cls_g"}
 TINY_PRESET = dataclasses.replace(get_preset("synthetic64"), model=TINY)
+EBGAN_LOGS = {"g_loss", "d_loss", "adv_g", "rec", "cyc", "adv_d", "spread"}
+
+
+def att_logs(attribute_names) -> set[str]:
+    """Att-EBGAN's log names: EBGAN's, the classifier's losses and one code spread per attribute block."""
+    return EBGAN_LOGS | {"c_loss", "cls_g"} | {f"spread_{name}" for name in attribute_names}
+
+
+ATT_LOGS = att_logs(TINY_PRESET.attributes_for(["mouth"]))
 
 
 @dataclasses.dataclass
@@ -105,7 +112,7 @@ def test_fit_lowers_the_reconstruction_loss_and_history_holds_plain_numbers():
     trainer.reset_metrics()
     after = float(trainer.test_step(batch)["rec"][0])
     assert after < 0.8 * before
-    assert set(history) == ATT_LOGS
+    assert set(history) == att_logs(ATTRIBUTES)
     assert all(isinstance(value, float) and np.isfinite(value) for values in history.values() for value in values)
     assert history["rec"][1] < history["rec"][0]  # per-epoch means: the trackers were reset between epochs
 

@@ -37,19 +37,33 @@ class DownsamplingStack(layers.Layer):
         return features
 
 
+def masked_mean(values, mask):
+    """Mean of `values` [N, h, w, C] over the cells of `mask` [N, H, W, 1] (area-downsampled to h x w) -> [N, 1, 1, C].
+
+    An empty mask gives zeros."""
+    factor = mask.shape[1] // values.shape[1]
+    weights = ops.average_pool(mask, factor, factor) if factor > 1 else mask
+    total = ops.sum(weights, axis=(1, 2), keepdims=True)
+    return ops.sum(values * weights, axis=(1, 2), keepdims=True) / ops.maximum(total, 1e-6)
+
+
 class Encoder(keras.Model):
-    """E(B, M): the code Z^B [N, S/2**d, S/2**d, code_channels] of the exemplar's masked region (float32, linear).
+    """E(B, M): the code Z^B of the exemplar's masked region (float32, linear).
 
     The input is concat(B * M, M): the encoder sees only the region to transfer, and the mask channel tells
-    "outside the region" apart from pixels that happen to be 0 (mid-grey in [-1, 1]).
+    "outside the region" apart from pixels that happen to be 0 (mid-grey in [-1, 1]). The code is the map
+    [N, S/2**d, S/2**d, code_channels] (`code_pooling="spatial"`) or its mean over the mask [N, 1, 1, code_channels]
+    (`"global"`).
     """
 
     def __init__(self, config: ModelConfig, code_channels: int, **kwargs):
         super().__init__(**kwargs)
         self.code_channels = code_channels
+        self.pooling = config.code_pooling
         self.features = DownsamplingStack(
             level_widths(config.base_width, config.max_width, config.code_downsamplings))
         self.to_code = layers.Conv2D(code_channels, 3, padding="same", dtype="float32")
 
     def call(self, image, mask):
-        return self.to_code(self.features(ops.concatenate([image * mask, mask], axis=-1))[-1])
+        code = self.to_code(self.features(ops.concatenate([image * mask, mask], axis=-1))[-1])
+        return masked_mean(code, ops.cast(mask, code.dtype)) if self.pooling == "global" else code

@@ -10,16 +10,20 @@ from ebgan_tf.config import ModelConfig
 from ebgan_tf.models.encoder import DownsamplingStack, conv, level_widths
 
 
-def gate_code(code: tf.Tensor, labels: tf.Tensor, num_attributes: int) -> tf.Tensor:
-    """Att-EBGAN's label gating Z' = [b_1 * y_1, ..., b_n * y_n].
+def gate_code(code: tf.Tensor, labels: tf.Tensor, num_attributes: int, ungated_channels: int = 0) -> tf.Tensor:
+    """Att-EBGAN's label gating Z' = [b_1 * y_1, ..., b_n * y_n, u].
 
-    `code` [N, h, w, n * c] is split along channels into n blocks of c channels, block i belonging to attribute i;
-    `labels` [N, n] multiplies block i by y_i (0 zeroes the block, 1 keeps it unchanged).
+    The first channels of `code` [N, h, w, n * c + u] split into n blocks of c channels, block i belonging to
+    attribute i; `labels` [N, n] multiplies block i by y_i (0 zeroes the block, 1 keeps it unchanged). The last
+    `ungated_channels` (u, what no label names) always pass.
     """
-    channels = code.shape[-1]
-    if channels % num_attributes:
-        raise ValueError(f"Code channels ({channels}) do not split into {num_attributes} attribute blocks.")
-    gates = tf.repeat(tf.cast(labels, code.dtype), channels // num_attributes, axis=-1)
+    gated_channels = code.shape[-1] - ungated_channels
+    if gated_channels <= 0 or gated_channels % num_attributes:
+        raise ValueError(f"Code channels ({code.shape[-1]} with {ungated_channels} ungated) do not split into "
+                         f"{num_attributes} attribute blocks.")
+    gates = tf.repeat(tf.cast(labels, code.dtype), gated_channels // num_attributes, axis=-1)
+    if ungated_channels:
+        gates = tf.concat([gates, tf.ones([tf.shape(gates)[0], ungated_channels], code.dtype)], axis=-1)
     return code * gates[:, None, None, :]
 
 
@@ -28,11 +32,40 @@ def composite(generated: tf.Tensor, source: tf.Tensor, mask: tf.Tensor) -> tf.Te
     return generated * mask + source * (1.0 - mask)
 
 
+class CodeModulation(layers.Layer):
+    """x * (1 + gamma(Z)) + beta(Z): the exemplar code modulating decoder features (SPADE-style, per pixel).
+
+    gamma and beta come from one 1x1 convolution of the code at the code's resolution, then are repeated up to the
+    features' size (a global code [N, 1, 1, C] modulates every pixel alike).
+    """
+
+    def __init__(self, width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+        self.to_scale_shift = layers.Conv2D(2 * width, 1, kernel_initializer="zeros")
+
+    def call(self, features, code):
+        scale_shift = self.to_scale_shift(ops.cast(code, features.dtype))
+        factor = features.shape[1] // scale_shift.shape[1]
+        if factor > 1 and scale_shift.shape[1] > 1:
+            scale_shift = ops.repeat(ops.repeat(scale_shift, factor, axis=1), factor, axis=2)
+        scale, shift = scale_shift[..., :self.width], scale_shift[..., self.width:]
+        return features * (1.0 + scale) + shift
+
+
+def _broadcast_code(code, features):
+    """A global code [N, 1, 1, C] repeated over the features' h x w; a code map is returned as it is."""
+    if code.shape[1] == 1 and features.shape[1] != 1:
+        return ops.broadcast_to(code, (ops.shape(features)[0], features.shape[1], features.shape[2], code.shape[-1]))
+    return code
+
+
 class Generator(keras.Model):
     """A U-Net: G_enc reads the masked source, G_dec fills it from Z^A (plus skips) and the exemplar code.
 
     encode(source, mask) masks the source itself (the generator never sees the pixels it must fill) and returns the
     features of every level, finest first; the last one is Z^A. decode(features, code) returns A^b (tanh, float32).
+    The code is concatenated to Z^A and, with `code_injection="all_scales"`, also modulates every decoder level.
     """
 
     def __init__(self, config: ModelConfig, **kwargs):
@@ -43,6 +76,8 @@ class Generator(keras.Model):
         self.upsample = layers.UpSampling2D(2)
         self.up_convs = [conv(width) for width in reversed(widths[:-1])]
         self.merges = [conv(width) for width in reversed(widths[:-1])]
+        self.modulations = ([CodeModulation(width) for width in reversed(widths[:-1])]
+                            if config.code_injection == "all_scales" else [])
         self.to_image = layers.Conv2D(3, 3, padding="same", activation="tanh", dtype="float32")
 
     def encode(self, source, mask) -> list:
@@ -51,11 +86,14 @@ class Generator(keras.Model):
 
     def decode(self, features: list, code):
         """G_dec(Z^A, Z^B'): the completed image A^b in [-1, 1], float32."""
-        x = ops.concatenate([features[-1], ops.cast(code, features[-1].dtype)], axis=-1)
+        x = ops.concatenate([features[-1], _broadcast_code(ops.cast(code, features[-1].dtype), features[-1])], axis=-1)
         for fuse in self.fuse:
             x = fuse(x)
-        for skip, up_conv, merge in zip(reversed(features[:-1]), self.up_convs, self.merges):
-            x = merge(ops.concatenate([up_conv(self.upsample(x)), skip], axis=-1))
+        for level, (skip, up_conv, merge) in enumerate(zip(reversed(features[:-1]), self.up_convs, self.merges)):
+            x = up_conv(self.upsample(x))
+            if self.modulations:
+                x = self.modulations[level](x, code)
+            x = merge(ops.concatenate([x, skip], axis=-1))
         return self.to_image(x)
 
     def call(self, source, mask, code):

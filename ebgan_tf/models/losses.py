@@ -25,6 +25,28 @@ def reconstruction_loss(source: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tens
     return l1_loss(source, reconstruction)
 
 
+def hole_reconstruction_loss(source: tf.Tensor, reconstruction: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean absolute difference inside the mask only (per example, over mask pixels and channels); 0 for an empty
+    mask. Beside eq. 1, it weighs the hole, where the exemplar code is the only source of content, by its own area."""
+    mask = tf.cast(mask, tf.float32)
+    difference = tf.abs(tf.cast(source, tf.float32) - tf.cast(reconstruction, tf.float32)) * mask
+    area = tf.reduce_sum(mask, axis=[1, 2, 3]) * tf.cast(tf.shape(source)[-1], tf.float32)
+    return tf.reduce_sum(difference, axis=[1, 2, 3]) / tf.maximum(area, 1.0)
+
+
+def code_spread(code: tf.Tensor, num_blocks: int = 1) -> tf.Tensor:
+    """How much the exemplar code varies between the images of a batch, per block of channels [num_blocks].
+
+    Spread = (standard deviation over the batch, averaged over the code's elements) / mean |code|: 0 when the
+    encoder returns the same code for every exemplar (collapse), about 1 or more for codes that differ as much as
+    they are large. `code` [N, h, w, C] splits into `num_blocks` equal channel blocks (Att-EBGAN's attributes).
+    """
+    code = tf.cast(code, tf.float32)
+    blocks = tf.reshape(code, [tf.shape(code)[0], -1, num_blocks, code.shape[-1] // num_blocks])
+    spread = tf.reduce_mean(tf.math.reduce_std(blocks, axis=0), axis=[0, 2])
+    return spread / tf.maximum(tf.reduce_mean(tf.abs(blocks), axis=[0, 1, 3]), 1e-12)
+
+
 def cycle_loss(exemplar_code: tf.Tensor, cycled_code: tf.Tensor) -> tf.Tensor:
     """L_cyc = |Z^B - E(A^b, M)|_1 over the code (eq. 4)."""
     return l1_loss(exemplar_code, cycled_code)

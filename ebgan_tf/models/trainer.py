@@ -38,15 +38,16 @@ class EBGANTrainer(keras.Model):
         attributed = variant == ATT_EBGAN
         if attributed and not self.attribute_names:
             raise ValueError("Att-EBGAN needs at least one attribute name.")
-        code_channels = (len(self.attribute_names) * model_config.code_channels_per_attribute if attributed
-                         else model_config.ebgan_code_channels)
+        code_channels = (len(self.attribute_names) * model_config.code_channels_per_attribute
+                         + model_config.ungated_code_channels if attributed else model_config.ebgan_code_channels)
         self.encoder = Encoder(model_config, code_channels, name="encoder")
         self.generator = Generator(model_config, name="generator")
         self.discriminator = Discriminator(model_config, name="discriminator")
         self.classifier = Classifier(model_config, len(self.attribute_names), name="classifier") if attributed else None
         loss_names = ["g_loss", "d_loss"] + (["c_loss"] if attributed else []) + ["adv_g", "rec", "cyc"] + (
-            ["cls_g"] if attributed else []) + ["adv_d"]
-        self._trackers = {name: keras.metrics.Mean(name=name) for name in loss_names}
+            ["hole_rec"] if loss_weights.hole_rec else []) + (["cls_g"] if attributed else []) + ["adv_d", "spread"]
+        self.spread_names = tuple(f"spread_{name}" for name in self.attribute_names) if attributed else ()
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in loss_names + list(self.spread_names)}
         self.g_optimizer = self.d_optimizer = self.c_optimizer = None
 
     @property
@@ -90,33 +91,68 @@ class EBGANTrainer(keras.Model):
     def _generator_variables(self) -> list:
         return self.encoder.trainable_variables + self.generator.trainable_variables
 
-    def _code(self, image, mask, labels):
-        """(Z, Z'): the encoder's code of `image`'s masked region and, for Att-EBGAN, its label-gated version."""
-        code = self.encoder(image, mask)
+    def _gate(self, code, labels):
+        """Z' of Att-EBGAN (the label gating); EBGAN's code passes unchanged."""
         if self.classifier is None:
-            return code, code
-        return code, gate_code(code, labels, len(self.attribute_names))
+            return code
+        return gate_code(code, labels, len(self.attribute_names), self.model_config.ungated_code_channels)
 
-    def _per_example_losses(self, batch: dict) -> dict[str, tf.Tensor]:
-        """One forward pass: every loss of the paper, per example [N], keyed like the logs."""
+    def _code(self, image, mask, labels):
+        """(Z, Z'): the encoder's code of `image`'s masked region and its label-gated version."""
+        code = self.encoder(image, mask)
+        return code, self._gate(code, labels)
+
+    def _transfer_labels(self, labels):
+        """The exemplar's labels with each present attribute switched off with probability `gate_dropout`.
+
+        Stateless randomness seeded by the step and the replica: resumable, and different on every replica."""
+        rate = self.loss_weights.gate_dropout
+        if not rate or self.classifier is None:
+            return labels
+        replica = tf.distribute.get_replica_context()
+        replica_id = replica.replica_id_in_sync_group if replica is not None else 0
+        seed = tf.stack([tf.cast(self.g_optimizer.iterations, tf.int32), tf.cast(replica_id, tf.int32)])
+        keep = tf.cast(tf.random.stateless_uniform(tf.shape(labels), seed) >= rate, labels.dtype)
+        return labels * keep
+
+    def _per_example_losses(self, batch: dict, training: bool = False) -> dict[str, tf.Tensor]:
+        """One forward pass: every loss of the paper, per example [N], keyed like the logs (gate dropout only
+        when `training`)."""
         source, exemplar, mask = batch["source"], batch["exemplar"], batch["mask"]
         context = self.generator.encode(source, mask)
-        exemplar_code, exemplar_gated = self._code(exemplar, mask, batch["exemplar_attributes"])
+        transfer = (self._transfer_labels(batch["exemplar_attributes"]) if training
+                    else batch["exemplar_attributes"])
+        exemplar_code, exemplar_gated = self._code(exemplar, mask, transfer)
         _, source_gated = self._code(source, mask, batch["source_attributes"])
         generated = self.generator.decode(context, exemplar_gated)
         reconstructed = self.generator.decode(context, source_gated)
         fake_logits = self.discriminator(composite(generated, source, mask))
+        weights = self.loss_weights
+        cycle_target = tf.stop_gradient(exemplar_code) if weights.detach_cycle_target else exemplar_code
+        cycled = self.encoder(generated, mask)
+        if weights.gate_dropout:  # blocks switched off are not in A^b: compare the transferred blocks only
+            cycle_target, cycled = self._gate(cycle_target, transfer), self._gate(cycled, transfer)
         values = {
             "adv_g": losses.generator_adversarial_loss(fake_logits),
             "rec": losses.reconstruction_loss(source, reconstructed),
-            "cyc": losses.cycle_loss(exemplar_code, self.encoder(generated, mask)),
+            "cyc": losses.cycle_loss(cycle_target, cycled),
             "adv_d": losses.discriminator_loss(self.discriminator(source), fake_logits),
         }
-        weights = self.loss_weights
         values["g_loss"] = weights.adv * values["adv_g"] + weights.rec * values["rec"] + weights.cyc * values["cyc"]
+        if weights.hole_rec:
+            values["hole_rec"] = losses.hole_reconstruction_loss(source, reconstructed, mask)
+            values["g_loss"] += weights.hole_rec * values["hole_rec"]
         values["d_loss"] = values["adv_d"]
+        # Collapse detector: the same value for every example of the batch (trackers average it over steps).
+        ones = tf.ones_like(values["rec"])
+        gated_code = exemplar_code[..., :exemplar_code.shape[-1] - self.model_config.ungated_code_channels]
+        spreads = losses.code_spread(tf.stop_gradient(gated_code if self.spread_names else exemplar_code),
+                                     max(len(self.spread_names), 1))
+        values["spread"] = tf.reduce_mean(spreads) * ones
+        for index, name in enumerate(self.spread_names):
+            values[name] = spreads[index] * ones
         if self.classifier is not None:
-            values["cls_g"] = losses.classification_loss(batch["exemplar_attributes"], self.classifier(generated))
+            values["cls_g"] = losses.classification_loss(transfer, self.classifier(generated))
             values["c_loss"] = losses.classification_loss(batch["source_attributes"], self.classifier(source))
             values["g_loss"] += weights.cls * values["cls_g"]
         return values
@@ -136,7 +172,7 @@ class EBGANTrainer(keras.Model):
             groups.append(("c_loss", self.c_optimizer, self.classifier.trainable_variables))
         global_batch = tf.shape(batch["source"])[0] * tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
-            values = self._per_example_losses(batch)
+            values = self._per_example_losses(batch, training=True)
             objectives = [optimizer.scale_loss(tf.nn.compute_average_loss(values[name], global_batch_size=global_batch))
                           for name, optimizer, _ in groups]
         gradients = [tape.gradient(objective, variables) for objective, (_, _, variables) in zip(objectives, groups)]
@@ -163,7 +199,7 @@ class EBGANTrainer(keras.Model):
             labels = tf.cast(self.classifier(exemplar) > 0.0, tf.float32)  # logit > 0 <=> sigmoid > 0.5
             if transfer is not None:
                 labels *= tf.convert_to_tensor(transfer, tf.float32)
-            code = gate_code(code, labels, len(self.attribute_names))
+            code = self._gate(code, labels)
         generated = self.generator.decode(self.generator.encode(source, mask), code)
         return composite(generated, source, mask)
 
