@@ -99,6 +99,9 @@ class LossWeights:
     # Stop the gradient of L_cyc's target Z^B = E(B, M), so E cannot satisfy L_cyc by making every code the same
     # (the paper leaves it open; with gradients on both sides the code collapses to a constant).
     detach_cycle_target: bool = False
+    # False: L_cyc updates the generator only, never the encoder (BicycleGAN's latent regression), so E cannot
+    # satisfy it through E(A^b) either. True: the paper's joint update of E and G.
+    cycle_trains_encoder: bool = True
     # Att-EBGAN: probability that an attribute the exemplar has is switched off in a training pair (its gate 0 and
     # the classification target 0), so that the model learns what a filtered edit looks like. 0 = the paper's.
     gate_dropout: float = 0.0
@@ -126,6 +129,7 @@ class Preset:
     train: TrainConfig
     region_attributes: dict[str, tuple[str, ...]]
     default_regions: tuple[str, ...] = ("mouth",)
+    deviations: tuple[str, ...] = ()  # where it departs from the paper's method and defaults, and the measured reason
 
     @property
     def image_size(self) -> int:
@@ -142,26 +146,46 @@ class Preset:
         return tuple(names)
 
 
+# The recipe that makes the exemplar drive the edit, measured in docs/EXPERIMENTS.md ("Making the exemplar count").
+RECIPE_MODEL = dict(code_pooling="global", code_injection="all_scales", ungated_code_channels=16)
+RECIPE_LOSSES = LossWeights(hole_rec=100.0, detach_cycle_target=True, cycle_trains_encoder=False, gate_dropout=0.25,
+                            cls=1.0)
+RECIPE_DEVIATIONS: tuple[str, ...] = (
+    "detach_cycle_target, cycle_trains_encoder=False: when L_cyc trains the encoder, the encoder returns one code "
+    "for every face (code spread -> 0.04, exemplar gain 0 dB)",
+    "hole_rec=100: the hole is a tenth of the image, so eq. 1 alone barely asks for the exemplar's content",
+    "code_pooling=global, code_injection=all_scales: the generator reads the code at every decoder level",
+    "ungated_code_channels=16: what no label names (lip colour, mouth width) reaches Att-EBGAN's generator",
+    "gate_dropout=0.25, cls=1: Att-EBGAN learns what a filtered edit looks like",
+    "learning_rate=5e-4, batch_size=16: the paper's 1e-4 and 32 move too little in an hour of CPU training",
+)
+SYNTHETIC_PRESET_ATTRIBUTES = _with_composites(SYNTHETIC_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Bangs"))
+CELEBA_PRESET_ATTRIBUTES = _with_composites(
+    CELEBA_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Young", "Heavy_Makeup"))
+# Sized for a CPU: about 1.2M parameters (docs/BENCHMARKS.md).
+SYNTHETIC64_MODEL = ModelConfig(image_size=64, base_width=16, max_width=64, code_downsamplings=3,
+                                discriminator_width=16, classifier_width=16)
+CELEBA128_MODEL = ModelConfig(image_size=128, base_width=64, max_width=512, code_downsamplings=4,
+                              discriminator_width=64, classifier_width=64)
+
 PRESETS: dict[str, Preset] = {
     "synthetic64": Preset(
-        name="synthetic64",
-        dataset="synthetic_faces",
-        # Sized for a CPU: about 1.2M parameters, 1.5 s per training step of 32 faces on 2 cores (docs/BENCHMARKS.md).
-        model=ModelConfig(image_size=64, base_width=16, max_width=64, code_downsamplings=3,
-                          discriminator_width=16, classifier_width=16),
-        train=TrainConfig(),
-        region_attributes=_with_composites(
-            SYNTHETIC_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Bangs")),
-    ),
+        name="synthetic64", dataset="synthetic_faces",
+        model=dataclasses.replace(SYNTHETIC64_MODEL, **RECIPE_MODEL),
+        train=TrainConfig(batch_size=16, learning_rate=5e-4, loss_weights=RECIPE_LOSSES),
+        region_attributes=SYNTHETIC_PRESET_ATTRIBUTES, deviations=RECIPE_DEVIATIONS),
     "celeba128": Preset(
-        name="celeba128",
-        dataset="celeb_a",
-        model=ModelConfig(image_size=128, base_width=64, max_width=512, code_downsamplings=4,
-                          discriminator_width=64, classifier_width=64),
-        train=TrainConfig(),
-        region_attributes=_with_composites(
-            CELEBA_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Young", "Heavy_Makeup")),
-    ),
+        name="celeba128", dataset="celeb_a",
+        model=dataclasses.replace(CELEBA128_MODEL, **RECIPE_MODEL),
+        train=TrainConfig(loss_weights=RECIPE_LOSSES),  # the paper's lr 1e-4 and batch 32 (GPU training)
+        region_attributes=CELEBA_PRESET_ATTRIBUTES, deviations=RECIPE_DEVIATIONS[:-1]),
+    # The paper's method and defaults exactly, for comparison (their exemplar code collapses: see deviations above).
+    "synthetic64_paper": Preset(
+        name="synthetic64_paper", dataset="synthetic_faces", model=SYNTHETIC64_MODEL, train=TrainConfig(),
+        region_attributes=SYNTHETIC_PRESET_ATTRIBUTES),
+    "celeba128_paper": Preset(
+        name="celeba128_paper", dataset="celeb_a", model=CELEBA128_MODEL, train=TrainConfig(),
+        region_attributes=CELEBA_PRESET_ATTRIBUTES),
 }
 
 EBGAN = "ebgan"

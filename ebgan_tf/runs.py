@@ -47,7 +47,7 @@ class RunConfig:
     batch_size: int | None = None
     learning_rate: float | None = None
     loss_weights: LossWeights | None = None
-    model_overrides: dict[str, int] = dataclasses.field(default_factory=dict)
+    model_overrides: dict[str, int | str] = dataclasses.field(default_factory=dict)
     seed: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
@@ -57,6 +57,7 @@ class RunConfig:
     validation_steps: int = 10
     mixed_precision: bool = False
     xla: bool = False
+    divergence_factor: float = 4.0  # stop when L_rec exceeds this many times its lowest value (0 = never)
 
     def resolved(self) -> "RunConfig":
         """Validates every field and fills the preset's defaults; a ValueError names the first bad field."""
@@ -67,6 +68,8 @@ class RunConfig:
                      "image_every", "image_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.divergence_factor != 0 and self.divergence_factor <= 1:
+            raise ValueError(f"--divergence_factor must be 0 (off) or above 1, got {self.divergence_factor}.")
         if self.validation_steps < 0:
             raise ValueError(f"--validation_steps must be 0 (no validation) or more, got {self.validation_steps}.")
         learning_rate = self.learning_rate if self.learning_rate is not None else preset.train.learning_rate
@@ -92,10 +95,8 @@ class RunConfig:
         if unknown:
             raise ValueError(f"Unknown model setting(s) {', '.join(map(repr, unknown))}; "
                              f"valid settings: {', '.join(names)}.")
-        bad = [f"{name}={value}" for name, value in self.model_overrides.items() if int(value) < 1]
-        if bad:
-            raise ValueError(f"Model settings must be positive integers, got {', '.join(bad)}.")
-        return dataclasses.replace(base, **{name: int(value) for name, value in self.model_overrides.items()})
+        return dataclasses.replace(base, **{name: _model_setting(base, name, value)
+                                            for name, value in self.model_overrides.items()})
 
     def preset_object(self) -> Preset:
         """The named preset with this run's model sizes."""
@@ -157,6 +158,17 @@ def check_config(model_dir: str, identity: dict[str, Any]) -> None:
 def write_config(model_dir: str, identity: dict[str, Any]) -> None:
     """Writes `config.json` atomically."""
     write_text_atomically(os.path.join(model_dir, CONFIG_FILE), json.dumps(identity, indent=2) + "\n")
+
+
+def _model_setting(base: ModelConfig, name: str, value: int | str) -> int | str:
+    """`value` as the type of ModelConfig's field `name`: a text field as given (the config validates it), a
+    count as an integer, at least 0 for `ungated_code_channels` and at least 1 for the others."""
+    if isinstance(getattr(base, name), str):
+        return str(value)
+    least = 0 if name == "ungated_code_channels" else 1
+    if not str(value).strip().isdigit() or int(value) < least:
+        raise ValueError(f"Model setting {name}={value} must be an integer of at least {least}.")
+    return int(value)
 
 
 def run_config_from_dir(model_dir: str) -> RunConfig:

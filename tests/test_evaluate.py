@@ -93,17 +93,24 @@ def copy_source(source, exemplar, mask, transfer):
 
 
 def truth_method(pairs, truth) -> Method:
-    """A 'model' that returns the renderer's swap exactly (attributes switched off are forced off)."""
+    """A 'model' that returns the renderer's swap of the given source and exemplar exactly (attributes switched off
+    are forced off), and whose codes differ for every exemplar."""
     index = {image.tobytes(): i for i, image in enumerate(pairs.sources)}
+    faces_ = [synthetic.sample_face(int(seed)) for seed in pairs.seeds]
 
     def edit(source, exemplar, mask, transfer):
         rows = [index[image.tobytes()] for image in images.to_uint8(source)]
+        given = [index[image.tobytes()] for image in images.to_uint8(exemplar)]
         drops = [[] for _ in rows] if transfer is None else [
             [name for name, on in zip(ATTRIBUTES, switches) if not on] for switches in transfer]
-        return np.concatenate([images.to_float(truth.render(REGION, [row], drop=drop))
-                               for row, drop in zip(rows, drops)])
+        return np.stack([images.to_float(synthetic.render_swap(faces_[row], faces_[other], REGION, IMAGE_SIZE,
+                                                               drop=tuple(drop)).image)
+                         for row, other, drop in zip(rows, given, drops)])
 
-    return Method("truth", edit, attribute_names=ATTRIBUTES)
+    def code(exemplar, mask):
+        return np.reshape(np.asarray(exemplar, np.float32) * mask, [len(exemplar), 1, 1, -1])
+
+    return Method("truth", edit, attribute_names=ATTRIBUTES, code=code)
 
 
 def test_load_pairs_reads_the_test_split_with_seeds(pairs):
@@ -131,6 +138,19 @@ def test_a_model_that_copies_the_source_scores_as_badly_as_it_should(pairs, trut
     assert scores["reconstruction"] == {"psnr": scoring.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
     assert scores["outside_max_diff"] == 0.0
     assert scores["filtering"] is None  # no attribute switches
+    assert scores["transfer"]["exemplar_gain"] == 0.0  # the exemplar does not matter to it
+    assert scores["code_spread"] is None  # it has no exemplar code
+
+
+def test_a_constant_encoder_scores_zero_spread_and_an_exemplar_blind_model_zero_gain(pairs, truth):
+    constant = Method("constant", copy_source, code=lambda exemplar, mask: np.full([len(exemplar), 2, 2, 4], 0.3))
+    results, _ = scoring.evaluate([constant], pairs, {REGION: ATTRIBUTES}, None, truth, batch_size=4)
+    scores = results["regions"][REGION]["methods"]["constant"]
+    assert scores["code_spread"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    assert scores["transfer"]["exemplar_gain"] == 0.0
+    assert scores["attribute_transfer"] is None and results["regions"][REGION]["ground_truth"] is None
+    checks = {check["target"]: check for check in results["targets"]}
+    assert not checks["code spread >= 0.2"]["met"] and not checks["exemplar gain >= +3 dB"]["met"]
 
 
 def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, oracle):
@@ -139,7 +159,12 @@ def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, or
                                           grid_rows=3)
     region = results["regions"][REGION]
     scores = region["methods"]["truth"]
-    assert scores["transfer"] == {"psnr": scoring.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
+    transfer = scores["transfer"]
+    assert {key: transfer[key] for key in ("psnr", "ssim", "l1")} == {
+        "psnr": scoring.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
+    assert transfer["other_exemplar_psnr"] < 40.0  # another face's mouth is not this exemplar's
+    assert transfer["exemplar_gain"] == pytest.approx(scoring.MAX_PSNR - transfer["other_exemplar_psnr"])
+    assert scores["code_spread"]["mean"] > scoring.TARGET_CODE_SPREAD  # the exemplars' own pixels differ
     assert scores["attribute_transfer"]["mean"] == region["ground_truth"]["attribute_transfer"]["mean"] == 1.0
     filtering = scores["filtering"]
     holders = sum(b.attributes[name] for b in faces(pairs)[1] for name in ATTRIBUTES)
@@ -150,7 +175,8 @@ def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, or
     assert paste["reconstruction"] is None and paste["outside_max_diff"] == 0.0
     assert paste["transfer"]["psnr"] < scoring.MAX_PSNR
     checks = {check["target"]: check for check in results["targets"] if check["method"] == "truth"}
-    assert checks["transfer PSNR above every baseline"]["met"]
+    assert checks["transfer PSNR above every baseline"]["met"] and checks["exemplar gain >= +3 dB"]["met"]
+    assert checks["code spread >= 0.2"]["met"]
     assert checks["attribute transfer accuracy >= 90%"]["met"] and checks["filter leak rate <= 10%"]["met"]
     assert grid.dtype == np.uint8 and grid.shape[0] >= 3 * IMAGE_SIZE and grid.shape[1] >= 6 * IMAGE_SIZE
 
@@ -227,20 +253,20 @@ def test_report_files_are_written_and_complete(pairs, truth, oracle, tmp_path):
     assert region["attributes"] == list(ATTRIBUTES)
     for name in ("truth", "copy", "naive paste"):
         scores = region["methods"][name]
-        assert set(scores) == {"role", "reconstruction", "transfer", "attribute_transfer", "filtering",
-                               "outside_max_diff"}
+        assert set(scores) == {"role", "variant", "reconstruction", "transfer", "code_spread", "attribute_transfer",
+                               "filtering", "outside_max_diff"}
         assert set(scores["attribute_transfer"]["per_attribute"]) == set(ATTRIBUTES)
-        assert set(scores["transfer"]) == {"psnr", "ssim", "l1"}
+        assert set(scores["transfer"]) == {"psnr", "ssim", "l1", "other_exemplar_psnr", "exemplar_gain"}
     assert set(region["methods"]["truth"]["filtering"]) == {"leak_rate", "kept_agreement", "psnr", "edits"}
     assert set(region["ground_truth"]) == {"attribute_transfer", "filtering"}
     assert {check["target"] for check in saved["targets"]} == {
         "reconstruction PSNR >= 28 dB", "transfer PSNR above every baseline", "attribute transfer accuracy >= 90%",
-        "filter leak rate <= 10%"}
+        "filter leak rate <= 10%", "exemplar gain >= +3 dB", "code spread >= 0.2"}
 
     text = (tmp_path / "report.md").read_text()
     for expected in ("## Region: mouth", "| truth |", "| copy |", "| naive paste |",
                      "ground truth (classifier ceiling)", "Attribute transfer accuracy per attribute",
-                     "Leak rate per attribute", "## Targets (issue 7)", *ATTRIBUTES):
+                     "Leak rate per attribute", "## Targets", "exemplar gain", *ATTRIBUTES):
         assert expected in text, expected
     np.testing.assert_array_equal(images.load_image(str(tmp_path / "grid.png")), grid)
 
@@ -252,8 +278,7 @@ def test_report_files_are_written_and_complete(pairs, truth, oracle, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     ([], "ebgan-eval: error: --model_dir is required."),
-    (["--model_dir={missing}"], "ebgan-eval: error: --classifier_dir is required."),
-    (["--model_dir={missing}", "--classifier_dir={missing}"], "ebgan-eval: error: --output_dir is required."),
+    (["--model_dir={missing}"], "ebgan-eval: error: --output_dir is required."),
     (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}"], "config.json not found"),
     (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}", "--regions=mouth,ears"],
      "ebgan-eval: error: Unknown region(s) 'ears'; valid regions: mouth, eyes"),

@@ -142,3 +142,14 @@ def test_detached_cycle_target_sends_no_cycle_gradient_through_the_exemplar_code
     tf.keras.utils.set_random_seed(0)
     detached = encoder_gradient_norm(True)
     assert detached != pytest.approx(attached, rel=1e-3)
+
+
+def test_a_cycle_loss_that_does_not_train_the_encoder_leaves_it_unchanged_and_trains_the_generator():
+    trainer = _trainer(rec=0.0, adv=0.0, cls=0.0, cyc=1.0, cycle_trains_encoder=False)
+    encoder_before = [v.numpy() for v in trainer.encoder.trainable_variables]
+    generator_before = [v.numpy() for v in trainer.generator.trainable_variables]
+    trainer.train_step(_batch())
+    for before, after in zip(encoder_before, trainer.encoder.trainable_variables):
+        np.testing.assert_allclose(after.numpy(), before, atol=1e-7)
+    assert any(not np.array_equal(before, after.numpy())
+               for before, after in zip(generator_before, trainer.generator.trainable_variables))

@@ -194,7 +194,7 @@ def test_cli_help_mentions_every_flag():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
-    (["--preset=huge"], "flag --preset=huge: value should be one of <celeba128|synthetic64>"),
+    (["--preset=huge"], "flag --preset=huge: value should be one of <celeba128|celeba128_paper|synthetic64|synthetic64_paper>"),
     (["--variant=gan"], "flag --variant=gan: value should be one of <ebgan|att_ebgan>"),
     (["--regions=mouth,ears"], "ebgan-train: error: Unknown region(s) 'ears'; valid regions:"),
     (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=3"],

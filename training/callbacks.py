@@ -23,6 +23,33 @@ class NonFiniteError(RuntimeError):
     """A loss or a weight became NaN or infinite; training stopped without saving it."""
 
 
+class DivergenceError(RuntimeError):
+    """The reconstruction loss rose far above its best value (finite divergence); training stopped without saving."""
+
+
+DIVERGENCE_WARMUP_STEPS = 100  # steps of a process before the divergence guard arms (early losses swing widely)
+
+
+class DivergenceDetector:
+    """Says when a loss rises above `factor` times the lowest value it had since the warm-up (factor 0: never)."""
+
+    def __init__(self, factor: float, warmup_steps: int = DIVERGENCE_WARMUP_STEPS):
+        self.factor = factor
+        self._warmup = warmup_steps
+        self._seen = 0
+        self.lowest = float("inf")
+
+    def update(self, value: float) -> bool:
+        """Records one step's value; True when it diverged."""
+        self._seen += 1
+        if not self.factor or self._seen <= self._warmup:
+            return False
+        if value > self.factor * self.lowest:
+            return True
+        self.lowest = min(self.lowest, value)
+        return False
+
+
 class StepCounter(keras.callbacks.Callback):
     """Counts training steps in `variable` (int64, saved in checkpoints). Must come first among the callbacks."""
 
@@ -53,23 +80,25 @@ def weights_are_finite(trainer: keras.Model) -> bool:
 class CheckpointCallback(keras.callbacks.Callback):
     """Saves models + optimisers + step every `every` steps, numbered by the global step (the manager keeps the
     last K), and guards them: a non-finite loss (checked every step) or non-finite weights (checked before each
-    save) raise NonFiniteError naming the losses and the step, so the latest checkpoint stays the last good one.
+    save) raise NonFiniteError, and a reconstruction loss above `divergence_factor` times its lowest value raises
+    DivergenceError, naming the losses and the step, so the latest checkpoint stays the last good one.
     """
 
     def __init__(self, trainer: keras.Model, manager: tf.train.CheckpointManager, every: int, counter: StepCounter,
-                 saved_step: int | None):
+                 saved_step: int | None, divergence_factor: float = 0.0):
         super().__init__()
         self._trainer = trainer
         self._manager = manager
         self._every = every
         self._counter = counter
         self._saved_step = saved_step
+        self._divergence = DivergenceDetector(divergence_factor)
 
-    def _stop(self, problem: str) -> None:
+    def _stop(self, problem: str, error: type[RuntimeError] = NonFiniteError) -> None:
         last = (f"the last good checkpoint is step {self._saved_step}; a rerun resumes from it" if self._saved_step
                 is not None else "no checkpoint was saved")
-        raise NonFiniteError(f"{problem} at step {self._counter.step}: training stopped without saving it ({last}). "
-                             "Try a lower --learning_rate, or check the input data.")
+        raise error(f"{problem} at step {self._counter.step}: training stopped without saving it ({last}). "
+                    "Try a lower --learning_rate, or check the input data.")
 
     def save(self) -> None:
         """Saves a checkpoint of the current step unless one exists already (NonFiniteError for bad weights)."""
@@ -85,6 +114,11 @@ class CheckpointCallback(keras.callbacks.Callback):
         bad = non_finite(logs or {})
         if bad:
             self._stop("Non-finite loss " + ", ".join(f"{name}={value}" for name, value in bad.items()))
+        if logs and "rec" in logs:
+            rec = float(np.mean(np.asarray(logs["rec"])))
+            if self._divergence.update(rec):
+                self._stop(f"Diverged: reconstruction loss {rec:.4g} is above {self._divergence.factor:g} times its "
+                           f"lowest value {self._divergence.lowest:.4g}", DivergenceError)
         if self._counter.step % self._every == 0:
             self.save()
 

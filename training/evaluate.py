@@ -3,9 +3,11 @@ r"""ebgan-eval: measure edit quality on the test split against ground truth and 
   ebgan-eval --model_dir=runs/mouth --dataset=synthetic_faces --data_dir=demo/data --regions=mouth \
       --classifier_dir=runs/eval_classifier --output_dir=runs/mouth/eval
 
-Per region: reconstruction (B = A), exemplar transfer against the renderer's ground-truth swap, attribute
-transfer accuracy read by the evaluation classifier (`ebgan-eval-classifier`), attribute filtering (Att-EBGAN),
-and outside-mask preservation, for each model and for the baselines (naive paste, exemplar-free inpainting).
+Per region: reconstruction (B = A), exemplar transfer against the renderer's ground-truth swap, the exemplar
+gain (transfer PSNR minus the PSNR with another face as exemplar), the code spread of the exemplar encoder,
+attribute transfer accuracy read by the evaluation classifier (`ebgan-eval-classifier`, optional), attribute
+filtering (Att-EBGAN) and outside-mask preservation, for each model and for the baselines (naive paste,
+exemplar-free inpainting).
 Writes report.md, report.json, grid.png and TensorBoard summaries (logs/) into --output_dir.
 """
 
@@ -31,7 +33,8 @@ def define_flags() -> None:
     flags.DEFINE_string("regions", None, "Comma-separated regions to evaluate: mouth, eyes, brows, nose, components, "
                         "face. Default: the first model's.")
     flags.DEFINE_string("classifier_dir", None, "Directory of the evaluation classifier (ebgan-eval-classifier "
-                        "--output_dir); required.")
+                        "--output_dir). Without it, the report has the image metrics, the exemplar gain and the code "
+                        "spread, and says how to get the attribute metrics.")
     flags.DEFINE_string("output_dir", None, "Directory for report.md, report.json, grid.png and logs/; required.")
     flags.DEFINE_integer("num_pairs", 500, "Number of test faces (source/exemplar pairs) to evaluate.")
     flags.DEFINE_integer("batch_size", 32, "Pairs per model call.")
@@ -46,7 +49,7 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     quiet_logging()
-    for name in ("model_dir", "classifier_dir", "output_dir"):
+    for name in ("model_dir", "output_dir"):
         if not getattr(FLAGS, name):
             raise ValueError(f"--{name} is required.")
     for name in ("batch_size", "grid_rows"):

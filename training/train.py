@@ -17,7 +17,7 @@ from ebgan_tf.cli import define_data_dir_flag, reports_errors, run_main
 from ebgan_tf.config import PRESETS, VARIANTS, get_preset
 from ebgan_tf.data.pipeline import DATASETS
 from training import train_lib
-from training.callbacks import NonFiniteError
+from training.callbacks import DivergenceError, NonFiniteError
 from training.distribute import STRATEGIES, make_strategy
 from ebgan_tf.runs import RunConfig
 
@@ -48,8 +48,16 @@ def define_flags() -> None:
     flags.DEFINE_float("cyc_weight", None, "Weight of the cycle (code) loss in L_G. Default: the preset's (10).")
     flags.DEFINE_float("cls_weight", None, "Weight of the attribute classification loss in L_G (att_ebgan). "
                        "Default: the preset's (10).")
-    flags.DEFINE_list("model_config", [], "Overrides of the preset's network sizes as name=value pairs, e.g. "
-                      "base_width=16,max_width=64 (fields of ebgan_tf.config.ModelConfig).")
+    flags.DEFINE_float("hole_rec_weight", None, "Weight of the reconstruction L1 inside the mask only (normalised by "
+                       "the mask's area), beside the paper's L_rec. Default: the preset's (0 = the paper's losses).")
+    flags.DEFINE_bool("detach_cycle_target", None, "Stop the gradient of L_cyc's target E(B, M), so the encoder cannot "
+                      "satisfy L_cyc by returning one code for every face. Default: the preset's.")
+    flags.DEFINE_float("gate_dropout", None, "att_ebgan: probability that an attribute the exemplar has is switched "
+                       "off in a training pair (gate and classification target 0), teaching filtered edits. Default: "
+                       "the preset's.")
+    flags.DEFINE_list("model_config", [], "Overrides of the preset's network settings as name=value pairs, e.g. "
+                      "base_width=16,max_width=64 or code_pooling=global,code_injection=all_scales (fields of "
+                      "ebgan_tf.config.ModelConfig; see docs/method.md).")
     flags.DEFINE_enum("strategy", "auto", STRATEGIES, "Distribution strategy. auto: mirrored when there is more than "
                       "one GPU or --cpu_replicas > 1, else one_device. multi_worker: MultiWorkerMirroredStrategy over "
                       "the machines named by the TF_CONFIG environment variable (run the same command on each).")
@@ -71,26 +79,31 @@ def define_flags() -> None:
                       "7.0+); on CPUs it is slower than float32.")
     flags.DEFINE_bool("xla", _DEFAULTS.xla, "Compile the training step with XLA (jit_compile=True). Usually faster "
                       "on GPUs and CPUs alike; the first step takes longer (compilation).")
+    flags.DEFINE_float("divergence_factor", _DEFAULTS.divergence_factor, "Stop the run, keeping its last good "
+                       "checkpoint, when the reconstruction loss rises above this many times its lowest value so far "
+                       "(finite divergence, which the NaN guard does not see). 0 = never.")
     flags.mark_flag_as_required("model_dir")
 
 
 FLAGS = flags.FLAGS
 
 
-def _parse_model_config(pairs: list[str]) -> dict[str, int]:
+def _parse_model_config(pairs: list[str]) -> dict[str, str]:
     overrides = {}
     for pair in pairs:
         name, separator, value = pair.partition("=")
-        if not separator or not value.strip().isdigit():
-            raise ValueError(f"--model_config expects name=positive_integer pairs, got {pair!r}.")
-        overrides[name.strip()] = int(value)
+        if not separator or not value.strip():
+            raise ValueError(f"--model_config expects name=value pairs, got {pair!r}.")
+        overrides[name.strip()] = value.strip()
     return overrides
 
 
 def run_config_from_flags() -> RunConfig:
     """The RunConfig the flags describe (validated later by `RunConfig.resolved`)."""
     weights = get_preset(FLAGS.preset).train.loss_weights
-    given = {"adv": FLAGS.adv_weight, "rec": FLAGS.rec_weight, "cyc": FLAGS.cyc_weight, "cls": FLAGS.cls_weight}
+    given = {"adv": FLAGS.adv_weight, "rec": FLAGS.rec_weight, "cyc": FLAGS.cyc_weight, "cls": FLAGS.cls_weight,
+             "hole_rec": FLAGS.hole_rec_weight, "detach_cycle_target": FLAGS.detach_cycle_target,
+             "gate_dropout": FLAGS.gate_dropout}
     return RunConfig(
         model_dir=FLAGS.model_dir, preset=FLAGS.preset, variant=FLAGS.variant,
         regions=tuple(FLAGS.regions.split(",")) if FLAGS.regions is not None else None,
@@ -100,10 +113,10 @@ def run_config_from_flags() -> RunConfig:
         model_overrides=_parse_model_config(FLAGS.model_config), seed=FLAGS.seed,
         checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
         image_every=FLAGS.image_every, image_rows=FLAGS.image_rows, validation_steps=FLAGS.validation_steps,
-        mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla)
+        mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla, divergence_factor=FLAGS.divergence_factor)
 
 
-@reports_errors("ebgan-train", ValueError, NonFiniteError)  # ConfigError is a ValueError
+@reports_errors("ebgan-train", ValueError, NonFiniteError, DivergenceError)  # ConfigError is a ValueError
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")

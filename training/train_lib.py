@@ -8,7 +8,8 @@ an interrupted run ends with the same weights as an uninterrupted one. Each epoc
 
 Checkpoints are written atomically by tf.train.CheckpointManager (data files first, the `checkpoint` state file
 last), so a process killed at any moment leaves the previous checkpoint as the latest. A non-finite loss or weight
-stops the run before it is saved (callbacks.NonFiniteError).
+stops the run before it is saved (callbacks.NonFiniteError), and so does a reconstruction loss that rises far above its
+lowest value (callbacks.DivergenceError: finite divergence, `RunConfig.divergence_factor`).
 
 Under MultiWorkerMirroredStrategy every worker runs this same function; only the chief writes into the model
 directory (see distribute.output_dir), and every worker restores from the chief's checkpoints, so the model
@@ -120,6 +121,7 @@ def train(
       ConfigError: a bad setting, a global batch that does not split over the replicas, a model_dir holding
         another run, or missing data — all found before anything is written.
       callbacks.NonFiniteError: a loss or weight became NaN or infinite (the latest checkpoint is the last good one).
+      callbacks.DivergenceError: the reconstruction loss diverged (likewise).
     """
     try:
         config = config.resolved()
@@ -156,7 +158,8 @@ def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, 
     logs = os.path.join(output_dir, LOG_DIR)
     train_writer = tf.summary.create_file_writer(os.path.join(logs, "train"))
     checkpoints = callbacks.CheckpointCallback(trainer, manager, config.checkpoint_every, counter,
-                                               saved_step=counter.step if latest else None)
+                                               saved_step=counter.step if latest else None,
+                                               divergence_factor=config.divergence_factor)
     grids = callbacks.EditGridSummaries(trainer, counter, train_writer, data.image_batch(), config.image_every)
     scalars = callbacks.ScalarSummaries(
         counter, train_writer, tf.summary.create_file_writer(os.path.join(logs, "validation")), config.log_every)

@@ -15,11 +15,12 @@ from ebgan_tf.evaluation.scoring import MAX_PSNR, evaluate
 from ebgan_tf.runs import load_trained, run_config_from_dir, trained_step
 
 
-def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: str, output_dir: str,
+def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: str | None, output_dir: str,
                     dataset: str | None = None, regions: Sequence[str] | None = None, num_pairs: int = 500,
                     batch_size: int = 32, grid_rows: int = 4) -> dict:
-    """`ebgan-eval`: loads the trained runs and the evaluation classifier, scores the models and the baselines on
-    the test split, writes the report into `output_dir` and returns it.
+    """`ebgan-eval`: loads the trained runs and the evaluation classifier (if `classifier_dir`; without one, the
+    attribute metrics are left out), scores the models and the baselines on the test split, writes the report into
+    `output_dir` and returns it.
 
     Raises ValueError / FileNotFoundError for user errors (unknown dataset or region, a directory without a
     model or classifier, mismatched image sizes, missing data), before anything is written.
@@ -38,8 +39,8 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
     image_size = sizes.pop()
     dataset = pipeline.validate_dataset(dataset or configs[0].dataset)
     regions = parse_regions(regions or configs[0].regions)
-    classifier = load_eval_classifier(classifier_dir)
-    if classifier.config.dataset != dataset or classifier.image_size != image_size:
+    classifier = load_eval_classifier(classifier_dir) if classifier_dir else None
+    if classifier is not None and (classifier.config.dataset != dataset or classifier.image_size != image_size):
         raise ValueError(f"The evaluation classifier in {classifier_dir} reads {classifier.config.dataset} at "
                          f"{classifier.image_size} px; the evaluation needs {dataset} at {image_size} px.")
     preset = pipeline.dataset_preset(dataset)
@@ -59,7 +60,7 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
         "models": [{"name": name, "model_dir": model_dir, "variant": config.variant, "regions": list(config.regions),
                     "step": trained_step(model_dir)} for name, model_dir, config in zip(names, model_dirs, configs)],
         "classifier": {"dir": classifier_dir, "attribute_names": list(classifier.attribute_names),
-                       "test_accuracy": classifier.test_accuracy},
+                       "test_accuracy": classifier.test_accuracy} if classifier is not None else {},
         **results,
     }
     write_report(output_dir, report, grid, step=report["models"][0]["step"])

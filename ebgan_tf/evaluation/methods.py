@@ -19,6 +19,7 @@ from ebgan_tf.models.generator import composite
 from ebgan_tf.models.trainer import EBGANTrainer
 
 EditFn = Callable[[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"], Any]
+CodeFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,14 +31,19 @@ class Method:
     role: str = "model"
     attribute_names: tuple[str, ...] = ()  # its transfer switches, in order; () = it cannot filter attributes
     identity_reconstruction: bool = False  # B = A returns A by construction: no reconstruction score
+    variant: str = ""  # a model's variant ("ebgan", "att_ebgan"): which targets it is held to
+    code: CodeFn | None = None  # (exemplar, mask) -> Z^B (its attribute blocks, if any), for the code spread
 
 
 def model_method(trainer: EBGANTrainer, name: str) -> Method:
     """The trained model's `edit` (Att-EBGAN: with its attribute switches)."""
     edit = tf.function(trainer.edit, reduce_retracing=True)
+    encode = tf.function(trainer.encoder, reduce_retracing=True)
     switches = trainer.attribute_names if trainer.classifier is not None else ()
+    blocks = trainer.encoder.code_channels - (trainer.model_config.ungated_code_channels if switches else 0)
     return Method(name, lambda source, exemplar, mask, transfer: edit(source, exemplar, mask, transfer).numpy(),
-                  role="model", attribute_names=switches)
+                  role="model", attribute_names=switches, variant=trainer.variant,
+                  code=lambda exemplar, mask: encode(exemplar, mask).numpy()[..., :blocks])
 
 
 def zero_code_method(trainer: EBGANTrainer, name: str) -> Method:

@@ -34,6 +34,11 @@ class EvalPairs:
     def exemplars(self) -> np.ndarray:
         return self.sources[self.exemplar_index]
 
+    @property
+    def other_exemplars(self) -> np.ndarray:
+        """Face i + 2 (mod N) for source i: another face than the exemplar, for the exemplar gain."""
+        return self.sources[(np.arange(len(self)) + 2) % len(self)]
+
     def labels(self, names: Sequence[str], exemplar: bool = False) -> np.ndarray:
         """Bool [N, len(names)]: the sources' labels, or the exemplars' if `exemplar`."""
         labels = np.stack([np.asarray(self.attributes[name], bool) for name in names], axis=1)
@@ -42,8 +47,8 @@ class EvalPairs:
 
 def load_pairs(dataset: str, data_dir: str, image_size: int, num_pairs: int) -> EvalPairs:
     """The first `num_pairs` faces of the test split (fewer if the split is smaller), as the model sees them."""
-    if num_pairs < 2:
-        raise ValueError(f"--num_pairs must be at least 2, got {num_pairs}.")
+    if num_pairs < 3:
+        raise ValueError(f"--num_pairs must be at least 3 (source, exemplar and another face), got {num_pairs}.")
     split = pipeline.EVAL_SPLIT[pipeline.validate_dataset(dataset)]
     examples = pipeline.load_examples(dataset, data_dir, split, image_size).take(num_pairs)
     crop = pipeline.default_crop(dataset)
@@ -57,7 +62,7 @@ def load_pairs(dataset: str, data_dir: str, image_size: int, num_pairs: int) -> 
         return prepared
 
     batches = list(examples.map(prepare).batch(256).as_numpy_iterator())
-    if not batches or sum(len(batch["image"]) for batch in batches) < 2:
+    if not batches or sum(len(batch["image"]) for batch in batches) < 3:
         raise ValueError(f"The {split} split of {dataset} in {data_dir} has fewer than 2 faces: nothing to pair.")
     joined = {key: np.concatenate([batch[key] for batch in batches]) for key in ("image", "landmarks")}
     attributes = {name: np.concatenate([batch["attributes"][name] for batch in batches])

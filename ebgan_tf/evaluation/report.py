@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from ebgan_tf import images, summaries
+from ebgan_tf.evaluation.scoring import NO_CLASSIFIER_NOTE
 from ebgan_tf.files import write_text_atomically
 
 REPORT_FILES = ("report.md", "report.json", "grid.png")
@@ -46,36 +47,46 @@ def markdown(report: dict) -> str:
         lines.append(f"- date: {report['date']}")
     lines += ["", "PSNR in dB (capped at 100), L1 in 0..255 pixel units, all inside the mask; attribute metrics "
               "read by the evaluation classifier; filtering drops one attribute at a time.", ""]
+    if not classifier:
+        lines += [NO_CLASSIFIER_NOTE, ""]
+    lines += ["Exemplar gain: transfer PSNR minus the PSNR of the same sources edited with another face as exemplar "
+              "(0 dB: the exemplar does not help). Code spread: std of E(B, M) over the exemplars / mean |E(B, M)| "
+              "(0: one code for every face).", ""]
     header = ["method", "rec. PSNR", "rec. SSIM", "rec. L1", "transfer PSNR", "transfer SSIM", "transfer L1",
-              "attribute acc.", "leak rate", "kept agreement", "filtered PSNR", "max diff outside"]
+              "exemplar gain", "code spread", "attribute acc.", "leak rate", "kept agreement", "filtered PSNR",
+              "max diff outside"]
     for region, result in report["regions"].items():
         lines += [f"## Region: {region}", ""]
         rows = []
         for name, scores in result["methods"].items():
             rec, transfer, filtering = scores["reconstruction"] or {}, scores["transfer"] or {}, scores["filtering"]
+            spread = scores.get("code_spread") or {}
             rows.append([name, _decimal(rec.get("psnr"), 2), _decimal(rec.get("ssim"), 3), _decimal(rec.get("l1"), 2),
                          _decimal(transfer.get("psnr"), 2), _decimal(transfer.get("ssim"), 3),
-                         _decimal(transfer.get("l1"), 2), _percent(scores["attribute_transfer"]["mean"]),
-                         _percent(filtering["leak_rate"]["mean"]) if filtering else "—",
-                         _percent(filtering["kept_agreement"]["mean"]) if filtering else "—",
+                         _decimal(transfer.get("l1"), 2), _signed(transfer.get("exemplar_gain")),
+                         _decimal(spread.get("mean"), 3), _percent(_mean(scores["attribute_transfer"])),
+                         _percent(_mean(filtering and filtering["leak_rate"])),
+                         _percent(_mean(filtering and filtering["kept_agreement"])),
                          _decimal(filtering["psnr"], 2) if filtering else "—", f"{scores['outside_max_diff']:g}"])
         truth = result["ground_truth"]
         if truth:
             filtering = truth["filtering"]
-            rows.append(["ground truth (classifier ceiling)", *["—"] * 6,
+            rows.append(["ground truth (classifier ceiling)", *["—"] * 8,
                          _percent(truth["attribute_transfer"]["mean"]),
                          _percent(filtering["leak_rate"]["mean"]) if filtering else "—",
                          _percent(filtering["kept_agreement"]["mean"]) if filtering else "—", "—", "—"])
         lines += _table(header, rows) + [""]
         attributes = result["attributes"]
         per_attribute = [[name, *(_percent(scores["attribute_transfer"]["per_attribute"][a]) for a in attributes)]
-                         for name, scores in result["methods"].items()]
+                         for name, scores in result["methods"].items() if scores["attribute_transfer"]]
         if truth:
             per_attribute.append(["ground truth", *(_percent(truth["attribute_transfer"]["per_attribute"][a])
                                                     for a in attributes)])
-        lines += ["Attribute transfer accuracy per attribute:", ""] + _table(["method", *attributes], per_attribute)
+        if per_attribute:
+            lines += ["Attribute transfer accuracy per attribute:", ""]
+            lines += _table(["method", *attributes], per_attribute)
         leaks = [[name, *(_percent(scores["filtering"]["leak_rate"]["per_attribute"][a]) for a in attributes)]
-                 for name, scores in result["methods"].items() if scores["filtering"]]
+                 for name, scores in result["methods"].items() if scores["filtering"] and scores["filtering"]["leak_rate"]]
         if truth and truth["filtering"]:
             leaks.append(["ground truth", *(_percent(truth["filtering"]["leak_rate"]["per_attribute"][a])
                                             for a in attributes)])
@@ -84,23 +95,37 @@ def markdown(report: dict) -> str:
             lines += _table(["method", *attributes], leaks)
         lines.append("")
     if report["targets"]:
-        lines += ["## Targets (issue 7)", ""]
+        lines += ["## Targets", ""]
         rows = [[check["region"], check["method"], check["target"], _format_target_value(check),
                  "met" if check["met"] else f"missed by {_format_margin(check)}"] for check in report["targets"]]
         lines += _table(["region", "method", "target", "value", "result"], rows) + [""]
     return "\n".join(lines)
 
 
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.2f} dB"
+
+
+def _mean(rates: dict | None) -> float | None:
+    return rates["mean"] if rates else None
+
+
 def _format_target_value(check: dict) -> str:
     if "PSNR" in check["target"]:
-        return f"{check['value']:.2f} dB" + (f" (best baseline {check['threshold']:.2f} dB)"
+        return f"{check['value']:.2f} dB" + (f" (needs {check['threshold']:.2f} dB)"
                                              if "baseline" in check["target"] else "")
+    if "gain" in check["target"]:
+        return _signed(check["value"])
+    if "spread" in check["target"]:
+        return f"{check['value']:.3f}"
     return _percent(check["value"])
 
 
 def _format_margin(check: dict) -> str:
-    if "PSNR" in check["target"]:
+    if "PSNR" in check["target"] or "gain" in check["target"]:
         return f"{abs(check['margin']):.2f} dB"
+    if "spread" in check["target"]:
+        return f"{abs(check['margin']):.3f}"
     return f"{100 * abs(check['margin']):.1f} points"
 
 
@@ -116,12 +141,14 @@ def scalars(report: dict) -> dict[str, float]:
             for section in ("reconstruction", "transfer"):
                 for metric, value in (scores.get(section) or {}).items():
                     values[f"{prefix}/{section}_{metric}"] = value
-            values[f"{prefix}/attribute_accuracy"] = scores["attribute_transfer"]["mean"]
-            if scores.get("filtering"):
-                values[f"{prefix}/leak_rate"] = scores["filtering"]["leak_rate"]["mean"]
-                values[f"{prefix}/kept_agreement"] = scores["filtering"]["kept_agreement"]["mean"]
-                if scores["filtering"]["psnr"] is not None:
-                    values[f"{prefix}/filtered_psnr"] = scores["filtering"]["psnr"]
+            values[f"{prefix}/attribute_accuracy"] = _mean(scores.get("attribute_transfer"))
+            if scores.get("code_spread"):
+                values[f"{prefix}/code_spread"] = scores["code_spread"]["mean"]
+            filtering = scores.get("filtering")
+            if filtering:
+                values[f"{prefix}/leak_rate"] = _mean(filtering["leak_rate"])
+                values[f"{prefix}/kept_agreement"] = _mean(filtering["kept_agreement"])
+                values[f"{prefix}/filtered_psnr"] = filtering["psnr"]
             if "outside_max_diff" in scores:
                 values[f"{prefix}/outside_max_diff"] = scores["outside_max_diff"]
     return {tag: value for tag, value in values.items() if value is not None}

@@ -175,7 +175,18 @@ class EBGANTrainer(keras.Model):
             values = self._per_example_losses(batch, training=True)
             objectives = [optimizer.scale_loss(tf.nn.compute_average_loss(values[name], global_batch_size=global_batch))
                           for name, optimizer, _ in groups]
+            if not self.loss_weights.cycle_trains_encoder:
+                cycle_objective = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(
+                    self.loss_weights.cyc * values["cyc"], global_batch_size=global_batch))
         gradients = [tape.gradient(objective, variables) for objective, (_, _, variables) in zip(objectives, groups)]
+        if not self.loss_weights.cycle_trains_encoder:
+            # L_cyc trains the generator only (as BicycleGAN's latent regression): its share of the encoder's
+            # gradient, a backward pass through the encoder alone, is taken out again.
+            encoder_variables = self.encoder.trainable_variables
+            cycle_gradients = tape.gradient(cycle_objective, encoder_variables)
+            gradients[0] = [gradient if cycle is None else gradient - cycle
+                            for gradient, cycle in zip(gradients[0][:len(encoder_variables)], cycle_gradients)
+                            ] + gradients[0][len(encoder_variables):]
         del tape
         for (_, optimizer, variables), grads in zip(groups, gradients):
             optimizer.apply_gradients(zip(grads, variables))
