@@ -226,7 +226,11 @@ def load_trained(model_dir: str) -> EBGANTrainer:
     if os.path.exists(weights):
         trainer.load_weights(weights)
     elif latest:
-        make_checkpoint(trainer, optimizers=False).restore(latest).expect_partial()
+        # Keras 3 hides the layers a model keeps in lists from tf.train.Checkpoint's object graph; their variables
+        # are reachable only through the optimisers that train them, so the checkpoint is read with optimisers.
+        trainer.compile()
+        step = tf.Variable(0, dtype=tf.int64)
+        make_checkpoint(trainer, optimizers=True, step=step).restore(latest).assert_existing_objects_matched()
     else:
         raise FileNotFoundError(f"{model_dir} holds neither {FINAL_WEIGHTS} nor a checkpoint; train it first.")
     return trainer

@@ -112,6 +112,17 @@ def test_load_trained_rebuilds_the_final_model(finished):
 
 
 @pytest.mark.slow
+def test_load_trained_of_a_run_without_final_weights_restores_every_weight_from_its_newest_checkpoint(
+        finished, tmp_path):
+    model_dir, trainer, _ = finished
+    killed = tmp_path / "killed"
+    shutil.copytree(model_dir, killed)
+    os.remove(killed / "final.weights.h5")  # as a run killed after its last checkpoint (step 6)
+    for got, want in zip(network_weights(load_trained(str(killed))), network_weights(trainer), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.slow
 def test_resume_mid_epoch_gives_the_weights_of_an_uninterrupted_run(finished, data_dir, tmp_path, capsys):
     _, uninterrupted, _ = finished
     config = tiny_config(tmp_path / "model", data_dir)
