@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 DATA_DIR ?= $(DEMO_DIR)/data
 # The demo's training length: about eleven minutes on 2 quiet CPU cores (README, "The demo"). Rerunning resumes.
 DEMO_EPOCHS ?= 8
-DEMO_STEPS_PER_EPOCH ?= 50
+DEMO_STEPS_PER_EPOCH ?= 100
 
 .PHONY: demo test test-fast bench clean
 
@@ -22,8 +22,7 @@ demo: $(STAMP)
 	$(BIN)/ebgan-data preview --dataset=synthetic_faces --data_dir=$(DATA_DIR) --region=mouth --num=8 --out=$(DEMO_DIR)/preview.png
 	$(BIN)/ebgan-train --preset=synthetic64 --variant=att_ebgan --regions=mouth --dataset=synthetic_faces \
 	    --data_dir=$(DATA_DIR) --model_dir=$(DEMO_DIR)/model --epochs=$(DEMO_EPOCHS) \
-	    --steps_per_epoch=$(DEMO_STEPS_PER_EPOCH) --validation_steps=2 --checkpoint_every=50 --image_every=100 \
-	    --learning_rate=1e-3 --adv_weight=0.05 --cls_weight=1
+	    --steps_per_epoch=$(DEMO_STEPS_PER_EPOCH) --validation_steps=2 --checkpoint_every=100 --image_every=200
 	$(BIN)/python -m training.demo --model_dir=$(DEMO_DIR)/model --data_dir=$(DATA_DIR) --out=$(DEMO_DIR)/edits.png
 	$(BIN)/ebgan-export --model_dir=$(DEMO_DIR)/model --export_base=$(DEMO_DIR)/exports --name=ebgan \
 	    --tflite=dynamic --verify

@@ -37,7 +37,8 @@ demo.run()
 FLAGS_OF_THE_BRIEF = (
     "preset", "variant", "regions", "dataset", "data_dir", "model_dir", "epochs", "steps_per_epoch", "batch_size",
     "learning_rate", "rec_weight", "cyc_weight", "cls_weight", "model_config", "strategy", "cpu_replicas", "seed",
-    "checkpoint_every", "keep_checkpoints", "log_every", "image_every", "image_rows", "validation_steps")
+    "checkpoint_every", "keep_checkpoints", "log_every", "image_every", "image_rows", "validation_steps",
+    "hole_rec_weight", "gate_dropout", "divergence_factor")
 
 
 def run_python(*args: str) -> subprocess.CompletedProcess:
@@ -205,7 +206,8 @@ def test_cli_help_mentions_every_flag():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
-    (["--preset=huge"], "flag --preset=huge: value should be one of <celeba128|celeba128_paper|synthetic64|synthetic64_paper>"),
+    (["--preset=huge"],
+     "flag --preset=huge: value should be one of <celeba128|celeba128_paper|synthetic64|synthetic64_paper>"),
     (["--variant=gan"], "flag --variant=gan: value should be one of <ebgan|att_ebgan>"),
     (["--regions=mouth,ears"], "ebgan-train: error: Unknown region(s) 'ears'; valid regions:"),
     (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=3"],

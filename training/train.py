@@ -52,6 +52,9 @@ def define_flags() -> None:
                        "the mask's area), beside the paper's L_rec. Default: the preset's (0 = the paper's losses).")
     flags.DEFINE_bool("detach_cycle_target", None, "Stop the gradient of L_cyc's target E(B, M), so the encoder cannot "
                       "satisfy L_cyc by returning one code for every face. Default: the preset's.")
+    flags.DEFINE_bool("cycle_trains_encoder", None, "Let L_cyc update the encoder as well as the generator (the "
+                      "paper's joint update); --nocycle_trains_encoder trains only the generator with it, so the "
+                      "encoder cannot satisfy it with one code for every face. Default: the preset's.")
     flags.DEFINE_float("gate_dropout", None, "att_ebgan: probability that an attribute the exemplar has is switched "
                        "off in a training pair (gate and classification target 0), teaching filtered edits. Default: "
                        "the preset's.")
@@ -103,6 +106,7 @@ def run_config_from_flags() -> RunConfig:
     weights = get_preset(FLAGS.preset).train.loss_weights
     given = {"adv": FLAGS.adv_weight, "rec": FLAGS.rec_weight, "cyc": FLAGS.cyc_weight, "cls": FLAGS.cls_weight,
              "hole_rec": FLAGS.hole_rec_weight, "detach_cycle_target": FLAGS.detach_cycle_target,
+             "cycle_trains_encoder": FLAGS.cycle_trains_encoder,
              "gate_dropout": FLAGS.gate_dropout}
     return RunConfig(
         model_dir=FLAGS.model_dir, preset=FLAGS.preset, variant=FLAGS.variant,
