@@ -33,7 +33,7 @@ from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, region_masks
 MAX_PSNR = 100.0  # dB; identical regions (infinite PSNR) count as this
 METRIC_BATCH = 64  # images per chunk of metric computation (bounds the memory of SSIM)
 IMAGE_METRICS = ("psnr", "ssim", "l1")
-# Targets of issue 7 for a synthetic64 mouth model trained for 30 minutes on a 2-core CPU.
+# Targets (docs/evaluation.md) for a synthetic64 mouth model trained for 30 minutes on a 2-core CPU.
 TARGET_RECONSTRUCTION_PSNR = 28.0
 TARGET_ATTRIBUTE_ACCURACY = 0.90
 TARGET_LEAK_RATE = 0.10
@@ -187,7 +187,7 @@ class _RegionEvaluation:
 
 
 def target_checks(region: str, result: dict) -> list[dict]:
-    """Issue 7's targets for every model of one region's result: target, value, met, and the margin."""
+    """The targets (docs/evaluation.md) for every model of one region's result: target, value, met, and the margin."""
     baselines = [name for name, scores in result["methods"].items() if scores["role"] == "baseline"]
     checks = []
 
