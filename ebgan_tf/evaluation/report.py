@@ -84,7 +84,7 @@ def markdown(report: dict) -> str:
             lines += _table(["method", *attributes], leaks)
         lines.append("")
     if report["targets"]:
-        lines += ["## Targets (issue 7)", ""]
+        lines += ["## Targets", ""]
         rows = [[check["region"], check["method"], check["target"], _format_target_value(check),
                  "met" if check["met"] else f"missed by {_format_margin(check)}"] for check in report["targets"]]
         lines += _table(["region", "method", "target", "value", "result"], rows) + [""]
