@@ -27,7 +27,7 @@ PEAK_TRIALS = 3
 
 
 def batch_specs(image_size: int, num_attributes: int, batch_size: int) -> dict[str, tf.TensorSpec]:
-    """TensorSpecs of a training batch (common.md contract 2) of fixed shapes."""
+    """TensorSpecs of a training batch (docs/data.md, "The batch schema") of fixed shapes."""
     image, mask = [batch_size, image_size, image_size, 3], [batch_size, image_size, image_size, 1]
     return {"source": tf.TensorSpec(image), "exemplar": tf.TensorSpec(image), "mask": tf.TensorSpec(mask),
             "source_attributes": tf.TensorSpec([batch_size, num_attributes]),

@@ -15,7 +15,7 @@ import importlib.abc
 import importlib.machinery
 import os
 import sys
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from absl import app, flags, logging
 
@@ -88,6 +88,26 @@ def reports_errors(command: str, *errors: type[Exception]) -> Callable[[Main], M
         return main_reporting_errors
 
     return decorate
+
+
+def check_no_arguments(argv: Sequence[str]) -> None:
+    """Refuses positional arguments: every command takes flags only (argv[0] is the program)."""
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+
+
+def require_flags(*names: str) -> None:
+    """A ValueError naming the first of the flags `names` that was not given (or is empty)."""
+    for name in names:
+        if not flags.FLAGS[name].value:
+            raise ValueError(f"--{name} is required.")
+
+
+def check_at_least_one(values: Mapping[str, int]) -> None:
+    """A ValueError naming the first setting (flag name -> value) below 1."""
+    for name, value in values.items():
+        if value < 1:
+            raise ValueError(f"--{name} must be at least 1, got {value}.")
 
 
 def define_data_dir_flag() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from ebgan_tf.cli import check_at_least_one
 from ebgan_tf.config import ATT_EBGAN, LossWeights, ModelConfig, Preset, get_preset, parse_regions, validate_variant
 from ebgan_tf.data import DEFAULT_DATA_DIR
 from ebgan_tf.files import write_atomically, write_text_atomically
@@ -64,10 +65,9 @@ class RunConfig:
         preset = get_preset(self.preset)
         validate_variant(self.variant)
         regions = parse_regions(self.regions or preset.default_regions)
-        for name in ("epochs", "steps_per_epoch", "checkpoint_every", "keep_checkpoints", "log_every",
-                     "image_every", "image_rows"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        check_at_least_one({name: getattr(self, name) for name in (
+            "epochs", "steps_per_epoch", "checkpoint_every", "keep_checkpoints", "log_every", "image_every",
+            "image_rows")})
         if self.divergence_factor != 0 and self.divergence_factor <= 1:
             raise ValueError(f"--divergence_factor must be 0 (off) or above 1, got {self.divergence_factor}.")
         if self.validation_steps < 0:

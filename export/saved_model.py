@@ -1,4 +1,4 @@
-"""SavedModel export in TF Serving's layout, with the signatures of DESIGN.md's "Exported model contract".
+"""SavedModel export in TF Serving's layout, with the signatures of docs/export.md's "The exported model contract".
 
 `<export_base>/<name>/<version>/` holds the SavedModel with signatures
   edit (= serving_default): source uint8 [N,S,S,3], exemplar uint8 [N,S,S,3], mask float32 [N,S,S,1] -> edited

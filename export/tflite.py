@@ -1,7 +1,7 @@
 """TFLite export for phones: the SavedModel's signatures at batch 1, built-in ops only.
 
 The model is first written through keras.export.ExportArchive (a plain tf.Module export converted to garbage
-in our checks, see DESIGN.md), then converted once per variant:
+in our checks: outputs off by up to 5.7e14), then converted once per variant:
   float32  no optimisation (bit-for-bit the same arithmetic up to kernel differences),
   float16  weights stored as float16,
   dynamic  dynamic-range quantisation (int8 weights, float activations).

@@ -2,7 +2,7 @@
 
 Bounds: Keras vs SavedModel and TFLite float32 vs SavedModel differ by at most 1 grey level; float16 and
 dynamic-range TFLite files keep a PSNR inside the mask (against the SavedModel) above PSNR_FLOORS, floors we
-measured on untrained and briefly trained models, with a margin (README, "Export").
+measured on untrained and briefly trained models, with a margin (docs/export.md, "Parity").
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _level_check(name: str, a: np.ndarray, b: np.ndarray) -> ParityCheck:
 
 def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dict[str, str] | None = None,
                   count: int = 4) -> list[ParityCheck]:
-    """Runs every parity check of DESIGN.md on `count` synthetic pairs; returns the checks (none raise)."""
+    """Runs every parity check of docs/export.md ("Parity") on `count` synthetic pairs; returns the checks (none raise)."""
     saved = Editor.load(saved_model_dir)
     source, exemplar, mask = verification_inputs(saved, count)
     transfers = {"edit": None}

@@ -15,7 +15,7 @@ import os
 
 from absl import flags
 
-from ebgan_tf.cli import reports_errors, run_main
+from ebgan_tf.cli import check_no_arguments, reports_errors, run_main
 
 
 def define_flags() -> None:
@@ -101,8 +101,7 @@ def edit_files(model: str, source: str, exemplar: str, output: str, region: str 
 def main(argv: list[str]) -> int:
     from absl import app
 
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    check_no_arguments(argv)
     needed = ["source"] if FLAGS.list_faces else ["model", "source", "exemplar"]
     missing = [f"--{name}" for name in needed if not FLAGS[name].value]
     if missing:

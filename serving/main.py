@@ -24,9 +24,9 @@ import signal
 import threading
 from typing import Sequence
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from ebgan_tf.cli import reports_errors, run_main
+from ebgan_tf.cli import check_no_arguments, reports_errors, run_main
 from serving.server import ModelServer
 from serving.server_config import (BatchingOptions, ModelSource, ServerOptions, parse_batching_parameters,
                                    parse_model_config, read_text_file)
@@ -84,8 +84,7 @@ def options_from_flags() -> ServerOptions:
 
 @reports_errors("ebgan-serve", ValueError, OSError)
 def main(argv: Sequence[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    check_no_arguments(argv)
     server = ModelServer(options_from_flags()).start()
     rest = f", REST on port {server.rest_port}" if server.rest_port else ""
     logging.info("Serving %s: gRPC on %s:%d%s", ", ".join(m.name for m in server.options.models),

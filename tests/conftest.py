@@ -1,9 +1,17 @@
-"""Shared test set-up: quiet TensorFlow logs, CPU only, the --fast switch and the tiny data set fixture."""
+"""Shared test set-up: quiet TensorFlow logs, CPU only, the --fast switch and the tiny data set fixture.
+
+Test modules live in one folder per package (tests/data, tests/models, ...) without __init__.py files, so their
+basenames must stay unique; shared code lives in tests/helpers (imported as `tests.helpers...`).
+"""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Subprocesses import the repository's packages (and tests.helpers) whatever their working directory: a test folder
+# such as tests/training must never shadow the `training` package.
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO_ROOT, os.environ.get("PYTHONPATH")]))
 
 import pytest  # noqa: E402  (after the environment above)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from ebgan_tf import images
-from ebgan_tf.cli import define_data_dir_flag, reports_errors, run_main
+from ebgan_tf.cli import check_at_least_one, check_no_arguments, define_data_dir_flag, reports_errors, run_main
 from ebgan_tf.data import pipeline
 from ebgan_tf.runs import load_trained, run_config_from_dir
 from ebgan_tf.visualize import edit_grid
@@ -45,8 +45,7 @@ def demo_batch(batch: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]
 def write_demo_grid(model_dir: str, data_dir: str, out: str, rows: int = 6, seed: int = 0) -> np.ndarray:
     """Writes the edit grid of `rows` evaluation pairs of the run in `model_dir` to `out`, and the first pair as
     source.png and exemplar.png beside it; returns the grid."""
-    if rows < 1:
-        raise ValueError(f"--rows must be at least 1, got {rows}.")
+    check_at_least_one({"rows": rows})
     config = run_config_from_dir(model_dir)
     trainer = load_trained(model_dir)
     image_size = config.model_config().image_size
@@ -66,8 +65,7 @@ def write_demo_grid(model_dir: str, data_dir: str, out: str, rows: int = 6, seed
 
 @reports_errors("demo", ValueError, FileNotFoundError)
 def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    check_no_arguments(argv)
     write_demo_grid(FLAGS.model_dir, FLAGS.data_dir, FLAGS.out, FLAGS.rows, FLAGS.seed)
     print(f"Wrote {FLAGS.out}: {FLAGS.rows} rows of source, exemplar, mask, result and filtered result.")
     return 0

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
-from ebgan_tf.cli import define_data_dir_flag, quiet_logging, reports_errors, run_main
+from ebgan_tf.cli import (check_no_arguments, define_data_dir_flag, quiet_logging, reports_errors, require_flags,
+                         run_main)
 from ebgan_tf.config import CELEBA_ATTRIBUTES, validate_attribute_names
 from ebgan_tf.data import pipeline
 from ebgan_tf.evaluation.classifier import CONFIG_FILE, WEIGHTS_FILE, EvalClassifierConfig, train_eval_classifier
@@ -46,11 +47,9 @@ FLAGS = flags.FLAGS
 
 @reports_errors("ebgan-eval-classifier", ValueError, OSError)
 def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    check_no_arguments(argv)
     quiet_logging()
-    if not FLAGS.output_dir:
-        raise ValueError("--output_dir is required.")
+    require_flags("output_dir")
     config = EvalClassifierConfig(
         dataset=FLAGS.dataset, image_size=FLAGS.image_size,
         attribute_names=validate_attribute_names(FLAGS.attributes, CELEBA_ATTRIBUTES), width=FLAGS.width,

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
-from ebgan_tf.cli import define_data_dir_flag, quiet_logging, reports_errors, run_main
+from ebgan_tf.cli import (check_at_least_one, check_no_arguments, define_data_dir_flag, quiet_logging,
+                         reports_errors, require_flags, run_main)
 from ebgan_tf.data import pipeline
 from ebgan_tf.evaluation.evaluate import evaluate_models
 from ebgan_tf.evaluation.report import REPORT_FILES, markdown
@@ -46,15 +47,10 @@ FLAGS = flags.FLAGS
 
 @reports_errors("ebgan-eval", ValueError, OSError)
 def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    check_no_arguments(argv)
     quiet_logging()
-    for name in ("model_dir", "output_dir"):
-        if not getattr(FLAGS, name):
-            raise ValueError(f"--{name} is required.")
-    for name in ("batch_size", "grid_rows"):
-        if getattr(FLAGS, name) < 1:
-            raise ValueError(f"--{name} must be at least 1, got {getattr(FLAGS, name)}.")
+    require_flags("model_dir", "output_dir")
+    check_at_least_one({"batch_size": FLAGS.batch_size, "grid_rows": FLAGS.grid_rows})
     report = evaluate_models(
         FLAGS.model_dir, os.path.expanduser(FLAGS.data_dir), FLAGS.classifier_dir, FLAGS.output_dir,
         dataset=FLAGS.dataset, regions=FLAGS.regions, num_pairs=FLAGS.num_pairs, batch_size=FLAGS.batch_size,

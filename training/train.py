@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from absl import app, flags
+from absl import flags
 
-from ebgan_tf.cli import define_data_dir_flag, reports_errors, run_main
+from ebgan_tf.cli import check_no_arguments, define_data_dir_flag, reports_errors, run_main
 from ebgan_tf.config import PRESETS, VARIANTS, get_preset
 from ebgan_tf.data.pipeline import DATASETS
 from training import train_lib
@@ -122,8 +122,7 @@ def run_config_from_flags() -> RunConfig:
 
 @reports_errors("ebgan-train", ValueError, NonFiniteError, DivergenceError)  # ConfigError is a ValueError
 def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    check_no_arguments(argv)
     train_lib.train(run_config_from_flags(), make_strategy(FLAGS.strategy, FLAGS.cpu_replicas))
     return 0
 

@@ -117,7 +117,7 @@ def find_celeba(data_dir: str) -> CelebALocation:
         + "\n".join(missing_extracted)
         + f"\n  form \"tfds_manual\" (the five official files in tensorflow-datasets' manual dir {manual}) is "
         f"missing:\n" + "\n".join(missing_manual)
-        + "\nGet the files from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (see the README, CelebA).")
+        + "\nGet the files from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (see docs/data.md, 'Getting CelebA').")
 
 
 def _read_lines(path: str) -> list[str]:

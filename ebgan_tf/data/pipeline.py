@@ -1,7 +1,7 @@
 """The tf.data input pipeline: examples in the shared schema -> training batches (source, exemplar, mask, ...).
 
 `load_examples` reads a data set (synthetic faces or CelebA) from disk; `make_dataset` turns any data set of
-examples in the schema into GLOBAL batches of contract 2 (tf.distribute splits them across replicas):
+examples in the schema into GLOBAL batches in the batch schema of docs/data.md (tf.distribute splits them across replicas):
 
   source, exemplar        float32 [B, S, S, 3] in [-1, 1]
   mask                    float32 [B, S, S, 1] in {0, 1}  (region of the source's landmarks)
@@ -174,7 +174,7 @@ def make_dataset(
     deterministic: bool = False,
     repeat: bool = True,
 ) -> tf.data.Dataset:
-    """Training (or evaluation) batches of contract 2 from examples in the shared schema.
+    """Training (or evaluation) batches (docs/data.md, "The batch schema") from examples in the shared schema.
 
     Args:
       examples: a data set of examples (image uint8 [H, W, 3] or encoded bytes, attributes, landmarks).

@@ -226,7 +226,7 @@ class _RegionEvaluation:
 
 
 def target_checks(region: str, result: dict) -> list[dict]:
-    """The targets for every model of one region's result: target, value, met, and the margin."""
+    """The targets (docs/evaluation.md) for every model of one region's result: target, value, met, and the margin."""
     methods = result["methods"]
     baselines = [name for name, scores in methods.items() if scores["role"] == "baseline"]
     checks = []

@@ -215,7 +215,7 @@ class EBGANTrainer(keras.Model):
         return composite(generated, source, mask)
 
     def call(self, batch: dict) -> tf.Tensor:
-        """`edit` of a contract-2 batch (no filtering), so `predict` works on training batches."""
+        """`edit` of a training batch (docs/data.md; no filtering), so `predict` works on training batches."""
         return self.edit(batch["source"], batch["exemplar"], batch["mask"])
 
 

@@ -1,4 +1,4 @@
-"""Test fixture: a tiny SavedModel that obeys DESIGN.md's "Exported model contract" exactly.
+"""Test fixture: a tiny SavedModel that obeys the exported model contract (docs/export.md) exactly.
 
 Serving tests use it in place of a trained model. Signatures (exported through keras.export.ExportArchive, `edit`
 first so it is also `serving_default`):

@@ -1,4 +1,4 @@
-"""Test assets for photo editing (tests/test_faces.py, tests/test_edit_cli.py): a real photo, synthetic faces on
+"""Test assets for photo editing (tests/editing/test_faces.py, test_edit_cli.py): a real photo, synthetic faces on
 larger canvases at known similarity transforms, and a tiny exported (untrained) model."""
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ import skimage.data
 from scipy import ndimage
 
 from ebgan_tf import faces
-from ebgan_tf.config import ModelConfig, get_preset
+from ebgan_tf.config import get_preset
 from ebgan_tf.data import synthetic
+from tests.helpers.tiny import IMAGE_SIZE as TINY_SIZE, TINY_CONFIG
 
 # scikit-image ships this photo (Eileen Collins, NASA; public domain) inside its package: no download.
 ASTRONAUT = os.path.join(os.path.dirname(skimage.data.__file__), "astronaut.png")
 
-TINY_SIZE = 32
-TINY_MODEL = ModelConfig(image_size=TINY_SIZE, base_width=8, max_width=16, code_downsamplings=2,
-                         code_channels_per_attribute=2, ebgan_code_channels=6, discriminator_width=8,
-                         classifier_width=8)
 
 
 def template(size: int, count: int = 16) -> np.ndarray:
@@ -36,7 +33,7 @@ def export_tiny_model(export_base: str, variant: str = "ebgan") -> str:
     from ebgan_tf.models.trainer import build_trainer
 
     keras.utils.set_random_seed(0)
-    trainer = build_trainer(dataclasses.replace(get_preset("synthetic64"), model=TINY_MODEL), variant, ["mouth"])
+    trainer = build_trainer(dataclasses.replace(get_preset("synthetic64"), model=TINY_CONFIG), variant, ["mouth"])
     trainer.build_all()
     return export_saved_model(trainer, export_base, "tiny", template(TINY_SIZE), 1)
 

@@ -1,17 +1,24 @@
-"""The tiny training set-up shared by the training, export and fault-tolerance tests: a 32 px model and data set."""
+"""The tiny set-up shared by the tests: one 32 px model config, a tiny data set's sizes, a random training batch."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
+from ebgan_tf.config import ModelConfig
 from ebgan_tf.runs import RunConfig
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE_SIZE = 32
 SPLIT_SIZES = {"num_train": 32, "num_validation": 8, "num_test": 16}
+# The one tiny network size of the suite: as a ModelConfig, as RunConfig overrides and as an --model_config flag.
 TINY_MODEL = {"image_size": IMAGE_SIZE, "base_width": 8, "max_width": 16, "code_downsamplings": 2,
               "code_channels_per_attribute": 2, "ebgan_code_channels": 8, "discriminator_width": 8,
               "classifier_width": 8}
+TINY_CONFIG = ModelConfig(**TINY_MODEL)
 TINY_MODEL_FLAG = ",".join(f"{name}={value}" for name, value in TINY_MODEL.items())
+ATTRIBUTES = ("Mustache", "Smiling", "Wearing_Lipstick")
 
 
 def tiny_config(model_dir, data_dir, **overrides) -> RunConfig:
@@ -26,3 +33,20 @@ def tiny_config(model_dir, data_dir, **overrides) -> RunConfig:
 def network_weights(trainer) -> list[np.ndarray]:
     networks = (trainer.encoder, trainer.generator, trainer.discriminator, trainer.classifier)
     return [variable.numpy() for network in networks if network is not None for variable in network.weights]
+
+
+def make_batch(size: int = 32, batch_size: int = 4, num_attributes: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+    """A training batch in the batch schema (docs/data.md): random images in [-1, 1], a rectangle mask per example, random 0/1 labels."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros([batch_size, size, size, 1], np.float32)
+    for index in range(batch_size):
+        top, left = rng.integers(0, size // 2, size=2)
+        mask[index, top:top + size // 3, left:left + size // 2] = 1.0
+    return {
+        "source": rng.uniform(-1, 1, [batch_size, size, size, 3]).astype(np.float32),
+        "exemplar": rng.uniform(-1, 1, [batch_size, size, size, 3]).astype(np.float32),
+        "mask": mask,
+        "source_attributes": rng.integers(0, 2, [batch_size, num_attributes]).astype(np.float32),
+        "exemplar_attributes": rng.integers(0, 2, [batch_size, num_attributes]).astype(np.float32),
+        "source_landmarks": rng.uniform(0, size, [batch_size, 5, 2]).astype(np.float32),
+    }

@@ -22,9 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights
 
 
 def prepare_tiny_data(data_dir: str) -> str:
@@ -42,7 +40,7 @@ def load_tiny_examples(dataset: str, data_dir: str, split: str, image_size: int)
 
 
 def train_flags(model_dir: str, data_dir: str, **overrides) -> list[str]:
-    """ebgan-train flags of a tiny Att-EBGAN run (batch 4, 2 epochs of 3 steps), as in tests/test_train.py."""
+    """ebgan-train flags of a tiny Att-EBGAN run (batch 4, 2 epochs of 3 steps), as in tests/training/test_train.py."""
     settings = dict(model_dir=model_dir, data_dir=data_dir, batch_size=4, epochs=2, steps_per_epoch=3,
                     checkpoint_every=2, keep_checkpoints=2, log_every=1, image_every=2, image_rows=2,
                     validation_steps=1, model_config=TINY_MODEL_FLAG)
@@ -54,7 +52,7 @@ def start_training(flags: list[str], log_path: str, **hooks: str) -> subprocess.
     """Starts this module's `ebgan-train` in a new process (stdout and stderr to `log_path`)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1", **hooks}
     with open(log_path, "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "tests.helpers.train_fixtures", *flags], cwd=ROOT, env=env,
+        return subprocess.Popen([sys.executable, "-m", "tests.helpers.train_fixtures", *flags], cwd=REPO_ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
 
 

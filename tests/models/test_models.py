@@ -9,34 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ebgan_tf.config import ModelConfig, get_preset
+from ebgan_tf.config import get_preset
 from ebgan_tf.models import losses
 from ebgan_tf.models.classifier import Classifier
 from ebgan_tf.models.discriminator import Discriminator
 from ebgan_tf.models.encoder import Encoder, level_widths
 from ebgan_tf.models.generator import Generator, composite, gate_code
-
-TINY = ModelConfig(image_size=32, base_width=8, max_width=16, code_downsamplings=2, code_channels_per_attribute=2,
-                   ebgan_code_channels=6, discriminator_width=8, classifier_width=8)
-ATTRIBUTES = ("Mustache", "Smiling", "Wearing_Lipstick")
-
-
-def make_batch(size: int = 32, batch_size: int = 4, num_attributes: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
-    """A contract-2 training batch: random images in [-1, 1], a rectangle mask per example, random 0/1 labels."""
-    rng = np.random.default_rng(seed)
-    mask = np.zeros([batch_size, size, size, 1], np.float32)
-    for index in range(batch_size):
-        top, left = rng.integers(0, size // 2, size=2)
-        mask[index, top:top + size // 3, left:left + size // 2] = 1.0
-    return {
-        "source": rng.uniform(-1, 1, [batch_size, size, size, 3]).astype(np.float32),
-        "exemplar": rng.uniform(-1, 1, [batch_size, size, size, 3]).astype(np.float32),
-        "mask": mask,
-        "source_attributes": rng.integers(0, 2, [batch_size, num_attributes]).astype(np.float32),
-        "exemplar_attributes": rng.integers(0, 2, [batch_size, num_attributes]).astype(np.float32),
-        "source_landmarks": rng.uniform(0, size, [batch_size, 5, 2]).astype(np.float32),
-    }
-
+# ATTRIBUTES is re-exported for test_trainer.py, which imports these names from this module.
+from tests.helpers.tiny import ATTRIBUTES, TINY_CONFIG as TINY, make_batch  # noqa: F401
 
 @pytest.mark.parametrize("preset_name", ["synthetic64", "celeba128"])
 def test_every_network_has_the_documented_shapes_for_the_presets(preset_name):

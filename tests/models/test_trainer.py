@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from ebgan_tf.config import LossWeights, get_preset
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
-from test_models import ATTRIBUTES, TINY, make_batch
+from tests.helpers.tiny import ATTRIBUTES, TINY_CONFIG as TINY, make_batch
 
 TINY_PRESET = dataclasses.replace(get_preset("synthetic64"), model=TINY)
 PAPER_LOGS = {"g_loss", "d_loss", "adv_g", "rec", "cyc", "adv_d", "spread"}

@@ -11,9 +11,8 @@ import types
 import pytest
 import tensorflow as tf
 
+from tests.helpers.tiny import REPO_ROOT
 from training.distribute import check_global_batch, configure_cpu_replicas, make_strategy
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # One training step from identical weights on the same global batch, on one device and on 2 logical CPUs.
 # Logical devices must be configured before TensorFlow initialises, hence a fresh process.
@@ -23,26 +22,14 @@ import numpy as np
 from training.distribute import make_strategy, configure_cpu_replicas
 configure_cpu_replicas(2)
 import keras, tensorflow as tf
-from ebgan_tf.config import ModelConfig, get_preset
+from ebgan_tf.config import get_preset
 from ebgan_tf.models.trainer import build_trainer
+from tests.helpers.tiny import TINY_CONFIG, make_batch
 
-preset = dataclasses.replace(get_preset("synthetic64"), model=ModelConfig(
-    image_size=32, base_width=8, max_width=16, code_downsamplings=2, code_channels_per_attribute=2,
-    discriminator_width=8, classifier_width=8))
+preset = dataclasses.replace(get_preset("synthetic64"), model=TINY_CONFIG)
 regions = ("mouth",)
 n = len(preset.attributes_for(regions))
-rng = np.random.default_rng(0)
-batch_size, size = 8, 32
-mask = np.zeros([batch_size, size, size, 1], np.float32)
-mask[:, 16:28, 8:24] = 1.0
-batch = {
-    "source": rng.uniform(-1, 1, [batch_size, size, size, 3]).astype(np.float32),
-    "exemplar": rng.uniform(-1, 1, [batch_size, size, size, 3]).astype(np.float32),
-    "mask": mask,
-    "source_attributes": rng.integers(0, 2, [batch_size, n]).astype(np.float32),
-    "exemplar_attributes": rng.integers(0, 2, [batch_size, n]).astype(np.float32),
-    "source_landmarks": rng.uniform(0, size, [batch_size, 5, 2]).astype(np.float32),
-}
+batch = make_batch(size=32, batch_size=8, num_attributes=n, seed=0)
 
 def one_step(strategy, initial):
     with strategy.scope():
@@ -103,7 +90,7 @@ def test_cpu_split_after_tensorflow_initialised_is_a_clear_error():
 @pytest.mark.slow
 def test_mirrored_on_two_cpus_matches_one_device_after_one_step():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_ONE_DEVICE], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_ONE_DEVICE], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

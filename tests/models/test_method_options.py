@@ -14,10 +14,7 @@ from ebgan_tf.models import losses
 from ebgan_tf.models.encoder import Encoder
 from ebgan_tf.models.generator import Generator, gate_code
 from ebgan_tf.models.trainer import EBGANTrainer
-
-TINY = ModelConfig(image_size=32, base_width=8, max_width=16, code_downsamplings=2, code_channels_per_attribute=2,
-                   ebgan_code_channels=6, discriminator_width=8, classifier_width=8)
-NAMES = ("Mustache", "Smiling", "Wearing_Lipstick")
+from tests.helpers.tiny import ATTRIBUTES as NAMES, TINY_CONFIG as TINY
 
 
 def _images(count: int, seed: int = 0) -> tf.Tensor:

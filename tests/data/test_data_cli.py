@@ -11,14 +11,13 @@ from ebgan_tf.cli import run_in_process
 
 from ebgan_tf import images
 from ebgan_tf.data import pipeline
-from test_pipeline import make_examples
+from tests.helpers.examples import make_examples
+from tests.helpers.tiny import REPO_ROOT
 from training import data
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_subprocess(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "training.data", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "training.data", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 

@@ -1,6 +1,6 @@
 """Tests of ebgan_tf/editing.py (Editor, ModelInfo) on the contract fixture model (tests/helpers/contract_model.py).
 
-The exporter's own models (and TFLite files) are tested through the Editor in tests/test_export.py.
+The exporter's own models (and TFLite files) are tested through the Editor in tests/export/test_export.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Tests of the export (export/saved_model.py, tflite.py, verify.py, main.py = ebgan-export) against DESIGN.md's
-"Exported model contract", on a tiny Att-EBGAN trained for two steps and a tiny untrained EBGAN.
+"""Tests of the export (export/saved_model.py, tflite.py, verify.py, main.py = ebgan-export) against the
+exported model contract (docs/export.md, "The exported model contract"), on a tiny Att-EBGAN trained for two steps and a tiny untrained EBGAN.
 
 The Att-EBGAN model is exported once per module through the ebgan-export command (SavedModel, the three TFLite
 variants and --verify); the other tests read that export.
@@ -30,13 +30,12 @@ from export.saved_model import edit_function, export_saved_model, next_version
 from export.tflite import TFLITE_VARIANTS
 from export.verify import MAX_LEVEL_DIFFERENCE, PSNR_FLOORS, verification_inputs, verify_export
 from serving.edit import edit_files
-from tests.helpers.tiny import IMAGE_SIZE, tiny_config
+from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, tiny_config
 from training import train_lib
 from training.distribute import make_strategy
 from ebgan_tf.runs import load_trained, read_config, run_config_from_dir, save_final_weights, write_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAVED_MODEL_CLI = os.path.join(ROOT, ".venv", "bin", "saved_model_cli")
+SAVED_MODEL_CLI = os.path.join(REPO_ROOT, ".venv", "bin", "saved_model_cli")
 SIZE = IMAGE_SIZE
 
 
