@@ -217,8 +217,9 @@ def test_classifier_without_the_region_attributes_is_refused(pairs, truth, oracl
         scoring.evaluate([NAIVE_PASTE], pairs, {"eyes": ("Eyeglasses",)}, oracle, truth)
 
 
-def test_zero_code_baseline_is_att_ebgan_with_every_attribute_switched_off(pairs):
-    config = RunConfig(model_dir="unused", model_overrides=TINY_MODEL).resolved()
+def test_zero_code_baseline_is_att_ebgan_without_ungated_block_with_every_attribute_switched_off(pairs):
+    # With an ungated block (the preset's recipe), switching every attribute off still transfers that block.
+    config = RunConfig(model_dir="unused", model_overrides={**TINY_MODEL, "ungated_code_channels": 0}).resolved()
     trainer = build_trainer(config.preset_object(), "att_ebgan", ("mouth",))
     trainer.build_all()
     source, exemplar = images.to_float(pairs.sources[:3]), images.to_float(pairs.exemplars[:3])
