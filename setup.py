@@ -24,7 +24,7 @@ setup(
         "ai-edge-litert>=2.3,<3",
         "mtcnn>=1.0,<2",  # face detection with its weights inside the package (no download)
     ],
-    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "scikit-image>=0.22"]},
+    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "scikit-image>=0.22", "hypothesis>=6.100"]},
     entry_points={
         "console_scripts": [
             "ebgan-data=training.data:run",

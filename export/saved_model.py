@@ -40,6 +40,14 @@ def _assert_shape(tensor: tf.Tensor, expected: list, message: str) -> tf.Operati
     return tf.debugging.Assert(matches, [f"{message}; got shape", shape], summarize=8)
 
 
+def _assert_values(tensor: tf.Tensor, name: str) -> tf.Operation:
+    """Asserts that every value of a float input is finite and in [0, 1]; the error names the input and shows the
+    smallest and largest value given (NaN shows as nan)."""
+    ok = tf.reduce_all(tf.logical_and(tf.greater_equal(tensor, 0.0), tf.less_equal(tensor, 1.0)))
+    return tf.debugging.Assert(ok, [f"{name} values must be finite and in [0, 1]; got min/max",
+                                    tf.reduce_min(tensor), tf.reduce_max(tensor)])
+
+
 def _validate(image_size: int, num_attributes: int, source, exemplar, mask, attributes=None) -> list[tf.Operation]:
     """Graph assertions with readable messages for every input of an edit signature.
 
@@ -53,17 +61,21 @@ def _validate(image_size: int, num_attributes: int, source, exemplar, mask, attr
         if name != "source":
             checks.append(_assert_shape(tensor, [batch, None, None, None],
                                         f"{name} must have the same batch size N as source"))
+    checks.append(_assert_values(mask, "mask"))
     if attributes is not None:
         checks.append(_assert_shape(attributes, [batch, num_attributes],
                                     f"attributes must be [N,{num_attributes}] (one value per attribute, N as source)"))
+        checks.append(_assert_values(attributes, "attributes"))
     return checks
 
 
 def edit_function(trainer: EBGANTrainer, filtered: bool, validate: bool) -> Callable[..., dict[str, tf.Tensor]]:
     """The serving computation: uint8 images in, uint8 composite out; pixels outside the mask are the source's.
 
-    Compositing happens in float32 on the 0..255 scale (TFLite has no uint8 select), with the mask binarised
-    at 0.5, so outside the mask the output equals the input exactly.
+    The mask is binarised at 0.5 and the composite selects the source's pixel wherever the mask is 0, in float32
+    on the 0..255 scale (TFLite has no uint8 select): outside the mask the output is the source bit for bit, even
+    if the generator's values are not finite. With `validate`, non-finite or out-of-range masks and attributes
+    are rejected (INVALID_ARGUMENT) before anything runs.
     """
     image_size = trainer.model_config.image_size
     num_attributes = len(trainer.attribute_names)
@@ -71,10 +83,11 @@ def edit_function(trainer: EBGANTrainer, filtered: bool, validate: bool) -> Call
     def edit(source, exemplar, mask, attributes=None):
         checks = _validate(image_size, num_attributes, source, exemplar, mask, attributes) if validate else []
         with tf.control_dependencies(checks):
-            binary = tf.cast(mask > 0.5, tf.float32)
-            result = trainer.edit(_to_unit(source), _to_unit(exemplar), binary, transfer=attributes)
+            inside = mask > 0.5
+            result = trainer.edit(_to_unit(source), _to_unit(exemplar), tf.cast(inside, tf.float32),
+                                  transfer=attributes)
             generated = tf.clip_by_value(tf.round((result + 1.0) * 127.5), 0.0, 255.0)
-            composite = generated * binary + tf.cast(source, tf.float32) * (1.0 - binary)
+            composite = tf.where(inside, generated, tf.cast(source, tf.float32))
             return {"edited": tf.cast(composite, tf.uint8)}
 
     if filtered:

@@ -69,12 +69,21 @@ class Batcher:
             self._condition.notify()
         return task.future.result()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Refuses new requests and runs the queued ones; after `timeout` seconds (None = no limit) the requests
+        still queued fail with UNAVAILABLE. A batch already running cannot be interrupted and is not waited for."""
         with self._condition:
             self._closed = True
             self._condition.notify_all()
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join()
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with self._condition:
+            for queue in self._queues.values():
+                for task in queue.tasks:
+                    task.future.set_exception(ServingError(grpc.StatusCode.UNAVAILABLE,
+                                                           "The server shut down before this request ran."))
+            self._queues.clear()
 
     def _work(self) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -9,16 +10,26 @@ from tensorflow_serving.apis import get_model_status_pb2
 
 from serving.batching import Batcher
 from serving.errors import invalid
+from serving.limits import RequestLimits, check_rows
 from serving.model_manager import ModelManager
 from serving.servable import DEFAULT_SIGNATURE, Servable
 
 
 class ServingCore:
-    """What both front ends call: resolve the servable, validate, run (batched if enabled)."""
+    """What both front ends call: resolve the servable, validate, run (batched if enabled); counts the requests
+    in flight so that shutdown knows whether computation is still going on."""
 
-    def __init__(self, manager: ModelManager, batcher: Batcher | None):
+    def __init__(self, manager: ModelManager, batcher: Batcher | None, limits: RequestLimits):
         self.manager = manager
         self.batcher = batcher
+        self.limits = limits
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
 
     def predict(self, servable: Servable, signature: str, inputs: Mapping[str, np.ndarray],
                 output_filter: Sequence[str] = ()) -> dict[str, np.ndarray]:
@@ -28,12 +39,19 @@ class ServingCore:
         unknown = [key for key in output_filter if key not in outputs_known]
         if unknown:
             raise invalid(f"output tensor alias not found in signature: {unknown}; outputs: {sorted(outputs_known)}.")
+        check_rows(inputs, self.limits)
         servable.validate(signature, inputs)
-        if self.batcher is not None and servable.batchable(signature):
-            outputs = self.batcher.submit((servable.name, servable.version, id(servable), signature),
-                                          lambda batch: servable.run(signature, batch), inputs)
-        else:
-            outputs = servable.run(signature, inputs)
+        with self._lock:
+            self._in_flight += 1
+        try:
+            if self.batcher is not None and servable.batchable(signature):
+                outputs = self.batcher.submit((servable.name, servable.version, id(servable), signature),
+                                              lambda batch: servable.run(signature, batch), inputs)
+            else:
+                outputs = servable.run(signature, inputs)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         return {key: outputs[key] for key in output_filter} if output_filter else outputs
 
 

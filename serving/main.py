@@ -11,9 +11,13 @@ signature defs stored in each SavedModel:
 
 TF Serving's flags and files mean the same here: `--model_config_file` (text ModelServerConfig with version
 policies and labels), `--enable_batching` with `--batching_parameters_file` (text BatchingParameters), and
-`--file_system_poll_wait_seconds` (new version directories are loaded, removed ones unloaded, without restart).
+`--file_system_poll_wait_seconds` (new version directories are loaded, removed ones unloaded, without restart;
+a version that fails to load is retried when its files change or after `--load_retry_interval_seconds`).
 Errors use TF Serving's codes: NOT_FOUND for an unknown model, version, label or signature; INVALID_ARGUMENT for
-inputs that do not match the signature. Each request is validated before it joins a batch, and a batch that
+inputs that do not match the signature or a malformed request; RESOURCE_EXHAUSTED (REST 413) for a request over
+a limit (`--max_batch_rows`, `--max_message_bytes`). The REST front end has header, body and idle timeouts and a
+bounded number of connections; SIGTERM lets requests in flight finish for `--shutdown_grace_seconds`.
+The limits, timeouts and statuses are described in docs/hardening.md. Each request is validated before it joins a batch, and a batch that
 fails is re-run request by request, so one bad request never fails another.
 """
 
@@ -21,12 +25,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from typing import Sequence
 
 from absl import flags, logging
 
 from ebgan_tf.cli import check_no_arguments, reports_errors, run_main
+from serving.limits import RequestLimits
 from serving.server import ModelServer
 from serving.server_config import (BatchingOptions, ModelSource, ServerOptions, parse_batching_parameters,
                                    parse_model_config, read_text_file)
@@ -48,9 +54,27 @@ def define_flags() -> None:
                         "batch_timeout_micros, max_enqueued_batches, num_batch_threads, allowed_batch_sizes).")
     flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "Seconds between scans of the base paths for new or "
                        "removed versions (0 = load once at start-up).")
-    flags.DEFINE_integer("max_message_bytes", 64 * 1024 * 1024,
-                         "Largest gRPC message (and REST body) accepted or sent.")
+    defaults = RequestLimits()
+    flags.DEFINE_integer("max_message_bytes", defaults.max_message_bytes,
+                         "Largest gRPC message (and REST body) accepted or sent; a larger one is RESOURCE_EXHAUSTED "
+                         "(REST 413).")
+    flags.DEFINE_integer("max_batch_rows", defaults.max_batch_rows, "Most rows (dimension 0) one request may hold, "
+                         "batching on or off; more is RESOURCE_EXHAUSTED (REST 413).")
+    flags.DEFINE_float("rest_header_timeout_seconds", defaults.header_timeout_seconds,
+                       "REST: seconds for a request line and headers to arrive (else 408 and close).")
+    flags.DEFINE_float("rest_body_timeout_seconds", defaults.body_timeout_seconds,
+                       "REST: seconds for a body to arrive, and for the client to take the answer.")
+    flags.DEFINE_float("rest_idle_timeout_seconds", defaults.idle_timeout_seconds,
+                       "REST: seconds a kept-alive connection may wait for its next request.")
+    flags.DEFINE_integer("rest_max_connections", defaults.max_rest_connections,
+                         "REST connections open at once; more are answered 503 and closed.")
     flags.DEFINE_integer("grpc_max_threads", 32, "Requests handled concurrently (gRPC worker threads).")
+    flags.DEFINE_float("load_retry_interval_seconds", 60.0, "A version that failed to load is tried again after "
+                       "this many seconds (and at once when its files change).")
+    flags.DEFINE_integer("max_num_load_retries", 5, "Retries after --load_retry_interval_seconds of a version "
+                         "that failed to load (a change of its files always retries).")
+    flags.DEFINE_float("shutdown_grace_seconds", 10.0, "On SIGTERM/SIGINT: seconds in which requests in flight "
+                       "may finish; then they fail (gRPC CANCELLED, REST 503) and the process exits.")
 
 
 def options_from_flags() -> ServerOptions:
@@ -73,13 +97,27 @@ def options_from_flags() -> ServerOptions:
                     else BatchingOptions())
     elif FLAGS.batching_parameters_file:
         raise ValueError("--batching_parameters_file needs --enable_batching.")
-    for name in ("port", "rest_api_port", "max_message_bytes", "grpc_max_threads"):
-        if getattr(FLAGS, name) < (1 if name in ("max_message_bytes", "grpc_max_threads") else 0):
-            raise ValueError(f"--{name} must be positive, got {getattr(FLAGS, name)}.")
+    for name in ("port", "rest_api_port", "load_retry_interval_seconds", "max_num_load_retries",
+                 "shutdown_grace_seconds"):
+        if getattr(FLAGS, name) < 0:
+            raise ValueError(f"--{name} must not be negative, got {getattr(FLAGS, name)}.")
+    if FLAGS.grpc_max_threads < 1:
+        raise ValueError(f"--grpc_max_threads must be positive, got {FLAGS.grpc_max_threads}.")
+    try:
+        limits = RequestLimits(max_batch_rows=FLAGS.max_batch_rows, max_message_bytes=FLAGS.max_message_bytes,
+                               header_timeout_seconds=FLAGS.rest_header_timeout_seconds,
+                               body_timeout_seconds=FLAGS.rest_body_timeout_seconds,
+                               idle_timeout_seconds=FLAGS.rest_idle_timeout_seconds,
+                               max_rest_connections=FLAGS.rest_max_connections)
+    except ValueError as error:
+        raise ValueError(f"a request limit flag: {error}") from None
     return ServerOptions(models=tuple(models), host=FLAGS.host, port=FLAGS.port,
                          rest_api_port=FLAGS.rest_api_port or None, batching=batching,
-                         file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
-                         max_message_bytes=FLAGS.max_message_bytes, grpc_max_threads=FLAGS.grpc_max_threads)
+                         file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds, limits=limits,
+                         grpc_max_threads=FLAGS.grpc_max_threads,
+                         load_retry_interval_seconds=FLAGS.load_retry_interval_seconds,
+                         max_num_load_retries=FLAGS.max_num_load_retries,
+                         shutdown_grace_seconds=FLAGS.shutdown_grace_seconds)
 
 
 @reports_errors("ebgan-serve", ValueError, OSError)
@@ -93,8 +131,13 @@ def main(argv: Sequence[str]) -> int:
     for number in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, `docker stop`, `kill`
         signal.signal(number, lambda *_: stopping.set())
     stopping.wait()
-    logging.info("Stopping")
-    server.stop()
+    logging.info("Stopping (grace period %g s)", server.options.shutdown_grace_seconds)
+    if not server.stop():
+        logging.warning("Requests still computing after the grace period; exiting without waiting for them.")
+        logging.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # pylint: disable=protected-access  (TensorFlow cannot interrupt a running computation)
     return 0
 
 

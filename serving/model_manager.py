@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
+import time
 from typing import Sequence
 
 import grpc
@@ -17,18 +19,36 @@ from serving.server_config import ModelSource, VersionPolicy
 State = get_model_status_pb2.ModelVersionStatus.State
 
 
-def _versions_on_disk(base_path: str) -> dict[int, float]:
-    """Complete version directories (numeric name, saved_model.pb present) -> saved_model.pb mtime."""
-    found = {}
+def _versions_on_disk(base_path: str) -> set[int]:
+    """Version directories that may be complete (numeric name, saved_model.pb present)."""
     try:
         entries = os.listdir(base_path)
     except OSError:
-        return found
-    for entry in entries:
-        graph = os.path.join(base_path, entry, "saved_model.pb")
-        if entry.isdigit() and os.path.isfile(graph):
-            found[int(entry)] = os.path.getmtime(graph)
-    return found
+        return set()
+    return {int(entry) for entry in entries
+            if entry.isdigit() and os.path.isfile(os.path.join(base_path, entry, "saved_model.pb"))}
+
+
+def _fingerprint(path: str) -> tuple:
+    """The files of a version directory with their sizes and modification times: it changes when they do."""
+    files = []
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                info = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            files.append((os.path.relpath(os.path.join(root, name), path), info.st_size, info.st_mtime_ns))
+    return tuple(sorted(files))
+
+
+@dataclasses.dataclass
+class _Failure:
+    """A version that failed to load: its files then, how often it failed and when it was last tried."""
+
+    fingerprint: tuple
+    attempts: int
+    tried: float
 
 
 def _wanted_versions(policy: VersionPolicy, versions: Sequence[int]) -> set[int]:
@@ -42,6 +62,10 @@ def _wanted_versions(policy: VersionPolicy, versions: Sequence[int]) -> set[int]
     return set(sorted(versions)[-count:])
 
 
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 class _Model:
     """The state of one configured model: loaded versions and per-version status."""
 
@@ -49,15 +73,18 @@ class _Model:
         self.source = source
         self.loaded: dict[int, Servable] = {}
         self.status: dict[int, tuple[int, grpc.StatusCode, str]] = {}  # version -> (state, code, message)
-        self.failed: dict[int, float] = {}  # version -> mtime of the saved_model.pb that failed to load
+        self.failed: dict[int, _Failure] = {}
 
 
 class ModelManager:
     """Keeps the served versions of every model in line with its base path and version policy."""
 
-    def __init__(self, sources: Sequence[ModelSource], poll_wait_seconds: float):
+    def __init__(self, sources: Sequence[ModelSource], poll_wait_seconds: float,
+                 load_retry_interval_seconds: float = 60.0, max_num_load_retries: int = 5):
         self._models = {source.name: _Model(source) for source in sources}
         self._poll_wait_seconds = poll_wait_seconds
+        self._retry_interval = load_retry_interval_seconds
+        self._max_retries = max_num_load_retries
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,31 +118,52 @@ class ModelManager:
         if not on_disk and not model.loaded:
             logging.log_every_n_seconds(logging.WARNING, "No versions of model %s found under %s", 60,
                                         model.source.name, model.source.base_path)
+        for version in set(model.failed) - on_disk:
+            del model.failed[version]
         while True:  # a version that fails to load leaves the policy to pick among the others
-            loadable = [version for version, mtime in on_disk.items() if model.failed.get(version) != mtime]
+            loadable = [version for version in on_disk if self._may_load(model, version)]
             wanted = _wanted_versions(model.source.version_policy, loadable)
             missing = sorted(wanted - set(model.loaded), reverse=True)
             if not missing:
                 break
             for version in missing:
-                self._load(model, version, on_disk[version])
+                self._load(model, version)
         with self._lock:
             for version in set(model.loaded) - wanted:
                 logging.info("Unloading model %s version %d", model.source.name, version)
                 del model.loaded[version]
                 model.status[version] = (State.END, grpc.StatusCode.OK, "")
 
-    def _load(self, model: _Model, version: int, mtime: float) -> None:
+    def _may_load(self, model: _Model, version: int) -> bool:
+        """A version that never failed; or one that failed and whose files changed since, or whose retry interval
+        has passed (at most max_num_load_retries times)."""
+        failure = model.failed.get(version)
+        if failure is None:
+            return True
+        if _fingerprint(os.path.join(model.source.base_path, str(version))) != failure.fingerprint:
+            failure.attempts = 0  # new files: a fresh round of retries
+            return True
+        return (failure.attempts <= self._max_retries
+                and time.monotonic() - failure.tried >= self._retry_interval)
+
+    def _load(self, model: _Model, version: int) -> None:
         name, path = model.source.name, os.path.join(model.source.base_path, str(version))
+        fingerprint = _fingerprint(path)
         with self._lock:
             model.status[version] = (State.LOADING, grpc.StatusCode.OK, "")
         try:
             servable = Servable(name, version, path)
         except Exception as error:  # pylint: disable=broad-except  (a bad export must not stop serving)
             logging.error("Loading model %s version %d from %s failed: %s", name, version, path, error)
+            previous = model.failed.get(version)
+            failure = _Failure(fingerprint, (previous.attempts if previous else 0) + 1, time.monotonic())
+            retry = (f"retrying in {self._retry_interval:g} s or when its files change"
+                     if failure.attempts <= self._max_retries else
+                     f"{self._max_retries} retries used up; retrying when its files change")
+            message = f"Loading {path} failed (attempt {failure.attempts}; {retry}): {_first_line(error)}"
             with self._lock:
-                model.failed[version] = mtime
-                model.status[version] = (State.END, grpc.StatusCode.UNKNOWN, f"Loading {path} failed: {error}")
+                model.failed[version] = failure
+                model.status[version] = (State.END, grpc.StatusCode.UNKNOWN, message)
             return
         logging.info("Loaded model %s version %d from %s", name, version, path)
         with self._lock:

@@ -12,6 +12,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from serving.errors import ServingError, invalid, not_found, status_code
+from serving.limits import check_tensor_proto
 
 DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -122,12 +123,13 @@ def _first_lines(message: str, count: int = 3) -> str:
 
 
 def tensor_protos_to_arrays(protos: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """TensorProtos -> numpy arrays; INVALID_ARGUMENT if a proto is malformed."""
+    """TensorProtos -> numpy arrays; INVALID_ARGUMENT if a proto is malformed (checked before decoding)."""
     arrays = {}
     for key, proto in protos.items():
+        check_tensor_proto(key, proto)
         try:
             arrays[key] = tf.make_ndarray(proto)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, OverflowError) as error:
             raise invalid(f"Input {key!r} is not a valid TensorProto: {error}") from None
     return arrays
 

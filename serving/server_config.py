@@ -11,6 +11,8 @@ from typing import Mapping
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
+from serving.limits import RequestLimits
+
 VersionPolicy = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
 
 
@@ -124,6 +126,9 @@ class ServerOptions:
     rest_api_port: int | None = None
     batching: BatchingOptions | None = None
     file_system_poll_wait_seconds: float = 1.0
-    max_message_bytes: int = 64 * 1024 * 1024
+    limits: RequestLimits = RequestLimits()
     grpc_max_threads: int = 32
+    load_retry_interval_seconds: float = 60.0  # a failed version load is retried after this (or when it changes)
+    max_num_load_retries: int = 5  # retries after the interval; a change of the version's files always retries
+    shutdown_grace_seconds: float = 10.0  # SIGTERM: in-flight requests get this long, then the process exits
 

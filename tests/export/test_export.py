@@ -284,6 +284,27 @@ def test_bad_attributes_to_edit_filtered_are_readable_errors(exported, loaded, m
         loaded.signatures["edit_filtered"](**{name: tf.constant(value) for name, value in inputs.items()})
 
 
+@pytest.mark.parametrize("name, value", [("attributes", np.nan), ("attributes", np.inf), ("attributes", 1e30),
+                                         ("attributes", -0.5), ("mask", np.nan), ("mask", -np.inf), ("mask", 2.0)])
+def test_non_finite_or_out_of_range_masks_and_attributes_are_rejected(exported, loaded, name, value):
+    n = len(exported["trainer"].attribute_names)
+    inputs = _inputs(attributes=n)
+    inputs[name].flat[1] = value
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"{name} values must be finite and in \[0, 1\]"):
+        loaded.signatures["edit_filtered"](**{key: tf.constant(array) for key, array in inputs.items()})
+
+
+def test_tflite_without_graph_checks_keeps_the_source_outside_the_mask_for_nan_attributes(exported):
+    source, exemplar = faces(1)
+    mask = np.zeros([1, SIZE, SIZE, 1], np.float32)
+    mask[:, 8:24, 8:24] = 1.0
+    attributes = np.full([1, len(exported["trainer"].attribute_names)], np.nan, np.float32)
+    runner = Interpreter(model_path=exported["tflite"]["float32"]).get_signature_runner("edit_filtered")
+    edited = runner(source=source, exemplar=exemplar, mask=mask, attributes=attributes)["edited"]
+    outside = mask[..., 0] == 0
+    np.testing.assert_array_equal(edited[outside], source[outside])
+
+
 def test_editor_checks_inputs_before_a_tflite_runner_sees_them(exported):
     editor = Editor.load(exported["tflite"]["dynamic"])
     source, exemplar = faces(1)

@@ -21,12 +21,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ebgan_tf import images
 from ebgan_tf.cli import run_in_process
 from ebgan_tf.data.masks import region_mask
-from serving import batching, client, server, server_config
+from serving import batching, client, limits, server, server_config
 from serving.errors import ServingError
 from tests.helpers.contract_model import ATTRIBUTES, export_contract_model, random_inputs, template_landmarks
 
 SIZE = 16
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_DIR = os.path.join(REPO, "serving", "configs")
 
 
@@ -195,7 +195,8 @@ def test_broken_version_is_reported_and_previous_version_keeps_serving(models, t
 
 def test_messages_above_the_size_limit_are_refused(models, tmp_path):
     options = server_config.ServerOptions(models=(server_config.ModelSource("ebgan", os.path.dirname(models["plain"])),), port=0,
-                                   file_system_poll_wait_seconds=0, max_message_bytes=20_000)
+                                   file_system_poll_wait_seconds=0,
+                                   limits=limits.RequestLimits(max_message_bytes=20_000))
     running = server.ModelServer(options).start()
     try:
         with _client(running) as connection:

@@ -1,0 +1,398 @@
+"""Hostile and careless clients of ebgan-serve: the cases of tests/serving/test_hostile.py by class, each with the
+answers it may get, and the fuzzing strategies (hypothesis) over gRPC TensorProtos and REST JSON bodies.
+
+`python -m tests.helpers.hostile_probe` serves an untrained tiny Att-EBGAN in-process (batching off and on), tries
+every case and a number of fuzzed requests, and prints the table of docs/hardening.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import socket
+import sys
+import tempfile
+import time
+from typing import Callable
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+CLIENT_ERRORS_GRPC = {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION"}
+CLIENT_ERRORS_HTTP = {"HTTP 200", "HTTP 400", "HTTP 404", "HTTP 405", "HTTP 408", "HTTP 413", "HTTP 414",
+                      "HTTP 431"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A running server: its ports, its model's shape and the limits it was started with."""
+
+    grpc_port: int
+    rest_port: int
+    image_size: int
+    num_attributes: int
+    max_batch_rows: int
+    max_message_bytes: int
+    timeout_seconds: float  # the largest of its REST header/body/idle timeouts
+    max_rest_connections: int
+    host: str = "127.0.0.1"
+
+
+# --- sending ----------------------------------------------------------------------------------------------------
+
+
+def grpc_answer(target: Target, request: predict_pb2.PredictRequest, timeout: float = 30.0) -> str:
+    """The status code name of a Predict call ("OK" if it succeeded)."""
+    with grpc.insecure_channel(f"{target.host}:{target.grpc_port}",
+                               options=[("grpc.max_send_message_length", 256 * 1024 * 1024)]) as channel:
+        try:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
+        except grpc.RpcError as error:
+            return error.code().name
+    return "OK"
+
+
+def rest_answer(target: Target, data: bytes, half_close: bool = True, pace: float = 0.0,
+                wait: float | None = None) -> str:
+    """Sends raw bytes to the REST port (one byte per `pace` seconds if given) and reads the answer:
+    "HTTP <code>", "closed" (connection closed without an answer) or "no answer" (nothing within `wait`)."""
+    wait = target.timeout_seconds + 10.0 if wait is None else wait
+    with socket.create_connection((target.host, target.rest_port), timeout=wait) as sock:
+        try:
+            if pace:
+                for index in range(len(data)):
+                    sock.sendall(data[index:index + 1])
+                    time.sleep(pace)
+            else:
+                sock.sendall(data)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server closed first; read what it said
+        try:
+            head = sock.recv(64)
+        except TimeoutError:
+            return "no answer"
+        except OSError:
+            return "closed"
+    if not head:
+        return "closed"
+    parts = head.split(b" ", 2)
+    return f"HTTP {parts[1].decode()}" if head.startswith(b"HTTP/") and len(parts) > 1 else f"garbage {head[:20]!r}"
+
+
+def http_post(path: str, body: bytes, headers: dict | None = None) -> bytes:
+    """A raw POST request with a correct Content-Length unless `headers` replace it."""
+    fields = {"Host": "localhost", "Content-Type": "application/json", "Content-Length": str(len(body))}
+    fields.update(headers or {})
+    lines = [f"POST {path} HTTP/1.1"] + [f"{key}: {value}" for key, value in fields.items() if value is not None]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+# --- requests -----------------------------------------------------------------------------------------------------
+
+
+def valid_inputs(target: Target, rows: int = 1) -> dict[str, np.ndarray]:
+    size = target.image_size
+    mask = np.zeros([rows, size, size, 1], np.float32)
+    mask[:, size // 4:3 * size // 4, size // 4:3 * size // 4] = 1.0
+    rng = np.random.default_rng(rows)
+    return {"source": rng.integers(0, 256, [rows, size, size, 3], dtype=np.uint8),
+            "exemplar": rng.integers(0, 256, [rows, size, size, 3], dtype=np.uint8),
+            "mask": mask, "attributes": np.ones([rows, target.num_attributes], np.float32)}
+
+
+def predict_request(inputs: dict, signature: str = "edit_filtered") -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = "ebgan", signature
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(value if isinstance(value, tensor_pb2.TensorProto)
+                                     else tf.make_tensor_proto(value))
+    return request
+
+
+def declared(dtype: int, dims: list[int], **values) -> tensor_pb2.TensorProto:
+    """A TensorProto with a declared shape and whatever values are given (possibly fewer than declared)."""
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims])
+    return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, **values)
+
+
+def _with(target: Target, rows: int = 1, **changes) -> predict_pb2.PredictRequest:
+    inputs = valid_inputs(target, rows)
+    for key, change in changes.items():
+        inputs[key] = change(inputs[key]) if callable(change) else change
+    return predict_request(inputs)
+
+
+def _poisoned(name: str, value: float) -> Callable[[np.ndarray], np.ndarray]:
+    def poison(array: np.ndarray) -> np.ndarray:
+        array = array.copy()
+        array.flat[array.size // 2] = value
+        return array
+    return poison
+
+
+def rest_body(target: Target, rows: int = 1, **extra) -> bytes:
+    columns = {key: value.tolist() for key, value in valid_inputs(target, rows).items()}
+    return json.dumps({"signature_name": "edit_filtered", "inputs": columns, **extra}).encode()
+
+
+# --- the cases ----------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    kind: str  # the class of the case, a row of the figure
+    name: str
+    send: Callable[[Target], str]
+    expected: frozenset[str]
+
+
+def _grpc(kind: str, name: str, build: Callable[[Target], predict_pb2.PredictRequest], *expected: str) -> Case:
+    return Case(kind, name, lambda target: grpc_answer(target, build(target)), frozenset(expected))
+
+
+def _rest(kind: str, name: str, send: Callable[[Target], str], *expected: str) -> Case:
+    return Case(kind, name, send, frozenset(expected))
+
+
+PREDICT = "/v1/models/ebgan:predict"
+U8, F32 = types_pb2.DT_UINT8, types_pb2.DT_FLOAT
+
+
+def _amplified(target: Target) -> predict_pb2.PredictRequest:
+    size, rows = target.image_size, 4096
+    return predict_request({"source": declared(U8, [rows, size, size, 3], int_val=[0]),
+                            "exemplar": declared(U8, [rows, size, size, 3], int_val=[0]),
+                            "mask": declared(F32, [rows, size, size, 1], float_val=[1.0]),
+                            "attributes": declared(F32, [rows, target.num_attributes], float_val=[1.0])})
+
+
+def _slow_headers(target: Target) -> str:
+    return rest_answer(target, b"GET /v1/models/ebgan HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200,
+                       half_close=False, pace=0.05, wait=target.timeout_seconds * 3 + 5)
+
+
+def _idle_keep_alive(target: Target) -> str:
+    """One good request, then silence on the kept-alive connection: the server must close it."""
+    with socket.create_connection((target.host, target.rest_port), timeout=target.timeout_seconds * 3 + 5) as sock:
+        sock.sendall(b"GET /v1/models/ebgan HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return "closed" if received.startswith(b"HTTP/1.1 200") else "closed before answering"
+                received += chunk
+        except TimeoutError:
+            return "no answer" if not received else "kept open"
+
+
+def _too_many_connections(target: Target) -> str:
+    """Holds every REST connection slot open with silent clients; one more connection gets the answer."""
+    held = [socket.create_connection((target.host, target.rest_port)) for _ in range(target.max_rest_connections)]
+    try:
+        time.sleep(0.3)
+        return rest_answer(target, b"GET /v1/models/ebgan HTTP/1.1\r\nHost: x\r\n\r\n", wait=5.0)
+    finally:
+        for sock in held:
+            sock.close()
+
+
+CASES: tuple[Case, ...] = (
+    _grpc("well-formed requests", "gRPC edit_filtered, 2 rows", lambda t: _with(t, 2), "OK"),
+    _rest("well-formed requests", "REST edit_filtered, 2 rows",
+          lambda t: rest_answer(t, http_post(PREDICT, rest_body(t, 2))), "HTTP 200"),
+    _rest("well-formed requests", "REST model status", lambda t: rest_answer(
+        t, b"GET /v1/models/ebgan HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP 200"),
+    _grpc("declared sizes (gRPC)", "4096 rows declared, one value each", _amplified, "INVALID_ARGUMENT"),
+    _grpc("declared sizes (gRPC)", "dimension 2^40", lambda t: _with(
+        t, source=declared(U8, [2 ** 40, t.image_size, t.image_size, 3], int_val=[0])), "INVALID_ARGUMENT"),
+    _grpc("declared sizes (gRPC)", "negative dimension", lambda t: _with(
+        t, source=declared(U8, [-1, t.image_size, t.image_size, 3], int_val=[0])), "INVALID_ARGUMENT"),
+    _grpc("declared sizes (gRPC)", "tensor_content of 5 bytes for float32", lambda t: _with(
+        t, mask=declared(F32, [1, t.image_size, t.image_size, 1], tensor_content=b"12345")), "INVALID_ARGUMENT"),
+    _grpc("declared sizes (gRPC)", "rows over --max_batch_rows, every value sent",
+          lambda t: _with(t, t.max_batch_rows + 1), "RESOURCE_EXHAUSTED"),
+    _grpc("value ranges (gRPC)", "uint8 int_val 300", lambda t: _with(
+        t, source=declared(U8, [1, t.image_size, t.image_size, 3], int_val=[300] * (t.image_size ** 2 * 3))),
+        "INVALID_ARGUMENT"),
+    _grpc("value ranges (gRPC)", "uint8 int_val -1", lambda t: _with(
+        t, source=declared(U8, [1, t.image_size, t.image_size, 3], int_val=[-1] * (t.image_size ** 2 * 3))),
+        "INVALID_ARGUMENT"),
+    *(_grpc("value ranges (gRPC)", f"{name} = {value}", lambda t, name=name, value=value: _with(
+        t, **{name: _poisoned(name, value)}), "INVALID_ARGUMENT")
+      for name, value in (("attributes", float("nan")), ("attributes", float("inf")), ("attributes", 1e30),
+                          ("attributes", -1.0), ("mask", float("nan")), ("mask", float("-inf")), ("mask", 2.0))),
+    _grpc("value ranges (gRPC)", "unknown signature", lambda t: predict_request(valid_inputs(t), "nope"),
+          "NOT_FOUND"),
+    _rest("REST framing", "Content-Length: -1, half-close", lambda t: rest_answer(
+        t, http_post(PREDICT, rest_body(t), {"Content-Length": "-1"})), "HTTP 400"),
+    _rest("REST framing", "two conflicting Content-Length", lambda t: rest_answer(
+        t, http_post(PREDICT, rest_body(t)).replace(b"\r\n\r\n", b"\r\nContent-Length: 3\r\n\r\n", 1)),
+        "HTTP 400"),
+    _rest("REST framing", "Content-Length: abc", lambda t: rest_answer(
+        t, http_post(PREDICT, b"{}", {"Content-Length": "abc"})), "HTTP 400"),
+    _rest("REST framing", "no Content-Length", lambda t: rest_answer(
+        t, http_post(PREDICT, b"{}", {"Content-Length": None})), "HTTP 400"),
+    _rest("REST framing", "chunked body", lambda t: rest_answer(t, http_post(
+        PREDICT, b"2\r\n{}\r\n0\r\n\r\n", {"Content-Length": None, "Transfer-Encoding": "chunked"})), "HTTP 400"),
+    _rest("REST framing", "Content-Length over --max_message_bytes", lambda t: rest_answer(t, http_post(
+        PREDICT, b"{}", {"Content-Length": str(t.max_message_bytes + 1)}), half_close=False), "HTTP 413"),
+    _rest("REST framing", "body shorter than Content-Length, half-close", lambda t: rest_answer(
+        t, http_post(PREDICT, b"{}", {"Content-Length": "100"})), "HTTP 400"),
+    _rest("REST body", "JSON nested 50000 deep", lambda t: rest_answer(
+        t, http_post(PREDICT, b"[" * 50000 + b"]" * 50000)), "HTTP 400"),
+    _rest("REST body", "signature_name is a list", lambda t: rest_answer(
+        t, http_post(PREDICT, rest_body(t, signature_name=["edit"]))), "HTTP 400"),
+    _rest("REST body", "not JSON", lambda t: rest_answer(t, http_post(PREDICT, b"{nope")), "HTTP 400"),
+    _rest("REST body", "NaN attribute", lambda t: rest_answer(t, http_post(
+        PREDICT, rest_body(t).replace(b'"attributes": [[1.0', b'"attributes": [[NaN'))), "HTTP 400"),
+    _rest("REST body", "rows over --max_batch_rows", lambda t: rest_answer(
+        t, http_post(PREDICT, rest_body(t, t.max_batch_rows + 1))), "HTTP 413"),
+    _rest("REST protocol", "HTTP/0.9 'GET /v1/models/ebgan'", lambda t: rest_answer(
+        t, b"GET /v1/models/ebgan\r\n", half_close=False), "HTTP 400"),
+    _rest("REST protocol", "DELETE method", lambda t: rest_answer(
+        t, b"DELETE /v1/models/ebgan HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP 405"),
+    _rest("REST protocol", "request line of 70000 bytes", lambda t: rest_answer(
+        t, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n"), "HTTP 414"),
+    _rest("slow and silent clients (REST)", "headers at one byte per 50 ms", _slow_headers, "HTTP 408"),
+    _rest("slow and silent clients (REST)", "silent connection", lambda t: rest_answer(
+        t, b"", half_close=False), "HTTP 408"),
+    _rest("slow and silent clients (REST)", "short body, connection kept open", lambda t: rest_answer(
+        t, http_post(PREDICT, b"{}", {"Content-Length": "100"}), half_close=False), "HTTP 408"),
+    _rest("slow and silent clients (REST)", "idle keep-alive after a request", _idle_keep_alive, "closed"),
+    _rest("slow and silent clients (REST)", "one connection over --rest_max_connections",
+          _too_many_connections, "HTTP 503"),
+)
+
+
+# --- fuzzing strategies -------------------------------------------------------------------------------------------
+
+_DTYPES = [types_pb2.DT_UINT8, types_pb2.DT_FLOAT, types_pb2.DT_INT32, types_pb2.DT_INT64, types_pb2.DT_STRING,
+           types_pb2.DT_HALF, types_pb2.DT_BOOL, types_pb2.DT_DOUBLE, types_pb2.DT_INVALID, 999]
+_INPUT_NAMES = ["source", "exemplar", "mask", "attributes", "other"]
+
+
+@st.composite
+def tensor_protos(draw) -> tensor_pb2.TensorProto:
+    """Any TensorProto a careless or hostile client could send: dtypes, shapes and value fields at random."""
+    dims = draw(st.lists(st.integers(-5, 40) | st.sampled_from([2 ** 31, 2 ** 40, 2 ** 62]), max_size=5))
+    values = draw(st.sampled_from(["none", "tensor_content", "int_val", "float_val", "string_val", "int64_val",
+                                   "half_val", "bool_val"]))
+    content = {}
+    if values == "tensor_content":
+        content["tensor_content"] = draw(st.binary(max_size=2048))
+    elif values in ("int_val", "half_val"):
+        content[values] = draw(st.lists(st.integers(-2 ** 31, 2 ** 31 - 1), max_size=64))
+    elif values == "int64_val":
+        content[values] = draw(st.lists(st.integers(-2 ** 63, 2 ** 63 - 1), max_size=64))
+    elif values == "float_val":
+        content[values] = draw(st.lists(st.floats(width=32), max_size=64))
+    elif values == "string_val":
+        content[values] = draw(st.lists(st.binary(max_size=16), max_size=8))
+    elif values == "bool_val":
+        content[values] = draw(st.lists(st.booleans(), max_size=64))
+    proto = declared(draw(st.sampled_from(_DTYPES)), dims, **content)
+    proto.tensor_shape.unknown_rank = not dims and draw(st.booleans())
+    return proto
+
+
+@st.composite
+def fuzzed_requests(draw, target: Target) -> predict_pb2.PredictRequest:
+    """A valid edit_filtered request with some inputs replaced, dropped or added at random."""
+    request = predict_request(valid_inputs(target, draw(st.integers(1, 3))),
+                              draw(st.sampled_from(["edit_filtered", "edit", "metadata", ""])))
+    for name in draw(st.lists(st.sampled_from(_INPUT_NAMES), max_size=3, unique=True)):
+        if draw(st.booleans()) and name in request.inputs:
+            del request.inputs[name]
+        else:
+            request.inputs[name].CopyFrom(draw(tensor_protos()))
+    return request
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=8),
+                     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children,
+                                                                                       max_size=4), max_leaves=30)
+
+
+@st.composite
+def fuzzed_bodies(draw, target: Target) -> bytes:
+    """A REST predict body: random JSON, or a valid body with fields replaced by random JSON."""
+    if draw(st.booleans()):
+        return json.dumps(draw(_JSON)).encode()
+    body = json.loads(rest_body(target, draw(st.integers(1, 2))))
+    for key in draw(st.lists(st.sampled_from(["signature_name", "inputs", "instances", "source", "mask",
+                                              "attributes"]), max_size=3, unique=True)):
+        where = body["inputs"] if key in ("source", "mask", "attributes") else body
+        if isinstance(where, dict):
+            where[key] = draw(_JSON)
+    return json.dumps(body).encode()
+
+
+def fuzz(target: Target, examples: int, record: Callable[[str, str], None]) -> None:
+    """Sends `examples` fuzzed gRPC requests and REST bodies; `record(kind, answer)` gets every answer."""
+    quiet = settings(max_examples=examples, deadline=None, database=None,
+                     suppress_health_check=list(HealthCheck))
+
+    @quiet
+    @given(fuzzed_requests(target))
+    def grpc_cases(request):
+        record("fuzzed gRPC requests (hypothesis)", grpc_answer(target, request))
+
+    @quiet
+    @given(fuzzed_bodies(target))
+    def rest_cases(body):
+        record("fuzzed REST JSON bodies (hypothesis)", rest_answer(target, http_post(PREDICT, body)))
+
+    grpc_cases()
+    rest_cases()
+
+
+# --- the figure -------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    """Serves an untrained tiny Att-EBGAN (batching off, then on), tries every case and 200 fuzzed requests of
+    each kind on each, and prints a markdown table: class, cases tried, how they were answered."""
+    from serving import limits, server, server_config
+    from tests.helpers.served_models import export_untrained_att_ebgan
+    from tests.helpers.tiny import IMAGE_SIZE
+
+    answers: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    with tempfile.TemporaryDirectory() as base:
+        path = export_untrained_att_ebgan(base)
+        with open(f"{path}/assets/attributes.txt") as handle:
+            num_attributes = len(handle.read().split())
+        request_limits = limits.RequestLimits(max_batch_rows=8, max_message_bytes=8 * 1024 * 1024,
+                                              header_timeout_seconds=1.0, body_timeout_seconds=1.0,
+                                              idle_timeout_seconds=1.0, max_rest_connections=8)
+        for batching in (None, server_config.BatchingOptions(max_batch_size=8, batch_timeout_micros=2000)):
+            options = server_config.ServerOptions(
+                models=(server_config.ModelSource("ebgan", f"{base}/ebgan"),), port=0, rest_api_port=0,
+                batching=batching, file_system_poll_wait_seconds=0, limits=request_limits)
+            running = server.ModelServer(options).start()
+            try:
+                target = Target(running.port, running.rest_port, IMAGE_SIZE, num_attributes, request_limits.max_batch_rows,
+                                request_limits.max_message_bytes, 1.0, request_limits.max_rest_connections)
+                for case in CASES:
+                    answers[case.kind][case.send(target)] += 1
+                fuzz(target, 200, lambda kind, answer: answers[kind].update([answer]))
+            finally:
+                running.stop()
+    print("| class of request | tried | answers |")
+    print("|---|---|---|")
+    for kind, counter in answers.items():
+        text = ", ".join(f"{answer} x{count}" for answer, count in counter.most_common())
+        print(f"| {kind} | {sum(counter.values())} | {text} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
