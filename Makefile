@@ -33,7 +33,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
-# The developer's loop: every test but those marked slow, on two workers (about a minute and a half).
+# The developer's loop: every test but those marked slow, on two workers (docs/development.md).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q --fast -n 2 tests
 

@@ -27,17 +27,20 @@ def test_convolution_flops_formula():
     assert convolution_flops([2, 8, 8, 4], [3, 3, 3, 4]) == CONV1
 
 
+@pytest.mark.slow
 def test_forward_flops_of_a_tiny_model():
     model = tiny_model()
     assert function_flops(model, IMAGE) == CONV1 + CONV2 + DENSE
 
 
+@pytest.mark.slow
 def test_tf_profiler_agrees_on_the_forward_graph_up_to_bias_adds():
     model = tiny_model()
     bias_adds = 2 * 8 * 8 * 4 + 2 * 4 * 4 * 6 + 2 * 5
     assert profiler_float_ops(model, IMAGE) == CONV1 + CONV2 + DENSE + bias_adds
 
 
+@pytest.mark.slow
 def test_training_step_counts_both_gradients():
     model = tiny_model()
 

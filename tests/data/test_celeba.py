@@ -42,6 +42,7 @@ def copy_of(extracted, tmp_path):
     return target
 
 
+@pytest.mark.slow
 def test_examples_match_the_files_line_for_line(extracted):
     attributes = _rows(os.path.join(extracted, celeba.ATTR_FILE), 2)
     landmarks = _rows(os.path.join(extracted, celeba.LANDMARKS_FILE), 2)
@@ -80,6 +81,7 @@ def test_fixture_is_deterministic_by_seed(tmp_path):
     assert read("a") == read("b") != read("c")
 
 
+@pytest.mark.slow
 def test_split_membership_and_expressions(extracted):
     partition = [int(row[1]) for row in _rows(os.path.join(extracted, celeba.PARTITION_FILE), 0)]
     everything = [_example_arrays(e)[2] for e in celeba.load_examples(extracted, "train+validation+test")]
@@ -100,6 +102,7 @@ def test_attribute_subsets(extracted):
         celeba.load_examples(extracted, "test", attribute_names=["Smiling", "Smile"])
 
 
+@pytest.mark.slow
 def test_crop_and_landmark_transform_through_the_pipeline(extracted):
     assert pipeline.default_crop("celeb_a") == celeba.CROP == (26, 3, 170, 170)
     top, left, height, width = celeba.CROP
@@ -141,6 +144,7 @@ def test_find_celeba_lists_missing_files_and_places(tmp_path):
         celeba.find_celeba(str(tmp_path / "nowhere"))
 
 
+@pytest.mark.slow
 def test_official_drive_layout_is_found(copy_of):
     for item, subdir in celeba.EXTRACTED_ITEMS.items():
         os.makedirs(os.path.join(copy_of, subdir), exist_ok=True)
@@ -173,12 +177,14 @@ def _edit_line(path: str, number: int, edit) -> None:
     (celeba.PARTITION_FILE, 9, lambda s: s[:-1] + "3", r"list_eval_partition.txt line 9: partition must be 0"),
     (celeba.PARTITION_FILE, 8, lambda s: "999999.jpg 0", r"list_attr_celeba.txt has no row for 999999.jpg.*line 8"),
 ])
+@pytest.mark.slow
 def test_malformed_annotation_files_name_file_and_line(copy_of, file_name, line, edit, message):
     _edit_line(os.path.join(copy_of, file_name), line, edit)
     with pytest.raises(ValueError, match=message):
         celeba.load_examples(copy_of, "train")
 
 
+@pytest.mark.slow
 def test_windows_line_endings_parse_the_same(copy_of, extracted):
     for name in (celeba.ATTR_FILE, celeba.LANDMARKS_FILE, celeba.PARTITION_FILE):
         path = os.path.join(copy_of, name)
@@ -188,6 +194,7 @@ def test_windows_line_endings_parse_the_same(copy_of, extracted):
     assert got == [_example_arrays(e)[1:] for e in celeba.load_examples(extracted, "train")]
 
 
+@pytest.mark.slow
 def test_listed_but_absent_image_is_an_error_naming_file_and_line(copy_of):
     os.remove(os.path.join(copy_of, "img_align_celeba", "000003.jpg"))
     with pytest.raises(FileNotFoundError, match=r"1 image\(s\) listed in .*list_eval_partition.txt are missing"
@@ -198,6 +205,7 @@ def test_listed_but_absent_image_is_an_error_naming_file_and_line(copy_of):
         celeba.prepare(copy_of)
 
 
+@pytest.mark.slow
 def test_corrupt_jpegs_are_skipped_with_a_counted_warning(copy_of, extracted, caplog):
     image_dir = os.path.join(copy_of, "img_align_celeba")
     truncated = os.path.join(image_dir, "000002.jpg")
@@ -240,6 +248,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(download_manager.DownloadManager, "_download", refuse)
 
 
+@pytest.mark.slow
 def test_tfds_form_rejects_unofficial_files_without_downloading(tmp_path, no_network):
     make_celeba_fixture(str(tmp_path), num_images=4, form="tfds_manual")
     assert celeba.find_celeba(str(tmp_path)).form == "tfds_manual"
@@ -248,6 +257,7 @@ def test_tfds_form_rejects_unofficial_files_without_downloading(tmp_path, no_net
         celeba.load_examples(str(tmp_path), "train")
 
 
+@pytest.mark.slow
 def test_tfds_form_reads_official_files_offline_like_the_extracted_form(tmp_path, no_network, monkeypatch):
     """With the fixture's checksums registered in place of the official ones (standing in for the real files),
     tfds' own celeb_a builder reads the manual dir offline and yields what the extracted form yields."""
@@ -271,6 +281,7 @@ def test_tfds_form_reads_official_files_offline_like_the_extracted_form(tmp_path
     assert os.path.isdir(tmp_path / "tfds" / "celeb_a" / "2.1.0")
 
 
+@pytest.mark.slow
 def test_images_stay_with_their_labels_when_order_is_not_deterministic(extracted):
     def pairs(examples: tf.data.Dataset) -> dict:
         return {arrays[0].tobytes(): arrays[1:] for arrays in map(_example_arrays, examples)}

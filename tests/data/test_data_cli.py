@@ -26,6 +26,7 @@ def run_main(*args: str) -> int:
     return run_in_process(data.main, data.define_flags, ["ebgan-data", *args])
 
 
+@pytest.mark.slow
 def test_help_explains_every_flag_and_the_subcommands():
     result = run_subprocess("--help")
     for word in ("prepare", "preview", "--dataset", "--data_dir", "--image_size", "--num_train", "--num_validation",
@@ -42,6 +43,7 @@ def test_help_explains_every_flag_and_the_subcommands():
     (["preview", "--data_dir=/tmp"], "--out is required"),
     (["prepare", "--dataset=celeb_a", "--data_dir=/tmp", "--num_train=5"], "synthetic_faces only"),
 ])
+@pytest.mark.slow
 def test_errors_print_one_line_and_exit_1(args, message):
     result = run_subprocess(*args)
     assert result.returncode == 1
@@ -63,6 +65,7 @@ def test_celeba_prepare_says_what_is_missing(tmp_path, capsys):
     assert "list_attr_celeba.txt" in error and "Traceback" not in error
 
 
+@pytest.mark.slow
 def test_preview_writes_a_labelled_grid(tmp_path, monkeypatch, capsys):
     calls = []
 
@@ -81,6 +84,7 @@ def test_preview_writes_a_labelled_grid(tmp_path, monkeypatch, capsys):
     assert f"Wrote {out}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_preview_with_too_few_examples(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pipeline, "load_examples", lambda *args: make_examples(3, 32, 32))
     assert run_main("preview", f"--data_dir={tmp_path}", "--num=4", f"--out={tmp_path / 'g.png'}") == 1
@@ -88,6 +92,7 @@ def test_preview_with_too_few_examples(tmp_path, monkeypatch, capsys):
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_prepare_and_preview_through_the_real_builder(tmp_path, capsys):
     pytest.importorskip("ebgan_tf.data.synthetic_faces")
     data_dir = tmp_path / "data"

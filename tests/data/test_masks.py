@@ -61,6 +61,7 @@ def test_unknown_region_lists_the_valid_ones():
 
 
 @pytest.mark.parametrize("region", ["mouth", "eyes", "nose"])
+@pytest.mark.slow
 def test_jitter_changes_the_mask_keeps_its_landmarks_and_is_deterministic(region):
     exact = masks.region_mask(LANDMARKS, region, SIZE).numpy()
     jittered = [masks.random_region_mask(LANDMARKS, region, SIZE, seed=[7, i]).numpy() for i in range(20)]
@@ -72,6 +73,7 @@ def test_jitter_changes_the_mask_keeps_its_landmarks_and_is_deterministic(region
     np.testing.assert_array_equal(again, jittered[3])
 
 
+@pytest.mark.slow
 def test_jitter_bounds_limit_the_mask_area():
     area = masks.region_mask(LANDMARKS, "mouth", SIZE).numpy().sum()
     for i in range(20):
@@ -142,6 +144,7 @@ def test_full_mask_image_warns(tmp_path):
     assert any("whole image" in str(warning.message) for warning in caught)
 
 
+@pytest.mark.slow
 def test_masks_cover_the_landmarks_of_rendered_faces():
     synthetic = pytest.importorskip("ebgan_tf.data.synthetic")
     for seed in range(12):

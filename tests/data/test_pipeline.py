@@ -19,6 +19,7 @@ def batches(examples: tf.data.Dataset, count: int, **kwargs) -> list[dict[str, n
     return [{key: value.numpy() for key, value in batch.items()} for batch in dataset.take(count)]
 
 
+@pytest.mark.slow
 def test_batch_shapes_dtypes_and_ranges():
     batch = batches(make_examples(20), 1)[0]
     assert {key: value.shape for key, value in batch.items()} == {
@@ -44,6 +45,7 @@ def test_no_attributes():
     assert batch["source_attributes"].shape == batch["exemplar_attributes"].shape == (8, 0)
 
 
+@pytest.mark.slow
 def test_drop_remainder_and_no_repeat():
     result = batches(make_examples(20), 10, training=False, repeat=False)
     assert len(result) == 2 and all(batch["source"].shape[0] == 8 for batch in result)
@@ -68,11 +70,13 @@ def test_pairing_exemplars_are_rows_of_the_batch_and_attributes_follow():
     assert 0.15 < same_rows / total_rows < 0.35  # 640 rows at share 0.25
 
 
+@pytest.mark.slow
 def test_pairing_without_same_share_never_pairs_a_row_with_itself():
     for batch in batches(make_examples(32), 5, same_exemplar_share=0.0, image_size=64):
         assert np.all(row_ids(batch["source"]) != row_ids(batch["exemplar"]))
 
 
+@pytest.mark.slow
 def test_deterministic_mode_repeats_exactly():
     examples = make_examples(24)
     first = batches(examples, 3, deterministic=True, seed=None, regions=("mouth", "eyes"))
@@ -84,12 +88,14 @@ def test_deterministic_mode_repeats_exactly():
     assert any(not np.array_equal(a["source"], b["source"]) for a, b in zip(first, other))
 
 
+@pytest.mark.slow
 def test_masks_match_the_source_landmarks():
     batch = batches(make_examples(16), 1, training=False, regions=("mouth",))[0]
     for mask, landmarks in zip(batch["mask"], batch["source_landmarks"]):
         np.testing.assert_array_equal(mask, masks.region_mask(landmarks, "mouth", 32).numpy())
 
 
+@pytest.mark.slow
 def test_training_jitters_masks_and_samples_every_region():
     batch = batches(make_examples(16), 1, training=True, regions=("mouth", "eyes"), batch_size=16)[0]
     exact = {region: [masks.region_mask(lm, region, 32).numpy() for lm in batch["source_landmarks"]]
@@ -117,6 +123,7 @@ def test_crop_and_resize_transforms_landmarks():
     np.testing.assert_allclose([xs.mean() + 0.5, ys.mean() + 0.5], [3.5, 6.0], atol=0.5)
 
 
+@pytest.mark.slow
 def test_crop_in_the_pipeline_and_encoded_images():
     examples = make_examples(8, height=80, width=64, encoded=True)
     plain = make_examples(8, height=80, width=64)

@@ -42,6 +42,7 @@ def test_attributes_are_balanced():
         assert 0.15 <= share <= 0.6, (name, share)
 
 
+@pytest.mark.slow
 def test_render_is_deterministic_and_seeds_differ():
     first = synthetic.render_face(synthetic.sample_face(3), SIZE)
     again = synthetic.render_face(synthetic.sample_face(3), SIZE)
@@ -55,6 +56,7 @@ def test_render_is_deterministic_and_seeds_differ():
 
 @pytest.mark.parametrize("name", [name for name in synthetic.RENDERED_ATTRIBUTES
                                   if name not in synthetic.DERIVED_ATTRIBUTES + synthetic.HAIR_COLOURS])
+@pytest.mark.slow
 def test_attribute_changes_pixels_only_inside_its_region(name):
     region = synthetic.ATTRIBUTE_REGIONS[name]
     for seed in SEEDS:
@@ -74,6 +76,7 @@ def test_region_attributes_cover_the_config():
 
 
 @pytest.mark.parametrize("colour", synthetic.HAIR_COLOURS)
+@pytest.mark.slow
 def test_hair_colour_changes_only_hair_outside_the_face(colour):
     params = synthetic.sample_face(5)
     other = next(name for name in synthetic.HAIR_COLOURS if name != colour)
@@ -98,6 +101,7 @@ def test_with_attributes_keeps_labels_consistent():
         synthetic.with_attributes(params, {"Blond_Hair": True, "Gray_Hair": True})
 
 
+@pytest.mark.slow
 def test_landmarks_lie_on_the_drawn_parts():
     for seed in SEEDS:
         params = synthetic.with_attributes(synthetic.sample_face(seed), {"Eyeglasses": False, "Bangs": False})
@@ -127,6 +131,7 @@ def test_landmarks_follow_the_pose():
 
 
 @pytest.mark.parametrize("region", config.REGIONS)
+@pytest.mark.slow
 def test_swap_keeps_a_outside_its_region_and_takes_b_inside(region):
     face_a, face_b = synthetic.sample_face(10), synthetic.sample_face(11)
     original = synthetic.render_face(face_a, SIZE)
@@ -183,6 +188,7 @@ def _examples(data_dir, split):
     return list(dataset.as_numpy_iterator())
 
 
+@pytest.mark.slow
 def test_builder_schema(prepared):
     data_dir, builder = prepared
     assert builder.name == "synthetic_faces" and builder.builder_config.name == "32_8_4_4"
@@ -198,6 +204,7 @@ def test_builder_schema(prepared):
     assert np.asarray(example["seed"]).dtype == np.int64
 
 
+@pytest.mark.slow
 def test_builder_examples_rerender_from_their_seed(prepared):
     data_dir, _ = prepared
     for example in _examples(data_dir, "validation"):
@@ -210,6 +217,7 @@ def test_builder_examples_rerender_from_their_seed(prepared):
         assert example["style"]["mouth_width"] == pytest.approx(params.style["mouth_width"])
 
 
+@pytest.mark.slow
 def test_builder_is_deterministic_and_splits_are_disjoint(prepared, tmp_path):
     data_dir, _ = prepared
     seeds = {split: [int(example["seed"]) for example in _examples(data_dir, split)]

@@ -50,6 +50,7 @@ def files(tmp_path, photo) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("extension, image_format", [("png", "PNG"), ("jpg", "JPEG")])
+@pytest.mark.slow
 def test_edits_a_photo_into_the_same_size_and_format(model, editor, files, photo, capsys, extension, image_format):
     source = files[extension]
     assert ebgan_edit(f"--model={model}", f"--source={source}", f"--exemplar={files['exemplar']}",
@@ -69,6 +70,7 @@ def test_edits_a_photo_into_the_same_size_and_format(model, editor, files, photo
         assert np.abs(result - original)[outside].mean() < 1.5
 
 
+@pytest.mark.slow
 def test_a_mask_image_in_photo_coordinates(model, editor, files, photo, tmp_path):
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[130:150, 170:190] = 255  # around the nose
@@ -84,6 +86,7 @@ def test_a_mask_image_in_photo_coordinates(model, editor, files, photo, tmp_path
     assert cols.min() >= 170 - band and cols.max() < 190 + band and changed.sum() < (20 + 2 * band) ** 2
 
 
+@pytest.mark.slow
 def test_an_aligned_source_with_a_photo_exemplar(model, editor, files, tmp_path):
     source = synthetic.render_face(synthetic.sample_face(3), TINY_SIZE).image
     images.save_image(tmp_path / "aligned.png", source)
@@ -107,6 +110,7 @@ def test_list_faces_prints_every_face_largest_first_without_a_model(tmp_path, ca
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "L", "P", "I;16", "exif"])
+@pytest.mark.slow
 def test_photos_in_any_mode_and_orientation_are_read(photo, tmp_path, capsys, mode):
     path = str(tmp_path / ("photo.jpg" if mode == "exif" else "photo.png"))
     if mode == "exif":  # stored rotated, with the EXIF tag that turns it upright
@@ -143,6 +147,7 @@ def _huge_png(path: str) -> None:
     ("align_none", "without alignment it must be the model's size 32x32"),
     ("no_model", "Missing --model"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_a_clear_error_and_writes_nothing(model, files, tmp_path, capsys, case, message):
     source, exemplar, out = files["png"], files["exemplar"], str(tmp_path / "out.png")
     extra = ["--region=mouth"]

@@ -35,6 +35,7 @@ def info(variant: str = "att_ebgan") -> ModelInfo:
     return ModelInfo(ATTRIBUTES if variant == "att_ebgan" else (), SIZE, variant, template_landmarks(SIZE))
 
 
+@pytest.mark.slow
 def test_model_info_reads_the_metadata_signature(editor, models):
     assert editor.info.attribute_names == ATTRIBUTES
     assert editor.info.image_size == SIZE and editor.info.variant == "att_ebgan"
@@ -71,6 +72,7 @@ def test_region_mask_is_placed_on_the_landmark_template():
     assert info().region_mask(["mouth", "eyes"]).sum() > mask.sum()
 
 
+@pytest.mark.slow
 def test_edit_equals_the_signatures_output(editor, models):
     inputs = random_inputs(3, SIZE, len(ATTRIBUTES), seed=1)
     signatures = tf.saved_model.load(models["att_ebgan"]).signatures

@@ -115,6 +115,7 @@ def test_alignment_with_true_landmarks_recovers_the_known_transform(seed, scale,
 
 @pytest.mark.parametrize("seed, canvas, scale, degrees, shift", [
     (0, 160, 0.5, 8.0, (0.1, 0.05)), (1, 200, 0.45, -5.0, (-0.15, 0.1)), (2, 96, 1.2, -6.0, (0.0, 0.05))])
+@pytest.mark.slow
 def test_aligned_crop_matches_the_face_rendered_at_the_template_to_the_half_pixel(seed, canvas, scale, degrees, shift):
     """Independent of our warp: the renderer draws the same face at another pose and size; aligning it onto the
     template must reproduce the template-pose rendering better than any half-pixel shift of the alignment."""
@@ -145,6 +146,7 @@ DETECTED_CANVASES = [(1, 3.5, 12.0, (20, -30)), (2, 2.9, 13.0, (-40, 10)), (3, 3
 
 
 @pytest.mark.parametrize("seed, scale, degrees, offset", DETECTED_CANVASES)
+@pytest.mark.slow
 def test_mtcnn_landmarks_of_pasted_synthetic_faces_align_within_a_few_pixels(seed, scale, degrees, offset):
     pasted = paste_face(seed, S, scale, degrees, (300, 360), offset)
     found = faces.detect_faces(pasted.image)
@@ -157,6 +159,7 @@ def test_mtcnn_landmarks_of_pasted_synthetic_faces_align_within_a_few_pixels(see
     assert corner_error(crop.matrix, pasted.face_to_canvas) < 4.0  # crop pixels at S = 64 (measured: 1.1 - 2.3)
 
 
+@pytest.mark.slow
 def test_several_faces_are_sorted_largest_first_and_chosen_by_index():
     big, small = paste_face(1, S, 2.4, 0.0, (220, 220)), paste_face(4, S, 1.6, 0.0, (220, 220))
     photo = np.concatenate([small.image, big.image], axis=1)
@@ -169,6 +172,7 @@ def test_several_faces_are_sorted_largest_first_and_chosen_by_index():
         faces.choose_face(found, 2, "group.jpg")
 
 
+@pytest.mark.slow
 def test_no_face_is_a_clear_error():
     flat = np.full([200, 300, 3], 128, np.uint8)
     assert faces.detect_faces(flat) == []
@@ -177,6 +181,7 @@ def test_no_face_is_a_clear_error():
         faces.choose_face(faces.detect_faces(flat), 0, "wall.png")
 
 
+@pytest.mark.slow
 def test_astronaut_landmarks_follow_celeba_order_also_mirrored(astronaut):
     found = faces.detect_faces(astronaut)
     assert len(found) == 1 and found[0].confidence > 0.9
@@ -190,6 +195,7 @@ def test_astronaut_landmarks_follow_celeba_order_also_mirrored(astronaut):
     np.testing.assert_allclose(mirrored, expected, atol=4.0)
 
 
+@pytest.mark.slow
 def test_large_photos_are_detected_at_reduced_size_with_landmarks_in_full_size_pixels(astronaut):
     from PIL import Image
 
@@ -202,6 +208,7 @@ def test_large_photos_are_detected_at_reduced_size_with_landmarks_in_full_size_p
     np.testing.assert_allclose(found[0].landmarks / factor, reference, atol=4.0)
 
 
+@pytest.mark.slow
 def test_detection_loads_bundled_weights_without_network(monkeypatch, astronaut):
     def refuse(*args, **kwargs):
         raise AssertionError("network access")
@@ -254,6 +261,7 @@ def test_paste_back_keeps_clear_of_the_crop_edge(astronaut):
 # ------------------------------------------------------------------------------------------------ editing
 
 
+@pytest.mark.slow
 def test_edit_photo_end_to_end_on_a_real_photo(editor, astronaut):
     assert editor.info.image_size == TINY_SIZE
     result = faces.edit_photo(editor, astronaut, astronaut[:, ::-1].copy(), regions="mouth")
@@ -266,6 +274,7 @@ def test_edit_photo_end_to_end_on_a_real_photo(editor, astronaut):
     assert not np.any(changed & ~allowed_to_change(astronaut.shape[:2], crop.matrix, region, band))
 
 
+@pytest.mark.slow
 def test_edit_photo_with_a_mask_in_photo_coordinates(editor, astronaut):
     face = faces.detect_faces(astronaut)[0]
     mask = np.zeros(astronaut.shape[:2], bool)

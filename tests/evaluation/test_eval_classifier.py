@@ -73,6 +73,7 @@ def test_loading_a_directory_without_a_classifier_says_how_to_make_one(tmp_path)
         load_eval_classifier(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_trains_on_celeba_training_split(tmp_path):
     make_celeba_fixture(str(tmp_path / "celeba"), num_images=20)
     config = EvalClassifierConfig(dataset="celeb_a", image_size=IMAGE_SIZE, attribute_names=("Smiling", "Male"),
