@@ -143,7 +143,8 @@ class EBGANTrainer(keras.Model):
             values["hole_rec"] = losses.hole_reconstruction_loss(source, reconstructed, mask)
             values["g_loss"] += weights.hole_rec * values["hole_rec"]
         values["d_loss"] = values["adv_d"]
-        # Collapse detector: the same value for every example of the batch (trackers average it over steps).
+        # Collapse detector: the same value for every example of the batch (trackers average it over steps; under
+        # several replicas, each replica measures its own part of the batch).
         ones = tf.ones_like(values["rec"])
         gated_code = exemplar_code[..., :exemplar_code.shape[-1] - self.model_config.ungated_code_channels]
         spreads = losses.code_spread(tf.stop_gradient(gated_code if self.spread_names else exemplar_code),

@@ -32,7 +32,7 @@ def data_dir(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("classifier"))
-    config = EvalClassifierConfig(image_size=IMAGE_SIZE, attribute_names=ATTRIBUTES, steps=300, batch_size=32,
+    config = EvalClassifierConfig(image_size=IMAGE_SIZE, attribute_names=ATTRIBUTES, steps=450, batch_size=32,
                                   learning_rate=2e-3)
     return train_eval_classifier(config, data_dir, output_dir, verbose=False), output_dir
 

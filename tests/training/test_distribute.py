@@ -97,4 +97,6 @@ def test_mirrored_on_two_cpus_matches_one_device_after_one_step():
     assert report["replicas"] == 2
     assert report["max_relative_difference"] < 1e-4
     for name, value in report["one_device_logs"].items():
+        if name.startswith("spread"):  # a statistic of each replica's own half batch, not a loss: it may differ
+            continue
         assert report["mirrored_logs"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
