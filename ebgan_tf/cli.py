@@ -125,7 +125,8 @@ def quiet_logging() -> None:
 
 def run_main(main: Callable[[list[str]], int], define_flags: Callable[[], None], module_name: str,
              doc: str | None) -> None:
-    """Defines the command's flags and runs `main` under absl, so that `--help` shows its usage and flags.
+    """Defines the command's flags and runs `main` under absl, so that `--help` shows its usage and flags; library
+    INFO logs are hidden (`quiet_logging`).
 
     A console script's __main__ is a generated wrapper, so absl would otherwise list no flags and no usage.
     """
@@ -133,7 +134,12 @@ def run_main(main: Callable[[list[str]], int], define_flags: Callable[[], None],
     sys.modules["__main__"].__doc__ = f"{doc or ''}\n{LOG_NOTE}\n"
     for flag in flags.FLAGS.get_key_flags_for_module(module_name):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    app.run(main)
+
+    def quiet_main(argv: list[str]) -> int:
+        quiet_logging()
+        return main(argv)
+
+    app.run(quiet_main)
 
 
 def run_in_process(main: Callable[[list[str]], int], define_flags: Callable[[], None], argv: Sequence[str]) -> int:

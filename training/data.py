@@ -21,7 +21,7 @@ from typing import Sequence
 
 from absl import flags
 
-from ebgan_tf.cli import define_data_dir_flag, quiet_logging, reports_errors, run_main
+from ebgan_tf.cli import define_data_dir_flag, reports_errors, run_main
 from ebgan_tf.config import PRESETS, REGIONS, parse_regions
 
 SUBCOMMANDS: tuple[str, ...] = ("prepare", "preview")
@@ -113,7 +113,6 @@ def preview(dataset: str, data_dir: str, split: str | None, regions: tuple[str, 
 def main(argv: Sequence[str]) -> int:
     """Runs one subcommand; user errors print one line on stderr and return 1."""
     from ebgan_tf.data import pipeline  # pylint: disable=import-outside-toplevel
-    quiet_logging()  # keep tensorflow-datasets' progress, not its INFO lines
     if len(argv) != 2 or argv[1] not in SUBCOMMANDS:
         given = " ".join(argv[1:]) or "none"
         raise UsageError(f"Expected one subcommand, {' or '.join(SUBCOMMANDS)} (got: {given}); see --help.")

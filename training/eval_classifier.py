@@ -16,7 +16,7 @@ import os
 
 from absl import flags
 
-from ebgan_tf.cli import (check_no_arguments, define_data_dir_flag, quiet_logging, reports_errors, require_flags,
+from ebgan_tf.cli import (check_no_arguments, define_data_dir_flag, reports_errors, require_flags,
                          run_main)
 from ebgan_tf.config import CELEBA_ATTRIBUTES, validate_attribute_names
 from ebgan_tf.data import pipeline
@@ -48,7 +48,6 @@ FLAGS = flags.FLAGS
 @reports_errors("ebgan-eval-classifier", ValueError, OSError)
 def main(argv: list[str]) -> int:
     check_no_arguments(argv)
-    quiet_logging()
     require_flags("output_dir")
     config = EvalClassifierConfig(
         dataset=FLAGS.dataset, image_size=FLAGS.image_size,

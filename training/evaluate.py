@@ -17,7 +17,7 @@ import os
 
 from absl import flags
 
-from ebgan_tf.cli import (check_at_least_one, check_no_arguments, define_data_dir_flag, quiet_logging,
+from ebgan_tf.cli import (check_at_least_one, check_no_arguments, define_data_dir_flag,
                          reports_errors, require_flags, run_main)
 from ebgan_tf.data import pipeline
 from ebgan_tf.evaluation.evaluate import evaluate_models
@@ -48,7 +48,6 @@ FLAGS = flags.FLAGS
 @reports_errors("ebgan-eval", ValueError, OSError)
 def main(argv: list[str]) -> int:
     check_no_arguments(argv)
-    quiet_logging()
     require_flags("model_dir", "output_dir")
     check_at_least_one({"batch_size": FLAGS.batch_size, "grid_rows": FLAGS.grid_rows})
     report = evaluate_models(

@@ -24,15 +24,13 @@ from ebgan_tf.evaluation.methods import NAIVE_PASTE, Method, model_method, zero_
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks
 from ebgan_tf.evaluation.report import REPORT_FILES, write_report
 from ebgan_tf.runs import RunConfig, save_final_weights, write_config
+from tests.helpers.tiny import TINY_MODEL
 from training import evaluate
 
 IMAGE_SIZE = 32
 NUM_PAIRS = 10
 REGION = "mouth"
 ATTRIBUTES = SYNTHETIC_REGION_ATTRIBUTES[REGION]
-TINY_MODEL = {"image_size": IMAGE_SIZE, "base_width": 8, "max_width": 16, "code_downsamplings": 2,
-              "code_channels_per_attribute": 2, "ebgan_code_channels": 8, "discriminator_width": 8,
-              "classifier_width": 8}
 
 
 @pytest.fixture(scope="module")
