@@ -81,7 +81,7 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
     options.add_argument(f"--user-data-dir={profile}")
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_script_timeout(60)
+    driver.set_script_timeout(120)
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
