@@ -7,8 +7,8 @@ setup(
     version="0.1.0",
     description="Exemplar-based generative facial editing (EBGAN, Att-EBGAN): train, export, serve.",
     python_requires=">=3.10,<3.14",
-    packages=find_packages(include=["ebgan_tf", "ebgan_tf.*", "training", "export", "serving"]),
-    package_data={"serving": ["configs/*"]},
+    packages=find_packages(include=["ebgan_tf", "ebgan_tf.*", "training", "export", "serving", "serving.*"]),
+    package_data={"serving": ["configs/*"], "serving.web": ["static/*"]},
     install_requires=[
         "tensorflow~=2.21.0",
         "keras>=3.15,<4",
@@ -24,7 +24,9 @@ setup(
         "ai-edge-litert>=2.3,<3",
         "mtcnn>=1.0,<2",  # face detection with its weights inside the package (no download)
     ],
-    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "scikit-image>=0.22", "hypothesis>=6.100"]},
+    # selenium drives Debian's chromium in the browser tests of the web editor (.ci/run installs chromium).
+    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "scikit-image>=0.22", "hypothesis>=6.100",
+                            "selenium>=4.20,<5"]},
     entry_points={
         "console_scripts": [
             "ebgan-data=training.data:run",
@@ -35,6 +37,7 @@ setup(
             "ebgan-edit=serving.edit:run",
             "ebgan-serve=serving.main:run",
             "ebgan-client=serving.client:run",
+            "ebgan-web=serving.web.main:run",
         ],
     },
 )

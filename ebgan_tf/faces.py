@@ -204,12 +204,13 @@ def is_aligned_input(image: np.ndarray, size: int, align: str = "auto") -> bool:
 
 
 def face_crop(image: np.ndarray, info: ModelInfo, align: str = "auto", face_index: int = 0,
-              name: str = "image") -> FaceCrop:
+              name: str = "image", faces: Sequence[Face] | None = None) -> FaceCrop:
     """The model-ready crop of one face of `image` (uint8 RGB [H, W, 3]).
 
     `align` (see ALIGN_MODES): "auto" takes an image of exactly the model's size as already aligned (its landmarks
     are the template) and detects the face in any other; "detect" always detects; "none" requires an aligned image.
-    `face_index` picks among the detected faces, largest first.
+    `face_index` picks among the detected faces, largest first. `faces`: the image's faces if already detected
+    (detect once, align for any model later).
     """
     image = _check_rgb(image, name)
     size = info.image_size
@@ -218,7 +219,7 @@ def face_crop(image: np.ndarray, info: ModelInfo, align: str = "auto", face_inde
             raise ValueError(f"{name}: image is {image.shape[0]}x{image.shape[1]}; without alignment it must be "
                              f"the model's size {size}x{size} (leave out --align=none to detect the face).")
         return FaceCrop(image, info.landmark_template, np.eye(2, 3), aligned_input=True)
-    face = choose_face(detect_faces(image), face_index, name)
+    face = choose_face(detect_faces(image) if faces is None else faces, face_index, name)
     return align_face(image, face.landmarks, info.landmark_template, size)
 
 
@@ -327,6 +328,14 @@ def edit_photo(editor: Editor, source: np.ndarray, exemplar: np.ndarray, regions
             raise ValueError(f"The mask is {np.shape(mask)[0]}x{np.shape(mask)[1]}; it must have the size of "
                              f"{names[0]}, {np.shape(source)[0]}x{np.shape(source)[1]} (height x width).")
         crop_mask = mask_to_crop(mask, source_crop, size)
+    return edit_crops(editor, source, source_crop, exemplar_crop, crop_mask, transfer, feather)
+
+
+def edit_crops(editor: Editor, source: np.ndarray, source_crop: FaceCrop, exemplar_crop: FaceCrop,
+               crop_mask: np.ndarray, transfer: np.ndarray | None = None,
+               feather: float = DEFAULT_FEATHER) -> np.ndarray:
+    """Edits aligned crops of the photo `source` and an exemplar with a mask in the source crop ([S, S, 1], > 0.5
+    = edit) and pastes the edit back into `source` (or returns the model's output for an aligned source)."""
     edited = editor.edit(source_crop.image, exemplar_crop.image, crop_mask, transfer)
     if source_crop.aligned_input:
         return edited

@@ -1,0 +1,326 @@
+"""The web editor's server: the page, its assets, and the JSON endpoints, over the standard library's HTTP server.
+
+    GET  /                            the page (static/index.html, app.js, style.css: shipped in the package)
+    GET  /api/models                  models offered: name, version, variant, image size, attributes
+    GET  /api/gallery                 built-in synthetic faces; GET /api/gallery/<n>.png is one of them
+    POST /api/images?field=source     body: an image file -> {"image": id, "width", "height", "faces": [...]}
+    POST /api/gallery/<n>             a built-in face, answered as an upload
+    POST /api/crop                    {"model", "image", "face"} -> the aligned crop and its region masks (PNG)
+    POST /api/edit                    {"model", "source": {"image", "face"}, "exemplar": {...}, "mask" (PNG data
+                                      URL of the aligned crop, light = edit) or "region", "drop": [...]} -> image/png
+
+Faces are detected once, on upload (`ebgan_tf.faces.detect_faces`); an edit aligns the chosen faces for the chosen
+model, edits and pastes back (`ebgan_tf.faces.edit_crops`). Errors are JSON {"error", "field", "kind"} with the
+REST API's statuses: 400 bad input, 404 unknown model or image, 413 too large, 503 model server unreachable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import http.server
+import io
+import json
+import os
+import re
+import threading
+import time
+import urllib.parse
+from typing import Any, Callable
+
+import numpy as np
+from absl import logging
+from PIL import Image
+
+from ebgan_tf import faces
+from ebgan_tf.config import ATT_EBGAN, REGIONS, parse_regions
+from ebgan_tf.data import masks
+from serving.errors import ServingError
+from serving.rest import HTTP_STATUS as REST_STATUS  # the REST API's error mapping, shared
+from serving.web.inputs import GALLERY_SEEDS, ImageStore, StoredImage, WebError, decode_image, decode_mask, gallery_face
+from serving.web.models import ModelSet
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8", ".json": "application/json", ".png": "image/png"}
+SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+                                               "connect-src 'self' blob:; object-src 'none'; frame-ancestors 'none'",
+                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 encodes a 1024 px photo several times faster than 6
+
+
+@dataclasses.dataclass(frozen=True)
+class WebOptions:
+    max_request_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    stored_images: int = 64
+    feather: float = faces.DEFAULT_FEATHER
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def png_data_url(image: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+
+
+def _data_url_bytes(value: Any, field: str) -> bytes:
+    if not isinstance(value, str) or not value.startswith("data:image/png;base64,"):
+        raise WebError(400, "The mask must be a PNG data URL (data:image/png;base64,...).", field)
+    try:
+        return base64.b64decode(value.split(",", 1)[1], validate=True)
+    except binascii.Error:
+        raise WebError(400, "The mask's data URL is not valid base64.", field) from None
+
+
+def _face_json(face: faces.Face) -> dict[str, Any]:
+    return {"box": [round(value, 1) for value in face.box], "confidence": round(face.confidence, 4),
+            "landmarks": np.round(face.landmarks, 1).tolist()}
+
+
+class WebApp:
+    """The endpoints, independent of HTTP: each takes parsed input and returns (content type, body bytes)."""
+
+    def __init__(self, models: ModelSet, options: WebOptions = WebOptions()):
+        self.models = models
+        self.options = options
+        self.store = ImageStore(options.stored_images)
+        self._detect_lock = threading.Lock()  # one MTCNN instance; its calls are not made concurrently
+
+    # -- models and gallery
+
+    def describe_models(self) -> dict[str, Any]:
+        described = []
+        for name in self.models.names:
+            model = self.models.get(name)
+            info = model.info
+            described.append({"name": name, "version": model.version, "variant": info.variant,
+                              "image_size": info.image_size, "attributes": list(info.attribute_names),
+                              "filtering": info.variant == ATT_EBGAN, "path": model.path})
+        return {"default": self.models.default, "models": described, "regions": list(REGIONS)}
+
+    @staticmethod
+    def describe_gallery() -> dict[str, Any]:
+        return {"faces": [{"index": index, "name": f"Built-in face {index + 1}", "url": f"/api/gallery/{index}.png"}
+                          for index in range(len(GALLERY_SEEDS))]}
+
+    # -- images
+
+    def _register(self, image: StoredImage) -> dict[str, Any]:
+        key = self.store.add(image)
+        height, width = image.pixels.shape[:2]
+        return {"image": key, "name": image.name, "width": width, "height": height,
+                "faces": [_face_json(face) for face in image.faces]}
+
+    def upload(self, data: bytes, field: str) -> dict[str, Any]:
+        """Decodes an uploaded photo and detects its faces (once: edits reuse them)."""
+        pixels = decode_image(data, self.options.max_pixels, field)
+        with self._detect_lock:
+            found = faces.detect_faces(pixels)
+        if not found:
+            raise WebError(400, "No face was found in this photo. Use a photo with an upright, unobstructed face at "
+                           "least 20 pixels across.", field, "no_face")
+        return self._register(StoredImage(pixels, tuple(found), field))
+
+    def add_gallery_face(self, index: int) -> dict[str, Any]:
+        return self._register(gallery_face(index))
+
+    # -- crops and edits
+
+    def _crop(self, model, reference: Any, field: str) -> tuple[StoredImage, faces.FaceCrop]:
+        if not isinstance(reference, dict) or not isinstance(reference.get("image"), str):
+            raise WebError(400, f"Add a {field} photo first.", field, "missing")
+        stored = self.store.get(reference["image"], field)
+        index = reference.get("face", 0)
+        if not isinstance(index, int) or not 0 <= index < len(stored.faces):
+            raise WebError(400, f"Face {index} does not exist: the {field} has {len(stored.faces)} face(s).", field)
+        crop = faces.face_crop(stored.pixels, model.info, "detect", index, field, faces=stored.faces)
+        return stored, crop
+
+    def crop(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The aligned crop of one face for the model, with a mask per named region (for the overlay)."""
+        model = self.models.get(body.get("model"))
+        field = body.get("field") if body.get("field") in ("source", "exemplar") else "source"
+        _, crop = self._crop(model, body, field)
+        size = model.info.image_size
+        region_masks = {name: png_data_url((masks.region_mask(crop.landmarks, name, size).numpy()[..., 0] > 0.5)
+                                           .astype(np.uint8) * 255) for name in REGIONS}
+        return {"size": size, "crop": png_data_url(crop.image), "masks": region_masks}
+
+    def edit(self, body: dict[str, Any]) -> tuple[bytes, float]:
+        """Edits the source photo; returns the full-size result as PNG and the milliseconds it took."""
+        started = time.perf_counter()
+        model = self.models.get(body.get("model"))
+        info = model.info
+        source, source_crop = self._crop(model, body.get("source"), "source")
+        _, exemplar_crop = self._crop(model, body.get("exemplar"), "exemplar")
+        if (body.get("mask") is None) == (body.get("region") is None):
+            raise WebError(400, "Pick a region or paint a mask (give exactly one of mask and region).", "mask")
+        if body.get("mask") is not None:
+            crop_mask = decode_mask(_data_url_bytes(body["mask"], "mask"), info.image_size)
+        else:
+            try:
+                regions = parse_regions(body["region"])
+            except ValueError as error:
+                raise WebError(400, str(error), "mask") from None
+            crop_mask = masks.region_mask(source_crop.landmarks, regions, info.image_size).numpy()
+        drop = body.get("drop") or []
+        if not isinstance(drop, list) or not all(isinstance(name, str) for name in drop):
+            raise WebError(400, "drop must be a list of attribute names.", "attributes")
+        if drop and info.variant != ATT_EBGAN:
+            raise WebError(400, f"This is an {info.variant} model: it cannot filter out attributes. Switch every "
+                           "attribute on, or choose an Att-EBGAN model.", "attributes", "no_filtering")
+        try:
+            transfer = info.transfer_vector(drop=drop)
+        except ValueError as error:
+            raise WebError(400, str(error), "attributes") from None
+        edited = faces.edit_crops(model, source.pixels, source_crop, exemplar_crop, crop_mask, transfer,
+                                  self.options.feather)
+        return png_bytes(edited), (time.perf_counter() - started) * 1000
+
+
+_GALLERY_PNG = re.compile(r"^/api/gallery/(\d+)\.png$")
+_GALLERY_ADD = re.compile(r"^/api/gallery/(\d+)$")
+
+
+def _error_body(error: Exception) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON body) of a failed request, in the page's words."""
+    if isinstance(error, WebError):
+        return error.status, {"error": error.message, "field": error.field, "kind": error.kind}
+    if isinstance(error, ServingError):
+        status = REST_STATUS.get(error.code, 500)
+        kind = "unavailable" if status == 503 else "invalid"
+        message = (f"The model server cannot be reached ({error.message}). Check that it is running."
+                   if status == 503 else error.message)
+        return status, {"error": message, "field": "model" if status in (404, 503) else None, "kind": kind}
+    if isinstance(error, faces.NoFaceError):
+        return 400, {"error": str(error), "field": None, "kind": "no_face"}
+    if isinstance(error, ValueError):
+        return 400, {"error": str(error), "field": None, "kind": "invalid"}
+    return 500, {"error": f"The server failed: {type(error).__name__}: {error}", "field": None, "kind": "internal"}
+
+
+def web_handler(app: WebApp) -> type:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        """The page, its assets and the JSON endpoints."""
+
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format, *args):  # noqa: A002  (quiet; errors are logged below)
+            logging.debug("web %s", format % args)
+
+        def _send(self, status: int, content_type: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            for key, value in {**SECURITY_HEADERS, **(headers or {})}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _json(self, status: int, body: dict[str, Any]) -> None:
+            self._send(status, "application/json", json.dumps(body).encode())
+
+        def _body(self) -> bytes:
+            length = self.headers.get("Content-Length")
+            if length is None or not length.isdigit():
+                self.close_connection = True
+                raise WebError(411, "The request must give its Content-Length.")
+            if int(length) > app.options.max_request_bytes:
+                self.close_connection = True  # the body is not read
+                raise WebError(413, f"The file is too large: {int(length) / 1e6:.1f} MB; the limit is "
+                               f"{app.options.max_request_bytes / 1e6:.0f} MB.", self._field(), "too_large")
+            return self.rfile.read(int(length))
+
+        def _json_body(self) -> dict[str, Any]:
+            try:
+                body = json.loads(self._body() or b"null")
+            except ValueError:
+                raise WebError(400, "The request body is not valid JSON.") from None
+            if not isinstance(body, dict):
+                raise WebError(400, "The request body must be a JSON object.")
+            return body
+
+        def _field(self) -> str:
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            return "exemplar" if query.get("field") == ["exemplar"] else "source"
+
+        def _run(self, action: Callable[[str], None]) -> None:
+            try:
+                action(urllib.parse.urlsplit(self.path).path)
+            except Exception as error:  # pylint: disable=broad-except  (every failure is answered)
+                status, body = _error_body(error)
+                if status == 500:
+                    logging.exception("web request failed")
+                self._json(status, body)
+
+        def _get(self, path: str) -> None:
+            if path == "/api/models":
+                self._json(200, app.describe_models())
+            elif path == "/api/gallery":
+                self._json(200, app.describe_gallery())
+            elif match := _GALLERY_PNG.match(path):
+                self._send(200, "image/png", png_bytes(gallery_face(int(match.group(1))).pixels))
+            else:
+                name = "index.html" if path == "/" else path[len("/static/"):] if path.startswith("/static/") else ""
+                file = os.path.join(STATIC_DIR, name)
+                if not name or "/" in name or name.startswith(".") or not os.path.isfile(file):
+                    raise WebError(404, f"Nothing at {path}.")
+                with open(file, "rb") as stream:
+                    self._send(200, STATIC_TYPES.get(os.path.splitext(name)[1], "application/octet-stream"),
+                               stream.read())
+
+        def _post(self, path: str) -> None:
+            if path == "/api/images":
+                self._json(200, app.upload(self._body(), self._field()))
+            elif match := _GALLERY_ADD.match(path):
+                self._body()
+                self._json(200, app.add_gallery_face(int(match.group(1))))
+            elif path == "/api/crop":
+                self._json(200, app.crop(self._json_body()))
+            elif path == "/api/edit":
+                data, milliseconds = app.edit(self._json_body())
+                self._send(200, "image/png", data, {"X-Edit-Milliseconds": f"{milliseconds:.0f}"})
+            else:
+                self._body()
+                raise WebError(404, f"Nothing at POST {path}.")
+
+        def do_GET(self):  # noqa: N802
+            self._run(self._get)
+
+        def do_POST(self):  # noqa: N802
+            self._run(self._post)
+
+    return Handler
+
+
+class WebServer:
+    """The editor's HTTP server on a background thread (port 0 = any free port)."""
+
+    def __init__(self, app: WebApp, host: str = "127.0.0.1", port: int = 8080):
+        self.app = app
+        self._server = http.server.ThreadingHTTPServer((host, port), web_handler(app))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="ebgan-web", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = self._server.server_address[0]
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> "WebServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,116 @@
+"""What the page sends, checked: uploaded image bytes (limits before decoding), painted masks, and the images kept
+in memory between requests (uploads are never written to disk). Also the gallery of built-in synthetic faces."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import io
+import secrets
+import threading
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ebgan_tf import faces, images
+from ebgan_tf.data import synthetic
+
+# Formats the page accepts (Pillow reads more, but these are what browsers show).
+ACCEPTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+GALLERY_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+GALLERY_SIZE = 256  # pixels; the built-in faces are drawn at this size
+
+
+class WebError(Exception):
+    """A request the page gets an answer in words for: HTTP status, message, the input it concerns, and a kind."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, kind: str = "invalid"):
+        super().__init__(message)
+        self.status, self.message, self.field, self.kind = status, message, field, kind
+
+
+def decode_image(data: bytes, max_pixels: int, field: str) -> np.ndarray:
+    """Image file bytes -> uint8 RGB [H, W, 3]: format checked and pixel count read from the header before the
+    pixels are decoded; EXIF orientation applied, transparency composited as `ebgan_tf.images` does."""
+    if not data:
+        raise WebError(400, "The file is empty.", field, "not_image")
+    try:
+        stream = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError:
+        raise WebError(413, "The image has too many pixels.", field, "too_large") from None
+    except (Image.UnidentifiedImageError, OSError):
+        raise WebError(400, f"This file is not an image the editor can read (use {', '.join(ACCEPTED_FORMATS)}).",
+                       field, "not_image") from None
+    with stream:
+        width, height = stream.size
+        if width * height > max_pixels:
+            raise WebError(413, f"The image is too large: {width}x{height} pixels; the limit is "
+                           f"{max_pixels / 1e6:.0f} megapixels. Scale it down and try again.", field, "too_large")
+        try:
+            stream.load()
+            oriented = ImageOps.exif_transpose(stream)
+            return images._to_rgb(oriented)  # pylint: disable=protected-access  (the project's one conversion)
+        except (OSError, SyntaxError, ValueError):
+            raise WebError(400, "The image file is damaged or cut short and cannot be read.", field,
+                           "not_image") from None
+
+
+def decode_mask(data: bytes, size: int) -> np.ndarray:
+    """A painted mask (PNG of the aligned source crop: light = edit) -> float32 [size, size, 1] of 0/1."""
+    mask = decode_image(data, size * size, "mask")
+    if mask.shape[:2] != (size, size):
+        raise WebError(400, f"The mask is {mask.shape[1]}x{mask.shape[0]} pixels; it must be {size}x{size}, the "
+                       "aligned face of this model.", "mask")
+    on = mask.mean(axis=-1) > 127.5
+    if not on.any():
+        raise WebError(400, "The mask is empty: pick a region or paint where to edit.", "mask", "empty_mask")
+    return on.astype(np.float32)[..., None]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredImage:
+    """An uploaded (or built-in) image and its faces, detected once on upload."""
+
+    pixels: np.ndarray
+    faces: tuple[faces.Face, ...]
+    name: str
+
+
+class ImageStore:
+    """The latest `capacity` images, in memory, by an unguessable id (older ones are forgotten)."""
+
+    def __init__(self, capacity: int):
+        self._capacity = capacity
+        self._images: collections.OrderedDict[str, StoredImage] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, image: StoredImage) -> str:
+        key = secrets.token_urlsafe(12)
+        with self._lock:
+            self._images[key] = image
+            while len(self._images) > self._capacity:
+                self._images.popitem(last=False)
+        return key
+
+    def get(self, key: str, field: str) -> StoredImage:
+        with self._lock:
+            if key not in self._images:
+                raise WebError(404, "This photo is no longer on the server (it was replaced by newer uploads or the "
+                               "server restarted); add it again.", field, "gone")
+            self._images.move_to_end(key)
+            return self._images[key]
+
+
+@functools.cache
+def gallery_face(index: int) -> StoredImage:
+    """Built-in face number `index`: a synthetic face drawn by the project, with its exact landmarks as its face."""
+    if not 0 <= index < len(GALLERY_SEEDS):
+        raise WebError(404, f"There is no built-in face {index}; there are {len(GALLERY_SEEDS)}.", None, "gone")
+    rendered = synthetic.render_face(synthetic.sample_face(GALLERY_SEEDS[index]), GALLERY_SIZE)
+    landmarks = np.asarray(rendered.landmarks, np.float32)
+    (left, top), (right, bottom) = landmarks.min(axis=0), landmarks.max(axis=0)
+    margin = 0.6 * (right - left)
+    box = (float(left - margin), float(top - 1.2 * margin), float(right - left + 2 * margin),
+           float(bottom - top + 1.8 * margin))
+    return StoredImage(rendered.image, (faces.Face(box, 1.0, landmarks),), f"built-in face {index + 1}")

@@ -1,0 +1,76 @@
+"""`ebgan-web`: the face editor in the browser, on 127.0.0.1 by default.
+
+    ebgan-web --model=exports/ebgan                                  # the model in this process
+    ebgan-web --model=exports/ebgan,exports/ebgan_plain              # several: the page has a model chooser
+    ebgan-web --model_server=localhost:8500 --model_name=ebgan       # in front of TF Serving (gRPC)
+
+Open the printed address. Uploaded photos stay in memory (the latest --stored_images), never on disk.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Sequence
+
+from absl import app, flags, logging
+
+from ebgan_tf.cli import reports_errors, run_main
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the command's flags (see ebgan_tf.cli)."""
+    flags.DEFINE_list("model", [], "Exported model(s) to load in this process: SavedModel version or base "
+                      "directories, or .tflite files; each is named after its base directory. The first is the default.")
+    flags.DEFINE_string("model_server", None, "host:port of a gRPC model server (TF Serving or ebgan-serve) to edit "
+                        "with, instead of --model.")
+    flags.DEFINE_list("model_name", ["ebgan"], "With --model_server: the served model name(s) to offer.")
+    flags.DEFINE_float("timeout", 30.0, "With --model_server: seconds to wait for each answer.", lower_bound=0.001)
+    flags.DEFINE_string("host", "127.0.0.1", "Address to bind. Keep 127.0.0.1 unless a proxy with authentication "
+                        "and TLS sits in front (docs/web.md).")
+    flags.DEFINE_integer("port", 8080, "Port of the page (0 = any free port).", lower_bound=0)
+    flags.DEFINE_integer("max_request_bytes", 20 * 1024 * 1024, "Largest request body (an uploaded file) accepted.",
+                         lower_bound=1)
+    flags.DEFINE_integer("max_pixels", 40_000_000, "Largest image accepted, in pixels (checked before decoding).",
+                         lower_bound=1)
+    flags.DEFINE_integer("stored_images", 64, "How many uploaded photos are kept in memory for edits.", lower_bound=2)
+
+
+def build_server():
+    """The WebServer the flags describe (not started)."""
+    from serving.web.app import WebApp, WebOptions, WebServer
+    from serving.web.models import ModelSet
+
+    if bool(FLAGS.model) == bool(FLAGS.model_server):
+        raise ValueError("Give --model (models to load in this process) or --model_server (host:port), not both "
+                         "and not neither.")
+    models = (ModelSet.load(FLAGS.model) if FLAGS.model
+              else ModelSet.remote(FLAGS.model_server, FLAGS.model_name, FLAGS.timeout))
+    options = WebOptions(max_request_bytes=FLAGS.max_request_bytes, max_pixels=FLAGS.max_pixels,
+                         stored_images=FLAGS.stored_images)
+    return WebServer(WebApp(models, options), FLAGS.host, FLAGS.port)
+
+
+@reports_errors("ebgan-web", ValueError, OSError)
+def main(argv: Sequence[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    server = build_server().start()
+    print(f"ebgan-web: open {server.url}", flush=True)
+    stopping = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stopping.set())
+    stopping.wait()
+    logging.info("Stopping")
+    server.stop()
+    return 0
+
+
+def run() -> None:
+    run_main(main, define_flags, __name__, __doc__)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,206 @@
+"""The web editor in a real browser (headless Debian chromium through selenium): a whole edit with files, errors
+shown next to their input, the keyboard alone, a painted mask, several faces and the model chooser."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from ebgan_tf import faces, images
+
+WAIT = 180  # seconds: the first detection builds MTCNN, slow on 2 shared busy cores
+
+
+@pytest.fixture()
+def page(browser, web):
+    browser.get(web.url)
+    wait_until(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#source-gallery button")
+               and browser.find_elements(By.CSS_SELECTOR, "#attributes input"))
+    return browser
+
+
+@pytest.fixture()
+def edits(monkeypatch) -> list[dict]:
+    """What reached faces.edit_crops on the server, per edit (source crop, mask, transfer)."""
+    received = []
+    original = faces.edit_crops
+
+    def spy(editor, source, source_crop, exemplar_crop, crop_mask, transfer=None, feather=2.0):
+        received.append({"mask": crop_mask[..., 0] > 0.5, "transfer": transfer, "source_crop": source_crop})
+        return original(editor, source, source_crop, exemplar_crop, crop_mask, transfer, feather)
+
+    monkeypatch.setattr(faces, "edit_crops", spy)
+    return received
+
+
+def wait_until(driver, condition, timeout: float = WAIT):
+    try:
+        return WebDriverWait(driver, timeout).until(lambda _: condition())
+    except TimeoutException:
+        errors = [element.text for element in driver.find_elements(By.CSS_SELECTOR, ".error") if element.text]
+        raise AssertionError(f"timed out; errors on the page: {errors}") from None
+
+
+def idle(driver) -> None:
+    wait_until(driver, lambda: driver.execute_script("return !document.body.hasAttribute('aria-busy')"))
+
+
+def text(driver, element_id: str) -> str:
+    return driver.find_element(By.ID, element_id).text
+
+
+def add_file(driver, field: str, path: str) -> None:
+    driver.find_element(By.ID, f"{field}-file").send_keys(path)
+    wait_until(driver, lambda: text(driver, f"{field}-faces") or text(driver, f"{field}-error"))
+    idle(driver)
+
+
+def result_pixels(driver) -> np.ndarray:
+    """The result the page shows (and offers for download), fetched from its blob URL inside the page."""
+    encoded = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch(document.getElementById('download').href).then((r) => r.arrayBuffer()).then((buffer) => {
+          let text = ''; for (const byte of new Uint8Array(buffer)) text += String.fromCharCode(byte);
+          done(btoa(text)); }).catch((error) => done('failed: ' + error));""")
+    assert not encoded.startswith('failed'), encoded
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGB"))
+
+
+def wait_for_result(driver) -> None:
+    wait_until(driver, lambda: driver.execute_script(
+        "const i = document.getElementById('result-image');"
+        "return !document.getElementById('result-panel').hidden && i.complete && i.naturalWidth > 0") or
+        text(driver, "run-error"))
+    assert not text(driver, "run-error")
+
+
+def test_a_whole_edit_of_two_photos(page, photos, edits, tmp_path):
+    add_file(page, "source", photos["astronaut"])
+    add_file(page, "exemplar", photos["second"])
+    assert "one face found" in text(page, "source-faces") and len(page.find_elements(By.CSS_SELECTOR,
+                                                                                     "#source-boxes .face-box")) == 1
+    page.find_element(By.ID, "preset-mouth").click()
+    page.find_element(By.ID, "attribute-Mustache").click()
+    page.find_element(By.ID, "run").click()
+    assert page.find_element(By.ID, "controls").get_attribute("disabled") is not None  # inputs off meanwhile
+    wait_for_result(page)
+    assert "filtered out: Mustache" in text(page, "status")
+    sent = edits[-1]
+    np.testing.assert_array_equal(sent["transfer"], [0.0, 1.0, 1.0])
+    result, original = result_pixels(page).astype(int), images.load_image(photos["astronaut"]).astype(int)
+    assert result.shape == original.shape
+    changed = np.abs(result - original).max(axis=-1) > 0
+    # Inside the mouth (warped into the photo) the result differs; far outside it, it is the source.
+    crop = sent["source_crop"]
+    ys, xs = np.nonzero(sent["mask"])
+    mouth = faces.transform_points(faces.invert(crop.matrix), np.stack([xs + 0.5, ys + 0.5], 1))
+    rows, cols = np.nonzero(changed)
+    assert changed[np.round(mouth[:, 1]).astype(int), np.round(mouth[:, 0]).astype(int)].mean() > 0.5
+    scale = np.sqrt(abs(np.linalg.det(crop.matrix[:, :2])))
+    reach = 3 / scale  # photo pixels per 3 crop pixels: the seam band and rounding
+    assert cols.min() >= mouth[:, 0].min() - reach and cols.max() <= mouth[:, 0].max() + reach
+    assert rows.min() >= mouth[:, 1].min() - reach and rows.max() <= mouth[:, 1].max() + reach
+    assert page.find_element(By.ID, "download").get_attribute("download") == "edited.png"
+    # Before/after: holding B shows the source in place of the result.
+    result_url = page.find_element(By.ID, "result-image").get_attribute("src")
+    ActionChains(page).key_down("b").perform()
+    assert page.find_element(By.ID, "result-image").get_attribute("src") != result_url
+    ActionChains(page).key_up("b").perform()
+    assert page.find_element(By.ID, "result-image").get_attribute("src") == result_url
+    screenshot = os.environ.get("EBGAN_WEB_SCREENSHOT") or str(tmp_path / "web-editor.png")
+    assert page.save_screenshot(screenshot) and Image.open(screenshot).size[0] > 800
+
+
+def test_a_file_that_is_not_an_image_and_a_photo_without_a_face_show_their_errors(page, photos):
+    add_file(page, "exemplar", photos["text"])
+    assert "not an image" in text(page, "exemplar-error") and not text(page, "source-error")
+    add_file(page, "source", photos["coffee"])
+    assert "No face was found" in text(page, "source-error")
+    page.find_element(By.ID, "run").click()
+    assert "Add a exemplar photo first" in text(page, "exemplar-error")
+
+
+def tab_to(driver, element_id: str, presses: int = 80) -> None:
+    """Presses Tab until the element has the focus (fails if it is not reachable by keyboard)."""
+    for _ in range(presses):
+        if driver.switch_to.active_element.get_attribute("id") == element_id:
+            return
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+    raise AssertionError(f"#{element_id} cannot be reached with Tab")
+
+
+def test_the_whole_edit_with_the_keyboard_alone(page, edits):
+    page.execute_script("document.activeElement.blur()")  # start from the top of the page
+    for element_id in ("source-gallery-1", "exemplar-gallery-4"):
+        tab_to(page, element_id)
+        ActionChains(page).send_keys(Keys.ENTER).perform()
+        idle(page)
+    assert "built-in face 2" in text(page, "source-faces") and "built-in face 5" in text(page, "exemplar-faces")
+    tab_to(page, "preset-eyes")
+    ActionChains(page).send_keys(Keys.SPACE).perform()
+    tab_to(page, "attribute-Smiling")
+    ActionChains(page).send_keys(Keys.SPACE).perform()
+    tab_to(page, "run")
+    ActionChains(page).send_keys(Keys.ENTER).perform()
+    wait_for_result(page)
+    np.testing.assert_array_equal(edits[-1]["transfer"], [1.0, 0.0, 1.0])
+    assert edits[-1]["mask"][: 32 // 2].any() and not edits[-1]["mask"][int(32 * 0.7):].any()  # eyes, not mouth
+    tab_to(page, "download")
+
+
+def canvas_mask(driver) -> np.ndarray:
+    values = driver.execute_script("""
+        const c = state.mask, d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const on = []; for (let i = 0; i < d.length; i += 4) on.push(d[i] > 127 ? 1 : 0); return on;""")
+    size = int(np.sqrt(len(values)))
+    return np.asarray(values, bool).reshape(size, size)
+
+
+def test_a_painted_mask_reaches_the_server_as_painted(page, photos, edits):
+    for field, index in (("source", 0), ("exemplar", 3)):
+        page.find_element(By.ID, f"{field}-gallery-{index}").click()
+        idle(page)
+    page.find_element(By.ID, "preset-nose").click()
+    nose = canvas_mask(page)
+    view = page.find_element(By.ID, "mask-view")
+    ActionChains(page).move_to_element_with_offset(view, -90, -100).click_and_hold() \
+        .move_by_offset(60, 0).move_by_offset(60, 0).release().perform()  # a stroke across the top
+    painted = canvas_mask(page)
+    assert painted[:8].any() and not nose[:8].any()
+    page.find_element(By.ID, "tool-eraser").click()
+    ActionChains(page).move_to_element_with_offset(view, -30, -100).click().perform()  # a dot on the stroke
+    erased = canvas_mask(page)
+    assert (erased <= painted).all() and erased.sum() < painted.sum()
+    page.find_element(By.ID, "undo").click()
+    np.testing.assert_array_equal(canvas_mask(page), painted)
+    page.find_element(By.ID, "run").click()
+    wait_for_result(page)
+    np.testing.assert_array_equal(edits[-1]["mask"], painted)
+
+
+def test_several_faces_are_outlined_and_picked_by_a_click(page, photos):
+    add_file(page, "source", photos["two_faces"])
+    boxes = page.find_elements(By.CSS_SELECTOR, "#source-boxes .face-box")
+    assert len(boxes) == 2 and "2 faces found: face 1" in text(page, "source-faces")
+    first_crop = page.execute_script("return state.crop.image.src")
+    boxes[1].click()
+    idle(page)
+    assert "face 2 is used" in text(page, "source-faces")
+    assert page.execute_script("return state.crop.image.src") != first_crop
+
+
+def test_the_model_chooser_shows_each_models_information(page):
+    assert "att_ebgan" in text(page, "model-info") and "32×32" in text(page, "model-info")
+    Select(page.find_element(By.ID, "model-select")).select_by_value("plain")
+    wait_until(page, lambda: "ebgan model: it transfers" in text(page, "attributes-note"))
+    assert not page.find_elements(By.CSS_SELECTOR, "#attributes input") and "no attributes" in text(page, "model-info")
