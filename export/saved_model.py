@@ -61,12 +61,13 @@ def _validate(image_size: int, num_attributes: int, source, exemplar, mask, attr
         if name != "source":
             checks.append(_assert_shape(tensor, [batch, None, None, None],
                                         f"{name} must have the same batch size N as source"))
-    checks.append(_assert_values(mask, "mask"))
     if attributes is not None:
         checks.append(_assert_shape(attributes, [batch, num_attributes],
                                     f"attributes must be [N,{num_attributes}] (one value per attribute, N as source)"))
-        checks.append(_assert_values(attributes, "attributes"))
-    return checks
+    with tf.control_dependencies(checks):  # values are read only once the shapes are known to be right
+        values = [_assert_values(tensor, name) for name, tensor in (("mask", mask), ("attributes", attributes))
+                  if tensor is not None]
+    return checks + values
 
 
 def edit_function(trainer: EBGANTrainer, filtered: bool, validate: bool) -> Callable[..., dict[str, tf.Tensor]]:

@@ -105,8 +105,8 @@ class EBGANTrainer(keras.Model):
     def _transfer_labels(self, labels):
         """The exemplar's labels with each present attribute switched off with probability `gate_dropout`.
 
-        Stateless randomness seeded by the step, drawn for the GLOBAL batch and sliced to this replica's rows, with
-        a fixed algorithm: resumable, and the same draws on one device, N replicas, N workers and under XLA."""
+        Stateless randomness seeded by the step, drawn for the GLOBAL batch and sliced to this replica's rows:
+        resumable, and the same draws on one device, N replicas and N workers."""
         rate = self.loss_weights.gate_dropout
         if not rate or self.classifier is None:
             return labels
@@ -115,7 +115,7 @@ class EBGANTrainer(keras.Model):
         replica_id = replica.replica_id_in_sync_group if replica is not None else 0
         local = tf.shape(labels)[0]
         seed = tf.stack([tf.cast(self.g_optimizer.iterations, tf.int32), tf.constant(0, tf.int32)])
-        draws = tf.random.stateless_uniform(tf.stack([local * replicas, tf.shape(labels)[1]]), seed, alg="philox")
+        draws = tf.random.stateless_uniform(tf.stack([local * replicas, tf.shape(labels)[1]]), seed)
         start = tf.cast(replica_id, tf.int32) * local
         keep = tf.cast(draws[start:start + local] >= rate, labels.dtype)
         return labels * keep

@@ -217,7 +217,7 @@ def _spin_over_grpc(port: int, seconds: float, answers: dict, key: str) -> None:
 @pytest.mark.slow
 def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_period(tmp_path):
     export_slow_model(str(tmp_path))
-    port, rest_port, grace = _free_port(), _free_port(), 2.0
+    port, rest_port, grace = _free_port(), _free_port(), 8.0
     process = subprocess.Popen(
         [sys.executable, "-m", "serving.main", f"--model_base_path={tmp_path / 'slow'}", "--model_name=slow",
          f"--port={port}", f"--rest_api_port={rest_port}", f"--shutdown_grace_seconds={grace}"],
@@ -227,11 +227,11 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
         _wait_for(lambda: _spin_over_rest(rest_port, 0.0, answers, "ready") or answers.get("ready") == 200, 300)
         threads = [threading.Thread(target=function, args=(where, seconds, answers, key)) for function, where,
                    seconds, key in ((_spin_over_grpc, port, 30.0, "grpc long"), (_spin_over_rest, rest_port, 30.0,
-                   "rest long"), (_spin_over_grpc, port, 0.5, "grpc short"), (_spin_over_rest, rest_port, 0.5,
+                   "rest long"), (_spin_over_grpc, port, 3.0, "grpc short"), (_spin_over_rest, rest_port, 3.0,
                    "rest short"))]
         for thread in threads:
             thread.start()
-        time.sleep(0.3)
+        time.sleep(1.5)  # every request in flight (on a busy machine a request takes a while to arrive)
         process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         status = process.wait(timeout=60)

@@ -3,6 +3,8 @@ optimiser in place, checkpoints interchangeable with float32 runs, and XLA refus
 
 from __future__ import annotations
 
+import dataclasses
+
 import types
 
 import keras
@@ -13,6 +15,7 @@ from tests.helpers.tiny import network_weights, tiny_config
 from tests.helpers.train_fixtures import load_tiny_examples, prepare_tiny_data
 from training import train_lib
 from training.distribute import make_strategy
+from ebgan_tf.config import get_preset
 from ebgan_tf.runs import ConfigError
 
 SCHEDULE = dict(epochs=1, steps_per_epoch=3, validation_steps=0, checkpoint_every=3, image_every=3)
@@ -35,6 +38,8 @@ def float32_run(tmp_path_factory, data_dir):
 def assert_losses_close(got: dict[str, list[float]], want: dict[str, list[float]], rtol: float) -> None:
     assert sorted(got) == sorted(want)
     for name in want:
+        if name.startswith("spread"):  # a diagnostic ratio (std / mean of the codes), not a loss
+            continue
         assert np.all(np.isfinite(got[name])), name
         np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=1e-3, err_msg=name)
 
@@ -61,10 +66,16 @@ def test_mixed_precision_trains_in_float16_close_to_float32_and_resumes_in_float
 
 
 @pytest.mark.slow
-def test_xla_gives_the_float32_result(float32_run, data_dir, tmp_path):
-    float32_trainer, float32_history = float32_run
-    trainer, history = train_lib.train(tiny_config(tmp_path / "model", data_dir, xla=True, **SCHEDULE),
-                                       make_strategy("one_device"))
+def test_xla_gives_the_float32_result(data_dir, tmp_path):
+    # Gate dropout draws its random switches with TensorFlow's stateless RNG, whose numbers differ under XLA; the
+    # comparison is of the deterministic computation, so both runs here train without it.
+    no_dropout = dataclasses.replace(get_preset("synthetic64").train.loss_weights, gate_dropout=0.0)
+    reference = train_lib.train(tiny_config(tmp_path / "float32", data_dir, loss_weights=no_dropout, **SCHEDULE),
+                                make_strategy("one_device"))
+    float32_trainer, float32_history = reference
+    trainer, history = train_lib.train(
+        tiny_config(tmp_path / "model", data_dir, xla=True, loss_weights=no_dropout, **SCHEDULE),
+        make_strategy("one_device"))
     assert trainer.jit_compile
     assert_losses_close(history, float32_history, rtol=1e-4)
     for got, want in zip(network_weights(trainer), network_weights(float32_trainer), strict=True):
