@@ -40,7 +40,7 @@ def model_method(trainer: EBGANTrainer, name: str) -> Method:
     edit = tf.function(trainer.edit, reduce_retracing=True)
     encode = tf.function(trainer.encoder, reduce_retracing=True)
     switches = trainer.attribute_names if trainer.classifier is not None else ()
-    blocks = trainer.encoder.code_channels - (trainer.model_config.ungated_code_channels if switches else 0)
+    blocks = trainer.attribute_code_channels or trainer.encoder.code_channels
     return Method(name, lambda source, exemplar, mask, transfer: edit(source, exemplar, mask, transfer).numpy(),
                   role="model", attribute_names=switches, variant=trainer.variant,
                   code=lambda exemplar, mask: encode(exemplar, mask).numpy()[..., :blocks])

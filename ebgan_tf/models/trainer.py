@@ -88,6 +88,13 @@ class EBGANTrainer(keras.Model):
         kwargs.setdefault("jit_compile", False)
         super().compile(optimizer=self.g_optimizer, **kwargs)
 
+    @property
+    def attribute_code_channels(self) -> int:
+        """Channels of Z^B in attribute blocks (Att-EBGAN; 0 for EBGAN): the code without its ungated block."""
+        if self.classifier is None:
+            return 0
+        return self.encoder.code_channels - self.model_config.ungated_code_channels
+
     def _generator_variables(self) -> list:
         return self.encoder.trainable_variables + self.generator.trainable_variables
 
@@ -151,9 +158,8 @@ class EBGANTrainer(keras.Model):
         # Collapse detector: the same value for every example of the batch (trackers average it over steps; under
         # several replicas, each replica measures its own part of the batch).
         ones = tf.ones_like(values["rec"])
-        gated_code = exemplar_code[..., :exemplar_code.shape[-1] - self.model_config.ungated_code_channels]
-        spreads = losses.code_spread(tf.stop_gradient(gated_code if self.spread_names else exemplar_code),
-                                     max(len(self.spread_names), 1))
+        blocks = exemplar_code[..., :self.attribute_code_channels] if self.spread_names else exemplar_code
+        spreads = losses.code_spread(tf.stop_gradient(blocks), max(len(self.spread_names), 1))
         values["spread"] = tf.reduce_mean(spreads) * ones
         for index, name in enumerate(self.spread_names):
             values[name] = spreads[index] * ones

@@ -209,6 +209,8 @@ def test_cli_help_mentions_every_flag():
     (["--preset=huge"],
      "flag --preset=huge: value should be one of <celeba128|celeba128_paper|synthetic64|synthetic64_paper>"),
     (["--variant=gan"], "flag --variant=gan: value should be one of <ebgan|att_ebgan>"),
+    (["--divergence_factor=1"], "ebgan-train: error: --divergence_factor must be 0 (off) or above 1, got 1.0."),
+    (["--model_config=code_pooling=max"], "ebgan-train: error: Unknown code_pooling 'max'; valid: spatial, global."),
     (["--regions=mouth,ears"], "ebgan-train: error: Unknown region(s) 'ears'; valid regions:"),
     (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=3"],
      "ebgan-train: error: --batch_size=3 (the global batch) must be a positive multiple of the 2 replica(s)"),
