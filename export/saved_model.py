@@ -126,8 +126,10 @@ def metadata_function(trainer: EBGANTrainer, landmark_template: np.ndarray) -> C
 def build_archive(trainer: EBGANTrainer, landmark_template: np.ndarray, batch: int | None,
                   validate: bool) -> keras.export.ExportArchive:
     """An ExportArchive holding the edit, edit_filtered (Att-EBGAN) and metadata endpoints, `edit` first."""
+    # Nothing is track()ed: the endpoints capture the variables they use (the encoder, generator and, for Att-EBGAN,
+    # classifier; not the discriminator nor the optimisers), and Keras 3.15 writes every tracked variable a second
+    # time next to the captured one (keras-team/keras#23553), doubling the SavedModel.
     archive = keras.export.ExportArchive()
-    archive.track(trainer)
     size, count = trainer.model_config.image_size, len(trainer.attribute_names)
     archive.add_endpoint(EDIT, edit_function(trainer, False, validate), input_signature(size, count, False, batch))
     if trainer.variant == ATT_EBGAN:

@@ -162,6 +162,16 @@ def test_metadata_assets_and_warmup_requests(exported, loaded):
     np.testing.assert_array_equal(edited, inputs["source"])  # its mask is empty
 
 
+def test_saved_model_stores_each_edit_weight_once(exported):
+    trainer = exported["trainer"]
+    reader = tf.train.load_checkpoint(os.path.join(exported["saved"], "variables", "variables"))
+    stored = sum(int(np.prod(shape)) for name, shape in reader.get_variable_to_shape_map().items()
+                 if name.endswith("VARIABLE_VALUE"))
+    edit_networks = [trainer.encoder, trainer.generator, trainer.classifier]
+    # Neither the discriminator nor a second copy of the edit networks' weights (the archive tracks nothing).
+    assert stored == sum(network.count_params() for network in edit_networks)
+
+
 def test_parity_keras_saved_model_and_tflite(exported):
     saved = Editor.load(exported["saved"])
     source, exemplar, mask = verification_inputs(saved, count=3, seed=7)
