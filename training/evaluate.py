@@ -26,13 +26,14 @@ from ebgan_tf.evaluation.report import REPORT_FILES, markdown
 
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
-    flags.DEFINE_list("model_dir", [], "Model directory written by ebgan-train; several, comma-separated, are "
-                      "compared in one table (e.g. an EBGAN and an Att-EBGAN run). Required.")
+    flags.DEFINE_list("model_dir", [], "Model directory written by ebgan-train, or an exported model (a SavedModel "
+                      "version or base directory, or a .tflite file, scored through its signatures); several, "
+                      "comma-separated, are compared in one table (e.g. an EBGAN and an Att-EBGAN run). Required.")
     flags.DEFINE_string("dataset", None, f"Data set to evaluate on: {' or '.join(pipeline.DATASETS)}. Default: the "
-                        "first model's.")
+                        "first training run's (required when only exports are given).")
     define_data_dir_flag()
     flags.DEFINE_string("regions", None, "Comma-separated regions to evaluate: mouth, eyes, brows, nose, components, "
-                        "face. Default: the first model's.")
+                        "face. Default: the first training run's (required when only exports are given).")
     flags.DEFINE_string("classifier_dir", None, "Directory of the evaluation classifier (ebgan-eval-classifier "
                         "--output_dir). Without it, the report has the image metrics, the exemplar gain and the code "
                         "spread, and says how to get the attribute metrics.")

@@ -2,25 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import os
 from typing import Sequence
 
 from ebgan_tf.config import parse_regions
+from ebgan_tf.editing import Editor
 from ebgan_tf.data import pipeline
 from ebgan_tf.evaluation.classifier import load_eval_classifier
-from ebgan_tf.evaluation.methods import NAIVE_PASTE, method_names, model_method, zero_code_method
+from ebgan_tf.evaluation.methods import (NAIVE_PASTE, Method, export_method, method_names, model_method,
+                                         zero_code_method)
 from ebgan_tf.evaluation.pairs import SwapTruth, load_pairs
 from ebgan_tf.evaluation.report import write_report
 from ebgan_tf.evaluation.scoring import MAX_PSNR, evaluate
-from ebgan_tf.runs import load_trained, run_config_from_dir, trained_step
+from ebgan_tf.models.trainer import EBGANTrainer
+from ebgan_tf.runs import CONFIG_FILE, load_trained, run_config_from_dir, trained_step
+
+
+@dataclasses.dataclass(frozen=True)
+class _Model:
+    """A model under evaluation: a training run (model_dir with config.json) or an exported model."""
+
+    path: str
+    variant: str
+    image_size: int
+    step: int | None  # the run's training step; None for an export
+    dataset: str | None = None  # a run's data set and regions (an export does not record them)
+    regions: tuple[str, ...] | None = None
+    trainer: EBGANTrainer | None = None
+    editor: Editor | None = None
+
+    def methods(self, name: str) -> list[Method]:
+        """The model's method and, for a run, its zero-code baseline (an export cannot zero its code)."""
+        if self.editor is not None:
+            return [export_method(self.editor, name)]
+        return [model_method(self.trainer, name), zero_code_method(self.trainer, f"zero exemplar code ({name})")]
+
+
+def _open_model(path: str) -> _Model:
+    """A run directory (config.json) or an export: a SavedModel version or base directory, or a .tflite file."""
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, CONFIG_FILE)):
+        config = run_config_from_dir(path)
+        return _Model(path, config.variant, config.model_config().image_size, trained_step(path), config.dataset,
+                      tuple(config.regions))
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model not found: {path} (give a model_dir of ebgan-train or an ebgan-export output).")
+    try:
+        editor = Editor.load(path)
+    except ValueError as error:
+        raise ValueError(f"{path} is neither a training run (no {CONFIG_FILE}) nor an exported model: {error}") from None
+    return _Model(path, editor.info.variant, editor.info.image_size, None, editor=editor)
 
 
 def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: str | None, output_dir: str,
                     dataset: str | None = None, regions: Sequence[str] | None = None, num_pairs: int = 500,
                     batch_size: int = 32, grid_rows: int = 4) -> dict:
-    """`ebgan-eval`: loads the trained runs and the evaluation classifier (if `classifier_dir`; without one, the
-    attribute metrics are left out), scores the models and the baselines on the test split, writes the report into
-    `output_dir` and returns it.
+    """`ebgan-eval`: loads the models (training runs or exports) and the evaluation classifier (if `classifier_dir`;
+    without one, the attribute metrics are left out), scores the models and the baselines on the test split, writes
+    the report into `output_dir` and returns it. An export is scored through its signatures (uint8 in and out) and
+    has no zero-code baseline nor code spread; with exports only, `dataset` and `regions` must be given.
 
     Raises ValueError / FileNotFoundError for user errors (unknown dataset or region, a directory without a
     model or classifier, mismatched image sizes, missing data), before anything is written.
@@ -31,14 +72,17 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
         pipeline.validate_dataset(dataset)
     if regions is not None:
         parse_regions(regions)
-    configs = [run_config_from_dir(model_dir) for model_dir in model_dirs]
-    sizes = {config.model_config().image_size for config in configs}
+    models = [_open_model(path) for path in model_dirs]
+    sizes = {model.image_size for model in models}
     if len(sizes) > 1:
         raise ValueError(f"The models differ in image size ({', '.join(map(str, sorted(sizes)))} px); "
                          "compare models of one size.")
     image_size = sizes.pop()
-    dataset = pipeline.validate_dataset(dataset or configs[0].dataset)
-    regions = parse_regions(regions or configs[0].regions)
+    runs = [model for model in models if model.step is not None]
+    if not runs and (dataset is None or regions is None):
+        raise ValueError("An exported model does not record its data set and regions: give --dataset and --regions.")
+    dataset = pipeline.validate_dataset(dataset or runs[0].dataset)
+    regions = parse_regions(regions or runs[0].regions)
     classifier = load_eval_classifier(classifier_dir) if classifier_dir else None
     if classifier is not None and (classifier.config.dataset != dataset or classifier.image_size != image_size):
         raise ValueError(f"The evaluation classifier in {classifier_dir} reads {classifier.config.dataset} at "
@@ -48,20 +92,21 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
     pairs = load_pairs(dataset, data_dir, image_size, num_pairs)
     truth = SwapTruth(pairs, image_size) if pairs.seeds is not None else None
 
-    trainers = [load_trained(model_dir) for model_dir in model_dirs]
-    names = method_names([trainer.variant for trainer in trainers], model_dirs)
-    methods = [model_method(trainer, name) for trainer, name in zip(trainers, names)]
-    methods.append(NAIVE_PASTE)
-    methods += [zero_code_method(trainer, f"zero exemplar code ({name})") for trainer, name in zip(trainers, names)]
+    models = [dataclasses.replace(model, trainer=load_trained(model.path)) if model.step is not None else model
+              for model in models]
+    names = method_names([model.variant for model in models], model_dirs)
+    per_model = [model.methods(name) for model, name in zip(models, names)]
+    methods = [own[0] for own in per_model] + [NAIVE_PASTE] + [baseline for own in per_model for baseline in own[1:]]
     results, grid = evaluate(methods, pairs, region_attributes, classifier, truth, batch_size, grid_rows)
     report = {
         "dataset": dataset, "split": pipeline.EVAL_SPLIT[dataset], "num_pairs": len(pairs), "image_size": image_size,
         "date": datetime.date.today().isoformat(), "max_psnr": MAX_PSNR,
-        "models": [{"name": name, "model_dir": model_dir, "variant": config.variant, "regions": list(config.regions),
-                    "step": trained_step(model_dir)} for name, model_dir, config in zip(names, model_dirs, configs)],
+        "models": [{"name": name, "model_dir": model.path, "variant": model.variant,
+                    "regions": list(model.regions or ()), "step": model.step}
+                   for name, model in zip(names, models)],
         "classifier": {"dir": classifier_dir, "attribute_names": list(classifier.attribute_names),
                        "test_accuracy": classifier.test_accuracy} if classifier is not None else {},
         **results,
     }
-    write_report(output_dir, report, grid, step=report["models"][0]["step"])
+    write_report(output_dir, report, grid, step=report["models"][0]["step"] or 0)
     return report

@@ -14,7 +14,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from ebgan_tf.config import VARIANT_NAMES
+from ebgan_tf import images
+from ebgan_tf.config import ATT_EBGAN, VARIANT_NAMES
+from ebgan_tf.editing import Editor
 from ebgan_tf.models.generator import composite
 from ebgan_tf.models.trainer import EBGANTrainer
 
@@ -44,6 +46,20 @@ def model_method(trainer: EBGANTrainer, name: str) -> Method:
     return Method(name, lambda source, exemplar, mask, transfer: edit(source, exemplar, mask, transfer).numpy(),
                   role="model", attribute_names=switches, variant=trainer.variant,
                   code=lambda exemplar, mask: encode(exemplar, mask).numpy()[..., :blocks])
+
+
+def export_method(editor: Editor, name: str) -> Method:
+    """An exported model (SavedModel or TFLite) through its signatures, as `ebgan-edit` and TF Serving run it: uint8
+    pixels in and out, so the scores include the export's rounding. No code spread (the signatures return no code)."""
+    info = editor.info
+
+    def edit(source, exemplar, mask, transfer):
+        edited = editor.edit(images.to_uint8(source), images.to_uint8(exemplar), np.asarray(mask, np.float32),
+                             transfer)
+        return images.to_float(edited)
+
+    switches = info.attribute_names if info.variant == ATT_EBGAN else ()
+    return Method(name, edit, role="model", attribute_names=switches, variant=info.variant)
 
 
 def zero_code_method(trainer: EBGANTrainer, name: str) -> Method:

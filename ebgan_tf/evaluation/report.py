@@ -38,8 +38,9 @@ def markdown(report: dict) -> str:
               f"pairs (exemplar of face i = face i+1), {report.get('image_size')} px, masks from the source's "
               "landmarks (unjittered)"]
     for model in report.get("models", []):
-        lines.append(f"- {model['name']}: `{model['model_dir']}` ({model['variant']}, regions "
-                     f"{','.join(model['regions'])}, step {model['step']})")
+        trained = (f"regions {','.join(model['regions'])}, step {model['step']}" if model.get("step") is not None
+                   else "exported model, through its signatures")
+        lines.append(f"- {model['name']}: `{model['model_dir']}` ({model['variant']}, {trained})")
     if classifier:
         lines.append(f"- evaluation classifier: `{classifier.get('dir')}`, test accuracy on real images "
                      f"{_percent(accuracy.get('mean'))} mean, {_percent(accuracy.get('min'))} min")

@@ -23,7 +23,8 @@ from ebgan_tf.evaluation.classifier import EvalClassifierConfig, train_eval_clas
 from ebgan_tf.evaluation.methods import NAIVE_PASTE, Method, model_method, zero_code_method
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks
 from ebgan_tf.evaluation.report import REPORT_FILES, write_report
-from ebgan_tf.runs import RunConfig, save_final_weights, write_config
+from ebgan_tf.runs import RunConfig, load_trained, save_final_weights, write_config
+from export.saved_model import export_saved_model
 from tests.helpers.tiny import TINY_MODEL
 from training import evaluate
 
@@ -169,7 +170,11 @@ def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, or
     assert filtering["edits"] == holders > 0
     assert filtering["leak_rate"]["mean"] == 0.0 and filtering["kept_agreement"]["mean"] == 1.0
     assert filtering["psnr"] == scoring.MAX_PSNR
+    assert set(filtering["psnr_per_attribute"].values()) == {scoring.MAX_PSNR}
+    assert scores["unfiltered_psnr_per_attribute"] is None  # it filters
     paste = region["methods"]["naive paste"]
+    # Pasting the exemplar's mouth keeps the attribute that the filtered render lacks.
+    assert max(paste["unfiltered_psnr_per_attribute"].values()) < scoring.MAX_PSNR
     assert paste["reconstruction"] is None and paste["outside_max_diff"] == 0.0
     assert paste["transfer"]["psnr"] < scoring.MAX_PSNR
     checks = {check["target"]: check for check in results["targets"] if check["method"] == "truth"}
@@ -177,6 +182,42 @@ def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, or
     assert checks["code spread >= 0.2"]["met"]
     assert checks["attribute transfer accuracy >= 90%"]["met"] and checks["filter leak rate <= 10%"]["met"]
     assert grid.dtype == np.uint8 and grid.shape[0] >= 3 * IMAGE_SIZE and grid.shape[1] >= 6 * IMAGE_SIZE
+
+
+def _region_result(model: dict, baselines: dict[str, dict]) -> dict:
+    """A one-region result with a model named "M" (Att-EBGAN) and baselines, as scoring.evaluate returns it."""
+    empty = {"reconstruction": None, "code_spread": None, "attribute_transfer": None, "filtering": None,
+             "unfiltered_psnr_per_attribute": None}
+    methods = {"M": {**empty, "role": "model", "variant": "att_ebgan", **model}}
+    methods.update({name: {**empty, "role": "baseline", "variant": "", **scores} for name, scores in baselines.items()})
+    return {"methods": methods}
+
+
+@pytest.mark.parametrize("psnr, met", [(23.5, True), (22.5, False)])
+def test_composite_regions_must_beat_every_baseline_by_3_db(psnr, met):
+    transfer = {"psnr": psnr, "exemplar_gain": 4.0}
+    result = _region_result({"transfer": transfer}, {"naive paste": {"transfer": {"psnr": 15.0}},
+                                                     "zero exemplar code (M)": {"transfer": {"psnr": 20.0}}})
+    for region in scoring.COMPOSITE_REGIONS:
+        checks = {check["target"]: check for check in scoring.target_checks(region, result)}
+        check = checks["transfer PSNR >= every baseline + 3 dB"]
+        assert check["threshold"] == 23.0 and check["met"] is met
+        assert "transfer PSNR above every baseline" not in checks and "transfer PSNR >= 22 dB" not in checks
+    mouth = {check["target"] for check in scoring.target_checks("mouth", result)}
+    assert {"transfer PSNR >= 22 dB", "transfer PSNR above every baseline"} <= mouth
+
+
+@pytest.mark.parametrize("leak, filtered_psnr, met", [(0.04, 21.0, (True, True)), (0.06, 19.0, (False, False))])
+def test_mustache_filter_targets(leak, filtered_psnr, met):
+    rates = {"per_attribute": {"Mustache": leak, "Smiling": 0.5}, "mean": 0.3}
+    filtering = {"leak_rate": rates, "kept_agreement": rates, "psnr": 20.0,
+                 "psnr_per_attribute": {"Mustache": filtered_psnr}, "edits": 10}
+    result = _region_result({"transfer": None, "filtering": filtering},
+                            {"zero exemplar code (M)": {"transfer": None,
+                                                        "unfiltered_psnr_per_attribute": {"Mustache": 20.0}}})
+    checks = {check["target"]: check for check in scoring.target_checks("mouth", result)}
+    assert (checks["Mustache leak rate <= 5%"]["met"],
+            checks["PSNR without Mustache above the zero-code baseline's"]["met"]) == met
 
 
 def test_leak_and_kept_agreement_of_a_model_that_ignores_the_switches(pairs, truth, oracle):
@@ -253,14 +294,15 @@ def test_report_files_are_written_and_complete(pairs, truth, oracle, tmp_path):
     for name in ("truth", "copy", "naive paste"):
         scores = region["methods"][name]
         assert set(scores) == {"role", "variant", "reconstruction", "transfer", "code_spread", "attribute_transfer",
-                               "filtering", "outside_max_diff"}
+                               "filtering", "unfiltered_psnr_per_attribute", "outside_max_diff"}
         assert set(scores["attribute_transfer"]["per_attribute"]) == set(ATTRIBUTES)
         assert set(scores["transfer"]) == {"psnr", "ssim", "l1", "other_exemplar_psnr", "exemplar_gain"}
-    assert set(region["methods"]["truth"]["filtering"]) == {"leak_rate", "kept_agreement", "psnr", "edits"}
+    assert set(region["methods"]["truth"]["filtering"]) == {"leak_rate", "kept_agreement", "psnr",
+                                                             "psnr_per_attribute", "edits"}
     assert set(region["ground_truth"]) == {"attribute_transfer", "filtering"}
     assert {check["target"] for check in saved["targets"]} == {
         "reconstruction PSNR >= 28 dB", "transfer PSNR above every baseline", "attribute transfer accuracy >= 90%",
-        "filter leak rate <= 10%", "exemplar gain >= +3 dB", "code spread >= 0.2"}
+        "filter leak rate <= 10%", "exemplar gain >= +3 dB", "code spread >= 0.2", "Mustache leak rate <= 5%"}
 
     text = (tmp_path / "report.md").read_text()
     for expected in ("## Region: mouth", "| truth |", "| copy |", "| naive paste |",
@@ -278,14 +320,15 @@ def test_report_files_are_written_and_complete(pairs, truth, oracle, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     ([], "ebgan-eval: error: --model_dir is required."),
     (["--model_dir={missing}"], "ebgan-eval: error: --output_dir is required."),
-    (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}"], "config.json not found"),
+    (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}"], "Model not found"),
+    (["--model_dir={out_parent}", "--output_dir={out}"], "is neither a training run (no config.json) nor an exported"),
     (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}", "--regions=mouth,ears"],
      "ebgan-eval: error: Unknown region(s) 'ears'; valid regions: mouth, eyes"),
     (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}", "--dataset=mnist"],
      "ebgan-eval: error: Unknown dataset 'mnist'; valid datasets: synthetic_faces, celeb_a."),
 ])
 def test_cli_errors_exit_1_with_one_line(argv, message, tmp_path, capsys):
-    argv = [arg.format(missing=tmp_path / "missing", out=tmp_path / "out") for arg in argv]
+    argv = [arg.format(missing=tmp_path / "missing", out=tmp_path / "out", out_parent=tmp_path) for arg in argv]
     assert run_in_process(evaluate.main, evaluate.define_flags, ["ebgan-eval", *argv]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("ebgan-eval: error:")
@@ -340,3 +383,40 @@ def test_cli_compares_ebgan_and_att_ebgan_with_the_baselines(trained, data_dir, 
         assert np.isfinite(scores["transfer"]["psnr"]) and 0 < scores["transfer"]["psnr"] < scoring.MAX_PSNR
     grid = images.load_image(str(out / "grid.png"))
     assert grid.shape[0] >= 2 * IMAGE_SIZE and grid.shape[1] >= 9 * IMAGE_SIZE  # 4 + 5 methods columns
+
+
+@pytest.fixture(scope="module")
+def exported_att_ebgan(trained, tmp_path_factory) -> str:
+    """The tiny Att-EBGAN of `trained`, exported as a SavedModel (a TF Serving base directory)."""
+    base = str(tmp_path_factory.mktemp("exports"))
+    template = np.array([[0.39, 0.51], [0.61, 0.51], [0.5, 0.64], [0.4, 0.74], [0.59, 0.74]], np.float32) * IMAGE_SIZE
+    export_saved_model(load_trained(trained["att_ebgan"]), base, "shipped", template)
+    return os.path.join(base, "shipped")
+
+
+@pytest.mark.slow
+def test_an_export_scores_as_its_run_through_its_signatures(trained, exported_att_ebgan, data_dir, tmp_path, capsys):
+    out = tmp_path / "eval"
+    argv = ["ebgan-eval", f"--model_dir={trained['att_ebgan']},{exported_att_ebgan}", f"--data_dir={data_dir}",
+            f"--output_dir={out}", "--num_pairs=6", "--batch_size=4", "--grid_rows=1"]
+    assert run_in_process(evaluate.main, evaluate.define_flags, argv) == 0
+    assert "exported model, through its signatures" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert [model["step"] for model in report["models"]] == [0, None]
+    methods = report["regions"]["mouth"]["methods"]
+    assert list(methods) == ["Att-EBGAN (att_ebgan)", "Att-EBGAN (shipped)", "naive paste",
+                             "zero exemplar code (Att-EBGAN (att_ebgan))"]  # an export has no zero-code baseline
+    run, export = methods["Att-EBGAN (att_ebgan)"], methods["Att-EBGAN (shipped)"]
+    assert export["code_spread"] is None and run["code_spread"] is not None
+    assert export["outside_max_diff"] == 0.0 and export["filtering"] is not None
+    # The same weights: only the export's uint8 rounding of the inputs and output separates the two.
+    assert abs(export["transfer"]["psnr"] - run["transfer"]["psnr"]) < 0.5
+    assert abs(export["transfer"]["exemplar_gain"] - run["transfer"]["exemplar_gain"]) < 0.5
+
+
+def test_exports_alone_need_the_dataset_and_regions(exported_att_ebgan, data_dir, tmp_path, capsys):
+    argv = ["ebgan-eval", f"--model_dir={exported_att_ebgan}", f"--data_dir={data_dir}",
+            f"--output_dir={tmp_path / 'out'}"]
+    assert run_in_process(evaluate.main, evaluate.define_flags, argv) == 1
+    assert "give --dataset and --regions" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
