@@ -32,6 +32,7 @@ setup(
             "ebgan-data=training.data:run",
             "ebgan-train=training.train:run",
             "ebgan-eval=training.evaluate:run",
+            "ebgan-figures=training.figures:run",
             "ebgan-eval-classifier=training.eval_classifier:run",
             "ebgan-export=export.main:run",
             "ebgan-edit=serving.edit:run",

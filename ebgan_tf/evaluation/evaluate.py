@@ -16,12 +16,11 @@ from ebgan_tf.evaluation.methods import (NAIVE_PASTE, Method, export_method, met
 from ebgan_tf.evaluation.pairs import SwapTruth, load_pairs
 from ebgan_tf.evaluation.report import write_report
 from ebgan_tf.evaluation.scoring import MAX_PSNR, evaluate
-from ebgan_tf.models.trainer import EBGANTrainer
 from ebgan_tf.runs import CONFIG_FILE, load_trained, run_config_from_dir, trained_step
 
 
 @dataclasses.dataclass(frozen=True)
-class _Model:
+class EvaluatedModel:
     """A model under evaluation: a training run (model_dir with config.json) or an exported model."""
 
     path: str
@@ -30,21 +29,22 @@ class _Model:
     step: int | None  # the run's training step; None for an export
     dataset: str | None = None  # a run's data set and regions (an export does not record them)
     regions: tuple[str, ...] | None = None
-    trainer: EBGANTrainer | None = None
     editor: Editor | None = None
 
     def methods(self, name: str) -> list[Method]:
-        """The model's method and, for a run, its zero-code baseline (an export cannot zero its code)."""
+        """The model's method and, for a run, its zero-code baseline (an export cannot zero its code); a run's
+        weights are loaded here."""
         if self.editor is not None:
             return [export_method(self.editor, name)]
-        return [model_method(self.trainer, name), zero_code_method(self.trainer, f"zero exemplar code ({name})")]
+        trainer = load_trained(self.path)
+        return [model_method(trainer, name), zero_code_method(trainer, f"zero exemplar code ({name})")]
 
 
-def _open_model(path: str) -> _Model:
+def open_model(path: str) -> EvaluatedModel:
     """A run directory (config.json) or an export: a SavedModel version or base directory, or a .tflite file."""
     if os.path.isdir(path) and os.path.exists(os.path.join(path, CONFIG_FILE)):
         config = run_config_from_dir(path)
-        return _Model(path, config.variant, config.model_config().image_size, trained_step(path), config.dataset,
+        return EvaluatedModel(path, config.variant, config.model_config().image_size, trained_step(path), config.dataset,
                       tuple(config.regions))
     if not os.path.exists(path):
         raise FileNotFoundError(f"Model not found: {path} (give a model_dir of ebgan-train or an ebgan-export output).")
@@ -52,7 +52,30 @@ def _open_model(path: str) -> _Model:
         editor = Editor.load(path)
     except ValueError as error:
         raise ValueError(f"{path} is neither a training run (no {CONFIG_FILE}) nor an exported model: {error}") from None
-    return _Model(path, editor.info.variant, editor.info.image_size, None, editor=editor)
+    return EvaluatedModel(path, editor.info.variant, editor.info.image_size, None, editor=editor)
+
+
+def open_models(paths: Sequence[str], dataset: str | None, regions: Sequence[str] | None
+                ) -> tuple[list[EvaluatedModel], int, str, tuple[str, ...]]:
+    """Opens the models and checks them against each other: (models, image size, data set, regions); the data set
+    and regions default to the first training run's. ValueError for an unknown data set or region, models of
+    different sizes, or exports alone without a data set and regions."""
+    if not paths:
+        raise ValueError("No model directory given.")
+    if dataset is not None:
+        pipeline.validate_dataset(dataset)
+    if regions is not None:
+        parse_regions(regions)
+    models = [open_model(path) for path in paths]
+    sizes = {model.image_size for model in models}
+    if len(sizes) > 1:
+        raise ValueError(f"The models differ in image size ({', '.join(map(str, sorted(sizes)))} px); "
+                         "compare models of one size.")
+    runs = [model for model in models if model.step is not None]
+    if not runs and (dataset is None or regions is None):
+        raise ValueError("An exported model does not record its data set and regions: give --dataset and --regions.")
+    return (models, sizes.pop(), pipeline.validate_dataset(dataset or runs[0].dataset),
+            parse_regions(regions or runs[0].regions))
 
 
 def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: str | None, output_dir: str,
@@ -66,23 +89,7 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
     Raises ValueError / FileNotFoundError for user errors (unknown dataset or region, a directory without a
     model or classifier, mismatched image sizes, missing data), before anything is written.
     """
-    if not model_dirs:
-        raise ValueError("No model directory given.")
-    if dataset is not None:
-        pipeline.validate_dataset(dataset)
-    if regions is not None:
-        parse_regions(regions)
-    models = [_open_model(path) for path in model_dirs]
-    sizes = {model.image_size for model in models}
-    if len(sizes) > 1:
-        raise ValueError(f"The models differ in image size ({', '.join(map(str, sorted(sizes)))} px); "
-                         "compare models of one size.")
-    image_size = sizes.pop()
-    runs = [model for model in models if model.step is not None]
-    if not runs and (dataset is None or regions is None):
-        raise ValueError("An exported model does not record its data set and regions: give --dataset and --regions.")
-    dataset = pipeline.validate_dataset(dataset or runs[0].dataset)
-    regions = parse_regions(regions or runs[0].regions)
+    models, image_size, dataset, regions = open_models(model_dirs, dataset, regions)
     classifier = load_eval_classifier(classifier_dir) if classifier_dir else None
     if classifier is not None and (classifier.config.dataset != dataset or classifier.image_size != image_size):
         raise ValueError(f"The evaluation classifier in {classifier_dir} reads {classifier.config.dataset} at "
@@ -92,8 +99,6 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
     pairs = load_pairs(dataset, data_dir, image_size, num_pairs)
     truth = SwapTruth(pairs, image_size) if pairs.seeds is not None else None
 
-    models = [dataclasses.replace(model, trainer=load_trained(model.path)) if model.step is not None else model
-              for model in models]
     names = method_names([model.variant for model in models], model_dirs)
     per_model = [model.methods(name) for model, name in zip(models, names)]
     methods = [own[0] for own in per_model] + [NAIVE_PASTE] + [baseline for own in per_model for baseline in own[1:]]

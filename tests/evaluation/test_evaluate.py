@@ -23,9 +23,9 @@ from ebgan_tf.evaluation.classifier import EvalClassifierConfig, train_eval_clas
 from ebgan_tf.evaluation.methods import NAIVE_PASTE, Method, model_method, zero_code_method
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks
 from ebgan_tf.evaluation.report import REPORT_FILES, write_report
-from ebgan_tf.runs import RunConfig, load_trained, save_final_weights, write_config
+from ebgan_tf.runs import RunConfig, load_trained
 from export.saved_model import export_saved_model
-from tests.helpers.tiny import TINY_MODEL
+from tests.helpers.tiny import LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
 from training import evaluate
 
 IMAGE_SIZE = 32
@@ -342,13 +342,7 @@ def trained(data_dir, tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("runs")
     dirs = {}
     for variant in ("ebgan", "att_ebgan"):
-        dirs[variant] = str(root / variant)
-        config = RunConfig(model_dir=dirs[variant], data_dir=data_dir, variant=variant, batch_size=4,
-                           model_overrides=TINY_MODEL).resolved()
-        trainer = build_trainer(config.preset_object(), variant, config.regions, config.loss_weights)
-        trainer.build_all()
-        write_config(dirs[variant], config.identity())
-        save_final_weights(trainer, dirs[variant])
+        dirs[variant] = write_untrained_run(root / variant, data_dir, variant=variant)
     dirs["classifier"] = str(root / "classifier")
     train_eval_classifier(EvalClassifierConfig(image_size=IMAGE_SIZE, steps=10, width=4, max_width=8), data_dir,
                           dirs["classifier"], verbose=False)
@@ -389,8 +383,7 @@ def test_cli_compares_ebgan_and_att_ebgan_with_the_baselines(trained, data_dir, 
 def exported_att_ebgan(trained, tmp_path_factory) -> str:
     """The tiny Att-EBGAN of `trained`, exported as a SavedModel (a TF Serving base directory)."""
     base = str(tmp_path_factory.mktemp("exports"))
-    template = np.array([[0.39, 0.51], [0.61, 0.51], [0.5, 0.64], [0.4, 0.74], [0.59, 0.74]], np.float32) * IMAGE_SIZE
-    export_saved_model(load_trained(trained["att_ebgan"]), base, "shipped", template)
+    export_saved_model(load_trained(trained["att_ebgan"]), base, "shipped", LANDMARK_TEMPLATE.astype(np.float32))
     return os.path.join(base, "shipped")
 
 

@@ -30,10 +30,10 @@ from export.saved_model import edit_function, export_saved_model, next_version
 from export.tflite import TFLITE_VARIANTS
 from export.verify import MAX_LEVEL_DIFFERENCE, PSNR_FLOORS, verification_inputs, verify_export
 from serving.edit import edit_files
-from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, tiny_config
+from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, tiny_config, write_untrained_run
 from training import train_lib
 from training.distribute import make_strategy
-from ebgan_tf.runs import load_trained, read_config, run_config_from_dir, save_final_weights, write_config
+from ebgan_tf.runs import load_trained, read_config, run_config_from_dir
 
 SAVED_MODEL_CLI = os.path.join(REPO_ROOT, ".venv", "bin", "saved_model_cli")
 SIZE = IMAGE_SIZE
@@ -75,16 +75,7 @@ def loaded(exported):
 @pytest.fixture(scope="module")
 def ebgan_model_dir(tmp_path_factory, data_dir) -> str:
     """A model_dir of an untrained tiny EBGAN (config.json + final weights, as ebgan-train writes them)."""
-    model_dir = str(tmp_path_factory.mktemp("ebgan") / "model")
-    config = tiny_config(model_dir, data_dir, variant="ebgan").resolved()
-    identity = config.identity()
-    identity["landmark_template"] = (np.array([[0.39, 0.51], [0.61, 0.51], [0.5, 0.64], [0.4, 0.74],
-                                               [0.59, 0.74]]) * SIZE).tolist()
-    trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
-    trainer.build_all()
-    write_config(model_dir, identity)
-    save_final_weights(trainer, model_dir)
-    return model_dir
+    return write_untrained_run(tmp_path_factory.mktemp("ebgan") / "model", data_dir, variant="ebgan")
 
 
 def faces(count: int, seed: int = 100) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ import os
 import numpy as np
 
 from ebgan_tf.config import ModelConfig
-from ebgan_tf.runs import RunConfig
+from ebgan_tf.models.trainer import build_trainer
+from ebgan_tf.runs import RunConfig, save_final_weights, write_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE_SIZE = 32
@@ -28,6 +29,22 @@ def tiny_config(model_dir, data_dir, **overrides) -> RunConfig:
                     validation_steps=1, model_overrides=TINY_MODEL)
     settings.update(overrides)
     return RunConfig(**settings)
+
+
+# Five landmarks (x, y) of an aligned 32 px face, as ebgan-train records them for the export.
+LANDMARK_TEMPLATE = (np.array([[0.39, 0.51], [0.61, 0.51], [0.5, 0.64], [0.4, 0.74], [0.59, 0.74]]) * IMAGE_SIZE)
+
+
+def write_untrained_run(model_dir, data_dir, variant: str = "att_ebgan", **overrides) -> str:
+    """A model_dir of an untrained tiny model (config.json with a landmark template, and final weights), as
+    ebgan-train writes them; returns it."""
+    config = tiny_config(model_dir, data_dir, variant=variant, **overrides).resolved()
+    identity = {**config.identity(), "landmark_template": LANDMARK_TEMPLATE.tolist()}
+    trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
+    trainer.build_all()
+    write_config(str(model_dir), identity)
+    save_final_weights(trainer, str(model_dir))
+    return str(model_dir)
 
 
 def network_weights(trainer) -> list[np.ndarray]:
