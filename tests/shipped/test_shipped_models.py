@@ -1,0 +1,64 @@
+"""Regression tests of the models shipped in models/: each is evaluated on 64 synthetic test pairs, through its
+SavedModel and its TFLite file, for every region it was trained on; a transfer PSNR or exemplar gain more than 1 dB
+below the value recorded in models/reports/ (by the commands in models/README.md) fails. This guards the export,
+inference and masks of the shipped files, not only their training."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ebgan_tf.data import synthetic_faces
+from ebgan_tf.evaluation.evaluate import evaluate_models
+from tests.helpers.tiny import REPO_ROOT
+
+MODELS_DIR = os.path.join(REPO_ROOT, "models")
+MAX_SIZE_BYTES = 12 * 1024 * 1024
+TOLERANCE_DB = 1.0
+# The recorded evaluations: report directory -> the shipped files it scored (paths relative to models/).
+RECORDED = {
+    "regression_saved_model": ("ebgan", "att_ebgan"),
+    "regression_tflite": ("ebgan-tflite/1/model_dynamic.tflite", "att_ebgan-tflite/1/model_dynamic.tflite"),
+}
+# The data set the records were made on (models/README.md: `ebgan-data prepare ... --num_test=64`).
+DATA_SIZES = {"num_train": 8, "num_validation": 8, "num_test": 64}
+
+
+def _recorded(name: str) -> dict:
+    with open(os.path.join(MODELS_DIR, "reports", name, "report.json")) as handle:
+        return json.load(handle)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    """The 64 px synthetic faces with the 64 test faces of the records."""
+    path = str(tmp_path_factory.mktemp("data64"))
+    synthetic_faces.prepare_synthetic_faces(path, image_size=64, **DATA_SIZES)
+    return path
+
+
+def test_the_shipped_files_fit_in_12_mb():
+    sizes = [os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(MODELS_DIR) for name in names]
+    assert 0 < sum(sizes) <= MAX_SIZE_BYTES
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("report_name", sorted(RECORDED))
+def test_shipped_models_keep_their_recorded_quality(report_name, data_dir, tmp_path):
+    recorded = _recorded(report_name)
+    paths = [os.path.join(MODELS_DIR, path) for path in RECORDED[report_name]]
+    regions = list(recorded["regions"])
+    assert recorded["num_pairs"] == DATA_SIZES["num_test"] and regions == ["mouth", "components", "face"]
+    report = evaluate_models(paths, data_dir, None, str(tmp_path), dataset="synthetic_faces", regions=regions,
+                             num_pairs=recorded["num_pairs"])
+    for region in regions:
+        for name, scores in report["regions"][region]["methods"].items():
+            if scores["role"] != "model":
+                continue
+            was = recorded["regions"][region]["methods"][name]["transfer"]
+            now = scores["transfer"]
+            for key in ("psnr", "exemplar_gain"):
+                assert now[key] >= was[key] - TOLERANCE_DB, (region, name, key, now[key], was[key])
+            assert scores["outside_max_diff"] == 0.0, (region, name)
