@@ -71,6 +71,7 @@ models: $(STAMP)
 	$(BIN)/ebgan-eval --model_dir=models/ebgan-tflite/1/model_dynamic.tflite,models/att_ebgan-tflite/1/model_dynamic.tflite \
 	    --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) --regions=mouth,components,face --num_pairs=64 \
 	    --output_dir=models/reports/regression_tflite
+	rm -rf models/reports/*/logs  # TensorBoard copies of the reports' numbers: not shipped
 	$(BIN)/ebgan-figures --model=models/ebgan,models/att_ebgan --data_dir=$(DATA_DIR) --output_dir=docs/images/paper
 
 clean:

@@ -15,7 +15,7 @@ from ebgan_tf.evaluation.evaluate import evaluate_models
 from tests.helpers.tiny import REPO_ROOT
 
 MODELS_DIR = os.path.join(REPO_ROOT, "models")
-MAX_SIZE_BYTES = 12 * 1024 * 1024
+MAX_SIZE_BYTES = 12_000_000  # 12 MB
 TOLERANCE_DB = 1.0
 # The recorded evaluations: report directory -> the shipped files it scored (paths relative to models/).
 RECORDED = {
