@@ -22,8 +22,11 @@ def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
     from ebgan_tf.faces import ALIGN_MODES, DEFAULT_FEATHER
 
-    flags.DEFINE_string("model", None, "Exported model: a SavedModel version directory (exports/ebgan/1), its base "
-                        "directory (exports/ebgan: the highest version) or a .tflite file.")
+    from ebgan_tf.shipped import DEFAULT_MODEL
+
+    flags.DEFINE_string("model", DEFAULT_MODEL, "Exported model: a SavedModel version directory (exports/ebgan/1), its "
+                        "base directory (exports/ebgan: the highest version) or a .tflite file. Default: the shipped "
+                        "Att-EBGAN (models/att_ebgan: synthetic faces at 64 px; mouth, components and face).")
     flags.DEFINE_string("source", None, "Photo to edit (PNG/JPEG/...; any size; EXIF orientation is applied).")
     flags.DEFINE_string("exemplar", None, "Photo (or aligned crop) whose face region is transferred to the source.")
     flags.DEFINE_string("region", None, "Region(s) to edit, comma-separated: mouth, eyes, brows, nose, components, face.")

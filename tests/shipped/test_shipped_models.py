@@ -8,13 +8,19 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
+from ebgan_tf import images
+from ebgan_tf.cli import run_in_process
 from ebgan_tf.data import synthetic_faces
+from ebgan_tf.data.synthetic import render_face, sample_face
+from ebgan_tf.editing import Editor
 from ebgan_tf.evaluation.evaluate import evaluate_models
-from tests.helpers.tiny import REPO_ROOT
+from ebgan_tf.shipped import DEFAULT_MODEL, SHIPPED_MODELS_DIR
+from serving import edit
 
-MODELS_DIR = os.path.join(REPO_ROOT, "models")
+MODELS_DIR = SHIPPED_MODELS_DIR
 MAX_SIZE_BYTES = 12_000_000  # 12 MB
 TOLERANCE_DB = 1.0
 # The recorded evaluations: report directory -> the shipped files it scored (paths relative to models/).
@@ -62,3 +68,20 @@ def test_shipped_models_keep_their_recorded_quality(report_name, data_dir, tmp_p
             for key in ("psnr", "exemplar_gain"):
                 assert now[key] >= was[key] - TOLERANCE_DB, (region, name, key, now[key], was[key])
             assert scores["outside_max_diff"] == 0.0, (region, name)
+
+
+def test_ebgan_edit_uses_the_shipped_att_ebgan_by_default(tmp_path, capsys):
+    faces = [render_face(sample_face(seed), 64).image for seed in (3, 4)]
+    paths = [str(tmp_path / name) for name in ("source.png", "exemplar.png")]
+    for path, face in zip(paths, faces):
+        images.save_image(path, face)
+    out = tmp_path / "edited.png"
+    argv = ["ebgan-edit", f"--source={paths[0]}", f"--exemplar={paths[1]}", "--region=mouth", "--drop=Mustache",
+            f"--output={out}"]
+    assert run_in_process(edit.main, edit.define_flags, argv) == 0
+    assert capsys.readouterr().out.strip() == f"Wrote {out}"
+    edited = images.load_image(str(out))
+    mask = Editor.load(DEFAULT_MODEL).info.region_mask("mouth")[..., 0] > 0.5
+    assert edited.shape == faces[0].shape
+    np.testing.assert_array_equal(edited[~mask], faces[0][~mask])
+    assert np.abs(edited[mask].astype(int) - faces[0][mask]).mean() > 1.0
