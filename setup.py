@@ -18,6 +18,7 @@ setup(
         "pillow>=10",
         "absl-py>=2.1",
         "tensorboard~=2.21.0",
+        "matplotlib>=3.8",  # the quality-over-time plot of ebgan-curve (Agg backend, no display)
         "tensorflow-serving-api~=2.21.0",
         "grpcio>=1.60",
         "grpcio-health-checking>=1.60",
@@ -34,6 +35,7 @@ setup(
             "ebgan-eval=training.evaluate:run",
             "ebgan-figures=training.figures:run",
             "ebgan-eval-classifier=training.eval_classifier:run",
+            "ebgan-curve=training.curve:run",
             "ebgan-export=export.main:run",
             "ebgan-edit=serving.edit:run",
             "ebgan-serve=serving.main:run",

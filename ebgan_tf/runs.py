@@ -208,22 +208,37 @@ def save_final_weights(trainer: EBGANTrainer, model_dir: str) -> str:
     return path
 
 
+def checkpoint_step(path: str) -> int:
+    """The training step of a checkpoint path (`.../ckpt-<step>`)."""
+    return int(path.rsplit("-", 1)[1])
+
+
 def trained_step(model_dir: str) -> int:
     """The training step of the run's latest checkpoint (the final weights are saved at that step), else 0."""
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
-    return int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoint paths end in -<step>
+    return checkpoint_step(latest) if latest else 0
 
 
-def load_trained(model_dir: str) -> EBGANTrainer:
+def checkpoint_paths(model_dir: str) -> list[str]:
+    """The paths of the run's kept checkpoints (as `tf.train.latest_checkpoint` names them), by step."""
+    state = tf.train.get_checkpoint_state(os.path.join(model_dir, CHECKPOINT_DIR))
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    return sorted((path for path in paths if tf.io.gfile.exists(f"{path}.index")), key=checkpoint_step)
+
+
+def load_trained(model_dir: str, checkpoint: str | None = None) -> EBGANTrainer:
     """Rebuilds the trainer of a run from `config.json` and loads its final weights (or, when the run has not
-    finished, its latest checkpoint). Raises FileNotFoundError when `model_dir` holds neither.
+    finished, its latest checkpoint; or the given `checkpoint` path, e.g. one of `checkpoint_paths`). Raises
+    FileNotFoundError when `model_dir` holds neither, or `checkpoint` does not exist.
     """
     config = run_config_from_dir(model_dir)
+    if checkpoint is not None and not tf.io.gfile.exists(f"{checkpoint}.index"):
+        raise FileNotFoundError(f"No checkpoint {checkpoint} (its .index file is missing).")
     trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
     trainer.build_all()
     weights = os.path.join(model_dir, FINAL_WEIGHTS)
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
-    if os.path.exists(weights):
+    latest = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
+    if checkpoint is None and os.path.exists(weights):
         trainer.load_weights(weights)
     elif latest:
         # Keras 3 hides the layers a model keeps in lists from tf.train.Checkpoint's object graph; their variables

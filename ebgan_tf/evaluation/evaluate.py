@@ -10,10 +10,10 @@ from typing import Sequence
 from ebgan_tf.config import parse_regions
 from ebgan_tf.editing import Editor
 from ebgan_tf.data import pipeline
-from ebgan_tf.evaluation.classifier import load_eval_classifier
+from ebgan_tf.evaluation.classifier import EvalClassifier, load_eval_classifier
 from ebgan_tf.evaluation.methods import (NAIVE_PASTE, Method, export_method, method_names, model_method,
                                          zero_code_method)
-from ebgan_tf.evaluation.pairs import SwapTruth, load_pairs
+from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs
 from ebgan_tf.evaluation.report import write_report
 from ebgan_tf.evaluation.scoring import MAX_PSNR, evaluate
 from ebgan_tf.runs import CONFIG_FILE, load_trained, run_config_from_dir, trained_step
@@ -78,6 +78,33 @@ def open_models(paths: Sequence[str], dataset: str | None, regions: Sequence[str
             parse_regions(regions or runs[0].regions))
 
 
+@dataclasses.dataclass(frozen=True)
+class EvaluationSet:
+    """What every model of one evaluation is measured on: the pairs, their ground truth and the classifier."""
+
+    dataset: str
+    image_size: int
+    region_attributes: dict[str, tuple[str, ...]]  # region -> the attributes the classifier reads there
+    pairs: EvalPairs
+    truth: SwapTruth | None  # synthetic faces only
+    classifier: EvalClassifier | None
+
+
+def load_evaluation_set(dataset: str, image_size: int, regions: Sequence[str], data_dir: str,
+                        classifier_dir: str | None, num_pairs: int = 500) -> EvaluationSet:
+    """The test pairs of `dataset` at `image_size`, their ground truth and the evaluation classifier (if
+    `classifier_dir`). Raises ValueError / OSError for a classifier of another data set or size, missing data."""
+    classifier = load_eval_classifier(classifier_dir) if classifier_dir else None
+    if classifier is not None and (classifier.config.dataset != dataset or classifier.image_size != image_size):
+        raise ValueError(f"The evaluation classifier in {classifier_dir} reads {classifier.config.dataset} at "
+                         f"{classifier.image_size} px; the evaluation needs {dataset} at {image_size} px.")
+    preset = pipeline.dataset_preset(dataset)
+    pairs = load_pairs(dataset, data_dir, image_size, num_pairs)
+    region_attributes = {region: tuple(preset.region_attributes[region]) for region in regions}
+    truth = SwapTruth(pairs, image_size) if pairs.seeds is not None else None
+    return EvaluationSet(dataset, image_size, region_attributes, pairs, truth, classifier)
+
+
 def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: str | None, output_dir: str,
                     dataset: str | None = None, regions: Sequence[str] | None = None, num_pairs: int = 500,
                     batch_size: int = 32, grid_rows: int = 4) -> dict:
@@ -90,19 +117,14 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
     model or classifier, mismatched image sizes, missing data), before anything is written.
     """
     models, image_size, dataset, regions = open_models(model_dirs, dataset, regions)
-    classifier = load_eval_classifier(classifier_dir) if classifier_dir else None
-    if classifier is not None and (classifier.config.dataset != dataset or classifier.image_size != image_size):
-        raise ValueError(f"The evaluation classifier in {classifier_dir} reads {classifier.config.dataset} at "
-                         f"{classifier.image_size} px; the evaluation needs {dataset} at {image_size} px.")
-    preset = pipeline.dataset_preset(dataset)
-    region_attributes = {region: preset.region_attributes[region] for region in regions}
-    pairs = load_pairs(dataset, data_dir, image_size, num_pairs)
-    truth = SwapTruth(pairs, image_size) if pairs.seeds is not None else None
+    evaluation = load_evaluation_set(dataset, image_size, regions, data_dir, classifier_dir, num_pairs)
+    pairs, classifier = evaluation.pairs, evaluation.classifier
 
     names = method_names([model.variant for model in models], model_dirs)
     per_model = [model.methods(name) for model, name in zip(models, names)]
     methods = [own[0] for own in per_model] + [NAIVE_PASTE] + [baseline for own in per_model for baseline in own[1:]]
-    results, grid = evaluate(methods, pairs, region_attributes, classifier, truth, batch_size, grid_rows)
+    results, grid = evaluate(methods, pairs, evaluation.region_attributes, classifier, evaluation.truth, batch_size,
+                             grid_rows)
     report = {
         "dataset": dataset, "split": pipeline.EVAL_SPLIT[dataset], "num_pairs": len(pairs), "image_size": image_size,
         "date": datetime.date.today().isoformat(), "max_psnr": MAX_PSNR,

@@ -16,15 +16,18 @@ from ebgan_tf.files import write_text_atomically
 REPORT_FILES = ("report.md", "report.json", "grid.png")
 
 
-def _percent(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A share as "93.5%" ("—" for None)."""
     return "—" if value is None else f"{100 * value:.1f}%"
 
 
-def _decimal(value: float | None, digits: int) -> str:
+def decimal(value: float | None, digits: int) -> str:
+    """A number with `digits` decimals ("—" for None)."""
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
@@ -43,7 +46,7 @@ def markdown(report: dict) -> str:
         lines.append(f"- {model['name']}: `{model['model_dir']}` ({model['variant']}, {trained})")
     if classifier:
         lines.append(f"- evaluation classifier: `{classifier.get('dir')}`, test accuracy on real images "
-                     f"{_percent(accuracy.get('mean'))} mean, {_percent(accuracy.get('min'))} min")
+                     f"{percent(accuracy.get('mean'))} mean, {percent(accuracy.get('min'))} min")
     if report.get("date"):
         lines.append(f"- date: {report['date']}")
     lines += ["", "PSNR in dB (capped at 100), L1 in 0..255 pixel units, all inside the mask; attribute metrics "
@@ -62,48 +65,49 @@ def markdown(report: dict) -> str:
         for name, scores in result["methods"].items():
             rec, transfer, filtering = scores["reconstruction"] or {}, scores["transfer"] or {}, scores["filtering"]
             spread = scores.get("code_spread") or {}
-            rows.append([name, _decimal(rec.get("psnr"), 2), _decimal(rec.get("ssim"), 3), _decimal(rec.get("l1"), 2),
-                         _decimal(transfer.get("psnr"), 2), _decimal(transfer.get("ssim"), 3),
-                         _decimal(transfer.get("l1"), 2), _signed(transfer.get("exemplar_gain")),
-                         _decimal(spread.get("mean"), 3), _percent(_mean(scores["attribute_transfer"])),
-                         _percent(_mean(filtering and filtering["leak_rate"])),
-                         _percent(_mean(filtering and filtering["kept_agreement"])),
-                         _decimal(filtering["psnr"], 2) if filtering else "—", f"{scores['outside_max_diff']:g}"])
+            rows.append([name, decimal(rec.get("psnr"), 2), decimal(rec.get("ssim"), 3), decimal(rec.get("l1"), 2),
+                         decimal(transfer.get("psnr"), 2), decimal(transfer.get("ssim"), 3),
+                         decimal(transfer.get("l1"), 2), signed(transfer.get("exemplar_gain")),
+                         decimal(spread.get("mean"), 3), percent(_mean(scores["attribute_transfer"])),
+                         percent(_mean(filtering and filtering["leak_rate"])),
+                         percent(_mean(filtering and filtering["kept_agreement"])),
+                         decimal(filtering["psnr"], 2) if filtering else "—", f"{scores['outside_max_diff']:g}"])
         truth = result["ground_truth"]
         if truth:
             filtering = truth["filtering"]
             rows.append(["ground truth (classifier ceiling)", *["—"] * 8,
-                         _percent(truth["attribute_transfer"]["mean"]),
-                         _percent(filtering["leak_rate"]["mean"]) if filtering else "—",
-                         _percent(filtering["kept_agreement"]["mean"]) if filtering else "—", "—", "—"])
-        lines += _table(header, rows) + [""]
+                         percent(truth["attribute_transfer"]["mean"]),
+                         percent(filtering["leak_rate"]["mean"]) if filtering else "—",
+                         percent(filtering["kept_agreement"]["mean"]) if filtering else "—", "—", "—"])
+        lines += table(header, rows) + [""]
         attributes = result["attributes"]
-        per_attribute = [[name, *(_percent(scores["attribute_transfer"]["per_attribute"][a]) for a in attributes)]
+        per_attribute = [[name, *(percent(scores["attribute_transfer"]["per_attribute"][a]) for a in attributes)]
                          for name, scores in result["methods"].items() if scores["attribute_transfer"]]
         if truth:
-            per_attribute.append(["ground truth", *(_percent(truth["attribute_transfer"]["per_attribute"][a])
+            per_attribute.append(["ground truth", *(percent(truth["attribute_transfer"]["per_attribute"][a])
                                                     for a in attributes)])
         if per_attribute:
             lines += ["Attribute transfer accuracy per attribute:", ""]
-            lines += _table(["method", *attributes], per_attribute)
-        leaks = [[name, *(_percent(scores["filtering"]["leak_rate"]["per_attribute"][a]) for a in attributes)]
+            lines += table(["method", *attributes], per_attribute)
+        leaks = [[name, *(percent(scores["filtering"]["leak_rate"]["per_attribute"][a]) for a in attributes)]
                  for name, scores in result["methods"].items() if scores["filtering"] and scores["filtering"]["leak_rate"]]
         if truth and truth["filtering"]:
-            leaks.append(["ground truth", *(_percent(truth["filtering"]["leak_rate"]["per_attribute"][a])
+            leaks.append(["ground truth", *(percent(truth["filtering"]["leak_rate"]["per_attribute"][a])
                                             for a in attributes)])
         if leaks:
             lines += ["", "Leak rate per attribute (switched off for exemplars that have it):", ""]
-            lines += _table(["method", *attributes], leaks)
+            lines += table(["method", *attributes], leaks)
         lines.append("")
     if report["targets"]:
         lines += ["## Targets", ""]
         rows = [[check["region"], check["method"], check["target"], _format_target_value(check),
                  "met" if check["met"] else f"missed by {_format_margin(check)}"] for check in report["targets"]]
-        lines += _table(["region", "method", "target", "value", "result"], rows) + [""]
+        lines += table(["region", "method", "target", "value", "result"], rows) + [""]
     return "\n".join(lines)
 
 
-def _signed(value: float | None) -> str:
+def signed(value: float | None) -> str:
+    """A difference in dB with its sign, "+3.25 dB" ("—" for None)."""
     return "—" if value is None else f"{value:+.2f} dB"
 
 
@@ -116,10 +120,10 @@ def _format_target_value(check: dict) -> str:
         return f"{check['value']:.2f} dB" + (f" (needs {check['threshold']:.2f} dB)"
                                              if "baseline" in check["target"] else "")
     if "gain" in check["target"]:
-        return _signed(check["value"])
+        return signed(check["value"])
     if "spread" in check["target"]:
         return f"{check['value']:.3f}"
-    return _percent(check["value"])
+    return percent(check["value"])
 
 
 def _format_margin(check: dict) -> str:
