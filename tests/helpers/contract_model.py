@@ -55,7 +55,7 @@ def _classifier(image_size: int, num_attributes: int, seed: int) -> keras.Model:
     keras.utils.set_random_seed(seed + 1)
     images = keras.Input((image_size, image_size, 3), name="image")
     features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(images))
-    logits = keras.layers.Dense(num_attributes, kernel_initializer=keras.initializers.RandomNormal(stddev=4.0),
+    logits = keras.layers.Dense(num_attributes, kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
                                 bias_initializer=keras.initializers.Constant(np.linspace(2.0, -2.0, num_attributes)))
     return keras.Model(images, logits(features))
 

@@ -81,10 +81,12 @@ function showModel() {
     (model.attributes.length ? `attributes: ${model.attributes.join(", ")}` : "no attributes");
   const list = $("attributes");
   list.replaceChildren();
-  $("attributes-note").textContent = model.filtering
-    ? "Switch an attribute off to filter it out of the exemplar's region. Classifier reading of the exemplar: " +
-      "not available (the exported model has no classifier signature)."
-    : `This is an ${model.variant} model: it transfers the region as it is and cannot filter out attributes.`;
+  $("attributes-note").textContent = !model.filtering
+    ? `This is an ${model.variant} model: it transfers the region as it is and cannot filter out attributes.`
+    : "Switch an attribute off to filter it out of the exemplar's region. " + (model.classifies
+      ? "Beside each switch: whether the model's classifier reads it on the exemplar (only what it reads there " +
+        "is transferred)."
+      : "This export has no classifier signature, so the exemplar's attributes are not shown.");
   for (const name of model.attributes) {
     const item = document.createElement("li");
     const label = document.createElement("label");
@@ -92,9 +94,31 @@ function showModel() {
     box.type = "checkbox"; box.checked = true; box.id = `attribute-${name}`; box.dataset.attribute = name;
     box.disabled = !model.filtering;
     label.append(box, ` ${name.replaceAll("_", " ")}`);
-    item.append(label);
+    const reading = document.createElement("span");
+    reading.className = "reading"; reading.id = `reading-${name}`;
+    item.append(label, reading);
     list.append(item);
   }
+}
+
+function showReading(reading) {
+  for (const span of document.querySelectorAll("#attributes .reading")) span.textContent = "";
+  for (const entry of reading || []) {
+    const span = $(`reading-${entry.attribute}`);
+    if (span) span.textContent = `exemplar: ${entry.present ? "yes" : "no"} ${entry.probability.toFixed(2)}`;
+  }
+}
+
+// The classifier's reading of the chosen exemplar face, shown beside the attribute switches (Att-EBGAN exports
+// with a classify signature; nothing otherwise).
+async function loadReading() {
+  const photo = state.photos.exemplar;
+  const model = currentModel();
+  showReading(null);
+  if (!photo || !model || !model.classifies) return;
+  const body = await (await postJson("/api/crop", { model: model.name, image: photo.image, face: photo.face,
+                                                    field: "exemplar" }, "exemplar")).json();
+  if (state.model === model.name && state.photos.exemplar === photo) showReading(body.reading);
 }
 
 async function loadModels() {
@@ -141,14 +165,14 @@ function showPhoto(field) {
 async function usePhoto(field, registered, url) {
   state.photos[field] = { ...registered, face: 0, url };
   showPhoto(field);
-  if (field === "source") await loadCrop();
+  await (field === "source" ? loadCrop() : loadReading());
 }
 
 function pickFace(field, index) {
   if (state.busy) return;
   state.photos[field].face = index;
   showPhoto(field);
-  if (field === "source") busy(loadCrop).catch((error) => showError(error, "source"));
+  busy(field === "source" ? loadCrop : loadReading).catch((error) => showError(error, field));
 }
 
 function addFile(field, file) {
@@ -388,6 +412,7 @@ function setUpResult() {
     clearError("model");
     showModel();
     busy(loadCrop).catch((error) => showError(error, "source"));
+    busy(loadReading).catch((error) => showError(error, "exemplar"));
   });
 }
 
