@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -265,3 +268,20 @@ def test_an_unreachable_model_server_is_a_503_in_words():
         assert "cannot be reached" in body["error"]
     finally:
         remote.stop()
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_ebgan_web_serves_until_a_stop_signal_then_exits_cleanly(model_paths, number):
+    process = subprocess.Popen([sys.executable, "-m", "serving.web.main", f"--model={model_paths['ebgan']}",
+                                "--port=0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()  # "ebgan-web: open http://127.0.0.1:<port>/" once it serves
+        assert line.startswith("ebgan-web: open http://127.0.0.1:"), (line, process.stderr.read())
+        url = line.split("open ", 1)[1].strip()
+        assert call(url, "/api/models")[0] == 200
+        process.send_signal(number)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -3,6 +3,10 @@
 "use strict";
 
 const FIELDS = ["source", "exemplar"];
+const PANELS = {  // the words of each photo panel (index.html's #photo-panel template)
+  source: { title: "1. Source photo", subtitle: "(the face to edit)" },
+  exemplar: { title: "2. Exemplar photo", subtitle: "(where the region comes from)" },
+};
 const VIEW_SIZE = 256;  // CSS and canvas pixels of the mask view
 const $ = (id) => document.getElementById(id);
 
@@ -214,6 +218,26 @@ async function loadGallery() {
   } catch (error) { showError(error, "source"); }
 }
 
+// One panel per field, cloned from the template; element ids are `${field}-${data-id}` (source-file, ...).
+function buildPhotoPanels() {
+  for (const field of FIELDS) {
+    const panel = $("photo-panel").content.firstElementChild.cloneNode(true);
+    const part = (name) => panel.querySelector(`[data-part="${name}"]`);
+    const Field = field[0].toUpperCase() + field.slice(1);
+    panel.dataset.field = field;
+    for (const element of panel.querySelectorAll("[data-id]")) element.id = `${field}-${element.dataset.id}`;
+    panel.setAttribute("aria-labelledby", `${field}-title`);
+    part("title").textContent = PANELS[field].title;
+    part("subtitle").textContent = PANELS[field].subtitle;
+    part("file-label").textContent = `Choose the ${field} photo`;
+    part("file-label").htmlFor = `${field}-file`;
+    panel.querySelector(".drop-zone").setAttribute("aria-label", `${Field} photo: drop or paste an image here`);
+    panel.querySelector(".stage img").alt = `${Field} photo`;
+    panel.querySelector(".gallery").setAttribute("aria-label", `Built-in faces for the ${field}`);
+    $("photos").append(panel);
+  }
+}
+
 function setUpInputs() {
   for (const field of FIELDS) {
     const input = $(`${field}-file`);
@@ -416,6 +440,7 @@ function setUpResult() {
   });
 }
 
+buildPhotoPanels();
 setUpInputs();
 setUpPainting();
 setUpResult();
