@@ -14,7 +14,9 @@ import functools
 import importlib.abc
 import importlib.machinery
 import os
+import signal
 import sys
+import threading
 from typing import Callable, Iterator, Mapping, Sequence
 
 from absl import app, flags, logging
@@ -121,6 +123,14 @@ def quiet_logging() -> None:
     mix with the command's output."""
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
+
+
+def wait_for_stop_signal() -> None:
+    """Blocks until SIGINT (Ctrl-C) or SIGTERM (`docker stop`, `kill`) arrives: the wait of a server's main."""
+    stopping = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stopping.set())
+    stopping.wait()
 
 
 def run_main(main: Callable[[list[str]], int], define_flags: Callable[[], None], module_name: str,

@@ -3,19 +3,20 @@
     editor = Editor.load("exports/ebgan/1")            # or "exports/ebgan-tflite/1/model_dynamic.tflite"
     mask = editor.info.region_mask("mouth")            # for images at the model's alignment
     edited = editor.edit(source, exemplar, mask, transfer=editor.info.transfer_vector(drop=["Mustache"]))
+    reading = editor.classify(exemplar)                # Att-EBGAN: probability per attribute (> 0.5 = present)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
 from ebgan_tf.config import ATT_EBGAN, validate_attribute_names
 
-EDIT, EDIT_FILTERED, METADATA = "edit", "edit_filtered", "metadata"
+EDIT, EDIT_FILTERED, CLASSIFY, METADATA = "edit", "edit_filtered", "classify", "metadata"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,14 +60,31 @@ class ModelInfo:
         return region_mask(self.landmark_template, regions, self.image_size).numpy()
 
 
-class Editor:
-    """Runs the `edit` / `edit_filtered` / `metadata` signatures of an exported model."""
+def classify_error(info: ModelInfo, signatures: Collection[str]) -> str | None:
+    """Why a model cannot read an exemplar's attributes (an EBGAN model, or an export without `classify`), or None."""
+    if info.variant != ATT_EBGAN:
+        return (f"This is an {info.variant} model: it has no attribute classifier (no classify signature); only "
+                "att_ebgan models read attributes.")
+    if CLASSIFY not in signatures:
+        return ("This export has no classify signature (it was written by an older ebgan-export); export the model "
+                "again to read attributes. Editing works without it.")
+    return None
 
-    def __init__(self, path: str, runner, metadata: Mapping[str, np.ndarray], batch_limit: int | None):
+
+class Editor:
+    """Runs the `edit` / `edit_filtered` / `classify` / `metadata` signatures of an exported model."""
+
+    def __init__(self, path: str, runner, signatures: Collection[str], batch_limit: int | None):
         self.path = path
-        self._run = runner
+        self.signatures = frozenset(signatures)
+        self._run = _with_signatures(runner, self.signatures)
         self._batch_limit = batch_limit
-        self.info = ModelInfo.from_metadata(metadata)
+        self.info = ModelInfo.from_metadata(self._run(METADATA, {}))
+
+    @property
+    def classifies(self) -> bool:
+        """Whether `classify` works: an Att-EBGAN export with the classify signature."""
+        return classify_error(self.info, self.signatures) is None
 
     @classmethod
     def load(cls, path: str) -> "Editor":
@@ -95,7 +113,7 @@ class Editor:
         def run(name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             return {key: value.numpy() for key, value in signatures[name](**inputs).items()}
 
-        return cls(path, _with_signatures(run, set(signatures.keys())), run(METADATA, {}), batch_limit=None)
+        return cls(path, run, set(signatures.keys()), batch_limit=None)
 
     @classmethod
     def _load_tflite(cls, path: str) -> "Editor":
@@ -108,7 +126,7 @@ class Editor:
         def run(name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             return interpreter.get_signature_runner(name)(**inputs)
 
-        return cls(path, _with_signatures(run, set(interpreter.get_signature_list())), run(METADATA, {}), batch_limit=1)
+        return cls(path, run, set(interpreter.get_signature_list()), batch_limit=1)
 
     def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
              transfer: np.ndarray | None = None) -> np.ndarray:
@@ -126,11 +144,30 @@ class Editor:
                 raise ValueError(f"This is an {self.info.variant} model: it has no attribute filtering.")
             inputs["attributes"] = self._transfer_batch(np.asarray(transfer, np.float32), len(source))
             signature = EDIT_FILTERED
-        step = self._batch_limit or len(source)
-        chunks = [self._run(signature, {key: value[start:start + step] for key, value in inputs.items()})["edited"]
-                  for start in range(0, len(source), step)]
-        edited = np.concatenate(chunks)
+        edited = self._run_batched(signature, inputs, "edited")
         return edited[0] if single else edited
+
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        """The classifier's reading of aligned uint8 faces [S,S,3] or [N,S,S,3]: float32 probabilities [n] or
+        [N,n] in the order of `info.attribute_names`; > 0.5 means the edit's gate transfers that attribute.
+
+        An EBGAN model or an export without the classify signature is a ValueError saying so.
+        """
+        error = classify_error(self.info, self.signatures)
+        if error:
+            raise ValueError(error)
+        single = np.ndim(images) == 3
+        batch = np.asarray(images)[None] if single else np.asarray(images)
+        self._check_images("image", batch)
+        probabilities = self._run_batched(CLASSIFY, {"image": batch}, "probabilities")
+        return probabilities[0] if single else probabilities
+
+    def _run_batched(self, signature: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
+        """Runs `signature` in chunks of at most the runner's batch limit and concatenates `output`."""
+        count = len(next(iter(inputs.values())))
+        step = self._batch_limit or count
+        return np.concatenate([self._run(signature, {key: value[start:start + step] for key, value in inputs.items()})
+                               [output] for start in range(0, count, step)])
 
     def _transfer_batch(self, transfer: np.ndarray, count: int) -> np.ndarray:
         """`transfer` [n] or [count, n] as a [count, n] array; another shape is a ValueError naming the attributes."""
@@ -140,15 +177,22 @@ class Editor:
                              f"[N,{len(names)}] values (1 = transfer, 0 = filter out) for {', '.join(names)}.")
         return np.ascontiguousarray(np.broadcast_to(transfer, (count, len(names))))
 
-    def _check(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray) -> None:
+    def _check_shape(self, name: str, array: np.ndarray, channels: int) -> None:
         size = self.info.image_size
+        if array.ndim != 4 or array.shape[1:] != (size, size, channels):
+            raise ValueError(f"{name} has shape {array.shape[1:] if array.ndim == 4 else array.shape}; this "
+                             f"model takes {size}x{size}x{channels} (align and resize the image first).")
+
+    def _check_images(self, name: str, array: np.ndarray) -> None:
+        self._check_shape(name, array, 3)
+        if array.dtype != np.uint8:
+            raise ValueError(f"{name} must be uint8 pixels, got {array.dtype}.")
+
+    def _check(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray) -> None:
         for name, array, channels in (("source", source, 3), ("exemplar", exemplar, 3), ("mask", mask, 1)):
-            if array.ndim != 4 or array.shape[1:] != (size, size, channels):
-                raise ValueError(f"{name} has shape {array.shape[1:] if array.ndim == 4 else array.shape}; this "
-                                 f"model takes {size}x{size}x{channels} (align and resize the image first).")
+            self._check_shape(name, array, channels)
         for name, array in (("source", source), ("exemplar", exemplar)):
-            if array.dtype != np.uint8:
-                raise ValueError(f"{name} must be uint8 pixels, got {array.dtype}.")
+            self._check_images(name, array)
         if len(exemplar) != len(source) or len(mask) != len(source):
             raise ValueError("source, exemplar and mask must hold the same number of images.")
         empty = [index for index in range(len(mask)) if not np.any(mask[index] > 0.5)]

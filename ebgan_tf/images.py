@@ -1,15 +1,16 @@
 """Safe image I/O and the one uint8 <-> [-1, 1] pixel conversion of the project.
 
 `load_image` turns any readable image file into uint8 RGB [H, W, 3] or raises `ImageError` naming the path and the
-problem; `save_image` writes atomically (temporary file in the target directory, then `os.replace`), so a failed
+problem (`decode_image` does the same for a file's bytes, e.g. an upload); `save_image` writes atomically (temporary file in the target directory, then `os.replace`), so a failed
 write never leaves a partial file. `to_float` / `to_uint8` convert pixels for numpy arrays and TensorFlow tensors
 alike: models work in [-1, 1], files and the serving API in uint8.
 """
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Union
+from typing import BinaryIO, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -32,6 +33,23 @@ SAVE_OPTIONS: dict[str, dict] = {"JPEG": {"quality": 95}, "WEBP": {"lossless": T
 
 class ImageError(ValueError):
     """An image file cannot be read or written; the message names the path and the problem."""
+
+
+class NotAnImageError(ImageError):
+    """The data is not an image in a format Pillow reads (or one of the formats asked for)."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels than allowed, found from its header before decoding; `size` is (width, height),
+    or None when Pillow's own decompression-bomb check refused it."""
+
+    def __init__(self, message: str, size: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.size = size
+
+
+class CorruptImageError(ImageError):
+    """The image's header reads but its pixels cannot be decoded (corrupt, truncated) or converted to RGB."""
 
 
 def to_float(image: ArrayOrTensor) -> ArrayOrTensor:
@@ -71,6 +89,37 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), np.uint8)
 
 
+def _open(source: str | BinaryIO, label: str, max_pixels: int, formats: Sequence[str] | None) -> Image.Image:
+    """Opens and fully decodes an image (first frame, EXIF orientation applied); the pixel count is checked from the
+    header before decoding. Errors are ImageErrors whose message starts with `label`."""
+    try:
+        stream = Image.open(source, formats=formats)
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"{label}: image is too large ({error}).") from None
+    except Image.UnidentifiedImageError:
+        raise NotAnImageError(f"{label}: not an image file (or a format Pillow cannot read).") from None
+    except OSError as error:
+        raise ImageError(f"{label}: cannot be read ({error.strerror or error}).") from None
+    with stream:
+        width, height = stream.size
+        if width * height > max_pixels:
+            raise ImageTooLargeError(
+                f"{label}: image is too large ({width}x{height} pixels; the limit is {max_pixels} pixels).",
+                (width, height))
+        try:
+            stream.load()
+            return ImageOps.exif_transpose(stream)
+        except (OSError, SyntaxError, ValueError) as error:
+            raise CorruptImageError(f"{label}: corrupt or truncated image file ({error}).") from None
+
+
+def _pixels(image: Image.Image, label: str) -> np.ndarray:
+    try:
+        return _to_rgb(image)
+    except ValueError as error:
+        raise CorruptImageError(f"{label}: cannot convert colour mode {image.mode} to RGB ({error}).") from None
+
+
 def open_image(path: PathLike) -> Image.Image:
     """Opens and fully decodes an image file (first frame, EXIF orientation applied) or raises ImageError."""
     path = os.fspath(path)
@@ -78,24 +127,20 @@ def open_image(path: PathLike) -> Image.Image:
         raise ImageError(f"{path}: no such file.")
     if os.path.isdir(path):
         raise ImageError(f"{path}: is a directory, not an image file.")
-    try:
-        stream = Image.open(path)
-    except Image.DecompressionBombError as error:
-        raise ImageError(f"{path}: image is too large ({error}).") from None
-    except Image.UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image file (or a format Pillow cannot read).") from None
-    except OSError as error:
-        raise ImageError(f"{path}: cannot be read ({error.strerror or error}).") from None
-    with stream:
-        width, height = stream.size
-        if width * height > MAX_PIXELS:
-            raise ImageError(
-                f"{path}: image is too large ({width}x{height} pixels; the limit is {MAX_PIXELS} pixels).")
-        try:
-            stream.load()
-            return ImageOps.exif_transpose(stream)
-        except (OSError, SyntaxError, ValueError) as error:
-            raise ImageError(f"{path}: corrupt or truncated image file ({error}).") from None
+    return _open(path, path, MAX_PIXELS, None)
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, formats: Sequence[str] | None = None,
+                 label: str = "image") -> np.ndarray:
+    """An image file's bytes as uint8 RGB [H, W, 3], converted as `load_image` converts files.
+
+    `formats` limits the accepted formats (Pillow names such as "PNG", "JPEG"); the pixel count is read from the
+    header and checked against `max_pixels` before anything is decoded. Raises NotAnImageError, ImageTooLargeError,
+    CorruptImageError (all ImageErrors), messages starting with `label`.
+    """
+    if not data:
+        raise NotAnImageError(f"{label}: empty file.")
+    return _pixels(_open(io.BytesIO(data), label, max_pixels, formats), label)
 
 
 def load_image(path: PathLike, size: int | tuple[int, int] | None = None) -> np.ndarray:
@@ -108,11 +153,7 @@ def load_image(path: PathLike, size: int | tuple[int, int] | None = None) -> np.
     Raises:
       ImageError: missing file, not an image, corrupt/truncated, too many pixels, or the wrong size.
     """
-    image = open_image(path)
-    try:
-        pixels = _to_rgb(image)
-    except ValueError as error:
-        raise ImageError(f"{os.fspath(path)}: cannot convert colour mode {image.mode} to RGB ({error}).") from None
+    pixels = _pixels(open_image(path), os.fspath(path))
     if size is not None:
         expected = _size_pair(size)
         if pixels.shape[:2] != expected:

@@ -46,10 +46,11 @@ def main(argv: list[str]) -> int:
     print(f"Exporting {trainer.variant} ({trainer.model_config.image_size} px, attributes: "
           f"{', '.join(trainer.attribute_names)}) from {FLAGS.model_dir}", flush=True)
     path = export_saved_model(trainer, FLAGS.export_base, FLAGS.name, template, FLAGS.version)
-    signatures = "edit (serving_default), " + ("edit_filtered, " if trainer.variant == ATT_EBGAN else "")
+    signatures = "edit (serving_default), " + ("edit_filtered, classify, " if trainer.variant == ATT_EBGAN else "")
     print(f"SavedModel: {path}  signatures: {signatures}metadata", flush=True)
     if trainer.variant != ATT_EBGAN:
-        print("This is an EBGAN model: no edit_filtered signature (attribute filtering needs att_ebgan).")
+        print("This is an EBGAN model: no edit_filtered and no classify signature (attribute filtering and the "
+              "classifier's reading of an exemplar need att_ebgan).")
     tflite_paths = {}
     if variants:
         tflite_dir = os.path.join(FLAGS.export_base, f"{FLAGS.name}-tflite", os.path.basename(path))

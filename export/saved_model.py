@@ -3,6 +3,8 @@
 `<export_base>/<name>/<version>/` holds the SavedModel with signatures
   edit (= serving_default): source uint8 [N,S,S,3], exemplar uint8 [N,S,S,3], mask float32 [N,S,S,1] -> edited
   edit_filtered (Att-EBGAN): as edit plus attributes float32 [N,n] (1 = transfer, 0 = filter out)
+  classify (Att-EBGAN): image uint8 [N,S,S,3] -> probabilities float32 [N,n] (the classifier's reading; > 0.5 =
+            the gate of the edit transfers that attribute)
   metadata: () -> attribute_names string [n], image_size int32 [], variant string [],
             landmark_template float32 [5,2] (where the model expects the five landmarks of an aligned face)
 plus assets/attributes.txt and assets.extra/tf_serving_warmup_requests. A version is written to a hidden
@@ -21,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from ebgan_tf.config import ATT_EBGAN
-from ebgan_tf.editing import EDIT, EDIT_FILTERED, METADATA
+from ebgan_tf.editing import CLASSIFY, EDIT, EDIT_FILTERED, METADATA
 from ebgan_tf.models.trainer import EBGANTrainer
 
 
@@ -96,6 +98,26 @@ def edit_function(trainer: EBGANTrainer, filtered: bool, validate: bool) -> Call
     return lambda source, exemplar, mask: edit(source, exemplar, mask)
 
 
+def classify_function(trainer: EBGANTrainer, validate: bool) -> Callable[..., dict[str, tf.Tensor]]:
+    """The `classify` signature: aligned uint8 faces -> sigmoid of the classifier's logits, the image scaled as
+    `edit` scales the exemplar (so probability > 0.5 <=> logit > 0 <=> the edit's gate transfers the attribute)."""
+    image_size = trainer.model_config.image_size
+
+    def classify(image):
+        checks = [_assert_shape(image, [None, image_size, image_size, 3],
+                                f"image must be [N,{image_size},{image_size},3]")] if validate else []
+        with tf.control_dependencies(checks):
+            logits = tf.cast(trainer.classifier(_to_unit(image)), tf.float32)
+            return {"probabilities": tf.sigmoid(logits)}
+
+    return classify
+
+
+def classify_signature(image_size: int, batch: int | None) -> list[tf.TensorSpec]:
+    """TensorSpec of the `classify` signature; batch None = dynamic."""
+    return [tf.TensorSpec([batch, image_size, image_size, 3], tf.uint8, name="image")]
+
+
 def input_signature(image_size: int, num_attributes: int, filtered: bool, batch: int | None) -> list[tf.TensorSpec]:
     """TensorSpecs of an edit signature; batch None = dynamic."""
     specs = [
@@ -125,7 +147,8 @@ def metadata_function(trainer: EBGANTrainer, landmark_template: np.ndarray) -> C
 
 def build_archive(trainer: EBGANTrainer, landmark_template: np.ndarray, batch: int | None,
                   validate: bool) -> keras.export.ExportArchive:
-    """An ExportArchive holding the edit, edit_filtered (Att-EBGAN) and metadata endpoints, `edit` first."""
+    """An ExportArchive holding the edit, edit_filtered and classify (Att-EBGAN) and metadata endpoints, `edit`
+    first."""
     # Nothing is track()ed: the endpoints capture the variables they use (the encoder, generator and, for Att-EBGAN,
     # classifier; not the discriminator nor the optimisers), and Keras 3.15 writes every tracked variable a second
     # time next to the captured one (keras-team/keras#23553), doubling the SavedModel.
@@ -135,6 +158,7 @@ def build_archive(trainer: EBGANTrainer, landmark_template: np.ndarray, batch: i
     if trainer.variant == ATT_EBGAN:
         archive.add_endpoint(EDIT_FILTERED, edit_function(trainer, True, validate),
                              input_signature(size, count, True, batch))
+        archive.add_endpoint(CLASSIFY, classify_function(trainer, validate), classify_signature(size, batch))
     archive.add_endpoint(METADATA, metadata_function(trainer, landmark_template), input_signature=[])
     return archive
 

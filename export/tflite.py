@@ -18,7 +18,7 @@ import tensorflow as tf
 from ebgan_tf.config import ATT_EBGAN
 from ebgan_tf.files import write_bytes_atomically
 from ebgan_tf.models.trainer import EBGANTrainer
-from export.saved_model import EDIT, EDIT_FILTERED, METADATA, build_archive
+from export.saved_model import CLASSIFY, EDIT, EDIT_FILTERED, METADATA, build_archive
 
 TFLITE_VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic")
 
@@ -47,7 +47,7 @@ def export_tflite(trainer: EBGANTrainer, landmark_template: np.ndarray, out_dir:
                   variants: tuple[str, ...] = TFLITE_VARIANTS, prefix: str = "model") -> dict[str, str]:
     """Writes `<out_dir>/<prefix>_<variant>.tflite` for each variant; returns variant -> path."""
     os.makedirs(out_dir, exist_ok=True)
-    keys = [EDIT] + ([EDIT_FILTERED] if trainer.variant == ATT_EBGAN else []) + [METADATA]
+    keys = [EDIT] + ([EDIT_FILTERED, CLASSIFY] if trainer.variant == ATT_EBGAN else []) + [METADATA]
     paths = {}
     with tempfile.TemporaryDirectory() as staging:
         build_archive(trainer, landmark_template, batch=1, validate=False).write_out(staging, verbose=False)

@@ -2,7 +2,8 @@
 
 Bounds: Keras vs SavedModel and TFLite float32 vs SavedModel differ by at most 1 grey level; float16 and
 dynamic-range TFLite files keep a PSNR inside the mask (against the SavedModel) above PSNR_FLOORS, floors we
-measured on untrained and briefly trained models, with a margin (docs/export.md, "Parity").
+measured on untrained and briefly trained models, with a margin. The `classify` signature (Att-EBGAN) differs by at
+most MAX_PROBABILITY_DIFFERENCE[variant] in any probability (docs/export.md, "Parity").
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.config import ATT_EBGAN
 from ebgan_tf.editing import Editor
 from ebgan_tf.models.trainer import EBGANTrainer
-from export.saved_model import edit_function
+from export.saved_model import classify_function, edit_function
 
 MAX_LEVEL_DIFFERENCE = 1
 PSNR_FLOORS = {"float16": 45.0, "dynamic": 30.0}
+MAX_PROBABILITY_DIFFERENCE = {"keras": 1e-4, "float32": 1e-4, "float16": 2e-3, "dynamic": 0.05}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,9 +35,9 @@ class ParityCheck:
     passed: bool
 
     def __str__(self) -> str:
-        relation = "<=" if self.measure == "max level difference" else ">="
+        relation = ">=" if self.measure.startswith("PSNR") else "<="
         verdict = "ok" if self.passed else "FAILED"
-        return f"{self.name:<46} {self.measure:<22} {self.value:8.2f}  (bound {relation} {self.bound:g})  {verdict}"
+        return f"{self.name:<46} {self.measure:<22} {self.value:8.4g}  (bound {relation} {self.bound:g})  {verdict}"
 
 
 def verification_inputs(editor: Editor, count: int = 4, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -50,6 +52,25 @@ def verification_inputs(editor: Editor, count: int = 4, seed: int = 0) -> tuple[
 def _level_check(name: str, a: np.ndarray, b: np.ndarray) -> ParityCheck:
     value = float(np.abs(a.astype(np.int32) - b.astype(np.int32)).max())
     return ParityCheck(name, "max level difference", value, MAX_LEVEL_DIFFERENCE, value <= MAX_LEVEL_DIFFERENCE)
+
+
+def _probability_check(name: str, a: np.ndarray, b: np.ndarray, bound: float) -> ParityCheck:
+    value = float(np.abs(a.astype(np.float64) - b).max())
+    return ParityCheck(name, "max probability diff", value, bound, value <= bound)
+
+
+def classify_checks(trainer: EBGANTrainer, saved: Editor, images: np.ndarray,
+                    tflite_paths: dict[str, str]) -> list[ParityCheck]:
+    """The `classify` signature: Keras and each TFLite file against the SavedModel, on uint8 faces [N,S,S,3]."""
+    reference = saved.classify(images)
+    keras_result = classify_function(trainer, validate=False)(images)["probabilities"].numpy()
+    checks = [_probability_check("Keras vs SavedModel (classify)", keras_result, reference,
+                                 MAX_PROBABILITY_DIFFERENCE["keras"])]
+    for variant, path in tflite_paths.items():
+        checks.append(_probability_check(f"TFLite {variant} vs SavedModel (classify)",
+                                         Editor.load(path).classify(images), reference,
+                                         MAX_PROBABILITY_DIFFERENCE[variant]))
+    return checks
 
 
 def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dict[str, str] | None = None,
@@ -77,4 +98,6 @@ def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dic
                                           psnr >= PSNR_FLOORS[variant]))
             else:
                 checks.append(_level_check(name, result, reference))
+    if saved.info.variant == ATT_EBGAN:
+        checks += classify_checks(trainer, saved, np.concatenate([source, exemplar]), tflite_paths or {})
     return checks

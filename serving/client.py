@@ -5,6 +5,7 @@ Python API:
     with EditClient("localhost:8500", timeout=10) as client:
         info = client.model_info("ebgan")                       # the `metadata` signature: attributes, size, ...
         edited = client.edit(source, exemplar, info.region_mask("mouth"), model_name="ebgan")
+        reading = client.classify(exemplar, model_name="ebgan")  # Att-EBGAN: probability per attribute
         client.metadata("ebgan"); client.status("ebgan")         # GetModelMetadata, GetModelStatus
 
 Command line (`ebgan-client`):
@@ -154,6 +155,16 @@ class EditClient:
             inputs["attributes"] = np.broadcast_to(attributes, (len(batch[0]),) + attributes.shape[-1:]).copy()
         edited = self.predict(inputs, model_name, signature, version, version_label)["edited"]
         return edited[0] if single else edited
+
+    def classify(self, images: np.ndarray, model_name: str = "ebgan", version: int | None = None,
+                 version_label: str | None = None) -> np.ndarray:
+        """The `classify` signature (Att-EBGAN): aligned uint8 faces [S,S,3] or [N,S,S,3] -> float32 probabilities
+        [n] or [N,n] (> 0.5 = the edit's gate transfers that attribute)."""
+        single = np.ndim(images) == 3
+        batch = np.asarray(images)[None] if single else np.asarray(images)
+        probabilities = self.predict({"image": batch}, model_name, editing.CLASSIFY, version,
+                                     version_label)["probabilities"]
+        return probabilities[0] if single else probabilities
 
     def model_info(self, model_name: str, version: int | None = None,
                    version_label: str | None = None) -> ModelInfo:

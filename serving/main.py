@@ -24,14 +24,12 @@ fails is re-run request by request, so one bad request never fails another.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 from typing import Sequence
 
 from absl import flags, logging
 
-from ebgan_tf.cli import check_no_arguments, reports_errors, run_main
+from ebgan_tf.cli import check_no_arguments, reports_errors, run_main, wait_for_stop_signal
 from serving.limits import RequestLimits
 from serving.server import ModelServer
 from serving.server_config import (BatchingOptions, ModelSource, ServerOptions, parse_batching_parameters,
@@ -127,10 +125,7 @@ def main(argv: Sequence[str]) -> int:
     rest = f", REST on port {server.rest_port}" if server.rest_port else ""
     logging.info("Serving %s: gRPC on %s:%d%s", ", ".join(m.name for m in server.options.models),
                  server.options.host, server.port, rest)
-    stopping = threading.Event()
-    for number in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, `docker stop`, `kill`
-        signal.signal(number, lambda *_: stopping.set())
-    stopping.wait()
+    wait_for_stop_signal()
     logging.info("Stopping (grace period %g s)", server.options.shutdown_grace_seconds)
     if not server.stop():
         logging.warning("Requests still computing after the grace period; exiting without waiting for them.")

@@ -5,7 +5,8 @@
     GET  /api/gallery                 built-in synthetic faces; GET /api/gallery/<n>.png is one of them
     POST /api/images?field=source     body: an image file -> {"image": id, "width", "height", "faces": [...]}
     POST /api/gallery/<n>             a built-in face, answered as an upload
-    POST /api/crop                    {"model", "image", "face"} -> the aligned crop and its region masks (PNG)
+    POST /api/crop                    {"model", "image", "face", "field"} -> the aligned crop, its region masks (PNG)
+                                      and the classifier's reading of the face (Att-EBGAN exports with classify)
     POST /api/edit                    {"model", "source": {"image", "face"}, "exemplar": {...}, "mask" (PNG data
                                       URL of the aligned crop, light = edit) or "region", "drop": [...]} -> image/png
 
@@ -100,7 +101,8 @@ class WebApp:
             info = model.info
             described.append({"name": name, "version": model.version, "variant": info.variant,
                               "image_size": info.image_size, "attributes": list(info.attribute_names),
-                              "filtering": info.variant == ATT_EBGAN, "path": model.path})
+                              "filtering": info.variant == ATT_EBGAN, "classifies": model.classifies,
+                              "path": model.path})
         return {"default": self.models.default, "models": described, "regions": list(REGIONS)}
 
     @staticmethod
@@ -142,14 +144,16 @@ class WebApp:
         return stored, crop
 
     def crop(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The aligned crop of one face for the model, with a mask per named region (for the overlay)."""
+        """The aligned crop of one face for the model, with a mask per named region (for the overlay) and, for a
+        model with a classifier, its reading of the face (null otherwise)."""
         model = self.models.get(body.get("model"))
         field = body.get("field") if body.get("field") in ("source", "exemplar") else "source"
         _, crop = self._crop(model, body, field)
         size = model.info.image_size
         region_masks = {name: png_data_url((masks.region_mask(crop.landmarks, name, size).numpy()[..., 0] > 0.5)
                                            .astype(np.uint8) * 255) for name in REGIONS}
-        return {"size": size, "crop": png_data_url(crop.image), "masks": region_masks}
+        return {"size": size, "crop": png_data_url(crop.image), "masks": region_masks,
+                "reading": _reading(model, crop.image)}
 
     def edit(self, body: dict[str, Any]) -> tuple[bytes, float]:
         """Edits the source photo; returns the full-size result as PNG and the milliseconds it took."""
@@ -181,6 +185,16 @@ class WebApp:
         edited = faces.edit_crops(model, source.pixels, source_crop, exemplar_crop, crop_mask, transfer,
                                   self.options.feather)
         return png_bytes(edited), (time.perf_counter() - started) * 1000
+
+
+def _reading(model, image: np.ndarray) -> list[dict[str, Any]] | None:
+    """The classifier's reading of an aligned face, per attribute: probability and whether the edit's gate transfers
+    it (probability > 0.5); None for a model without a classifier."""
+    if not model.classifies:
+        return None
+    probabilities = model.classify(image)
+    return [{"attribute": name, "probability": round(float(probability), 4), "present": bool(probability > 0.5)}
+            for name, probability in zip(model.info.attribute_names, probabilities)]
 
 
 _GALLERY_PNG = re.compile(r"^/api/gallery/(\d+)\.png$")

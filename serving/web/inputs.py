@@ -6,12 +6,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import io
 import secrets
 import threading
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from ebgan_tf import faces, images
 from ebgan_tf.data import synthetic
@@ -31,29 +29,24 @@ class WebError(Exception):
 
 
 def decode_image(data: bytes, max_pixels: int, field: str) -> np.ndarray:
-    """Image file bytes -> uint8 RGB [H, W, 3]: format checked and pixel count read from the header before the
-    pixels are decoded; EXIF orientation applied, transparency composited as `ebgan_tf.images` does."""
+    """Image file bytes -> uint8 RGB [H, W, 3] through `ebgan_tf.images.decode_image` (format checked and pixel count
+    read from the header before the pixels are decoded; EXIF orientation applied), its errors in the page's words."""
     if not data:
         raise WebError(400, "The file is empty.", field, "not_image")
     try:
-        stream = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-    except Image.DecompressionBombError:
-        raise WebError(413, "The image has too many pixels.", field, "too_large") from None
-    except (Image.UnidentifiedImageError, OSError):
+        return images.decode_image(data, max_pixels, ACCEPTED_FORMATS, field)
+    except images.ImageTooLargeError as error:
+        if error.size is None:
+            raise WebError(413, "The image has too many pixels.", field, "too_large") from None
+        width, height = error.size
+        raise WebError(413, f"The image is too large: {width}x{height} pixels; the limit is "
+                       f"{max_pixels / 1e6:.0f} megapixels. Scale it down and try again.", field, "too_large") from None
+    except images.CorruptImageError:
+        raise WebError(400, "The image file is damaged or cut short and cannot be read.", field,
+                       "not_image") from None
+    except images.ImageError:
         raise WebError(400, f"This file is not an image the editor can read (use {', '.join(ACCEPTED_FORMATS)}).",
                        field, "not_image") from None
-    with stream:
-        width, height = stream.size
-        if width * height > max_pixels:
-            raise WebError(413, f"The image is too large: {width}x{height} pixels; the limit is "
-                           f"{max_pixels / 1e6:.0f} megapixels. Scale it down and try again.", field, "too_large")
-        try:
-            stream.load()
-            oriented = ImageOps.exif_transpose(stream)
-            return images._to_rgb(oriented)  # pylint: disable=protected-access  (the project's one conversion)
-        except (OSError, SyntaxError, ValueError):
-            raise WebError(400, "The image file is damaged or cut short and cannot be read.", field,
-                           "not_image") from None
 
 
 def decode_mask(data: bytes, size: int) -> np.ndarray:

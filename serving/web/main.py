@@ -9,13 +9,11 @@ Open the printed address. Uploaded photos stay in memory (the latest --stored_im
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Sequence
 
 from absl import app, flags, logging
 
-from ebgan_tf.cli import reports_errors, run_main
+from ebgan_tf.cli import reports_errors, run_main, wait_for_stop_signal
 
 FLAGS = flags.FLAGS
 
@@ -59,10 +57,7 @@ def main(argv: Sequence[str]) -> int:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     server = build_server().start()
     print(f"ebgan-web: open {server.url}", flush=True)
-    stopping = threading.Event()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stopping.set())
-    stopping.wait()
+    wait_for_stop_signal()
     logging.info("Stopping")
     server.stop()
     return 0

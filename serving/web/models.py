@@ -1,7 +1,8 @@
 """The models the web editor edits with: loaded in-process (`Editor`) or behind a gRPC model server.
 
-Both kinds look the same to the page: a name, an `info` (ModelInfo, plus the version) and
-`edit(source, exemplar, mask, transfer)` on aligned crops, which is what `ebgan_tf.faces.edit_crops` calls.
+Both kinds look the same to the page: a name, an `info` (ModelInfo, plus the version),
+`edit(source, exemplar, mask, transfer)` on aligned crops, which is what `ebgan_tf.faces.edit_crops` calls, and
+`classify(image)` (the classifier's reading of an aligned face; `classifies` says whether the model has one).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ebgan_tf.editing import Editor, ModelInfo
+from ebgan_tf.editing import Editor, ModelInfo, classify_error
 from serving.client import EditClient
 from serving.errors import not_found
 
@@ -33,28 +34,52 @@ class LocalModel:
     def info(self) -> ModelInfo:
         return self._editor.info
 
+    @property
+    def classifies(self) -> bool:
+        return self._editor.classifies
+
+    def _locked(self, call, *args):
+        if self._lock is None:
+            return call(*args)
+        with self._lock:
+            return call(*args)
+
     def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
              transfer: np.ndarray | None = None) -> np.ndarray:
-        if self._lock is None:
-            return self._editor.edit(source, exemplar, mask, transfer)
-        with self._lock:
-            return self._editor.edit(source, exemplar, mask, transfer)
+        return self._locked(self._editor.edit, source, exemplar, mask, transfer)
+
+    def classify(self, image: np.ndarray) -> np.ndarray:
+        return self._locked(self._editor.classify, image)
 
 
 class RemoteModel:
-    """A model served by TF Serving or `ebgan-serve`, called over gRPC (its metadata is read on first use)."""
+    """A model served by TF Serving or `ebgan-serve`, called over gRPC (its metadata and signature list are read on
+    first use)."""
 
     def __init__(self, name: str, client: EditClient):
         self.name = name
         self.path = f"grpc://{client.server}/{name}"
         self._client = client
         self._info = None
+        self._classify_error: str | None = None
 
     @property
     def info(self):  # serving.client.ModelInfo: ModelInfo plus the version that answered
         if self._info is None:
-            self._info = self._client.model_info(self.name)
+            info = self._client.model_info(self.name)
+            signatures = self._client.metadata(self.name, info.version).signatures  # GetModelMetadata
+            self._classify_error = classify_error(info, signatures)
+            self._info = info
         return self._info
+
+    @property
+    def classifies(self) -> bool:
+        return self.info is not None and self._classify_error is None
+
+    def classify(self, image: np.ndarray) -> np.ndarray:
+        if not self.classifies:
+            raise ValueError(self._classify_error)
+        return self._client.classify(image, model_name=self.name, version=self.info.version)
 
     @property
     def version(self) -> int:

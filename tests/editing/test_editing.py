@@ -20,10 +20,12 @@ SIZE = 16
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, str]:
-    """variant -> SavedModel path of the contract fixture."""
+    """variant -> SavedModel path of the contract fixture; "older": an Att-EBGAN export without classify."""
     base = str(tmp_path_factory.mktemp("exports"))
-    return {variant: export_contract_model(base, name=variant, image_size=SIZE, variant=variant)
-            for variant in ("att_ebgan", "ebgan")}
+    paths = {variant: export_contract_model(base, name=variant, image_size=SIZE, variant=variant)
+             for variant in ("att_ebgan", "ebgan")}
+    paths["older"] = export_contract_model(base, name="older", image_size=SIZE, classify=False)  # no classify
+    return paths
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +139,38 @@ def test_load_errors_name_the_problem(tmp_path, models):
     other.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="neither a SavedModel directory nor a .tflite file"):
         Editor.load(str(other))
+
+
+def test_classify_equals_the_signatures_output(editor, models):
+    inputs = random_inputs(3, SIZE, seed=4)
+    expected = tf.saved_model.load(models["att_ebgan"]).signatures["classify"](
+        image=tf.constant(inputs["exemplar"]))["probabilities"].numpy()
+    assert editor.classifies
+    reading = editor.classify(inputs["exemplar"])
+    assert reading.shape == (3, len(ATTRIBUTES)) and reading.dtype == np.float32
+    np.testing.assert_array_equal(reading, expected)
+    np.testing.assert_array_equal(editor.classify(inputs["exemplar"][2]), expected[2])  # a single image
+    assert ((reading > 0.5).any() and (reading < 0.5).any()), reading  # the fixture reads both kinds
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros([2, 8, 8, 3], np.uint8), r"image has shape \(8, 8, 3\); this model takes 16x16x3"),
+    (np.zeros([SIZE, SIZE], np.uint8), r"image has shape \(16, 16\); this model takes 16x16x3"),
+    (np.zeros([1, SIZE, SIZE, 3], np.float32), "image must be uint8 pixels, got float32"),
+])
+def test_classify_rejects_bad_images_with_a_clear_message(editor, image, message):
+    with pytest.raises(ValueError, match=message):
+        editor.classify(image)
+
+
+def test_classify_on_an_ebgan_model_or_an_older_export_is_a_clear_error_and_editing_still_works(models):
+    inputs = random_inputs(1, SIZE, len(ATTRIBUTES))
+    for name, message in (("ebgan", "This is an ebgan model: it has no attribute classifier"),
+                          ("older", "This export has no classify signature .*export the model again")):
+        model = Editor.load(models[name])
+        assert not model.classifies
+        with pytest.raises(ValueError, match=message):
+            model.classify(inputs["exemplar"])
+        assert model.edit(inputs["source"], inputs["exemplar"], inputs["mask"]).shape == (1, SIZE, SIZE, 3)
+    older = Editor.load(models["older"])
+    assert older.edit(inputs["source"], inputs["exemplar"], inputs["mask"], inputs["attributes"]).dtype == np.uint8

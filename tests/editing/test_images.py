@@ -99,6 +99,26 @@ def test_load_errors_name_the_path_and_the_problem(tmp_path, monkeypatch):
         images.load_image(tmp_path / "whole.png")
 
 
+def test_decode_image_reads_bytes_as_load_image_reads_files(tmp_path):
+    for mode in ("RGBA", "L", "P"):
+        path = tmp_path / f"{mode}.png"
+        Image.fromarray(random_image(channels=4)).convert(mode).save(path)
+        np.testing.assert_array_equal(images.decode_image(path.read_bytes()), images.load_image(path))
+    png = (tmp_path / "RGBA.png").read_bytes()
+    with pytest.raises(images.ImageTooLargeError, match=r"upload: image is too large \(30x20 pixels") as raised:
+        images.decode_image(png, max_pixels=599, label="upload")
+    assert raised.value.size == (30, 20)
+    assert images.decode_image(png, max_pixels=600).shape == (20, 30, 3)
+    with pytest.raises(images.NotAnImageError, match="upload: not an image file"):
+        images.decode_image(b"plain text, not pixels", label="upload")
+    with pytest.raises(images.NotAnImageError, match="empty file"):
+        images.decode_image(b"")
+    with pytest.raises(images.NotAnImageError):  # a real PNG, but only JPEG is accepted
+        images.decode_image(png, formats=["JPEG"])
+    with pytest.raises(images.CorruptImageError, match="corrupt or truncated"):
+        images.decode_image(png[:len(png) // 2])
+
+
 def test_save_errors_leave_nothing_behind(tmp_path):
     target = tmp_path / "out.png"
     images.save_image(target, random_image(seed=1))

@@ -26,9 +26,10 @@ from ebgan_tf.editing import Editor
 from ebgan_tf.images import load_image, save_image
 from ebgan_tf.models.trainer import build_trainer
 from export import main as export_main
-from export.saved_model import edit_function, export_saved_model, next_version
+from export.saved_model import classify_function, edit_function, export_saved_model, next_version
 from export.tflite import TFLITE_VARIANTS
-from export.verify import MAX_LEVEL_DIFFERENCE, PSNR_FLOORS, verification_inputs, verify_export
+from export.verify import (MAX_LEVEL_DIFFERENCE, MAX_PROBABILITY_DIFFERENCE, PSNR_FLOORS, verification_inputs,
+                           verify_export)
 from serving.edit import edit_files
 from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, tiny_config, write_untrained_run
 from training import train_lib
@@ -104,11 +105,12 @@ def saved_model_cli_signatures(path: str) -> dict[str, dict[str, dict[str, tuple
 def test_cli_writes_the_saved_model_tflite_files_and_passes_verify(exported):
     assert exported["status"] == 0, exported["err"]
     out = exported["out"]
-    assert f"SavedModel: {exported['saved']}  signatures: edit (serving_default), edit_filtered, metadata" in out
+    assert (f"SavedModel: {exported['saved']}  signatures: edit (serving_default), edit_filtered, classify, "
+            "metadata") in out
     for variant, path in exported["tflite"].items():
         assert f"TFLite {variant}: {path} (" in out and os.path.getsize(path) > 0
     checks = [line for line in out.splitlines() if " vs SavedModel (" in line]
-    assert len(checks) == 2 * (1 + len(TFLITE_VARIANTS))  # edit and edit_filtered: Keras + each TFLite variant
+    assert len(checks) == 3 * (1 + len(TFLITE_VARIANTS))  # edit, edit_filtered, classify: Keras + each TFLite
     assert all(line.endswith("ok") for line in checks), checks
     assert os.path.exists(os.path.join(exported["saved"], "saved_model.pb"))
     assert sorted(os.listdir(os.path.join(exported["base"], "ebgan"))) == ["1"]  # no temporary directory left
@@ -120,11 +122,13 @@ def test_saved_model_cli_shows_the_contract(exported):
     images = {"source": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)"), "exemplar": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)"),
               "mask": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 1)")}
     edited = {"edited": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)")}
-    assert {"edit", "serving_default", "edit_filtered", "metadata"} <= set(signatures)
+    assert {"edit", "serving_default", "edit_filtered", "classify", "metadata"} <= set(signatures)
     assert signatures["edit"] == {"inputs": images, "outputs": edited}
     assert signatures["serving_default"] == signatures["edit"]
     assert signatures["edit_filtered"] == {"inputs": {**images, "attributes": ("DT_FLOAT", f"(-1, {n})")},
                                            "outputs": edited}
+    assert signatures["classify"] == {"inputs": {"image": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)")},
+                                      "outputs": {"probabilities": ("DT_FLOAT", f"(-1, {n})")}}
     assert signatures["metadata"] == {"inputs": {}, "outputs": {
         "attribute_names": ("DT_STRING", f"({n})"), "image_size": ("DT_INT32", "()"),
         "variant": ("DT_STRING", "()"), "landmark_template": ("DT_FLOAT", "(5, 2)")}}
@@ -186,7 +190,11 @@ def test_parity_keras_saved_model_and_tflite(exported):
 def test_verify_export_reports_every_check_and_catches_a_wrong_model(exported, ebgan_model_dir):
     checks = verify_export(exported["trainer"], exported["saved"], exported["tflite"], count=2)
     assert [check.name for check in checks][:2] == ["Keras vs SavedModel (edit)", "TFLite float32 vs SavedModel (edit)"]
-    assert len(checks) == 8 and all(check.passed for check in checks)
+    assert len(checks) == 12 and all(check.passed for check in checks)
+    classify = {check.name: check for check in checks if check.name.endswith("(classify)")}
+    assert sorted(classify) == sorted(["Keras vs SavedModel (classify)"] +
+                                      [f"TFLite {variant} vs SavedModel (classify)" for variant in TFLITE_VARIANTS])
+    assert classify["TFLite dynamic vs SavedModel (classify)"].bound == MAX_PROBABILITY_DIFFERENCE["dynamic"]
     psnr = {check.name: check for check in checks if check.measure == "PSNR in mask (dB)"}
     assert psnr["TFLite dynamic vs SavedModel (edit)"].bound == PSNR_FLOORS["dynamic"]
     config = run_config_from_dir(exported["model_dir"])
@@ -194,6 +202,59 @@ def test_verify_export_reports_every_check_and_catches_a_wrong_model(exported, e
     other.build_all()
     wrong = verify_export(other, exported["saved"], count=2)
     assert not all(check.passed for check in wrong) and "FAILED" in str(wrong[0])
+
+
+def test_classify_is_the_sigmoid_of_the_classifier_on_the_scaled_image(exported, loaded):
+    trainer = exported["trainer"]
+    source, exemplar = faces(3, seed=40)
+    probabilities = loaded.signatures["classify"](image=tf.constant(exemplar))["probabilities"].numpy()
+    logits = trainer.classifier(tf.cast(exemplar, tf.float32) / 127.5 - 1.0).numpy()
+    assert probabilities.shape == (3, len(trainer.attribute_names)) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities, 1 / (1 + np.exp(-logits)), atol=1e-5)
+    np.testing.assert_allclose(classify_function(trainer, validate=True)(exemplar)["probabilities"], probabilities,
+                               atol=1e-6)
+    for variant, path in exported["tflite"].items():  # batch 1 files, run image by image by the Editor
+        assert set(Interpreter(model_path=path).get_signature_list()) == {"edit", "edit_filtered", "classify",
+                                                                          "metadata"}
+        result = Editor.load(path).classify(exemplar)
+        assert result.shape == probabilities.shape
+        assert np.abs(result - probabilities).max() <= MAX_PROBABILITY_DIFFERENCE[variant], variant
+
+
+def test_the_reading_is_what_the_edits_gate_transfers(exported):
+    """Switching off what the reading says is absent (probability <= 0.5) changes nothing, and keeping only that
+    equals switching every attribute off: the reading is the gate of `edit`."""
+    editor = Editor.load(exported["saved"])
+    source, exemplar = faces(4, seed=60)
+    mask = np.broadcast_to(editor.info.region_mask("mouth"), (4, SIZE, SIZE, 1)).copy()
+    present = (editor.classify(exemplar) > 0.5).astype(np.float32)
+    assert 0 < present.mean() < 1, present  # both kinds occur, so the comparison below can fail
+    everything = editor.edit(source, exemplar, mask)
+    nothing = editor.edit(source, exemplar, mask, np.zeros_like(present))
+    np.testing.assert_array_equal(editor.edit(source, exemplar, mask, present), everything)
+    np.testing.assert_array_equal(editor.edit(source, exemplar, mask, 1.0 - present), nothing)
+    assert not np.array_equal(everything, nothing)
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros([2, 16, 16, 3], np.uint8), rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[2 16 16 3\]"),
+    (np.zeros([SIZE, SIZE, 3], np.uint8), rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[{SIZE} {SIZE} 3\]"),
+    (np.zeros([1, SIZE, SIZE, 1], np.uint8), rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[1 {SIZE} {SIZE} 1\]"),
+    (np.zeros([1, SIZE, SIZE, 3], np.float32), "expected to be a uint8 tensor but is a float tensor"),
+], ids=["16 px", "no batch axis", "one channel", "float"])
+def test_bad_inputs_to_classify_are_readable_errors(loaded, image, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        loaded.signatures["classify"](image=tf.constant(image))
+
+
+def test_editor_classify_checks_its_input(exported):
+    editor = Editor.load(exported["tflite"]["float32"])
+    source, _ = faces(1)
+    assert editor.classifies and editor.classify(source[0]).shape == (len(exported["trainer"].attribute_names),)
+    with pytest.raises(ValueError, match=rf"image has shape \(16, 16, 3\); this model takes {SIZE}x{SIZE}x3"):
+        editor.classify(source[0, :16, :16])
+    with pytest.raises(ValueError, match="image must be uint8 pixels, got float32"):
+        editor.classify(source.astype(np.float32))
 
 
 def test_pixels_outside_the_mask_are_the_source_exactly(exported):
@@ -324,11 +385,11 @@ def test_ebgan_export_omits_edit_filtered_and_says_so(ebgan_model_dir, tmp_path)
                                   "--tflite=float32")
     assert status == 0, err
     assert "signatures: edit (serving_default), metadata" in out
-    assert "This is an EBGAN model: no edit_filtered signature" in out
+    assert "This is an EBGAN model: no edit_filtered and no classify signature" in out
     path = str(tmp_path / "plain" / "1")
-    assert set(tf.saved_model.load(path).signatures) == {"edit", "serving_default", "metadata"}
+    assert set(tf.saved_model.load(path).signatures) == {"edit", "serving_default", "metadata"}  # no classify
     tflite = str(tmp_path / "plain-tflite" / "1" / "model_float32.tflite")
-    assert set(Interpreter(model_path=tflite).get_signature_list()) == {"edit", "metadata"}
+    assert set(Interpreter(model_path=tflite).get_signature_list()) == {"edit", "metadata"}  # no classify
     source, exemplar = faces(2)
     for model in (path, tflite):
         editor = Editor.load(model)
@@ -338,6 +399,9 @@ def test_ebgan_export_omits_edit_filtered_and_says_so(ebgan_model_dir, tmp_path)
         np.testing.assert_array_equal(editor.edit(source, exemplar, mask)[outside], source[outside])
         with pytest.raises(ValueError, match="ebgan model: it has no attribute filtering"):
             editor.info.transfer_vector(drop=["Smiling"])
+        assert not editor.classifies
+        with pytest.raises(ValueError, match="This is an ebgan model: it has no attribute classifier"):
+            editor.classify(source)
 
 
 def test_versions_next_free_explicit_existing_and_failed(ebgan_model_dir, tmp_path, monkeypatch):

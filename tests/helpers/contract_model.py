@@ -4,6 +4,8 @@ Serving tests use it in place of a trained model. Signatures (exported through k
 first so it is also `serving_default`):
   edit:          source uint8 [N,S,S,3], exemplar uint8 [N,S,S,3], mask float32 [N,S,S,1] -> edited uint8 [N,S,S,3]
   edit_filtered: (att_ebgan only) as edit plus attributes float32 [N,n] -> edited
+  classify:      (att_ebgan only, unless classify=False: an export from before the signature) image uint8 [N,S,S,3]
+                 -> probabilities float32 [N,n] (a random convolution, pooled, then a sigmoid)
   metadata:      () -> attribute_names string [n], image_size int32 [], variant string [],
                  landmark_template float32 [5,2]
 The generator is a few random convolutions; the composite y = A^b * M + A * (1 - M) is taken in float32 on the
@@ -47,6 +49,17 @@ def _generator(image_size: int, num_attributes: int, seed: int) -> keras.Model:
     return keras.Model(inputs, outputs)
 
 
+def _classifier(image_size: int, num_attributes: int, seed: int) -> keras.Model:
+    """Image in [-1, 1] -> one logit per attribute (random weights; biases from +2 down to -2, so that the first
+    attributes tend to read as present and the last as absent)."""
+    keras.utils.set_random_seed(seed + 1)
+    images = keras.Input((image_size, image_size, 3), name="image")
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(images))
+    logits = keras.layers.Dense(num_attributes, kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
+                                bias_initializer=keras.initializers.Constant(np.linspace(2.0, -2.0, num_attributes)))
+    return keras.Model(images, logits(features))
+
+
 def _checks(image_size: int, num_attributes: int, source, exemplar, mask, attributes=None) -> list:
     batch = tf.shape(source)[0]
     checks = [tf.debugging.assert_equal(tf.shape(tensor)[1:3], [image_size, image_size],
@@ -62,10 +75,12 @@ def _checks(image_size: int, num_attributes: int, source, exemplar, mask, attrib
 
 def export_contract_model(base_path: str, name: str = "ebgan", version: int = 1, image_size: int = 16,
                           variant: str = "att_ebgan", attribute_names: Sequence[str] = ATTRIBUTES,
-                          seed: int = 0) -> str:
-    """Writes the fixture SavedModel to `<base_path>/<name>/<version>/` (atomically) and returns that path."""
+                          seed: int = 0, classify: bool = True) -> str:
+    """Writes the fixture SavedModel to `<base_path>/<name>/<version>/` (atomically) and returns that path.
+    `classify=False` leaves out an Att-EBGAN's classify signature, as exports written before it were."""
     names = tuple(attribute_names) if variant == "att_ebgan" else ()
     generator = _generator(image_size, len(names), seed)
+    classifier = _classifier(image_size, len(names), seed) if names and classify else None
 
     def edit(source, exemplar, mask, attributes=None):
         with tf.control_dependencies(_checks(image_size, len(names), source, exemplar, mask, attributes)):
@@ -79,6 +94,12 @@ def export_contract_model(base_path: str, name: str = "ebgan", version: int = 1,
             generated = tf.clip_by_value(tf.round((generated + 1.0) * 127.5), 0.0, 255.0)
             composite = generated * binary + tf.cast(source, tf.float32) * (1.0 - binary)
             return {"edited": tf.cast(composite, tf.uint8)}
+
+    def classify_image(image):
+        check = tf.debugging.assert_equal(tf.shape(image)[1:], [image_size, image_size, 3],
+                                          message=f"image must be [N,{image_size},{image_size},3]")
+        with tf.control_dependencies([check]):
+            return {"probabilities": tf.sigmoid(classifier(tf.cast(image, tf.float32) / 127.5 - 1.0))}
 
     def metadata():
         return {"attribute_names": tf.constant(list(names), tf.string),
@@ -95,6 +116,10 @@ def export_contract_model(base_path: str, name: str = "ebgan", version: int = 1,
     if names:
         archive.add_endpoint("edit_filtered", edit,
                              images + [tf.TensorSpec([None, len(names)], tf.float32, name="attributes")])
+    if classifier is not None:
+        archive.track(classifier)
+        archive.add_endpoint("classify", classify_image,
+                             [tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="image")])
     archive.add_endpoint("metadata", metadata, input_signature=[])
     model_base = os.path.join(base_path, name)
     os.makedirs(model_base, exist_ok=True)

@@ -119,6 +119,24 @@ def test_edit_through_server_equals_in_process_saved_model(models, any_server, m
         assert not np.array_equal(_reference(models[model], signature, switched), expected)
 
 
+def test_classify_through_server_equals_in_process_saved_model(models, any_server):
+    from serving.web.models import RemoteModel
+
+    image = random_inputs(3, SIZE, seed=8)["exemplar"]
+    expected = tf.saved_model.load(models["ebgan"]).signatures["classify"](
+        image=tf.constant(image))["probabilities"].numpy()
+    with _client(any_server) as connection:
+        np.testing.assert_array_equal(connection.classify(image, model_name="ebgan"), expected)
+        np.testing.assert_array_equal(connection.classify(image[1], model_name="ebgan", version=1), expected[1])
+        remote, plain = RemoteModel("ebgan", connection), RemoteModel("plain", connection)  # as ebgan-web uses them
+        assert remote.classifies and not plain.classifies
+        np.testing.assert_array_equal(remote.classify(image[0]), expected[0])
+        with pytest.raises(ValueError, match="This is an ebgan model: it has no attribute classifier"):
+            plain.classify(image[0])
+        with pytest.raises(ServingError, match="classify"):  # the server's own answer for a missing signature
+            connection.classify(image, model_name="plain")
+
+
 def test_metadata_model_info_and_status(batched):
     with _client(batched) as connection:
         metadata = connection.metadata("ebgan")
@@ -126,7 +144,10 @@ def test_metadata_model_info_and_status(batched):
         plain = connection.metadata("plain", version=1)
         status = connection.status("ebgan")
     assert (metadata.name, metadata.version) == ("ebgan", 1)
-    assert set(metadata.signatures) == {"edit", "edit_filtered", "metadata", "serving_default"}
+    assert set(metadata.signatures) == {"edit", "edit_filtered", "classify", "metadata", "serving_default"}
+    assert metadata.signatures["classify"].inputs == {"image": client.TensorSpec("uint8", (-1, SIZE, SIZE, 3))}
+    assert metadata.signatures["classify"].outputs == {
+        "probabilities": client.TensorSpec("float32", (-1, len(ATTRIBUTES)))}
     filtered = metadata.signatures["edit_filtered"]
     assert filtered.inputs["source"] == client.TensorSpec("uint8", (-1, SIZE, SIZE, 3))
     assert filtered.inputs["mask"] == client.TensorSpec("float32", (-1, SIZE, SIZE, 1))

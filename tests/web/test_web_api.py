@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -21,7 +24,9 @@ from ebgan_tf.data import masks
 from serving.server import ModelServer
 from serving.server_config import ModelSource, ServerOptions
 from serving.web.app import WebApp, WebOptions, WebServer
+from serving.web.inputs import gallery_face
 from serving.web.models import ModelSet
+from tests.helpers.contract_model import export_contract_model
 from tests.helpers.photo_assets import allowed_to_change, seam_band
 
 SIZE = 32
@@ -73,6 +78,7 @@ def test_models_endpoint_describes_every_served_model(web):
     assert (by_name["ebgan"]["variant"], by_name["ebgan"]["image_size"], by_name["ebgan"]["version"]) == \
         ("att_ebgan", SIZE, 1)
     assert by_name["plain"]["variant"] == "ebgan" and not by_name["plain"]["filtering"]
+    assert by_name["ebgan"]["classifies"] and not by_name["plain"]["classifies"]
 
 
 def test_upload_detects_the_face_once_and_edits_reuse_it(web, uploaded, photos, monkeypatch):
@@ -107,6 +113,35 @@ def test_crop_gives_the_aligned_face_and_a_mask_per_region(web, uploaded):
     face = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["masks"]["face"].split(",")[1]))))
     assert crop.size == (SIZE, SIZE) and 0 < (mouth > 0).sum() < (face > 0).sum()
     assert (mouth > 0).nonzero()[0].mean() > SIZE / 2  # the mouth is in the lower half
+
+
+def data_url_pixels(url: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",")[1]))).convert("RGB"))
+
+
+def test_the_exemplar_crop_carries_the_classifiers_reading(web, tmp_path):
+    registered = json.loads(call(web.url, "/api/gallery/3", b"")[2])
+    status, _, body = call(web.url, "/api/crop", {"image": registered["image"], "field": "exemplar"})
+    answer = json.loads(body)
+    assert status == 200, body
+    probabilities = web.app.models.get("ebgan").classify(data_url_pixels(answer["crop"]))  # PNG: the exact crop
+    assert [entry["attribute"] for entry in answer["reading"]] == ["Mustache", "Smiling", "Wearing_Lipstick"]
+    np.testing.assert_allclose([entry["probability"] for entry in answer["reading"]], probabilities, atol=5e-5)
+    assert [entry["present"] for entry in answer["reading"]] == list(probabilities > 0.5)
+    plain = json.loads(call(web.url, "/api/crop", {"model": "plain", "image": registered["image"]})[2])
+    assert plain["reading"] is None and plain["size"] == SIZE  # an EBGAN model has no classifier
+    older = WebServer(WebApp(ModelSet.load([export_contract_model(str(tmp_path), "older", image_size=SIZE,
+                                                                  classify=False)])), "127.0.0.1", 0).start()
+    try:  # an Att-EBGAN export from before the classify signature: no reading, and it still edits
+        key = older.app.store.add(gallery_face(3))
+        assert not json.loads(call(older.url, "/api/models")[2])["models"][0]["classifies"]
+        status, _, body = call(older.url, "/api/crop", {"image": key, "field": "exemplar"})
+        assert status == 200 and json.loads(body)["reading"] is None
+        status, content_type, _ = call(older.url, "/api/edit", {"source": {"image": key}, "exemplar": {"image": key},
+                                                                 "region": "mouth", "drop": ["Mustache"]})
+        assert (status, content_type) == (200, "image/png")
+    finally:
+        older.stop()
 
 
 def test_a_painted_mask_is_used_as_painted(web, uploaded, monkeypatch):
@@ -216,6 +251,10 @@ def test_in_front_of_a_grpc_model_server_edits_match_in_process(web, model_paths
         assert status == 200
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(over_grpc))),
                                       np.asarray(Image.open(io.BytesIO(in_process))))
+        assert described["classifies"]  # read from the server's GetModelMetadata
+        readings = [json.loads(call(url, "/api/crop", {"image": key, "field": "exemplar"})[2])["reading"]
+                    for url, key in ((remote.url, keys[1]), (web.url, local_exemplar))]
+        assert readings[0] == readings[1] and len(readings[0]) == 3
     finally:
         remote.stop()
         server.stop()
@@ -229,3 +268,20 @@ def test_an_unreachable_model_server_is_a_503_in_words():
         assert "cannot be reached" in body["error"]
     finally:
         remote.stop()
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_ebgan_web_serves_until_a_stop_signal_then_exits_cleanly(model_paths, number):
+    process = subprocess.Popen([sys.executable, "-m", "serving.web.main", f"--model={model_paths['ebgan']}",
+                                "--port=0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()  # "ebgan-web: open http://127.0.0.1:<port>/" once it serves
+        assert line.startswith("ebgan-web: open http://127.0.0.1:"), (line, process.stderr.read())
+        url = line.split("open ", 1)[1].strip()
+        assert call(url, "/api/models")[0] == 200
+        process.send_signal(number)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,5 +1,6 @@
 """The web editor in a real browser (headless Debian chromium through selenium): a whole edit with files, errors
-shown next to their input, the keyboard alone, a painted mask, several faces and the model chooser."""
+shown next to their input, the keyboard alone, a painted mask, several faces, the model chooser, the classifier's
+reading of the exemplar, and photos dropped or pasted."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from ebgan_tf import faces, images
+from serving.web.inputs import gallery_face
 
 WAIT = 180  # seconds: the first detection builds MTCNN, slow on 2 shared busy cores
 
@@ -204,3 +206,89 @@ def test_the_model_chooser_shows_each_models_information(page):
     Select(page.find_element(By.ID, "model-select")).select_by_value("plain")
     wait_until(page, lambda: "ebgan model: it transfers" in text(page, "attributes-note"))
     assert not page.find_elements(By.CSS_SELECTOR, "#attributes input") and "no attributes" in text(page, "model-info")
+
+
+def expected_reading(web, model: str, stored) -> dict[str, tuple[bool, float]]:
+    """attribute -> (present, probability) of the server's classifier on the exemplar's aligned crop."""
+    answer = web.app.crop({"model": model, "image": web.app.store.add(stored), "field": "exemplar"})
+    return {entry["attribute"]: (entry["present"], entry["probability"]) for entry in answer["reading"]}
+
+
+def shown_reading(driver) -> dict[str, str]:
+    return {element.get_attribute("id")[len("reading-"):]: element.text
+            for element in driver.find_elements(By.CSS_SELECTOR, "#attributes .reading")}
+
+
+def test_the_classifiers_reading_of_the_exemplar_is_shown_beside_each_switch(page, web):
+    assert set(shown_reading(page).values()) == {""}  # no exemplar yet
+    page.find_element(By.ID, "exemplar-gallery-4").click()
+    wait_until(page, lambda: all(shown_reading(page).values()))
+    expected = expected_reading(web, "ebgan", gallery_face(4))
+    shown = shown_reading(page)
+    assert set(shown) == set(expected) == {"Mustache", "Smiling", "Wearing_Lipstick"}
+    for name, (present, probability) in expected.items():
+        word, number = shown[name].removeprefix("exemplar: ").split()
+        assert word == ("yes" if present else "no") and abs(float(number) - probability) <= 0.006, (name, shown)
+    assert {present for present, _ in expected.values()} == {True, False}  # both words are on the page
+    assert "whether the model's classifier reads it on the exemplar" in text(page, "attributes-note")
+    Select(page.find_element(By.ID, "model-select")).select_by_value("plain")  # EBGAN: nothing to read
+    wait_until(page, lambda: "ebgan model: it transfers" in text(page, "attributes-note"))
+    idle(page)
+    assert not page.find_elements(By.CSS_SELECTOR, "#attributes .reading")
+    Select(page.find_element(By.ID, "model-select")).select_by_value("ebgan")  # back: read again
+    wait_until(page, lambda: shown_reading(page) and all(shown_reading(page).values()))
+    assert shown_reading(page) == shown
+
+
+SEND_FILE = """
+    const [kind, targetId, encoded, name, type] = arguments;
+    const bytes = Uint8Array.from(atob(encoded), (char) => char.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, { type }));
+    const target = targetId ? document.getElementById(targetId) : document;
+    if (targetId) target.focus();
+    const init = { bubbles: true, cancelable: true };
+    const event = kind === "drop" ? new DragEvent("drop", { ...init, dataTransfer: transfer })
+                                  : new ClipboardEvent("paste", { ...init, clipboardData: transfer });
+    target.dispatchEvent(event);
+    return event.defaultPrevented;"""
+
+
+def send_file(driver, kind: str, target_id: str | None, path: str, field: str) -> None:
+    """Dispatches a synthetic `drop` on `target_id` (or a `paste` with it focused; None: on the document) carrying
+    the file at `path`, built in the page as a File; waits for the photo to be taken."""
+    with open(path, "rb") as stream:
+        encoded = base64.b64encode(stream.read()).decode()
+    assert driver.execute_script(SEND_FILE, kind, target_id, encoded, os.path.basename(path), "image/png")
+    wait_until(driver, lambda: text(driver, f"{field}-faces") or text(driver, f"{field}-error"))
+    idle(driver)
+    assert not text(driver, f"{field}-error")
+
+
+def stored_pixels(driver, web, field: str) -> np.ndarray:
+    """The pixels the server holds for the photo the page uses as `field`."""
+    return web.app.store.get(driver.execute_script(f"return state.photos.{field}.image"), field).pixels
+
+
+def test_a_dropped_photo_is_taken_like_a_chosen_file(page, web, photos):
+    send_file(page, "drop", "source-drop", photos["astronaut"], "source")
+    dropped = stored_pixels(page, web, "source")
+    assert "one face found" in text(page, "source-faces") and not page.execute_script("return state.photos.exemplar")
+    assert page.execute_script("return state.crop !== null")  # the aligned face and the region are shown
+    assert page.find_element(By.ID, "source-image").get_attribute("src").startswith("blob:")
+    add_file(page, "source", photos["astronaut"])  # the same file through the picker
+    np.testing.assert_array_equal(dropped, stored_pixels(page, web, "source"))
+    np.testing.assert_array_equal(dropped, images.load_image(photos["astronaut"]))
+    send_file(page, "drop", "exemplar-drop", photos["second"], "exemplar")
+    np.testing.assert_array_equal(stored_pixels(page, web, "exemplar"), images.load_image(photos["second"]))
+    wait_until(page, lambda: all(shown_reading(page).values()))  # the exemplar's reading follows a drop too
+
+
+def test_a_pasted_photo_goes_to_the_focused_panel_else_the_source(page, web, photos):
+    send_file(page, "paste", None, photos["second"], "source")  # nothing focused, no source yet: the source
+    np.testing.assert_array_equal(stored_pixels(page, web, "source"), images.load_image(photos["second"]))
+    assert not page.execute_script("return state.photos.exemplar")
+    send_file(page, "paste", "exemplar-drop", photos["astronaut"], "exemplar")  # the exemplar panel has the focus
+    np.testing.assert_array_equal(stored_pixels(page, web, "exemplar"), images.load_image(photos["astronaut"]))
+    np.testing.assert_array_equal(stored_pixels(page, web, "source"), images.load_image(photos["second"]))
+    assert "one face found" in text(page, "exemplar-faces")

@@ -3,6 +3,10 @@
 "use strict";
 
 const FIELDS = ["source", "exemplar"];
+const PANELS = {  // the words of each photo panel (index.html's #photo-panel template)
+  source: { title: "1. Source photo", subtitle: "(the face to edit)" },
+  exemplar: { title: "2. Exemplar photo", subtitle: "(where the region comes from)" },
+};
 const VIEW_SIZE = 256;  // CSS and canvas pixels of the mask view
 const $ = (id) => document.getElementById(id);
 
@@ -81,10 +85,12 @@ function showModel() {
     (model.attributes.length ? `attributes: ${model.attributes.join(", ")}` : "no attributes");
   const list = $("attributes");
   list.replaceChildren();
-  $("attributes-note").textContent = model.filtering
-    ? "Switch an attribute off to filter it out of the exemplar's region. Classifier reading of the exemplar: " +
-      "not available (the exported model has no classifier signature)."
-    : `This is an ${model.variant} model: it transfers the region as it is and cannot filter out attributes.`;
+  $("attributes-note").textContent = !model.filtering
+    ? `This is an ${model.variant} model: it transfers the region as it is and cannot filter out attributes.`
+    : "Switch an attribute off to filter it out of the exemplar's region. " + (model.classifies
+      ? "Beside each switch: whether the model's classifier reads it on the exemplar (only what it reads there " +
+        "is transferred)."
+      : "This export has no classifier signature, so the exemplar's attributes are not shown.");
   for (const name of model.attributes) {
     const item = document.createElement("li");
     const label = document.createElement("label");
@@ -92,9 +98,31 @@ function showModel() {
     box.type = "checkbox"; box.checked = true; box.id = `attribute-${name}`; box.dataset.attribute = name;
     box.disabled = !model.filtering;
     label.append(box, ` ${name.replaceAll("_", " ")}`);
-    item.append(label);
+    const reading = document.createElement("span");
+    reading.className = "reading"; reading.id = `reading-${name}`;
+    item.append(label, reading);
     list.append(item);
   }
+}
+
+function showReading(reading) {
+  for (const span of document.querySelectorAll("#attributes .reading")) span.textContent = "";
+  for (const entry of reading || []) {
+    const span = $(`reading-${entry.attribute}`);
+    if (span) span.textContent = `exemplar: ${entry.present ? "yes" : "no"} ${entry.probability.toFixed(2)}`;
+  }
+}
+
+// The classifier's reading of the chosen exemplar face, shown beside the attribute switches (Att-EBGAN exports
+// with a classify signature; nothing otherwise).
+async function loadReading() {
+  const photo = state.photos.exemplar;
+  const model = currentModel();
+  showReading(null);
+  if (!photo || !model || !model.classifies) return;
+  const body = await (await postJson("/api/crop", { model: model.name, image: photo.image, face: photo.face,
+                                                    field: "exemplar" }, "exemplar")).json();
+  if (state.model === model.name && state.photos.exemplar === photo) showReading(body.reading);
 }
 
 async function loadModels() {
@@ -141,14 +169,14 @@ function showPhoto(field) {
 async function usePhoto(field, registered, url) {
   state.photos[field] = { ...registered, face: 0, url };
   showPhoto(field);
-  if (field === "source") await loadCrop();
+  await (field === "source" ? loadCrop() : loadReading());
 }
 
 function pickFace(field, index) {
   if (state.busy) return;
   state.photos[field].face = index;
   showPhoto(field);
-  if (field === "source") busy(loadCrop).catch((error) => showError(error, "source"));
+  busy(field === "source" ? loadCrop : loadReading).catch((error) => showError(error, field));
 }
 
 function addFile(field, file) {
@@ -188,6 +216,26 @@ async function loadGallery() {
       }));
     }
   } catch (error) { showError(error, "source"); }
+}
+
+// One panel per field, cloned from the template; element ids are `${field}-${data-id}` (source-file, ...).
+function buildPhotoPanels() {
+  for (const field of FIELDS) {
+    const panel = $("photo-panel").content.firstElementChild.cloneNode(true);
+    const part = (name) => panel.querySelector(`[data-part="${name}"]`);
+    const Field = field[0].toUpperCase() + field.slice(1);
+    panel.dataset.field = field;
+    for (const element of panel.querySelectorAll("[data-id]")) element.id = `${field}-${element.dataset.id}`;
+    panel.setAttribute("aria-labelledby", `${field}-title`);
+    part("title").textContent = PANELS[field].title;
+    part("subtitle").textContent = PANELS[field].subtitle;
+    part("file-label").textContent = `Choose the ${field} photo`;
+    part("file-label").htmlFor = `${field}-file`;
+    panel.querySelector(".drop-zone").setAttribute("aria-label", `${Field} photo: drop or paste an image here`);
+    panel.querySelector(".stage img").alt = `${Field} photo`;
+    panel.querySelector(".gallery").setAttribute("aria-label", `Built-in faces for the ${field}`);
+    $("photos").append(panel);
+  }
 }
 
 function setUpInputs() {
@@ -388,9 +436,11 @@ function setUpResult() {
     clearError("model");
     showModel();
     busy(loadCrop).catch((error) => showError(error, "source"));
+    busy(loadReading).catch((error) => showError(error, "exemplar"));
   });
 }
 
+buildPhotoPanels();
 setUpInputs();
 setUpPainting();
 setUpResult();
