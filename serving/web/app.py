@@ -37,8 +37,8 @@ from ebgan_tf.data import masks
 from serving.errors import ServingError
 from serving.http_base import HTTP_STATUS, LimitedHandler, LimitedHTTPServer
 from serving.limits import RequestLimits, parse_json
-from serving.web.inputs import (GALLERY_SEEDS, ImageStore, StoredImage, WebError, decode_image, decode_mask, gallery_face,
-                                uploaded_file)
+from serving.web.inputs import (GALLERY_SEEDS, ImageStore, StoredImage, WebError, decode_image, decode_mask,
+                                gallery_face, uploaded_file)
 from serving.web.models import ModelSet
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")

@@ -196,8 +196,9 @@ def rest_body(target: Target, rows: int = 1, **extra) -> bytes:
 class Case:
     kind: str  # the class of the case, a row of the figure
     name: str
-    send: Callable[[Target], str]
+    send: Callable[[Any], Any]  # the target -> its answer (a status; web_probe: an Answer)
     expected: frozenset[str]
+    words: str = ""  # must appear (case-insensitively) in the JSON error of an error answer (web_probe's cases)
 
 
 def _grpc(kind: str, name: str, build: Callable[[Target], predict_pb2.PredictRequest], *expected: str) -> Case:
@@ -363,9 +364,10 @@ def fuzzed_requests(draw, target: Target) -> predict_pb2.PredictRequest:
     return request
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=8),
-                     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children,
-                                                                                       max_size=4), max_leaves=30)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30)
 
 
 @st.composite
@@ -425,19 +427,24 @@ def main() -> int:
                 batching=batching, file_system_poll_wait_seconds=0, limits=request_limits)
             running = server.ModelServer(options).start()
             try:
-                target = Target(running.port, running.rest_port, IMAGE_SIZE, num_attributes, request_limits.max_batch_rows,
-                                request_limits.max_message_bytes, 1.0, request_limits.max_rest_connections)
+                target = Target(running.port, running.rest_port, IMAGE_SIZE, num_attributes,
+                                request_limits.max_batch_rows, request_limits.max_message_bytes, 1.0, request_limits.max_rest_connections)
                 for case in CASES:
                     answers[case.kind][case.send(target)] += 1
                 fuzz(target, 200, lambda kind, answer: answers[kind].update([answer]))
             finally:
                 running.stop()
+    print_table(answers)
+    return 0
+
+
+def print_table(answers: dict[str, collections.Counter]) -> None:
+    """The markdown table of docs/hardening.md: class of request, how many were tried, how they were answered."""
     print("| class of request | tried | answers |")
     print("|---|---|---|")
     for kind, counter in answers.items():
         text = ", ".join(f"{answer} x{count}" for answer, count in counter.most_common())
         print(f"| {kind} | {sum(counter.values())} | {text} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.helpers import hostile_probe
-from tests.helpers.hostile_probe import Answer, exchange, http_post
+from tests.helpers.hostile_probe import Answer, Case, exchange, http_post
 
 CLIENT_ANSWERS = {"HTTP 200", "HTTP 400", "HTTP 404", "HTTP 405", "HTTP 408", "HTTP 413", "HTTP 414", "HTTP 431"}
 UPLOAD_ENDPOINTS = ("/api/images?field=source", "/api/gallery/0", "/api/crop", "/api/edit")
@@ -68,7 +68,10 @@ def get(target: WebTarget, path: str) -> Answer:
 
 def register(target: WebTarget) -> WebTarget:
     """The target with two built-in faces registered as its source and exemplar."""
-    ids = [post(target, f"/api/gallery/{index}", b"").json()["image"] for index in (0, 1)]
+    answers = [post(target, f"/api/gallery/{index}", b"") for index in (0, 1)]
+    if any(answer.status != "HTTP 200" for answer in answers):
+        raise RuntimeError(f"The built-in faces could not be registered: {answers}")
+    ids = [answer.json()["image"] for answer in answers]
     return dataclasses.replace(target, source=ids[0], exemplar=ids[1])
 
 
@@ -125,15 +128,6 @@ SMALL_FILES = _small_files()
 
 
 # --- the cases ----------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Case:
-    kind: str  # the class of the case, a row of the figure
-    name: str
-    send: Callable[[WebTarget], Answer]
-    expected: frozenset[str]
-    words: str = ""  # must appear (case-insensitively) in the JSON error of an error answer
 
 
 def _case(kind: str, name: str, send_: Callable[[WebTarget], Answer], expected: str, words: str = "") -> Case:
@@ -417,11 +411,7 @@ def main() -> int:
             fuzz(target, 200, lambda kind, answer: answers[kind].update([answer]))
         finally:
             server.stop()
-    print("| class of request | tried | answers |")
-    print("|---|---|---|")
-    for kind, counter in answers.items():
-        text = ", ".join(f"{answer} x{count}" for answer, count in counter.most_common())
-        print(f"| {kind} | {sum(counter.values())} | {text} |")
+    hostile_probe.print_table(answers)
     return 0
 
 

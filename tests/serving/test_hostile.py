@@ -229,7 +229,10 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
     process = subprocess.Popen(
         [sys.executable, "-m", "serving.main", f"--model_base_path={tmp_path / 'slow'}", "--model_name=slow",
          f"--port={port}", f"--rest_api_port={rest_port}", f"--shutdown_grace_seconds={grace}", "--verbosity=1"],
-        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # TensorFlow runs a call's ops on its inter-op threads (one per core by default): on 2 cores the two 30-second
+        # spins would hold both, and a short request would wait for them, past the grace period.
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTEROP_THREADS": "8"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[str] = []
     reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
     reader.start()

@@ -53,7 +53,7 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding(target, monkeyp
     assert answer.status in ("HTTP 413", "HTTP 400") and answer.json()["field"] in ("source", "mask")
     assert not decoded
     assert web_probe.post(target, "/api/images", web_probe.SMALL_FILES["PNG"]).status == "HTTP 400"  # no face
-    assert decoded == [(48, 48)]  # the spy sees what is decoded
+    assert set(decoded) == {(48, 48)}  # the spy sees what is decoded
     assert web_probe.serving(target)
 
 
