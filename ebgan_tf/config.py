@@ -210,6 +210,10 @@ def validate_variant(variant: str) -> str:
 
 def parse_regions(text: str | Sequence[str]) -> tuple[str, ...]:
     """Parses 'mouth,eyes' (or a list) into validated region names."""
+    if not isinstance(text, str) and not (isinstance(text, (list, tuple)) and
+                                          all(isinstance(name, str) for name in text)):
+        raise ValueError(f"Regions must be a comma-separated string or a list of names, got {text!r:.80}; valid "
+                         f"regions: {', '.join(REGIONS)}.")
     names = [part.strip() for part in text.split(",")] if isinstance(text, str) else list(text)
     names = [name for name in names if name]
     if not names:

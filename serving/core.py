@@ -6,6 +6,7 @@ import threading
 from typing import Mapping, Sequence
 
 import numpy as np
+from absl import logging
 from tensorflow_serving.apis import get_model_status_pb2
 
 from serving.batching import Batcher
@@ -43,6 +44,9 @@ class ServingCore:
         servable.validate(signature, inputs)
         with self._lock:
             self._in_flight += 1
+            in_flight = self._in_flight
+        logging.debug("Computing %s version %s, signature %s (%d request(s) in flight)", servable.name,
+                      servable.version, signature, in_flight)
         try:
             if self.batcher is not None and servable.batchable(signature):
                 outputs = self.batcher.submit((servable.name, servable.version, id(servable), signature),

@@ -8,6 +8,7 @@ Over a limit is RESOURCE_EXHAUSTED (REST 413); a malformed request is INVALID_AR
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any, Mapping
 
@@ -91,9 +92,9 @@ def check_rows(inputs: Mapping[str, np.ndarray], limits: RequestLimits) -> None:
                             f"{limits.max_batch_rows} per request (--max_batch_rows). Split the request.")
 
 
-def content_length(values: list[str], limits: RequestLimits) -> int:
-    """The body length a REST request declares: INVALID_ARGUMENT if it is missing, repeated, negative or not a
-    number, RESOURCE_EXHAUSTED if it is over the limit."""
+def content_length(values: list[str], max_bytes: int, flag: str = "--max_message_bytes") -> int:
+    """The body length an HTTP request declares: INVALID_ARGUMENT if it is missing, repeated, negative or not a
+    number, RESOURCE_EXHAUSTED if it is over `max_bytes` (set by `flag`)."""
     if not values:
         raise invalid("The request needs a Content-Length header (chunked bodies are not accepted).")
     if len(values) > 1:
@@ -102,8 +103,15 @@ def content_length(values: list[str], limits: RequestLimits) -> int:
     if not text.isdigit() or not text.isascii():
         raise invalid(f"Content-Length must be a non-negative decimal number, got {values[0]!r}.")
     length = int(text)
-    if length > limits.max_message_bytes:
-        raise exhausted(f"Request body of {length} bytes exceeds {limits.max_message_bytes} bytes "
-                        "(--max_message_bytes).")
+    if length > max_bytes:
+        raise exhausted(f"The request is too large: its body of {length} bytes exceeds {max_bytes} bytes ({flag}).")
     return length
 
+
+def parse_json(data: bytes) -> Any:
+    """A request body parsed as JSON (empty: None); INVALID_ARGUMENT if it is not JSON or nested too deeply."""
+    try:
+        return json.loads(data or b"null")
+    except (ValueError, RecursionError) as error:
+        kind = "nested too deeply" if isinstance(error, RecursionError) else f"not valid JSON: {error}"
+        raise invalid(f"The request body is {kind}.") from None

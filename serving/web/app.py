@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import http.server
 import io
 import json
 import os
@@ -28,18 +27,19 @@ import re
 import threading
 import time
 import urllib.parse
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-from absl import logging
 from PIL import Image
 
 from ebgan_tf import faces
 from ebgan_tf.config import ATT_EBGAN, REGIONS, parse_regions
 from ebgan_tf.data import masks
 from serving.errors import ServingError
-from serving.rest import HTTP_STATUS as REST_STATUS  # the REST API's error mapping, shared
-from serving.web.inputs import GALLERY_SEEDS, ImageStore, StoredImage, WebError, decode_image, decode_mask, gallery_face
+from serving.http_base import HTTP_STATUS, LimitedHandler, LimitedHTTPServer
+from serving.limits import RequestLimits, parse_json
+from serving.web.inputs import (GALLERY_SEEDS, ImageStore, StoredImage, WebError, decode_image, decode_mask,
+                                gallery_face, uploaded_file)
 from serving.web.models import ModelSet
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -57,6 +57,18 @@ class WebOptions:
     max_pixels: int = 40_000_000
     stored_images: int = 64
     feather: float = faces.DEFAULT_FEATHER
+    header_timeout_seconds: float = 10.0  # the request line and headers must arrive within this
+    body_timeout_seconds: float = 30.0  # the body must arrive, and each answer be taken, within this
+    idle_timeout_seconds: float = 60.0  # a kept-alive connection without a new request is closed
+    max_connections: int = 64  # connections open at once; more are answered 503 and closed
+
+    @property
+    def limits(self) -> RequestLimits:
+        """The HTTP limits, in the form the shared front-end layer (serving.http_base) takes."""
+        return RequestLimits(max_message_bytes=self.max_request_bytes,
+                             header_timeout_seconds=self.header_timeout_seconds,
+                             body_timeout_seconds=self.body_timeout_seconds,
+                             idle_timeout_seconds=self.idle_timeout_seconds, max_rest_connections=self.max_connections)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -206,8 +218,8 @@ def _error_body(error: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(error, WebError):
         return error.status, {"error": error.message, "field": error.field, "kind": error.kind}
     if isinstance(error, ServingError):
-        status = REST_STATUS.get(error.code, 500)
-        kind = "unavailable" if status == 503 else "invalid"
+        status = HTTP_STATUS.get(error.code, 500)
+        kind = {503: "unavailable", 413: "too_large"}.get(status, "invalid")
         message = (f"The model server cannot be reached ({error.message}). Check that it is running."
                    if status == 503 else error.message)
         return status, {"error": message, "field": "model" if status in (404, 503) else None, "kind": kind}
@@ -219,43 +231,25 @@ def _error_body(error: Exception) -> tuple[int, dict[str, Any]]:
 
 
 def web_handler(app: WebApp) -> type:
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(LimitedHandler):
         """The page, its assets and the JSON endpoints."""
 
-        protocol_version = "HTTP/1.1"
+        default_headers = {"Cache-Control": "no-store", **SECURITY_HEADERS}
 
-        def log_message(self, format, *args):  # noqa: A002  (quiet; errors are logged below)
-            logging.debug("web %s", format % args)
+        def handle_request(self, post: bool) -> None:
+            (self._post if post else self._get)(urllib.parse.urlsplit(self.path).path)
+
+        def error_answer(self, error: Exception) -> tuple[int, dict[str, Any]]:
+            return _error_body(error)
 
         def _send(self, status: int, content_type: str, data: bytes, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            for key, value in {**SECURITY_HEADERS, **(headers or {})}.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_answer(status, content_type, data, headers)
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
-            self._send(status, "application/json", json.dumps(body).encode())
-
-        def _body(self) -> bytes:
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                self.close_connection = True
-                raise WebError(411, "The request must give its Content-Length.")
-            if int(length) > app.options.max_request_bytes:
-                self.close_connection = True  # the body is not read
-                raise WebError(413, f"The file is too large: {int(length) / 1e6:.1f} MB; the limit is "
-                               f"{app.options.max_request_bytes / 1e6:.0f} MB.", self._field(), "too_large")
-            return self.rfile.read(int(length))
+            self.send_json(status, body)
 
         def _json_body(self) -> dict[str, Any]:
-            try:
-                body = json.loads(self._body() or b"null")
-            except ValueError:
-                raise WebError(400, "The request body is not valid JSON.") from None
+            body = parse_json(self.read_body())
             if not isinstance(body, dict):
                 raise WebError(400, "The request body must be a JSON object.")
             return body
@@ -263,15 +257,6 @@ def web_handler(app: WebApp) -> type:
         def _field(self) -> str:
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
             return "exemplar" if query.get("field") == ["exemplar"] else "source"
-
-        def _run(self, action: Callable[[str], None]) -> None:
-            try:
-                action(urllib.parse.urlsplit(self.path).path)
-            except Exception as error:  # pylint: disable=broad-except  (every failure is answered)
-                status, body = _error_body(error)
-                if status == 500:
-                    logging.exception("web request failed")
-                self._json(status, body)
 
         def _get(self, path: str) -> None:
             if path == "/api/models":
@@ -291,9 +276,10 @@ def web_handler(app: WebApp) -> type:
 
         def _post(self, path: str) -> None:
             if path == "/api/images":
-                self._json(200, app.upload(self._body(), self._field()))
+                data = uploaded_file(self.read_body(), self.headers.get("Content-Type"), self._field())
+                self._json(200, app.upload(data, self._field()))
             elif match := _GALLERY_ADD.match(path):
-                self._body()
+                self.read_body()
                 self._json(200, app.add_gallery_face(int(match.group(1))))
             elif path == "/api/crop":
                 self._json(200, app.crop(self._json_body()))
@@ -301,14 +287,8 @@ def web_handler(app: WebApp) -> type:
                 data, milliseconds = app.edit(self._json_body())
                 self._send(200, "image/png", data, {"X-Edit-Milliseconds": f"{milliseconds:.0f}"})
             else:
-                self._body()
+                self.read_body()
                 raise WebError(404, f"Nothing at POST {path}.")
-
-        def do_GET(self):  # noqa: N802
-            self._run(self._get)
-
-        def do_POST(self):  # noqa: N802
-            self._run(self._post)
 
     return Handler
 
@@ -318,8 +298,8 @@ class WebServer:
 
     def __init__(self, app: WebApp, host: str = "127.0.0.1", port: int = 8080):
         self.app = app
-        self._server = http.server.ThreadingHTTPServer((host, port), web_handler(app))
-        self._server.daemon_threads = True
+        self._server = LimitedHTTPServer((host, port), web_handler(app), app.options.limits, "--max_request_bytes",
+                                         "--max_connections")
         self._thread = threading.Thread(target=self._server.serve_forever, name="ebgan-web", daemon=True)
 
     @property

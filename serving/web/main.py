@@ -34,6 +34,14 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_pixels", 40_000_000, "Largest image accepted, in pixels (checked before decoding).",
                          lower_bound=1)
     flags.DEFINE_integer("stored_images", 64, "How many uploaded photos are kept in memory for edits.", lower_bound=2)
+    flags.DEFINE_float("header_timeout_seconds", 10.0, "A request's first line and headers must arrive within this "
+                       "(else 408 and the connection is closed).", lower_bound=0.001)
+    flags.DEFINE_float("body_timeout_seconds", 30.0, "A request's body must arrive, and each answer be taken, within "
+                       "this.", lower_bound=0.001)
+    flags.DEFINE_float("idle_timeout_seconds", 60.0, "A kept-alive connection without a new request is closed after "
+                       "this.", lower_bound=0.001)
+    flags.DEFINE_integer("max_connections", 64, "Connections open at once; more are answered 503 and closed.",
+                         lower_bound=1)
 
 
 def build_server():
@@ -47,7 +55,9 @@ def build_server():
     models = (ModelSet.load(FLAGS.model) if FLAGS.model
               else ModelSet.remote(FLAGS.model_server, FLAGS.model_name, FLAGS.timeout))
     options = WebOptions(max_request_bytes=FLAGS.max_request_bytes, max_pixels=FLAGS.max_pixels,
-                         stored_images=FLAGS.stored_images)
+                         stored_images=FLAGS.stored_images, header_timeout_seconds=FLAGS.header_timeout_seconds,
+                         body_timeout_seconds=FLAGS.body_timeout_seconds,
+                         idle_timeout_seconds=FLAGS.idle_timeout_seconds, max_connections=FLAGS.max_connections)
     return WebServer(WebApp(models, options), FLAGS.host, FLAGS.port)
 
 

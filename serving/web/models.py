@@ -15,7 +15,7 @@ import numpy as np
 
 from ebgan_tf.editing import Editor, ModelInfo, classify_error
 from serving.client import EditClient
-from serving.errors import not_found
+from serving.errors import invalid, not_found
 
 
 class LocalModel:
@@ -129,8 +129,11 @@ class ModelSet:
         return list(self._models)
 
     def get(self, name: str | None) -> LocalModel | RemoteModel:
-        if not name:
+        """The model of that name; None or "" is the default model. NOT_FOUND or INVALID_ARGUMENT otherwise."""
+        if name is None or name == "":
             return self._models[self.default]
+        if not isinstance(name, str):
+            raise invalid(f"The model must be given by its name (a string), not a {type(name).__name__}.")
         if name not in self._models:
             raise not_found(f"No model named {name!r}; this editor serves {', '.join(self._models)}.")
         return self._models[name]

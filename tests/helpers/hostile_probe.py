@@ -14,7 +14,7 @@ import socket
 import sys
 import tempfile
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import grpc
 import numpy as np
@@ -42,6 +42,7 @@ class Target:
     timeout_seconds: float  # the largest of its REST header/body/idle timeouts
     max_rest_connections: int
     host: str = "127.0.0.1"
+    status_path: str = "/v1/models/ebgan"  # a GET that answers 200
 
 
 # --- sending ----------------------------------------------------------------------------------------------------
@@ -58,12 +59,54 @@ def grpc_answer(target: Target, request: predict_pb2.PredictRequest, timeout: fl
     return "OK"
 
 
-def rest_answer(target: Target, data: bytes, half_close: bool = True, pace: float = 0.0,
-                wait: float | None = None) -> str:
-    """Sends raw bytes to the REST port (one byte per `pace` seconds if given) and reads the answer:
-    "HTTP <code>", "closed" (connection closed without an answer) or "no answer" (nothing within `wait`)."""
-    wait = target.timeout_seconds + 10.0 if wait is None else wait
-    with socket.create_connection((target.host, target.rest_port), timeout=wait) as sock:
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """What a raw HTTP exchange got: "HTTP <code>", "closed" (closed without an answer), "no answer" (nothing in
+    time) or "garbage ..."; with the answer's headers (lower-case names) and body."""
+
+    status: str
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    body: bytes = b""
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.headers.get("content-type") == "application/json" else None
+
+
+def _read_answer(sock: socket.socket) -> Answer:
+    received = b""
+    while b"\r\n\r\n" not in received:
+        try:
+            chunk = sock.recv(65536)
+        except OSError:  # a reset after the answer still counts the answer
+            if received:
+                break
+            raise
+        if not chunk:
+            break
+        received += chunk
+    if not received:
+        return Answer("closed")
+    if not received.startswith(b"HTTP/"):
+        return Answer(f"garbage {received[:20]!r}")
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {key.strip().lower(): value.strip() for key, _, value in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", "0"))
+    try:
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    except OSError:
+        pass
+    return Answer(f"HTTP {lines[0].split(' ', 2)[1]}", headers, body)
+
+
+def exchange(host: str, port: int, data: bytes, half_close: bool = True, pace: float = 0.0,
+             wait: float = 20.0) -> Answer:
+    """Sends raw bytes to an HTTP port (one byte per `pace` seconds if given) and reads one answer."""
+    with socket.create_connection((host, port), timeout=wait) as sock:
         try:
             if pace:
                 for index in range(len(data)):
@@ -76,15 +119,18 @@ def rest_answer(target: Target, data: bytes, half_close: bool = True, pace: floa
         except OSError:
             pass  # the server closed first; read what it said
         try:
-            head = sock.recv(64)
+            return _read_answer(sock)
         except TimeoutError:
-            return "no answer"
+            return Answer("no answer")
         except OSError:
-            return "closed"
-    if not head:
-        return "closed"
-    parts = head.split(b" ", 2)
-    return f"HTTP {parts[1].decode()}" if head.startswith(b"HTTP/") and len(parts) > 1 else f"garbage {head[:20]!r}"
+            return Answer("closed")
+
+
+def rest_answer(target: Target, data: bytes, half_close: bool = True, pace: float = 0.0,
+                wait: float | None = None) -> str:
+    """The status of `exchange` with the REST port (see there); waits the server's timeout and 10 s by default."""
+    wait = target.timeout_seconds + 10.0 if wait is None else wait
+    return exchange(target.host, target.rest_port, data, half_close, pace, wait).status
 
 
 def http_post(path: str, body: bytes, headers: dict | None = None) -> bytes:
@@ -150,8 +196,9 @@ def rest_body(target: Target, rows: int = 1, **extra) -> bytes:
 class Case:
     kind: str  # the class of the case, a row of the figure
     name: str
-    send: Callable[[Target], str]
+    send: Callable[[Any], Any]  # the target -> its answer (a status; web_probe: an Answer)
     expected: frozenset[str]
+    words: str = ""  # must appear (case-insensitively) in the JSON error of an error answer (web_probe's cases)
 
 
 def _grpc(kind: str, name: str, build: Callable[[Target], predict_pb2.PredictRequest], *expected: str) -> Case:
@@ -175,14 +222,14 @@ def _amplified(target: Target) -> predict_pb2.PredictRequest:
 
 
 def _slow_headers(target: Target) -> str:
-    return rest_answer(target, b"GET /v1/models/ebgan HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200,
+    return rest_answer(target, f"GET {target.status_path} HTTP/1.1\r\nHost: x\r\nX-Slow: ".encode() + b"a" * 200,
                        half_close=False, pace=0.05, wait=target.timeout_seconds * 3 + 5)
 
 
 def _idle_keep_alive(target: Target) -> str:
     """One good request, then silence on the kept-alive connection: the server must close it."""
     with socket.create_connection((target.host, target.rest_port), timeout=target.timeout_seconds * 3 + 5) as sock:
-        sock.sendall(b"GET /v1/models/ebgan HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(f"GET {target.status_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         received = b""
         try:
             while True:
@@ -199,7 +246,7 @@ def _too_many_connections(target: Target) -> str:
     held = [socket.create_connection((target.host, target.rest_port)) for _ in range(target.max_rest_connections)]
     try:
         time.sleep(0.3)
-        return rest_answer(target, b"GET /v1/models/ebgan HTTP/1.1\r\nHost: x\r\n\r\n", wait=5.0)
+        return rest_answer(target, f"GET {target.status_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), wait=5.0)
     finally:
         for sock in held:
             sock.close()
@@ -317,22 +364,23 @@ def fuzzed_requests(draw, target: Target) -> predict_pb2.PredictRequest:
     return request
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=8),
-                     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children,
-                                                                                       max_size=4), max_leaves=30)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30)
 
 
 @st.composite
 def fuzzed_bodies(draw, target: Target) -> bytes:
     """A REST predict body: random JSON, or a valid body with fields replaced by random JSON."""
     if draw(st.booleans()):
-        return json.dumps(draw(_JSON)).encode()
+        return json.dumps(draw(JSON_VALUES)).encode()
     body = json.loads(rest_body(target, draw(st.integers(1, 2))))
     for key in draw(st.lists(st.sampled_from(["signature_name", "inputs", "instances", "source", "mask",
                                               "attributes"]), max_size=3, unique=True)):
         where = body["inputs"] if key in ("source", "mask", "attributes") else body
         if isinstance(where, dict):
-            where[key] = draw(_JSON)
+            where[key] = draw(JSON_VALUES)
     return json.dumps(body).encode()
 
 
@@ -379,19 +427,24 @@ def main() -> int:
                 batching=batching, file_system_poll_wait_seconds=0, limits=request_limits)
             running = server.ModelServer(options).start()
             try:
-                target = Target(running.port, running.rest_port, IMAGE_SIZE, num_attributes, request_limits.max_batch_rows,
-                                request_limits.max_message_bytes, 1.0, request_limits.max_rest_connections)
+                target = Target(running.port, running.rest_port, IMAGE_SIZE, num_attributes,
+                                request_limits.max_batch_rows, request_limits.max_message_bytes, 1.0, request_limits.max_rest_connections)
                 for case in CASES:
                     answers[case.kind][case.send(target)] += 1
                 fuzz(target, 200, lambda kind, answer: answers[kind].update([answer]))
             finally:
                 running.stop()
+    print_table(answers)
+    return 0
+
+
+def print_table(answers: dict[str, collections.Counter]) -> None:
+    """The markdown table of docs/hardening.md: class of request, how many were tried, how they were answered."""
     print("| class of request | tried | answers |")
     print("|---|---|---|")
     for kind, counter in answers.items():
         text = ", ".join(f"{answer} x{count}" for answer, count in counter.most_common())
         print(f"| {kind} | {sum(counter.values())} | {text} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -214,24 +214,40 @@ def _spin_over_grpc(port: int, seconds: float, answers: dict, key: str) -> None:
             answers[key] = error.code().name
 
 
+COMPUTING = "Computing slow version"  # serving.core's debug line when a request starts computing
+
+
+def _read_lines(stream, lines: list[str]) -> None:
+    for line in iter(stream.readline, b""):
+        lines.append(line.decode(errors="replace"))
+
+
 @pytest.mark.slow
 def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_period(tmp_path):
     export_slow_model(str(tmp_path))
     port, rest_port, grace = _free_port(), _free_port(), 8.0
     process = subprocess.Popen(
         [sys.executable, "-m", "serving.main", f"--model_base_path={tmp_path / 'slow'}", "--model_name=slow",
-         f"--port={port}", f"--rest_api_port={rest_port}", f"--shutdown_grace_seconds={grace}"],
-        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         f"--port={port}", f"--rest_api_port={rest_port}", f"--shutdown_grace_seconds={grace}", "--verbosity=1"],
+        # TensorFlow runs a call's ops on its inter-op threads (one per core by default): on 2 cores the two 30-second
+        # spins would hold both, and a short request would wait for them, past the grace period.
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTEROP_THREADS": "8"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
+    reader.start()
     try:
         answers: dict = {}
         _wait_for(lambda: _spin_over_rest(rest_port, 0.0, answers, "ready") or answers.get("ready") == 200, 300)
+        computing = sum(COMPUTING in line for line in list(lines))
         threads = [threading.Thread(target=function, args=(where, seconds, answers, key)) for function, where,
                    seconds, key in ((_spin_over_grpc, port, 30.0, "grpc long"), (_spin_over_rest, rest_port, 30.0,
                    "rest long"), (_spin_over_grpc, port, 3.0, "grpc short"), (_spin_over_rest, rest_port, 3.0,
                    "rest short"))]
         for thread in threads:
             thread.start()
-        time.sleep(1.5)  # every request in flight (on a busy machine a request takes a while to arrive)
+        # Every request in flight: the server logged that it started computing each (however busy the machine).
+        _wait_for(lambda: sum(COMPUTING in line for line in list(lines)) >= computing + 4, 120)
         process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         status = process.wait(timeout=60)
@@ -240,7 +256,9 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
             thread.join(30)
     finally:
         process.kill()
-        output = process.communicate()[0].decode(errors="replace")
+        process.wait()
+        reader.join(10)
+    output = "".join(lines)
     assert status == 0, output
     assert took < grace + 5.0, (took, output)
     assert answers["grpc short"] == "OK" and answers["rest short"] == 200, answers
