@@ -21,7 +21,9 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
     flags.DEFINE_list("model", [], "Exported model(s) to load in this process: SavedModel version or base "
-                      "directories, or .tflite files; each is named after its base directory. The first is the default.")
+                      "directories, or .tflite files; each is named after its base directory. The first is the "
+                      "default. Without --model and --model_server: the shipped models (models/att_ebgan, "
+                      "models/ebgan).")
     flags.DEFINE_string("model_server", None, "host:port of a gRPC model server (TF Serving or ebgan-serve) to edit "
                         "with, instead of --model.")
     flags.DEFINE_list("model_name", ["ebgan"], "With --model_server: the served model name(s) to offer.")
@@ -49,11 +51,12 @@ def build_server():
     from serving.web.app import WebApp, WebOptions, WebServer
     from serving.web.models import ModelSet
 
-    if bool(FLAGS.model) == bool(FLAGS.model_server):
-        raise ValueError("Give --model (models to load in this process) or --model_server (host:port), not both "
-                         "and not neither.")
-    models = (ModelSet.load(FLAGS.model) if FLAGS.model
-              else ModelSet.remote(FLAGS.model_server, FLAGS.model_name, FLAGS.timeout))
+    from ebgan_tf.shipped import SHIPPED_MODELS
+
+    if FLAGS.model and FLAGS.model_server:
+        raise ValueError("Give --model (models to load in this process) or --model_server (host:port), not both.")
+    models = (ModelSet.remote(FLAGS.model_server, FLAGS.model_name, FLAGS.timeout) if FLAGS.model_server
+              else ModelSet.load(FLAGS.model or list(SHIPPED_MODELS.values())))
     options = WebOptions(max_request_bytes=FLAGS.max_request_bytes, max_pixels=FLAGS.max_pixels,
                          stored_images=FLAGS.stored_images, header_timeout_seconds=FLAGS.header_timeout_seconds,
                          body_timeout_seconds=FLAGS.body_timeout_seconds,

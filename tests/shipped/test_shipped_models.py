@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import urllib.request
 
 import numpy as np
 import pytest
@@ -85,3 +89,21 @@ def test_ebgan_edit_uses_the_shipped_att_ebgan_by_default(tmp_path, capsys):
     assert edited.shape == faces[0].shape
     np.testing.assert_array_equal(edited[~mask], faces[0][~mask])
     assert np.abs(edited[mask].astype(int) - faces[0][mask]).mean() > 1.0
+
+
+def test_ebgan_web_serves_the_shipped_models_by_default():
+    process = subprocess.Popen([sys.executable, "-m", "serving.web.main", "--port=0"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()  # "ebgan-web: open http://127.0.0.1:<port>/" once it serves
+        assert line.startswith("ebgan-web: open http://127.0.0.1:"), (line, process.stderr.read())
+        with urllib.request.urlopen(line.split("open ", 1)[1].strip() + "api/models", timeout=60) as response:
+            listing = json.dumps(json.load(response))
+        assert '"att_ebgan"' in listing and '"ebgan"' in listing
+        assert listing.index('"att_ebgan"') < listing.index('"ebgan"')  # the Att-EBGAN first: the page's default
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
