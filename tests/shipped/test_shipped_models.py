@@ -91,6 +91,7 @@ def test_ebgan_edit_uses_the_shipped_att_ebgan_by_default(tmp_path, capsys):
     assert np.abs(edited[mask].astype(int) - faces[0][mask]).mean() > 1.0
 
 
+@pytest.mark.slow
 def test_ebgan_web_serves_the_shipped_models_by_default():
     process = subprocess.Popen([sys.executable, "-m", "serving.web.main", "--port=0"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
