@@ -16,6 +16,7 @@ import json
 import struct
 import sys
 import tempfile
+import time
 import zlib
 from typing import Any, Callable
 
@@ -75,10 +76,17 @@ def register(target: WebTarget) -> WebTarget:
     return dataclasses.replace(target, source=ids[0], exemplar=ids[1])
 
 
-def serving(target: WebTarget) -> bool:
-    """The server still answers: the models, and an aligned crop of the source."""
-    return (get(target, "/api/models").status == "HTTP 200" and
-            post(target, "/api/crop", {"image": target.source}).status == "HTTP 200")
+def serving(target: WebTarget, within_seconds: float = 10.0) -> bool:
+    """The server still answers: the models, and an aligned crop of the source. Connection slots that a case held
+    are freed by the server's threads after the client closes them, so a 503 is retried for `within_seconds`."""
+    deadline = time.monotonic() + within_seconds
+    while True:
+        models = get(target, "/api/models").status
+        if models == "HTTP 200":
+            return post(target, "/api/crop", {"image": target.source}).status == "HTTP 200"
+        if models != "HTTP 503" or time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
 
 
 # --- files --------------------------------------------------------------------------------------------------------

@@ -93,9 +93,15 @@ def test_a_whole_edit_of_two_photos(page, photos, edits, tmp_path):
                                                                                      "#source-boxes .face-box")) == 1
     page.find_element(By.ID, "preset-mouth").click()
     page.find_element(By.ID, "attribute-Mustache").click()
+    # Inputs are off while the request runs: recorded in the page, since the fake model answers sooner than a
+    # WebDriver round trip on a loaded machine.
+    page.execute_script("const controls = document.getElementById('controls'); window.controlsWereOff = false;"
+                        "new MutationObserver(() => { window.controlsWereOff ||= controls.disabled; })"
+                        ".observe(controls, {attributes: true, attributeFilter: ['disabled']});")
     page.find_element(By.ID, "run").click()
-    assert page.find_element(By.ID, "controls").get_attribute("disabled") is not None  # inputs off meanwhile
     wait_for_result(page)
+    assert page.execute_script("return window.controlsWereOff")
+    assert page.find_element(By.ID, "controls").get_attribute("disabled") is None  # and on again after it
     assert "filtered out: Mustache" in text(page, "status")
     sent = edits[-1]
     np.testing.assert_array_equal(sent["transfer"], [0.0, 1.0, 1.0])
