@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ebgan_tf import images, visualize
-from ebgan_tf.config import ATT_EBGAN
+from ebgan_tf.config import ATT_EBGAN, parse_regions
 from ebgan_tf.evaluation.evaluate import open_models
 from ebgan_tf.evaluation.methods import Method, method_names
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks
@@ -95,12 +95,12 @@ def paper_figures(model_paths: Sequence[str], data_dir: str, output_dir: str, ro
     """
     if rows < 1:
         raise ValueError(f"--rows must be at least 1, got {rows}.")
-    wanted = tuple(regions) if regions is not None else tuple(region for _, region, _ in TRANSFER_FIGURES)
-    models, image_size, dataset, _ = open_models(model_paths, "synthetic_faces", wanted)
+    wanted = parse_regions(regions) if regions is not None else tuple(region for _, region, _ in TRANSFER_FIGURES)
     unknown = [region for region in wanted if region not in {region for _, region, _ in TRANSFER_FIGURES}]
-    if unknown:
+    if unknown:  # checked before any model is loaded
         raise ValueError(f"No paper figure for region(s) {', '.join(unknown)}; figures exist for "
                          f"{', '.join(region for _, region, _ in TRANSFER_FIGURES)}.")
+    models, image_size, dataset, _ = open_models(model_paths, "synthetic_faces", wanted)
     names = method_names([model.variant for model in models], model_paths)
     methods = [model.methods(name)[0] for model, name in zip(models, names)]
     filtering = [method for method in methods if method.variant == ATT_EBGAN]
