@@ -4,26 +4,27 @@ Detection on upload of a 1024 px photo (POST /api/images: decode + MTCNN), and t
 (POST /api/edit with the painted mask as the page sends it: align both faces, edit, paste back, encode the PNG),
 p50 / p95, with the model in-process and behind `ebgan-serve` over gRPC (its own process). Then 8 concurrent
 browser-like clients (each its own connection, edit after edit): failures and p95 against 5x the single-client p50.
+The edit clients run in a process of their own (benchmarks/web_clients.py), as browsers do.
 Model: the contract fixture (tests/helpers/contract_model.py, att_ebgan, 64 px). Photo: the scikit-image astronaut
 scaled to 1024 x 1024. Run alone with `python -m benchmarks.web`.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
 import io
 import json
 import os
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
 from PIL import Image
 
 from benchmarks.results import target_row
-from benchmarks.serving import _ServerProcess
+from benchmarks.serving import REPO, _ServerProcess
+from benchmarks.web_clients import Page
 from ebgan_tf import images
 from serving.web.app import WebApp, WebServer
 from serving.web.models import ModelSet
@@ -37,30 +38,6 @@ EDITS = 40
 CLIENTS = 8
 EDITS_PER_CLIENT = 10
 WARMUP = 3
-
-
-class _Page:
-    """One browser-like client: a keep-alive HTTP connection to the editor."""
-
-    def __init__(self, port: int):
-        self._connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-
-    def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
-        self._connection.request("POST", path, body, {"Content-Type": content_type})
-        response = self._connection.getresponse()
-        return response.status, response.read()
-
-    def upload(self, photo: bytes, field: str) -> str:
-        status, body = self.post(f"/api/images?field={field}", photo, "image/png")
-        if status != 200:
-            raise RuntimeError(f"upload failed: {status} {body[:200]!r}")
-        return json.loads(body)["image"]
-
-    def edit(self, request: bytes) -> int:
-        return self.post("/api/edit", request, "application/json")[0]
-
-    def close(self) -> None:
-        self._connection.close()
 
 
 def _percentiles(seconds: list[float]) -> tuple[float, float]:
@@ -77,7 +54,15 @@ def _timed(call, count: int) -> list[float]:
     return latencies
 
 
-def _edit_request(page: _Page, photo: bytes, exemplar: bytes, app: WebApp) -> bytes:
+def _clients(port: int, clients: int, edits: int, request: bytes) -> tuple[list[float], int]:
+    """(latencies in seconds, failures) of `clients` browser-like clients in a process of their own."""
+    answer = subprocess.run([sys.executable, "-m", "benchmarks.web_clients", str(port), str(clients), str(edits)],
+                            input=request, capture_output=True, check=True, cwd=REPO)
+    measured = json.loads(answer.stdout)
+    return measured["latencies"], measured["failures"]
+
+
+def _edit_request(page: Page, photo: bytes, exemplar: bytes, app: WebApp) -> bytes:
     """The page's edit request: both photos uploaded, the mouth preset as a painted mask PNG, Mustache off."""
     source, other = page.upload(photo, "source"), page.upload(exemplar, "exemplar")
     crop = app.crop({"image": source, "face": 0})
@@ -89,42 +74,21 @@ def _measure_editor(name: str, models: ModelSet, photo: bytes, exemplar: bytes, 
     """Rows for one editor (in-process or gRPC); returns the single-client edit p50 in ms."""
     server = WebServer(WebApp(models), "127.0.0.1", 0).start()
     try:
-        page = _Page(server.port)
+        page = Page(server.port)
         request = _edit_request(page, photo, exemplar, server.app)
         if name == "in-process":
             p50, p95 = _percentiles(_timed(lambda: page.upload(photo, "source"), UPLOADS))
             rows.append((f"web detection on upload of a {PHOTO_SIDE} px photo: p50 / p95", f"{p50:.0f} ms / {p95:.0f} ms"))
             rows.append(target_row("web detection on upload p50", p50 / 1000, 1.0, " s", at_most=True))
-        for _ in range(WARMUP):
-            assert page.edit(request) == 200
-        single_p50, p95 = _percentiles(_timed(lambda: page.edit(request), EDITS))
+        page.close()
+        _clients(server.port, 1, WARMUP, request)
+        latencies, _ = _clients(server.port, 1, EDITS, request)
+        single_p50, p95 = _percentiles(latencies)
         rows.append((f"web edit request after both uploads, {name}: p50 / p95", f"{single_p50:.0f} ms / {p95:.0f} ms"))
         rows.append(target_row(f"web edit request p50, {name}", single_p50, 300, " ms", at_most=True))
-        page.close()
-        latencies, failures, lock = [], [], threading.Lock()
-
-        def client() -> None:
-            mine, failed = [], 0
-            page = _Page(server.port)
-            for _ in range(EDITS_PER_CLIENT):
-                started = time.perf_counter()
-                try:
-                    failed += page.edit(request) != 200
-                except OSError:
-                    failed += 1
-                mine.append(time.perf_counter() - started)
-            page.close()
-            with lock:
-                latencies.extend(mine)
-                failures.append(failed)
-
-        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        latencies, failures = _clients(server.port, CLIENTS, EDITS_PER_CLIENT, request)
         p50, p95 = _percentiles(latencies)
-        rows.append((f"web {CLIENTS} concurrent clients, {name}: failed requests", f"{sum(failures)} of {len(latencies)}"))
+        rows.append((f"web {CLIENTS} concurrent clients, {name}: failed requests", f"{failures} of {len(latencies)}"))
         rows.append((f"web {CLIENTS} concurrent clients, {name}: p50 / p95", f"{p50:.0f} ms / {p95:.0f} ms"))
         rows.append(target_row(f"web {CLIENTS} clients p95 / single-client p50, {name}", p95 / single_p50, 5, "x",
                                at_most=True))

@@ -44,11 +44,13 @@ def define_flags() -> None:
                        "this.", lower_bound=0.001)
     flags.DEFINE_integer("max_connections", 64, "Connections open at once; more are answered 503 and closed.",
                          lower_bound=1)
+    flags.DEFINE_integer("edit_workers", None, "Edits computed at once (first come, first served; the others wait "
+                         "their turn). Default: one per CPU core this process may use.", lower_bound=1)
 
 
 def build_server():
     """The WebServer the flags describe (not started)."""
-    from serving.web.app import WebApp, WebOptions, WebServer
+    from serving.web.app import WebApp, WebOptions, WebServer, cpu_count
     from serving.web.models import ModelSet
 
     from ebgan_tf.shipped import SHIPPED_MODELS
@@ -60,7 +62,8 @@ def build_server():
     options = WebOptions(max_request_bytes=FLAGS.max_request_bytes, max_pixels=FLAGS.max_pixels,
                          stored_images=FLAGS.stored_images, header_timeout_seconds=FLAGS.header_timeout_seconds,
                          body_timeout_seconds=FLAGS.body_timeout_seconds,
-                         idle_timeout_seconds=FLAGS.idle_timeout_seconds, max_connections=FLAGS.max_connections)
+                         idle_timeout_seconds=FLAGS.idle_timeout_seconds, max_connections=FLAGS.max_connections,
+                         edit_workers=FLAGS.edit_workers or cpu_count())
     return WebServer(WebApp(models, options), FLAGS.host, FLAGS.port)
 
 

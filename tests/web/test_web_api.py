@@ -11,6 +11,8 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -155,6 +157,42 @@ def test_a_painted_mask_is_used_as_painted(web, uploaded, monkeypatch):
                                                   "mask": mask_url(painted), "drop": ["Mustache"]})
     assert status == 200, body
     np.testing.assert_array_equal(received[0][..., 0] > 0.5, painted)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_edits_at_once_are_limited_to_the_edit_workers_and_taken_in_turn(model_set, workers, monkeypatch):
+    app = WebApp(model_set, WebOptions(edit_workers=workers))
+    key = app.store.add(gallery_face(3))
+    running, most, lock = [0], [0], threading.Lock()
+    original = faces.edit_crops
+
+    def slow_edit(*args):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return original(*args)
+
+    monkeypatch.setattr(faces, "edit_crops", slow_edit)
+    answers = {}
+
+    def edit(index: int) -> None:
+        answers[index] = app.edit({"source": {"image": key}, "exemplar": {"image": key}, "region": "mouth"})
+
+    threads = [threading.Thread(target=edit, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join()
+    app.close()
+    assert most[0] == workers and len(answers) == 4
+    assert all(data.startswith(b"\x89PNG") for data, _ in answers.values())
+    # Milliseconds include the wait for a worker: with one worker, the last edit waited for the three before it.
+    waited = sorted(milliseconds for _, milliseconds in answers.values())
+    assert waited[-1] > (800 if workers == 1 else 400) * 0.9
 
 
 def test_gallery_faces_are_served_and_edit_like_uploads(web, uploaded):
