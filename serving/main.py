@@ -123,10 +123,10 @@ def main(argv: Sequence[str]) -> int:
     check_no_arguments(argv)
     server = ModelServer(options_from_flags()).start()
     rest = f", REST on port {server.rest_port}" if server.rest_port else ""
-    logging.info("Serving %s: gRPC on %s:%d%s", ", ".join(m.name for m in server.options.models),
-                 server.options.host, server.port, rest)
+    print(f"ebgan-serve: serving {', '.join(m.name for m in server.options.models)}: gRPC on "
+          f"{server.options.host}:{server.port}{rest} (Ctrl-C or SIGTERM stops)", flush=True)
     wait_for_stop_signal()
-    logging.info("Stopping (grace period %g s)", server.options.shutdown_grace_seconds)
+    print(f"ebgan-serve: stopping (grace period {server.options.shutdown_grace_seconds:g} s)", flush=True)
     if not server.stop():
         logging.warning("Requests still computing after the grace period; exiting without waiting for them.")
         logging.flush()

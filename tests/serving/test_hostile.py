@@ -260,6 +260,8 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
         reader.join(10)
     output = "".join(lines)
     assert status == 0, output
+    assert f"ebgan-serve: serving slow: gRPC on 127.0.0.1:{port}, REST on port {rest_port}" in output, output
+    assert "ebgan-serve: stopping (grace period 8 s)" in output, output
     assert took < grace + 5.0, (took, output)
     assert answers["grpc short"] == "OK" and answers["rest short"] == 200, answers
     assert answers["grpc long"] in ("CANCELLED", "UNAVAILABLE") and answers["rest long"] == 503, answers
