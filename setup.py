@@ -2,13 +2,19 @@
 
 from setuptools import find_packages, setup
 
+# The command folders install inside the library's name (ebgan_tf.training, ebgan_tf.export, ebgan_tf.serving):
+# never in the way of a user's own modules called training, export or serving.
+COMMAND_FOLDERS = ("training", "export", "serving")
+COMMAND_PACKAGES = find_packages(include=[name for folder in COMMAND_FOLDERS for name in (folder, f"{folder}.*")])
+
 setup(
     name="ebgan-tf",
     version="0.1.0",
     description="Exemplar-based generative facial editing (EBGAN, Att-EBGAN): train, export, serve.",
     python_requires=">=3.10,<3.14",
-    packages=find_packages(include=["ebgan_tf", "ebgan_tf.*", "training", "export", "serving", "serving.*"]),
-    package_data={"serving": ["configs/*"], "serving.web": ["static/*"]},
+    packages=find_packages(include=["ebgan_tf", "ebgan_tf.*"]) + [f"ebgan_tf.{name}" for name in COMMAND_PACKAGES],
+    package_dir={f"ebgan_tf.{folder}": folder for folder in COMMAND_FOLDERS},
+    package_data={"ebgan_tf.serving": ["configs/*"], "ebgan_tf.serving.web": ["static/*"]},
     install_requires=[
         "tensorflow~=2.21.0",
         "keras>=3.15,<4",
@@ -30,17 +36,17 @@ setup(
                             "selenium>=4.20,<5"]},
     entry_points={
         "console_scripts": [
-            "ebgan-data=training.data:run",
-            "ebgan-train=training.train:run",
-            "ebgan-eval=training.evaluate:run",
-            "ebgan-figures=training.figures:run",
-            "ebgan-eval-classifier=training.eval_classifier:run",
-            "ebgan-curve=training.curve:run",
-            "ebgan-export=export.main:run",
-            "ebgan-edit=serving.edit:run",
-            "ebgan-serve=serving.main:run",
-            "ebgan-client=serving.client:run",
-            "ebgan-web=serving.web.main:run",
+            "ebgan-data=ebgan_tf.training.data:run",
+            "ebgan-train=ebgan_tf.training.train:run",
+            "ebgan-eval=ebgan_tf.training.evaluate:run",
+            "ebgan-figures=ebgan_tf.training.figures:run",
+            "ebgan-eval-classifier=ebgan_tf.training.eval_classifier:run",
+            "ebgan-curve=ebgan_tf.training.curve:run",
+            "ebgan-export=ebgan_tf.export.main:run",
+            "ebgan-edit=ebgan_tf.serving.edit:run",
+            "ebgan-serve=ebgan_tf.serving.main:run",
+            "ebgan-client=ebgan_tf.serving.client:run",
+            "ebgan-web=ebgan_tf.serving.web.main:run",
         ],
     },
 )

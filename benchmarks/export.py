@@ -2,11 +2,11 @@
 
 Models: Att-EBGAN of the synthetic64 (64 px) and celeba128 (128 px) presets with UNTRAINED weights (speed does not
 depend on training), mouth masks. Measured per size:
-  Keras eager        export.saved_model.edit_function called eagerly (the Keras networks, no graph)
+  Keras eager        ebgan_tf.export.saved_model.edit_function called eagerly (the Keras networks, no graph)
   Keras tf.function  the same function traced once with tf.function
   SavedModel         the exported `edit` signature through ebgan_tf.editing.Editor
   SavedModel, XLA    the same exported with its computation compiled by XLA (`xla_edit_function`, a variant of
-                     export.saved_model.edit_function patched in here; measured, not applied: docs/BENCHMARKS.md)
+                     ebgan_tf.export.saved_model.edit_function patched in here; measured, not applied: docs/BENCHMARKS.md)
   TFLite <variant>   the .tflite file through the Editor (ai_edge_litert, batch 1: throughput = 32 sequential calls)
 Latency: median of LATENCY_CALLS batch-1 calls; throughput: one timed batch-32 call (after a
 warm-up call for the XLA SavedModel, which compiles per batch size; the others are warm from the batch-1 calls). Plus
@@ -35,10 +35,10 @@ from ebgan_tf.config import ATT_EBGAN, get_preset
 from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.editing import Editor
 from ebgan_tf.models.trainer import build_trainer
-from export import saved_model
-from export.saved_model import edit_function, export_saved_model, input_signature
-from export.tflite import TFLITE_VARIANTS, export_tflite
-from export.verify import verification_inputs
+from ebgan_tf.export import saved_model
+from ebgan_tf.export.saved_model import edit_function, export_saved_model, input_signature
+from ebgan_tf.export.tflite import TFLITE_VARIANTS, export_tflite
+from ebgan_tf.export.verify import verification_inputs
 
 PRESETS: tuple[str, ...] = ("synthetic64", "celeba128")
 THROUGHPUT_BATCH = 32
@@ -70,7 +70,7 @@ def _landmark_template(image_size: int) -> np.ndarray:
 
 
 def xla_edit_function(trainer, filtered: bool, validate: bool) -> Callable[..., dict[str, tf.Tensor]]:
-    """export.saved_model.edit_function with its computation in an XLA-compiled tf.function (jit_compile=True)
+    """ebgan_tf.export.saved_model.edit_function with its computation in an XLA-compiled tf.function (jit_compile=True)
     and the input checks outside it (XLA drops Assert ops). A measured alternative, not applied."""
     compiled = tf.function(edit_function(trainer, filtered, validate=False), jit_compile=True)
     size, count = trainer.model_config.image_size, len(trainer.attribute_names)

@@ -22,8 +22,8 @@ import tensorflow as tf
 
 from benchmarks import results as measured
 from ebgan_tf.config import ATT_EBGAN
-from serving.client import EditClient
-from serving.errors import ServingError
+from ebgan_tf.serving.client import EditClient
+from ebgan_tf.serving.errors import ServingError
 from tests.helpers.contract_model import export_contract_model, random_inputs
 
 IMAGE_SIZE = 64
@@ -67,11 +67,11 @@ def _measure(call: Callable[[int], object], threads: int, requests_per_thread: i
 
 
 class _ServerProcess:
-    """`python -m serving.main` on a free loopback port, stopped on exit."""
+    """`python -m ebgan_tf.serving.main` on a free loopback port, stopped on exit."""
 
     def __init__(self, model_base: str, batching: bool):
         self.address = f"127.0.0.1:{_free_port()}"
-        command = [sys.executable, "-m", "serving.main", f"--model_base_path={model_base}",
+        command = [sys.executable, "-m", "ebgan_tf.serving.main", f"--model_base_path={model_base}",
                    f"--port={self.address.split(':')[1]}", "--file_system_poll_wait_seconds=0"]
         if batching:
             command += ["--enable_batching", f"--batching_parameters_file={BATCHING_FILE}"]

@@ -26,8 +26,8 @@ from benchmarks.results import target_row
 from benchmarks.serving import REPO, _ServerProcess
 from benchmarks.web_clients import Page
 from ebgan_tf import images
-from serving.web.app import WebApp, WebServer
-from serving.web.models import ModelSet
+from ebgan_tf.serving.web.app import WebApp, WebServer
+from ebgan_tf.serving.web.models import ModelSet
 from tests.helpers.contract_model import export_contract_model
 from tests.helpers.photo_assets import ASTRONAUT
 

@@ -31,9 +31,9 @@ FLAGS = flags.FLAGS
 @reports_errors("ebgan-export", ValueError, OSError)  # FileNotFoundError, FileExistsError are OSErrors
 def main(argv: list[str]) -> int:
     del argv
-    from export.saved_model import export_saved_model
-    from export.tflite import export_tflite, parse_variants
-    from export.verify import verify_export
+    from ebgan_tf.export.saved_model import export_saved_model
+    from ebgan_tf.export.tflite import export_tflite, parse_variants
+    from ebgan_tf.export.verify import verify_export
     from ebgan_tf.config import ATT_EBGAN
     from ebgan_tf.runs import load_trained, read_config
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 from ebgan_tf.config import ATT_EBGAN
 from ebgan_tf.files import write_bytes_atomically
 from ebgan_tf.models.trainer import EBGANTrainer
-from export.saved_model import CLASSIFY, EDIT, EDIT_FILTERED, METADATA, build_archive
+from ebgan_tf.export.saved_model import CLASSIFY, EDIT, EDIT_FILTERED, METADATA, build_archive
 
 TFLITE_VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic")
 

@@ -17,7 +17,7 @@ from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.config import ATT_EBGAN
 from ebgan_tf.editing import Editor
 from ebgan_tf.models.trainer import EBGANTrainer
-from export.saved_model import classify_function, edit_function
+from ebgan_tf.export.saved_model import classify_function, edit_function
 
 MAX_LEVEL_DIFFERENCE = 1
 PSNR_FLOORS = {"float16": 45.0, "dynamic": 30.0}

@@ -12,8 +12,8 @@ from typing import Any, Callable, Mapping
 import grpc
 import numpy as np
 
-from serving.errors import ServingError, invalid
-from serving.server_config import BatchingOptions
+from ebgan_tf.serving.errors import ServingError, invalid
+from ebgan_tf.serving.server_config import BatchingOptions
 
 
 @dataclasses.dataclass

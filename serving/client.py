@@ -35,7 +35,7 @@ from ebgan_tf.cli import reports_errors, run_main
 from ebgan_tf import editing, images
 from ebgan_tf.config import parse_regions
 from ebgan_tf.data import masks
-from serving.errors import ServingError, status_code
+from ebgan_tf.serving.errors import ServingError, status_code
 
 DEFAULT_MESSAGE_BYTES = 64 * 1024 * 1024
 

@@ -9,11 +9,11 @@ import numpy as np
 from absl import logging
 from tensorflow_serving.apis import get_model_status_pb2
 
-from serving.batching import Batcher
-from serving.errors import invalid
-from serving.limits import RequestLimits, check_rows
-from serving.model_manager import ModelManager
-from serving.servable import DEFAULT_SIGNATURE, Servable
+from ebgan_tf.serving.batching import Batcher
+from ebgan_tf.serving.errors import invalid
+from ebgan_tf.serving.limits import RequestLimits, check_rows
+from ebgan_tf.serving.model_manager import ModelManager
+from ebgan_tf.serving.servable import DEFAULT_SIGNATURE, Servable
 
 
 class ServingCore:

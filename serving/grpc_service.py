@@ -9,9 +9,9 @@ from absl import logging
 from tensorflow_serving.apis import (get_model_metadata_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-from serving.core import ServingCore, status_response
-from serving.errors import ServingError, invalid
-from serving.servable import DEFAULT_SIGNATURE, dtype_name, tensor_protos_to_arrays
+from ebgan_tf.serving.core import ServingCore, status_response
+from ebgan_tf.serving.errors import ServingError, invalid
+from ebgan_tf.serving.servable import DEFAULT_SIGNATURE, dtype_name, tensor_protos_to_arrays
 
 
 def _spec_version(model_spec) -> tuple[int | None, str | None]:

@@ -1,5 +1,5 @@
 """What the HTTP front ends (the REST API and the web editor) share: each phase of a request under a deadline of
-serving.limits.RequestLimits, a bounded number of connections, the body rules of serving.limits, and every answer,
+ebgan_tf.serving.limits.RequestLimits, a bounded number of connections, the body rules of ebgan_tf.serving.limits, and every answer,
 protocol errors included, as JSON."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any, Mapping
 import grpc
 from absl import logging
 
-from serving.errors import ServingError, invalid
-from serving.limits import RequestLimits, content_length
+from ebgan_tf.serving.errors import ServingError, invalid
+from ebgan_tf.serving.limits import RequestLimits, content_length
 
 # A status's HTTP code (docs/hardening.md); anything else is a server error, 500.
 HTTP_STATUS = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.NOT_FOUND: 404,
@@ -187,7 +187,7 @@ class LimitedHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def read_body(self) -> bytes:
-        """The request body under the length rules of serving.limits and the body timeout: INVALID_ARGUMENT for
+        """The request body under the length rules of ebgan_tf.serving.limits and the body timeout: INVALID_ARGUMENT for
         a missing, repeated, negative or non-numeric Content-Length, a Transfer-Encoding or a body cut short,
         RESOURCE_EXHAUSTED over --max_message_bytes."""
         if self.headers.get("Transfer-Encoding"):

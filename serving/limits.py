@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
-from serving.errors import ServingError, invalid
+from ebgan_tf.serving.errors import ServingError, invalid
 
 # TensorProto's typed value fields, and how many of their entries make one element.
 _VALUE_FIELDS = {"half_val": 1, "float_val": 1, "double_val": 1, "int_val": 1, "string_val": 1, "scomplex_val": 2,

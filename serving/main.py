@@ -30,9 +30,9 @@ from typing import Sequence
 from absl import flags, logging
 
 from ebgan_tf.cli import check_no_arguments, reports_errors, run_main, wait_for_stop_signal
-from serving.limits import RequestLimits
-from serving.server import ModelServer
-from serving.server_config import (BatchingOptions, ModelSource, ServerOptions, parse_batching_parameters,
+from ebgan_tf.serving.limits import RequestLimits
+from ebgan_tf.serving.server import ModelServer
+from ebgan_tf.serving.server_config import (BatchingOptions, ModelSource, ServerOptions, parse_batching_parameters,
                                    parse_model_config, read_text_file)
 
 FLAGS = flags.FLAGS

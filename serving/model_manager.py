@@ -12,9 +12,9 @@ import grpc
 from absl import logging
 from tensorflow_serving.apis import get_model_status_pb2
 
-from serving.errors import not_found
-from serving.servable import Servable
-from serving.server_config import ModelSource, VersionPolicy
+from ebgan_tf.serving.errors import not_found
+from ebgan_tf.serving.servable import Servable
+from ebgan_tf.serving.server_config import ModelSource, VersionPolicy
 
 State = get_model_status_pb2.ModelVersionStatus.State
 

@@ -1,5 +1,5 @@
 """The REST front end: TF Serving's REST API (predict and model status) over http.server, with timeouts,
-a bounded number of connections and the body rules of serving.limits."""
+a bounded number of connections and the body rules of ebgan_tf.serving.limits."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from serving.core import ServingCore, status_response
-from serving.errors import invalid, not_found
-from serving.http_base import LimitedHandler, LimitedHTTPServer
-from serving.limits import parse_json
-from serving.servable import DEFAULT_SIGNATURE
+from ebgan_tf.serving.core import ServingCore, status_response
+from ebgan_tf.serving.errors import invalid, not_found
+from ebgan_tf.serving.http_base import LimitedHandler, LimitedHTTPServer
+from ebgan_tf.serving.limits import parse_json
+from ebgan_tf.serving.servable import DEFAULT_SIGNATURE
 
 
 _REST_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?(:predict)?$")

@@ -11,8 +11,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from serving.errors import ServingError, invalid, not_found, status_code
-from serving.limits import check_tensor_proto
+from ebgan_tf.serving.errors import ServingError, invalid, not_found, status_code
+from ebgan_tf.serving.limits import check_tensor_proto
 
 DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")

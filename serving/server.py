@@ -11,12 +11,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from serving.batching import Batcher
-from serving.core import ServingCore
-from serving.grpc_service import ModelServicer, PredictionServicer
-from serving.model_manager import ModelManager
-from serving.rest import RestServer
-from serving.server_config import ServerOptions
+from ebgan_tf.serving.batching import Batcher
+from ebgan_tf.serving.core import ServingCore
+from ebgan_tf.serving.grpc_service import ModelServicer, PredictionServicer
+from ebgan_tf.serving.model_manager import ModelManager
+from ebgan_tf.serving.rest import RestServer
+from ebgan_tf.serving.server_config import ServerOptions
 
 
 class ModelServer:

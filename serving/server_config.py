@@ -11,7 +11,7 @@ from typing import Mapping
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
-from serving.limits import RequestLimits
+from ebgan_tf.serving.limits import RequestLimits
 
 VersionPolicy = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
 

@@ -8,8 +8,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-# Subprocesses import the repository's packages (and tests.helpers) whatever their working directory: a test folder
-# such as tests/training must never shadow the `training` package.
+# Subprocesses import tests.helpers (and the repository's packages) whatever their working directory.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO_ROOT, os.environ.get("PYTHONPATH")]))
 

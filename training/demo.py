@@ -1,6 +1,6 @@
 """Writes the demo picture of a trained run: rows of source, exemplar, mask, result and filtered result.
 
-  python -m training.demo --model_dir=demo/model --data_dir=demo/data --out=demo/edits.png
+  python -m ebgan_tf.training.demo --model_dir=demo/model --data_dir=demo/data --out=demo/edits.png
 
 Pairs come from the evaluation split. Rows whose exemplar shows the model's first attribute (Mustache for the
 mouth) and whose source does not come first, so the "without Mustache" column shows the filtering.

@@ -16,9 +16,9 @@ from absl import flags
 from ebgan_tf.cli import check_no_arguments, define_data_dir_flag, reports_errors, run_main
 from ebgan_tf.config import PRESETS, VARIANTS, get_preset
 from ebgan_tf.data.pipeline import DATASETS
-from training import train_lib
-from training.callbacks import DivergenceError, NonFiniteError
-from training.distribute import STRATEGIES, make_strategy
+from ebgan_tf.training import train_lib
+from ebgan_tf.training.callbacks import DivergenceError, NonFiniteError
+from ebgan_tf.training.distribute import STRATEGIES, make_strategy
 from ebgan_tf.runs import RunConfig
 
 _DEFAULTS = RunConfig(model_dir="")

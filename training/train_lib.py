@@ -30,7 +30,7 @@ from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 from ebgan_tf.runs import (
     CHECKPOINT_DIR, FINAL_WEIGHTS, LOG_DIR, ConfigError, RunConfig, check_config, make_checkpoint,
     save_final_weights, write_config)
-from training import callbacks, distribute
+from ebgan_tf.training import callbacks, distribute
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

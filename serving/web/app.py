@@ -36,12 +36,12 @@ from PIL import Image
 from ebgan_tf import faces
 from ebgan_tf.config import ATT_EBGAN, REGIONS, parse_regions
 from ebgan_tf.data import masks
-from serving.errors import ServingError
-from serving.http_base import HTTP_STATUS, LimitedHandler, LimitedHTTPServer
-from serving.limits import RequestLimits, parse_json
-from serving.web.inputs import (GALLERY_SEEDS, ImageStore, StoredImage, WebError, decode_image, decode_mask,
+from ebgan_tf.serving.errors import ServingError
+from ebgan_tf.serving.http_base import HTTP_STATUS, LimitedHandler, LimitedHTTPServer
+from ebgan_tf.serving.limits import RequestLimits, parse_json
+from ebgan_tf.serving.web.inputs import (GALLERY_SEEDS, ImageStore, StoredImage, WebError, decode_image, decode_mask,
                                 gallery_face, uploaded_file)
-from serving.web.models import ModelSet
+from ebgan_tf.serving.web.models import ModelSet
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -74,7 +74,7 @@ class WebOptions:
 
     @property
     def limits(self) -> RequestLimits:
-        """The HTTP limits, in the form the shared front-end layer (serving.http_base) takes."""
+        """The HTTP limits, in the form the shared front-end layer (ebgan_tf.serving.http_base) takes."""
         return RequestLimits(max_message_bytes=self.max_request_bytes,
                              header_timeout_seconds=self.header_timeout_seconds,
                              body_timeout_seconds=self.body_timeout_seconds,

@@ -50,8 +50,8 @@ def define_flags() -> None:
 
 def build_server():
     """The WebServer the flags describe (not started)."""
-    from serving.web.app import WebApp, WebOptions, WebServer, cpu_count
-    from serving.web.models import ModelSet
+    from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer, cpu_count
+    from ebgan_tf.serving.web.models import ModelSet
 
     from ebgan_tf.shipped import SHIPPED_MODELS
 

@@ -14,8 +14,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ebgan_tf.editing import Editor, ModelInfo, classify_error
-from serving.client import EditClient
-from serving.errors import invalid, not_found
+from ebgan_tf.serving.client import EditClient
+from ebgan_tf.serving.errors import invalid, not_found
 
 
 class LocalModel:
@@ -64,7 +64,7 @@ class RemoteModel:
         self._classify_error: str | None = None
 
     @property
-    def info(self):  # serving.client.ModelInfo: ModelInfo plus the version that answered
+    def info(self):  # ebgan_tf.serving.client.ModelInfo: ModelInfo plus the version that answered
         if self._info is None:
             info = self._client.model_info(self.name)
             signatures = self._client.metadata(self.name, info.version).signatures  # GetModelMetadata

@@ -13,11 +13,11 @@ from ebgan_tf import images
 from ebgan_tf.data import pipeline
 from tests.helpers.examples import make_examples
 from tests.helpers.tiny import REPO_ROOT
-from training import data
+from ebgan_tf.training import data
 
 
 def run_subprocess(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "training.data", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ebgan_tf.training.data", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 

@@ -13,7 +13,7 @@ from ebgan_tf import faces, images
 from ebgan_tf.cli import run_in_process
 from ebgan_tf.data import masks, synthetic
 from ebgan_tf.editing import Editor
-from serving import edit
+from ebgan_tf.serving import edit
 from tests.helpers.photo_assets import ASTRONAUT, TINY_SIZE, allowed_to_change, export_tiny_model, paste_face, seam_band
 
 EXIF_ORIENTATION = 0x0112

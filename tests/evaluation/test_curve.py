@@ -16,8 +16,8 @@ from ebgan_tf.evaluation import curve as curve_lib
 from ebgan_tf.evaluation.classifier import EvalClassifierConfig, train_eval_classifier
 from ebgan_tf.runs import CONFIG_FILE, checkpoint_paths, load_trained
 from tests.helpers.tiny import IMAGE_SIZE, network_weights, tiny_config
-from training import curve, train_lib
-from training.distribute import make_strategy
+from ebgan_tf.training import curve, train_lib
+from ebgan_tf.training.distribute import make_strategy
 
 STEPS = [2, 4, 6]  # tiny_config's checkpoints
 

@@ -24,9 +24,9 @@ from ebgan_tf.evaluation.methods import NAIVE_PASTE, Method, model_method, zero_
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks
 from ebgan_tf.evaluation.report import REPORT_FILES, write_report
 from ebgan_tf.runs import RunConfig, load_trained
-from export.saved_model import export_saved_model
+from ebgan_tf.export.saved_model import export_saved_model
 from tests.helpers.tiny import LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
-from training import evaluate
+from ebgan_tf.training import evaluate
 
 IMAGE_SIZE = 32
 NUM_PAIRS = 10

@@ -14,7 +14,7 @@ from ebgan_tf.evaluation.figures import DISPLAY_SIZE, filter_figure, transfer_fi
 from ebgan_tf.evaluation.methods import Method
 from ebgan_tf.evaluation.pairs import SwapTruth, load_pairs
 from tests.helpers.tiny import IMAGE_SIZE, write_untrained_run
-from training import figures
+from ebgan_tf.training import figures
 
 CELL = DISPLAY_SIZE  # 32 px faces are shown 4x
 

@@ -25,15 +25,15 @@ from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.editing import Editor
 from ebgan_tf.images import load_image, save_image
 from ebgan_tf.models.trainer import build_trainer
-from export import main as export_main
-from export.saved_model import classify_function, edit_function, export_saved_model, next_version
-from export.tflite import TFLITE_VARIANTS
-from export.verify import (MAX_LEVEL_DIFFERENCE, MAX_PROBABILITY_DIFFERENCE, PSNR_FLOORS, verification_inputs,
+from ebgan_tf.export import main as export_main
+from ebgan_tf.export.saved_model import classify_function, edit_function, export_saved_model, next_version
+from ebgan_tf.export.tflite import TFLITE_VARIANTS
+from ebgan_tf.export.verify import (MAX_LEVEL_DIFFERENCE, MAX_PROBABILITY_DIFFERENCE, PSNR_FLOORS, verification_inputs,
                            verify_export)
-from serving.edit import edit_files
+from ebgan_tf.serving.edit import edit_files
 from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, tiny_config, write_untrained_run
-from training import train_lib
-from training.distribute import make_strategy
+from ebgan_tf.training import train_lib
+from ebgan_tf.training.distribute import make_strategy
 from ebgan_tf.runs import load_trained, read_config, run_config_from_dir
 
 SAVED_MODEL_CLI = os.path.join(REPO_ROOT, ".venv", "bin", "saved_model_cli")
@@ -429,7 +429,7 @@ def test_versions_next_free_explicit_existing_and_failed(ebgan_model_dir, tmp_pa
             handle.write(b"half")
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr("export.saved_model._write_warmup", write_half_and_fail)
+    monkeypatch.setattr("ebgan_tf.export.saved_model._write_warmup", write_half_and_fail)
     with pytest.raises(OSError, match="simulated"):
         export_saved_model(trainer, str(base), "ebgan", template)
     assert sorted(os.listdir(base / "ebgan")) == before  # no version 13, no staging directory left
@@ -455,7 +455,7 @@ def test_cli_errors_exit_1_with_one_line(exported, tmp_path):
 
 
 def test_ebgan_edit_on_the_export(exported, tmp_path):
-    """ebgan-edit's aligned-image path (serving.edit.edit_files) on the SavedModel and a TFLite file."""
+    """ebgan-edit's aligned-image path (ebgan_tf.serving.edit.edit_files) on the SavedModel and a TFLite file."""
     source, exemplar = faces(1, seed=300)
     save_image(str(tmp_path / "a.png"), source[0])
     save_image(str(tmp_path / "b.png"), exemplar[0])
@@ -477,7 +477,7 @@ def test_ebgan_edit_on_the_export(exported, tmp_path):
 
 def test_ebgan_serve_and_client_serve_the_export(exported):
     """The real exporter's output through ebgan-serve (gRPC, batching on) and the client equals the local Editor."""
-    from serving import client, server, server_config
+    from ebgan_tf.serving import client, server, server_config
 
     config = f'model_config_list {{ config {{ name: "ebgan" base_path: "{exported["base"]}/ebgan" }} }}'
     options = server_config.ServerOptions(models=tuple(server_config.parse_model_config(config)), port=0,

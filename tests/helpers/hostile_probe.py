@@ -409,7 +409,7 @@ def fuzz(target: Target, examples: int, record: Callable[[str, str], None]) -> N
 def main() -> int:
     """Serves an untrained tiny Att-EBGAN (batching off, then on), tries every case and 200 fuzzed requests of
     each kind on each, and prints a markdown table: class, cases tried, how they were answered."""
-    from serving import limits, server, server_config
+    from ebgan_tf.serving import limits, server, server_config
     from tests.helpers.served_models import export_untrained_att_ebgan
     from tests.helpers.tiny import IMAGE_SIZE
 

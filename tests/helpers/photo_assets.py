@@ -29,7 +29,7 @@ def template(size: int, count: int = 16) -> np.ndarray:
 
 def export_tiny_model(export_base: str, variant: str = "ebgan") -> str:
     """An untrained tiny model (regions: mouth) exported as a SavedModel; returns the version directory."""
-    from export.saved_model import export_saved_model
+    from ebgan_tf.export.saved_model import export_saved_model
     from ebgan_tf.models.trainer import build_trainer
 
     keras.utils.set_random_seed(0)

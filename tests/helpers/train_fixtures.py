@@ -89,7 +89,7 @@ def _install_hooks() -> None:
     from tensorflow.python.checkpoint import checkpoint_management
 
     from ebgan_tf.data import pipeline
-    from training import callbacks, train_lib
+    from ebgan_tf.training import callbacks, train_lib
 
     if os.environ.get("EBGAN_TEST_PRINT_STEPS"):
         count = callbacks.StepCounter.on_train_batch_end
@@ -148,6 +148,6 @@ if __name__ == "__main__":
 
     pipeline.load_examples = load_tiny_examples
     _install_hooks()
-    from training import train
+    from ebgan_tf.training import train
     sys.argv[0] = "ebgan-train"
     train.run()

@@ -399,8 +399,8 @@ def fuzz(target: WebTarget, examples: int, record: Callable[[str, str], None]) -
 def main() -> int:
     """Serves the contract fixture (32 px Att-EBGAN) in ebgan-web, tries every case and 200 fuzzed requests of
     each kind, and prints a markdown table: class, cases tried, how they were answered."""
-    from serving.web.app import WebApp, WebOptions, WebServer
-    from serving.web.models import ModelSet
+    from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
+    from ebgan_tf.serving.web.models import ModelSet
     from tests.helpers.contract_model import export_contract_model
 
     answers: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)

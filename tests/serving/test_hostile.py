@@ -22,7 +22,7 @@ import tensorflow as tf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-from serving import limits, server, server_config
+from ebgan_tf.serving import limits, server, server_config
 from tests.helpers import hostile_probe
 from tests.helpers.contract_model import export_contract_model
 from tests.helpers.served_models import export_slow_model, export_untrained_att_ebgan
@@ -214,7 +214,7 @@ def _spin_over_grpc(port: int, seconds: float, answers: dict, key: str) -> None:
             answers[key] = error.code().name
 
 
-COMPUTING = "Computing slow version"  # serving.core's debug line when a request starts computing
+COMPUTING = "Computing slow version"  # ebgan_tf.serving.core's debug line when a request starts computing
 
 
 def _read_lines(stream, lines: list[str]) -> None:
@@ -227,7 +227,7 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
     export_slow_model(str(tmp_path))
     port, rest_port, grace = _free_port(), _free_port(), 8.0
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving.main", f"--model_base_path={tmp_path / 'slow'}", "--model_name=slow",
+        [sys.executable, "-m", "ebgan_tf.serving.main", f"--model_base_path={tmp_path / 'slow'}", "--model_name=slow",
          f"--port={port}", f"--rest_api_port={rest_port}", f"--shutdown_grace_seconds={grace}", "--verbosity=1"],
         # TensorFlow runs a call's ops on its inter-op threads (one per core by default): on 2 cores the two 30-second
         # spins would hold both, and a short request would wait for them, past the grace period.

@@ -21,8 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ebgan_tf import images
 from ebgan_tf.cli import run_in_process
 from ebgan_tf.data.masks import region_mask
-from serving import batching, client, limits, server, server_config
-from serving.errors import ServingError
+from ebgan_tf.serving import batching, client, limits, server, server_config
+from ebgan_tf.serving.errors import ServingError
 from tests.helpers.contract_model import ATTRIBUTES, export_contract_model, random_inputs, template_landmarks
 
 SIZE = 16
@@ -120,7 +120,7 @@ def test_edit_through_server_equals_in_process_saved_model(models, any_server, m
 
 
 def test_classify_through_server_equals_in_process_saved_model(models, any_server):
-    from serving.web.models import RemoteModel
+    from ebgan_tf.serving.web.models import RemoteModel
 
     image = random_inputs(3, SIZE, seed=8)["exemplar"]
     expected = tf.saved_model.load(models["ebgan"]).signatures["classify"](
@@ -554,11 +554,11 @@ def test_cli_errors_are_one_line_and_exit_1(batched, tmp_path, capsys):
 @pytest.mark.slow  # two fresh Python processes importing TensorFlow
 def test_console_entry_points_report_errors_without_traceback(tmp_path):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    down = subprocess.run([sys.executable, "-m", "serving.client", "status", f"--server=127.0.0.1:{_free_port()}",
+    down = subprocess.run([sys.executable, "-m", "ebgan_tf.serving.client", "status", f"--server=127.0.0.1:{_free_port()}",
                            "--timeout=5"], cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
     assert down.returncode == 1 and "cannot reach the model server" in down.stderr
     assert "Traceback" not in down.stderr
-    missing = subprocess.run([sys.executable, "-m", "serving.main", f"--model_base_path={tmp_path / 'none'}",
+    missing = subprocess.run([sys.executable, "-m", "ebgan_tf.serving.main", f"--model_base_path={tmp_path / 'none'}",
                               "--port=0"], cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "is not a directory" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -22,7 +22,7 @@ from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.editing import Editor
 from ebgan_tf.evaluation.evaluate import evaluate_models
 from ebgan_tf.shipped import DEFAULT_MODEL, SHIPPED_MODELS_DIR
-from serving import edit
+from ebgan_tf.serving import edit
 
 MODELS_DIR = SHIPPED_MODELS_DIR
 MAX_SIZE_BYTES = 12_000_000  # 12 MB
@@ -93,7 +93,7 @@ def test_ebgan_edit_uses_the_shipped_att_ebgan_by_default(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ebgan_web_serves_the_shipped_models_by_default():
-    process = subprocess.Popen([sys.executable, "-m", "serving.web.main", "--port=0"], stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "ebgan_tf.serving.web.main", "--port=0"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()  # "ebgan-web: open http://127.0.0.1:<port>/" once it serves

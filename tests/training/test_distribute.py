@@ -12,14 +12,14 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers.tiny import REPO_ROOT
-from training.distribute import check_global_batch, configure_cpu_replicas, make_strategy
+from ebgan_tf.training.distribute import check_global_batch, configure_cpu_replicas, make_strategy
 
 # One training step from identical weights on the same global batch, on one device and on 2 logical CPUs.
 # Logical devices must be configured before TensorFlow initialises, hence a fresh process.
 MIRRORED_VS_ONE_DEVICE = r"""
 import dataclasses, json
 import numpy as np
-from training.distribute import make_strategy, configure_cpu_replicas
+from ebgan_tf.training.distribute import make_strategy, configure_cpu_replicas
 configure_cpu_replicas(2)
 import keras, tensorflow as tf
 from ebgan_tf.config import get_preset

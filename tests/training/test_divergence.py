@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training import callbacks
+from ebgan_tf.training import callbacks
 
 
 def test_detector_arms_after_the_warm_up_and_fires_on_a_jump():

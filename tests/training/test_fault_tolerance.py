@@ -17,8 +17,8 @@ import tensorflow as tf
 from tests.helpers.tiny import network_weights, tiny_config
 from tests.helpers.train_fixtures import (
     killed_on_exit, load_tiny_examples, prepare_tiny_data, run_training, start_training, train_flags)
-from training import callbacks, train_lib
-from training.distribute import make_strategy
+from ebgan_tf.training import callbacks, train_lib
+from ebgan_tf.training.distribute import make_strategy
 from ebgan_tf.runs import load_trained, make_checkpoint, run_config_from_dir
 from ebgan_tf.models.trainer import build_trainer
 

@@ -13,8 +13,8 @@ import pytest
 
 from tests.helpers.tiny import network_weights, tiny_config
 from tests.helpers.train_fixtures import load_tiny_examples, prepare_tiny_data
-from training import train_lib
-from training.distribute import make_strategy
+from ebgan_tf.training import train_lib
+from ebgan_tf.training.distribute import make_strategy
 from ebgan_tf.config import get_preset
 from ebgan_tf.runs import ConfigError
 

@@ -17,20 +17,20 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from ebgan_tf import images
-from training import train_lib
-from training.distribute import make_strategy
+from ebgan_tf.training import train_lib
+from ebgan_tf.training.distribute import make_strategy
 from ebgan_tf.runs import ConfigError, load_trained, read_config
 from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # pipeline.load_examples reads the standard synthetic_faces config (12,000 training faces); the tests read a
-# tiny data set with the same builder instead. DEMO runs training.demo's main on it in a fresh process.
+# tiny data set with the same builder instead. DEMO runs ebgan_tf.training.demo's main on it in a fresh process.
 DEMO = f"""
 import sys
 from ebgan_tf.data import pipeline, synthetic_faces
 pipeline.load_examples = lambda dataset, data_dir, split, image_size: synthetic_faces.load_synthetic_faces(
     data_dir, split, image_size, prepare=False, **{SPLIT_SIZES!r})
-from training import demo
+from ebgan_tf.training import demo
 sys.argv = ["demo"] + sys.argv[1:]
 demo.run()
 """
@@ -199,7 +199,7 @@ def test_user_errors_are_config_errors_before_anything_is_written(tmp_path):
 
 @pytest.mark.slow
 def test_cli_help_mentions_every_flag():
-    result = run_python("-m", "training.train", "--helpshort")  # absl exits with status 1 after the help
+    result = run_python("-m", "ebgan_tf.training.train", "--helpshort")  # absl exits with status 1 after the help
     for name in FLAGS_OF_THE_BRIEF:
         assert f"--{name}" in result.stdout, name
 
@@ -216,7 +216,7 @@ def test_cli_help_mentions_every_flag():
      "ebgan-train: error: --batch_size=3 (the global batch) must be a positive multiple of the 2 replica(s)"),
 ])
 def test_cli_errors_exit_1_with_one_clear_line(args, message, tmp_path):
-    result = run_python("-m", "training.train", f"--model_dir={tmp_path / 'model'}", f"--data_dir={tmp_path}", *args)
+    result = run_python("-m", "ebgan_tf.training.train", f"--model_dir={tmp_path / 'model'}", f"--data_dir={tmp_path}", *args)
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -226,7 +226,7 @@ def test_cli_errors_exit_1_with_one_clear_line(args, message, tmp_path):
 @pytest.mark.slow
 def test_cli_refuses_a_model_dir_of_another_run(finished, data_dir):
     model_dir, _, _ = finished
-    result = run_python("-m", "training.train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
+    result = run_python("-m", "ebgan_tf.training.train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
                      f"--model_config={TINY_MODEL_FLAG}", "--batch_size=4", "--rec_weight=1")
     assert result.returncode == 1
     assert "holds a run with another configuration (loss_weights.rec: 100.0 in the model_dir, 1.0 now)" in \

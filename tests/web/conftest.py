@@ -11,8 +11,8 @@ import pytest
 import skimage.data
 
 from ebgan_tf import images
-from serving.web.app import WebApp, WebServer
-from serving.web.models import ModelSet
+from ebgan_tf.serving.web.app import WebApp, WebServer
+from ebgan_tf.serving.web.models import ModelSet
 from tests.helpers.contract_model import export_contract_model
 from tests.helpers.photo_assets import ASTRONAUT, paste_face
 

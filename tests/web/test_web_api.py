@@ -23,11 +23,11 @@ from PIL import Image
 
 from ebgan_tf import faces, images
 from ebgan_tf.data import masks
-from serving.server import ModelServer
-from serving.server_config import ModelSource, ServerOptions
-from serving.web.app import WebApp, WebOptions, WebServer
-from serving.web.inputs import gallery_face
-from serving.web.models import ModelSet
+from ebgan_tf.serving.server import ModelServer
+from ebgan_tf.serving.server_config import ModelSource, ServerOptions
+from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
+from ebgan_tf.serving.web.inputs import gallery_face
+from ebgan_tf.serving.web.models import ModelSet
 from tests.helpers.contract_model import export_contract_model
 from tests.helpers.photo_assets import allowed_to_change, seam_band
 
@@ -310,7 +310,7 @@ def test_an_unreachable_model_server_is_a_503_in_words():
 
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
 def test_ebgan_web_serves_until_a_stop_signal_then_exits_cleanly(model_paths, number):
-    process = subprocess.Popen([sys.executable, "-m", "serving.web.main", f"--model={model_paths['ebgan']}",
+    process = subprocess.Popen([sys.executable, "-m", "ebgan_tf.serving.web.main", f"--model={model_paths['ebgan']}",
                                 "--port=0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()  # "ebgan-web: open http://127.0.0.1:<port>/" once it serves

@@ -18,7 +18,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from ebgan_tf import faces, images
-from serving.web.inputs import gallery_face
+from ebgan_tf.serving.web.inputs import gallery_face
 
 WAIT = 180  # seconds: the first detection builds MTCNN, slow on 2 shared busy cores
 

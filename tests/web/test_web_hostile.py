@@ -9,7 +9,7 @@ import time
 import pytest
 from PIL import ImageFile
 
-from serving.web.app import WebApp, WebOptions, WebServer
+from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
 from tests.helpers import web_probe
 
 OPTIONS = WebOptions(max_request_bytes=1_000_000, max_pixels=1_000_000, header_timeout_seconds=1.0,
