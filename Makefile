@@ -40,9 +40,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
-# The developer's loop: every test but those marked slow, on two workers (docs/development.md).
+# The developer's loop: every test but those marked slow, on two workers, each test file on one worker (its module
+# fixtures are built once; docs/development.md).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q --fast -n 2 tests
+	$(BIN)/python -m pytest -q --fast -n 2 --dist loadfile tests
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

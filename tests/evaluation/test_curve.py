@@ -43,6 +43,7 @@ def run_curve(*argv: str) -> int:
     return run_in_process(curve.main, curve.define_flags, ["ebgan-curve", *argv])
 
 
+@pytest.mark.slow  # trains the tiny run of run_dir (6 steps)
 def test_load_trained_reads_the_checkpoint_it_is_given(run_dir):
     paths = checkpoint_paths(run_dir)
     assert [int(path.rsplit("-", 1)[1]) for path in paths] == STEPS
@@ -62,6 +63,7 @@ def test_select_checkpoints_takes_every_kth_and_the_last():
     assert curve_lib.select_checkpoints(paths, 10) == ["ckpt-1", "ckpt-7"]
 
 
+@pytest.mark.slow  # trains the tiny run of run_dir (6 steps)
 def test_the_command_scores_every_checkpoint_and_a_rerun_uses_the_cache(run_dir, classifier_dir, data_dir, tmp_path,
                                                                        capsys, monkeypatch):
     out = tmp_path / "curve"
@@ -106,6 +108,7 @@ def test_the_command_scores_every_checkpoint_and_a_rerun_uses_the_cache(run_dir,
     assert json.loads((out / "curve.json").read_text()) == again
 
 
+@pytest.mark.slow  # trains the tiny run of run_dir (6 steps)
 def test_without_a_classifier_the_attribute_accuracy_is_not_measured(run_dir, data_dir, tmp_path):
     out = tmp_path / "curve"
     assert run_curve(f"--model_dir={run_dir}", f"--data_dir={data_dir}", f"--output_dir={out}", "--num_pairs=4",
@@ -131,6 +134,7 @@ def bad_runs(run_dir, tmp_path) -> dict[str, str]:
     return {"without": str(without), "larger": str(larger), "run": run_dir}
 
 
+@pytest.mark.slow  # trains the tiny run of run_dir (6 steps)
 @pytest.mark.parametrize("argv, message", [
     (["--model_dir={without}"], "has no checkpoints"),
     (["--model_dir={run},{run}", "--labels=one"], "Got 1 labels for 2 runs"),

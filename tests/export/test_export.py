@@ -116,6 +116,7 @@ def test_cli_writes_the_saved_model_tflite_files_and_passes_verify(exported):
     assert sorted(os.listdir(os.path.join(exported["base"], "ebgan"))) == ["1"]  # no temporary directory left
 
 
+@pytest.mark.slow  # runs saved_model_cli in a process of its own
 def test_saved_model_cli_shows_the_contract(exported):
     signatures = saved_model_cli_signatures(exported["saved"])
     n = len(exported["trainer"].attribute_names)

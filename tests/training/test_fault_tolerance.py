@@ -123,6 +123,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(da
     assert_same_weights(weights, restore(checkpoint_path(reference, 2))[0])
 
 
+@pytest.mark.slow  # trains the reference run
 def test_checkpoint_callback_refuses_to_save_non_finite_weights(reference, tmp_path):
     trainer = load_trained(reference)
     trainer.compile()

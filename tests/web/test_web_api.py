@@ -308,6 +308,7 @@ def test_an_unreachable_model_server_is_a_503_in_words():
         remote.stop()
 
 
+@pytest.mark.slow  # a server process importing TensorFlow
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
 def test_ebgan_web_serves_until_a_stop_signal_then_exits_cleanly(model_paths, number):
     process = subprocess.Popen([sys.executable, "-m", "ebgan_tf.serving.web.main", f"--model={model_paths['ebgan']}",
