@@ -165,7 +165,7 @@ class WebApp:
             raise WebError(400, f"Add a {field} photo first.", field, "missing")
         stored = self.store.get(reference["image"], field)
         index = reference.get("face", 0)
-        if not isinstance(index, int) or not 0 <= index < len(stored.faces):
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(stored.faces):
             raise WebError(400, f"Face {index} does not exist: the {field} has {len(stored.faces)} face(s).", field)
         crop = faces.face_crop(stored.pixels, model.info, "detect", index, field, faces=stored.faces)
         return stored, crop

@@ -250,6 +250,10 @@ def test_bad_requests_get_their_status_and_words_and_the_server_keeps_serving(we
     assert (status, body["kind"]) == (400, "not_image") and "damaged" in body["error"]
     assert edit(model="nope")[0] == 404
     assert edit(source={"image": "forgotten"})[1]["field"] == "source"
+    two_faces = upload(web.url, photos["two_faces"], "exemplar")["image"]
+    for face in (True, 1.0, "1", 2, -1):  # a face index is a whole number of a detected face, not a boolean
+        status, body = edit(exemplar={"image": two_faces, "face": face})
+        assert (status, body["field"]) == (400, "exemplar") and "does not exist" in body["error"], face
     status, body = edit(model="plain", drop=["Mustache"])
     assert (status, body["kind"], body["field"]) == (400, "no_filtering", "attributes")
     assert "cannot filter out attributes" in body["error"]
