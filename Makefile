@@ -29,7 +29,8 @@ demo: $(STAMP)
 	$(BIN)/ebgan-train --preset=synthetic64 --variant=att_ebgan --regions=mouth --dataset=synthetic_faces \
 	    --data_dir=$(DATA_DIR) --model_dir=$(DEMO_DIR)/model --epochs=$(DEMO_EPOCHS) \
 	    --steps_per_epoch=$(DEMO_STEPS_PER_EPOCH) --validation_steps=2 --checkpoint_every=100 --image_every=200
-	$(BIN)/python -m ebgan_tf.training.demo --model_dir=$(DEMO_DIR)/model --data_dir=$(DATA_DIR) --out=$(DEMO_DIR)/edits.png
+	$(BIN)/python -m ebgan_tf.training.demo --model_dir=$(DEMO_DIR)/model --data_dir=$(DATA_DIR) \
+	    --out=$(DEMO_DIR)/edits.png
 	$(BIN)/ebgan-eval --model_dir=$(DEMO_DIR)/model --data_dir=$(DATA_DIR) --num_pairs=200 --output_dir=$(DEMO_DIR)/eval
 	$(BIN)/ebgan-export --model_dir=$(DEMO_DIR)/model --export_base=$(DEMO_DIR)/exports --name=ebgan \
 	    --tflite=dynamic --verify

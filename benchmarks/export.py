@@ -6,7 +6,8 @@ depend on training), mouth masks. Measured per size:
   Keras tf.function  the same function traced once with tf.function
   SavedModel         the exported `edit` signature through ebgan_tf.editing.Editor
   SavedModel, XLA    the same exported with its computation compiled by XLA (`xla_edit_function`, a variant of
-                     ebgan_tf.export.saved_model.edit_function patched in here; measured, not applied: docs/BENCHMARKS.md)
+                     ebgan_tf.export.saved_model.edit_function patched in here; measured, not applied:
+                     docs/BENCHMARKS.md)
   TFLite <variant>   the .tflite file through the Editor (ai_edge_litert, batch 1: throughput = 32 sequential calls)
 Latency: median of LATENCY_CALLS batch-1 calls; throughput: one timed batch-32 call (after a
 warm-up call for the XLA SavedModel, which compiles per batch size; the others are warm from the batch-1 calls). Plus

@@ -1,6 +1,6 @@
 """What the HTTP front ends (the REST API and the web editor) share: each phase of a request under a deadline of
-ebgan_tf.serving.limits.RequestLimits, a bounded number of connections, the body rules of ebgan_tf.serving.limits, and every answer,
-protocol errors included, as JSON."""
+`limits.RequestLimits`, a bounded number of connections, the body rules of `limits`, and every answer, protocol
+errors included, as JSON."""
 
 from __future__ import annotations
 
