@@ -27,6 +27,7 @@ import os
 import sys
 from typing import Sequence
 
+import tensorflow as tf
 from absl import flags, logging
 
 from ebgan_tf.cli import check_no_arguments, reports_errors, run_main, wait_for_stop_signal
@@ -71,6 +72,12 @@ def define_flags() -> None:
                        "this many seconds (and at once when its files change).")
     flags.DEFINE_integer("max_num_load_retries", 5, "Retries after --load_retry_interval_seconds of a version "
                          "that failed to load (a change of its files always retries).")
+    flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "Threads one TensorFlow op may use (as in TF "
+                         "Serving; 0 = TensorFlow's choice, one per core).", lower_bound=0)
+    flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "Threads running TensorFlow ops side by side, shared "
+                         "by every request (as in TF Serving; 0 = TensorFlow's choice, one per core). Set it above "
+                         "the number of requests computing at once when their lengths differ much "
+                         "(docs/hardening.md).", lower_bound=0)
     flags.DEFINE_float("shutdown_grace_seconds", 10.0, "On SIGTERM/SIGINT: seconds in which requests in flight "
                        "may finish; then they fail (gRPC CANCELLED, REST 503) and the process exits.")
 
@@ -118,13 +125,25 @@ def options_from_flags() -> ServerOptions:
                          shutdown_grace_seconds=FLAGS.shutdown_grace_seconds)
 
 
+def set_tensorflow_threads(intra_op: int, inter_op: int) -> str:
+    """Sizes TensorFlow's thread pools (0 leaves TensorFlow's default) before any model loads; says what they are."""
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    if inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    return f"intra-op {intra_op or 'default'}, inter-op {inter_op or 'default'}"
+
+
 @reports_errors("ebgan-serve", ValueError, OSError)
 def main(argv: Sequence[str]) -> int:
     check_no_arguments(argv)
-    server = ModelServer(options_from_flags()).start()
+    options = options_from_flags()
+    threads = set_tensorflow_threads(FLAGS.tensorflow_intra_op_parallelism, FLAGS.tensorflow_inter_op_parallelism)
+    server = ModelServer(options).start()
     rest = f", REST on port {server.rest_port}" if server.rest_port else ""
     print(f"ebgan-serve: serving {', '.join(m.name for m in server.options.models)}: gRPC on "
-          f"{server.options.host}:{server.port}{rest} (Ctrl-C or SIGTERM stops)", flush=True)
+          f"{server.options.host}:{server.port}{rest}; TensorFlow threads {threads} (Ctrl-C or SIGTERM stops)",
+          flush=True)
     wait_for_stop_signal()
     print(f"ebgan-serve: stopping (grace period {server.options.shutdown_grace_seconds:g} s)", flush=True)
     if not server.stop():

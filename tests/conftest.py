@@ -6,13 +6,16 @@ basenames must stay unique; shared code lives in tests/helpers (imported as `tes
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # Subprocesses import tests.helpers (and the repository's packages) whatever their working directory.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO_ROOT, os.environ.get("PYTHONPATH")]))
 
 import pytest  # noqa: E402  (after the environment above)
+
+from ebgan_tf.cli import hide_tensorflow_logs  # noqa: E402
+
+hide_tensorflow_logs()  # as in the commands: TensorFlow's C++ lines only with EBGAN_TF_VERBOSE=1
 
 from ebgan_tf.data import pipeline, synthetic_faces  # noqa: E402
 from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES  # noqa: E402

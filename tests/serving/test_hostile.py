@@ -228,10 +228,11 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
     port, rest_port, grace = _free_port(), _free_port(), 8.0
     process = subprocess.Popen(
         [sys.executable, "-m", "ebgan_tf.serving.main", f"--model_base_path={tmp_path / 'slow'}", "--model_name=slow",
-         f"--port={port}", f"--rest_api_port={rest_port}", f"--shutdown_grace_seconds={grace}", "--verbosity=1"],
-        # TensorFlow runs a call's ops on its inter-op threads (one per core by default): on 2 cores the two 30-second
-        # spins would hold both, and a short request would wait for them, past the grace period.
-        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTEROP_THREADS": "8"},
+         f"--port={port}", f"--rest_api_port={rest_port}", f"--shutdown_grace_seconds={grace}", "--verbosity=1",
+         # TensorFlow runs a call's ops on its inter-op threads (one per core by default): on 2 cores the two
+         # 30-second spins would hold both, and a short request would wait for them, past the grace period.
+         "--tensorflow_inter_op_parallelism=8"],
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[str] = []
     reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
@@ -260,7 +261,8 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
         reader.join(10)
     output = "".join(lines)
     assert status == 0, output
-    assert f"ebgan-serve: serving slow: gRPC on 127.0.0.1:{port}, REST on port {rest_port}" in output, output
+    assert (f"ebgan-serve: serving slow: gRPC on 127.0.0.1:{port}, REST on port {rest_port}; TensorFlow threads "
+            "intra-op default, inter-op 8 (Ctrl-C or SIGTERM stops)") in output, output
     assert "ebgan-serve: stopping (grace period 8 s)" in output, output
     assert took < grace + 5.0, (took, output)
     assert answers["grpc short"] == "OK" and answers["rest short"] == 200, answers
