@@ -62,13 +62,29 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+_hiding = False  # set by hide_tensorflow_logs: native_logs_muted() mutes only in the commands
+
+
 def hide_tensorflow_logs() -> None:
     """Hides TensorFlow's C++ log lines from here on, unless EBGAN_TF_VERBOSE is set (to anything but 0)."""
+    global _hiding
     if os.environ.get(VERBOSE_VARIABLE, "0") not in ("", "0"):
         return
+    _hiding = True
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # errors such as "failed call to cuInit" included
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+@contextlib.contextmanager
+def native_logs_muted() -> Iterator[None]:
+    """Mutes what C++ code writes to stderr inside the block (LiteRT's "Created TensorFlow Lite XNNPACK delegate"),
+    where `hide_tensorflow_logs` was called; elsewhere a no-op."""
+    if not _hiding:
+        yield
+        return
+    with _stderr_muted():
+        yield
 
 
 Main = Callable[[list[str]], "int | None"]

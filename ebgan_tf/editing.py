@@ -14,6 +14,7 @@ from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
+from ebgan_tf.cli import native_logs_muted
 from ebgan_tf.config import ATT_EBGAN, validate_attribute_names
 
 EDIT, EDIT_FILTERED, CLASSIFY, METADATA = "edit", "edit_filtered", "classify", "metadata"
@@ -122,6 +123,8 @@ class Editor:
         # One interpreter thread per core: 1.66x lower batch-1 latency than LiteRT's default on 2 cores
         # (docs/BENCHMARKS.md, optimisation log).
         interpreter = Interpreter(model_path=path, num_threads=os.cpu_count() or 1)
+        with native_logs_muted():  # LiteRT announces its XNNPACK delegate here, once per process
+            interpreter.allocate_tensors()
 
         def run(name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             return interpreter.get_signature_runner(name)(**inputs)

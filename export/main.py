@@ -68,3 +68,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     run_main(main, define_flags, __name__, __doc__)
+
+
+if __name__ == "__main__":
+    run()

@@ -12,6 +12,7 @@ import io
 import os
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow_serving.apis import prediction_log_pb2
 
 from ebgan_tf import metrics
-from ebgan_tf.cli import run_in_process
+from ebgan_tf.cli import VERBOSE_VARIABLE, run_in_process
 from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.editing import Editor
 from ebgan_tf.images import load_image, save_image
@@ -474,6 +475,25 @@ def test_ebgan_edit_on_the_export(exported, tmp_path):
         edit_files(exported["saved"], str(tmp_path / "a.png"), str(tmp_path / "b.png"), str(tmp_path / "x.png"),
                    region="mouth", drop=["Beard"])
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow  # two fresh processes importing TensorFlow
+def test_ebgan_edit_prints_only_its_own_line_unless_tensorflow_logs_are_asked_for(exported, tmp_path):
+    source, exemplar = faces(1, seed=301)
+    save_image(str(tmp_path / "a.png"), source[0])
+    save_image(str(tmp_path / "b.png"), exemplar[0])
+    output = tmp_path / "out.png"
+    command = [sys.executable, "-m", "ebgan_tf.serving.edit", f"--model={exported['tflite']['dynamic']}",
+               f"--source={tmp_path / 'a.png'}", f"--exemplar={tmp_path / 'b.png'}", "--region=mouth",
+               f"--output={output}"]
+    user = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", VERBOSE_VARIABLE)}
+    quiet = subprocess.run(command, cwd=REPO_ROOT, env=user, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == (f"Wrote {output}\n", "")
+    verbose = subprocess.run(command, cwd=REPO_ROOT, env={**user, VERBOSE_VARIABLE: "1"}, capture_output=True,
+                             text=True, timeout=300)
+    assert verbose.returncode == 0 and verbose.stdout == f"Wrote {output}\n"
+    assert "XNNPACK" in verbose.stderr  # LiteRT's own line, shown when asked for
 
 
 def test_ebgan_serve_and_client_serve_the_export(exported):
