@@ -52,11 +52,6 @@ SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'sel
 PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 encodes a 1024 px photo several times faster than 6
 
 
-def cpu_count() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 @dataclasses.dataclass(frozen=True)
 class WebOptions:
     max_request_bytes: int = 20 * 1024 * 1024
@@ -67,10 +62,10 @@ class WebOptions:
     body_timeout_seconds: float = 30.0  # the body must arrive, and each answer be taken, within this
     idle_timeout_seconds: float = 60.0  # a kept-alive connection without a new request is closed
     max_connections: int = 64  # connections open at once; more are answered 503 and closed
-    # Edits run on this many worker threads, first come first served; more edits at once wait their turn. One per
-    # core: an edit's work (warps, the model, PNG encoding) keeps one core busy, and eight edits time-sharing two
-    # cores each take four times as long as their turn would.
-    edit_workers: int = dataclasses.field(default_factory=cpu_count)
+    # Edits run on this many worker threads (0 = one per CPU core), first come first served; more edits at once
+    # wait their turn. One per core: an edit's work (warps, the model, PNG encoding) keeps one core busy, and eight
+    # edits time-sharing two cores each take four times as long as their turn would.
+    edit_workers: int = 0
 
     @property
     def limits(self) -> RequestLimits:
@@ -113,7 +108,8 @@ class WebApp:
         self.options = options
         self.store = ImageStore(options.stored_images)
         self._detect_lock = threading.Lock()  # one MTCNN instance; its calls are not made concurrently
-        self._edit_workers = concurrent.futures.ThreadPoolExecutor(options.edit_workers, "ebgan-web-edit")
+        self._edit_workers = concurrent.futures.ThreadPoolExecutor(options.edit_workers or os.cpu_count() or 1,
+                                                                  "ebgan-web-edit")
 
     def close(self) -> None:
         """Stops the edit workers (after the edits under way)."""

@@ -44,13 +44,13 @@ def define_flags() -> None:
                        "this.", lower_bound=0.001)
     flags.DEFINE_integer("max_connections", 64, "Connections open at once; more are answered 503 and closed.",
                          lower_bound=1)
-    flags.DEFINE_integer("edit_workers", None, "Edits computed at once (first come, first served; the others wait "
-                         "their turn). Default: one per CPU core this process may use.", lower_bound=1)
+    flags.DEFINE_integer("edit_workers", 0, "Edits computed at once (first come, first served; the others wait "
+                         "their turn); 0 = one per CPU core.", lower_bound=0)
 
 
 def build_server():
     """The WebServer the flags describe (not started)."""
-    from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer, cpu_count
+    from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
     from ebgan_tf.serving.web.models import ModelSet
 
     from ebgan_tf.shipped import SHIPPED_MODELS
@@ -63,7 +63,7 @@ def build_server():
                          stored_images=FLAGS.stored_images, header_timeout_seconds=FLAGS.header_timeout_seconds,
                          body_timeout_seconds=FLAGS.body_timeout_seconds,
                          idle_timeout_seconds=FLAGS.idle_timeout_seconds, max_connections=FLAGS.max_connections,
-                         edit_workers=FLAGS.edit_workers or cpu_count())
+                         edit_workers=FLAGS.edit_workers)
     return WebServer(WebApp(models, options), FLAGS.host, FLAGS.port)
 
 
