@@ -11,7 +11,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 
 from ebgan_tf.serving.batching import Batcher
 from ebgan_tf.serving.errors import invalid
-from ebgan_tf.serving.limits import RequestLimits, check_rows
+from ebgan_tf.serving.limits import RequestLimits, check_rows, shown_list
 from ebgan_tf.serving.model_manager import ModelManager
 from ebgan_tf.serving.servable import DEFAULT_SIGNATURE, Servable
 
@@ -39,7 +39,8 @@ class ServingCore:
         outputs_known = servable.signature(signature).outputs
         unknown = [key for key in output_filter if key not in outputs_known]
         if unknown:
-            raise invalid(f"output tensor alias not found in signature: {unknown}; outputs: {sorted(outputs_known)}.")
+            raise invalid(f"output tensor alias not found in signature: {shown_list(unknown)}; outputs: "
+                          f"{sorted(outputs_known)}.")
         check_rows(inputs, self.limits)
         servable.validate(signature, inputs)
         with self._lock:

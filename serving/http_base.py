@@ -4,6 +4,7 @@ errors included, as JSON."""
 
 from __future__ import annotations
 
+import http
 import http.server
 import io
 import json
@@ -221,6 +222,35 @@ def close_quietly(sock: socket.socket) -> None:
         pass
 
 
+def _answer_and_close(sock: socket.socket, status: int, message: str) -> None:
+    """A JSON error answer on a connection no handler serves, then the connection closed."""
+    body = json.dumps({"error": message}).encode()
+    reason = http.HTTPStatus(status).phrase.encode()
+    try:
+        sock.settimeout(1.0)
+        sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (status, reason, len(body), body))
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        sock.close()
+        return
+    threading.Thread(target=_drain_and_close, args=(sock,), name="http-close", daemon=True).start()
+
+
+def _drain_and_close(sock: socket.socket, seconds: float = 1.0) -> None:
+    """Reads what the client still sends (for at most `seconds`), then closes: closing a socket with unread input
+    would reset the connection, and the client could lose the answer it was sent."""
+    deadline = time.monotonic() + seconds
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            if not sock.recv(65536):
+                break
+    except OSError:
+        pass
+    sock.close()
+
+
 class LimitedHTTPServer(http.server.ThreadingHTTPServer):
     """An HTTP server with at most `limits.max_rest_connections` connections open (more are answered 503 and
     closed), each on a thread; `abandon_busy` answers what is still being computed (shutdown)."""
@@ -239,15 +269,8 @@ class LimitedHTTPServer(http.server.ThreadingHTTPServer):
 
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
-            body = json.dumps({"error": f"Too many connections (at most {self.limits.max_rest_connections}, "
-                                        f"{self._connections_flag}); retry later."}).encode()
-            try:
-                request.settimeout(1.0)
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-            except OSError:
-                pass
-            self.shutdown_request(request)
+            _answer_and_close(request, 503, f"Too many connections (at most {self.limits.max_rest_connections}, "
+                                            f"{self._connections_flag}); retry later.")
             return
         super().process_request(request, client_address)
 
@@ -256,6 +279,19 @@ class LimitedHTTPServer(http.server.ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def refuse_waiting(self) -> int:
+        """After `shutdown()`: answers the connections still waiting to be accepted 503 and closes them (closing the
+        listening socket would reset them); returns how many."""
+        self.socket.setblocking(False)
+        refused = 0
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return refused
+            _answer_and_close(connection, 503, "The server is shutting down; retry elsewhere.")
+            refused += 1
 
     def track(self, handler: LimitedHandler, open_: bool) -> None:
         """Called by each connection's handler when it opens and closes."""

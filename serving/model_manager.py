@@ -19,14 +19,40 @@ from ebgan_tf.serving.server_config import ModelSource, VersionPolicy
 State = get_model_status_pb2.ModelVersionStatus.State
 
 
-def _versions_on_disk(base_path: str) -> set[int]:
-    """Version directories that may be complete (numeric name, saved_model.pb present)."""
+MAX_VERSION = 2 ** 63 - 1  # versions are int64, as in TF Serving
+
+
+def version_number(entry: str) -> int | None:
+    """The version a directory name stands for: ASCII decimal digits of an int64 (leading zeros allowed, as TF
+    Serving parses it); None for any other name."""
+    if not (entry.isascii() and entry.isdigit()):
+        return None
+    number = int(entry)
+    return number if number <= MAX_VERSION else None
+
+
+def _versions_on_disk(base_path: str, skipped: set[str]) -> dict[int, str]:
+    """Version -> directory name of the version directories that may be complete (saved_model.pb present). A
+    directory with saved_model.pb whose name is no version, or a second name of the same version (042 beside 42),
+    is skipped, with one log line per name (`skipped` holds the names already logged)."""
     try:
-        entries = os.listdir(base_path)
+        entries = sorted(os.listdir(base_path))
     except OSError:
-        return set()
-    return {int(entry) for entry in entries
-            if entry.isdigit() and os.path.isfile(os.path.join(base_path, entry, "saved_model.pb"))}
+        return {}
+    versions: dict[int, str] = {}
+    for entry in entries:
+        if not os.path.isfile(os.path.join(base_path, entry, "saved_model.pb")):
+            continue
+        number = version_number(entry)
+        if number is None or number in versions:
+            if entry not in skipped:
+                skipped.add(entry)
+                reason = ("a second directory of version %d" % number if number is not None else
+                          "not a version number (decimal digits of an int64)")
+                logging.warning("Skipping %s: %s.", os.path.join(base_path, entry), reason)
+            continue
+        versions[number] = entry
+    return versions
 
 
 def _fingerprint(path: str) -> tuple:
@@ -74,6 +100,8 @@ class _Model:
         self.loaded: dict[int, Servable] = {}
         self.status: dict[int, tuple[int, grpc.StatusCode, str]] = {}  # version -> (state, code, message)
         self.failed: dict[int, _Failure] = {}
+        self.directories: dict[int, str] = {}  # version -> its directory's name under the base path
+        self.skipped: set[str] = set()  # directory names skipped (and logged once)
 
 
 class ModelManager:
@@ -114,7 +142,8 @@ class ModelManager:
                 logging.exception("Polling %s failed", model.source.base_path)
 
     def _poll_model(self, model: _Model) -> None:
-        on_disk = _versions_on_disk(model.source.base_path)
+        model.directories = _versions_on_disk(model.source.base_path, model.skipped)
+        on_disk = set(model.directories)
         if not on_disk and not model.loaded:
             logging.log_every_n_seconds(logging.WARNING, "No versions of model %s found under %s", 60,
                                         model.source.name, model.source.base_path)
@@ -140,14 +169,14 @@ class ModelManager:
         failure = model.failed.get(version)
         if failure is None:
             return True
-        if _fingerprint(os.path.join(model.source.base_path, str(version))) != failure.fingerprint:
+        if _fingerprint(os.path.join(model.source.base_path, model.directories[version])) != failure.fingerprint:
             failure.attempts = 0  # new files: a fresh round of retries
             return True
         return (failure.attempts <= self._max_retries
                 and time.monotonic() - failure.tried >= self._retry_interval)
 
     def _load(self, model: _Model, version: int) -> None:
-        name, path = model.source.name, os.path.join(model.source.base_path, str(version))
+        name, path = model.source.name, os.path.join(model.source.base_path, model.directories[version])
         fingerprint = _fingerprint(path)
         with self._lock:
             model.status[version] = (State.LOADING, grpc.StatusCode.OK, "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from typing import Any, Mapping
 
@@ -16,8 +17,9 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from ebgan_tf.serving.core import ServingCore, status_response
 from ebgan_tf.serving.errors import invalid, not_found
 from ebgan_tf.serving.http_base import LimitedHandler, LimitedHTTPServer
-from ebgan_tf.serving.limits import parse_json
-from ebgan_tf.serving.servable import DEFAULT_SIGNATURE
+from ebgan_tf.serving.limits import (RequestLimits, check_request_names, check_row_count, exhausted, parse_json,
+                                     shown_list)
+from ebgan_tf.serving.servable import DEFAULT_SIGNATURE, Servable
 
 
 _REST_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?(:predict)?$")
@@ -56,8 +58,42 @@ def _array_to_json(array: np.ndarray) -> Any:
     return array.tolist()
 
 
-def _rest_inputs(body: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef) -> tuple[dict, bool]:
-    """TF Serving's REST request formats -> (inputs, row format?). A lone input may be given without its name."""
+def _most_json_items(servable: Servable, rows: int) -> int | None:
+    """The most numbers and arrays a predict body for `servable` can hold with `rows` rows per input (any of its
+    signatures); None if that has no bound (an input of unknown size, or strings, which may hold commas)."""
+    most = 0
+    for signature in servable.signature_defs.values():
+        items = 0
+        for info in signature.inputs.values():
+            if info.dtype == tf.string.as_datatype_enum or info.tensor_shape.unknown_rank:
+                return None
+            dims = [dim.size for dim in info.tensor_shape.dim]
+            if any(size < 0 for size in dims[1:]):
+                return None
+            leading = (rows if dims[0] < 0 else dims[0]) if dims else 1
+            arrays = sum(math.prod(dims[1:index]) for index in range(1, len(dims)))  # one row's nested lists
+            items += leading * (math.prod(dims[1:]) + arrays + 1)
+        most = max(most, items)
+    return most
+
+
+def check_json_size(data: bytes, servable: Servable, limits: RequestLimits) -> None:
+    """RESOURCE_EXHAUSTED, before the body is parsed, if it holds more numbers and arrays (counted by their commas
+    and opening brackets) than --max_batch_rows rows of any signature of `servable` can."""
+    most = _most_json_items(servable, limits.max_batch_rows)
+    if most is None:
+        return
+    most += 64  # the body's own object and the row format's lists
+    items = data.count(b",") + data.count(b"[")
+    if items > most:
+        raise exhausted(f"The request body holds about {items} JSON values and arrays; {limits.max_batch_rows} rows "
+                        f"(--max_batch_rows) of model {servable.name!r} hold at most {most}. Split the request.")
+
+
+def _rest_inputs(body: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef,
+                 limits: RequestLimits) -> tuple[dict, bool]:
+    """TF Serving's REST request formats -> (inputs, row format?). A lone input may be given without its name.
+    Names and rows are checked before any value is converted."""
     if ("instances" in body) == ("inputs" in body):
         raise invalid('The request must have exactly one of "instances" (row format) or "inputs" (columnar).')
     names = sorted(signature.inputs)
@@ -70,6 +106,7 @@ def _rest_inputs(body: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef
             instances = [{names[0]: item} for item in instances]
         if not all(isinstance(item, dict) for item in instances):
             raise invalid(f"Every instance must be an object with the keys {names}.")
+        check_row_count("instances", len(instances), limits)
         keys = set().union(*instances) if instances else set()
         columns = {key: [item.get(key) for item in instances] for key in keys}
     else:
@@ -78,9 +115,14 @@ def _rest_inputs(body: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef
             columns = {names[0]: columns}
         if not isinstance(columns, dict):
             raise invalid(f'"inputs" must be an object with the keys {names}.')
+        for key, value in columns.items():
+            if isinstance(value, list):
+                check_row_count(str(key), len(value), limits)
+    check_request_names("", inputs=columns)
     unexpected = sorted(set(columns) - set(names))
     if unexpected:
-        raise invalid(f"input tensor alias(es) {unexpected} not found in signature; expected inputs: {names}.")
+        raise invalid(f"input tensor alias(es) {shown_list(unexpected)} not found in signature; expected inputs: "
+                      f"{names}.")
     return {key: _json_to_array(value, signature.inputs[key], key) for key, value in columns.items()}, row_format
 
 
@@ -107,20 +149,25 @@ class _Handler(LimitedHandler):
         if not match or bool(match.group(4)) != post:
             raise not_found(f"Malformed request: {self.command} {self.path[:200]}")
         name, version, label = match.group(1), match.group(2), match.group(3)
+        check_request_names(name, label=label or "")
         version = int(version) if version else None
         if not post:
             status = status_response(self.server.core.manager, name, version, label)
             self.send_json(200, json_format.MessageToDict(status, always_print_fields_with_no_presence=True,
                                                           preserving_proto_field_name=True))
             return
-        body = parse_json(self.read_body())
+        servable = self.server.core.manager.resolve(name, version, label)
+        data = self.read_body()
+        check_json_size(data, servable, self.server.core.limits)
+        body = parse_json(data)
         if not isinstance(body, dict):
             raise invalid("The request body must be a JSON object.")
-        signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
+        signature_name = body.get("signature_name", "")
         if not isinstance(signature_name, str):
             raise invalid(f'"signature_name" must be a string, got {type(signature_name).__name__}.')
-        servable = self.server.core.manager.resolve(name, version, label)
-        inputs, row_format = _rest_inputs(body, servable.signature(signature_name))
+        check_request_names(name, signature_name)
+        signature_name = signature_name or DEFAULT_SIGNATURE
+        inputs, row_format = _rest_inputs(body, servable.signature(signature_name), self.server.core.limits)
         outputs = self.server.core.predict(servable, signature_name, inputs)
         self.send_json(200, _rest_outputs(outputs, row_format))
 

@@ -12,7 +12,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from ebgan_tf.serving.errors import ServingError, invalid, not_found, status_code
-from ebgan_tf.serving.limits import check_tensor_proto
+from ebgan_tf.serving.limits import check_tensor_proto, shown_list
 
 DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -73,7 +73,7 @@ class Servable:
         if expected != given:
             raise invalid(
                 f"Request inputs do not match signature {name or DEFAULT_SIGNATURE!r} of model {self.name!r}: "
-                f"unexpected {sorted(given - expected)}, missing {sorted(expected - given)}; "
+                f"unexpected {shown_list(sorted(given - expected))}, missing {sorted(expected - given)}; "
                 f"expected inputs: {sorted(expected)}.")
         for key, info in signature.inputs.items():
             array, dtype = inputs[key], tf.dtypes.as_dtype(info.dtype)
