@@ -28,12 +28,13 @@ setup(
         "tensorflow-serving-api~=2.21.0",
         "grpcio>=1.60",
         "grpcio-health-checking>=1.60",
+        "h11>=0.14,<1",  # HTTP/1.1 framing of the REST API and the web editor
         "ai-edge-litert>=2.3,<3",
         "mtcnn>=1.0,<2",  # face detection with its weights inside the package (no download)
     ],
     # selenium drives Debian's chromium in the browser tests of the web editor (.ci/run installs chromium).
     extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "scikit-image>=0.22", "hypothesis>=6.100",
-                            "selenium>=4.20,<5"]},
+                            "selenium>=4.20,<5", "h2>=4.1,<5"]},  # h2: the tests' raw HTTP/2 (gRPC) frames
     entry_points={
         "console_scripts": [
             "ebgan-data=ebgan_tf.training.data:run",

@@ -67,7 +67,16 @@ def define_flags() -> None:
                        "REST: seconds a kept-alive connection may wait for its next request.")
     flags.DEFINE_integer("rest_max_connections", defaults.max_rest_connections,
                          "REST connections open at once; more are answered 503 and closed.")
-    flags.DEFINE_integer("grpc_max_threads", 32, "Requests handled concurrently (gRPC worker threads).")
+    flags.DEFINE_integer("grpc_max_threads", 32, "gRPC requests parsed and computed at once (worker threads); more "
+                         "wait their turn without holding a thread.")
+    flags.DEFINE_float("grpc_message_timeout_seconds", defaults.grpc_message_timeout_seconds,
+                       "gRPC: seconds for a call's request message to arrive (else DEADLINE_EXCEEDED, stream reset).")
+    flags.DEFINE_integer("grpc_max_concurrent_streams", defaults.grpc_max_concurrent_streams,
+                         "gRPC: calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).")
+    flags.DEFINE_integer("grpc_max_pending_messages", defaults.grpc_max_pending_messages,
+                         "gRPC: calls waiting for their request message, over all connections; one more ends the one "
+                         "that waited longest (RESOURCE_EXHAUSTED). Bounds their memory to this times "
+                         "--max_message_bytes.")
     flags.DEFINE_float("load_retry_interval_seconds", 60.0, "A version that failed to load is tried again after "
                        "this many seconds (and at once when its files change).")
     flags.DEFINE_integer("max_num_load_retries", 5, "Retries after --load_retry_interval_seconds of a version "
@@ -79,7 +88,7 @@ def define_flags() -> None:
                          "the number of requests computing at once when their lengths differ much "
                          "(docs/hardening.md).", lower_bound=0)
     flags.DEFINE_float("shutdown_grace_seconds", 10.0, "On SIGTERM/SIGINT: seconds in which requests in flight "
-                       "may finish; then they fail (gRPC CANCELLED, REST 503) and the process exits.")
+                       "may finish; then they fail (gRPC UNAVAILABLE, REST 503) and the process exits.")
 
 
 def options_from_flags() -> ServerOptions:
@@ -113,7 +122,10 @@ def options_from_flags() -> ServerOptions:
                                header_timeout_seconds=FLAGS.rest_header_timeout_seconds,
                                body_timeout_seconds=FLAGS.rest_body_timeout_seconds,
                                idle_timeout_seconds=FLAGS.rest_idle_timeout_seconds,
-                               max_rest_connections=FLAGS.rest_max_connections)
+                               max_rest_connections=FLAGS.rest_max_connections,
+                               grpc_message_timeout_seconds=FLAGS.grpc_message_timeout_seconds,
+                               grpc_max_concurrent_streams=FLAGS.grpc_max_concurrent_streams,
+                               grpc_max_pending_messages=FLAGS.grpc_max_pending_messages)
     except ValueError as error:
         raise ValueError(f"a request limit flag: {error}") from None
     return ServerOptions(models=tuple(models), host=FLAGS.host, port=FLAGS.port,
