@@ -1,7 +1,7 @@
 """`ebgan-export`: a trained model directory -> SavedModel in TF Serving's layout (+ TFLite files, + checks).
 
     ebgan-export --model_dir=runs/demo --export_base=exports --name=ebgan [--version=N]
-                 [--tflite=float32,float16,dynamic] [--verify]
+                 [--tflite=float32,float16,dynamic,int8] [--calibration_examples=600 --data_dir=DIR] [--verify]
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import os
 from absl import flags
 
 from ebgan_tf.cli import reports_errors, run_main
+from ebgan_tf.data import DEFAULT_DATA_DIR
+from ebgan_tf.export.tflite import DEFAULT_CALIBRATION_EXAMPLES
 
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
@@ -19,7 +21,12 @@ def define_flags() -> None:
     flags.DEFINE_string("name", "ebgan", "Model name: the directory under --export_base that TF Serving serves.")
     flags.DEFINE_integer("version", None, "Version number to write; default: one more than the highest existing one.")
     flags.DEFINE_string("tflite", "", "Comma-separated TFLite variants to write too: float32, float16, dynamic "
-                        "(dynamic-range int8 weights). Files go to <export_base>/<name>-tflite/<version>/.")
+                        "(dynamic-range int8 weights), int8 (full-integer, calibrated on the run's training data). "
+                        "Files go to <export_base>/<name>-tflite/<version>/.")
+    flags.DEFINE_integer("calibration_examples", DEFAULT_CALIBRATION_EXAMPLES, "int8: how many training examples "
+                         "(source, exemplar, region mask; the run's regions in turn) calibrate the quantisation.")
+    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "int8: the directory of the run's training data set (the "
+                        "--data_dir given to ebgan-train); calibration reads its training split.")
     flags.DEFINE_boolean("verify", False, "Check parity: Keras vs SavedModel and TFLite float32 vs SavedModel within 1 "
                          "grey level, float16/dynamic PSNR inside the mask above the documented floors. Exit 1 on failure.")
     flags.mark_flag_as_required("model_dir")
@@ -32,12 +39,14 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> int:
     del argv
     from ebgan_tf.export.saved_model import export_saved_model
-    from ebgan_tf.export.tflite import export_tflite, parse_variants
+    from ebgan_tf.export.tflite import INT8, calibration_data_of_run, export_tflite, integer_ops, parse_variants
     from ebgan_tf.export.verify import verify_export
     from ebgan_tf.config import ATT_EBGAN
     from ebgan_tf.runs import load_trained, read_config
 
     variants = parse_variants(FLAGS.tflite)
+    if INT8 in variants and FLAGS.calibration_examples < 1:
+        raise ValueError(f"--calibration_examples must be positive, got {FLAGS.calibration_examples}.")
     trainer = load_trained(FLAGS.model_dir)
     template = read_config(FLAGS.model_dir).get("landmark_template")
     if template is None:
@@ -45,6 +54,11 @@ def main(argv: list[str]) -> int:
                          "since the export was added); train the model again with the current ebgan-train.")
     print(f"Exporting {trainer.variant} ({trainer.model_config.image_size} px, attributes: "
           f"{', '.join(trainer.attribute_names)}) from {FLAGS.model_dir}", flush=True)
+    calibration = None
+    if INT8 in variants:  # read before anything is written: a missing data set writes nothing
+        calibration = calibration_data_of_run(FLAGS.model_dir, FLAGS.data_dir, FLAGS.calibration_examples)
+        print(f"int8 calibration: {len(calibration)} training examples ({', '.join(calibration.regions)} in turn)",
+              flush=True)
     path = export_saved_model(trainer, FLAGS.export_base, FLAGS.name, template, FLAGS.version)
     signatures = "edit (serving_default), " + ("edit_filtered, classify, " if trainer.variant == ATT_EBGAN else "")
     print(f"SavedModel: {path}  signatures: {signatures}metadata", flush=True)
@@ -54,9 +68,13 @@ def main(argv: list[str]) -> int:
     tflite_paths = {}
     if variants:
         tflite_dir = os.path.join(FLAGS.export_base, f"{FLAGS.name}-tflite", os.path.basename(path))
-        tflite_paths = export_tflite(trainer, template, tflite_dir, variants)
+        tflite_paths = export_tflite(trainer, template, tflite_dir, variants, calibration=calibration)
         for variant, tflite_path in tflite_paths.items():
             print(f"TFLite {variant}: {tflite_path} ({os.path.getsize(tflite_path) / 1e6:.1f} MB)", flush=True)
+        if INT8 in tflite_paths:
+            for signature, count in integer_ops(tflite_paths[INT8]).items():
+                if count.total:
+                    print(f"  int8 {signature}: {count.integer} of {count.total} ops in integer", flush=True)
     if FLAGS.verify:
         checks = verify_export(trainer, path, tflite_paths)
         for check in checks:

@@ -4,23 +4,36 @@ The model is first written through keras.export.ExportArchive (a plain tf.Module
 in our checks: outputs off by up to 5.7e14), then converted once per variant:
   float32  no optimisation (bit-for-bit the same arithmetic up to kernel differences),
   float16  weights stored as float16,
-  dynamic  dynamic-range quantisation (int8 weights, float activations).
+  dynamic  dynamic-range quantisation (int8 weights, float activations),
+  int8     full-integer quantisation (int8 weights and activations), calibrated on examples of the run's own
+           training data (`calibration_data`). The signatures' inputs and outputs keep their types (uint8 images,
+           float32 mask, attributes and probabilities); the ops at the edges stay float (`FLOAT_EDGE`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
+from typing import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
+from ebgan_tf import images
+from ebgan_tf.cli import native_logs_muted
 from ebgan_tf.config import ATT_EBGAN
 from ebgan_tf.files import write_bytes_atomically
 from ebgan_tf.models.trainer import EBGANTrainer
 from ebgan_tf.export.saved_model import CLASSIFY, EDIT, EDIT_FILTERED, METADATA, build_archive
 
-TFLITE_VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic")
+INT8 = "int8"
+TFLITE_VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic", INT8)
+DEFAULT_CALIBRATION_EXAMPLES = 600
+# What the int8 variant keeps in float on purpose, and why (docs/export.md, "The int8 variant").
+FLOAT_EDGE = ("the generator's last activation (tanh) and everything after it: the rescale to 0..255, rounding, "
+              "clipping and the composite with the source (int8 steps there cost one grey level each, and the "
+              "composite must pass the source's pixels through exactly)")
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
@@ -30,6 +43,114 @@ def parse_variants(text: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"Unknown TFLite variant(s) {', '.join(unknown)}; valid: {', '.join(TFLITE_VARIANTS)}.")
     return names
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationData:
+    """Representative inputs for the int8 variant: aligned training faces, their exemplars and region masks."""
+
+    source: np.ndarray  # uint8 [K, S, S, 3]
+    exemplar: np.ndarray  # uint8 [K, S, S, 3], another training face
+    mask: np.ndarray  # float32 [K, S, S, 1], one of the run's regions on the source's landmarks
+    regions: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+def calibration_data(dataset: str, data_dir: str, image_size: int, regions: tuple[str, ...],
+                     attribute_names: tuple[str, ...], count: int, seed: int = 0) -> CalibrationData:
+    """`count` examples of the training split, the regions in turn (as even as `count` allows), each with another
+    face as exemplar; the masks are the regions on the source's own landmarks, as in training (without jitter)."""
+    from ebgan_tf.data import pipeline  # pylint: disable=import-outside-toplevel
+
+    if count < len(regions):
+        raise ValueError(f"--calibration_examples must be at least the number of regions ({len(regions)}: "
+                         f"{', '.join(regions)}), got {count}.")
+    parts = []
+    for index, region in enumerate(regions):
+        share = count // len(regions) + (index < count % len(regions))
+        batches = pipeline.make_dataset(
+            pipeline.load_examples(dataset, data_dir, pipeline.TRAIN_SPLIT[dataset], image_size),
+            image_size=image_size, regions=[region], attribute_names=attribute_names, batch_size=share,
+            crop=pipeline.default_crop(dataset), training=False, same_exemplar_share=0.0, deterministic=True,
+            seed=seed + index)
+        batch = next(iter(batches))
+        parts.append((images.to_uint8(batch["source"]).numpy(), images.to_uint8(batch["exemplar"]).numpy(),
+                      batch["mask"].numpy()))
+    source, exemplar, mask = (np.concatenate(arrays) for arrays in zip(*parts))
+    return CalibrationData(source, exemplar, mask, tuple(regions))
+
+
+def calibration_data_of_run(model_dir: str, data_dir: str,
+                            count: int = DEFAULT_CALIBRATION_EXAMPLES) -> CalibrationData:
+    """`calibration_data` of a training directory: its data set, regions and attributes; the examples are read from
+    `data_dir` (config.json does not record where the data was)."""
+    from ebgan_tf.runs import run_config_from_dir  # pylint: disable=import-outside-toplevel
+
+    config = run_config_from_dir(model_dir)
+    return calibration_data(config.dataset, os.path.expanduser(data_dir), config.model_config().image_size,
+                            tuple(config.regions), config.preset_object().attributes_for(config.regions), count)
+
+
+def _representative_dataset(calibration: CalibrationData, signatures: list[str],
+                            num_attributes: int) -> Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]]:
+    """(signature, inputs) pairs of batch 1 for every example: `edit`, `edit_filtered` with random attribute
+    switches, and `classify` on the source and on the exemplar."""
+
+    def generate() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        rng = np.random.default_rng(0)
+        for index in range(len(calibration)):
+            one = slice(index, index + 1)
+            inputs = {"source": calibration.source[one], "exemplar": calibration.exemplar[one],
+                      "mask": calibration.mask[one]}
+            yield EDIT, inputs
+            if EDIT_FILTERED in signatures:
+                switches = (rng.random([1, num_attributes]) < 0.5).astype(np.float32)
+                yield EDIT_FILTERED, {**inputs, "attributes": switches}
+            if CLASSIFY in signatures:
+                yield CLASSIFY, {"image": inputs["source"]}
+                yield CLASSIFY, {"image": inputs["exemplar"]}
+
+    return generate
+
+
+def _read_model(flatbuffer: bytes):
+    from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
+
+    return flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+
+
+def _float_edge_nodes(float_model: bytes) -> list[str]:
+    """Names of the ops of FLOAT_EDGE in a float model: every TANH and every op downstream of one."""
+    from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+
+    model = _read_model(float_model)
+    names = []
+    for subgraph in model.subgraphs:
+        tainted: set[int] = set()
+        for op in subgraph.operators:  # operators are stored in execution order
+            code = model.operatorCodes[op.opcodeIndex]
+            is_tanh = max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.TANH
+            if is_tanh or tainted.intersection(op.inputs):
+                tainted.update(op.outputs)
+                names += [subgraph.tensors[index].name.decode() for index in op.outputs]
+    return names
+
+
+def _quantise_int8(float_model: bytes, representative: Callable[[], Iterator]) -> bytes:
+    """Calibrates a float model and quantises it to int8, keeping the FLOAT_EDGE ops float.
+
+    The two steps of the converter's own full-integer path, called directly: through TFLiteConverter (and its
+    QuantizationDebugger) the calibrator fails on the input-less `metadata` signature ("NULL SignatureDef inputs
+    for exported method metadata"), and only this path takes a list of ops to keep float.
+    """
+    from tensorflow.lite.python.convert import mlir_quantize  # pylint: disable=import-outside-toplevel
+    from tensorflow.lite.python.optimize.calibrator import Calibrator  # pylint: disable=import-outside-toplevel
+
+    with native_logs_muted():
+        calibrated = Calibrator(float_model).calibrate(representative)
+        return mlir_quantize(calibrated, denylisted_nodes=_float_edge_nodes(float_model))
 
 
 def _converter(saved_model_dir: str, signature_keys: list[str], variant: str) -> tf.lite.TFLiteConverter:
@@ -44,8 +165,14 @@ def _converter(saved_model_dir: str, signature_keys: list[str], variant: str) ->
 
 
 def export_tflite(trainer: EBGANTrainer, landmark_template: np.ndarray, out_dir: str,
-                  variants: tuple[str, ...] = TFLITE_VARIANTS, prefix: str = "model") -> dict[str, str]:
-    """Writes `<out_dir>/<prefix>_<variant>.tflite` for each variant; returns variant -> path."""
+                  variants: tuple[str, ...] = TFLITE_VARIANTS, prefix: str = "model",
+                  calibration: CalibrationData | None = None) -> dict[str, str]:
+    """Writes `<out_dir>/<prefix>_<variant>.tflite` for each variant; returns variant -> path.
+
+    The int8 variant needs `calibration` (see `calibration_data`); without it, it is a ValueError.
+    """
+    if INT8 in variants and calibration is None:
+        raise ValueError("The int8 TFLite variant needs calibration data (examples of the model's training data).")
     os.makedirs(out_dir, exist_ok=True)
     keys = [EDIT] + ([EDIT_FILTERED, CLASSIFY] if trainer.variant == ATT_EBGAN else []) + [METADATA]
     paths = {}
@@ -53,7 +180,46 @@ def export_tflite(trainer: EBGANTrainer, landmark_template: np.ndarray, out_dir:
         build_archive(trainer, landmark_template, batch=1, validate=False).write_out(staging, verbose=False)
         for variant in variants:
             path = os.path.join(out_dir, f"{prefix}_{variant}.tflite")
-            flatbuffer = _converter(staging, keys, variant).convert()
+            flatbuffer = _converter(staging, keys, "float32" if variant == INT8 else variant).convert()
+            if variant == INT8:
+                flatbuffer = _quantise_int8(flatbuffer, _representative_dataset(
+                    calibration, keys, len(trainer.attribute_names)))
             write_bytes_atomically(path, flatbuffer)
             paths[variant] = path
     return paths
+
+
+@dataclasses.dataclass(frozen=True)
+class OpCount:
+    """The ops of one signature of a TFLite file: how many run in integer, and the kinds of the others."""
+
+    integer: int
+    total: int
+    float_ops: dict[str, int]  # op name -> count of ops with a float32 input or output (QUANTIZE etc. included)
+
+    @property
+    def share(self) -> float:
+        return self.integer / self.total if self.total else 0.0
+
+
+def integer_ops(path: str) -> dict[str, OpCount]:
+    """Signature -> OpCount of a .tflite file: an op runs in integer when none of its tensors is float32."""
+    from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+
+    op_names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    with open(path, "rb") as handle:
+        model = _read_model(handle.read())
+    counts = {}
+    for signature in model.signatureDefs:
+        subgraph = model.subgraphs[signature.subgraphIndex]
+        integer, float_ops = 0, {}
+        for op in subgraph.operators:
+            tensors = [index for index in list(op.inputs) + list(op.outputs) if index >= 0]
+            if any(subgraph.tensors[index].type == schema.TensorType.FLOAT32 for index in tensors):
+                code = model.operatorCodes[op.opcodeIndex]
+                name = op_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+                float_ops[name] = float_ops.get(name, 0) + 1
+            else:
+                integer += 1
+        counts[signature.signatureKey.decode()] = OpCount(integer, len(subgraph.operators), float_ops)
+    return counts

@@ -1,8 +1,8 @@
 """Parity checks of an export: Keras vs SavedModel vs each TFLite variant, on synthetic faces.
 
-Bounds: Keras vs SavedModel and TFLite float32 vs SavedModel differ by at most 1 grey level; float16 and
-dynamic-range TFLite files keep a PSNR inside the mask (against the SavedModel) above PSNR_FLOORS, floors we
-measured on untrained and briefly trained models, with a margin. The `classify` signature (Att-EBGAN) differs by at
+Bounds: Keras vs SavedModel and TFLite float32 vs SavedModel differ by at most 1 grey level; float16,
+dynamic-range and int8 TFLite files keep a PSNR inside the mask (against the SavedModel) above PSNR_FLOORS, floors we
+measured on untrained and briefly trained models, with a margin (int8: the target the shipped models meet). The `classify` signature (Att-EBGAN) differs by at
 most MAX_PROBABILITY_DIFFERENCE[variant] in any probability (docs/export.md, "Parity").
 """
 
@@ -20,8 +20,8 @@ from ebgan_tf.models.trainer import EBGANTrainer
 from ebgan_tf.export.saved_model import classify_function, edit_function
 
 MAX_LEVEL_DIFFERENCE = 1
-PSNR_FLOORS = {"float16": 45.0, "dynamic": 30.0}
-MAX_PROBABILITY_DIFFERENCE = {"keras": 1e-4, "float32": 1e-4, "float16": 2e-3, "dynamic": 0.05}
+PSNR_FLOORS = {"float16": 45.0, "dynamic": 30.0, "int8": 25.0}
+MAX_PROBABILITY_DIFFERENCE = {"keras": 1e-4, "float32": 1e-4, "float16": 2e-3, "dynamic": 0.05, "int8": 0.35}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Tests of the export (export/saved_model.py, tflite.py, verify.py, main.py = ebgan-export) against the
 exported model contract (docs/export.md, "The exported model contract"), on a tiny Att-EBGAN trained for two steps and a tiny untrained EBGAN.
 
-The Att-EBGAN model is exported once per module through the ebgan-export command (SavedModel, the three TFLite
-variants and --verify); the other tests read that export.
+The Att-EBGAN model is exported once per module through the ebgan-export command (SavedModel, the four TFLite
+variants, int8 calibrated on CALIBRATION_EXAMPLES training examples, and --verify); the other tests read that export.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from ebgan_tf.images import load_image, save_image
 from ebgan_tf.models.trainer import build_trainer
 from ebgan_tf.export import main as export_main
 from ebgan_tf.export.saved_model import classify_function, edit_function, export_saved_model, next_version
-from ebgan_tf.export.tflite import TFLITE_VARIANTS
+from ebgan_tf.export.tflite import (INT8, TFLITE_VARIANTS, calibration_data, calibration_data_of_run, export_tflite,
+                                    integer_ops)
 from ebgan_tf.export.verify import (MAX_LEVEL_DIFFERENCE, MAX_PROBABILITY_DIFFERENCE, PSNR_FLOORS, verification_inputs,
                            verify_export)
 from ebgan_tf.serving.edit import edit_files
@@ -39,6 +40,7 @@ from ebgan_tf.runs import load_trained, read_config, run_config_from_dir
 
 SAVED_MODEL_CLI = os.path.join(REPO_ROOT, ".venv", "bin", "saved_model_cli")
 SIZE = IMAGE_SIZE
+CALIBRATION_EXAMPLES = 24
 
 
 def export_cli(*argv: str) -> tuple[int, str, str]:
@@ -51,7 +53,8 @@ def export_cli(*argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, data_dir):
-    """A tiny Att-EBGAN trained for 2 steps, exported with `ebgan-export --tflite=float32,float16,dynamic --verify`.
+    """A tiny Att-EBGAN trained for 2 steps, exported with `ebgan-export --tflite=float32,float16,dynamic,int8
+    --calibration_examples=24 --data_dir=<the tiny data set> --verify`.
 
     Returns a dict: model_dir, trainer (the Keras model), base (--export_base), saved (SavedModel path),
     tflite (variant -> path), status, out, err (of the command).
@@ -61,7 +64,8 @@ def exported(tmp_path_factory, data_dir):
     train_lib.train(config, make_strategy("one_device"))
     base = str(tmp_path_factory.mktemp("exports"))
     status, out, err = export_cli(f"--model_dir={model_dir}", f"--export_base={base}", "--name=ebgan",
-                                  f"--tflite={','.join(TFLITE_VARIANTS)}", "--verify")
+                                  f"--tflite={','.join(TFLITE_VARIANTS)}",
+                                  f"--calibration_examples={CALIBRATION_EXAMPLES}", f"--data_dir={data_dir}", "--verify")
     tflite = {variant: os.path.join(base, "ebgan-tflite", "1", f"model_{variant}.tflite")
               for variant in TFLITE_VARIANTS}
     return dict(model_dir=model_dir, trainer=load_trained(model_dir), base=base,
@@ -102,7 +106,7 @@ def saved_model_cli_signatures(path: str) -> dict[str, dict[str, dict[str, tuple
     return signatures
 
 
-@pytest.mark.slow  # trains and exports the module's model (2 steps, SavedModel, three TFLite conversions)
+@pytest.mark.slow  # trains and exports the module's model (2 steps, SavedModel, four TFLite conversions)
 def test_cli_writes_the_saved_model_tflite_files_and_passes_verify(exported):
     assert exported["status"] == 0, exported["err"]
     out = exported["out"]
@@ -110,6 +114,8 @@ def test_cli_writes_the_saved_model_tflite_files_and_passes_verify(exported):
             "metadata") in out
     for variant, path in exported["tflite"].items():
         assert f"TFLite {variant}: {path} (" in out and os.path.getsize(path) > 0
+    assert f"int8 calibration: {CALIBRATION_EXAMPLES} training examples (mouth in turn)" in out
+    assert re.search(r"int8 edit: \d+ of \d+ ops in integer", out), out
     checks = [line for line in out.splitlines() if " vs SavedModel (" in line]
     assert len(checks) == 3 * (1 + len(TFLITE_VARIANTS))  # edit, edit_filtered, classify: Keras + each TFLite
     assert all(line.endswith("ok") for line in checks), checks
@@ -192,7 +198,7 @@ def test_parity_keras_saved_model_and_tflite(exported):
 def test_verify_export_reports_every_check_and_catches_a_wrong_model(exported, ebgan_model_dir):
     checks = verify_export(exported["trainer"], exported["saved"], exported["tflite"], count=2)
     assert [check.name for check in checks][:2] == ["Keras vs SavedModel (edit)", "TFLite float32 vs SavedModel (edit)"]
-    assert len(checks) == 12 and all(check.passed for check in checks)
+    assert len(checks) == 3 * (1 + len(TFLITE_VARIANTS)) and all(check.passed for check in checks)
     classify = {check.name: check for check in checks if check.name.endswith("(classify)")}
     assert sorted(classify) == sorted(["Keras vs SavedModel (classify)"] +
                                       [f"TFLite {variant} vs SavedModel (classify)" for variant in TFLITE_VARIANTS])
@@ -369,8 +375,9 @@ def test_tflite_without_graph_checks_keeps_the_source_outside_the_mask_for_nan_a
     np.testing.assert_array_equal(edited[outside], source[outside])
 
 
-def test_editor_checks_inputs_before_a_tflite_runner_sees_them(exported):
-    editor = Editor.load(exported["tflite"]["dynamic"])
+@pytest.mark.parametrize("variant", ["dynamic", INT8])
+def test_editor_checks_inputs_before_a_tflite_runner_sees_them(exported, variant):
+    editor = Editor.load(exported["tflite"][variant])
     source, exemplar = faces(1)
     mask = editor.info.region_mask("mouth")
     with pytest.raises(ValueError, match=rf"source has shape \(16, 16, 3\); this model takes {SIZE}x{SIZE}x3"):
@@ -441,7 +448,11 @@ def test_cli_errors_exit_1_with_one_line(exported, tmp_path):
     cases = [
         ([f"--model_dir={tmp_path / 'missing'}"], "config.json not found: .*missing is not a model directory"),
         ([f"--model_dir={exported['model_dir']}", "--tflite=float32,int4"],
-         r"Unknown TFLite variant\(s\) int4; valid: float32, float16, dynamic\."),
+         r"Unknown TFLite variant\(s\) int4; valid: float32, float16, dynamic, int8\."),
+        ([f"--model_dir={exported['model_dir']}", "--tflite=int8", "--calibration_examples=0"],
+         "--calibration_examples must be positive, got 0"),
+        ([f"--model_dir={exported['model_dir']}", "--tflite=int8", f"--data_dir={tmp_path / 'nodata'}"],
+         r"No synthetic_faces data set .*in '.*nodata'"),  # the tiny data set's loader (conftest.py) says so
         ([f"--model_dir={exported['model_dir']}", "--version=1", "--name=ebgan"],
          r"ebgan/1 already exists; choose another --version"),
     ]
@@ -518,3 +529,49 @@ def test_ebgan_serve_and_client_serve_the_export(exported):
     assert (info.attribute_names, info.image_size, info.variant) == (editor.info.attribute_names, SIZE, "att_ebgan")
     np.testing.assert_array_equal(full, editor.edit(sources, exemplars, mask))
     np.testing.assert_array_equal(filtered, editor.edit(sources, exemplars, mask, transfer))
+
+
+def test_int8_file_has_every_signature_with_the_float_files_inputs_and_outputs(exported):
+    float32, int8 = (Interpreter(model_path=exported["tflite"][variant]) for variant in ("float32", INT8))
+    assert int8.get_signature_list() == float32.get_signature_list()
+    for signature in ("edit", "edit_filtered", "classify"):
+        for kind in ("get_input_details", "get_output_details"):
+            want, got = (getattr(interpreter.get_signature_runner(signature), kind)() for interpreter in (float32, int8))
+            assert {name: (detail["dtype"], tuple(detail["shape"])) for name, detail in got.items()} == \
+                {name: (detail["dtype"], tuple(detail["shape"])) for name, detail in want.items()}, signature
+    editor = Editor.load(exported["tflite"][INT8])
+    assert (editor.info.attribute_names, editor.info.image_size) == (tuple(exported["trainer"].attribute_names), SIZE)
+
+
+def test_int8_runs_its_network_in_integer_and_keeps_the_edges_float(exported):
+    counts = integer_ops(exported["tflite"][INT8])
+    assert set(counts) == {"edit", "edit_filtered", "classify", "metadata"}
+    for signature in ("edit", "edit_filtered"):
+        count = counts[signature]
+        assert count.share > 0.6, (signature, count)
+        assert not {"CONV_2D", "FULLY_CONNECTED", "LEAKY_RELU"} & set(count.float_ops), count  # the network: int8
+        assert {"TANH", "ROUND", "SELECT_V2"} <= set(count.float_ops), count  # the tail: float on purpose
+    assert set(counts["classify"].float_ops) <= {"CAST", "QUANTIZE", "DEQUANTIZE"}, counts["classify"]
+    float32 = integer_ops(exported["tflite"]["float32"])["edit"]
+    assert float32.integer < counts["edit"].integer
+
+
+def test_calibration_data_draws_the_asked_count_from_the_training_regions(exported, data_dir):
+    data = calibration_data_of_run(exported["model_dir"], data_dir, 5)
+    assert len(data) == 5 and data.regions == ("mouth",)
+    assert data.source.shape == data.exemplar.shape == (5, SIZE, SIZE, 3) and data.source.dtype == np.uint8
+    assert data.mask.shape == (5, SIZE, SIZE, 1) and set(np.unique(data.mask)) == {0.0, 1.0}
+    assert all(not np.array_equal(source, exemplar) for source, exemplar in zip(data.source, data.exemplar))
+    names = exported["trainer"].attribute_names
+    two = calibration_data("synthetic_faces", data_dir, SIZE, ("mouth", "face"), names, 5)
+    assert len(two) == 5 and two.regions == ("mouth", "face")
+    areas = two.mask.sum(axis=(1, 2, 3))
+    assert areas[:3].max() < areas[3:].min()  # three mouths, then two faces
+    with pytest.raises(ValueError, match=r"--calibration_examples must be at least the number of regions \(2: mouth, face\)"):
+        calibration_data("synthetic_faces", data_dir, SIZE, ("mouth", "face"), names, 1)
+
+
+def test_int8_without_calibration_data_is_a_clear_error(exported, tmp_path):
+    with pytest.raises(ValueError, match="The int8 TFLite variant needs calibration data"):
+        export_tflite(exported["trainer"], np.zeros([5, 2]), str(tmp_path), (INT8,))
+    assert not os.listdir(tmp_path)
