@@ -17,13 +17,23 @@ import time
 from typing import Any, Callable
 
 import grpc
+import h2.config
+import h2.connection
+import h2.events
 import numpy as np
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from ebgan_tf.serving.limits import RequestLimits
+
+# The limits of the servers the cases are tried on: small, so that each bound is reached fast.
+LIMITS = RequestLimits(max_batch_rows=8, max_message_bytes=8 * 1024 * 1024, header_timeout_seconds=1.0,
+                       body_timeout_seconds=1.0, idle_timeout_seconds=1.0, max_rest_connections=8,
+                       grpc_message_timeout_seconds=2.0, grpc_max_concurrent_streams=8, grpc_max_pending_messages=12)
 CLIENT_ERRORS_GRPC = {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION"}
 CLIENT_ERRORS_HTTP = {"HTTP 200", "HTTP 400", "HTTP 404", "HTTP 405", "HTTP 408", "HTTP 413", "HTTP 414",
                       "HTTP 431"}
@@ -57,6 +67,142 @@ def grpc_answer(target: Target, request: predict_pb2.PredictRequest, timeout: fl
         except grpc.RpcError as error:
             return error.code().name
     return "OK"
+
+
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
+_STATUS_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+def raw_grpc_answer(target: Target, data: bytes, method: str = PREDICT_METHOD, timeout: float = 30.0) -> str:
+    """The status code name of a call whose request message is `data` as sent (any bytes)."""
+    with grpc.insecure_channel(f"{target.host}:{target.grpc_port}") as channel:
+        try:
+            channel.unary_unary(method)(data, timeout=timeout)
+        except grpc.RpcError as error:
+            return error.code().name
+    return "OK"
+
+
+def good_calls_answered(target: Target, timeout: float = 15.0) -> str:
+    """"OK" if a health check and a good Predict from a new client are both answered OK within `timeout` each;
+    else what went wrong."""
+    with grpc.insecure_channel(f"{target.host}:{target.grpc_port}") as channel:
+        try:
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.RpcError as error:
+            return f"health {error.code().name}"
+    if health.status != health_pb2.HealthCheckResponse.SERVING:
+        return f"health {health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)}"
+    answer = grpc_answer(target, predict_request(valid_inputs(target)), timeout)
+    return "OK" if answer == "OK" else f"Predict {answer}"
+
+
+@dataclasses.dataclass
+class HalfOpen:
+    """What `half_open_streams` saw: the server's stream limit per connection, how the other clients were answered
+    while the streams were open, and how each stream ended (a gRPC status, "reset", or "open" at the end)."""
+
+    max_concurrent_streams: int
+    meanwhile: str
+    ended: collections.Counter
+
+
+class _RawHttp2:
+    """One client connection speaking HTTP/2 frames directly (h2), for calls that never finish their message."""
+
+    def __init__(self, target: Target):
+        self.sock = socket.create_connection((target.host, target.grpc_port), timeout=10)
+        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.h2.initiate_connection()
+        self.flush()
+        self.status: dict[int, str] = {}
+        while self.h2.remote_settings.max_concurrent_streams > 2 ** 30 and self.receive(10):  # the server's SETTINGS
+            pass
+
+    def flush(self) -> None:
+        self.sock.sendall(self.h2.data_to_send())
+
+    def receive(self, seconds: float) -> bool:
+        """Reads and handles one batch of frames; False if nothing came within `seconds` or the server closed."""
+        self.sock.settimeout(seconds)
+        try:
+            data = self.sock.recv(1 << 16)
+        except (TimeoutError, OSError):
+            return False
+        if not data:
+            return False
+        for event in self.h2.receive_data(data):
+            stream = getattr(event, "stream_id", None)
+            if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                code = dict(event.headers).get("grpc-status")
+                if code is not None:
+                    self.status[stream] = _STATUS_NAMES.get(int(code), f"status {code}")
+            elif isinstance(event, h2.events.StreamReset):
+                self.status.setdefault(stream, "reset")
+            elif isinstance(event, h2.events.DataReceived):
+                self.h2.acknowledge_received_data(event.flow_controlled_length, stream)
+        self.flush()
+        return True
+
+    def open_stream(self, declared_bytes: int = 0, sent_bytes: int = 0) -> int:
+        """A Predict call: HEADERS, and (if `declared_bytes`) the start of a message of that size, `sent_bytes` of
+        it, within the flow-control windows; never the end of the message."""
+        stream = self.h2.get_next_available_stream_id()
+        self.h2.send_headers(stream, [(":method", "POST"), (":scheme", "http"), (":path", PREDICT_METHOD),
+                                      (":authority", "localhost"), ("content-type", "application/grpc"),
+                                      ("te", "trailers")])
+        self.flush()
+        if declared_bytes:
+            data = b"\0" + declared_bytes.to_bytes(4, "big") + b"\0" * sent_bytes
+            while data:
+                window = min(self.h2.local_flow_control_window(stream), self.h2.max_outbound_frame_size)
+                if window <= 0:
+                    if not self.receive(5):
+                        break
+                    continue
+                self.h2.send_data(stream, data[:window])
+                data = data[window:]
+                self.flush()
+        return stream
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def half_open_streams(target: Target, connections: int, streams: int, declared_bytes: int = 0,
+                      sent_bytes: int = 0, wait: float = 30.0) -> HalfOpen:
+    """Opens `streams` Predict calls (as many as the server allows) on each of `connections` connections, each
+    with HEADERS and at most part of its message; checks that other clients are answered meanwhile; then waits up
+    to `wait` seconds for the server to end every stream."""
+    opened: list[tuple[_RawHttp2, list[int]]] = []
+    try:
+        for _ in range(connections):
+            connection = _RawHttp2(target)
+            allowed = min(streams, connection.h2.remote_settings.max_concurrent_streams)
+            opened.append((connection, [connection.open_stream(declared_bytes, sent_bytes) for _ in range(allowed)]))
+        meanwhile = good_calls_answered(target)
+        deadline = time.monotonic() + wait
+        for connection, ids in opened:
+            while any(stream not in connection.status for stream in ids) and time.monotonic() < deadline:
+                if not connection.receive(max(0.1, deadline - time.monotonic())):
+                    break
+        ended = collections.Counter(connection.status.get(stream, "open") for connection, ids in opened
+                                    for stream in ids)
+        return HalfOpen(opened[0][0].h2.remote_settings.max_concurrent_streams, meanwhile, ended)
+    finally:
+        for connection, _ in opened:
+            connection.close()
+
+
+def _half_open_case(connections: int, streams: int, declared_bytes: int = 0, sent_bytes: int = 0):
+    """A case: the streams' endings (most common first), or "starved: ..." if other clients were not answered."""
+    def send(target: Target) -> str:
+        seen = half_open_streams(target, connections, streams, declared_bytes, sent_bytes,
+                                 wait=target.timeout_seconds * 3 + 10)
+        if seen.meanwhile != "OK":
+            return f"starved: {seen.meanwhile}"
+        return "+".join(sorted(seen.ended))
+    return send
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,8 +351,12 @@ def _grpc(kind: str, name: str, build: Callable[[Target], predict_pb2.PredictReq
     return Case(kind, name, lambda target: grpc_answer(target, build(target)), frozenset(expected))
 
 
-def _rest(kind: str, name: str, send: Callable[[Target], str], *expected: str) -> Case:
+def _sent(kind: str, name: str, send: Callable[[Target], str], *expected: str) -> Case:
+    """A case whose `send` gives its answer itself (raw bytes, HTTP/2 frames, a REST exchange)."""
     return Case(kind, name, send, frozenset(expected))
+
+
+_rest = _sent
 
 
 PREDICT = "/v1/models/ebgan:predict"
@@ -252,6 +402,66 @@ def _too_many_connections(target: Target) -> str:
             sock.close()
 
 
+def _named(target: Target, **spec) -> predict_pb2.PredictRequest:
+    """A good request with model_spec fields (name, signature_name, version_label) replaced."""
+    request = _with(target)
+    for key, value in spec.items():
+        setattr(request.model_spec, key, value)
+    return request
+
+
+def _extra_inputs(target: Target, count: int) -> predict_pb2.PredictRequest:
+    request = _with(target)
+    for index in range(count):
+        request.inputs[f"unknown_input_{index}"].CopyFrom(tf.make_tensor_proto(np.zeros([1], np.float32)))
+    return request
+
+
+def _output_filters(target: Target, count: int) -> predict_pb2.PredictRequest:
+    request = _with(target)
+    request.output_filter.extend(f"unknown_output_{index}" for index in range(count))
+    return request
+
+
+def _invalid_utf8_name() -> bytes:
+    """A PredictRequest whose model_spec.name holds bytes that are not UTF-8 (a protobuf string must be)."""
+    spec = b"\x0a\x02\xff\xfe"  # ModelSpec.name (field 1): two bytes
+    return b"\x0a" + bytes([len(spec)]) + spec  # PredictRequest.model_spec (field 1)
+
+
+def _every_answer(target: Target, data: bytes) -> str:
+    """The statuses of every answer the server sends on one connection for `data` (then half-closed), joined by +:
+    one answer per request sent, never one for a body."""
+    with socket.create_connection((target.host, target.rest_port), timeout=target.timeout_seconds + 10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except OSError:
+            pass
+    statuses = [line.split(b" ")[1].decode() for line in received.split(b"\r\n") if line.startswith(b"HTTP/1.")]
+    return "+".join(f"HTTP {status}" for status in statuses) or "closed"
+
+
+def _smuggled_get(target: Target) -> bytes:
+    hidden = b"GET /v1/models/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    return (f"GET {target.status_path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(hidden)}\r\n\r\n".encode()
+            + hidden)
+
+
+def _headers(count: int) -> bytes:
+    return (b"GET /v1/models/ebgan HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % index
+                                                                     for index in range(count - 1)) + b"\r\n")
+
+
+def big_legal_body(target: Target) -> bytes:
+    """A well-formed predict body of as many rows as fit under --max_message_bytes (far over --max_batch_rows)."""
+    rows = int(target.max_message_bytes * 0.9 / len(rest_body(target, 4)) * 4)
+    return rest_body(target, rows)
+
+
 CASES: tuple[Case, ...] = (
     _grpc("well-formed requests", "gRPC edit_filtered, 2 rows", lambda t: _with(t, 2), "OK"),
     _rest("well-formed requests", "REST edit_filtered, 2 rows",
@@ -279,6 +489,44 @@ CASES: tuple[Case, ...] = (
                           ("attributes", -1.0), ("mask", float("nan")), ("mask", float("-inf")), ("mask", 2.0))),
     _grpc("value ranges (gRPC)", "unknown signature", lambda t: predict_request(valid_inputs(t), "nope"),
           "NOT_FOUND"),
+    _grpc("value fields (gRPC)", "float32 mask in int_val", lambda t: _with(
+        t, mask=declared(F32, [1, t.image_size, t.image_size, 1], int_val=[1] * t.image_size ** 2)),
+        "INVALID_ARGUMENT"),
+    _grpc("value fields (gRPC)", "float32 mask in double_val", lambda t: _with(
+        t, mask=declared(F32, [1, t.image_size, t.image_size, 1], double_val=[1.0] * t.image_size ** 2)),
+        "INVALID_ARGUMENT"),
+    _grpc("value fields (gRPC)", "uint8 source in int64_val", lambda t: _with(
+        t, source=declared(U8, [1, t.image_size, t.image_size, 3], int64_val=[200] * (t.image_size ** 2 * 3))),
+        "INVALID_ARGUMENT"),
+    _grpc("value fields (gRPC)", "uint8 source in float_val", lambda t: _with(
+        t, source=declared(U8, [1, t.image_size, t.image_size, 3], float_val=[200.0] * (t.image_size ** 2 * 3))),
+        "INVALID_ARGUMENT"),
+    _grpc("value fields (gRPC)", "float32 attributes in int_val", lambda t: _with(
+        t, attributes=declared(F32, [1, t.num_attributes], int_val=[1] * t.num_attributes)), "INVALID_ARGUMENT"),
+    _grpc("value fields (gRPC)", "float32 attributes in bool_val", lambda t: _with(
+        t, attributes=declared(F32, [1, t.num_attributes], bool_val=[True] * t.num_attributes)), "INVALID_ARGUMENT"),
+    _grpc("names (gRPC)", "model name of 1 MB", lambda t: _named(t, name="m" * 2 ** 20), "INVALID_ARGUMENT"),
+    _grpc("names (gRPC)", "model name of 300 characters", lambda t: _named(t, name="m" * 300), "INVALID_ARGUMENT"),
+    _grpc("names (gRPC)", "signature name of 1 MB", lambda t: _named(t, signature_name="s" * 2 ** 20),
+          "INVALID_ARGUMENT"),
+    _grpc("names (gRPC)", "version label of 1 MB", lambda t: _named(t, version_label="l" * 2 ** 20),
+          "INVALID_ARGUMENT"),
+    _grpc("names (gRPC)", "20000 unknown input names", lambda t: _extra_inputs(t, 20000), "INVALID_ARGUMENT"),
+    _grpc("names (gRPC)", "100000 output filters", lambda t: _output_filters(t, 100000), "INVALID_ARGUMENT"),
+    _grpc("names (gRPC)", "an input name of 16 KB", lambda t: _with(t, **{"x" * 16384: np.zeros([1], np.float32)}),
+          "INVALID_ARGUMENT"),
+    _sent("malformed messages (gRPC)", "PredictRequest cut 7 bytes short", lambda t: raw_grpc_answer(
+        t, _with(t).SerializeToString()[:-7]), "INVALID_ARGUMENT"),
+    _sent("malformed messages (gRPC)", "model name not UTF-8", lambda t: raw_grpc_answer(t, _invalid_utf8_name()),
+          "INVALID_ARGUMENT"),
+    _sent("malformed messages (gRPC)", "GetModelStatusRequest of random bytes", lambda t: raw_grpc_answer(
+        t, b"\xff" * 20, "/tensorflow.serving.ModelService/GetModelStatus"), "INVALID_ARGUMENT"),
+    _sent("half-open gRPC streams", "32 Predict streams, HEADERS only, one connection",
+          _half_open_case(1, 32), "DEADLINE_EXCEEDED"),
+    _sent("half-open gRPC streams", "3 connections of 32 streams, HEADERS only",
+          _half_open_case(3, 32), "DEADLINE_EXCEEDED+RESOURCE_EXHAUSTED"),
+    _sent("half-open gRPC streams", "4 streams, each 3 MiB of a 7 MiB message", _half_open_case(
+        1, 4, 7 * 2 ** 20, 3 * 2 ** 20), "DEADLINE_EXCEEDED"),
     _rest("REST framing", "Content-Length: -1, half-close", lambda t: rest_answer(
         t, http_post(PREDICT, rest_body(t), {"Content-Length": "-1"})), "HTTP 400"),
     _rest("REST framing", "two conflicting Content-Length", lambda t: rest_answer(
@@ -294,6 +542,12 @@ CASES: tuple[Case, ...] = (
         PREDICT, b"{}", {"Content-Length": str(t.max_message_bytes + 1)}), half_close=False), "HTTP 413"),
     _rest("REST framing", "body shorter than Content-Length, half-close", lambda t: rest_answer(
         t, http_post(PREDICT, b"{}", {"Content-Length": "100"})), "HTTP 400"),
+    _rest("REST framing", "GET with a request as its body (Content-Length)", lambda t: _every_answer(
+        t, _smuggled_get(t)), "HTTP 200"),
+    _rest("REST framing", "'Transfer-Encoding : chunked' (space before the colon)", lambda t: rest_answer(t, http_post(
+        PREDICT, b"2\r\n{}\r\n0\r\n\r\n", {"Content-Length": None, "Transfer-Encoding ": "chunked"})), "HTTP 400"),
+    _rest("REST framing", "a header line without a colon", lambda t: rest_answer(
+        t, b"GET /v1/models/ebgan HTTP/1.1\r\nHost: x\r\nno colon here\r\nX-After: 1\r\n\r\n"), "HTTP 400"),
     _rest("REST body", "JSON nested 50000 deep", lambda t: rest_answer(
         t, http_post(PREDICT, b"[" * 50000 + b"]" * 50000)), "HTTP 400"),
     _rest("REST body", "signature_name is a list", lambda t: rest_answer(
@@ -303,12 +557,21 @@ CASES: tuple[Case, ...] = (
         PREDICT, rest_body(t).replace(b'"attributes": [[1.0', b'"attributes": [[NaN'))), "HTTP 400"),
     _rest("REST body", "rows over --max_batch_rows", lambda t: rest_answer(
         t, http_post(PREDICT, rest_body(t, t.max_batch_rows + 1))), "HTTP 413"),
+    _rest("REST body", "legal body of as many rows as --max_message_bytes allows", lambda t: rest_answer(
+        t, http_post(PREDICT, big_legal_body(t))), "HTTP 413"),
+    *(_rest("REST body", f"signature_name {text}", lambda t, text=text: rest_answer(t, http_post(
+        PREDICT, rest_body(t).replace(b'"signature_name": "edit_filtered"', b'"signature_name": ' + text.encode()))),
+        "HTTP 400") for text in ("false", "0", "[]", "{}", "null")),
+    _rest("REST body", "model name of 300 characters", lambda t: rest_answer(
+        t, http_post("/v1/models/" + "m" * 300 + ":predict", rest_body(t))), "HTTP 400"),
     _rest("REST protocol", "HTTP/0.9 'GET /v1/models/ebgan'", lambda t: rest_answer(
         t, b"GET /v1/models/ebgan\r\n", half_close=False), "HTTP 400"),
     _rest("REST protocol", "DELETE method", lambda t: rest_answer(
         t, b"DELETE /v1/models/ebgan HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP 405"),
     _rest("REST protocol", "request line of 70000 bytes", lambda t: rest_answer(
         t, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n"), "HTTP 414"),
+    _rest("REST protocol", "100 headers", lambda t: rest_answer(t, _headers(100)), "HTTP 200"),
+    _rest("REST protocol", "101 headers", lambda t: rest_answer(t, _headers(101)), "HTTP 431"),
     _rest("slow and silent clients (REST)", "headers at one byte per 50 ms", _slow_headers, "HTTP 408"),
     _rest("slow and silent clients (REST)", "silent connection", lambda t: rest_answer(
         t, b"", half_close=False), "HTTP 408"),
@@ -409,7 +672,7 @@ def fuzz(target: Target, examples: int, record: Callable[[str, str], None]) -> N
 def main() -> int:
     """Serves an untrained tiny Att-EBGAN (batching off, then on), tries every case and 200 fuzzed requests of
     each kind on each, and prints a markdown table: class, cases tried, how they were answered."""
-    from ebgan_tf.serving import limits, server, server_config
+    from ebgan_tf.serving import server, server_config
     from tests.helpers.served_models import export_untrained_att_ebgan
     from tests.helpers.tiny import IMAGE_SIZE
 
@@ -418,9 +681,7 @@ def main() -> int:
         path = export_untrained_att_ebgan(base)
         with open(f"{path}/assets/attributes.txt") as handle:
             num_attributes = len(handle.read().split())
-        request_limits = limits.RequestLimits(max_batch_rows=8, max_message_bytes=8 * 1024 * 1024,
-                                              header_timeout_seconds=1.0, body_timeout_seconds=1.0,
-                                              idle_timeout_seconds=1.0, max_rest_connections=8)
+        request_limits = LIMITS
         for batching in (None, server_config.BatchingOptions(max_batch_size=8, batch_timeout_micros=2000)):
             options = server_config.ServerOptions(
                 models=(server_config.ModelSource("ebgan", f"{base}/ebgan"),), port=0, rest_api_port=0,

@@ -29,8 +29,7 @@ from tests.helpers.served_models import export_slow_model, export_untrained_att_
 from tests.helpers.tiny import IMAGE_SIZE
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LIMITS = limits.RequestLimits(max_batch_rows=8, max_message_bytes=8 * 1024 * 1024, header_timeout_seconds=1.0,
-                              body_timeout_seconds=1.0, idle_timeout_seconds=1.0, max_rest_connections=8)
+LIMITS = hostile_probe.LIMITS
 FUZZ_EXAMPLES = 60  # per kind and server: bounded, so that `make test` stays short
 
 
