@@ -24,7 +24,7 @@ from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 from ebgan_tf.serving import limits, server, server_config
 from tests.helpers import hostile_probe
-from tests.helpers.contract_model import export_contract_model
+from tests.helpers.contract_model import export_contract_model, random_inputs
 from tests.helpers.served_models import export_slow_model, export_untrained_att_ebgan
 from tests.helpers.tiny import IMAGE_SIZE
 
@@ -88,6 +88,12 @@ def test_client_errors_name_the_input(target):
     size = target.image_size
     cases = [(hostile_probe._with(target, source=hostile_probe.declared(  # pylint: disable=protected-access
         hostile_probe.U8, [1, size, size, 3], int_val=[300] * (size * size * 3))), "'source'", "uint8"),
+        (hostile_probe._with(target, mask=hostile_probe.declared(  # pylint: disable=protected-access
+            hostile_probe.F32, [1, size, size, 1], int_val=[1] * (size * size))), "'mask' (float32) carries its "
+         "values in int_val", "float32 values go in float_val"),
+        (hostile_probe._with(target, source=hostile_probe.declared(  # pylint: disable=protected-access
+            hostile_probe.U8, [1, size, size, 3], int64_val=[9] * (size * size * 3))), "'source' (uint8)",
+         "uint8 values go in int_val"),
         (hostile_probe._with(target, attributes=hostile_probe._poisoned(  # pylint: disable=protected-access
             "attributes", float("nan"))), "attributes values must be finite and in [0, 1]", ""),
         (hostile_probe._with(target, target.max_batch_rows + 1), "--max_batch_rows", "")]
@@ -98,6 +104,48 @@ def test_client_errors_name_the_input(target):
             with pytest.raises(grpc.RpcError) as error:
                 stub.Predict(request, timeout=30)
             assert first in error.value.details() and second in error.value.details()
+
+
+def test_long_names_are_refused_and_echoed_cut(target):
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+    requests = [hostile_probe._named(target, name="m" * 2 ** 20),  # pylint: disable=protected-access
+                hostile_probe._extra_inputs(target, 20000),  # pylint: disable=protected-access
+                hostile_probe._output_filters(target, 100000)]  # pylint: disable=protected-access
+    with grpc.insecure_channel(f"127.0.0.1:{target.grpc_port}",
+                               options=[("grpc.max_send_message_length", 64 * 2 ** 20)]) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for request, words in zip(requests, ("longer than 256 characters", "20004 inputs", "100000 output filters")):
+            with pytest.raises(grpc.RpcError) as error:
+                stub.Predict(request, timeout=30)
+            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, error.value.details()
+            assert words in error.value.details() and len(error.value.details()) < 400
+    answer = hostile_probe.exchange(target.host, target.rest_port, hostile_probe.http_post(
+        "/v1/models/" + "m" * 300 + ":predict", hostile_probe.rest_body(target)))
+    assert answer.status == "HTTP 400" and "longer than 256 characters" in answer.json()["error"]
+    assert len(answer.body) < 400
+
+
+def test_half_open_streams_are_bounded_and_ended_while_other_clients_are_answered(target):
+    seen = hostile_probe.half_open_streams(target, connections=1, streams=32, wait=30)
+    assert seen.max_concurrent_streams == LIMITS.grpc_max_concurrent_streams
+    assert seen.meanwhile == "OK"
+    assert seen.ended == {"DEADLINE_EXCEEDED": LIMITS.grpc_max_concurrent_streams}
+    # More calls waiting for their message than --grpc_max_pending_messages: the longest-waiting are ended at once.
+    seen = hostile_probe.half_open_streams(target, connections=3, streams=32, wait=30)
+    assert seen.meanwhile == "OK"
+    assert set(seen.ended) == {"DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
+    assert seen.ended["DEADLINE_EXCEEDED"] <= LIMITS.grpc_max_pending_messages
+    assert _serving(target)
+
+
+def test_big_legal_rest_body_is_refused_before_it_is_parsed(target):
+    body = hostile_probe.big_legal_body(target)
+    assert len(body) > target.max_message_bytes * 0.8
+    answer = hostile_probe.exchange(target.host, target.rest_port, hostile_probe.http_post(hostile_probe.PREDICT,
+                                                                                           body))
+    assert answer.status == "HTTP 413"
+    assert "JSON values and arrays" in answer.json()["error"]  # counted in the raw body: refused before parsing
+    assert "--max_batch_rows" in answer.json()["error"]
 
 
 def test_fuzzed_grpc_requests_and_rest_bodies_get_client_errors_at_worst(target):
@@ -177,6 +225,49 @@ def test_failed_version_is_retried_after_the_interval_until_the_retries_are_used
         assert _status(running.port, "ebgan")[1][0] == "AVAILABLE"
     finally:
         running.stop()
+
+
+def test_odd_version_directories_are_skipped_and_the_rest_keep_serving(tmp_path):
+    complete = export_contract_model(str(tmp_path / "staging"), "ebgan", 1, 16, "ebgan")
+    export_contract_model(str(tmp_path), "ebgan", 1, 16, "ebgan")
+    running = _start_polling(tmp_path, retry_seconds=3600)
+    try:
+        for odd in ("99999999999999999999", "\u00b2", "-3", "7a"):
+            shutil.copytree(complete, tmp_path / "ebgan" / odd)
+        shutil.copytree(complete, tmp_path / "ebgan" / "0042")  # decimal, leading zeros: version 42, as TF Serving
+        _wait_for(lambda: _status(running.port, "ebgan").get(42, ("", ""))[0] == "AVAILABLE")
+        assert set(_status(running.port, "ebgan")) == {1, 42}
+        target = hostile_probe.Target(running.port, 0, 16, 0, 8, 2 ** 20, 1.0, 1)
+        request = hostile_probe.predict_request(random_inputs(1, 16), "edit")
+        assert hostile_probe.grpc_answer(target, request) == "OK"
+        shutil.rmtree(tmp_path / "ebgan" / "0042")  # polling still works: the version is unloaded
+        _wait_for(lambda: _status(running.port, "ebgan")[42][0] == "END")
+        assert hostile_probe.grpc_answer(target, request) == "OK"
+    finally:
+        running.stop()
+
+
+def test_connections_waiting_to_be_accepted_at_shutdown_are_answered_503(target):
+    from ebgan_tf.serving.http_base import LimitedHandler, LimitedHTTPServer
+
+    class Handler(LimitedHandler):
+        def handle_request(self, post: bool) -> None:
+            self.send_json(200, {})
+
+    http_server = LimitedHTTPServer(("127.0.0.1", 0), Handler, LIMITS)
+    serving = threading.Thread(target=http_server.serve_forever, daemon=True)
+    serving.start()
+    http_server.shutdown()  # the accept loop has stopped, as in ModelServer.stop: new connections wait unaccepted
+    waiting = [socket.create_connection(http_server.server_address, timeout=10) for _ in range(3)]
+    for sock in waiting:
+        sock.sendall(b"GET /v1/models/ebgan HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert http_server.refuse_waiting() == 3
+    http_server.server_close()
+    for sock in waiting:
+        with sock:
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 503 "), answer
+            assert b"shutting down" in answer
 
 
 # --- SIGTERM with requests in flight ----------------------------------------------------------------------------
@@ -265,4 +356,4 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
     assert "ebgan-serve: stopping (grace period 8 s)" in output, output
     assert took < grace + 5.0, (took, output)
     assert answers["grpc short"] == "OK" and answers["rest short"] == 200, answers
-    assert answers["grpc long"] in ("CANCELLED", "UNAVAILABLE") and answers["rest long"] == 503, answers
+    assert answers["grpc long"] == "UNAVAILABLE" and answers["rest long"] == 503, answers
