@@ -586,29 +586,36 @@ CASES: tuple[Case, ...] = (
 # --- fuzzing strategies -------------------------------------------------------------------------------------------
 
 _DTYPES = [types_pb2.DT_UINT8, types_pb2.DT_FLOAT, types_pb2.DT_INT32, types_pb2.DT_INT64, types_pb2.DT_STRING,
-           types_pb2.DT_HALF, types_pb2.DT_BOOL, types_pb2.DT_DOUBLE, types_pb2.DT_INVALID, 999]
+           types_pb2.DT_HALF, types_pb2.DT_BOOL, types_pb2.DT_DOUBLE, types_pb2.DT_INT8, types_pb2.DT_INT16,
+           types_pb2.DT_UINT16, types_pb2.DT_UINT32, types_pb2.DT_UINT64, types_pb2.DT_BFLOAT16,
+           types_pb2.DT_COMPLEX64, types_pb2.DT_COMPLEX128, types_pb2.DT_INVALID, 999]
 _INPUT_NAMES = ["source", "exemplar", "mask", "attributes", "other"]
+# Every value field of a TensorProto, with a strategy for one of its entries (tensor_content: raw bytes).
+_FIELD_ENTRIES = {"tensor_content": st.binary(min_size=1, max_size=8),
+                  "half_val": st.integers(-2 ** 31, 2 ** 31 - 1), "float_val": st.floats(width=32),
+                  "double_val": st.floats(), "int_val": st.integers(-2 ** 31, 2 ** 31 - 1),
+                  "string_val": st.binary(max_size=16), "scomplex_val": st.floats(width=32),
+                  "int64_val": st.integers(-2 ** 63, 2 ** 63 - 1), "bool_val": st.booleans(),
+                  "dcomplex_val": st.floats(), "uint32_val": st.integers(0, 2 ** 32 - 1),
+                  "uint64_val": st.integers(0, 2 ** 64 - 1)}
 
 
 @st.composite
-def tensor_protos(draw) -> tensor_pb2.TensorProto:
-    """Any TensorProto a careless or hostile client could send: dtypes, shapes and value fields at random."""
-    dims = draw(st.lists(st.integers(-5, 40) | st.sampled_from([2 ** 31, 2 ** 40, 2 ** 62]), max_size=5))
-    values = draw(st.sampled_from(["none", "tensor_content", "int_val", "float_val", "string_val", "int64_val",
-                                   "half_val", "bool_val"]))
-    content = {}
-    if values == "tensor_content":
-        content["tensor_content"] = draw(st.binary(max_size=2048))
-    elif values in ("int_val", "half_val"):
-        content[values] = draw(st.lists(st.integers(-2 ** 31, 2 ** 31 - 1), max_size=64))
-    elif values == "int64_val":
-        content[values] = draw(st.lists(st.integers(-2 ** 63, 2 ** 63 - 1), max_size=64))
-    elif values == "float_val":
-        content[values] = draw(st.lists(st.floats(width=32), max_size=64))
-    elif values == "string_val":
-        content[values] = draw(st.lists(st.binary(max_size=16), max_size=8))
-    elif values == "bool_val":
-        content[values] = draw(st.lists(st.booleans(), max_size=64))
+def tensor_protos(draw, shapes: tuple[list[int], ...] = ()) -> tensor_pb2.TensorProto:
+    """Any TensorProto a careless or hostile client could send: a dtype, a shape (at random or one of `shapes`)
+    and values in any value fields (none, one or two of them), as many as the shape declares or not."""
+    dims = draw(st.lists(st.integers(-5, 40) | st.sampled_from([2 ** 31, 2 ** 40, 2 ** 62]), max_size=5)
+                | st.sampled_from(shapes or ([1],)))
+    declared_count = int(np.prod(dims)) if all(0 <= size <= 4096 for size in dims) else -1
+    content: dict[str, Any] = {}
+    for field in draw(st.lists(st.sampled_from(sorted(_FIELD_ENTRIES)), max_size=2, unique=True)):
+        entry = _FIELD_ENTRIES[field]
+        if 0 <= declared_count <= 4096 and draw(st.booleans()):  # exactly as many values as declared
+            count = declared_count * (2 if field.endswith("complex_val") else 1)
+            values = [draw(entry)] * count
+        else:
+            values = draw(st.lists(entry, max_size=64))
+        content[field] = b"".join(values) if field == "tensor_content" else values
     proto = declared(draw(st.sampled_from(_DTYPES)), dims, **content)
     proto.tensor_shape.unknown_rank = not dims and draw(st.booleans())
     return proto
@@ -623,7 +630,9 @@ def fuzzed_requests(draw, target: Target) -> predict_pb2.PredictRequest:
         if draw(st.booleans()) and name in request.inputs:
             del request.inputs[name]
         else:
-            request.inputs[name].CopyFrom(draw(tensor_protos()))
+            size = target.image_size
+            request.inputs[name].CopyFrom(draw(tensor_protos(([1, size, size, 3], [1, size, size, 1],
+                                                               [1, target.num_attributes]))))
     return request
 
 
@@ -689,7 +698,8 @@ def main() -> int:
             running = server.ModelServer(options).start()
             try:
                 target = Target(running.port, running.rest_port, IMAGE_SIZE, num_attributes,
-                                request_limits.max_batch_rows, request_limits.max_message_bytes, 1.0, request_limits.max_rest_connections)
+                                request_limits.max_batch_rows, request_limits.max_message_bytes, 1.0,
+                                request_limits.max_rest_connections)
                 for case in CASES:
                     answers[case.kind][case.send(target)] += 1
                 fuzz(target, 200, lambda kind, answer: answers[kind].update([answer]))
