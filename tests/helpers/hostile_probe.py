@@ -429,7 +429,7 @@ def _invalid_utf8_name() -> bytes:
     return b"\x0a" + bytes([len(spec)]) + spec  # PredictRequest.model_spec (field 1)
 
 
-def _every_answer(target: Target, data: bytes) -> str:
+def every_answer(target: Target, data: bytes) -> str:
     """The statuses of every answer the server sends on one connection for `data` (then half-closed), joined by +:
     one answer per request sent, never one for a body."""
     with socket.create_connection((target.host, target.rest_port), timeout=target.timeout_seconds + 10) as sock:
@@ -542,7 +542,7 @@ CASES: tuple[Case, ...] = (
         PREDICT, b"{}", {"Content-Length": str(t.max_message_bytes + 1)}), half_close=False), "HTTP 413"),
     _rest("REST framing", "body shorter than Content-Length, half-close", lambda t: rest_answer(
         t, http_post(PREDICT, b"{}", {"Content-Length": "100"})), "HTTP 400"),
-    _rest("REST framing", "GET with a request as its body (Content-Length)", lambda t: _every_answer(
+    _rest("REST framing", "GET with a request as its body (Content-Length)", lambda t: every_answer(
         t, _smuggled_get(t)), "HTTP 200"),
     _rest("REST framing", "'Transfer-Encoding : chunked' (space before the colon)", lambda t: rest_answer(t, http_post(
         PREDICT, b"2\r\n{}\r\n0\r\n\r\n", {"Content-Length": None, "Transfer-Encoding ": "chunked"})), "HTTP 400"),

@@ -10,7 +10,7 @@ import pytest
 from PIL import ImageFile
 
 from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
-from tests.helpers import web_probe
+from tests.helpers import hostile_probe, web_probe
 
 OPTIONS = WebOptions(max_request_bytes=1_000_000, max_pixels=1_000_000, header_timeout_seconds=1.0,
                      body_timeout_seconds=1.0, idle_timeout_seconds=1.0, max_connections=8)
@@ -75,4 +75,16 @@ def test_fuzzed_json_bodies_multipart_uploads_and_damaged_files_get_client_error
     assert len(answers) >= 3 * FUZZ_EXAMPLES * 0.9
     assert not [(kind, answer) for kind, answer in answers if answer not in web_probe.CLIENT_ANSWERS]
     assert "HTTP 400" in {answer for kind, answer in answers if "JSON" in kind}
+    assert web_probe.serving(target)
+
+
+def test_a_get_carrying_a_request_as_its_body_gets_one_answer(target):
+    """The declared body of a GET is never read as a second request, and malformed header lines are 400."""
+    hidden = b"GET /api/nothing-smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = b"GET /api/models HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(hidden), hidden)
+    assert hostile_probe.every_answer(target.as_rest(), request) == "HTTP 200"
+    for header in (b"Transfer-Encoding : chunked", b"no colon here"):
+        answer = web_probe.exchange(target.host, target.port, b"GET /api/models HTTP/1.1\r\nHost: x\r\n" + header
+                                    + b"\r\nX-After: 1\r\n\r\n")
+        assert answer.status == "HTTP 400", (header, answer)
     assert web_probe.serving(target)
