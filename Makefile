@@ -59,7 +59,7 @@ models: $(STAMP)
 	done; wait
 	for variant in ebgan att_ebgan; do \
 	    $(BIN)/ebgan-export --model_dir=$(SHIP_RUNS)/ship_$$variant --export_base=models --name=$$variant --version=1 \
-	        --tflite=dynamic --verify || exit 1; \
+	        --tflite=dynamic,int8 --data_dir=$(DATA_DIR) --verify || exit 1; \
 	done
 	$(BIN)/ebgan-eval-classifier --dataset=synthetic_faces --data_dir=$(DATA_DIR) --output_dir=$(SHIP_RUNS)/evalcls \
 	    --image_size=64

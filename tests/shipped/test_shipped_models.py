@@ -25,7 +25,7 @@ from ebgan_tf.shipped import DEFAULT_MODEL, SHIPPED_MODELS_DIR
 from ebgan_tf.serving import edit
 
 MODELS_DIR = SHIPPED_MODELS_DIR
-MAX_SIZE_BYTES = 12_000_000  # 12 MB
+MAX_SIZE_BYTES = 20_000_000  # 20 MB
 TOLERANCE_DB = 1.0
 # The recorded evaluations: report directory -> the shipped files it scored (paths relative to models/).
 RECORDED = {
@@ -49,7 +49,7 @@ def data_dir(tmp_path_factory) -> str:
     return path
 
 
-def test_the_shipped_files_fit_in_12_mb():
+def test_the_shipped_files_fit_in_20_mb():
     sizes = [os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(MODELS_DIR) for name in names]
     assert 0 < sum(sizes) <= MAX_SIZE_BYTES
 
