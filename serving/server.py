@@ -55,9 +55,10 @@ class ModelServer:
         computation cannot be interrupted)."""
         grace = self.options.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         deadline = time.monotonic() + grace
-        grpc_stopping = threading.Thread(target=self._grpc.stop, args=(grace,), name="grpc-stop")
-        if self._grpc is not None:
-            grpc_stopping.start()  # health NOT_SERVING at once, calls in flight ended after the grace period
+        grpc_stopping = None
+        if self._grpc is not None:  # health NOT_SERVING at once, calls in flight ended after the grace period
+            grpc_stopping = threading.Thread(target=self._grpc.stop, args=(grace,), name="grpc-stop")
+            grpc_stopping.start()
         if self._rest is not None:
             self._rest.shutdown()
             self._rest.refuse_waiting()
@@ -67,7 +68,7 @@ class ModelServer:
             time.sleep(0.05)
         if self._rest is not None:
             self._rest.abandon_busy()
-        if grpc_stopping.is_alive():
+        if grpc_stopping is not None:
             grpc_stopping.join(max(0.0, deadline - time.monotonic()) + 5.0)
         if self.batcher is not None:
             self.batcher.stop(max(0.0, deadline - time.monotonic()))

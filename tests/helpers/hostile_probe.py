@@ -2,7 +2,8 @@
 answers it may get, and the fuzzing strategies (hypothesis) over gRPC TensorProtos and REST JSON bodies.
 
 `python -m tests.helpers.hostile_probe` serves an untrained tiny Att-EBGAN in-process (batching off and on), tries
-every case and a number of fuzzed requests, and prints the table of docs/hardening.md.
+every case and a number of fuzzed requests, and prints the table of docs/hardening.md; `... figures` measures the
+heaviest attacks against the default limits (the figures of docs/hardening.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import socket
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Callable
 
@@ -105,6 +107,7 @@ class HalfOpen:
     max_concurrent_streams: int
     meanwhile: str
     ended: collections.Counter
+    probed: Any = None  # what `probe` returned while the streams were open
 
 
 class _RawHttp2:
@@ -153,14 +156,14 @@ class _RawHttp2:
                                       ("te", "trailers")])
         self.flush()
         if declared_bytes:
-            data = b"\0" + declared_bytes.to_bytes(4, "big") + b"\0" * sent_bytes
+            data = memoryview(b"\0" + declared_bytes.to_bytes(4, "big") + b"\0" * sent_bytes)
             while data:
                 window = min(self.h2.local_flow_control_window(stream), self.h2.max_outbound_frame_size)
                 if window <= 0:
                     if not self.receive(5):
                         break
                     continue
-                self.h2.send_data(stream, data[:window])
+                self.h2.send_data(stream, data[:window].tobytes())
                 data = data[window:]
                 self.flush()
         return stream
@@ -170,10 +173,10 @@ class _RawHttp2:
 
 
 def half_open_streams(target: Target, connections: int, streams: int, declared_bytes: int = 0,
-                      sent_bytes: int = 0, wait: float = 30.0) -> HalfOpen:
+                      sent_bytes: int = 0, wait: float = 30.0, probe: Callable[[], Any] | None = None) -> HalfOpen:
     """Opens `streams` Predict calls (as many as the server allows) on each of `connections` connections, each
-    with HEADERS and at most part of its message; checks that other clients are answered meanwhile; then waits up
-    to `wait` seconds for the server to end every stream."""
+    with HEADERS and at most part of its message; checks that other clients are answered meanwhile (and calls
+    `probe`); then waits up to `wait` seconds for the server to end every stream."""
     opened: list[tuple[_RawHttp2, list[int]]] = []
     try:
         for _ in range(connections):
@@ -181,6 +184,7 @@ def half_open_streams(target: Target, connections: int, streams: int, declared_b
             allowed = min(streams, connection.h2.remote_settings.max_concurrent_streams)
             opened.append((connection, [connection.open_stream(declared_bytes, sent_bytes) for _ in range(allowed)]))
         meanwhile = good_calls_answered(target)
+        probed = probe() if probe else None
         deadline = time.monotonic() + wait
         for connection, ids in opened:
             while any(stream not in connection.status for stream in ids) and time.monotonic() < deadline:
@@ -188,7 +192,7 @@ def half_open_streams(target: Target, connections: int, streams: int, declared_b
                     break
         ended = collections.Counter(connection.status.get(stream, "open") for connection, ids in opened
                                     for stream in ids)
-        return HalfOpen(opened[0][0].h2.remote_settings.max_concurrent_streams, meanwhile, ended)
+        return HalfOpen(opened[0][0].h2.remote_settings.max_concurrent_streams, meanwhile, ended, probed)
     finally:
         for connection, _ in opened:
             connection.close()
@@ -718,5 +722,107 @@ def print_table(answers: dict[str, collections.Counter]) -> None:
         print(f"| {kind} | {sum(counter.values())} | {text} |")
 
 
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS")) / 1024
+
+
+def _health_latencies(target: Target, seconds: list[float], stop: threading.Event) -> None:
+    """Times health checks, one every 50 ms, until `stop` is set."""
+    with grpc.insecure_channel(f"{target.host}:{target.grpc_port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while not stop.is_set():
+            started = time.monotonic()
+            stub.Check(health_pb2.HealthCheckRequest(), timeout=120)
+            seconds.append(time.monotonic() - started)
+            time.sleep(0.05)
+
+
+def _while_timing_health(target: Target, work: Callable[[], Any]) -> tuple[Any, float, float]:
+    """(what `work` returns, the slowest health check meanwhile in seconds, the seconds `work` took)."""
+    seconds: list[float] = []
+    stop = threading.Event()
+    timer = threading.Thread(target=_health_latencies, args=(target, seconds, stop))
+    timer.start()
+    started = time.monotonic()
+    try:
+        result = work()
+    finally:
+        took = time.monotonic() - started
+        stop.set()
+        timer.join()
+    return result, max(seconds, default=float("nan")), took
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _bodies_at_once(target: Target, body: bytes, count: int) -> list[tuple[str, float]]:
+    """Sends `body` on `count` connections at once: (status, seconds to the answer) of each."""
+    done: list[tuple[str, float]] = []
+    started = time.monotonic()
+
+    def one() -> None:
+        done.append((exchange(target.host, target.rest_port, body, wait=120).status, time.monotonic() - started))
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return done
+
+
+def figures() -> int:
+    """Runs `ebgan-serve` with its default limits (docs/hardening.md) on an untrained tiny Att-EBGAN and measures
+    what the heaviest attacks of docs/hardening.md cost it: four ~60 MB REST bodies of ~1500 rows at once, 32
+    half-open streams on one connection, 8 streams each with half of a 60 MiB message. One line per measurement;
+    RSS is the server process's."""
+    import subprocess
+    from tests.helpers.served_models import export_untrained_att_ebgan
+    from tests.helpers.tiny import IMAGE_SIZE
+
+    limits = RequestLimits()
+    with tempfile.TemporaryDirectory() as base:
+        path = export_untrained_att_ebgan(base)
+        with open(f"{path}/assets/attributes.txt") as handle:
+            num_attributes = len(handle.read().split())
+        port, rest_port = _free_port(), _free_port()
+        process = subprocess.Popen([sys.executable, "-m", "ebgan_tf.serving.main", f"--model_base_path={base}/ebgan",
+                                    f"--port={port}", f"--rest_api_port={rest_port}"], stdout=subprocess.PIPE)
+        try:
+            for line in iter(process.stdout.readline, b""):
+                if line.startswith(b"ebgan-serve: serving"):
+                    break
+            target = Target(port, rest_port, IMAGE_SIZE, num_attributes, limits.max_batch_rows,
+                            limits.max_message_bytes, limits.body_timeout_seconds, limits.max_rest_connections)
+            _, slowest, _ = _while_timing_health(target, lambda: time.sleep(2))
+            print(f"health checks of an idle server: slowest {slowest * 1000:.0f} ms")
+            row = len(rest_body(target, 4)) / 4
+            body = http_post(PREDICT, rest_body(target, int(60e6 / row)))
+            rss = _rss_mb(process.pid)
+            answers, slowest, _ = _while_timing_health(target, lambda: _bodies_at_once(target, body, 4))
+            print(f"four REST bodies of {len(body) / 1e6:.0f} MB ({int(60e6 / row)} rows) at once: "
+                  f"{', '.join(f'{status} after {seconds:.1f} s' for status, seconds in answers)}; slowest health "
+                  f"check meanwhile {slowest * 1000:.0f} ms; server RSS {rss:.0f} -> {_rss_mb(process.pid):.0f} MB")
+            seen, slowest, took = _while_timing_health(target, lambda: half_open_streams(target, 1, 32, wait=120))
+            print(f"32 half-open Predict streams on one connection: {seen.max_concurrent_streams} opened (the "
+                  f"server's limit), other clients {seen.meanwhile}, ended {dict(seen.ended)} after {took:.1f} s; "
+                  f"slowest health check meanwhile {slowest * 1000:.0f} ms")
+            rss = _rss_mb(process.pid)
+            seen, slowest, took = _while_timing_health(target, lambda: half_open_streams(
+                target, 1, 8, 60 * 2 ** 20, 30 * 2 ** 20, wait=120, probe=lambda: _rss_mb(process.pid)))
+            time.sleep(2)
+            print(f"8 streams, each 30 MiB of a 60 MiB message: other clients {seen.meanwhile}, ended "
+                  f"{dict(seen.ended)} after {took:.1f} s; slowest health check meanwhile {slowest * 1000:.0f} ms; "
+                  f"server RSS {rss:.0f} -> {seen.probed:.0f} MB while open -> {_rss_mb(process.pid):.0f} MB after")
+        finally:
+            process.terminate()
+            process.wait(60)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(figures() if sys.argv[1:] == ["figures"] else main())
