@@ -237,8 +237,9 @@ class GrpcFront:
         finally:
             self._running.discard(task)
             expired.cancel()
-        if not work.done():
-            work.cancel()
+            if not work.done():  # grace period over or call cancelled: a queued request is dropped (a running
+                work.cancel()  # computation cannot be interrupted, and its answer is not waited for)
+        if work.cancelled():
             raise ServingError(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_MESSAGE)
         return work.result()
 

@@ -1,5 +1,5 @@
-"""The REST front end: TF Serving's REST API (predict and model status) over http.server, with timeouts,
-a bounded number of connections and the body rules of ebgan_tf.serving.limits."""
+"""The REST front end: TF Serving's REST API (predict and model status) over the HTTP layer of http_base (h11),
+with timeouts, a bounded number of connections and the body rules of ebgan_tf.serving.limits."""
 
 from __future__ import annotations
 

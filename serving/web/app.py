@@ -1,4 +1,4 @@
-"""The web editor's server: the page, its assets, and the JSON endpoints, over the standard library's HTTP server.
+"""The web editor's server: the page, its assets, and the JSON endpoints, over the HTTP layer of http_base (h11).
 
     GET  /                            the page (static/index.html, app.js, style.css: shipped in the package)
     GET  /api/models                  models offered: name, version, variant, image size, attributes
