@@ -43,6 +43,7 @@ setup(
             "ebgan-figures=ebgan_tf.training.figures:run",
             "ebgan-eval-classifier=ebgan_tf.training.eval_classifier:run",
             "ebgan-curve=ebgan_tf.training.curve:run",
+            "ebgan-ablate=ebgan_tf.training.ablate:run",
             "ebgan-export=ebgan_tf.export.main:run",
             "ebgan-edit=ebgan_tf.serving.edit:run",
             "ebgan-serve=ebgan_tf.serving.main:run",

@@ -48,8 +48,10 @@ def _with_composites(parts: dict[str, tuple[str, ...]], face_extra: tuple[str, .
     return {**parts, "components": components, "face": components + face_extra}
 
 
-CODE_POOLINGS: tuple[str, ...] = ("spatial", "global")
+CODE_POOLINGS: tuple[str, ...] = ("spatial", "global", "parts")
 CODE_INJECTIONS: tuple[str, ...] = ("bottleneck", "all_scales")
+GENERATORS: tuple[str, ...] = ("unet", "paper")
+EXEMPLAR_MASKS: tuple[str, ...] = ("source", "own")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,14 +71,21 @@ class ModelConfig:
     classifier_width: int = 32
     # How E summarises the exemplar's region: "spatial" keeps the code map (h x w cells, the paper's Z^B as a
     # feature map), "global" averages it over the mask into one vector per image (pose-free: the generator places
-    # the region from the mask and the context).
+    # the region from the mask and the context), "parts" averages it per face part (eyes, brows, nose, mouth, skin:
+    # one vector each, from the exemplar's own part layout), and each part's vector feeds the generator only inside
+    # the source's mask of that part (as SEAN's per-region style codes).
     code_pooling: str = "spatial"
     # Where G_dec reads the exemplar code: "bottleneck" (concatenated to Z^A only, as in the paper) or
     # "all_scales" (also modulating every decoder level: x * (1 + gamma(Z)) + beta(Z), as SPADE / StyleMapGAN).
     code_injection: str = "bottleneck"
+    # The generator's shape: "unet" (G_enc reads the masked source and the mask; G_dec also takes G_enc's features
+    # at every level, U-Net skips) or "paper" (exactly the paper's G_enc(A * (1 - M)) -> Z^A, G_dec(Z^A, Z^B'):
+    # no mask channel, no skips).
+    generator: str = "unet"
 
     def __post_init__(self):
-        for name, valid in (("code_pooling", CODE_POOLINGS), ("code_injection", CODE_INJECTIONS)):
+        for name, valid in (("code_pooling", CODE_POOLINGS), ("code_injection", CODE_INJECTIONS),
+                            ("generator", GENERATORS)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"Unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}.")
 
@@ -102,9 +111,26 @@ class LossWeights:
     # False: L_cyc updates the generator only, never the encoder (BicycleGAN's latent regression), so E cannot
     # satisfy it through E(A^b) either. True: the paper's joint update of E and G.
     cycle_trains_encoder: bool = True
+    # With cycle_trains_encoder=False: take out of the encoder's update only L_cyc's gradient through the weights
+    # of E(A^b) (E held fixed there: one more forward and backward pass of E alone), not L_cyc's whole gradient
+    # (a second backward pass through E(A^b), G and E(B)); L_cyc still reaches E through the code G was given.
+    cycle_fixed_encoder: bool = False
     # Att-EBGAN: probability that an attribute the exemplar has is switched off in a training pair (its gate 0 and
     # the classification target 0), so that the model learns what a filtered edit looks like. 0 = the paper's.
     gate_dropout: float = 0.0
+    # Beside hole_rec: the mean squared error inside the mask (the error PSNR measures), normalised likewise.
+    hole_rec_l2: float = 0.0
+    # Which mask E reads the exemplar through in a training pair: "source" (the source's mask, E(B, M_A), the paper's)
+    # or "own" (the same region and jitter drawn on the exemplar's own landmarks, E(B, M_B)).
+    exemplar_mask: str = "source"
+    # In the reconstruction pair (B = A), the hole of A is recoloured (per-image random gain and offset per channel
+    # up to this much) in the exemplar and in the target, so the generator must take the hole's colours from the
+    # code, not from the context around it (the neck tells the face's skin tone). 0 = off.
+    reconstruction_colour_jitter: float = 0.0
+
+    def __post_init__(self):
+        if self.exemplar_mask not in EXEMPLAR_MASKS:
+            raise ValueError(f"Unknown exemplar_mask {self.exemplar_mask!r}; valid: {', '.join(EXEMPLAR_MASKS)}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +143,11 @@ class TrainConfig:
     beta_2: float = 0.999
     loss_weights: LossWeights = LossWeights()
     same_exemplar_share: float = 0.1  # share of pairs in a batch that use B = A
+    # Exponential moving average of the encoder's and generator's weights, used for evaluation and export (the
+    # final weights); the momentum per step, 0 = no average (the last step's weights).
+    ema_decay: float = 0.0
+    # The learning rate falls linearly to 0 over this last share of the run's steps (0 = constant).
+    lr_decay_fraction: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,6 +47,8 @@ class RunConfig:
     steps_per_epoch: int = 1000
     batch_size: int | None = None
     learning_rate: float | None = None
+    ema_decay: float | None = None
+    lr_decay_fraction: float | None = None
     loss_weights: LossWeights | None = None
     model_overrides: dict[str, int | str] = dataclasses.field(default_factory=dict)
     seed: int = 0
@@ -75,15 +77,23 @@ class RunConfig:
         learning_rate = self.learning_rate if self.learning_rate is not None else preset.train.learning_rate
         if learning_rate <= 0:
             raise ValueError(f"--learning_rate must be positive, got {learning_rate}.")
+        ema_decay = self.ema_decay if self.ema_decay is not None else preset.train.ema_decay
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"--ema_decay must be in [0, 1) (0 = no average), got {ema_decay}.")
+        lr_decay_fraction = (self.lr_decay_fraction if self.lr_decay_fraction is not None
+                             else preset.train.lr_decay_fraction)
+        if not 0.0 <= lr_decay_fraction <= 1.0:
+            raise ValueError(f"--lr_decay_fraction must be in [0, 1], got {lr_decay_fraction}.")
         loss_weights = self.loss_weights or preset.train.loss_weights
         negative = [f"{field.name}={getattr(loss_weights, field.name)}" for field in dataclasses.fields(loss_weights)
-                    if getattr(loss_weights, field.name) < 0]
+                    if isinstance(getattr(loss_weights, field.name), float) and getattr(loss_weights, field.name) < 0]
         if negative:
             raise ValueError(f"Loss weights must not be negative, got {', '.join(negative)}.")
         resolved = dataclasses.replace(
             self, regions=regions, dataset=self.dataset or preset.dataset,
             data_dir=os.path.expanduser(self.data_dir), batch_size=self.batch_size or preset.train.batch_size,
-            learning_rate=learning_rate, loss_weights=loss_weights)
+            learning_rate=learning_rate, ema_decay=ema_decay, lr_decay_fraction=lr_decay_fraction,
+            loss_weights=loss_weights)
         resolved.model_config()  # validates model_overrides
         return resolved
 
@@ -114,6 +124,8 @@ class RunConfig:
             "model": dataclasses.asdict(preset.model),
             "loss_weights": dataclasses.asdict(self.loss_weights),
             "learning_rate": self.learning_rate,
+            "ema_decay": self.ema_decay,
+            "lr_decay_fraction": self.lr_decay_fraction,
             "beta_1": train.beta_1,
             "beta_2": train.beta_2,
             "batch_size": self.batch_size,
@@ -182,6 +194,7 @@ def run_config_from_dir(model_dir: str) -> RunConfig:
     return RunConfig(
         model_dir=model_dir, preset=saved["preset"], variant=saved["variant"], regions=tuple(saved["regions"]),
         dataset=saved["dataset"], batch_size=saved["batch_size"], learning_rate=saved["learning_rate"],
+        ema_decay=saved.get("ema_decay", 0.0), lr_decay_fraction=saved.get("lr_decay_fraction", 0.0),
         loss_weights=LossWeights(**saved["loss_weights"]), model_overrides=overrides, seed=saved["seed"],
     ).resolved()
 
@@ -228,13 +241,15 @@ def checkpoint_paths(model_dir: str) -> list[str]:
 
 def load_trained(model_dir: str, checkpoint: str | None = None) -> EBGANTrainer:
     """Rebuilds the trainer of a run from `config.json` and loads its final weights (or, when the run has not
-    finished, its latest checkpoint; or the given `checkpoint` path, e.g. one of `checkpoint_paths`). Raises
+    finished, its latest checkpoint; or the given `checkpoint` path, e.g. one of `checkpoint_paths`), with the
+    moving average of its weights where the run keeps one (final weights hold it already). Raises
     FileNotFoundError when `model_dir` holds neither, or `checkpoint` does not exist.
     """
     config = run_config_from_dir(model_dir)
     if checkpoint is not None and not tf.io.gfile.exists(f"{checkpoint}.index"):
         raise FileNotFoundError(f"No checkpoint {checkpoint} (its .index file is missing).")
-    trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
+    trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights,
+                            read_config(model_dir).get("landmark_template"))
     trainer.build_all()
     weights = os.path.join(model_dir, FINAL_WEIGHTS)
     latest = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
@@ -243,9 +258,10 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> EBGANTrainer:
     elif latest:
         # Keras 3 hides the layers a model keeps in lists from tf.train.Checkpoint's object graph; their variables
         # are reachable only through the optimisers that train them, so the checkpoint is read with optimisers.
-        trainer.compile()
+        trainer.compile(ema_decay=config.ema_decay)
         step = tf.Variable(0, dtype=tf.int64)
         make_checkpoint(trainer, optimizers=True, step=step).restore(latest).assert_existing_objects_matched()
+        trainer.use_averaged_weights()
     else:
         raise FileNotFoundError(f"{model_dir} holds neither {FINAL_WEIGHTS} nor a checkpoint; train it first.")
     return trainer

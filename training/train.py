@@ -14,7 +14,7 @@ import dataclasses
 from absl import flags
 
 from ebgan_tf.cli import check_no_arguments, define_data_dir_flag, reports_errors, run_main
-from ebgan_tf.config import PRESETS, VARIANTS, get_preset
+from ebgan_tf.config import EXEMPLAR_MASKS, PRESETS, VARIANTS, get_preset
 from ebgan_tf.data.pipeline import DATASETS
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.callbacks import DivergenceError, NonFiniteError
@@ -55,11 +55,29 @@ def define_flags() -> None:
     flags.DEFINE_bool("cycle_trains_encoder", None, "Let L_cyc update the encoder as well as the generator (the "
                       "paper's joint update); --nocycle_trains_encoder trains only the generator with it, so the "
                       "encoder cannot satisfy it with one code for every face. Default: the preset's.")
+    flags.DEFINE_bool("cycle_fixed_encoder", None, "With --nocycle_trains_encoder: hold the encoder's weights fixed "
+                      "only where L_cyc encodes the edit, E(A^b) (a cheaper step), instead of taking all of L_cyc's "
+                      "gradient out of the encoder. Default: the preset's.")
     flags.DEFINE_float("gate_dropout", None, "att_ebgan: probability that an attribute the exemplar has is switched "
                        "off in a training pair (gate and classification target 0), teaching filtered edits. Default: "
                        "the preset's.")
+    flags.DEFINE_float("hole_rec_l2_weight", None, "Weight of the mean squared error inside the mask only (the error "
+                       "PSNR measures), beside --hole_rec_weight. Default: the preset's.")
+    flags.DEFINE_enum("exemplar_mask", None, EXEMPLAR_MASKS, "The mask the encoder reads a training pair's exemplar "
+                      "through: source (the source's mask, the paper's) or own (the same region and jitter on the "
+                      "exemplar's own landmarks). Default: the preset's.")
+    flags.DEFINE_float("reconstruction_colour_jitter", None, "Recolour the hole of the reconstruction pair (B = A) by "
+                       "a random gain and offset per channel of up to this much, in the exemplar and the target, so "
+                       "the generator takes the hole's colours from the code, not the context. 0 = off. Default: the "
+                       "preset's.")
+    flags.DEFINE_float("ema_decay", None, "Keep an exponential moving average of the encoder's and generator's "
+                       "weights with this momentum per step, and evaluate and export it (0 = the last step's "
+                       "weights). Default: the preset's.")
+    flags.DEFINE_float("lr_decay_fraction", None, "Let the learning rate fall linearly to 0 over this last share of "
+                       "the run's steps (epochs x steps_per_epoch; 0 = constant). Default: the preset's.")
     flags.DEFINE_list("model_config", [], "Overrides of the preset's network settings as name=value pairs, e.g. "
-                      "base_width=16,max_width=64 or code_pooling=global,code_injection=all_scales (fields of "
+                      "base_width=16,max_width=64 or code_pooling=parts,code_injection=all_scales,generator=unet "
+                      "(fields of "
                       "ebgan_tf.config.ModelConfig; see docs/method.md).")
     flags.DEFINE_enum("strategy", "auto", STRATEGIES, "Distribution strategy. auto: mirrored when there is more than "
                       "one GPU or --cpu_replicas > 1, else one_device. multi_worker: MultiWorkerMirroredStrategy over "
@@ -106,13 +124,16 @@ def run_config_from_flags() -> RunConfig:
     weights = get_preset(FLAGS.preset).train.loss_weights
     given = {"adv": FLAGS.adv_weight, "rec": FLAGS.rec_weight, "cyc": FLAGS.cyc_weight, "cls": FLAGS.cls_weight,
              "hole_rec": FLAGS.hole_rec_weight, "detach_cycle_target": FLAGS.detach_cycle_target,
-             "cycle_trains_encoder": FLAGS.cycle_trains_encoder,
-             "gate_dropout": FLAGS.gate_dropout}
+             "cycle_trains_encoder": FLAGS.cycle_trains_encoder, "cycle_fixed_encoder": FLAGS.cycle_fixed_encoder,
+             "gate_dropout": FLAGS.gate_dropout, "hole_rec_l2": FLAGS.hole_rec_l2_weight,
+             "exemplar_mask": FLAGS.exemplar_mask,
+             "reconstruction_colour_jitter": FLAGS.reconstruction_colour_jitter}
     return RunConfig(
         model_dir=FLAGS.model_dir, preset=FLAGS.preset, variant=FLAGS.variant,
         regions=tuple(FLAGS.regions.split(",")) if FLAGS.regions is not None else None,
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, epochs=FLAGS.epochs, steps_per_epoch=FLAGS.steps_per_epoch,
-        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, ema_decay=FLAGS.ema_decay,
+        lr_decay_fraction=FLAGS.lr_decay_fraction,
         loss_weights=dataclasses.replace(weights, **{k: v for k, v in given.items() if v is not None}),
         model_overrides=_parse_model_config(FLAGS.model_config), seed=FLAGS.seed,
         checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,

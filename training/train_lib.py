@@ -49,7 +49,8 @@ class _Data:
         self._eval = pipeline.load_examples(
             config.dataset, config.data_dir, pipeline.EVAL_SPLIT[config.dataset], image_size)
         self._options = dict(image_size=image_size, regions=config.regions, attribute_names=attribute_names,
-                             crop=pipeline.default_crop(config.dataset), deterministic=True, repeat=True)
+                             crop=pipeline.default_crop(config.dataset), deterministic=True, repeat=True,
+                             part_layouts=config.model_config().code_pooling == "parts")
 
     def epoch(self, epoch: int, skip: int) -> tf.data.Dataset:
         """The batches of `epoch` after the first `skip`."""
@@ -85,7 +86,29 @@ class _Data:
         return {key: value.numpy() for key, value in next(iter(batches)).items()}
 
 
-def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
+class DecayAtTheEnd(keras.optimizers.schedules.LearningRateSchedule):
+    """A constant learning rate that falls linearly to 0 over the last `fraction` of `total_steps`."""
+
+    def __init__(self, learning_rate: float, total_steps: int, fraction: float):
+        self.learning_rate, self.total_steps, self.fraction = learning_rate, total_steps, fraction
+
+    def __call__(self, step):
+        decay_steps = max(self.fraction * self.total_steps, 1.0)
+        remaining = (self.total_steps - tf.cast(step, tf.float32)) / decay_steps
+        return self.learning_rate * tf.clip_by_value(remaining, 0.0, 1.0)
+
+    def get_config(self) -> dict:
+        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "fraction": self.fraction}
+
+
+def learning_rate_schedule(config: RunConfig) -> float | DecayAtTheEnd:
+    """The run's learning rate: constant, or decaying over the last `lr_decay_fraction` of its steps."""
+    if not config.lr_decay_fraction:
+        return config.learning_rate
+    return DecayAtTheEnd(config.learning_rate, config.epochs * config.steps_per_epoch, config.lr_decay_fraction)
+
+
+def _build(config: RunConfig, strategy: tf.distribute.Strategy, landmark_template) -> EBGANTrainer:
     """Builds and compiles the trainer (models and optimisers) inside the strategy's scope, under the float32 or
     mixed_float16 policy (the process's global policy is restored afterwards)."""
     keras.utils.set_random_seed(config.seed)
@@ -94,10 +117,11 @@ def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     try:
         with strategy.scope():
-            trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
+            trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights,
+                                    landmark_template)
             trainer.build_all()
-            trainer.compile(learning_rate=config.learning_rate, beta_1=train.beta_1, beta_2=train.beta_2,
-                            jit_compile=config.xla)
+            trainer.compile(learning_rate=learning_rate_schedule(config), beta_1=train.beta_1, beta_2=train.beta_2,
+                            ema_decay=config.ema_decay, jit_compile=config.xla)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     # Keras 3.15's fit and evaluate first pull one batch and reduce it across replicas with strategy.reduce to
@@ -133,7 +157,7 @@ def train(
         check_config(config.model_dir, identity)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from None
-    trainer = _build(config, strategy)
+    trainer = _build(config, strategy, identity["landmark_template"])
     with distribute.output_dir(config.model_dir, strategy) as output_dir:
         history = _fit(trainer, config, identity, data, strategy, output_dir, extra_callbacks)
     return trainer, history
@@ -191,6 +215,7 @@ def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, 
             break
 
     checkpoints.save()
+    trainer.use_averaged_weights()  # the final weights (and the returned trainer) are the moving average
     grids.write()
     save_final_weights(trainer, output_dir)
     print(f"Saved the final weights to {os.path.join(output_dir, FINAL_WEIGHTS)} (step {counter.step}).",

@@ -22,6 +22,8 @@ from ebgan_tf import images
 from ebgan_tf.config import REGIONS, validate_regions
 
 PARTS: tuple[str, ...] = ("eyes", "brows", "nose", "mouth")
+# The parts of a per-part exemplar code: the four parts and the skin (every pixel in none of them).
+CODE_PARTS: tuple[str, ...] = PARTS + ("skin",)
 
 
 def _part_ellipses(landmarks: tf.Tensor, region: str) -> list[tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]]:
@@ -91,6 +93,34 @@ def region_mask(
     return tf.cast(inside, tf.float32)[..., None]
 
 
+def part_layout(landmarks: tf.Tensor, size: int) -> tf.Tensor:
+    """One-hot map float32 [S, S, len(CODE_PARTS)] of which face part each pixel belongs to.
+
+    A pixel inside one or more of the parts' (unjittered) ellipses belongs to the part whose ellipse it is deepest
+    in (smallest normalised distance); every other pixel belongs to the skin. `landmarks` float [5, 2] (x, y).
+    """
+    landmarks = tf.cast(tf.convert_to_tensor(landmarks), tf.float32)
+    ys = tf.range(size, dtype=tf.float32)[:, None] + 0.5
+    xs = tf.range(size, dtype=tf.float32)[None, :] + 0.5
+    distances = []
+    for part in PARTS:
+        (cx, cy, rx, ry), = _part_ellipses(landmarks, part)
+        distances.append(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2)
+    distances.append(tf.ones([size, size]))  # the skin: every pixel outside all four ellipses
+    return tf.one_hot(tf.argmin(tf.stack(distances, axis=-1), axis=-1), len(CODE_PARTS), dtype=tf.float32)
+
+
+def random_jitter(seed: tf.Tensor | Sequence[int], max_scale_jitter: float = 0.15,
+                  max_shift: float = 0.1) -> tuple[tf.Tensor, tf.Tensor]:
+    """(scale [], shift [2]) of a training mask: a scale in [1 - max_scale_jitter, 1 + max_scale_jitter] and a shift
+    of up to `max_shift` interocular distances along x and y, drawn from the stateless `seed` int [2]."""
+    seed = tf.convert_to_tensor(seed)
+    scale_seed, shift_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    scale = tf.random.stateless_uniform([], scale_seed, 1.0 - max_scale_jitter, 1.0 + max_scale_jitter)
+    shift = tf.random.stateless_uniform([2], shift_seed, -max_shift, max_shift)
+    return scale, shift
+
+
 def random_region_mask(
     landmarks: tf.Tensor,
     regions: Sequence[str] | str,
@@ -99,13 +129,8 @@ def random_region_mask(
     max_scale_jitter: float = 0.15,
     max_shift: float = 0.1,
 ) -> tf.Tensor:
-    """`region_mask` with a random scale in [1 - max_scale_jitter, 1 + max_scale_jitter] and a random shift of
-    up to `max_shift` interocular distances along x and y. `seed` is a stateless seed, int [2]: the same seed
-    gives the same mask."""
-    seed = tf.convert_to_tensor(seed)
-    scale_seed, shift_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    scale = tf.random.stateless_uniform([], scale_seed, 1.0 - max_scale_jitter, 1.0 + max_scale_jitter)
-    shift = tf.random.stateless_uniform([2], shift_seed, -max_shift, max_shift)
+    """`region_mask` with the jitter of `random_jitter`: the same seed gives the same mask."""
+    scale, shift = random_jitter(seed, max_scale_jitter, max_shift)
     return region_mask(landmarks, regions, size, scale=scale, shift=shift)
 
 

@@ -5,12 +5,15 @@ examples in the schema into GLOBAL batches in the batch schema of docs/data.md (
 
   source, exemplar        float32 [B, S, S, 3] in [-1, 1]
   mask                    float32 [B, S, S, 1] in {0, 1}  (region of the source's landmarks)
+  exemplar_mask           float32 [B, S, S, 1] in {0, 1}  (the same region and jitter on the exemplar's landmarks)
   source_attributes, exemplar_attributes   float32 [B, n] in {0, 1}
-  source_landmarks        float32 [B, 5, 2] (x, y) after crop and resize
+  source_landmarks, exemplar_landmarks     float32 [B, 5, 2] (x, y) after crop and resize
+  source_layout, exemplar_layout           float32 [B, S, S, P] one-hot part maps (only with `part_layouts`)
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 from typing import Sequence
@@ -127,35 +130,48 @@ def _check_example_spec(spec: dict, attribute_names: Sequence[str]) -> None:
         raise ValueError(f"Examples lack the landmark(s) {', '.join(missing)}.")
 
 
-def _region_mask_fn(regions: Sequence[str], image_size: int, jitter: bool):
-    """(landmarks, seed [2]) -> mask of one region drawn uniformly from `regions` (jittered if `jitter`)."""
-    def one_region(region: str, landmarks: tf.Tensor, seed: tf.Tensor):
-        if jitter:
-            return lambda: masks.random_region_mask(landmarks, region, image_size, seed)
-        return lambda: masks.region_mask(landmarks, region, image_size)
-
-    def mask_fn(landmarks: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        choice_seed, jitter_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        index = tf.random.stateless_uniform([], choice_seed, 0, len(regions), dtype=tf.int32)
-        branches = [one_region(region, landmarks, jitter_seed) for region in regions]
-        return tf.switch_case(index, branches)
+def _region_mask_fn(regions: Sequence[str], image_size: int):
+    """(landmarks, region index, scale, shift) -> the mask of `regions[index]` on `landmarks` (scaled and shifted:
+    see `masks.region_mask`)."""
+    def mask_fn(landmarks: tf.Tensor, index: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+        return tf.switch_case(index, [
+            functools.partial(masks.region_mask, landmarks, region, image_size, scale, shift) for region in regions])
     return mask_fn
 
 
-def _pair(batch: dict[str, tf.Tensor], seed: tf.Tensor, same_exemplar_share: float) -> dict[str, tf.Tensor]:
+def _draw_mask(seed: tf.Tensor, num_regions: int, jitter: bool) -> dict[str, tf.Tensor]:
+    """How one example's mask is drawn: a region index uniform over `num_regions`, and the jitter (none unless
+    `jitter`). Kept so that the exemplar's own mask can be drawn alike on its landmarks."""
+    choice_seed, jitter_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    scale, shift = masks.random_jitter(jitter_seed) if jitter else (tf.constant(1.0), tf.zeros([2]))
+    return {"mask_region": tf.random.stateless_uniform([], choice_seed, 0, num_regions, dtype=tf.int32),
+            "mask_scale": scale, "mask_shift": shift}
+
+
+def _pair(batch: dict[str, tf.Tensor], seed: tf.Tensor, same_exemplar_share: float, mask_fn) -> dict[str, tf.Tensor]:
     """Adds the exemplar of each row: the next row in a random cyclic order (never itself), except that a share
-    `same_exemplar_share` of rows use B = A. Exemplar attributes follow the exemplar."""
+    `same_exemplar_share` of rows use B = A. Exemplar attributes, landmarks and part layout follow the exemplar;
+    `exemplar_mask` is the row's region with the row's jitter drawn on the exemplar's own landmarks."""
     order_seed, same_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     size = tf.shape(batch["source"])[0]
     order = tf.argsort(tf.random.stateless_uniform([size], order_seed))
     successor = tf.scatter_nd(order[:, None], tf.roll(order, -1, axis=0), [size])
     same = tf.random.stateless_uniform([size], same_seed) < same_exemplar_share
     exemplar_index = tf.where(same, tf.range(size), successor)
-    return {
+    drawn = {name: batch.pop(name) for name in ("mask_region", "mask_scale", "mask_shift")}
+    exemplar_landmarks = tf.gather(batch["source_landmarks"], exemplar_index)
+    paired = {
         **batch,
         "exemplar": tf.gather(batch["source"], exemplar_index),
         "exemplar_attributes": tf.gather(batch["source_attributes"], exemplar_index),
+        "exemplar_landmarks": exemplar_landmarks,
+        "exemplar_mask": tf.map_fn(lambda row: mask_fn(*row), (
+            exemplar_landmarks, drawn["mask_region"], drawn["mask_scale"], drawn["mask_shift"]),
+            fn_output_signature=tf.float32),
     }
+    if "source_layout" in batch:
+        paired["exemplar_layout"] = tf.gather(batch["source_layout"], exemplar_index)
+    return paired
 
 
 def make_dataset(
@@ -173,6 +189,7 @@ def make_dataset(
     seed: int | None = None,
     deterministic: bool = False,
     repeat: bool = True,
+    part_layouts: bool = False,
 ) -> tf.data.Dataset:
     """Training (or evaluation) batches (docs/data.md, "The batch schema") from examples in the shared schema.
 
@@ -190,6 +207,8 @@ def make_dataset(
       seed: seed of every random choice; None = fresh randomness each run (unless `deterministic`).
       deterministic: fixed seed (`seed` or 0) and a deterministic element order, for tests and parity checks.
       repeat: repeat the examples forever.
+      part_layouts: add `source_layout` and `exemplar_layout`, each face's part map (`masks.part_layout`), for
+        models with per-part exemplar codes.
     """
     validate_regions(regions)
     if not regions:
@@ -202,7 +221,7 @@ def make_dataset(
     if deterministic and seed is None:
         seed = DETERMINISTIC_SEED
     encoded = examples.element_spec["image"].dtype == tf.string
-    mask_fn = _region_mask_fn(list(regions), image_size, jitter=training and mask_jitter)
+    mask_fn = _region_mask_fn(list(regions), image_size)
 
     def prepare(example: dict, random_seed: tf.Tensor) -> dict[str, tf.Tensor]:
         image = example["image"]
@@ -210,13 +229,18 @@ def make_dataset(
             image = tf.io.decode_image(image, channels=3, expand_animations=False)
         landmarks = example_landmarks(example["landmarks"])
         image, landmarks = crop_and_resize(image, landmarks, image_size, crop)
-        return {
+        drawn = _draw_mask(random_seed, len(regions), jitter=training and mask_jitter)
+        prepared = {
             "source": images.to_float(image),
-            "mask": mask_fn(landmarks, random_seed),
+            "mask": mask_fn(landmarks, drawn["mask_region"], drawn["mask_scale"], drawn["mask_shift"]),
             "source_attributes": tf.reshape(tf.cast(
                 [example["attributes"][name] for name in attribute_names], tf.float32), [len(attribute_names)]),
             "source_landmarks": landmarks,
+            **drawn,
         }
+        if part_layouts:
+            prepared["source_layout"] = masks.part_layout(landmarks, image_size)
+        return prepared
 
     data = examples
     if training:
@@ -228,7 +252,7 @@ def make_dataset(
     data = data.batch(batch_size, drop_remainder=True)
     pair_seeds = tf.data.Dataset.random(seed=None if seed is None else seed + 1).batch(2)
     data = tf.data.Dataset.zip(data, pair_seeds)
-    data = data.map(lambda batch, pair_seed: _pair(batch, pair_seed, same_exemplar_share),
+    data = data.map(lambda batch, pair_seed: _pair(batch, pair_seed, same_exemplar_share, mask_fn),
                     num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic or not training

@@ -17,7 +17,6 @@ import tensorflow as tf
 from ebgan_tf import images
 from ebgan_tf.config import ATT_EBGAN, VARIANT_NAMES
 from ebgan_tf.editing import Editor
-from ebgan_tf.models.generator import composite
 from ebgan_tf.models.trainer import EBGANTrainer
 
 EditFn = Callable[[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"], Any]
@@ -40,7 +39,8 @@ class Method:
 def model_method(trainer: EBGANTrainer, name: str) -> Method:
     """The trained model's `edit` (Att-EBGAN: with its attribute switches)."""
     edit = tf.function(trainer.edit, reduce_retracing=True)
-    encode = tf.function(trainer.encoder, reduce_retracing=True)
+    encode = tf.function(lambda exemplar, mask: trainer.exemplar_code(
+        exemplar, mask, trainer.layouts(tf.shape(exemplar)[0])[1]), reduce_retracing=True)
     switches = trainer.attribute_names if trainer.classifier is not None else ()
     blocks = trainer.attribute_code_channels or trainer.encoder.code_channels
     return Method(name, lambda source, exemplar, mask, transfer: edit(source, exemplar, mask, transfer).numpy(),
@@ -65,12 +65,7 @@ def export_method(editor: Editor, name: str) -> Method:
 def zero_code_method(trainer: EBGANTrainer, name: str) -> Method:
     """Exemplar-free inpainting baseline: the model's generator with the exemplar code zeroed."""
 
-    @tf.function(reduce_retracing=True)
-    def inpaint(source, mask):
-        features = trainer.generator.encode(source, mask)
-        code_shape = tf.concat([tf.shape(features[-1])[:3], [trainer.encoder.code_channels]], axis=0)
-        return composite(trainer.generator.decode(features, tf.zeros(code_shape)), source, mask)
-
+    inpaint = tf.function(trainer.zero_code_edit, reduce_retracing=True)
     return Method(name, lambda source, exemplar, mask, transfer: inpaint(source, mask).numpy(), role="baseline")
 
 

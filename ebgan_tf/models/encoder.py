@@ -37,14 +37,29 @@ class DownsamplingStack(layers.Layer):
         return features
 
 
+def area_downsample(maps, size: int):
+    """Maps [N, H, W, K] averaged over blocks down to size x size (H a multiple of size)."""
+    factor = maps.shape[1] // size
+    return ops.average_pool(maps, factor, factor) if factor > 1 else maps
+
+
 def masked_mean(values, mask):
     """Mean of `values` [N, h, w, C] over the cells of `mask` [N, H, W, 1] (area-downsampled to h x w) -> [N, 1, 1, C].
 
     An empty mask gives zeros."""
-    factor = mask.shape[1] // values.shape[1]
-    weights = ops.average_pool(mask, factor, factor) if factor > 1 else mask
+    weights = area_downsample(mask, values.shape[1])
     total = ops.sum(weights, axis=(1, 2), keepdims=True)
     return ops.sum(values * weights, axis=(1, 2), keepdims=True) / ops.maximum(total, 1e-6)
+
+
+def part_means(values, mask, layout):
+    """Per-part means of `values` [N, h, w, C] over the cells of mask [N, H, W, 1] x layout [N, H, W, P] -> [N, P, C].
+
+    A part with no cell in the mask gives zeros."""
+    weights = area_downsample(mask * layout, values.shape[1])
+    totals = ops.sum(weights, axis=(1, 2))  # [N, P]
+    sums = ops.einsum("nhwp,nhwc->npc", weights, values)
+    return sums / ops.maximum(totals, 1e-6)[..., None]
 
 
 class Encoder(keras.Model):
@@ -52,8 +67,9 @@ class Encoder(keras.Model):
 
     The input is concat(B * M, M): the encoder sees only the region to transfer, and the mask channel tells
     "outside the region" apart from pixels that happen to be 0 (mid-grey in [-1, 1]). The code is the map
-    [N, S/2**d, S/2**d, code_channels] (`code_pooling="spatial"`) or its mean over the mask [N, 1, 1, code_channels]
-    (`"global"`).
+    [N, S/2**d, S/2**d, code_channels] (`code_pooling="spatial"`), its mean over the mask [N, 1, 1, code_channels]
+    (`"global"`), or one mean per face part over the mask's cells of that part [N, P, code_channels] (`"parts"`, with
+    the exemplar's part layout [N, S, S, P]: `ebgan_tf.data.masks.part_layout`).
     """
 
     def __init__(self, config: ModelConfig, code_channels: int, **kwargs):
@@ -64,6 +80,11 @@ class Encoder(keras.Model):
             level_widths(config.base_width, config.max_width, config.code_downsamplings))
         self.to_code = layers.Conv2D(code_channels, 3, padding="same", dtype="float32")
 
-    def call(self, image, mask):
+    def call(self, image, mask, layout=None):
         code = self.to_code(self.features(ops.concatenate([image * mask, mask], axis=-1))[-1])
-        return masked_mean(code, ops.cast(mask, code.dtype)) if self.pooling == "global" else code
+        mask = ops.cast(mask, code.dtype)
+        if self.pooling == "parts":
+            if layout is None:
+                raise ValueError("An encoder with code_pooling='parts' needs the exemplar's part layout.")
+            return part_means(code, mask, ops.cast(layout, code.dtype))
+        return masked_mean(code, mask) if self.pooling == "global" else code

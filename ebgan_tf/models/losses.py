@@ -25,11 +25,14 @@ def reconstruction_loss(source: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tens
     return l1_loss(source, reconstruction)
 
 
-def hole_reconstruction_loss(source: tf.Tensor, reconstruction: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Mean absolute difference inside the mask only (per example, over mask pixels and channels); 0 for an empty
-    mask. Beside eq. 1, it weighs the hole, where the exemplar code is the only source of content, by its own area."""
+def hole_reconstruction_loss(source: tf.Tensor, reconstruction: tf.Tensor, mask: tf.Tensor,
+                             squared: bool = False) -> tf.Tensor:
+    """Mean absolute (or, if `squared`, squared) difference inside the mask only (per example, over mask pixels and
+    channels); 0 for an empty mask. Beside eq. 1, it weighs the hole, where the exemplar code is the only source of
+    content, by its own area."""
     mask = tf.cast(mask, tf.float32)
-    difference = tf.abs(tf.cast(source, tf.float32) - tf.cast(reconstruction, tf.float32)) * mask
+    difference = tf.cast(source, tf.float32) - tf.cast(reconstruction, tf.float32)
+    difference = (tf.square(difference) if squared else tf.abs(difference)) * mask
     area = tf.reduce_sum(mask, axis=[1, 2, 3]) * tf.cast(tf.shape(source)[-1], tf.float32)
     return tf.reduce_sum(difference, axis=[1, 2, 3]) / tf.maximum(area, 1.0)
 

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from ebgan_tf.config import ATT_EBGAN, LossWeights, ModelConfig, Preset, validate_variant
+from ebgan_tf.data.masks import CODE_PARTS, PARTS, part_layout
 from ebgan_tf.models import losses
 from ebgan_tf.models.classifier import Classifier
 from ebgan_tf.models.discriminator import Discriminator
@@ -26,12 +27,20 @@ class EBGANTrainer(keras.Model):
     """Holds the networks of EBGAN / Att-EBGAN, trains them with `fit` and edits with `edit`."""
 
     def __init__(self, model_config: ModelConfig, attribute_names: Sequence[str], variant: str,
-                 loss_weights: LossWeights = LossWeights(), **kwargs):
+                 loss_weights: LossWeights = LossWeights(), attribute_parts: Sequence[str] | None = None,
+                 landmark_template=None, **kwargs):
+        """`attribute_parts`: the face part (`CODE_PARTS`) that shows each attribute; with per-part codes an
+        Att-EBGAN attribute's block is read from that part's code only (None: from every part). `landmark_template`
+        [5, 2]: the landmarks of an aligned face, whose part layout per-part codes use when an edit is given no
+        landmarks (exported models edit aligned crops)."""
         super().__init__(**kwargs)
         self.variant = validate_variant(variant)
         self.model_config = model_config
         self.attribute_names = tuple(attribute_names)
         self.loss_weights = loss_weights
+        self.parts = model_config.code_pooling == "parts"
+        self.template_layout = (part_layout(tf.constant(landmark_template, tf.float32), model_config.image_size)
+                                if landmark_template is not None and self.parts else None)
         size, downsamplings = model_config.image_size, model_config.code_downsamplings
         if size % 2**downsamplings:
             raise ValueError(f"image_size {size} is not divisible by 2**code_downsamplings = {2**downsamplings}.")
@@ -41,14 +50,29 @@ class EBGANTrainer(keras.Model):
         code_channels = (len(self.attribute_names) * model_config.code_channels_per_attribute
                          + model_config.ungated_code_channels if attributed else model_config.ebgan_code_channels)
         self.encoder = Encoder(model_config, code_channels, name="encoder")
+        self.part_channels = (self._part_channels(attribute_parts, code_channels)
+                              if attributed and self.parts and attribute_parts is not None else None)
         self.generator = Generator(model_config, name="generator")
         self.discriminator = Discriminator(model_config, name="discriminator")
         self.classifier = Classifier(model_config, len(self.attribute_names), name="classifier") if attributed else None
         loss_names = ["g_loss", "d_loss"] + (["c_loss"] if attributed else []) + ["adv_g", "rec", "cyc"] + (
-            ["hole_rec"] if loss_weights.hole_rec else []) + (["cls_g"] if attributed else []) + ["adv_d", "spread"]
+            ["hole_rec"] if loss_weights.hole_rec else []) + (["hole_rec_l2"] if loss_weights.hole_rec_l2 else []) + (
+            ["cls_g"] if attributed else []) + ["adv_d", "spread"]
         self.spread_names = tuple(f"spread_{name}" for name in self.attribute_names) if attributed else ()
         self._trackers = {name: keras.metrics.Mean(name=name) for name in loss_names + list(self.spread_names)}
         self.g_optimizer = self.d_optimizer = self.c_optimizer = None
+
+    def _part_channels(self, attribute_parts: Sequence[str], code_channels: int) -> tf.Tensor:
+        """float32 [P, C]: 1 where part p's code carries channel c (its own attributes' blocks and the ungated
+        block), 0 elsewhere."""
+        if len(attribute_parts) != len(self.attribute_names) or set(attribute_parts) - set(CODE_PARTS):
+            raise ValueError(f"attribute_parts must name one of {', '.join(CODE_PARTS)} for each of the "
+                             f"{len(self.attribute_names)} attributes, got {list(attribute_parts)}.")
+        block = self.model_config.code_channels_per_attribute
+        rows = [[1.0 if attribute_parts[channel // block] == part else 0.0
+                 for channel in range(len(self.attribute_names) * block)]
+                + [1.0] * self.model_config.ungated_code_channels for part in CODE_PARTS]
+        return tf.constant(rows, tf.float32)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
@@ -59,34 +83,49 @@ class EBGANTrainer(keras.Model):
         """Runs every network once on zeros so all variables exist (before loading weights or compiling)."""
         size = self.model_config.image_size
         images, mask = tf.zeros([1, size, size, 3]), tf.zeros([1, size, size, 1])
-        self.generator(images, mask, self.encoder(images, mask))
+        layout = tf.zeros([1, size, size, len(CODE_PARTS)]) if self.parts else None
+        self.generator(images, mask, self.encoder(images, mask, layout), layout)
         self.discriminator(images)
         if self.classifier is not None:
             self.classifier(images)
         self.built = True
 
-    def compile(self, learning_rate: float = 1e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs) -> None:
+    def compile(self, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-4,
+                beta_1: float = 0.5, beta_2: float = 0.999, ema_decay: float = 0.0, **kwargs) -> None:
         """Creates and builds the Adam optimizers of the three groups (call inside `strategy.scope()`).
 
-        Extra keyword arguments go to keras.Model.compile; jit_compile defaults to False. Under a
-        "mixed_float16" global policy the optimizers are wrapped in a LossScaleOptimizer.
+        `ema_decay` > 0 keeps an exponential moving average of the encoder's and generator's weights in their
+        optimiser (see `use_averaged_weights`). Extra keyword arguments go to keras.Model.compile; jit_compile
+        defaults to False. Under a "mixed_float16" global policy the optimizers are wrapped in a LossScaleOptimizer.
         """
         if not self.built:
             self.build_all()
 
-        def adam(name: str, variables: list) -> keras.optimizers.Optimizer:
-            optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, name=name)
+        def adam(name: str, variables: list, ema: float = 0.0) -> keras.optimizers.Optimizer:
+            optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, name=name,
+                                              use_ema=ema > 0, ema_momentum=ema or 0.99)
             if keras.mixed_precision.global_policy().name == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=name)
             optimizer.build(variables)
             return optimizer
 
-        self.g_optimizer = adam("g_optimizer", self._generator_variables())
+        self.g_optimizer = adam("g_optimizer", self._generator_variables(), ema_decay)
         self.d_optimizer = adam("d_optimizer", self.discriminator.trainable_variables)
         if self.classifier is not None:
             self.c_optimizer = adam("c_optimizer", self.classifier.trainable_variables)
         kwargs.setdefault("jit_compile", False)
-        super().compile(optimizer=self.g_optimizer, **kwargs)
+        # No optimiser in Keras' own slot: `fit` would overwrite the weights with their average after every call.
+        super().compile(optimizer=None, **kwargs)
+
+    def use_averaged_weights(self) -> bool:
+        """Replaces the encoder's and generator's weights by their moving average, if the run keeps one (the
+        weights a run is evaluated and exported with); returns whether it did. Training on afterwards starts from
+        the average."""
+        optimizer = getattr(self.g_optimizer, "inner_optimizer", self.g_optimizer)
+        if optimizer is None or not optimizer.use_ema:
+            return False
+        optimizer.finalize_variable_values(self._generator_variables())
+        return True
 
     @property
     def attribute_code_channels(self) -> int:
@@ -104,10 +143,31 @@ class EBGANTrainer(keras.Model):
             return code
         return gate_code(code, labels, len(self.attribute_names), self.model_config.ungated_code_channels)
 
-    def _code(self, image, mask, labels):
+    def exemplar_code(self, image, mask, layout=None):
+        """Z^B = E(B, M): the code of `image`'s masked region (per-part codes need the image's part `layout`; an
+        Att-EBGAN attribute's block is kept only in the part that shows it)."""
+        code = self.encoder(image, mask, layout)
+        return code * self.part_channels if self.part_channels is not None else code
+
+    def _code(self, image, mask, labels, layout=None):
         """(Z, Z'): the encoder's code of `image`'s masked region and its label-gated version."""
-        code = self.encoder(image, mask)
+        code = self.exemplar_code(image, mask, layout)
         return code, self._gate(code, labels)
+
+    def _recoloured(self, image, mask):
+        """`image` with its masked region recoloured by a random gain and offset per image and channel (up to
+        `reconstruction_colour_jitter`), seeded by the step like `_transfer_labels`."""
+        strength = self.loss_weights.reconstruction_colour_jitter
+        seed = tf.stack([tf.cast(self.g_optimizer.iterations, tf.int32), tf.constant(1, tf.int32)])
+        replica = tf.distribute.get_replica_context()
+        replica_id = tf.cast(replica.replica_id_in_sync_group if replica is not None else 0, tf.int32)
+        seed = seed + tf.stack([tf.constant(0, tf.int32), 2 * replica_id])
+        gain_seed, offset_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        shape = tf.stack([tf.shape(image)[0], 1, 1, 3])
+        gain = tf.random.stateless_uniform(shape, gain_seed, 1.0 - strength, 1.0 + strength)
+        offset = tf.random.stateless_uniform(shape, offset_seed, -strength, strength)
+        recoloured = tf.clip_by_value((image + 1.0) * gain - 1.0 + offset, -1.0, 1.0)
+        return composite(tf.cast(recoloured, image.dtype), image, tf.cast(mask, image.dtype))
 
     def _transfer_labels(self, labels):
         """The exemplar's labels with each present attribute switched off with probability `gate_dropout`.
@@ -131,29 +191,45 @@ class EBGANTrainer(keras.Model):
         """One forward pass: every loss of the paper, per example [N], keyed like the logs (gate dropout only
         when `training`)."""
         source, exemplar, mask = batch["source"], batch["exemplar"], batch["mask"]
+        weights = self.loss_weights
+        exemplar_mask = batch["exemplar_mask"] if weights.exemplar_mask == "own" else mask
+        source_layout = batch["source_layout"] if self.parts else None
+        exemplar_layout = batch["exemplar_layout"] if self.parts else None
+        fill_layout = source_layout * mask if self.parts else None  # where each part's code acts in the source
         context = self.generator.encode(source, mask)
         transfer = (self._transfer_labels(batch["exemplar_attributes"]) if training
                     else batch["exemplar_attributes"])
-        exemplar_code, exemplar_gated = self._code(exemplar, mask, transfer)
-        _, source_gated = self._code(source, mask, batch["source_attributes"])
-        generated = self.generator.decode(context, exemplar_gated)
-        reconstructed = self.generator.decode(context, source_gated)
+        exemplar_code, exemplar_gated = self._code(exemplar, exemplar_mask, transfer, exemplar_layout)
+        target = source
+        if weights.reconstruction_colour_jitter and training:
+            target = self._recoloured(source, mask)
+        _, source_gated = self._code(target, mask, batch["source_attributes"], source_layout)
+        generated = self.generator.decode(context, exemplar_gated, fill_layout)
+        reconstructed = self.generator.decode(context, source_gated, fill_layout)
         fake_logits = self.discriminator(composite(generated, source, mask))
-        weights = self.loss_weights
         cycle_target = tf.stop_gradient(exemplar_code) if weights.detach_cycle_target else exemplar_code
-        cycled = self.encoder(generated, mask)
+        cycled = self.exemplar_code(generated, mask, source_layout)
         if weights.gate_dropout:  # blocks switched off are not in A^b: compare the transferred blocks only
             cycle_target, cycled = self._gate(cycle_target, transfer), self._gate(cycled, transfer)
+        fixed = {}
+        if self._cycle_fixed_encoder():  # the same L_cyc through E's weights only (train_step takes it out of E's)
+            held = self.exemplar_code(tf.stop_gradient(generated), mask, source_layout)
+            if weights.gate_dropout:
+                held = self._gate(held, transfer)
+            fixed["cyc_through_encoder"] = losses.cycle_loss(tf.stop_gradient(cycle_target), held)
         values = {
             "adv_g": losses.generator_adversarial_loss(fake_logits),
-            "rec": losses.reconstruction_loss(source, reconstructed),
+            "rec": losses.reconstruction_loss(target, reconstructed),
             "cyc": losses.cycle_loss(cycle_target, cycled),
             "adv_d": losses.discriminator_loss(self.discriminator(source), fake_logits),
         }
         values["g_loss"] = weights.adv * values["adv_g"] + weights.rec * values["rec"] + weights.cyc * values["cyc"]
         if weights.hole_rec:
-            values["hole_rec"] = losses.hole_reconstruction_loss(source, reconstructed, mask)
+            values["hole_rec"] = losses.hole_reconstruction_loss(target, reconstructed, mask)
             values["g_loss"] += weights.hole_rec * values["hole_rec"]
+        if weights.hole_rec_l2:
+            values["hole_rec_l2"] = losses.hole_reconstruction_loss(target, reconstructed, mask, squared=True)
+            values["g_loss"] += weights.hole_rec_l2 * values["hole_rec_l2"]
         values["d_loss"] = values["adv_d"]
         # Collapse detector: the same value for every example of the batch (trackers average it over steps; under
         # several replicas, each replica measures its own part of the batch).
@@ -167,7 +243,10 @@ class EBGANTrainer(keras.Model):
             values["cls_g"] = losses.classification_loss(transfer, self.classifier(generated))
             values["c_loss"] = losses.classification_loss(batch["source_attributes"], self.classifier(source))
             values["g_loss"] += weights.cls * values["cls_g"]
-        return values
+        return {**values, **fixed}
+
+    def _cycle_fixed_encoder(self) -> bool:
+        return not self.loss_weights.cycle_trains_encoder and self.loss_weights.cycle_fixed_encoder
 
     def _logs(self, values: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Feeds the per-example losses to the trackers; returns their running means as rank-1 [1] tensors
@@ -188,12 +267,13 @@ class EBGANTrainer(keras.Model):
             objectives = [optimizer.scale_loss(tf.nn.compute_average_loss(values[name], global_batch_size=global_batch))
                           for name, optimizer, _ in groups]
             if not self.loss_weights.cycle_trains_encoder:
+                cycle_name = "cyc_through_encoder" if self._cycle_fixed_encoder() else "cyc"
                 cycle_objective = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(
-                    self.loss_weights.cyc * values["cyc"], global_batch_size=global_batch))
+                    self.loss_weights.cyc * values[cycle_name], global_batch_size=global_batch))
         gradients = [tape.gradient(objective, variables) for objective, (_, _, variables) in zip(objectives, groups)]
         if not self.loss_weights.cycle_trains_encoder:
             # L_cyc trains the generator only (as BicycleGAN's latent regression): its share of the encoder's
-            # gradient, a backward pass through the encoder alone, is taken out again.
+            # gradient is taken out again (with cycle_fixed_encoder, only its share through E(A^b)'s weights).
             encoder_variables = self.encoder.trainable_variables
             cycle_gradients = tape.gradient(cycle_objective, encoder_variables)
             gradients[0] = [gradient if cycle is None else gradient - cycle
@@ -208,32 +288,74 @@ class EBGANTrainer(keras.Model):
         """The same losses as train_step, without updates."""
         return self._logs(self._per_example_losses(batch))
 
-    def edit(self, source, exemplar, mask, transfer=None) -> tf.Tensor:
+    def layouts(self, batch_size, source_landmarks=None, exemplar_landmarks=None):
+        """(source layout, exemplar layout) [N, S, S, P] of an edit with per-part codes, from each face's landmarks
+        [N, 5, 2] or, where none are given, from the landmark template (aligned crops); (None, None) for a model
+        without per-part codes."""
+        if not self.parts:
+            return None, None
+        size = self.model_config.image_size
+
+        def layout(landmarks):
+            if landmarks is not None:
+                return tf.map_fn(lambda points: part_layout(points, size), tf.convert_to_tensor(landmarks, tf.float32))
+            if self.template_layout is None:
+                raise ValueError("A model with per-part codes edits with the faces' landmarks or its landmark "
+                                 "template; it was built with neither.")
+            return tf.repeat(self.template_layout[None], batch_size, axis=0)
+        return layout(source_landmarks), layout(exemplar_landmarks)
+
+    def edit(self, source, exemplar, mask, transfer=None, source_landmarks=None, exemplar_landmarks=None
+             ) -> tf.Tensor:
         """The composite y = A^b * M + A * (1 - M), float32 [N, S, S, 3] in [-1, 1].
 
         source, exemplar: [N, S, S, 3] in [-1, 1]; mask: [N, S, S, 1], 1 = edit. Att-EBGAN gates the exemplar's
         code with transfer * (C(exemplar) > 0.5): the classifier reads the exemplar's attributes (a user's photo
         has no labels) and `transfer` [N, n] (1 = transfer, 0 = filter out; None = all ones) switches single
-        attributes off. EBGAN ignores `transfer`.
+        attributes off. EBGAN ignores `transfer`. Per-part codes place the parts by the faces' landmarks [N, 5, 2]
+        where given, else by the landmark template (aligned crops).
         """
         source, exemplar, mask = (tf.convert_to_tensor(value, tf.float32) for value in (source, exemplar, mask))
-        code = self.encoder(exemplar, mask)
+        source_layout, exemplar_layout = self.layouts(tf.shape(source)[0], source_landmarks, exemplar_landmarks)
+        code = self.exemplar_code(exemplar, mask, exemplar_layout)
         if self.classifier is not None:
             labels = tf.cast(self.classifier(exemplar) > 0.0, tf.float32)  # logit > 0 <=> sigmoid > 0.5
             if transfer is not None:
                 labels *= tf.convert_to_tensor(transfer, tf.float32)
             code = self._gate(code, labels)
-        generated = self.generator.decode(self.generator.encode(source, mask), code)
+        return self._fill(source, mask, code, source_layout)
+
+    def _fill(self, source, mask, code, source_layout):
+        """The composite of G_dec(G_enc(source, mask), code)."""
+        fill_layout = source_layout * mask if source_layout is not None else None
+        generated = self.generator.decode(self.generator.encode(source, mask), code, fill_layout)
         return composite(generated, source, mask)
+
+    def zero_code_edit(self, source, mask, source_landmarks=None) -> tf.Tensor:
+        """The exemplar-free baseline: `edit` with the exemplar code zeroed."""
+        source, mask = tf.convert_to_tensor(source, tf.float32), tf.convert_to_tensor(mask, tf.float32)
+        source_layout, _ = self.layouts(tf.shape(source)[0], source_landmarks, source_landmarks)
+        code = tf.zeros_like(self.exemplar_code(source, mask, source_layout))
+        return self._fill(source, mask, code, source_layout)
 
     def call(self, batch: dict) -> tf.Tensor:
         """`edit` of a training batch (docs/data.md; no filtering), so `predict` works on training batches."""
         return self.edit(batch["source"], batch["exemplar"], batch["mask"])
 
 
+def attribute_parts(preset: Preset, attribute_names: Sequence[str]) -> tuple[str, ...]:
+    """The face part (`CODE_PARTS`) that shows each attribute in `preset`: the first of eyes, brows, nose, mouth
+    that lists it, else the skin (face-wide attributes)."""
+    return tuple(next((part for part in PARTS if name in preset.region_attributes.get(part, ())), CODE_PARTS[-1])
+                 for name in attribute_names)
+
+
 def build_trainer(preset: Preset, variant: str, regions: Sequence[str],
-                  loss_weights: LossWeights | None = None) -> EBGANTrainer:
+                  loss_weights: LossWeights | None = None, landmark_template=None) -> EBGANTrainer:
     """The trainer of `preset` for `regions` (its attributes: preset.attributes_for(regions), for both variants;
-    EBGAN records them but does not use them). `loss_weights` defaults to the preset's."""
-    return EBGANTrainer(preset.model, preset.attributes_for(regions), variant,
-                        loss_weights if loss_weights is not None else preset.train.loss_weights)
+    EBGAN records them but does not use them). `loss_weights` defaults to the preset's; `landmark_template` [5, 2]
+    (where an aligned face's landmarks are) places per-part codes in edits given no landmarks."""
+    names = preset.attributes_for(regions)
+    return EBGANTrainer(preset.model, names, variant,
+                        loss_weights if loss_weights is not None else preset.train.loss_weights,
+                        attribute_parts=attribute_parts(preset, names), landmark_template=landmark_template)

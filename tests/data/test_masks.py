@@ -156,3 +156,23 @@ def test_masks_cover_the_landmarks_of_rendered_faces():
                 assert all(on(mask, landmarks[index]) for index in points), (seed, region)
                 if region != "face":
                     assert mask[0].sum() == mask[-1].sum() == mask[:, 0].sum() == mask[:, -1].sum() == 0
+
+
+def test_part_layout_puts_each_landmark_in_its_part_and_the_rest_in_the_skin():
+    layout = masks.part_layout(LANDMARKS, SIZE).numpy()
+    assert layout.shape == (SIZE, SIZE, len(masks.CODE_PARTS)) and set(np.unique(layout)) == {0.0, 1.0}
+    np.testing.assert_array_equal(layout.sum(axis=-1), 1.0)
+    part_of = {index: masks.CODE_PARTS[int(np.argmax(layout[int(y), int(x)]))]
+               for index, (x, y) in enumerate(LANDMARKS)}
+    assert part_of == {0: "eyes", 1: "eyes", 2: "nose", 3: "mouth", 4: "mouth"}
+    skin = masks.CODE_PARTS.index("skin")
+    assert layout[0, 0, skin] == layout[-1, -1, skin] == 1.0
+    # Every part holds the pixels of its own region mask's centre, and the brows lie above the eyes.
+    rows = {part: np.nonzero(layout[..., masks.CODE_PARTS.index(part)])[0].mean() for part in masks.PARTS}
+    assert rows["brows"] < rows["eyes"] < rows["nose"] < rows["mouth"]
+
+
+def test_part_layout_follows_the_landmarks():
+    shifted = masks.part_layout(LANDMARKS + np.array([5.0, 3.0], np.float32), SIZE).numpy()
+    original = masks.part_layout(LANDMARKS, SIZE).numpy()
+    np.testing.assert_array_equal(shifted[3:, 5:], original[:-3, :-5])

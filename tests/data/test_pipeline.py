@@ -24,7 +24,8 @@ def test_batch_shapes_dtypes_and_ranges():
     batch = batches(make_examples(20), 1)[0]
     assert {key: value.shape for key, value in batch.items()} == {
         "source": (8, 32, 32, 3), "exemplar": (8, 32, 32, 3), "mask": (8, 32, 32, 1),
-        "source_attributes": (8, 3), "exemplar_attributes": (8, 3), "source_landmarks": (8, 5, 2)}
+        "source_attributes": (8, 3), "exemplar_attributes": (8, 3), "source_landmarks": (8, 5, 2),
+        "exemplar_landmarks": (8, 5, 2), "exemplar_mask": (8, 32, 32, 1)}
     assert all(value.dtype == np.float32 for value in batch.values())
     for key in ("source", "exemplar"):
         assert batch[key].min() >= -1.0 and batch[key].max() <= 1.0
@@ -68,6 +69,39 @@ def test_pairing_exemplars_are_rows_of_the_batch_and_attributes_follow():
         same_rows += int(np.sum(sources == exemplars))
         total_rows += len(sources)
     assert 0.15 < same_rows / total_rows < 0.35  # 640 rows at share 0.25
+
+
+def test_exemplar_mask_is_the_rows_region_and_jitter_on_the_exemplars_landmarks():
+    regions = ("mouth", "eyes")
+    for training in (True, False):
+        batch = batches(make_examples(16), 1, batch_size=16, image_size=64, regions=regions, training=training,
+                        same_exemplar_share=0.3, part_layouts=True)[0]
+        for i in range(16):
+            j = list(row_ids(batch["source"])).index(row_ids(batch["exemplar"])[i])
+            np.testing.assert_array_equal(batch["exemplar_landmarks"][i], batch["source_landmarks"][j])
+            np.testing.assert_array_equal(batch["exemplar_layout"][i], batch["source_layout"][j])
+            # The row's own mask is one of the regions, drawn with some scale and shift; the exemplar's is the
+            # same drawing on the exemplar's landmarks: recover the drawing by searching the exact candidates.
+            if not training:
+                candidates = [masks.region_mask(batch["source_landmarks"][i], region, 64).numpy()
+                              for region in regions]
+                k = next(k for k, mask in enumerate(candidates) if np.array_equal(mask, batch["mask"][i]))
+                expected = masks.region_mask(batch["exemplar_landmarks"][i], regions[k], 64).numpy()
+                np.testing.assert_array_equal(batch["exemplar_mask"][i], expected)
+            if row_ids(batch["exemplar"])[i] == row_ids(batch["source"])[i]:  # B = A: the same mask
+                np.testing.assert_array_equal(batch["exemplar_mask"][i], batch["mask"][i])
+            assert batch["exemplar_mask"][i].sum() > 0
+            # A jittered drawing has the source mask's area up to the two faces' size difference.
+            ratio = batch["exemplar_mask"][i].sum() / batch["mask"][i].sum()
+            assert 0.5 < ratio < 2.0
+
+
+def test_part_layouts_only_when_asked_and_one_hot():
+    plain = batches(make_examples(8), 1)[0]
+    assert "source_layout" not in plain and "exemplar_layout" not in plain
+    batch = batches(make_examples(8), 1, part_layouts=True)[0]
+    assert batch["source_layout"].shape == (8, 32, 32, len(masks.CODE_PARTS))
+    np.testing.assert_array_equal(batch["source_layout"].sum(axis=-1), 1.0)
 
 
 @pytest.mark.slow

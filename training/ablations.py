@@ -1,0 +1,57 @@
+"""The named proxy experiments of `ebgan-ablate`: each one a training configuration, written as the settings it
+changes against the shipped recipe (the synthetic64 preset), so every row of docs/EXPERIMENTS.md reruns with
+`ebgan-ablate --ablation=NAME`.
+
+The proxy: 64 px synthetic faces, the synthetic64 network (base width 16), one model trained on mouth, components and
+face at once (each example draws one), batch 16, a few hundred steps; scored on the first test faces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ebgan_tf.config import ATT_EBGAN, EBGAN
+
+
+@dataclasses.dataclass(frozen=True)
+class Ablation:
+    """One proxy configuration: the preset and variant, and what it sets beside the preset's defaults."""
+
+    description: str
+    variant: str = ATT_EBGAN
+    preset: str = "synthetic64"
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)  # ModelConfig fields
+    losses: dict[str, Any] = dataclasses.field(default_factory=dict)  # LossWeights fields
+    train: dict[str, Any] = dataclasses.field(default_factory=dict)  # RunConfig fields (ema_decay, learning_rate, ...)
+
+    def plus(self, description: str, **changes: dict[str, Any]) -> "Ablation":
+        """This ablation with more settings: model=..., losses=..., train=... (merged), variant=... (replaced)."""
+        merged = {name: {**getattr(self, name), **changes.get(name, {})} for name in ("model", "losses", "train")}
+        return dataclasses.replace(self, description=description, variant=changes.get("variant", self.variant),
+                                   **merged)
+
+
+RECIPE = Ablation("the shipped recipe (synthetic64 preset: one global code at every decoder level)")
+PARTS = RECIPE.plus("per-part codes", model={"code_pooling": "parts"})
+PARTS_OWN = PARTS.plus("per-part codes, exemplar under its own mask", losses={"exemplar_mask": "own"})
+AVERAGED = {"ema_decay": 0.99, "lr_decay_fraction": 0.3}  # a half-life of 69 steps suits runs of hundreds of steps
+
+ABLATIONS: dict[str, Ablation] = {
+    "recipe": RECIPE,
+    "recipe_ebgan": RECIPE.plus("the shipped recipe, EBGAN", variant=EBGAN),
+    "recipe_ema": RECIPE.plus("the shipped recipe + weight average and learning-rate decay", train=AVERAGED),
+    "parts": PARTS,
+    "parts_ebgan": PARTS.plus("per-part codes, EBGAN", variant=EBGAN),
+    "parts_own": PARTS_OWN,
+    "parts_own_ema": PARTS_OWN.plus("per-part codes, own mask, weight average and decay", train=AVERAGED),
+    "parts_own_l2": PARTS_OWN.plus("per-part codes, own mask, + L2 hole term (weight 100)",
+                                   losses={"hole_rec_l2": 100.0}),
+    "parts_own_colour": PARTS_OWN.plus("per-part codes, own mask, recoloured reconstruction hole (0.2)",
+                                       losses={"reconstruction_colour_jitter": 0.2}),
+    "parts_own_fixed": PARTS_OWN.plus("per-part codes, own mask, encoder held fixed in E(A^b) (cheaper step)",
+                                      losses={"cycle_fixed_encoder": True}),
+    "paper": Ablation("the paper's method on the paper's generator (no skips, no mask channel)",
+                      variant=EBGAN, preset="synthetic64_paper", model={"generator": "paper"}),
+    "paper_unet": Ablation("the paper's method on the U-Net generator", variant=EBGAN, preset="synthetic64_paper"),
+}
