@@ -133,7 +133,7 @@ class LimitedHandler(socketserver.BaseRequestHandler):
                 self._fail(408, {"error": f"The request {self._phase} did not arrive within {seconds:g} s."})
         except OSError:
             pass  # the client went away
-        close_quietly(self.connection)
+        _drain_and_close(self.connection)
 
     # -- reading
 
@@ -288,22 +288,22 @@ def close_quietly(sock: socket.socket) -> None:
 
 
 def _answer_and_close(sock: socket.socket, status: int, message: str) -> None:
-    """A JSON error answer on a connection no handler serves, then the connection closed."""
+    """A JSON error answer on a connection no handler serves, then the connection closed (on a thread of its own:
+    the caller is the accept loop)."""
     try:
         sock.settimeout(1.0)
         sock.sendall(_raw_answer(status, json.dumps({"error": message}).encode(), {}))
-        sock.shutdown(socket.SHUT_WR)
     except OSError:
-        sock.close()
-        return
+        pass
     threading.Thread(target=_drain_and_close, args=(sock,), name="http-close", daemon=True).start()
 
 
 def _drain_and_close(sock: socket.socket, seconds: float = 1.0) -> None:
-    """Reads what the client still sends (for at most `seconds`), then closes: closing a socket with unread input
-    would reset the connection, and the client could lose the answer it was sent."""
+    """Ends our side, reads what the client still sends (for at most `seconds`), then closes: closing a socket
+    with unread input would reset the connection, and the client could lose the answer it was sent."""
     deadline = time.monotonic() + seconds
     try:
+        sock.shutdown(socket.SHUT_WR)
         while (remaining := deadline - time.monotonic()) > 0:
             sock.settimeout(remaining)
             if not sock.recv(65536):
