@@ -15,10 +15,12 @@ policies and labels), `--enable_batching` with `--batching_parameters_file` (tex
 a version that fails to load is retried when its files change or after `--load_retry_interval_seconds`).
 Errors use TF Serving's codes: NOT_FOUND for an unknown model, version, label or signature; INVALID_ARGUMENT for
 inputs that do not match the signature or a malformed request; RESOURCE_EXHAUSTED (REST 413) for a request over
-a limit (`--max_batch_rows`, `--max_message_bytes`). The REST front end has header, body and idle timeouts and a
-bounded number of connections; SIGTERM lets requests in flight finish for `--shutdown_grace_seconds`.
-The limits, timeouts and statuses are described in docs/hardening.md. Each request is validated before it joins a batch, and a batch that
-fails is re-run request by request, so one bad request never fails another.
+a limit (`--max_batch_rows`, `--max_message_bytes`). The gRPC front end has a deadline for a call's message and
+bounds on streams per connection and on calls waiting for their message; the REST front end has header, body and
+idle timeouts and a bounded number of connections; SIGTERM lets requests in flight finish for
+`--shutdown_grace_seconds`. The limits, timeouts and statuses are described in docs/hardening.md. Each request is
+validated before it joins a batch, and a batch that fails is re-run request by request, so one bad request never
+fails another.
 """
 
 from __future__ import annotations
