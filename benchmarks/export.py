@@ -8,11 +8,13 @@ depend on training), mouth masks. Measured per size:
   SavedModel, XLA    the same exported with its computation compiled by XLA (`xla_edit_function`, a variant of
                      ebgan_tf.export.saved_model.edit_function patched in here; measured, not applied:
                      docs/BENCHMARKS.md)
-  TFLite <variant>   the .tflite file through the Editor (ai_edge_litert, batch 1: throughput = 32 sequential calls)
+  TFLite <variant>   the .tflite file through the Editor (ai_edge_litert, batch 1: throughput = 32 sequential calls);
+                     int8 calibrated on CALIBRATION_FACES synthetic faces with mouth masks
 Latency: median of LATENCY_CALLS batch-1 calls; throughput: one timed batch-32 call (after a
 warm-up call for the XLA SavedModel, which compiles per batch size; the others are warm from the batch-1 calls). Plus
 the export and TFLite conversion times, the file sizes, the SavedModel's batch-32 GFLOP/s as a share of the
-measured matmul peak (edit FLOPs counted by benchmarks/flops.py). The Editor runs TFLite with one interpreter
+measured matmul peak (edit FLOPs counted by benchmarks/flops.py), the int8 file's latency and throughput against
+dynamic-range and float32 and the share of its `edit` ops that run in integer (ebgan_tf.export.tflite.integer_ops). The Editor runs TFLite with one interpreter
 thread per core. Ratios compare measurements of the same run.
 Run alone with `python -m benchmarks.export`.
 """
@@ -38,7 +40,7 @@ from ebgan_tf.editing import Editor
 from ebgan_tf.models.trainer import build_trainer
 from ebgan_tf.export import saved_model
 from ebgan_tf.export.saved_model import edit_function, export_saved_model, input_signature
-from ebgan_tf.export.tflite import TFLITE_VARIANTS, export_tflite
+from ebgan_tf.export.tflite import INT8, TFLITE_VARIANTS, CalibrationData, export_tflite, integer_ops
 from ebgan_tf.export.verify import verification_inputs
 
 PRESETS: tuple[str, ...] = ("synthetic64", "celeba128")
@@ -47,6 +49,7 @@ LATENCY_CALLS = 5
 PEAK_TRIALS = 3
 XLA_SAVED_MODEL = "SavedModel, XLA (variant)"
 TEMPLATE_FACES = 16
+CALIBRATION_FACES = 32
 
 
 def _median_seconds(call: Callable[[], object], repeats: int, warm_up: bool = True) -> float:
@@ -122,12 +125,19 @@ def measure_preset(preset_name: str) -> tuple[list[tuple[str, str]], dict[str, f
         saved_dir = export_saved_model(trainer, base, "bench", template)
         rows.append((f"{size} px SavedModel export time (s)", f"{time.perf_counter() - started:.1f}"))
         rows.append((f"{size} px SavedModel size (MB)", f"{_directory_megabytes(saved_dir):.1f}"))
+        calibration = CalibrationData(*verification_inputs(Editor.load(saved_dir), count=CALIBRATION_FACES, seed=1000),
+                                      regions=("mouth",))
         started = time.perf_counter()
-        tflite_paths = export_tflite(trainer, template, os.path.join(base, "tflite"), TFLITE_VARIANTS)
+        tflite_paths = export_tflite(trainer, template, os.path.join(base, "tflite"), TFLITE_VARIANTS,
+                                     calibration=calibration)
         rows.append((f"{size} px TFLite conversion time, {len(TFLITE_VARIANTS)} variants (s)",
                      f"{time.perf_counter() - started:.1f}"))
         for variant, path in tflite_paths.items():
             rows.append((f"{size} px TFLite {variant} size (MB)", f"{os.path.getsize(path) / 1e6:.1f}"))
+        edit_ops = integer_ops(tflite_paths[INT8])["edit"]
+        rows.append((f"{size} px TFLite int8 edit: ops in integer (share; float ops)",
+                     f"{edit_ops.integer} of {edit_ops.total} ({edit_ops.share:.0%}; "
+                     f"{', '.join(f'{name} {count}' for name, count in sorted(edit_ops.float_ops.items()))})"))
 
         xla_saved_dir = _export_xla_saved_model(trainer, base, template)
         source, exemplar, mask = verification_inputs(Editor.load(saved_dir), count=THROUGHPUT_BATCH)
@@ -154,6 +164,10 @@ def measure_preset(preset_name: str) -> tuple[list[tuple[str, str]], dict[str, f
             rows.append((f"{size} px latency ratio {name} / SavedModel", f"{latency[name] / latency['SavedModel']:.2f}"))
     rows.append((f"{size} px throughput ratio SavedModel / TFLite float32",
                  f"{throughput['SavedModel'] / throughput['TFLite float32']:.2f}"))
+    for other in ("dynamic", "float32"):
+        int8, reference = "TFLite int8", f"TFLite {other}"
+        rows.append((f"{size} px TFLite int8 / {other}: batch-1 latency ratio, throughput ratio",
+                     f"{latency[int8] / latency[reference]:.2f}, {throughput[int8] / throughput[reference]:.2f}"))
     return rows, latency
 
 

@@ -7,7 +7,8 @@ in our checks: outputs off by up to 5.7e14), then converted once per variant:
   dynamic  dynamic-range quantisation (int8 weights, float activations),
   int8     full-integer quantisation (int8 weights and activations), calibrated on examples of the run's own
            training data (`calibration_data`). The signatures' inputs and outputs keep their types (uint8 images,
-           float32 mask, attributes and probabilities); the ops at the edges stay float (`FLOAT_EDGE`).
+           float32 mask, attributes and probabilities); the generator's tanh and everything after it (rescale,
+           rounding, clipping, the composite) stay float (docs/export.md, "The int8 variant").
 """
 
 from __future__ import annotations
@@ -30,10 +31,6 @@ from ebgan_tf.export.saved_model import CLASSIFY, EDIT, EDIT_FILTERED, METADATA,
 INT8 = "int8"
 TFLITE_VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic", INT8)
 DEFAULT_CALIBRATION_EXAMPLES = 600
-# What the int8 variant keeps in float on purpose, and why (docs/export.md, "The int8 variant").
-FLOAT_EDGE = ("the generator's last activation (tanh) and everything after it: the rescale to 0..255, rounding, "
-              "clipping and the composite with the source (int8 steps there cost one grey level each, and the "
-              "composite must pass the source's pixels through exactly)")
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
@@ -122,7 +119,8 @@ def _read_model(flatbuffer: bytes):
 
 
 def _float_edge_nodes(float_model: bytes) -> list[str]:
-    """Names of the ops of FLOAT_EDGE in a float model: every TANH and every op downstream of one."""
+    """Output names of the ops the int8 variant keeps float: every TANH and every op downstream of one (int8 steps
+    there cost a grey level each, and the composite must pass the source's pixels through exactly)."""
     from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
 
     model = _read_model(float_model)
@@ -139,7 +137,7 @@ def _float_edge_nodes(float_model: bytes) -> list[str]:
 
 
 def _quantise_int8(float_model: bytes, representative: Callable[[], Iterator]) -> bytes:
-    """Calibrates a float model and quantises it to int8, keeping the FLOAT_EDGE ops float.
+    """Calibrates a float model and quantises it to int8, keeping the `_float_edge_nodes` float.
 
     The two steps of the converter's own full-integer path, called directly: through TFLiteConverter (and its
     QuantizationDebugger) the calibrator fails on the input-less `metadata` signature ("NULL SignatureDef inputs
