@@ -119,7 +119,8 @@ class _RawHttp2:
         self.h2.initiate_connection()
         self.flush()
         self.status: dict[int, str] = {}
-        while self.h2.remote_settings.max_concurrent_streams > 2 ** 30 and self.receive(10):  # the server's SETTINGS
+        self.settings_received = False
+        while not self.settings_received and self.receive(10):  # the server's SETTINGS (its stream limit)
             pass
 
     def flush(self) -> None:
@@ -140,6 +141,8 @@ class _RawHttp2:
                 code = dict(event.headers).get("grpc-status")
                 if code is not None:
                     self.status[stream] = _STATUS_NAMES.get(int(code), f"status {code}")
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
+                self.settings_received = True
             elif isinstance(event, h2.events.StreamReset):
                 self.status.setdefault(stream, "reset")
             elif isinstance(event, h2.events.DataReceived):
