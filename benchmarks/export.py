@@ -14,8 +14,8 @@ Latency: median of LATENCY_CALLS batch-1 calls; throughput: one timed batch-32 c
 warm-up call for the XLA SavedModel, which compiles per batch size; the others are warm from the batch-1 calls). Plus
 the export and TFLite conversion times, the file sizes, the SavedModel's batch-32 GFLOP/s as a share of the
 measured matmul peak (edit FLOPs counted by benchmarks/flops.py), the int8 file's latency and throughput against
-dynamic-range and float32 and the share of its `edit` ops that run in integer (ebgan_tf.export.tflite.integer_ops). The Editor runs TFLite with one interpreter
-thread per core. Ratios compare measurements of the same run.
+dynamic-range and float32 and the share of its `edit` ops that run in integer (ebgan_tf.export.tflite.integer_ops).
+The Editor runs TFLite with one interpreter thread per core. Ratios compare measurements of the same run.
 Run alone with `python -m benchmarks.export`.
 """
 

@@ -28,7 +28,8 @@ def define_flags() -> None:
     flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "int8: the directory of the run's training data set (the "
                         "--data_dir given to ebgan-train); calibration reads its training split.")
     flags.DEFINE_boolean("verify", False, "Check parity: Keras vs SavedModel and TFLite float32 vs SavedModel within 1 "
-                         "grey level, float16/dynamic PSNR inside the mask above the documented floors. Exit 1 on failure.")
+                         "grey level, float16/dynamic/int8 PSNR inside the mask above the documented floors. Exit 1 on "
+                         "failure.")
     flags.mark_flag_as_required("model_dir")
 
 

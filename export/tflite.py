@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import warnings
 from typing import Callable, Iterator
 
 import numpy as np
@@ -113,9 +114,16 @@ def _representative_dataset(calibration: CalibrationData, signatures: list[str],
 
 
 def _read_model(flatbuffer: bytes):
+    """A .tflite flatbuffer as TensorFlow Lite's schema objects (ModelT)."""
     from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
 
     return flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+
+
+def _builtin_code(model, op) -> int:
+    """The schema's BuiltinOperator value of `op` (old files keep small ones in deprecatedBuiltinCode)."""
+    code = model.operatorCodes[op.opcodeIndex]
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
 
 
 def _float_edge_nodes(float_model: bytes) -> list[str]:
@@ -128,9 +136,7 @@ def _float_edge_nodes(float_model: bytes) -> list[str]:
     for subgraph in model.subgraphs:
         tainted: set[int] = set()
         for op in subgraph.operators:  # operators are stored in execution order
-            code = model.operatorCodes[op.opcodeIndex]
-            is_tanh = max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.TANH
-            if is_tanh or tainted.intersection(op.inputs):
+            if _builtin_code(model, op) == schema.BuiltinOperator.TANH or tainted.intersection(op.inputs):
                 tainted.update(op.outputs)
                 names += [subgraph.tensors[index].name.decode() for index in op.outputs]
     return names
@@ -146,7 +152,9 @@ def _quantise_int8(float_model: bytes, representative: Callable[[], Iterator]) -
     from tensorflow.lite.python.convert import mlir_quantize  # pylint: disable=import-outside-toplevel
     from tensorflow.lite.python.optimize.calibrator import Calibrator  # pylint: disable=import-outside-toplevel
 
-    with native_logs_muted():
+    with native_logs_muted(), warnings.catch_warnings():
+        # The Calibrator runs TensorFlow's own (deprecated) tf.lite.Interpreter, which warns once per process.
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
         calibrated = Calibrator(float_model).calibrate(representative)
         return mlir_quantize(calibrated, denylisted_nodes=_float_edge_nodes(float_model))
 
@@ -214,8 +222,7 @@ def integer_ops(path: str) -> dict[str, OpCount]:
         for op in subgraph.operators:
             tensors = [index for index in list(op.inputs) + list(op.outputs) if index >= 0]
             if any(subgraph.tensors[index].type == schema.TensorType.FLOAT32 for index in tensors):
-                code = model.operatorCodes[op.opcodeIndex]
-                name = op_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+                name = op_names[_builtin_code(model, op)]
                 float_ops[name] = float_ops.get(name, 0) + 1
             else:
                 integer += 1

@@ -2,8 +2,9 @@
 
 Bounds: Keras vs SavedModel and TFLite float32 vs SavedModel differ by at most 1 grey level; float16,
 dynamic-range and int8 TFLite files keep a PSNR inside the mask (against the SavedModel) above PSNR_FLOORS, floors we
-measured on untrained and briefly trained models, with a margin (int8: the target the shipped models meet). The `classify` signature (Att-EBGAN) differs by at
-most MAX_PROBABILITY_DIFFERENCE[variant] in any probability (docs/export.md, "Parity").
+measured on untrained and briefly trained models, with a margin (int8: the target, which the shipped models meet
+with 5 dB or more to spare). The `classify` signature (Att-EBGAN) differs by at most
+MAX_PROBABILITY_DIFFERENCE[variant] in any probability (docs/export.md, "Parity").
 """
 
 from __future__ import annotations
