@@ -3,8 +3,10 @@
 Each command defines its flags in a `define_flags()` function rather than at import, because several commands
 share flag names (--model_name, --region, ...) and tests run them in one process (see `run_in_process`).
 
-TensorFlow's C++ log lines (CUDA probing, CPU features, oneDNN) are hidden unless the environment variable
-EBGAN_TF_VERBOSE=1 is set: the command packages call `hide_tensorflow_logs()` when they are imported.
+TensorFlow's C++ log lines (CUDA probing, CPU features, oneDNN) are hidden in the commands unless the environment
+variable EBGAN_TF_VERBOSE=1 is set: the console scripts start through `ebgan_tf.commands`, which calls
+`hide_tensorflow_logs()` first, and `python -m` of a command module hides them through
+`hide_tensorflow_logs_if_run_as_command` in its package. Importing the library changes nothing in the process.
 """
 
 from __future__ import annotations
@@ -74,6 +76,28 @@ def hide_tensorflow_logs() -> None:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # errors such as "failed call to cuInit" included
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+def module_run_by_python_m() -> str | None:
+    """The module named on the command line when Python was started as `python [options] -m <module>` and is still
+    importing that module's packages (it sets sys.argv[0] to "-m" until the module runs); otherwise None."""
+    if sys.argv[:1] != ["-m"]:
+        return None
+    arguments = sys.orig_argv[1:]
+    for index, argument in enumerate(arguments):
+        if argument == "-m":
+            return arguments[index + 1] if index + 1 < len(arguments) else None
+        if argument.startswith("-m"):
+            return argument[2:]
+    return None
+
+
+def hide_tensorflow_logs_if_run_as_command(package: str) -> None:
+    """Called by a command package's __init__: hides TensorFlow's log lines when the process was started as
+    `python -m <package>.<command>`, and does nothing when the package is imported by a library user."""
+    module = module_run_by_python_m()
+    if module is not None and module.startswith(f"{package}."):
+        hide_tensorflow_logs()
 
 
 @contextlib.contextmanager

@@ -1,5 +1,7 @@
 """ebgan-export: SavedModel and TFLite export of a trained run, with parity checks."""
 
-from ebgan_tf.cli import hide_tensorflow_logs
+from ebgan_tf.cli import hide_tensorflow_logs_if_run_as_command
 
-hide_tensorflow_logs()  # before any command module imports tensorflow
+# `python -m ebgan_tf.export.<command>` hides TensorFlow's start-up lines before the command imports it; a library
+# import changes nothing (the console scripts hide them in ebgan_tf.commands).
+hide_tensorflow_logs_if_run_as_command(__name__)
