@@ -51,7 +51,7 @@ class RequestLimits:
     idle_timeout_seconds: float = 60.0  # REST: a kept-alive connection without a new request is closed
     max_rest_connections: int = 64  # REST connections open at once; more are answered 503 and closed
     grpc_message_timeout_seconds: float = 30.0  # gRPC: a call's request message must arrive within this
-    grpc_max_concurrent_streams: int = 16  # gRPC: calls open at once on one connection (HTTP/2 setting)
+    grpc_max_concurrent_streams: int = 100  # gRPC: calls open at once on one connection (HTTP/2 setting)
     grpc_max_pending_messages: int = 64  # gRPC: calls waiting for their message; over it the oldest is ended
 
     def __post_init__(self):
