@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ebgan_tf.training import callbacks
+from ebgan_tf.training import callbacks, train_lib
+from ebgan_tf.training.distribute import make_strategy
+from tests.helpers.tiny import tiny_config
 
 
 def test_detector_arms_after_the_warm_up_and_fires_on_a_jump():
@@ -46,3 +48,19 @@ def test_checkpoint_callback_stops_before_saving_a_diverged_step():
     message = str(raised.value)
     assert "Diverged: reconstruction loss 1.08" in message and "step 5" in message
     assert "last good checkpoint is step 4" in message and "--learning_rate" in message
+
+
+@pytest.mark.slow  # one training step of the tiny model
+def test_the_run_configs_divergence_factor_reaches_the_checkpoint_guard(data_dir, tmp_path, monkeypatch):
+    """RunConfig.divergence_factor travels through train_lib and CheckpointCallback into the guard's detector."""
+    factors: list[float] = []
+
+    class RecordingDetector(callbacks.DivergenceDetector):
+        def __init__(self, factor: float, warmup_steps: int = callbacks.DIVERGENCE_WARMUP_STEPS):
+            factors.append(factor)
+            super().__init__(factor, warmup_steps)
+
+    monkeypatch.setattr(callbacks, "DivergenceDetector", RecordingDetector)
+    config = tiny_config(tmp_path / "run", data_dir, epochs=1, steps_per_epoch=1, divergence_factor=7.5)
+    train_lib.train(config, make_strategy("one_device"))
+    assert factors == [7.5]
