@@ -15,7 +15,7 @@ SHIP_RUNS ?= runs
 SHIP_EPOCHS ?= 45
 SHIP_DATA64 ?= $(SHIP_RUNS)/data64
 
-.PHONY: demo test test-fast bench clean models
+.PHONY: demo test test-fast bench clean models browser
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,21 @@ demo: $(STAMP)
 	    --source=$(DEMO_DIR)/source.png --exemplar=$(DEMO_DIR)/exemplar.png --region=mouth --drop=Mustache \
 	    --output=$(DEMO_DIR)/edited.png
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests
+
+# The web editor's browser tests drive Debian's chromium through chromedriver (never a browser download): installed
+# here when missing and this is root with apt-get, otherwise make stops with the command to run.
+CHROMIUM_PACKAGES := chromium chromium-driver
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(CHROMIUM_PACKAGES); \
+	    else \
+	        echo "make: the browser tests need Debian's chromium and chromedriver; run: sudo apt-get install $(CHROMIUM_PACKAGES)" >&2; \
+	        exit 1; \
+	    fi; \
+	fi
 
 # The developer's loop: every test but those marked slow, on two workers, each test file on one worker (its module
 # fixtures are built once; docs/development.md).
