@@ -730,31 +730,39 @@ def _rss_mb(pid: int) -> float:
         return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS")) / 1024
 
 
-def _health_latencies(target: Target, seconds: list[float], stop: threading.Event) -> None:
-    """Times health checks, one every 50 ms, until `stop` is set."""
-    with grpc.insecure_channel(f"{target.host}:{target.grpc_port}") as channel:
+def health_timer(port: int) -> int:
+    """Times health checks of the server at `port`, one every 50 ms, until its standard input closes; prints the
+    slowest in seconds. Run as its own process (`... health PORT`), so that the probe's work does not slow it."""
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    slowest = 0.0
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
+        stub.Check(health_pb2.HealthCheckRequest(), timeout=120)
+        print("ready", flush=True)
         while not stop.is_set():
             started = time.monotonic()
             stub.Check(health_pb2.HealthCheckRequest(), timeout=120)
-            seconds.append(time.monotonic() - started)
+            slowest = max(slowest, time.monotonic() - started)
             time.sleep(0.05)
+    print(slowest, flush=True)
+    return 0
 
 
 def _while_timing_health(target: Target, work: Callable[[], Any]) -> tuple[Any, float, float]:
-    """(what `work` returns, the slowest health check meanwhile in seconds, the seconds `work` took)."""
-    seconds: list[float] = []
-    stop = threading.Event()
-    timer = threading.Thread(target=_health_latencies, args=(target, seconds, stop))
-    timer.start()
+    """(what `work` returns, the slowest health check meanwhile in seconds, the seconds `work` took); the health
+    checks are made by another process."""
+    import subprocess
+    timer = subprocess.Popen([sys.executable, "-m", "tests.helpers.hostile_probe", "health", str(target.grpc_port)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert timer.stdout.readline().strip() == "ready"
     started = time.monotonic()
     try:
         result = work()
     finally:
         took = time.monotonic() - started
-        stop.set()
-        timer.join()
-    return result, max(seconds, default=float("nan")), took
+        slowest, _ = timer.communicate("", timeout=180)
+    return result, float(slowest), took
 
 
 def _free_port() -> int:
@@ -811,9 +819,9 @@ def figures() -> int:
                   f"{', '.join(f'{status} after {seconds:.1f} s' for status, seconds in answers)}; slowest health "
                   f"check meanwhile {slowest * 1000:.0f} ms; server RSS {rss:.0f} -> {_rss_mb(process.pid):.0f} MB")
             seen, slowest, took = _while_timing_health(target, lambda: half_open_streams(target, 1, 32, wait=120))
-            print(f"32 half-open Predict streams on one connection: {seen.max_concurrent_streams} opened (the "
-                  f"server's limit), other clients {seen.meanwhile}, ended {dict(seen.ended)} after {took:.1f} s; "
-                  f"slowest health check meanwhile {slowest * 1000:.0f} ms")
+            print(f"32 half-open Predict streams on one connection (the server allows "
+                  f"{seen.max_concurrent_streams}): other clients {seen.meanwhile}, ended {dict(seen.ended)} after "
+                  f"{took:.1f} s; slowest health check meanwhile {slowest * 1000:.0f} ms")
             rss = _rss_mb(process.pid)
             seen, slowest, took = _while_timing_health(target, lambda: half_open_streams(
                 target, 1, 8, 60 * 2 ** 20, 30 * 2 ** 20, wait=120, probe=lambda: _rss_mb(process.pid)))
@@ -828,4 +836,6 @@ def figures() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["health"]:
+        sys.exit(health_timer(int(sys.argv[2])))
     sys.exit(figures() if sys.argv[1:] == ["figures"] else main())
