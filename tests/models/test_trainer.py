@@ -198,3 +198,25 @@ def test_bad_configurations_are_clear_errors():
         EBGANTrainer(TINY, (), "att_ebgan")
     with pytest.raises(ValueError, match="not divisible"):
         EBGANTrainer(dataclasses.replace(TINY, image_size=36, code_downsamplings=3), ATTRIBUTES, "ebgan")
+
+
+def test_att_ebgan_training_gates_the_exemplar_code_with_the_exemplars_labels():
+    """The training edit E(B) -> Z' is gated by the exemplar's labels: the losses of the edit (adversarial, cycle,
+    classification of the edit) do not move when only the source's labels change, and do when the exemplar's do."""
+    trainer = stepped("att_ebgan").trainer
+    batch = make_batch(num_attributes=len(trainer.attribute_names), seed=1)
+    batch["exemplar_attributes"] = 1.0 - batch["source_attributes"]  # every label differs between the two faces
+    other_source = {**batch, "source_attributes": batch["exemplar_attributes"]}
+    other_exemplar = {**batch, "exemplar_attributes": batch["source_attributes"]}
+    edit_losses = ("adv_g", "cyc", "cls_g")
+
+    def losses_of(examples: dict) -> dict[str, np.ndarray]:
+        values = trainer._per_example_losses(examples, training=True)  # what train_step computes
+        return {name: values[name].numpy() for name in edit_losses}
+
+    base = losses_of(batch)
+    for name, value in losses_of(other_source).items():
+        np.testing.assert_allclose(value, base[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    changed = losses_of(other_exemplar)
+    for name in ("cyc", "cls_g"):  # (one step has barely trained the discriminator: adv_g moves by 1e-5)
+        assert np.abs(changed[name] - base[name]).max() > 1e-4, name
