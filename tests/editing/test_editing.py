@@ -6,6 +6,7 @@ The exporter's own models (and TFLite files) are tested through the Editor in te
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -139,6 +140,15 @@ def test_load_errors_name_the_problem(tmp_path, models):
     other.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="neither a SavedModel directory nor a .tflite file"):
         Editor.load(str(other))
+
+
+def test_a_model_base_loads_its_highest_numeric_version(tmp_path, models):
+    base = tmp_path / "base"
+    for version in ("1", "2", "10"):  # 10 is the highest: not the lowest (1), nor the last by name (2)
+        shutil.copytree(models["ebgan"], base / version)
+    assert Editor.load(str(base)).path == str(base / "10")
+    shutil.rmtree(base / "10")
+    assert Editor.load(str(base)).path == str(base / "2")
 
 
 def test_classify_equals_the_signatures_output(editor, models):
