@@ -1,4 +1,5 @@
-"""Shared test set-up: quiet TensorFlow logs, CPU only, the --fast switch and the tiny data set fixture.
+"""Shared test set-up: quiet TensorFlow logs, CPU only, the --fast switch, seeded randomness and the tiny data set
+fixture.
 
 Test modules live in one folder per package (tests/data, tests/models, ...) without __init__.py files, so their
 basenames must stay unique; shared code lives in tests/helpers (imported as `tests.helpers...`).
@@ -18,11 +19,23 @@ from ebgan_tf.cli import hide_tensorflow_logs  # noqa: E402
 hide_tensorflow_logs()  # as in the commands: TensorFlow's C++ lines only with EBGAN_TF_VERBOSE=1
 
 from ebgan_tf.data import pipeline, synthetic_faces  # noqa: E402
+from tests.helpers.seeds import TEST_SEED, seed_random_generators  # noqa: E402
 from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES  # noqa: E402
 
 
 def pytest_addoption(parser):
     parser.addoption("--fast", action="store_true", help="Skip the tests marked slow (the developer's quick loop).")
+
+
+def pytest_report_header(config) -> str:
+    return f"random seed of every test: {TEST_SEED} (EBGAN_TEST_SEED)"
+
+
+@pytest.fixture(autouse=True)
+def seeded() -> None:
+    """Seeds the global random generators before each test, so that a failure reproduces (Hypothesis takes its
+    own seed: --hypothesis-seed in pytest.ini)."""
+    seed_random_generators()
 
 
 def pytest_collection_modifyitems(config, items):
