@@ -41,6 +41,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("num_pairs", 500, "Number of test faces (source/exemplar pairs) to evaluate.")
     flags.DEFINE_integer("batch_size", 32, "Pairs per model call.")
     flags.DEFINE_integer("grid_rows", 4, "Pairs per region shown in grid.png.")
+    flags.DEFINE_string("targets", None, "JSON file of the targets the report checks the models against (the format "
+                        "of ebgan_tf/evaluation/targets.json, docs/evaluation.md). Default: the project's targets.")
 
 
 FLAGS = flags.FLAGS
@@ -54,7 +56,7 @@ def main(argv: list[str]) -> int:
     report = evaluate_models(
         FLAGS.model_dir, os.path.expanduser(FLAGS.data_dir), FLAGS.classifier_dir, FLAGS.output_dir,
         dataset=FLAGS.dataset, regions=FLAGS.regions, num_pairs=FLAGS.num_pairs, batch_size=FLAGS.batch_size,
-        grid_rows=FLAGS.grid_rows)
+        grid_rows=FLAGS.grid_rows, targets_file=FLAGS.targets)
     print(markdown(report))
     print(f"Wrote {', '.join(REPORT_FILES)} and logs/ to {FLAGS.output_dir}.")
     return 0

@@ -16,6 +16,7 @@ from ebgan_tf.evaluation.methods import (NAIVE_PASTE, Method, export_method, met
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs
 from ebgan_tf.evaluation.report import write_report
 from ebgan_tf.evaluation.scoring import MAX_PSNR, evaluate
+from ebgan_tf.evaluation.targets import load_targets
 from ebgan_tf.runs import CONFIG_FILE, load_trained, run_config_from_dir, trained_step
 
 
@@ -107,15 +108,18 @@ def load_evaluation_set(dataset: str, image_size: int, regions: Sequence[str], d
 
 def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: str | None, output_dir: str,
                     dataset: str | None = None, regions: Sequence[str] | None = None, num_pairs: int = 500,
-                    batch_size: int = 32, grid_rows: int = 4) -> dict:
+                    batch_size: int = 32, grid_rows: int = 4, targets_file: str | None = None) -> dict:
     """`ebgan-eval`: loads the models (training runs or exports) and the evaluation classifier (if `classifier_dir`;
     without one, the attribute metrics are left out), scores the models and the baselines on the test split, writes
     the report into `output_dir` and returns it. An export is scored through its signatures (uint8 in and out) and
-    has no zero-code baseline nor code spread; with exports only, `dataset` and `regions` must be given.
+    has no zero-code baseline nor code spread; with exports only, `dataset` and `regions` must be given. The models
+    are checked against the targets of `targets_file` (default: the project's table, evaluation/targets.json).
 
     Raises ValueError / FileNotFoundError for user errors (unknown dataset or region, a directory without a
-    model or classifier, mismatched image sizes, missing data), before anything is written.
+    model or classifier, mismatched image sizes, missing data, a missing or malformed targets file), before
+    anything is written.
     """
+    targets = load_targets(targets_file)
     models, image_size, dataset, regions = open_models(model_dirs, dataset, regions)
     evaluation = load_evaluation_set(dataset, image_size, regions, data_dir, classifier_dir, num_pairs)
     pairs, classifier = evaluation.pairs, evaluation.classifier
@@ -124,10 +128,10 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
     per_model = [model.methods(name) for model, name in zip(models, names)]
     methods = [own[0] for own in per_model] + [NAIVE_PASTE] + [baseline for own in per_model for baseline in own[1:]]
     results, grid = evaluate(methods, pairs, evaluation.region_attributes, classifier, evaluation.truth, batch_size,
-                             grid_rows)
+                             grid_rows, targets)
     report = {
         "dataset": dataset, "split": pipeline.EVAL_SPLIT[dataset], "num_pairs": len(pairs), "image_size": image_size,
-        "date": datetime.date.today().isoformat(), "max_psnr": MAX_PSNR,
+        "date": datetime.date.today().isoformat(), "max_psnr": MAX_PSNR, "targets_file": targets_file,
         "models": [{"name": name, "model_dir": model.path, "variant": model.variant,
                     "regions": list(model.regions or ()), "step": model.step}
                    for name, model in zip(names, models)],

@@ -118,7 +118,7 @@ def _mean(rates: dict | None) -> float | None:
 def _format_target_value(check: dict) -> str:
     if "PSNR" in check["target"]:
         return f"{check['value']:.2f} dB" + (f" (needs {check['threshold']:.2f} dB)"
-                                             if "baseline" in check["target"] else "")
+                                             if "baseline" in check["target"] or "paste" in check["target"] else "")
     if "gain" in check["target"]:
         return signed(check["value"])
     if "spread" in check["target"]:

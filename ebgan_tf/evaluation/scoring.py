@@ -1,4 +1,4 @@
-"""Scoring: every method on every region against ground truth, and the targets.
+"""Scoring: every method on every region against ground truth, and the targets (evaluation/targets.py).
 
 A method under evaluation is a `Method`: a function edit(source, exemplar, mask, transfer) -> edited image, so
 trained models, baselines and test fakes are measured the same way. Inputs are float32 in [-1, 1] (mask in {0, 1},
@@ -34,24 +34,12 @@ import tensorflow as tf
 from ebgan_tf import images, metrics, visualize
 from ebgan_tf.evaluation.methods import Method
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, region_masks
+from ebgan_tf.evaluation.targets import TargetTable, load_targets, target_checks
 from ebgan_tf.models import losses
 
 MAX_PSNR = 100.0  # dB; identical regions (infinite PSNR) count as this
 METRIC_BATCH = 64  # images per chunk of metric computation (bounds the memory of SSIM)
 IMAGE_METRICS = ("psnr", "ssim", "l1")
-# Targets for a synthetic64 mouth model trained for at most an hour on a 2-core CPU (docs/evaluation.md).
-TARGET_CODE_SPREAD = 0.2
-TARGET_EXEMPLAR_GAIN = 3.0  # dB
-TARGET_RECONSTRUCTION_PSNR = 28.0
-TARGET_TRANSFER_PSNR = {"ebgan": 24.0, "att_ebgan": 22.0}
-TARGET_MARGIN_OVER_ZERO_CODE = {"ebgan": 4.0}  # dB above the model's own exemplar-free baseline
-TARGET_ATTRIBUTE_ACCURACY = 0.90
-TARGET_LEAK_RATE = 0.10
-# Whole regions of several parts: the transfer must beat every baseline by this margin (dB).
-COMPOSITE_REGIONS = ("components", "face")
-TARGET_COMPOSITE_MARGIN = 3.0
-# The paper's Fig. 8: Att-EBGAN filters the exemplar's mustache out of the mouth and keeps the rest of it.
-TARGET_ATTRIBUTE_LEAK = {"Mustache": 0.05}
 NO_CLASSIFIER_NOTE = ("Attribute metrics need an evaluation classifier: train one with `ebgan-eval-classifier "
                       "--dataset=... --data_dir=... --output_dir=DIR` and pass --classifier_dir=DIR.")
 
@@ -243,74 +231,16 @@ class _RegionEvaluation:
         }
 
 
-def target_checks(region: str, result: dict) -> list[dict]:
-    """The targets (docs/evaluation.md) for every model of one region's result: target, value, met, and the margin."""
-    methods = result["methods"]
-    baselines = [name for name, scores in methods.items() if scores["role"] == "baseline"]
-    checks = []
-
-    def check(method: str, target: str, value: float | None, threshold: float | None, higher_is_better: bool):
-        if value is None or threshold is None:
-            return
-        margin = value - threshold if higher_is_better else threshold - value
-        met = margin > 0 if target.startswith("transfer PSNR above") else margin >= 0
-        checks.append({"region": region, "method": method, "target": target, "value": value,
-                       "threshold": threshold, "met": bool(met), "margin": margin})
-
-    for name, scores in methods.items():
-        if scores["role"] != "model":
-            continue
-        variant, transfer = scores.get("variant", ""), scores["transfer"]
-        if scores.get("code_spread"):
-            check(name, f"code spread >= {TARGET_CODE_SPREAD:g}", scores["code_spread"]["mean"], TARGET_CODE_SPREAD,
-                  True)
-        if transfer:
-            check(name, f"exemplar gain >= +{TARGET_EXEMPLAR_GAIN:g} dB", transfer["exemplar_gain"],
-                  TARGET_EXEMPLAR_GAIN, True)
-            if variant in TARGET_TRANSFER_PSNR and region == "mouth":
-                check(name, f"transfer PSNR >= {TARGET_TRANSFER_PSNR[variant]:g} dB", transfer["psnr"],
-                      TARGET_TRANSFER_PSNR[variant], True)
-            zero_code = methods.get(f"zero exemplar code ({name})", {}).get("transfer")
-            if variant in TARGET_MARGIN_OVER_ZERO_CODE and zero_code and region == "mouth":
-                margin = TARGET_MARGIN_OVER_ZERO_CODE[variant]
-                check(name, f"transfer PSNR >= zero-code baseline + {margin:g} dB", transfer["psnr"],
-                      zero_code["psnr"] + margin, True)
-            # Its baselines: the naive paste and its own zero-code inpainting (not another model's).
-            own = [b for b in baselines if not b.startswith("zero exemplar code (") or b == f"zero exemplar code ({name})"]
-            baseline_psnrs = [methods[b]["transfer"]["psnr"] for b in own if methods[b]["transfer"]]
-            if baseline_psnrs and region in COMPOSITE_REGIONS:
-                check(name, f"transfer PSNR >= every baseline + {TARGET_COMPOSITE_MARGIN:g} dB", transfer["psnr"],
-                      max(baseline_psnrs) + TARGET_COMPOSITE_MARGIN, True)
-            elif baseline_psnrs:
-                check(name, "transfer PSNR above every baseline", transfer["psnr"], max(baseline_psnrs), True)
-        if scores["reconstruction"] and variant != "att_ebgan":
-            check(name, f"reconstruction PSNR >= {TARGET_RECONSTRUCTION_PSNR:g} dB", scores["reconstruction"]["psnr"],
-                  TARGET_RECONSTRUCTION_PSNR, True)
-        if scores["attribute_transfer"]:
-            check(name, "attribute transfer accuracy >= 90%", scores["attribute_transfer"]["mean"],
-                  TARGET_ATTRIBUTE_ACCURACY, True)
-        filtering = scores["filtering"]
-        if filtering and filtering["leak_rate"]:
-            check(name, "filter leak rate <= 10%", filtering["leak_rate"]["mean"], TARGET_LEAK_RATE, False)
-            for attribute, limit in TARGET_ATTRIBUTE_LEAK.items():
-                check(name, f"{attribute} leak rate <= {100 * limit:g}%",
-                      filtering["leak_rate"]["per_attribute"].get(attribute), limit, False)
-        zero_code_unfiltered = methods.get(f"zero exemplar code ({name})", {}).get("unfiltered_psnr_per_attribute")
-        if filtering and filtering["psnr_per_attribute"] and zero_code_unfiltered:
-            for attribute in TARGET_ATTRIBUTE_LEAK:
-                check(name, f"PSNR without {attribute} above the zero-code baseline's",
-                      filtering["psnr_per_attribute"].get(attribute), zero_code_unfiltered.get(attribute), True)
-    return checks
-
-
 def evaluate(methods: Sequence[Method], pairs: EvalPairs, region_attributes: dict[str, Sequence[str]],
              reader: AttributeReader | None, truth: SwapTruth | None = None, batch_size: int = 32,
-             grid_rows: int = 4) -> tuple[dict, np.ndarray]:
-    """Scores every method on every region of `region_attributes` (region -> attributes the classifier reads).
+             grid_rows: int = 4, targets: TargetTable | None = None) -> tuple[dict, np.ndarray]:
+    """Scores every method on every region of `region_attributes` (region -> attributes the classifier reads) and
+    checks the models against `targets` (default: the project's table, targets.json).
 
     Returns the results {"regions": {region: {"attributes", "methods": {name: scores}, "ground_truth"}},
     "targets": [...]} (JSON-ready) and a uint8 grid of the first `grid_rows` pairs per region.
     """
+    targets = targets or load_targets()
     names = [method.name for method in methods]
     if len(set(names)) != len(names):
         raise ValueError(f"Method names must be unique, got {names}.")
@@ -319,7 +249,7 @@ def evaluate(methods: Sequence[Method], pairs: EvalPairs, region_attributes: dic
     if missing:
         raise ValueError(f"The evaluation classifier does not read {', '.join(missing)} (it reads "
                          f"{', '.join(reader.attribute_names)}); train one with those attributes.")
-    regions, targets, grid_rows_ = {}, [], []
+    regions, checks, grid_rows_ = {}, [], []
     for region, attribute_names in region_attributes.items():
         evaluation = _RegionEvaluation(pairs, region, attribute_names, reader, truth, batch_size)
         result = {"attributes": list(evaluation.names), "methods": {}, "ground_truth": evaluation.evaluate_truth()}
@@ -329,7 +259,7 @@ def evaluate(methods: Sequence[Method], pairs: EvalPairs, region_attributes: dic
             result["methods"][method.name] = {"role": method.role, "variant": method.variant, **scores}
             samples.append(edited[:grid_rows])
         regions[region] = result
-        targets += target_checks(region, result)
+        checks += target_checks(targets, region, result, len(pairs))
         for i in range(min(grid_rows, len(pairs))):
             row = [pairs.sources[i], pairs.exemplars[i], visualize.overlay_mask(pairs.sources[i], evaluation.masks[i])]
             row += [evaluation.swaps[i]] if evaluation.swaps is not None else []
@@ -337,4 +267,4 @@ def evaluate(methods: Sequence[Method], pairs: EvalPairs, region_attributes: dic
     columns = ["source", "exemplar", "mask"] + (["ground truth"] if truth is not None else []) + names
     grid = visualize.image_grid([row for _, row in grid_rows_], row_labels=[label for label, _ in grid_rows_],
                                 col_labels=[label.replace(" (", "\n(") for label in columns])
-    return {"regions": regions, "targets": targets}, grid
+    return {"regions": regions, "targets": checks}, grid

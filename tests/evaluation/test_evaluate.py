@@ -18,7 +18,7 @@ from ebgan_tf.config import SYNTHETIC_REGION_ATTRIBUTES
 from ebgan_tf.data import masks, synthetic, synthetic_faces
 from ebgan_tf.data.celeba_fixture import make_celeba_fixture
 from ebgan_tf.models.trainer import build_trainer
-from ebgan_tf.evaluation import scoring
+from ebgan_tf.evaluation import scoring, targets
 from ebgan_tf.evaluation.classifier import EvalClassifierConfig, train_eval_classifier
 from ebgan_tf.evaluation.methods import NAIVE_PASTE, Method, model_method, zero_code_method
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks
@@ -163,7 +163,7 @@ def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, or
         "psnr": scoring.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
     assert transfer["other_exemplar_psnr"] < 40.0  # another face's mouth is not this exemplar's
     assert transfer["exemplar_gain"] == pytest.approx(scoring.MAX_PSNR - transfer["other_exemplar_psnr"])
-    assert scores["code_spread"]["mean"] > scoring.TARGET_CODE_SPREAD  # the exemplars' own pixels differ
+    assert scores["code_spread"]["mean"] > 0.2  # the exemplars' own pixels differ
     assert scores["attribute_transfer"]["mean"] == region["ground_truth"]["attribute_transfer"]["mean"] == 1.0
     filtering = scores["filtering"]
     holders = sum(b.attributes[name] for b in faces(pairs)[1] for name in ATTRIBUTES)
@@ -184,6 +184,11 @@ def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, or
     assert grid.dtype == np.uint8 and grid.shape[0] >= 3 * IMAGE_SIZE and grid.shape[1] >= 6 * IMAGE_SIZE
 
 
+def _checks(region: str, result: dict) -> list[dict]:
+    """The project's target checks of a one-region result of 64 pairs."""
+    return targets.target_checks(targets.load_targets(), region, result, num_pairs=64)
+
+
 def _region_result(model: dict, baselines: dict[str, dict]) -> dict:
     """A one-region result with a model named "M" (Att-EBGAN) and baselines, as scoring.evaluate returns it."""
     empty = {"reconstruction": None, "code_spread": None, "attribute_transfer": None, "filtering": None,
@@ -198,16 +203,16 @@ def test_composite_regions_must_beat_every_baseline_by_3_db(psnr, met):
     transfer = {"psnr": psnr, "exemplar_gain": 4.0}
     result = _region_result({"transfer": transfer}, {"naive paste": {"transfer": {"psnr": 15.0}},
                                                      "zero exemplar code (M)": {"transfer": {"psnr": 20.0}}})
-    for region in scoring.COMPOSITE_REGIONS:
-        checks = {check["target"]: check for check in scoring.target_checks(region, result)}
+    for region in ("components", "face"):
+        checks = {check["target"]: check for check in _checks(region, result)}
         check = checks["transfer PSNR >= every baseline + 3 dB"]
         assert check["threshold"] == 23.0 and check["met"] is met
         assert "transfer PSNR above every baseline" not in checks and "transfer PSNR >= 22 dB" not in checks
-    mouth = {check["target"] for check in scoring.target_checks("mouth", result)}
+    mouth = {check["target"] for check in _checks("mouth", result)}
     assert {"transfer PSNR >= 22 dB", "transfer PSNR above every baseline"} <= mouth
     # Another model's zero-code baseline is not this model's.
     result["methods"]["zero exemplar code (N)"] = {**result["methods"]["naive paste"], "transfer": {"psnr": 30.0}}
-    checks = {check["target"]: check for check in scoring.target_checks("face", result)}
+    checks = {check["target"]: check for check in _checks("face", result)}
     assert checks["transfer PSNR >= every baseline + 3 dB"]["threshold"] == 23.0
 
 
@@ -219,7 +224,7 @@ def test_mustache_filter_targets(leak, filtered_psnr, met):
     result = _region_result({"transfer": None, "filtering": filtering},
                             {"zero exemplar code (M)": {"transfer": None,
                                                         "unfiltered_psnr_per_attribute": {"Mustache": 20.0}}})
-    checks = {check["target"]: check for check in scoring.target_checks("mouth", result)}
+    checks = {check["target"]: check for check in _checks("mouth", result)}
     assert (checks["Mustache leak rate <= 5%"]["met"],
             checks["PSNR without Mustache above the zero-code baseline's"]["met"]) == met
 
