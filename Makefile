@@ -14,8 +14,11 @@ DEMO_STEPS_PER_EPOCH ?= 100
 SHIP_RUNS ?= runs
 SHIP_EPOCHS ?= 45
 SHIP_DATA64 ?= $(SHIP_RUNS)/data64
+# The evaluations of the shipped models in models/reports/: make models writes new ones beside them (<record>.new)
+# and prints the differences; make models-keep replaces the old by the new.
+SHIP_RECORDS := eval_500 regression_saved_model regression_tflite
 
-.PHONY: demo test test-fast bench clean models browser
+.PHONY: demo test test-fast bench clean models models-keep browser
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -78,16 +81,27 @@ models: $(STAMP)
 	    --image_size=64
 	$(BIN)/ebgan-eval --model_dir=$(SHIP_RUNS)/ship_ebgan,$(SHIP_RUNS)/ship_att_ebgan --data_dir=$(DATA_DIR) \
 	    --regions=mouth,components,face --num_pairs=500 --classifier_dir=$(SHIP_RUNS)/evalcls \
-	    --output_dir=models/reports/eval_500
+	    --output_dir=models/reports/eval_500.new
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) --num_train=8 --num_validation=8 \
 	    --num_test=64
 	$(BIN)/ebgan-eval --model_dir=models/ebgan,models/att_ebgan --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) \
-	    --regions=mouth,components,face --num_pairs=64 --output_dir=models/reports/regression_saved_model
+	    --regions=mouth,components,face --num_pairs=64 --output_dir=models/reports/regression_saved_model.new
 	$(BIN)/ebgan-eval --model_dir=models/ebgan-tflite/1/model_dynamic.tflite,models/att_ebgan-tflite/1/model_dynamic.tflite \
 	    --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) --regions=mouth,components,face --num_pairs=64 \
-	    --output_dir=models/reports/regression_tflite
+	    --output_dir=models/reports/regression_tflite.new
 	rm -rf models/reports/*/logs  # TensorBoard copies of the reports' numbers: not shipped
+	for record in $(SHIP_RECORDS); do \
+	    $(BIN)/python -m ebgan_tf.training.compare_reports --old=models/reports/$$record \
+	        --new=models/reports/$$record.new || exit 1; \
+	done
+	@echo "New records in models/reports/*.new beside the old ones; make models-keep replaces the old by them."
 	$(BIN)/ebgan-figures --model=models/ebgan,models/att_ebgan --data_dir=$(DATA_DIR) --output_dir=docs/images/paper
+
+# The new records of make models replace the old ones (after their differences were read).
+models-keep:
+	for record in $(SHIP_RECORDS); do \
+	    rm -rf models/reports/$$record && mv models/reports/$$record.new models/reports/$$record || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info

@@ -1,7 +1,9 @@
 """Regression tests of the models shipped in models/: each is evaluated on 64 synthetic test pairs, through its
-SavedModel and its TFLite file, for every region it was trained on; a transfer PSNR or exemplar gain more than 1 dB
-below the value recorded in models/reports/ (by the commands in models/README.md) fails. This guards the export,
-inference and masks of the shipped files, not only their training."""
+SavedModel and its TFLite file, for every region it was trained on. The evaluation is deterministic: a transfer PSNR
+or exemplar gain that differs by more than 0.01 dB from the value recorded in models/reports/ (by `make models`)
+fails, and so does a model whose transfer is not above the naive paste measured on the same pairs (a floor that
+does not come from the records; the known misses are listed, and a fixed one must leave the list). This guards the
+export, inference and masks of the shipped files, not only their training."""
 
 from __future__ import annotations
 
@@ -26,7 +28,10 @@ from ebgan_tf.serving import edit
 
 MODELS_DIR = SHIPPED_MODELS_DIR
 MAX_SIZE_BYTES = 20_000_000  # 20 MB
-TOLERANCE_DB = 1.0
+# The records reproduce to 0.000 dB on this machine; a hundredth of a dB leaves room for another CPU's arithmetic.
+TOLERANCE_DB = 0.01
+# (region, model) whose transfer PSNR is not above the naive paste's on the 64 pairs (models/README.md, Evaluation).
+BELOW_NAIVE_PASTE = {("face", "EBGAN")}
 # The recorded evaluations: report directory -> the shipped files it scored (paths relative to models/).
 RECORDED = {
     "regression_saved_model": ("ebgan", "att_ebgan"),
@@ -64,14 +69,33 @@ def test_shipped_models_keep_their_recorded_quality(report_name, data_dir, tmp_p
     report = evaluate_models(paths, data_dir, None, str(tmp_path), dataset="synthetic_faces", regions=regions,
                              num_pairs=recorded["num_pairs"])
     for region in regions:
-        for name, scores in report["regions"][region]["methods"].items():
+        methods = report["regions"][region]["methods"]
+        for name, scores in methods.items():
             if scores["role"] != "model":
                 continue
             was = recorded["regions"][region]["methods"][name]["transfer"]
             now = scores["transfer"]
             for key in ("psnr", "exemplar_gain"):
-                assert now[key] >= was[key] - TOLERANCE_DB, (region, name, key, now[key], was[key])
+                assert now[key] == pytest.approx(was[key], abs=TOLERANCE_DB), (region, name, key, now[key], was[key])
             assert scores["outside_max_diff"] == 0.0, (region, name)
+            above_paste = now["psnr"] > methods["naive paste"]["transfer"]["psnr"]
+            assert above_paste is ((region, name) not in BELOW_NAIVE_PASTE), (region, name, now["psnr"])
+
+
+def test_the_500_pair_record_puts_every_model_above_its_baselines():
+    """The training runs' evaluation (models/reports/eval_500): each model's transfer above its own zero-code
+    baseline (exemplar-free inpainting) and, but for the known misses, above the naive paste."""
+    recorded = _recorded("eval_500")
+    assert recorded["num_pairs"] == 500
+    for region, result in recorded["regions"].items():
+        methods = result["methods"]
+        for name, scores in methods.items():
+            if scores["role"] != "model":
+                continue
+            psnr = scores["transfer"]["psnr"]
+            assert psnr > methods[f"zero exemplar code ({name})"]["transfer"]["psnr"], (region, name, psnr)
+            above_paste = psnr > methods["naive paste"]["transfer"]["psnr"]
+            assert above_paste is ((region, name) not in BELOW_NAIVE_PASTE), (region, name, psnr)
 
 
 def test_ebgan_edit_uses_the_shipped_att_ebgan_by_default(tmp_path, capsys):
