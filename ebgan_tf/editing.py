@@ -3,6 +3,7 @@
     editor = Editor.load("exports/ebgan/1")            # or "exports/ebgan-tflite/1/model_dynamic.tflite"
     mask = editor.info.region_mask("mouth")            # for images at the model's alignment
     edited = editor.edit(source, exemplar, mask, transfer=editor.info.transfer_vector(drop=["Mustache"]))
+    composed = editor.edit_composed(source, [b, c], [eyes, mouth], strengths=[0.7, 1.0])  # a part per exemplar
     reading = editor.classify(exemplar)                # Att-EBGAN: probability per attribute (> 0.5 = present)
 """
 
@@ -18,6 +19,7 @@ from ebgan_tf.cli import native_logs_muted
 from ebgan_tf.config import ATT_EBGAN, validate_attribute_names
 
 EDIT, EDIT_FILTERED, CLASSIFY, METADATA = "edit", "edit_filtered", "classify", "metadata"
+EDIT_COMPOSED = "edit_composed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +151,68 @@ class Editor:
             signature = EDIT_FILTERED
         edited = self._run_batched(signature, inputs, "edited")
         return edited[0] if single else edited
+
+    def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
+                      masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
+                      transfers: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray:
+        """One source, K parts: part k fills masks[k] from exemplars[k] at strengths[k] (`edit_composed`).
+
+        Unbatched: source uint8 [S,S,3], exemplars [K,S,S,3] (or a list of K images), masks [K,S,S,1], strengths
+        [K] in [0, 1] (None: all 1) and transfers [K,n] or a list of K transfer vectors or None (Att-EBGAN; None =
+        transfer all); returns uint8 [S,S,3]. Batched: each with a leading N (source [N,S,S,3], exemplars
+        [N,K,S,S,3], ...) and returns [N,S,S,3].
+        """
+        single = np.ndim(source) == 3
+        source = np.asarray(source)[None] if single else np.asarray(source)
+        exemplars, masks = (np.asarray(value)[None] if single else np.asarray(value) for value in (exemplars, masks))
+        count, parts = len(source), (exemplars.shape[1] if exemplars.ndim == 5 else 0)
+        if parts == 0:
+            raise ValueError(f"exemplars has shape {exemplars.shape[1 if single else 0:]}; give at least one part "
+                             f"({'[K,S,S,3]' if single else '[N,K,S,S,3]'}).")
+        self._check_shape("source", source, 3)
+        self._check_images("source", source)
+        flat_exemplars, flat_masks = exemplars.reshape(-1, *exemplars.shape[2:]), masks.reshape(-1, *masks.shape[2:])
+        self._check_images("exemplars", flat_exemplars)
+        self._check_shape("masks", flat_masks, 1)
+        if len(exemplars) != count or masks.shape[:2] != exemplars.shape[:2]:
+            raise ValueError(f"source, exemplars and masks disagree: {count} source(s), exemplars "
+                             f"{exemplars.shape[:2]}, masks {masks.shape[:2]} (N and K must match).")
+        if not np.all((flat_masks >= 0.0) & (flat_masks <= 1.0)):
+            raise ValueError("masks must be finite values in [0, 1] (1 = fill from that part's exemplar).")
+        empty = [index % parts for index in range(len(flat_masks)) if not np.any(flat_masks[index] > 0.5)]
+        if empty:
+            raise ValueError(f"Empty mask for part(s) {sorted(set(empty))}: nothing to fill (mask values > 0.5 mark "
+                             "the region).")
+        inputs = {"source": source, "exemplars": exemplars, "masks": masks.astype(np.float32),
+                  "strengths": self._part_values("strengths", strengths, count, parts),
+                  "attributes": self._part_transfers(transfers, count, parts, single)}
+        edited = self._run_batched(EDIT_COMPOSED, inputs, "edited")
+        return edited[0] if single else edited
+
+    def _part_values(self, name: str, strengths, count: int, parts: int) -> np.ndarray:
+        """Strengths [K] or [N,K] (None: all 1) as float32 [N,K]; outside [0, 1] or another shape: ValueError."""
+        values = np.ones([parts], np.float32) if strengths is None else np.asarray(strengths, np.float32)
+        if values.shape not in ((parts,), (count, parts)):
+            raise ValueError(f"{name} has shape {values.shape}; give one value per part ([{parts}] or "
+                             f"[{count},{parts}]).")
+        if not np.all((values >= 0.0) & (values <= 1.0)):
+            raise ValueError(f"{name} must be in [0, 1] (0 = the source's own region, 1 = the exemplar's); got "
+                             f"{values.ravel().tolist()}.")
+        return np.ascontiguousarray(np.broadcast_to(values, (count, parts)))
+
+    def _part_transfers(self, transfers, count: int, parts: int, single: bool) -> np.ndarray:
+        """Per-part transfer vectors as float32 [N,K,n] (None, or None for a part: transfer every attribute)."""
+        n = len(self.info.attribute_names)
+        if transfers is None:
+            return np.ones([count, parts, n], np.float32)
+        if any(transfer is not None for transfer in transfers) and self.info.variant != ATT_EBGAN:
+            raise ValueError(f"This is an {self.info.variant} model: it has no attribute filtering.")
+        rows = [transfers] if single else list(transfers)
+        if len(rows) != count or any(len(row) != parts for row in rows):
+            raise ValueError(f"transfers must hold one transfer vector (or None) per part: {parts} per source.")
+        return np.stack([np.stack([np.ones(n, np.float32) if transfer is None
+                                   else self._transfer_batch(np.asarray(transfer, np.float32), 1)[0]
+                                   for transfer in row]) for row in rows])
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         """The classifier's reading of aligned uint8 faces [S,S,3] or [N,S,S,3]: float32 probabilities [n] or

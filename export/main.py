@@ -61,7 +61,8 @@ def main(argv: list[str]) -> int:
         print(f"int8 calibration: {len(calibration)} training examples ({', '.join(calibration.regions)} in turn)",
               flush=True)
     path = export_saved_model(trainer, FLAGS.export_base, FLAGS.name, template, FLAGS.version)
-    signatures = "edit (serving_default), " + ("edit_filtered, classify, " if trainer.variant == ATT_EBGAN else "")
+    filtering = "edit_filtered, classify, " if trainer.variant == ATT_EBGAN else ""
+    signatures = f"edit (serving_default), {filtering}edit_composed, "
     print(f"SavedModel: {path}  signatures: {signatures}metadata", flush=True)
     if trainer.variant != ATT_EBGAN:
         print("This is an EBGAN model: no edit_filtered and no classify signature (attribute filtering and the "

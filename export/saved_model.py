@@ -5,6 +5,8 @@
   edit_filtered (Att-EBGAN): as edit plus attributes float32 [N,n] (1 = transfer, 0 = filter out)
   classify (Att-EBGAN): image uint8 [N,S,S,3] -> probabilities float32 [N,n] (the classifier's reading; > 0.5 =
             the gate of the edit transfers that attribute)
+  edit_composed: source uint8 [N,S,S,3], exemplars uint8 [N,K,S,S,3], masks float32 [N,K,S,S,1], strengths
+            float32 [N,K], attributes float32 [N,K,n] -> edited: part k filled from exemplar k at strength k
   metadata: () -> attribute_names string [n], image_size int32 [], variant string [],
             landmark_template float32 [5,2] (where the model expects the five landmarks of an aligned face)
 plus assets/attributes.txt and assets.extra/tf_serving_warmup_requests. A version is written to a hidden
@@ -23,7 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from ebgan_tf.config import ATT_EBGAN
-from ebgan_tf.editing import CLASSIFY, EDIT, EDIT_FILTERED, METADATA
+from ebgan_tf.editing import CLASSIFY, EDIT, EDIT_COMPOSED, EDIT_FILTERED, METADATA
+from ebgan_tf.models.composing import compose
 from ebgan_tf.models.trainer import EBGANTrainer
 
 
@@ -98,6 +101,60 @@ def edit_function(trainer: EBGANTrainer, filtered: bool, validate: bool) -> Call
     return lambda source, exemplar, mask: edit(source, exemplar, mask)
 
 
+def _validate_composed(image_size: int, num_attributes: int, source, exemplars, masks, strengths,
+                       attributes) -> list[tf.Operation]:
+    """Graph assertions of `edit_composed`: shapes (K >= 1 parts, N and K alike everywhere), then finite values in
+    [0, 1] for masks, strengths and attributes."""
+    batch = tf.concat([tf.shape(source), [0]], 0)[0]
+    parts = tf.concat([tf.shape(exemplars), [0, 0]], 0)[1]
+    pixels = [image_size, image_size]
+    checks = [_assert_shape(source, [None, *pixels, 3], f"source must be [N,{image_size},{image_size},3]"),
+              _assert_shape(exemplars, [batch, None, *pixels, 3],
+                            f"exemplars must be [N,K,{image_size},{image_size},3] (N as source)"),
+              tf.debugging.Assert(parts > 0, ["exemplars must hold at least one part (K >= 1); got shape",
+                                              tf.shape(exemplars)], summarize=8),
+              _assert_shape(masks, [batch, parts, *pixels, 1],
+                            f"masks must be [N,K,{image_size},{image_size},1] (N as source, K as exemplars)"),
+              _assert_shape(strengths, [batch, parts], "strengths must be [N,K] (N as source, K as exemplars)"),
+              _assert_shape(attributes, [batch, parts, num_attributes],
+                            f"attributes must be [N,K,{num_attributes}] (one value per attribute and part)")]
+    with tf.control_dependencies(checks):
+        values = [_assert_values(tensor, name)
+                  for name, tensor in (("masks", masks), ("strengths", strengths), ("attributes", attributes))]
+    return checks + values
+
+
+def composed_function(trainer: EBGANTrainer, validate: bool) -> Callable[..., dict[str, tf.Tensor]]:
+    """The `edit_composed` signature: uint8 images in, uint8 composite out, as `edit_function` (masks binarised at
+    0.5; outside their union the source bit for bit). EBGAN ignores `attributes` (but checks it)."""
+    image_size = trainer.model_config.image_size
+    num_attributes = len(trainer.attribute_names)
+
+    def edit_composed(source, exemplars, masks, strengths, attributes):
+        checks = (_validate_composed(image_size, num_attributes, source, exemplars, masks, strengths, attributes)
+                  if validate else [])
+        with tf.control_dependencies(checks):
+            inside = masks > 0.5
+            transfer = attributes if trainer.classifier is not None else None
+            result = compose(trainer, _to_unit(source), _to_unit(exemplars), tf.cast(inside, tf.float32),
+                             strengths, transfer)
+            generated = tf.clip_by_value(tf.round((result + 1.0) * 127.5), 0.0, 255.0)
+            composite = tf.where(tf.reduce_any(inside, axis=1), generated, tf.cast(source, tf.float32))
+            return {"edited": tf.cast(composite, tf.uint8)}
+
+    return edit_composed
+
+
+def composed_signature(image_size: int, num_attributes: int, batch: int | None) -> list[tf.TensorSpec]:
+    """TensorSpecs of `edit_composed`; batch None = dynamic, the number of parts K always dynamic."""
+    pixels = [image_size, image_size]
+    return [tf.TensorSpec([batch, *pixels, 3], tf.uint8, name="source"),
+            tf.TensorSpec([batch, None, *pixels, 3], tf.uint8, name="exemplars"),
+            tf.TensorSpec([batch, None, *pixels, 1], tf.float32, name="masks"),
+            tf.TensorSpec([batch, None], tf.float32, name="strengths"),
+            tf.TensorSpec([batch, None, num_attributes], tf.float32, name="attributes")]
+
+
 def classify_function(trainer: EBGANTrainer, validate: bool) -> Callable[..., dict[str, tf.Tensor]]:
     """The `classify` signature: aligned uint8 faces -> sigmoid of the classifier's logits, the image scaled as
     `edit` scales the exemplar (so probability > 0.5 <=> logit > 0 <=> the edit's gate transfers the attribute)."""
@@ -147,8 +204,8 @@ def metadata_function(trainer: EBGANTrainer, landmark_template: np.ndarray) -> C
 
 def build_archive(trainer: EBGANTrainer, landmark_template: np.ndarray, batch: int | None,
                   validate: bool) -> keras.export.ExportArchive:
-    """An ExportArchive holding the edit, edit_filtered and classify (Att-EBGAN) and metadata endpoints, `edit`
-    first."""
+    """An ExportArchive holding the edit, edit_filtered and classify (Att-EBGAN), edit_composed and metadata
+    endpoints, `edit` first."""
     # Nothing is track()ed: the endpoints capture the variables they use (the encoder, generator and, for Att-EBGAN,
     # classifier; not the discriminator nor the optimisers), and Keras 3.15 writes every tracked variable a second
     # time next to the captured one (keras-team/keras#23553), doubling the SavedModel.
@@ -159,6 +216,7 @@ def build_archive(trainer: EBGANTrainer, landmark_template: np.ndarray, batch: i
         archive.add_endpoint(EDIT_FILTERED, edit_function(trainer, True, validate),
                              input_signature(size, count, True, batch))
         archive.add_endpoint(CLASSIFY, classify_function(trainer, validate), classify_signature(size, batch))
+    archive.add_endpoint(EDIT_COMPOSED, composed_function(trainer, validate), composed_signature(size, count, batch))
     archive.add_endpoint(METADATA, metadata_function(trainer, landmark_template), input_signature=[])
     return archive
 

@@ -27,7 +27,7 @@ from ebgan_tf.cli import native_logs_muted
 from ebgan_tf.config import ATT_EBGAN
 from ebgan_tf.files import write_bytes_atomically
 from ebgan_tf.models.trainer import EBGANTrainer
-from ebgan_tf.export.saved_model import CLASSIFY, EDIT, EDIT_FILTERED, METADATA, build_archive
+from ebgan_tf.export.saved_model import CLASSIFY, EDIT, EDIT_COMPOSED, EDIT_FILTERED, METADATA, build_archive
 
 INT8 = "int8"
 TFLITE_VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic", INT8)
@@ -94,7 +94,8 @@ def calibration_data_of_run(model_dir: str, data_dir: str,
 def _representative_dataset(calibration: CalibrationData, signatures: list[str],
                             num_attributes: int) -> Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]]:
     """(signature, inputs) pairs of batch 1 for every example: `edit`, `edit_filtered` with random attribute
-    switches, and `classify` on the source and on the exemplar."""
+    switches, `classify` on the source and on the exemplar, and `edit_composed` with one part at a random
+    strength."""
 
     def generate() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         rng = np.random.default_rng(0)
@@ -109,6 +110,10 @@ def _representative_dataset(calibration: CalibrationData, signatures: list[str],
             if CLASSIFY in signatures:
                 yield CLASSIFY, {"image": inputs["source"]}
                 yield CLASSIFY, {"image": inputs["exemplar"]}
+            yield EDIT_COMPOSED, {"source": inputs["source"], "exemplars": inputs["exemplar"][:, None],
+                                  "masks": inputs["mask"][:, None],
+                                  "strengths": rng.random([1, 1]).astype(np.float32),
+                                  "attributes": np.ones([1, 1, num_attributes], np.float32)}
 
     return generate
 
@@ -180,7 +185,7 @@ def export_tflite(trainer: EBGANTrainer, landmark_template: np.ndarray, out_dir:
     if INT8 in variants and calibration is None:
         raise ValueError("The int8 TFLite variant needs calibration data (examples of the model's training data).")
     os.makedirs(out_dir, exist_ok=True)
-    keys = [EDIT] + ([EDIT_FILTERED, CLASSIFY] if trainer.variant == ATT_EBGAN else []) + [METADATA]
+    keys = [EDIT] + ([EDIT_FILTERED, CLASSIFY] if trainer.variant == ATT_EBGAN else []) + [EDIT_COMPOSED, METADATA]
     paths = {}
     with tempfile.TemporaryDirectory() as staging:
         build_archive(trainer, landmark_template, batch=1, validate=False).write_out(staging, verbose=False)

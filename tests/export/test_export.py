@@ -111,7 +111,7 @@ def test_cli_writes_the_saved_model_tflite_files_and_passes_verify(exported):
     assert exported["status"] == 0, exported["err"]
     out = exported["out"]
     assert (f"SavedModel: {exported['saved']}  signatures: edit (serving_default), edit_filtered, classify, "
-            "metadata") in out
+            "edit_composed, metadata") in out
     for variant, path in exported["tflite"].items():
         assert f"TFLite {variant}: {path} (" in out and os.path.getsize(path) > 0
     assert f"int8 calibration: {CALIBRATION_EXAMPLES} training examples (mouth in turn)" in out
@@ -223,7 +223,7 @@ def test_classify_is_the_sigmoid_of_the_classifier_on_the_scaled_image(exported,
                                atol=1e-6)
     for variant, path in exported["tflite"].items():  # batch 1 files, run image by image by the Editor
         assert set(Interpreter(model_path=path).get_signature_list()) == {"edit", "edit_filtered", "classify",
-                                                                          "metadata"}
+                                                                          "edit_composed", "metadata"}
         result = Editor.load(path).classify(exemplar)
         assert result.shape == probabilities.shape
         assert np.abs(result - probabilities).max() <= MAX_PROBABILITY_DIFFERENCE[variant], variant
@@ -393,12 +393,14 @@ def test_ebgan_export_omits_edit_filtered_and_says_so(ebgan_model_dir, tmp_path)
     status, out, err = export_cli(f"--model_dir={ebgan_model_dir}", f"--export_base={tmp_path}", "--name=plain",
                                   "--tflite=float32")
     assert status == 0, err
-    assert "signatures: edit (serving_default), metadata" in out
+    assert "signatures: edit (serving_default), edit_composed, metadata" in out
     assert "This is an EBGAN model: no edit_filtered and no classify signature" in out
     path = str(tmp_path / "plain" / "1")
-    assert set(tf.saved_model.load(path).signatures) == {"edit", "serving_default", "metadata"}  # no classify
+    assert set(tf.saved_model.load(path).signatures) == {"edit", "serving_default", "edit_composed",
+                                                         "metadata"}  # no classify
     tflite = str(tmp_path / "plain-tflite" / "1" / "model_float32.tflite")
-    assert set(Interpreter(model_path=tflite).get_signature_list()) == {"edit", "metadata"}  # no classify
+    assert set(Interpreter(model_path=tflite).get_signature_list()) == {"edit", "edit_composed",
+                                                                        "metadata"}  # no classify
     source, exemplar = faces(2)
     for model in (path, tflite):
         editor = Editor.load(model)
@@ -545,7 +547,7 @@ def test_int8_file_has_every_signature_with_the_float_files_inputs_and_outputs(e
 
 def test_int8_runs_its_network_in_integer_and_keeps_the_edges_float(exported):
     counts = integer_ops(exported["tflite"][INT8])
-    assert set(counts) == {"edit", "edit_filtered", "classify", "metadata"}
+    assert set(counts) == {"edit", "edit_filtered", "classify", "edit_composed", "metadata"}
     for signature in ("edit", "edit_filtered"):
         count = counts[signature]
         assert count.share > 0.6, (signature, count)
