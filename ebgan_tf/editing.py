@@ -162,57 +162,9 @@ class Editor:
         transfer all); returns uint8 [S,S,3]. Batched: each with a leading N (source [N,S,S,3], exemplars
         [N,K,S,S,3], ...) and returns [N,S,S,3].
         """
-        single = np.ndim(source) == 3
-        source = np.asarray(source)[None] if single else np.asarray(source)
-        exemplars, masks = (np.asarray(value)[None] if single else np.asarray(value) for value in (exemplars, masks))
-        count, parts = len(source), (exemplars.shape[1] if exemplars.ndim == 5 else 0)
-        if parts == 0:
-            raise ValueError(f"exemplars has shape {exemplars.shape[1 if single else 0:]}; give at least one part "
-                             f"({'[K,S,S,3]' if single else '[N,K,S,S,3]'}).")
-        self._check_shape("source", source, 3)
-        self._check_images("source", source)
-        flat_exemplars, flat_masks = exemplars.reshape(-1, *exemplars.shape[2:]), masks.reshape(-1, *masks.shape[2:])
-        self._check_images("exemplars", flat_exemplars)
-        self._check_shape("masks", flat_masks, 1)
-        if len(exemplars) != count or masks.shape[:2] != exemplars.shape[:2]:
-            raise ValueError(f"source, exemplars and masks disagree: {count} source(s), exemplars "
-                             f"{exemplars.shape[:2]}, masks {masks.shape[:2]} (N and K must match).")
-        if not np.all((flat_masks >= 0.0) & (flat_masks <= 1.0)):
-            raise ValueError("masks must be finite values in [0, 1] (1 = fill from that part's exemplar).")
-        empty = [index % parts for index in range(len(flat_masks)) if not np.any(flat_masks[index] > 0.5)]
-        if empty:
-            raise ValueError(f"Empty mask for part(s) {sorted(set(empty))}: nothing to fill (mask values > 0.5 mark "
-                             "the region).")
-        inputs = {"source": source, "exemplars": exemplars, "masks": masks.astype(np.float32),
-                  "strengths": self._part_values("strengths", strengths, count, parts),
-                  "attributes": self._part_transfers(transfers, count, parts, single)}
+        inputs, single = composed_inputs(self.info, source, exemplars, masks, strengths, transfers)
         edited = self._run_batched(EDIT_COMPOSED, inputs, "edited")
         return edited[0] if single else edited
-
-    def _part_values(self, name: str, strengths, count: int, parts: int) -> np.ndarray:
-        """Strengths [K] or [N,K] (None: all 1) as float32 [N,K]; outside [0, 1] or another shape: ValueError."""
-        values = np.ones([parts], np.float32) if strengths is None else np.asarray(strengths, np.float32)
-        if values.shape not in ((parts,), (count, parts)):
-            raise ValueError(f"{name} has shape {values.shape}; give one value per part ([{parts}] or "
-                             f"[{count},{parts}]).")
-        if not np.all((values >= 0.0) & (values <= 1.0)):
-            raise ValueError(f"{name} must be in [0, 1] (0 = the source's own region, 1 = the exemplar's); got "
-                             f"{values.ravel().tolist()}.")
-        return np.ascontiguousarray(np.broadcast_to(values, (count, parts)))
-
-    def _part_transfers(self, transfers, count: int, parts: int, single: bool) -> np.ndarray:
-        """Per-part transfer vectors as float32 [N,K,n] (None, or None for a part: transfer every attribute)."""
-        n = len(self.info.attribute_names)
-        if transfers is None:
-            return np.ones([count, parts, n], np.float32)
-        if any(transfer is not None for transfer in transfers) and self.info.variant != ATT_EBGAN:
-            raise ValueError(f"This is an {self.info.variant} model: it has no attribute filtering.")
-        rows = [transfers] if single else list(transfers)
-        if len(rows) != count or any(len(row) != parts for row in rows):
-            raise ValueError(f"transfers must hold one transfer vector (or None) per part: {parts} per source.")
-        return np.stack([np.stack([np.ones(n, np.float32) if transfer is None
-                                   else self._transfer_batch(np.asarray(transfer, np.float32), 1)[0]
-                                   for transfer in row]) for row in rows])
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         """The classifier's reading of aligned uint8 faces [S,S,3] or [N,S,S,3]: float32 probabilities [n] or
@@ -237,23 +189,13 @@ class Editor:
                                [output] for start in range(0, count, step)])
 
     def _transfer_batch(self, transfer: np.ndarray, count: int) -> np.ndarray:
-        """`transfer` [n] or [count, n] as a [count, n] array; another shape is a ValueError naming the attributes."""
-        names = self.info.attribute_names
-        if transfer.shape not in ((len(names),), (count, len(names))):
-            raise ValueError(f"transfer has shape {transfer.shape}; this model takes [{len(names)}] or "
-                             f"[N,{len(names)}] values (1 = transfer, 0 = filter out) for {', '.join(names)}.")
-        return np.ascontiguousarray(np.broadcast_to(transfer, (count, len(names))))
+        return transfer_batch(self.info, transfer, count)
 
     def _check_shape(self, name: str, array: np.ndarray, channels: int) -> None:
-        size = self.info.image_size
-        if array.ndim != 4 or array.shape[1:] != (size, size, channels):
-            raise ValueError(f"{name} has shape {array.shape[1:] if array.ndim == 4 else array.shape}; this "
-                             f"model takes {size}x{size}x{channels} (align and resize the image first).")
+        _check_shape(self.info, name, array, channels)
 
     def _check_images(self, name: str, array: np.ndarray) -> None:
-        self._check_shape(name, array, 3)
-        if array.dtype != np.uint8:
-            raise ValueError(f"{name} must be uint8 pixels, got {array.dtype}.")
+        _check_images(self.info, name, array)
 
     def _check(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray) -> None:
         for name, array, channels in (("source", source, 3), ("exemplar", exemplar, 3), ("mask", mask, 1)):
@@ -265,6 +207,78 @@ class Editor:
         empty = [index for index in range(len(mask)) if not np.any(mask[index] > 0.5)]
         if empty:
             raise ValueError(f"Empty mask for image(s) {empty}: nothing to edit (mask values > 0.5 mark the region).")
+
+
+def _check_shape(info: ModelInfo, name: str, array: np.ndarray, channels: int) -> None:
+    size = info.image_size
+    if array.ndim != 4 or array.shape[1:] != (size, size, channels):
+        raise ValueError(f"{name} has shape {array.shape[1:] if array.ndim == 4 else array.shape}; this "
+                         f"model takes {size}x{size}x{channels} (align and resize the image first).")
+
+
+def _check_images(info: ModelInfo, name: str, array: np.ndarray) -> None:
+    _check_shape(info, name, array, 3)
+    if array.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8 pixels, got {array.dtype}.")
+
+
+def transfer_batch(info: ModelInfo, transfer: np.ndarray, count: int) -> np.ndarray:
+    """`transfer` [n] or [count, n] as a [count, n] array; another shape is a ValueError naming the attributes."""
+    names = info.attribute_names
+    if transfer.shape not in ((len(names),), (count, len(names))):
+        raise ValueError(f"transfer has shape {transfer.shape}; this model takes [{len(names)}] or "
+                         f"[N,{len(names)}] values (1 = transfer, 0 = filter out) for {', '.join(names)}.")
+    return np.ascontiguousarray(np.broadcast_to(transfer, (count, len(names))))
+
+
+def composed_inputs(info: ModelInfo, source, exemplars, masks, strengths=None, transfers=None
+                    ) -> tuple[dict[str, np.ndarray], bool]:
+    """The `edit_composed` inputs of `Editor.edit_composed`'s arguments (see there), checked, and whether they were
+    unbatched. Wrong shapes, dtypes, empty or out-of-range masks and strengths outside [0, 1] are ValueErrors."""
+    single = np.ndim(source) == 3
+    source, exemplars, masks = (np.asarray(value)[None] if single else np.asarray(value)
+                                for value in (source, exemplars, masks))
+    count, parts = len(source), (exemplars.shape[1] if exemplars.ndim == 5 else 0)
+    if parts == 0:
+        raise ValueError(f"exemplars has shape {exemplars.shape[1 if single else 0:]}; give at least one part "
+                         f"({'[K,S,S,3]' if single else '[N,K,S,S,3]'}).")
+    _check_images(info, "source", source)
+    flat_masks = masks.reshape(-1, *masks.shape[2:])
+    _check_images(info, "exemplars", exemplars.reshape(-1, *exemplars.shape[2:]))
+    _check_shape(info, "masks", flat_masks, 1)
+    if len(exemplars) != count or masks.shape[:2] != exemplars.shape[:2]:
+        raise ValueError(f"source, exemplars and masks disagree: {count} source(s), exemplars "
+                         f"{exemplars.shape[:2]}, masks {masks.shape[:2]} (N and K must match).")
+    if not np.all((flat_masks >= 0.0) & (flat_masks <= 1.0)):
+        raise ValueError("masks must be finite values in [0, 1] (1 = fill from that part's exemplar).")
+    empty = sorted({index % parts for index in range(len(flat_masks)) if not np.any(flat_masks[index] > 0.5)})
+    if empty:
+        raise ValueError(f"Empty mask for part(s) {empty}: nothing to fill (mask values > 0.5 mark the region).")
+    values = np.ones([parts], np.float32) if strengths is None else np.asarray(strengths, np.float32)
+    if values.shape not in ((parts,), (count, parts)):
+        raise ValueError(f"strengths has shape {values.shape}; give one value per part ([{parts}] or "
+                         f"[{count},{parts}]).")
+    if not np.all((values >= 0.0) & (values <= 1.0)):
+        raise ValueError(f"strengths must be in [0, 1] (0 = the source's own region, 1 = the exemplar's); got "
+                         f"{values.ravel().tolist()}.")
+    return {"source": source, "exemplars": exemplars, "masks": masks.astype(np.float32),
+            "strengths": np.ascontiguousarray(np.broadcast_to(values, (count, parts))),
+            "attributes": _part_transfers(info, transfers, count, parts, single)}, single
+
+
+def _part_transfers(info: ModelInfo, transfers, count: int, parts: int, single: bool) -> np.ndarray:
+    """Per-part transfer vectors as float32 [N,K,n] (None, or None for a part: transfer every attribute)."""
+    n = len(info.attribute_names)
+    if transfers is None:
+        return np.ones([count, parts, n], np.float32)
+    rows = [transfers] if single else list(transfers)
+    if len(rows) != count or any(len(row) != parts for row in rows):
+        raise ValueError(f"transfers must hold one transfer vector (or None) per part: {parts} per source.")
+    if any(transfer is not None for row in rows for transfer in row) and info.variant != ATT_EBGAN:
+        raise ValueError(f"This is an {info.variant} model: it has no attribute filtering.")
+    return np.stack([np.stack([np.ones(n, np.float32) if transfer is None
+                               else transfer_batch(info, np.asarray(transfer, np.float32), 1)[0]
+                               for transfer in row]) for row in rows])
 
 
 def _text(value) -> str:

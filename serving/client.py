@@ -6,12 +6,15 @@ Python API:
         info = client.model_info("ebgan")                       # the `metadata` signature: attributes, size, ...
         edited = client.edit(source, exemplar, info.region_mask("mouth"), model_name="ebgan")
         reading = client.classify(exemplar, model_name="ebgan")  # Att-EBGAN: probability per attribute
+        composed = client.edit_composed(source, [b, c], [eyes, mouth], [0.7, 1.0], model_name="ebgan", info=info)
         client.metadata("ebgan"); client.status("ebgan")         # GetModelMetadata, GetModelStatus
 
 Command line (`ebgan-client`):
 
     ebgan-client edit --server=localhost:8500 --model_name=ebgan --source=a.png --exemplar=b.png \\
         --region=mouth --drop=Mustache --output=out.png
+    ebgan-client edit --server=localhost:8500 --model_name=ebgan --source=a.png --part=eyes:b.png:0.7 \\
+        --part=mouth:c.png --output=out.png                    # a part per exemplar (edit_composed)
     ebgan-client metadata --server=localhost:8500 --model_name=ebgan
     ebgan-client status --server=localhost:8500 --model_name=ebgan
 
@@ -156,6 +159,17 @@ class EditClient:
         edited = self.predict(inputs, model_name, signature, version, version_label)["edited"]
         return edited[0] if single else edited
 
+    def edit_composed(self, source: np.ndarray, exemplars, masks, strengths=None, transfers=None,
+                      model_name: str = "ebgan", version: int | None = None, version_label: str | None = None,
+                      info: editing.ModelInfo | None = None) -> np.ndarray:
+        """The `edit_composed` signature: part k fills masks[k] from exemplars[k] at strengths[k], with the
+        arguments of `Editor.edit_composed` (checked here the same way). `info` (the model's `model_info`) saves
+        the call that reads it."""
+        info = info or self.model_info(model_name, version, version_label)
+        inputs, single = editing.composed_inputs(info, source, exemplars, masks, strengths, transfers)
+        edited = self.predict(inputs, model_name, editing.EDIT_COMPOSED, version, version_label)["edited"]
+        return edited[0] if single else edited
+
     def classify(self, images: np.ndarray, model_name: str = "ebgan", version: int | None = None,
                  version_label: str | None = None) -> np.ndarray:
         """The `classify` signature (Att-EBGAN): aligned uint8 faces [S,S,3] or [N,S,S,3] -> float32 probabilities
@@ -220,6 +234,10 @@ def define_flags() -> None:
     flags.DEFINE_string("exemplar", None, "Exemplar face image (aligned, at the model's image size).")
     flags.DEFINE_string("region", None,
                         "Region(s) to edit, e.g. mouth or eyes,brows (for faces at the model's alignment).")
+    flags.DEFINE_multi_string("part", [], "A part of a composed edit (signature edit_composed), instead of --exemplar "
+                              "and --region/--mask: region:exemplar file[:strength], e.g. --part=eyes:b.png:0.7 "
+                              "--part=mouth:c.png (aligned faces; strength in [0, 1], default 1). --drop/--keep "
+                              "apply to every part.")
     flags.DEFINE_string("mask", None, "Mask image instead of --region: white (or opaque) = edit.")
     flags.DEFINE_list("drop", [], "Attributes of the exemplar NOT to transfer, e.g. Mustache,Smiling (Att-EBGAN).")
     flags.DEFINE_list("keep", None, "The only attributes of the exemplar to transfer (Att-EBGAN).")
@@ -227,7 +245,33 @@ def define_flags() -> None:
     flags.DEFINE_string("output", None, "Where to write the edited image (.png, .jpg, ...).")
 
 
+def _edit_composed(client: EditClient) -> str:
+    from ebgan_tf.serving.edit import parse_part  # pylint: disable=import-outside-toplevel
+
+    if FLAGS.exemplar or FLAGS.region or FLAGS.mask or FLAGS.signature:
+        raise ValueError("Give --part (one per region, each with its exemplar) or --exemplar with --region/--mask, "
+                         "not both (--part calls edit_composed).")
+    missing = [f"--{name}" for name in ("source", "output") if not getattr(FLAGS, name)]
+    if missing:
+        raise ValueError(f"edit needs {', '.join(missing)}.")
+    parts = [parse_part(text) for text in FLAGS.part]
+    info = client.model_info(FLAGS.model_name, FLAGS.version, FLAGS.version_label)
+    transfer = info.transfer_vector(FLAGS.drop, FLAGS.keep)
+    source = images.load_image(FLAGS.source, size=info.image_size)
+    exemplars = {path: images.load_image(path, size=info.image_size)
+                 for path in dict.fromkeys(part.exemplar for part in parts)}
+    edited = client.edit_composed(source, np.stack([exemplars[part.exemplar] for part in parts]),
+                                  np.stack([info.region_mask(part.region) for part in parts]),
+                                  [part.strength for part in parts], [transfer] * len(parts),
+                                  model_name=FLAGS.model_name, version=info.version, info=info)
+    images.save_image(FLAGS.output, edited)
+    return (f"Wrote {FLAGS.output} (model {FLAGS.model_name} version {info.version}, signature "
+            f"{editing.EDIT_COMPOSED}, {len(parts)} parts).")
+
+
 def _edit(client: EditClient) -> str:
+    if FLAGS.part:
+        return _edit_composed(client)
     missing = [f"--{name}" for name in ("source", "exemplar", "output") if not getattr(FLAGS, name)]
     if missing:
         raise ValueError(f"edit needs {', '.join(missing)}.")

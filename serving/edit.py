@@ -1,6 +1,7 @@
 """`ebgan-edit`: edit a face in any photo with an exported model (SavedModel directory or .tflite file).
 
     ebgan-edit --model=exports/ebgan/1 --source=me.jpg --exemplar=friend.png --region=mouth --drop=Mustache
+    ebgan-edit --source=me.jpg --part=eyes:b.png:0.7 --part=mouth:c.png      # a part per exemplar (edit_composed)
     ebgan-edit --source=group.jpg --list_faces
 
 The face is found (MTCNN), aligned to the model's crop, edited, and pasted back into the photo over a feathered
@@ -11,7 +12,9 @@ The mask is a named region on the source face's landmarks, or a mask image (whit
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import Sequence
 
 from absl import flags
 
@@ -29,6 +32,10 @@ def define_flags() -> None:
                         "Att-EBGAN (models/att_ebgan: synthetic faces at 64 px; mouth, components and face).")
     flags.DEFINE_string("source", None, "Photo to edit (PNG/JPEG/...; any size; EXIF orientation is applied).")
     flags.DEFINE_string("exemplar", None, "Photo (or aligned crop) whose face region is transferred to the source.")
+    flags.DEFINE_multi_string("part", [], "A part of a composed edit, instead of --exemplar and --region/--mask: "
+                              "region:exemplar file[:strength], e.g. --part=eyes:b.png:0.7 --part=mouth:c.png "
+                              "(strength in [0, 1], default 1: 0 = the source's own region). Repeat for each part; "
+                              "--drop/--keep apply to every part.")
     flags.DEFINE_string("region", None, "Region(s) to edit, comma-separated: mouth, eyes, brows, nose, components, face.")
     flags.DEFINE_string("mask", None, "Mask image instead of --region: white (or opaque) pixels are edited. It must "
                         "have the source's size (any square size for an aligned source).")
@@ -100,12 +107,83 @@ def edit_files(model: str, source: str, exemplar: str, output: str, region: str 
     save_image(output, edited)
 
 
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One part of a composed edit: the region, the exemplar's file and the strength."""
+
+    region: str
+    exemplar: str
+    strength: float = 1.0
+
+
+def parse_part(text: str) -> Part:
+    """'eyes:b.png:0.7' -> Part("eyes", "b.png", 0.7); 'mouth:c.png' -> strength 1. A clear ValueError for a
+    malformed value, an unknown region, a strength that is not a number in [0, 1] or an exemplar file that does not
+    exist."""
+    from ebgan_tf.config import parse_regions
+
+    region, _, rest = text.partition(":")
+    if not region.strip() or not rest.strip():
+        raise ValueError(f"--part={text!r}: give region:exemplar file[:strength], e.g. --part=eyes:b.png:0.7.")
+    exemplar, strength = rest, 1.0
+    head, _, tail = rest.rpartition(":")
+    if head and not os.path.exists(rest):  # 'b.png:0.7' (a file name may itself hold a colon)
+        try:
+            strength = float(tail)
+        except ValueError:
+            raise ValueError(f"--part={text!r}: the strength {tail!r} is not a number (give region:exemplar "
+                             "file[:strength], strength in [0, 1]).") from None
+        exemplar = head
+    if not 0.0 <= strength <= 1.0:  # NaN fails too
+        raise ValueError(f"--part={text!r}: strength must be in [0, 1] (0 = the source's own region, 1 = the "
+                         f"exemplar's), got {tail}.")
+    names = parse_regions(region)
+    if len(names) != 1:
+        raise ValueError(f"--part={text!r}: one region per part (give --part once for each).")
+    if not os.path.isfile(exemplar):
+        raise ValueError(f"--part={text!r}: exemplar file not found: {exemplar}")
+    return Part(names[0], exemplar, strength)
+
+
+def compose_files(model: str, source: str, parts: Sequence[Part], output: str, drop: list[str] = (),
+                  keep: list[str] | None = None, face_index: int = 0, exemplar_face_index: int = 0,
+                  align: str = "auto", feather: float = 2.0) -> None:
+    """A composed edit of `source` (an aligned crop or a photo): each part's region, on the source face's own
+    landmarks, filled from its exemplar (each exemplar file detected and aligned once) at its strength; the result
+    is pasted back into a photo and written to `output` atomically. Bad input raises ValueError."""
+    import numpy as np
+
+    from ebgan_tf.data.masks import region_mask
+    from ebgan_tf.editing import Editor
+    from ebgan_tf.faces import face_crop, paste_back
+    from ebgan_tf.images import load_image, save_image
+
+    if not parts:
+        raise ValueError("Give at least one --part.")
+    source_image = load_image(source)
+    editor = Editor.load(model)
+    transfer = editor.info.transfer_vector(drop=drop, keep=keep)
+    size = editor.info.image_size
+    source_crop = face_crop(source_image, editor.info, align, face_index, source)
+    crops = {path: face_crop(load_image(path), editor.info, align, exemplar_face_index, path).image
+             for path in dict.fromkeys(part.exemplar for part in parts)}
+    part_masks = np.stack([region_mask(source_crop.landmarks, part.region, size).numpy() for part in parts])
+    edited = editor.edit_composed(source_crop.image, np.stack([crops[part.exemplar] for part in parts]), part_masks,
+                                  [part.strength for part in parts], [transfer] * len(parts))
+    if not source_crop.aligned_input:
+        edited = paste_back(source_image, edited, part_masks.max(axis=0), source_crop, feather)
+    save_image(output, edited)
+
+
 @reports_errors("ebgan-edit", ValueError, FileNotFoundError)
 def main(argv: list[str]) -> int:
     from absl import app
 
     check_no_arguments(argv)
-    needed = ["source"] if FLAGS.list_faces else ["model", "source", "exemplar"]
+    if FLAGS.part and (FLAGS.exemplar or FLAGS.region or FLAGS.mask):
+        raise ValueError("Give --part (one per region, each with its exemplar) or --exemplar with --region/--mask, "
+                         "not both.")
+    needed = ["source"] if FLAGS.list_faces else ["model", "source"] + ([] if FLAGS.part else ["exemplar"])
     missing = [f"--{name}" for name in needed if not FLAGS[name].value]
     if missing:
         raise ValueError(f"Missing {', '.join(missing)}"
@@ -116,6 +194,11 @@ def main(argv: list[str]) -> int:
                 print(describe_faces(path))
         return 0
     output = FLAGS.output or default_output(FLAGS.source)
+    if FLAGS.part:
+        compose_files(FLAGS.model, FLAGS.source, [parse_part(text) for text in FLAGS.part], output, FLAGS.drop,
+                      FLAGS.keep, FLAGS.face_index, FLAGS.exemplar_face_index, FLAGS.align, FLAGS.feather)
+        print(f"Wrote {output}")
+        return 0
     edit_files(FLAGS.model, FLAGS.source, FLAGS.exemplar, output, FLAGS.region, FLAGS.mask, FLAGS.drop,
                FLAGS.keep, FLAGS.face_index, FLAGS.exemplar_face_index, FLAGS.align, FLAGS.feather)
     print(f"Wrote {output}")

@@ -34,6 +34,9 @@ _DTYPE_FIELDS = {tf.float32: "float_val", tf.float64: "double_val", tf.int32: "i
 MAX_NAME_CHARS = 256
 MAX_NAMES = 64  # input tensors, or output filters, of one request
 MAX_ERROR_CHARS = 2000  # an error message longer than this is cut (whatever it quotes)
+# A size a signature leaves free past dimension 0 (the K parts of `edit_composed`): bounded, so that a request's size
+# (and the REST body's JSON count) follows from the signature and --max_batch_rows.
+MAX_FREE_SIZE = 16
 # int_val carries these dtypes' values (half_val: the bit patterns of half and bfloat16) and can overflow them.
 _NARROW_INTEGERS = {tf.uint8.as_datatype_enum: (0, 255), tf.int8.as_datatype_enum: (-128, 127),
                     tf.uint16.as_datatype_enum: (0, 65535), tf.int16.as_datatype_enum: (-32768, 32767),

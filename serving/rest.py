@@ -17,8 +17,8 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from ebgan_tf.serving.core import ServingCore, status_response
 from ebgan_tf.serving.errors import invalid, not_found
 from ebgan_tf.serving.http_base import LimitedHandler, LimitedHTTPServer
-from ebgan_tf.serving.limits import (RequestLimits, check_request_names, check_row_count, exhausted, parse_json,
-                                     shown_list)
+from ebgan_tf.serving.limits import (MAX_FREE_SIZE, RequestLimits, check_request_names, check_row_count, exhausted,
+                                     parse_json, shown_list)
 from ebgan_tf.serving.servable import DEFAULT_SIGNATURE, Servable
 
 
@@ -60,7 +60,8 @@ def _array_to_json(array: np.ndarray) -> Any:
 
 def _most_json_items(servable: Servable, rows: int) -> int | None:
     """The most numbers and arrays a predict body for `servable` can hold with `rows` rows per input (any of its
-    signatures); None if that has no bound (an input of unknown size, or strings, which may hold commas)."""
+    signatures; a free size after dimension 0 counts as MAX_FREE_SIZE); None if that has no bound (an input of
+    unknown rank, or strings, which may hold commas)."""
     most = 0
     for signature in servable.signature_defs.values():
         items = 0
@@ -68,8 +69,7 @@ def _most_json_items(servable: Servable, rows: int) -> int | None:
             if info.dtype == tf.string.as_datatype_enum or info.tensor_shape.unknown_rank:
                 return None
             dims = [dim.size for dim in info.tensor_shape.dim]
-            if any(size < 0 for size in dims[1:]):
-                return None
+            dims[1:] = [MAX_FREE_SIZE if size < 0 else size for size in dims[1:]]  # servable.validate's bound
             leading = (rows if dims[0] < 0 else dims[0]) if dims else 1
             arrays = sum(math.prod(dims[1:index]) for index in range(1, len(dims)))  # one row's nested lists
             items += leading * (math.prod(dims[1:]) + arrays + 1)

@@ -12,7 +12,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from ebgan_tf.serving.errors import ServingError, invalid, not_found, status_code
-from ebgan_tf.serving.limits import check_tensor_proto, shown_list
+from ebgan_tf.serving.limits import MAX_FREE_SIZE, check_tensor_proto, shown_list
 
 DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -86,6 +86,11 @@ class Servable:
                     want not in (-1, got) for want, got in zip(shape, array.shape))):
                 raise invalid(f"Input {key!r} has shape {_shape_text(array.shape)} but signature "
                                f"{name or DEFAULT_SIGNATURE!r} expects {_shape_text(shape)} (-1 = any size).")
+            if shape is not None and any(want == -1 and got > MAX_FREE_SIZE
+                                         for want, got in zip(shape[1:], array.shape[1:])):
+                raise invalid(f"Input {key!r} has shape {_shape_text(array.shape)}: this server takes at most "
+                              f"{MAX_FREE_SIZE} in a free dimension after the batch (such as the parts of "
+                              "edit_composed). Split the request.")
 
     def run(self, name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Runs a signature on validated inputs; errors of the computation become ServingErrors."""
@@ -118,8 +123,11 @@ def _array_dtype_name(array: np.ndarray) -> str:
 
 
 def _first_lines(message: str, count: int = 3) -> str:
-    """TensorFlow error messages carry long graph traces; keep the readable start."""
-    return "\n".join(message.strip().splitlines()[:count])
+    """TensorFlow error messages carry long graph traces; keep the readable start (and, for a failed graph
+    assertion, the assertion's own message, which comes after the trace)."""
+    lines = message.strip().splitlines()
+    asserted = [line.strip() for line in lines if line.strip().lower().startswith("assertion failed")]
+    return "\n".join(lines[:1] + asserted[:1] if asserted else lines[:count])
 
 
 def tensor_protos_to_arrays(protos: Mapping[str, Any]) -> dict[str, np.ndarray]:
