@@ -18,7 +18,8 @@ from ebgan_tf.files import write_text_atomically
 
 # Order matters: peak first (the reference of every share of peak), training before pipeline (its consumption),
 # targets last (it reads what the others measured).
-SECTIONS: tuple[str, ...] = ("peak", "training", "export", "pipeline", "celeba", "serving", "web", "targets")
+SECTIONS: tuple[str, ...] = ("peak", "training", "export", "composed", "pipeline", "celeba", "serving", "web",
+                             "targets")
 REPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "BENCHMARKS.md")
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
 
