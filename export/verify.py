@@ -13,12 +13,12 @@ import dataclasses
 
 import numpy as np
 
-from ebgan_tf import metrics
+from ebgan_tf import editing, metrics
 from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.config import ATT_EBGAN
 from ebgan_tf.editing import Editor
 from ebgan_tf.models.trainer import EBGANTrainer
-from ebgan_tf.export.saved_model import classify_function, edit_function
+from ebgan_tf.export.saved_model import classify_function, composed_function, edit_function
 
 MAX_LEVEL_DIFFERENCE = 1
 PSNR_FLOORS = {"float16": 45.0, "dynamic": 30.0, "int8": 25.0}
@@ -74,6 +74,40 @@ def classify_checks(trainer: EBGANTrainer, saved: Editor, images: np.ndarray,
     return checks
 
 
+def composed_inputs(editor: Editor, source: np.ndarray, exemplar: np.ndarray) -> dict[str, np.ndarray]:
+    """`Editor.edit_composed` arguments: the eyes from each exemplar at strength 0.5, the mouth from the next one
+    (in turn) at strength 1."""
+    count, size = len(source), editor.info.image_size
+    masks = np.stack([editor.info.region_mask("eyes"), editor.info.region_mask("mouth")])
+    return {"source": source, "exemplars": np.stack([exemplar, np.roll(exemplar, 1, axis=0)], axis=1),
+            "masks": np.broadcast_to(masks, (count, 2, size, size, 1)).copy(),
+            "strengths": np.tile(np.float32([0.5, 1.0]), (count, 1))}
+
+
+def _edit_check(name: str, variant: str, result: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> ParityCheck:
+    """A TFLite file's edit against the SavedModel's: PSNR inside the mask for the lossy variants, else levels."""
+    if variant not in PSNR_FLOORS:
+        return _level_check(name, result, reference)
+    psnr = float(np.mean(metrics.masked_psnr(result, reference, mask, max_psnr=100.0)))
+    return ParityCheck(name, "PSNR in mask (dB)", psnr, PSNR_FLOORS[variant], psnr >= PSNR_FLOORS[variant])
+
+
+def composed_checks(trainer: EBGANTrainer, saved: Editor, source: np.ndarray, exemplar: np.ndarray,
+                    tflite_paths: dict[str, str]) -> list[ParityCheck]:
+    """The `edit_composed` signature (eyes and mouth from two exemplars): Keras and each TFLite file against the
+    SavedModel."""
+    composed = composed_inputs(saved, source, exemplar)
+    reference = saved.edit_composed(**composed)
+    inputs, _ = editing.composed_inputs(saved.info, **composed)
+    checks = [_level_check("Keras vs SavedModel (edit_composed)",
+                           composed_function(trainer, validate=False)(**inputs)["edited"].numpy(), reference)]
+    union = composed["masks"].max(axis=1)
+    for variant, path in tflite_paths.items():
+        checks.append(_edit_check(f"TFLite {variant} vs SavedModel (edit_composed)", variant,
+                                  Editor.load(path).edit_composed(**composed), reference, union))
+    return checks
+
+
 def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dict[str, str] | None = None,
                   count: int = 4) -> list[ParityCheck]:
     """Runs every parity check of docs/export.md ("Parity") on `count` synthetic pairs; returns the checks (none raise)."""
@@ -91,14 +125,9 @@ def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dic
         checks.append(_level_check(f"Keras vs SavedModel ({signature})", keras_fn(*keras_inputs)["edited"].numpy(),
                                    reference))
         for variant, path in (tflite_paths or {}).items():
-            result = Editor.load(path).edit(source, exemplar, mask, transfer)
-            name = f"TFLite {variant} vs SavedModel ({signature})"
-            if variant in PSNR_FLOORS:
-                psnr = float(np.mean(metrics.masked_psnr(result, reference, mask, max_psnr=100.0)))
-                checks.append(ParityCheck(name, "PSNR in mask (dB)", psnr, PSNR_FLOORS[variant],
-                                          psnr >= PSNR_FLOORS[variant]))
-            else:
-                checks.append(_level_check(name, result, reference))
+            checks.append(_edit_check(f"TFLite {variant} vs SavedModel ({signature})", variant,
+                                      Editor.load(path).edit(source, exemplar, mask, transfer), reference, mask))
+    checks += composed_checks(trainer, saved, source, exemplar, tflite_paths or {})
     if saved.info.variant == ATT_EBGAN:
         checks += classify_checks(trainer, saved, np.concatenate([source, exemplar]), tflite_paths or {})
     return checks

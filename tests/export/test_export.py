@@ -117,7 +117,7 @@ def test_cli_writes_the_saved_model_tflite_files_and_passes_verify(exported):
     assert f"int8 calibration: {CALIBRATION_EXAMPLES} training examples (mouth in turn)" in out
     assert re.search(r"int8 edit: \d+ of \d+ ops in integer", out), out
     checks = [line for line in out.splitlines() if " vs SavedModel (" in line]
-    assert len(checks) == 3 * (1 + len(TFLITE_VARIANTS))  # edit, edit_filtered, classify: Keras + each TFLite
+    assert len(checks) == 4 * (1 + len(TFLITE_VARIANTS))  # edit, edit_filtered, edit_composed, classify: Keras + each TFLite
     assert all(line.endswith("ok") for line in checks), checks
     assert os.path.exists(os.path.join(exported["saved"], "saved_model.pb"))
     assert sorted(os.listdir(os.path.join(exported["base"], "ebgan"))) == ["1"]  # no temporary directory left
@@ -198,13 +198,14 @@ def test_parity_keras_saved_model_and_tflite(exported):
 def test_verify_export_reports_every_check_and_catches_a_wrong_model(exported, ebgan_model_dir):
     checks = verify_export(exported["trainer"], exported["saved"], exported["tflite"], count=2)
     assert [check.name for check in checks][:2] == ["Keras vs SavedModel (edit)", "TFLite float32 vs SavedModel (edit)"]
-    assert len(checks) == 3 * (1 + len(TFLITE_VARIANTS)) and all(check.passed for check in checks)
+    assert len(checks) == 4 * (1 + len(TFLITE_VARIANTS)) and all(check.passed for check in checks)
     classify = {check.name: check for check in checks if check.name.endswith("(classify)")}
     assert sorted(classify) == sorted(["Keras vs SavedModel (classify)"] +
                                       [f"TFLite {variant} vs SavedModel (classify)" for variant in TFLITE_VARIANTS])
     assert classify["TFLite dynamic vs SavedModel (classify)"].bound == MAX_PROBABILITY_DIFFERENCE["dynamic"]
     psnr = {check.name: check for check in checks if check.measure == "PSNR in mask (dB)"}
     assert psnr["TFLite dynamic vs SavedModel (edit)"].bound == PSNR_FLOORS["dynamic"]
+    assert psnr["TFLite int8 vs SavedModel (edit_composed)"].bound == PSNR_FLOORS["int8"]
     config = run_config_from_dir(exported["model_dir"])
     other = build_trainer(config.preset_object(), config.variant, config.regions)  # same architecture, new weights
     other.build_all()
