@@ -12,6 +12,7 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   models: [], model: null, regions: [],
+  switchedOff: new Set(),  // attribute switches the user turned off (kept when the model changes)
   photos: { source: null, exemplar: null },  // {image, faces, face, url, width, height}
   crop: null,       // {size, image: HTMLImageElement, masks: {region: HTMLImageElement}}
   mask: null,       // canvas size x size: white = edit, black = keep
@@ -55,6 +56,7 @@ function postJson(path, body, field) {
 }
 
 async function busy(task) {
+  const focused = document.activeElement;  // disabling the controls drops the focus to the page body
   state.busy = true;
   state.requests += 1;
   $("controls").disabled = true;
@@ -69,6 +71,10 @@ async function busy(task) {
       state.busy = false;
       $("controls").disabled = false;
       $("progress").hidden = true;
+      if ($("status").textContent === "Working…") $("status").textContent = "";  // the task set no outcome
+      if ((document.activeElement === document.body || !document.activeElement) && focused && focused.isConnected) {
+        focused.focus();
+      }
       document.body.removeAttribute("aria-busy");
     }
   }
@@ -105,11 +111,18 @@ function showModel() {
   }
 }
 
+// The probability to two decimals, never contradicting the word: the gate transfers above 0.5, so a reading that
+// rounds to 0.50 shows as "> 0.50" when present and "≤ 0.50" when not.
+function shownProbability(entry) {
+  const shown = entry.probability.toFixed(2);
+  return shown === "0.50" ? `${entry.present ? ">" : "≤"} 0.50` : shown;
+}
+
 function showReading(reading) {
   for (const span of document.querySelectorAll("#attributes .reading")) span.textContent = "";
   for (const entry of reading || []) {
     const span = $(`reading-${entry.attribute}`);
-    if (span) span.textContent = `exemplar: ${entry.present ? "yes" : "no"} ${entry.probability.toFixed(2)}`;
+    if (span) span.textContent = `exemplar: ${entry.present ? "yes" : "no"} ${shownProbability(entry)}`;
   }
 }
 
@@ -414,6 +427,16 @@ async function runEdit() {
   $("result-panel").hidden = false;
   $("status").textContent = `Done in ${Math.round(performance.now() - started)} ms` +
     (drop.length ? ` (filtered out: ${drop.join(", ")}).` : ".");
+  $("result-title").focus();  // and into view: the result is below the fold on most screens
+}
+
+// A result of another model (or of inputs since changed) is not left on screen.
+function clearResult() {
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultUrl = null;
+  $("result-panel").hidden = true;
+  $("download").href = "#";
+  $("status").textContent = "";
 }
 
 function setUpResult() {
@@ -432,9 +455,17 @@ function setUpResult() {
   document.addEventListener("keydown", (event) => { if (event.key === "b" && !typing(event)) showBefore(true); });
   document.addEventListener("keyup", (event) => { if (event.key === "b") showBefore(false); });
   $("model-select").addEventListener("change", () => {
+    if (currentModel().filtering) {  // the user's switches, kept across a model that has none
+      state.switchedOff = new Set([...document.querySelectorAll("#attributes input")].filter((box) => !box.checked)
+        .map((box) => box.dataset.attribute));
+    }
     state.model = $("model-select").value;
     clearError("model");
+    clearResult();
     showModel();
+    for (const box of document.querySelectorAll("#attributes input")) {  // the user's switches, where they apply
+      if (!box.disabled && state.switchedOff.has(box.dataset.attribute)) box.checked = false;
+    }
     busy(loadCrop).catch((error) => showError(error, "source"));
     busy(loadReading).catch((error) => showError(error, "exemplar"));
   });
