@@ -162,6 +162,9 @@ class Editor:
         transfer all); returns uint8 [S,S,3]. Batched: each with a leading N (source [N,S,S,3], exemplars
         [N,K,S,S,3], ...) and returns [N,S,S,3].
         """
+        if EDIT_COMPOSED not in self.signatures:
+            raise ValueError("This export has no edit_composed signature (it was written by an older ebgan-export); "
+                             "export the model again to compose several parts in one edit.")
         inputs, single = composed_inputs(self.info, source, exemplars, masks, strengths, transfers)
         edited = self._run_batched(EDIT_COMPOSED, inputs, "edited")
         return edited[0] if single else edited

@@ -12,6 +12,7 @@ from ebgan_tf.editing import Editor
 from ebgan_tf.export.saved_model import export_saved_model
 from ebgan_tf.export.tflite import export_tflite
 from ebgan_tf.runs import load_trained
+from tests.helpers.contract_model import export_contract_model
 from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
 
 SIZE = IMAGE_SIZE
@@ -95,3 +96,10 @@ def test_the_graph_refuses_what_the_editor_would_not_send(editors):
                                       "masks": part_masks(editor, "eyes", "mouth")[None],
                                       "strengths": np.full([1, 2], 1.5, np.float32),
                                       "attributes": np.ones([1, 2, len(editor.info.attribute_names)], np.float32)})
+
+
+def test_an_export_without_edit_composed_says_to_export_again(tmp_path):
+    older = Editor.load(export_contract_model(str(tmp_path), name="older", image_size=16))
+    image = np.zeros([16, 16, 3], np.uint8)
+    with pytest.raises(ValueError, match="no edit_composed signature .* export the model again"):
+        older.edit_composed(image, image[None], np.ones([1, 16, 16, 1], np.float32))
