@@ -179,7 +179,8 @@ def content_length(values: list[str], max_bytes: int, flag: str = "--max_message
         raise invalid(f"Content-Length must be a non-negative decimal number, got {values[0]!r}.")
     length = int(text)
     if length > max_bytes:
-        raise exhausted(f"The request is too large: its body of {length} bytes exceeds {max_bytes} bytes ({flag}).")
+        raise exhausted(f"The request is too large: {length / 1e6:.1f} MB ({length} bytes), over this server's limit "
+                        f"of {max_bytes / 1e6:.1f} MB ({flag}).")
     return length
 
 

@@ -54,7 +54,7 @@ PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 encodes a 1024 px photo s
 
 @dataclasses.dataclass(frozen=True)
 class WebOptions:
-    max_request_bytes: int = 20 * 1024 * 1024
+    max_request_bytes: int = 48 * 1024 * 1024  # a 40-megapixel camera JPEG (max_pixels) is 15-35 MB
     max_pixels: int = 40_000_000
     stored_images: int = 64
     feather: float = faces.DEFAULT_FEATHER

@@ -31,7 +31,8 @@ def define_flags() -> None:
     flags.DEFINE_string("host", "127.0.0.1", "Address to bind. Keep 127.0.0.1 unless a proxy with authentication "
                         "and TLS sits in front (docs/web.md).")
     flags.DEFINE_integer("port", 8080, "Port of the page (0 = any free port).", lower_bound=0)
-    flags.DEFINE_integer("max_request_bytes", 20 * 1024 * 1024, "Largest request body (an uploaded file) accepted.",
+    flags.DEFINE_integer("max_request_bytes", 48 * 1024 * 1024, "Largest request body (an uploaded file) accepted; "
+                         "the default takes a 40-megapixel camera JPEG (--max_pixels).",
                          lower_bound=1)
     flags.DEFINE_integer("max_pixels", 40_000_000, "Largest image accepted, in pixels (checked before decoding).",
                          lower_bound=1)

@@ -1,7 +1,7 @@
 """The web editor's fixes found trying it as a new user: empty photo panels show no broken image, the status does not
 stay at "Working…" after an upload, a classifier reading that rounds to 0.50 never contradicts its yes/no, Enter
 keeps the focus (and an edit moves it to the result), and switching models keeps the switches and clears the other
-model's result."""
+model's result; a camera-sized upload gets through, and a refusal for its size says it in MB."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
+from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
+from tests.web.test_web_api import call, error_of
 from tests.web.test_web_browser import (add_file, idle, page, tab_to, text,  # noqa: F401 (page: the fixture)
                                         wait_for_result)
 
@@ -78,3 +80,18 @@ def test_switching_models_keeps_the_switches_and_clears_the_other_models_result(
     switches = {box.get_attribute("data-attribute"): box.is_selected()
                 for box in page.find_elements(By.CSS_SELECTOR, "#attributes input")}
     assert switches == {"Mustache": False, "Smiling": True, "Wearing_Lipstick": True}
+
+
+def test_a_camera_sized_upload_gets_through_and_an_oversized_one_is_refused_in_megabytes(web, model_set):
+    """26.8 MiB (the camera JPEG that was refused) reaches the decoder under the default limit; over a limit the
+    answer gives the file's size and the limit in MB."""
+    body = b"\xff\xd8\xff" + bytes(int(26.8 * 1024 * 1024))  # a JPEG's first bytes, then nothing decodable
+    status, answer = error_of(call(web.url, "/api/images?field=source", body, "image/jpeg"))
+    assert status == 400 and answer["kind"] != "too_large", answer  # read, then refused as an image, not for size
+    strict = WebServer(WebApp(model_set, WebOptions(max_request_bytes=20 * 1024 * 1024)), "127.0.0.1", 0).start()
+    try:
+        status, answer = error_of(call(strict.url, "/api/images?field=source", body, "image/jpeg"))
+    finally:
+        strict.stop()
+    assert (status, answer["kind"]) == (413, "too_large")
+    assert "28.1 MB" in answer["error"] and "limit of 21.0 MB" in answer["error"], answer
