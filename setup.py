@@ -14,7 +14,8 @@ setup(
     python_requires=">=3.10,<3.14",
     packages=find_packages(include=["ebgan_tf", "ebgan_tf.*"]) + [f"ebgan_tf.{name}" for name in COMMAND_PACKAGES],
     package_dir={f"ebgan_tf.{folder}": folder for folder in COMMAND_FOLDERS},
-    package_data={"ebgan_tf.serving": ["configs/*"], "ebgan_tf.serving.web": ["static/*"]},
+    package_data={"ebgan_tf.serving": ["configs/*"], "ebgan_tf.serving.web": ["static/*"],
+                  "ebgan_tf.evaluation": ["targets.json"]},
     install_requires=[
         "tensorflow~=2.21.0",
         "keras>=3.15,<4",

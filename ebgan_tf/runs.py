@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from typing import Any
 
 import tensorflow as tf
@@ -205,9 +206,10 @@ def make_checkpoint(trainer: EBGANTrainer, optimizers: bool, step: tf.Variable |
     Under mixed precision the Adam state is saved without its loss-scale wrapper, so checkpoints of float32 and
     mixed-precision runs are interchangeable (a resumed mixed-precision run starts with a fresh loss scale).
     """
-    objects = {name: getattr(trainer, name) for name in ("encoder", "generator", "discriminator", "classifier")}
+    objects = {name: getattr(trainer, name)
+               for name in ("encoder", "generator", "discriminator", "classifier", "landmarks")}
     if optimizers:
-        for name in ("g_optimizer", "d_optimizer", "c_optimizer"):
+        for name in ("g_optimizer", "d_optimizer", "c_optimizer", "l_optimizer"):
             optimizer = getattr(trainer, name)
             objects[name] = getattr(optimizer, "inner_optimizer", optimizer)
         objects["step"] = step
@@ -239,6 +241,27 @@ def checkpoint_paths(model_dir: str) -> list[str]:
     return sorted((path for path in paths if tf.io.gfile.exists(f"{path}.index")), key=checkpoint_step)
 
 
+def remove_checkpoint_litter(model_dir: str) -> list[str]:
+    """Removes what a run killed while saving a checkpoint leaves in `<model_dir>/checkpoints`: the `ckpt-N_temp`
+    folders of an unfinished save, the `checkpoint.tmp*` files of an unfinished state-file write, and the data and
+    index files of checkpoints that the state file does not name. Returns the names removed (call before the run
+    saves anything)."""
+    directory = os.path.join(model_dir, CHECKPOINT_DIR)
+    if not os.path.isdir(directory):
+        return []
+    kept = {os.path.basename(path) for path in checkpoint_paths(model_dir)}
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        prefix = name.split(".", 1)[0]
+        unnamed = prefix.startswith("ckpt-") and prefix not in kept and (
+            name.endswith(".index") or ".data-" in name)
+        if (name.endswith("_temp") and os.path.isdir(path)) or name.startswith("checkpoint.tmp") or unnamed:
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            removed.append(name)
+    return removed
+
+
 def load_trained(model_dir: str, checkpoint: str | None = None) -> EBGANTrainer:
     """Rebuilds the trainer of a run from `config.json` and loads its final weights (or, when the run has not
     finished, its latest checkpoint; or the given `checkpoint` path, e.g. one of `checkpoint_paths`), with the
@@ -248,8 +271,7 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> EBGANTrainer:
     config = run_config_from_dir(model_dir)
     if checkpoint is not None and not tf.io.gfile.exists(f"{checkpoint}.index"):
         raise FileNotFoundError(f"No checkpoint {checkpoint} (its .index file is missing).")
-    trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights,
-                            read_config(model_dir).get("landmark_template"))
+    trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
     trainer.build_all()
     weights = os.path.join(model_dir, FINAL_WEIGHTS)
     latest = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))

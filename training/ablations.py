@@ -36,6 +36,7 @@ RECIPE = Ablation("the shipped recipe (synthetic64 preset: one global code at ev
 PARTS = RECIPE.plus("per-part codes", model={"code_pooling": "parts"})
 PARTS_OWN = PARTS.plus("per-part codes, exemplar under its own mask", losses={"exemplar_mask": "own"})
 AVERAGED = {"ema_decay": 0.99, "lr_decay_fraction": 0.3}  # a half-life of 69 steps suits runs of hundreds of steps
+CANDIDATE = PARTS_OWN.plus("per-part codes, own mask, weight average and decay", train=AVERAGED)
 
 ABLATIONS: dict[str, Ablation] = {
     "recipe": RECIPE,
@@ -44,13 +45,16 @@ ABLATIONS: dict[str, Ablation] = {
     "parts": PARTS,
     "parts_ebgan": PARTS.plus("per-part codes, EBGAN", variant=EBGAN),
     "parts_own": PARTS_OWN,
-    "parts_own_ema": PARTS_OWN.plus("per-part codes, own mask, weight average and decay", train=AVERAGED),
-    "parts_own_l2": PARTS_OWN.plus("per-part codes, own mask, + L2 hole term (weight 100)",
-                                   losses={"hole_rec_l2": 100.0}),
+    "parts_own_ema": CANDIDATE,
+    "parts_own_ema_l2": CANDIDATE.plus("per-part codes, own mask, weight average and decay, + L2 hole term (100)",
+                                       losses={"hole_rec_l2": 100.0}),
     "parts_own_colour": PARTS_OWN.plus("per-part codes, own mask, recoloured reconstruction hole (0.2)",
                                        losses={"reconstruction_colour_jitter": 0.2}),
-    "parts_own_fixed": PARTS_OWN.plus("per-part codes, own mask, encoder held fixed in E(A^b) (cheaper step)",
-                                      losses={"cycle_fixed_encoder": True}),
+    "parts_own_ema_fixed": CANDIDATE.plus("per-part codes, own mask, weight average and decay, encoder held fixed "
+                                          "in E(A^b) (cheaper step)", losses={"cycle_fixed_encoder": True}),
+    "parts_own_ema_fixed_ebgan": CANDIDATE.plus("per-part codes, own mask, weight average and decay, encoder "
+                                                "held fixed in E(A^b), EBGAN", losses={"cycle_fixed_encoder": True},
+                                                variant=EBGAN),
     "paper": Ablation("the paper's method on the paper's generator (no skips, no mask channel)",
                       variant=EBGAN, preset="synthetic64_paper", model={"generator": "paper"}),
     "paper_unet": Ablation("the paper's method on the U-Net generator", variant=EBGAN, preset="synthetic64_paper"),

@@ -29,7 +29,7 @@ from ebgan_tf.data import pipeline
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 from ebgan_tf.runs import (
     CHECKPOINT_DIR, FINAL_WEIGHTS, LOG_DIR, ConfigError, RunConfig, check_config, make_checkpoint,
-    save_final_weights, write_config)
+    remove_checkpoint_litter, save_final_weights, write_config)
 from ebgan_tf.training import callbacks, distribute
 
 
@@ -101,6 +101,14 @@ class DecayAtTheEnd(keras.optimizers.schedules.LearningRateSchedule):
         return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "fraction": self.fraction}
 
 
+class RunProgress(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar without Keras' own "Epoch k/k" line: each `fit` call is one epoch of the run, and the run
+    prints its own count ("Epoch 2 of 8: steps 101 to 200 of 800.")."""
+
+    def set_params(self, params: dict) -> None:
+        super().set_params({**params, "epochs": 1})
+
+
 def learning_rate_schedule(config: RunConfig) -> float | DecayAtTheEnd:
     """The run's learning rate: constant, or decaying over the last `lr_decay_fraction` of its steps."""
     if not config.lr_decay_fraction:
@@ -108,7 +116,7 @@ def learning_rate_schedule(config: RunConfig) -> float | DecayAtTheEnd:
     return DecayAtTheEnd(config.learning_rate, config.epochs * config.steps_per_epoch, config.lr_decay_fraction)
 
 
-def _build(config: RunConfig, strategy: tf.distribute.Strategy, landmark_template) -> EBGANTrainer:
+def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
     """Builds and compiles the trainer (models and optimisers) inside the strategy's scope, under the float32 or
     mixed_float16 policy (the process's global policy is restored afterwards)."""
     keras.utils.set_random_seed(config.seed)
@@ -117,8 +125,7 @@ def _build(config: RunConfig, strategy: tf.distribute.Strategy, landmark_templat
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     try:
         with strategy.scope():
-            trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights,
-                                    landmark_template)
+            trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
             trainer.build_all()
             trainer.compile(learning_rate=learning_rate_schedule(config), beta_1=train.beta_1, beta_2=train.beta_2,
                             ema_decay=config.ema_decay, jit_compile=config.xla)
@@ -157,7 +164,7 @@ def train(
         check_config(config.model_dir, identity)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from None
-    trainer = _build(config, strategy, identity["landmark_template"])
+    trainer = _build(config, strategy)
     with distribute.output_dir(config.model_dir, strategy) as output_dir:
         history = _fit(trainer, config, identity, data, strategy, output_dir, extra_callbacks)
     return trainer, history
@@ -166,6 +173,11 @@ def train(
 def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, strategy: tf.distribute.Strategy,
          output_dir: str, extra_callbacks: Sequence[keras.callbacks.Callback]) -> dict[str, list[float]]:
     """Restores the latest checkpoint of `config.model_dir`, trains to the end and writes into `output_dir`."""
+    if output_dir == config.model_dir:  # the chief's own folder: what a killed save left there
+        removed = remove_checkpoint_litter(config.model_dir)
+        if removed:
+            print(f"Removed what a run killed while saving left in {config.model_dir}/{CHECKPOINT_DIR}: "
+                  f"{', '.join(removed)}.", flush=True)
     counter = callbacks.StepCounter()
     checkpoint = make_checkpoint(trainer, optimizers=True, step=counter.variable)
     latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, CHECKPOINT_DIR))
@@ -208,7 +220,7 @@ def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, 
             data.epoch(epoch, skip), initial_epoch=epoch, epochs=epoch + 1,
             steps_per_epoch=config.steps_per_epoch - skip, validation_data=data.validation(),
             validation_steps=config.validation_steps or None, shuffle=False,
-            callbacks=[counter, checkpoints, scalars, grids, *extra_callbacks])
+            callbacks=[counter, checkpoints, scalars, grids, *extra_callbacks, RunProgress()])
         for name, values in result.history.items():
             history.setdefault(name, []).extend(float(np.mean(value)) for value in values)
         if trainer.stop_training:

@@ -40,7 +40,7 @@ def model_method(trainer: EBGANTrainer, name: str) -> Method:
     """The trained model's `edit` (Att-EBGAN: with its attribute switches)."""
     edit = tf.function(trainer.edit, reduce_retracing=True)
     encode = tf.function(lambda exemplar, mask: trainer.exemplar_code(
-        exemplar, mask, trainer.layouts(tf.shape(exemplar)[0])[1]), reduce_retracing=True)
+        exemplar, mask, trainer.layouts(exemplar, exemplar)[1]), reduce_retracing=True)
     switches = trainer.attribute_names if trainer.classifier is not None else ()
     blocks = trainer.attribute_code_channels or trainer.encoder.code_channels
     return Method(name, lambda source, exemplar, mask, transfer: edit(source, exemplar, mask, transfer).numpy(),

@@ -21,26 +21,22 @@ from ebgan_tf.models.classifier import Classifier
 from ebgan_tf.models.discriminator import Discriminator
 from ebgan_tf.models.encoder import Encoder
 from ebgan_tf.models.generator import Generator, composite, gate_code
+from ebgan_tf.models.landmarks import LandmarkEstimator
 
 
 class EBGANTrainer(keras.Model):
     """Holds the networks of EBGAN / Att-EBGAN, trains them with `fit` and edits with `edit`."""
 
     def __init__(self, model_config: ModelConfig, attribute_names: Sequence[str], variant: str,
-                 loss_weights: LossWeights = LossWeights(), attribute_parts: Sequence[str] | None = None,
-                 landmark_template=None, **kwargs):
+                 loss_weights: LossWeights = LossWeights(), attribute_parts: Sequence[str] | None = None, **kwargs):
         """`attribute_parts`: the face part (`CODE_PARTS`) that shows each attribute; with per-part codes an
-        Att-EBGAN attribute's block is read from that part's code only (None: from every part). `landmark_template`
-        [5, 2]: the landmarks of an aligned face, whose part layout per-part codes use when an edit is given no
-        landmarks (exported models edit aligned crops)."""
+        Att-EBGAN attribute's block is read from that part's code only (None: from every part)."""
         super().__init__(**kwargs)
         self.variant = validate_variant(variant)
         self.model_config = model_config
         self.attribute_names = tuple(attribute_names)
         self.loss_weights = loss_weights
         self.parts = model_config.code_pooling == "parts"
-        self.template_layout = (part_layout(tf.constant(landmark_template, tf.float32), model_config.image_size)
-                                if landmark_template is not None and self.parts else None)
         size, downsamplings = model_config.image_size, model_config.code_downsamplings
         if size % 2**downsamplings:
             raise ValueError(f"image_size {size} is not divisible by 2**code_downsamplings = {2**downsamplings}.")
@@ -55,12 +51,14 @@ class EBGANTrainer(keras.Model):
         self.generator = Generator(model_config, name="generator")
         self.discriminator = Discriminator(model_config, name="discriminator")
         self.classifier = Classifier(model_config, len(self.attribute_names), name="classifier") if attributed else None
+        # Per-part codes place the parts by landmarks; an edit given none (an export's) estimates them.
+        self.landmarks = LandmarkEstimator(model_config, name="landmarks") if self.parts else None
         loss_names = ["g_loss", "d_loss"] + (["c_loss"] if attributed else []) + ["adv_g", "rec", "cyc"] + (
             ["hole_rec"] if loss_weights.hole_rec else []) + (["hole_rec_l2"] if loss_weights.hole_rec_l2 else []) + (
-            ["cls_g"] if attributed else []) + ["adv_d", "spread"]
+            ["cls_g"] if attributed else []) + ["adv_d", "spread"] + (["landmark_error"] if self.parts else [])
         self.spread_names = tuple(f"spread_{name}" for name in self.attribute_names) if attributed else ()
         self._trackers = {name: keras.metrics.Mean(name=name) for name in loss_names + list(self.spread_names)}
-        self.g_optimizer = self.d_optimizer = self.c_optimizer = None
+        self.g_optimizer = self.d_optimizer = self.c_optimizer = self.l_optimizer = None
 
     def _part_channels(self, attribute_parts: Sequence[str], code_channels: int) -> tf.Tensor:
         """float32 [P, C]: 1 where part p's code carries channel c (its own attributes' blocks and the ungated
@@ -88,6 +86,8 @@ class EBGANTrainer(keras.Model):
         self.discriminator(images)
         if self.classifier is not None:
             self.classifier(images)
+        if self.landmarks is not None:
+            self.landmarks(images)
         self.built = True
 
     def compile(self, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-4,
@@ -113,6 +113,8 @@ class EBGANTrainer(keras.Model):
         self.d_optimizer = adam("d_optimizer", self.discriminator.trainable_variables)
         if self.classifier is not None:
             self.c_optimizer = adam("c_optimizer", self.classifier.trainable_variables)
+        if self.landmarks is not None:
+            self.l_optimizer = adam("l_optimizer", self.landmarks.trainable_variables)
         kwargs.setdefault("jit_compile", False)
         # No optimiser in Keras' own slot: `fit` would overwrite the weights with their average after every call.
         super().compile(optimizer=None, **kwargs)
@@ -243,6 +245,9 @@ class EBGANTrainer(keras.Model):
             values["cls_g"] = losses.classification_loss(transfer, self.classifier(generated))
             values["c_loss"] = losses.classification_loss(batch["source_attributes"], self.classifier(source))
             values["g_loss"] += weights.cls * values["cls_g"]
+        if self.landmarks is not None:  # mean distance in pixels between L(A) and A's landmarks
+            values["landmark_error"] = tf.reduce_mean(tf.norm(
+                self.landmarks(source) - tf.cast(batch["source_landmarks"], tf.float32), axis=-1), axis=-1)
         return {**values, **fixed}
 
     def _cycle_fixed_encoder(self) -> bool:
@@ -261,6 +266,8 @@ class EBGANTrainer(keras.Model):
                   ("d_loss", self.d_optimizer, self.discriminator.trainable_variables)]
         if self.classifier is not None:
             groups.append(("c_loss", self.c_optimizer, self.classifier.trainable_variables))
+        if self.landmarks is not None:
+            groups.append(("landmark_error", self.l_optimizer, self.landmarks.trainable_variables))
         global_batch = tf.shape(batch["source"])[0] * tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
             values = self._per_example_losses(batch, training=True)
@@ -288,22 +295,18 @@ class EBGANTrainer(keras.Model):
         """The same losses as train_step, without updates."""
         return self._logs(self._per_example_losses(batch))
 
-    def layouts(self, batch_size, source_landmarks=None, exemplar_landmarks=None):
+    def layouts(self, source, exemplar, source_landmarks=None, exemplar_landmarks=None):
         """(source layout, exemplar layout) [N, S, S, P] of an edit with per-part codes, from each face's landmarks
-        [N, 5, 2] or, where none are given, from the landmark template (aligned crops); (None, None) for a model
-        without per-part codes."""
+        [N, 5, 2] or, where none are given, from the landmarks the model estimates on the image; (None, None) for a
+        model without per-part codes."""
         if not self.parts:
             return None, None
         size = self.model_config.image_size
 
-        def layout(landmarks):
-            if landmarks is not None:
-                return tf.map_fn(lambda points: part_layout(points, size), tf.convert_to_tensor(landmarks, tf.float32))
-            if self.template_layout is None:
-                raise ValueError("A model with per-part codes edits with the faces' landmarks or its landmark "
-                                 "template; it was built with neither.")
-            return tf.repeat(self.template_layout[None], batch_size, axis=0)
-        return layout(source_landmarks), layout(exemplar_landmarks)
+        def layout(image, landmarks):
+            landmarks = self.landmarks(image) if landmarks is None else tf.convert_to_tensor(landmarks, tf.float32)
+            return tf.map_fn(lambda points: part_layout(points, size), landmarks)
+        return layout(source, source_landmarks), layout(exemplar, exemplar_landmarks)
 
     def edit(self, source, exemplar, mask, transfer=None, source_landmarks=None, exemplar_landmarks=None
              ) -> tf.Tensor:
@@ -313,10 +316,10 @@ class EBGANTrainer(keras.Model):
         code with transfer * (C(exemplar) > 0.5): the classifier reads the exemplar's attributes (a user's photo
         has no labels) and `transfer` [N, n] (1 = transfer, 0 = filter out; None = all ones) switches single
         attributes off. EBGAN ignores `transfer`. Per-part codes place the parts by the faces' landmarks [N, 5, 2]
-        where given, else by the landmark template (aligned crops).
+        where given, else by the landmarks the model estimates.
         """
         source, exemplar, mask = (tf.convert_to_tensor(value, tf.float32) for value in (source, exemplar, mask))
-        source_layout, exemplar_layout = self.layouts(tf.shape(source)[0], source_landmarks, exemplar_landmarks)
+        source_layout, exemplar_layout = self.layouts(source, exemplar, source_landmarks, exemplar_landmarks)
         code = self.exemplar_code(exemplar, mask, exemplar_layout)
         if self.classifier is not None:
             labels = tf.cast(self.classifier(exemplar) > 0.0, tf.float32)  # logit > 0 <=> sigmoid > 0.5
@@ -334,7 +337,7 @@ class EBGANTrainer(keras.Model):
     def zero_code_edit(self, source, mask, source_landmarks=None) -> tf.Tensor:
         """The exemplar-free baseline: `edit` with the exemplar code zeroed."""
         source, mask = tf.convert_to_tensor(source, tf.float32), tf.convert_to_tensor(mask, tf.float32)
-        source_layout, _ = self.layouts(tf.shape(source)[0], source_landmarks, source_landmarks)
+        source_layout, _ = self.layouts(source, source, source_landmarks, source_landmarks)
         code = tf.zeros_like(self.exemplar_code(source, mask, source_layout))
         return self._fill(source, mask, code, source_layout)
 
@@ -351,11 +354,10 @@ def attribute_parts(preset: Preset, attribute_names: Sequence[str]) -> tuple[str
 
 
 def build_trainer(preset: Preset, variant: str, regions: Sequence[str],
-                  loss_weights: LossWeights | None = None, landmark_template=None) -> EBGANTrainer:
+                  loss_weights: LossWeights | None = None) -> EBGANTrainer:
     """The trainer of `preset` for `regions` (its attributes: preset.attributes_for(regions), for both variants;
-    EBGAN records them but does not use them). `loss_weights` defaults to the preset's; `landmark_template` [5, 2]
-    (where an aligned face's landmarks are) places per-part codes in edits given no landmarks."""
+    EBGAN records them but does not use them). `loss_weights` defaults to the preset's."""
     names = preset.attributes_for(regions)
     return EBGANTrainer(preset.model, names, variant,
                         loss_weights if loss_weights is not None else preset.train.loss_weights,
-                        attribute_parts=attribute_parts(preset, names), landmark_template=landmark_template)
+                        attribute_parts=attribute_parts(preset, names))

@@ -33,7 +33,7 @@ from ebgan_tf.export.tflite import (INT8, TFLITE_VARIANTS, calibration_data, cal
 from ebgan_tf.export.verify import (MAX_LEVEL_DIFFERENCE, MAX_PROBABILITY_DIFFERENCE, PSNR_FLOORS, verification_inputs,
                            verify_export)
 from ebgan_tf.serving.edit import edit_files
-from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, tiny_config, write_untrained_run
+from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, TINY_MODEL, tiny_config, write_untrained_run
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.distribute import make_strategy
 from ebgan_tf.runs import load_trained, read_config, run_config_from_dir
@@ -578,3 +578,25 @@ def test_int8_without_calibration_data_is_a_clear_error(exported, tmp_path):
     with pytest.raises(ValueError, match="The int8 TFLite variant needs calibration data"):
         export_tflite(exported["trainer"], np.zeros([5, 2]), str(tmp_path), (INT8,))
     assert not os.listdir(tmp_path)
+
+
+def test_a_model_with_per_part_codes_exports_estimates_its_landmarks_in_the_graph_and_keeps_the_contract(
+        data_dir, tmp_path):
+    model_dir = write_untrained_run(tmp_path / "parts", data_dir, model_overrides={
+        **TINY_MODEL, "code_pooling": "parts", "code_injection": "all_scales"})
+    status, out, err = export_cli(f"--model_dir={model_dir}", f"--export_base={tmp_path / 'exports'}",
+                                  "--name=parts", "--tflite=dynamic", "--verify")
+    assert status == 0, err
+    trainer = load_trained(model_dir)
+    assert trainer.landmarks is not None
+    sources, exemplars = faces(2, seed=300)
+    mask = np.zeros([2, SIZE, SIZE, 1], np.float32)
+    mask[:, 14:28, 6:26] = 1.0
+    expected = trainer.edit(sources / 127.5 - 1.0, exemplars / 127.5 - 1.0, mask).numpy()
+    expected = np.round((expected + 1.0) * 127.5).astype(np.uint8)
+    inside = mask[..., 0] > 0.5
+    for path in (tmp_path / "exports" / "parts" / "1", tmp_path / "exports" / "parts-tflite" / "1" /
+                 "model_dynamic.tflite"):
+        edited = Editor.load(str(path)).edit(sources, exemplars, mask)
+        np.testing.assert_array_equal(edited[~inside], sources[~inside])
+        assert metrics.masked_psnr(edited, expected, mask, 255.0, 100.0).mean() > 30.0, path

@@ -1,5 +1,7 @@
-"""The method's options beside the paper: code pooling and injection, hole reconstruction, detached cycle target,
-ungated code block, gate dropout, and the code-spread collapse detector."""
+"""The method's options beside the paper: code pooling (per-part codes included) and injection, the paper's
+generator, hole reconstruction (L1 and L2), detached cycle target, ungated code block, gate dropout, the exemplar's
+own mask, the recoloured reconstruction, the weight average and learning-rate decay, and the code-spread collapse
+detector."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ import pytest
 import tensorflow as tf
 
 from ebgan_tf.config import LossWeights, ModelConfig
+from ebgan_tf.data.masks import CODE_PARTS
 from ebgan_tf.models import losses
-from ebgan_tf.models.encoder import Encoder
-from ebgan_tf.models.generator import Generator, gate_code
+from ebgan_tf.models.encoder import Encoder, part_means
+from ebgan_tf.models.generator import CodeModulation, Generator, gate_code
 from ebgan_tf.models.trainer import EBGANTrainer
-from tests.helpers.tiny import ATTRIBUTES as NAMES, TINY_CONFIG as TINY
+from ebgan_tf.training.train_lib import DecayAtTheEnd
+from tests.helpers.tiny import ATTRIBUTES as NAMES, LANDMARK_TEMPLATE, TINY_CONFIG as TINY
 
 
 def _images(count: int, seed: int = 0) -> tf.Tensor:
@@ -150,3 +154,150 @@ def test_a_cycle_loss_that_does_not_train_the_encoder_leaves_it_unchanged_and_tr
         np.testing.assert_allclose(after.numpy(), before, atol=1e-7)
     assert any(not np.array_equal(before, after.numpy())
                for before, after in zip(generator_before, trainer.generator.trainable_variables))
+
+
+def _layout(count: int) -> tf.Tensor:
+    """A part layout [N, 32, 32, P]: the eyes above row 16, the mouth from row 16 (the rest of CODE_PARTS empty)."""
+    layout = np.zeros([count, 32, 32, len(CODE_PARTS)], np.float32)
+    layout[:, :16, :, CODE_PARTS.index("eyes")] = 1.0
+    layout[:, 16:, :, CODE_PARTS.index("mouth")] = 1.0
+    return tf.constant(layout)
+
+
+def test_part_means_average_each_part_over_its_cells_of_the_mask():
+    values = tf.reshape(tf.range(16, dtype=tf.float32), [1, 4, 4, 1])  # cell (i, j) holds 4 i + j
+    mask = np.zeros([1, 32, 32, 1], np.float32)
+    mask[:, :, :16] = 1.0  # the left half
+    means = part_means(values, tf.constant(mask), _layout(1)).numpy()
+    assert means.shape == (1, len(CODE_PARTS), 1)
+    eyes, mouth = CODE_PARTS.index("eyes"), CODE_PARTS.index("mouth")
+    np.testing.assert_allclose(means[0, eyes, 0], np.mean([0, 1, 4, 5]))  # rows 0-1, columns 0-1
+    np.testing.assert_allclose(means[0, mouth, 0], np.mean([8, 9, 12, 13]))
+    assert means[0, CODE_PARTS.index("nose"), 0] == 0.0  # a part without cells in the mask: zeros
+
+
+def test_part_pooled_encoder_gives_one_code_per_part_and_needs_a_layout():
+    encoder = Encoder(dataclasses.replace(TINY, code_pooling="parts"), 6)
+    code = encoder(_images(2), _mask(2), _layout(2))
+    assert code.shape == (2, len(CODE_PARTS), 6)
+    with pytest.raises(ValueError, match="part layout"):
+        encoder(_images(2), _mask(2))
+
+
+def test_a_part_code_modulates_only_the_cells_of_its_part():
+    modulation = CodeModulation(4)
+    features = tf.ones([1, 32, 32, 4])
+    modulation(features, tf.zeros([1, len(CODE_PARTS), 6]), _layout(1))
+    modulation.to_scale_shift.kernel.assign(tf.ones(modulation.to_scale_shift.kernel.shape))
+    code = np.zeros([1, len(CODE_PARTS), 6], np.float32)
+    code[0, CODE_PARTS.index("mouth")] = 1.0
+    layout = _layout(1).numpy()
+    layout[:, :, 20:] = 0.0  # the mask: the left 20 columns
+    out = modulation(features, tf.constant(code), tf.constant(layout)).numpy()
+    np.testing.assert_array_equal(out[0, :16], 1.0)  # the eyes' code is zero: unchanged
+    np.testing.assert_array_equal(out[0, :, 20:], 1.0)  # outside the mask: unchanged
+    np.testing.assert_allclose(out[0, 16:, :20], 1.0 * (1.0 + 6.0) + 6.0)  # the mouth's scale and shift
+
+
+def test_the_papers_generator_has_no_mask_channel_and_no_skips():
+    config = dataclasses.replace(TINY, generator="paper")
+    generator = Generator(config)
+    images, mask = _images(2), _mask(2)
+    code = tf.zeros([2, 8, 8, 6])
+    features = generator.encode(images, mask)
+    assert generator.context.stem.kernel.shape[2] == 3  # the masked source only
+    changed = [feature * 0.0 for feature in features[:-1]] + [features[-1]]
+    np.testing.assert_array_equal(generator.decode(features, code).numpy(), generator.decode(changed, code).numpy())
+    with pytest.raises(ValueError, match="generator"):
+        ModelConfig(generator="resnet")
+
+
+def _parts_trainer(**loss_options) -> EBGANTrainer:
+    config = dataclasses.replace(TINY, code_pooling="parts", code_injection="all_scales", ungated_code_channels=2)
+    trainer = EBGANTrainer(config, NAMES, "att_ebgan", dataclasses.replace(LossWeights(), **loss_options),
+                           attribute_parts=("mouth", "mouth", "eyes"))
+    trainer.compile(ema_decay=0.5)
+    return trainer
+
+
+def _parts_batch(count: int = 4) -> dict[str, tf.Tensor]:
+    landmarks = tf.constant(np.repeat(LANDMARK_TEMPLATE[None], count, axis=0), tf.float32)
+    return {**_batch(count), "exemplar_mask": tf.roll(_mask(count), 1, axis=1), "source_layout": _layout(count),
+            "exemplar_layout": _layout(count), "source_landmarks": landmarks}
+
+
+def test_train_step_with_part_codes_own_masks_recolouring_and_the_l2_hole_term():
+    trainer = _parts_trainer(hole_rec=10.0, hole_rec_l2=10.0, exemplar_mask="own", reconstruction_colour_jitter=0.3)
+    logs = trainer.train_step(_parts_batch())
+    for name in ("g_loss", "hole_rec", "hole_rec_l2", "rec", "cyc", "landmark_error"):
+        assert logs[name].shape == (1,) and np.isfinite(logs[name].numpy()).all(), name
+    with pytest.raises(ValueError, match="exemplar_mask"):
+        LossWeights(exemplar_mask="theirs")
+
+
+def test_part_codes_carry_an_attributes_block_only_in_its_part():
+    trainer = _parts_trainer()
+    code = trainer.exemplar_code(_images(2), tf.ones([2, 32, 32, 1]), _layout(2)).numpy()
+    block = TINY.code_channels_per_attribute
+    mouth, eyes = CODE_PARTS.index("mouth"), CODE_PARTS.index("eyes")
+    assert np.all(code[:, eyes, :2 * block] == 0.0) and np.all(code[:, mouth, 2 * block:3 * block] == 0.0)
+    assert np.abs(code[:, mouth, :2 * block]).max() > 0 and np.abs(code[:, eyes, 2 * block:3 * block]).max() > 0
+    assert np.abs(code[:, eyes, 3 * block:]).max() > 0  # the ungated block is in every part
+
+
+def test_part_code_edits_place_the_parts_by_the_given_or_the_estimated_landmarks():
+    trainer = _parts_trainer()
+    images, exemplars, mask = _images(2), _images(2, 5), _mask(2)
+    estimated = trainer.edit(images, exemplars, mask).numpy()
+    np.testing.assert_allclose(trainer.edit(images, exemplars, mask, None, trainer.landmarks(images),
+                                            trainer.landmarks(exemplars)).numpy(), estimated, atol=1e-6)
+    elsewhere = np.repeat(LANDMARK_TEMPLATE[None].astype(np.float32) + 6.0, 2, axis=0)
+    assert np.abs(trainer.edit(images, exemplars, mask, None, elsewhere, elsewhere).numpy() - estimated).max() > 0
+    assert trainer.zero_code_edit(images, mask).shape == (2, 32, 32, 3)
+
+
+def test_the_landmark_estimator_learns_the_sources_landmarks():
+    trainer = _parts_trainer()
+    batch = _parts_batch()
+    first = trainer.train_step(batch)["landmark_error"].numpy()[0]
+    for _ in range(30):
+        logs = trainer.train_step(batch)
+    assert logs["landmark_error"].numpy()[0] < 0.8 * first
+    assert _trainer().landmarks is None  # only models with per-part codes have one
+
+
+def test_the_weight_average_replaces_the_weights_only_where_the_run_keeps_one():
+    trainer = _parts_trainer()
+    for _ in range(3):
+        trainer.train_step(_parts_batch())
+    last = [variable.numpy() for variable in trainer.generator.trainable_variables]
+    assert trainer.use_averaged_weights()
+    averaged = [variable.numpy() for variable in trainer.generator.trainable_variables]
+    assert any(not np.allclose(a, b) for a, b in zip(last, averaged))
+    plain = _trainer()
+    plain.train_step(_batch())
+    assert not plain.use_averaged_weights()
+
+
+def test_learning_rate_decays_linearly_over_the_last_fraction_of_the_run():
+    schedule = DecayAtTheEnd(1e-3, total_steps=1000, fraction=0.2)
+    values = [float(schedule(step)) for step in (0, 800, 900, 1000, 1200)]
+    np.testing.assert_allclose(values, [1e-3, 1e-3, 5e-4, 0.0, 0.0], atol=1e-9)
+
+
+def test_a_cycle_loss_with_the_encoder_fixed_in_e_of_the_edit_trains_it_only_through_the_exemplar_code():
+    def step(fixed: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        tf.keras.utils.set_random_seed(3)
+        trainer = _trainer(rec=0.0, adv=0.0, cls=0.0, cyc=1.0, detach_cycle_target=True,
+                           cycle_trains_encoder=False, cycle_fixed_encoder=fixed)
+        encoder_before = [v.numpy() for v in trainer.encoder.trainable_variables]
+        trainer.train_step(_batch())
+        changes = [after.numpy() - before for before, after in zip(encoder_before, trainer.encoder.trainable_variables)]
+        return changes, [v.numpy() for v in trainer.generator.trainable_variables]
+
+    whole_changes, whole_generator = step(False)
+    fixed_changes, fixed_generator = step(True)
+    assert max(np.abs(change).max() for change in whole_changes) < 1e-7  # no L_cyc in E at all
+    assert max(np.abs(change).max() for change in fixed_changes) > 1e-5  # L_cyc through Z^B -> G -> A^b
+    for whole, fixed in zip(whole_generator, fixed_generator):  # the generator's update is the same
+        np.testing.assert_allclose(fixed, whole, atol=1e-6)

@@ -103,6 +103,19 @@ def test_sigkill_inside_a_checkpoint_save_keeps_the_previous_checkpoint_as_lates
     weights, step = restore(checkpoint_path(model_dir, 2))
     assert step == 2
     assert_same_weights(weights, restore(checkpoint_path(reference, 2))[0])
+    # The next run removes what the killed save left (the unnamed checkpoint's files, a temporary folder and state
+    # file, as TensorFlow leaves them when killed a moment later or earlier), says so, and trains to the end.
+    directory = os.path.join(model_dir, "checkpoints")
+    os.makedirs(os.path.join(directory, "ckpt-6_temp"))
+    with open(os.path.join(directory, "checkpoint.tmp0123abcd"), "w") as stream:
+        stream.write("partial")
+    status, output = run_training(train_flags(model_dir, data_dir, **SCHEDULE), str(tmp_path / "resumed.log"))
+    assert status == 0, output[-3000:]
+    assert "Removed what a run killed while saving left in" in output
+    for name in ("ckpt-4.index", "ckpt-6_temp", "checkpoint.tmp0123abcd"):
+        assert name in output
+    assert not any(name.endswith("_temp") or name.startswith("checkpoint.tmp") for name in os.listdir(directory))
+    assert tf.train.latest_checkpoint(directory) == checkpoint_path(model_dir, TOTAL_STEPS)
 
 
 @pytest.mark.slow

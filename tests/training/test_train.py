@@ -131,7 +131,9 @@ def test_resume_mid_epoch_gives_the_weights_of_an_uninterrupted_run(finished, da
     assert stopped.g_optimizer.iterations.numpy() == 4  # interrupted in the second epoch, after its first step
     capsys.readouterr()
     resumed, _ = train_lib.train(config, make_strategy("one_device"))
-    assert "Resuming from step 4 (checkpoint" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "Resuming from step 4 (checkpoint" in output
+    assert "Epoch 2 of 2: steps 5 to 6 of 6." in output and "Epoch 2/2" not in output  # one epoch counter
     assert resumed.g_optimizer.iterations.numpy() == 6
     for got, want in zip(network_weights(resumed), network_weights(uninterrupted), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -210,7 +212,7 @@ def test_cli_help_mentions_every_flag():
      "flag --preset=huge: value should be one of <celeba128|celeba128_paper|synthetic64|synthetic64_paper>"),
     (["--variant=gan"], "flag --variant=gan: value should be one of <ebgan|att_ebgan>"),
     (["--divergence_factor=1"], "ebgan-train: error: --divergence_factor must be 0 (off) or above 1, got 1.0."),
-    (["--model_config=code_pooling=max"], "ebgan-train: error: Unknown code_pooling 'max'; valid: spatial, global."),
+    (["--model_config=code_pooling=max"], "ebgan-train: error: Unknown code_pooling 'max'; valid: spatial, global, parts."),
     (["--regions=mouth,ears"], "ebgan-train: error: Unknown region(s) 'ears'; valid regions:"),
     (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=3"],
      "ebgan-train: error: --batch_size=3 (the global batch) must be a positive multiple of the 2 replica(s)"),
