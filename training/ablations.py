@@ -1,6 +1,5 @@
 """The named proxy experiments of `ebgan-ablate`: each one a training configuration, written as the settings it
-changes against the shipped recipe (the synthetic64 preset), so every row of docs/EXPERIMENTS.md reruns with
-`ebgan-ablate --ablation=NAME`.
+changes against the synthetic64 preset, so every row of docs/EXPERIMENTS.md reruns with `ebgan-ablate --ablation=NAME`.
 
 The proxy: 64 px synthetic faces, the synthetic64 network (base width 16), one model trained on mouth, components and
 face at once (each example draws one), batch 16, a few hundred steps; scored on the first test faces.
@@ -32,16 +31,22 @@ class Ablation:
                                    **merged)
 
 
-RECIPE = Ablation("the shipped recipe (synthetic64 preset: one global code at every decoder level)")
+# The recipe before the composite-region experiments (one global code at every decoder level), which the others change.
+RECIPE = Ablation("the previous recipe (one global code at every decoder level)",
+                  model={"code_pooling": "global"},
+                  losses={"exemplar_mask": "source", "cycle_fixed_encoder": False},
+                  train={"ema_decay": 0.0, "lr_decay_fraction": 0.0})
 PARTS = RECIPE.plus("per-part codes", model={"code_pooling": "parts"})
 PARTS_OWN = PARTS.plus("per-part codes, exemplar under its own mask", losses={"exemplar_mask": "own"})
 AVERAGED = {"ema_decay": 0.99, "lr_decay_fraction": 0.3}  # a half-life of 69 steps suits runs of hundreds of steps
 CANDIDATE = PARTS_OWN.plus("per-part codes, own mask, weight average and decay", train=AVERAGED)
 
 ABLATIONS: dict[str, Ablation] = {
+    "preset": Ablation("the synthetic64 preset as it stands (per-part codes, own mask, weight average and decay, "
+                       "encoder held fixed in E(A^b))"),
     "recipe": RECIPE,
-    "recipe_ebgan": RECIPE.plus("the shipped recipe, EBGAN", variant=EBGAN),
-    "recipe_ema": RECIPE.plus("the shipped recipe + weight average and learning-rate decay", train=AVERAGED),
+    "recipe_ebgan": RECIPE.plus("the previous recipe, EBGAN", variant=EBGAN),
+    "recipe_ema": RECIPE.plus("the previous recipe + weight average and learning-rate decay", train=AVERAGED),
     "parts": PARTS,
     "parts_ebgan": PARTS.plus("per-part codes, EBGAN", variant=EBGAN),
     "parts_own": PARTS_OWN,

@@ -105,6 +105,7 @@ def part_layout(landmarks: tf.Tensor, size: int) -> tf.Tensor:
     distances = []
     for part in PARTS:
         (cx, cy, rx, ry), = _part_ellipses(landmarks, part)
+        rx, ry = tf.maximum(rx, 1e-3), tf.maximum(ry, 1e-3)  # landmarks that coincide: a point, not a NaN
         distances.append(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2)
     distances.append(tf.ones([size, size]))  # the skin: every pixel outside all four ellipses
     return tf.one_hot(tf.argmin(tf.stack(distances, axis=-1), axis=-1), len(CODE_PARTS), dtype=tf.float32)

@@ -13,13 +13,17 @@ from ebgan_tf.models.classifier import FINAL_SIZE
 from ebgan_tf.models.encoder import DownsamplingStack, level_widths
 
 NUM_LANDMARKS = 5
+# Where the five landmarks of an aligned face lie, as fractions of the image (x, y; the synthetic faces' mean): the
+# estimator's starting point, so that its first layouts already keep the parts apart (all five at the centre would
+# give parts of zero size).
+TYPICAL_LANDMARKS = ((0.37, 0.41), (0.62, 0.41), (0.5, 0.56), (0.39, 0.67), (0.6, 0.67))
 
 
 class LandmarkEstimator(keras.Model):
     """L(x) -> landmarks [N, 5, 2] (x, y) in pixels of the S x S image (float32), in CelebA's order.
 
-    Downsamples to 4x4 and flattens (like the classifier), then one dense layer predicts the offsets from the
-    image's centre in units of the image size.
+    Downsamples to 4x4 and flattens (like the classifier), then one dense layer predicts each landmark's offset from
+    its place on a typical aligned face (`TYPICAL_LANDMARKS`) in units of the image size.
     """
 
     def __init__(self, config: ModelConfig, **kwargs):
@@ -32,4 +36,4 @@ class LandmarkEstimator(keras.Model):
 
     def call(self, images):
         offsets = ops.reshape(self.to_offsets(self.flatten(self.features(images)[-1])), (-1, NUM_LANDMARKS, 2))
-        return (0.5 + offsets) * float(self.image_size)
+        return (ops.convert_to_tensor(TYPICAL_LANDMARKS, "float32") + offsets) * float(self.image_size)
