@@ -165,12 +165,13 @@ def quiet_logging() -> None:
         logging.set_verbosity(logging.WARNING)
 
 
-def wait_for_stop_signal() -> None:
-    """Blocks until SIGINT (Ctrl-C) or SIGTERM (`docker stop`, `kill`) arrives: the wait of a server's main."""
+def catch_stop_signals() -> threading.Event:
+    """An event set when SIGINT (Ctrl-C) or SIGTERM (`docker stop`, `kill`) arrives, for a server's main to wait on;
+    installed before the server says it is ready, so that a signal sent right after that line is never missed."""
     stopping = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stopping.set())
-    stopping.wait()
+    return stopping
 
 
 def run_main(main: Callable[[list[str]], int], define_flags: Callable[[], None], module_name: str,

@@ -32,7 +32,7 @@ from typing import Sequence
 import tensorflow as tf
 from absl import flags, logging
 
-from ebgan_tf.cli import check_no_arguments, reports_errors, run_main, wait_for_stop_signal
+from ebgan_tf.cli import check_no_arguments, reports_errors, run_main, catch_stop_signals
 from ebgan_tf.serving.limits import RequestLimits
 from ebgan_tf.serving.server import ModelServer
 from ebgan_tf.serving.server_config import (BatchingOptions, ModelSource, ServerOptions, parse_batching_parameters,
@@ -153,12 +153,13 @@ def main(argv: Sequence[str]) -> int:
     check_no_arguments(argv)
     options = options_from_flags()
     threads = set_tensorflow_threads(FLAGS.tensorflow_intra_op_parallelism, FLAGS.tensorflow_inter_op_parallelism)
+    stopping = catch_stop_signals()
     server = ModelServer(options).start()
     rest = f", REST on port {server.rest_port}" if server.rest_port else ""
     print(f"ebgan-serve: serving {', '.join(m.name for m in server.options.models)}: gRPC on "
           f"{server.options.host}:{server.port}{rest}; TensorFlow threads {threads} (Ctrl-C or SIGTERM stops)",
           flush=True)
-    wait_for_stop_signal()
+    stopping.wait()
     print(f"ebgan-serve: stopping (grace period {server.options.shutdown_grace_seconds:g} s)", flush=True)
     if not server.stop():
         logging.warning("Requests still computing after the grace period; exiting without waiting for them.")

@@ -28,7 +28,6 @@ from ebgan_tf.training import train_lib
 from ebgan_tf.training.ablations import ABLATIONS, Ablation
 from ebgan_tf.training.distribute import make_strategy
 
-TRAINED_REGIONS = ("mouth", "components", "face")
 STEPS_PER_EPOCH = 100
 MINUTES_FILE = "ablation.json"  # training minutes of the run, summed over the invocations that trained it
 
@@ -60,7 +59,7 @@ def run_config(name: str, ablation: Ablation, steps: int, batch_size: int, seed:
     preset = get_preset(ablation.preset)
     return RunConfig(
         model_dir=os.path.join(runs_dir, f"{name}-{steps}"), preset=ablation.preset, variant=ablation.variant,
-        regions=TRAINED_REGIONS, data_dir=data_dir, epochs=steps // STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH,
+        regions=ablation.regions, data_dir=data_dir, epochs=steps // STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH,
         batch_size=batch_size, loss_weights=dataclasses.replace(preset.train.loss_weights, **ablation.losses),
         model_overrides={key: str(value) for key, value in ablation.model.items()}, seed=seed,
         checkpoint_every=STEPS_PER_EPOCH, keep_checkpoints=2, image_every=steps, validation_steps=0,

@@ -2,7 +2,8 @@
 changes against the synthetic64 preset, so every row of docs/EXPERIMENTS.md reruns with `ebgan-ablate --ablation=NAME`.
 
 The proxy: 64 px synthetic faces, the synthetic64 network (base width 16), one model trained on mouth, components and
-face at once (each example draws one), batch 16, a few hundred steps; scored on the first test faces.
+face at once unless the ablation names other regions (each example draws one), batch 16, a few hundred steps; scored
+on the first test faces.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Ablation:
     model: dict[str, Any] = dataclasses.field(default_factory=dict)  # ModelConfig fields
     losses: dict[str, Any] = dataclasses.field(default_factory=dict)  # LossWeights fields
     train: dict[str, Any] = dataclasses.field(default_factory=dict)  # RunConfig fields (ema_decay, learning_rate, ...)
+    regions: tuple[str, ...] = ("mouth", "components", "face")  # the regions the model trains on
 
     def plus(self, description: str, **changes: dict[str, Any]) -> "Ablation":
         """This ablation with more settings: model=..., losses=..., train=... (merged), variant=... (replaced)."""
@@ -60,6 +62,8 @@ ABLATIONS: dict[str, Ablation] = {
     "parts_own_ema_fixed_ebgan": CANDIDATE.plus("per-part codes, own mask, weight average and decay, encoder "
                                                 "held fixed in E(A^b), EBGAN", losses={"cycle_fixed_encoder": True},
                                                 variant=EBGAN),
+    "preset_single_parts": Ablation("the synthetic64 preset trained on the single parts too (eyes, brows, nose)",
+                                    regions=("mouth", "components", "face", "eyes", "brows", "nose")),
     "paper": Ablation("the paper's method on the paper's generator (no skips, no mask channel)",
                       variant=EBGAN, preset="synthetic64_paper", model={"generator": "paper"}),
     "paper_unet": Ablation("the paper's method on the U-Net generator", variant=EBGAN, preset="synthetic64_paper"),

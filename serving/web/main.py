@@ -13,7 +13,7 @@ from typing import Sequence
 
 from absl import app, flags, logging
 
-from ebgan_tf.cli import reports_errors, run_main, wait_for_stop_signal
+from ebgan_tf.cli import reports_errors, run_main, catch_stop_signals
 
 FLAGS = flags.FLAGS
 
@@ -72,9 +72,10 @@ def build_server():
 def main(argv: Sequence[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    stopping = catch_stop_signals()
     server = build_server().start()
     print(f"ebgan-web: open {server.url}", flush=True)
-    wait_for_stop_signal()
+    stopping.wait()
     logging.info("Stopping")
     server.stop()
     return 0

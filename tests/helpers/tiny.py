@@ -53,7 +53,8 @@ def network_weights(trainer) -> list[np.ndarray]:
 
 
 def make_batch(size: int = 32, batch_size: int = 4, num_attributes: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
-    """A training batch in the batch schema (docs/data.md): random images in [-1, 1], a rectangle mask per example, random 0/1 labels."""
+    """A training batch in the batch schema (docs/data.md): random images in [-1, 1], a rectangle mask per example
+    (the exemplar's shifted by a pixel), random 0/1 labels, random landmarks."""
     rng = np.random.default_rng(seed)
     mask = np.zeros([batch_size, size, size, 1], np.float32)
     for index in range(batch_size):
@@ -63,7 +64,9 @@ def make_batch(size: int = 32, batch_size: int = 4, num_attributes: int = 3, see
         "source": rng.uniform(-1, 1, [batch_size, size, size, 3]).astype(np.float32),
         "exemplar": rng.uniform(-1, 1, [batch_size, size, size, 3]).astype(np.float32),
         "mask": mask,
+        "exemplar_mask": np.roll(mask, 1, axis=2),
         "source_attributes": rng.integers(0, 2, [batch_size, num_attributes]).astype(np.float32),
         "exemplar_attributes": rng.integers(0, 2, [batch_size, num_attributes]).astype(np.float32),
         "source_landmarks": rng.uniform(0, size, [batch_size, 5, 2]).astype(np.float32),
+        "exemplar_landmarks": rng.uniform(0, size, [batch_size, 5, 2]).astype(np.float32),
     }

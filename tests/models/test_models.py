@@ -10,11 +10,13 @@ import pytest
 import tensorflow as tf
 
 from ebgan_tf.config import get_preset
+from ebgan_tf.data.masks import CODE_PARTS, part_layout
 from ebgan_tf.models import losses
 from ebgan_tf.models.classifier import Classifier
 from ebgan_tf.models.discriminator import Discriminator
 from ebgan_tf.models.encoder import Encoder, level_widths
 from ebgan_tf.models.generator import Generator, composite, gate_code
+from ebgan_tf.models.landmarks import TYPICAL_LANDMARKS
 # ATTRIBUTES is re-exported for test_trainer.py, which imports these names from this module.
 from tests.helpers.tiny import ATTRIBUTES, TINY_CONFIG as TINY, make_batch  # noqa: F401
 
@@ -22,15 +24,21 @@ from tests.helpers.tiny import ATTRIBUTES, TINY_CONFIG as TINY, make_batch  # no
 def test_every_network_has_the_documented_shapes_for_the_presets(preset_name):
     config = get_preset(preset_name).model
     size, levels = config.image_size, config.code_downsamplings
-    code_size = 1 if config.code_pooling == "global" else size // 2**levels
+    channels = 5 * config.code_channels_per_attribute
     images, mask = tf.zeros([2, size, size, 3]), tf.ones([2, size, size, 1])
-    code = Encoder(config, 5 * config.code_channels_per_attribute)(images, mask)
-    assert code.shape == (2, code_size, code_size, 5 * config.code_channels_per_attribute)
+    landmarks = np.array(TYPICAL_LANDMARKS, np.float32) * size
+    layout = tf.stack([part_layout(landmarks, size)] * 2) if config.code_pooling == "parts" else None
+    code = Encoder(config, channels)(images, mask, layout)
+    if config.code_pooling == "parts":
+        assert code.shape == (2, len(CODE_PARTS), channels)
+    else:
+        code_size = 1 if config.code_pooling == "global" else size // 2**levels
+        assert code.shape == (2, code_size, code_size, channels)
     generator = Generator(config)
     features = generator.encode(images, mask)
     widths = level_widths(config.base_width, config.max_width, levels)
     assert [tuple(f.shape) for f in features] == [(2, size // 2**i, size // 2**i, w) for i, w in enumerate(widths)]
-    generated = generator.decode(features, code)
+    generated = generator.decode(features, code, layout)
     assert generated.shape == (2, size, size, 3) and generated.dtype == tf.float32
     assert float(tf.reduce_max(tf.abs(generated))) <= 1.0
     assert Discriminator(config)(images).shape == (2,)

@@ -18,7 +18,7 @@ def test_every_named_ablation_is_a_valid_run():
     for name, ablation in ABLATIONS.items():
         config = ablate.run_config(name, ablation, 600, 16, 0, "data", "runs").resolved()
         assert config.epochs * config.steps_per_epoch == 600 and config.batch_size == 16
-        assert config.regions == ablate.TRAINED_REGIONS and config.model_dir == os.path.join("runs", f"{name}-600")
+        assert config.regions == ABLATIONS[name].regions and config.model_dir == os.path.join("runs", f"{name}-600")
         for field, value in ablation.model.items():
             assert getattr(config.model_config(), field) == value, (name, field)
         for field, value in ablation.losses.items():

@@ -66,7 +66,8 @@ def browser():
     """Headless chromium. Without it the browser tests are skipped, except in CI, where that is a failure."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        message = f"{', '.join(missing)} missing: install Debian's chromium and chromium-driver (.ci/run does)"
+        message = (f"{', '.join(missing)} missing: install Debian's chromium and chromium-driver "
+                   "(make test does, as root)")
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
