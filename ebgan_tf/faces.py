@@ -342,6 +342,20 @@ def edit_crops(editor: Editor, source: np.ndarray, source_crop: FaceCrop, exempl
     return paste_back(source, edited, crop_mask, source_crop, feather)
 
 
+def compose_crops(editor: Editor, source: np.ndarray, source_crop: FaceCrop, exemplar_crops: Sequence[FaceCrop],
+                  part_masks: np.ndarray, strengths: Sequence[float] | None = None,
+                  transfers: Sequence[np.ndarray | None] | None = None, feather: float = DEFAULT_FEATHER) -> np.ndarray:
+    """`edit_crops` for a composed edit (`Editor.edit_composed`): part k fills part_masks[k] ([K, S, S, 1] in the
+    source crop) from exemplar_crops[k] at strengths[k] with transfers[k]; the union of the parts is pasted back
+    into `source` (or the model's output is returned for an aligned source)."""
+    part_masks = np.asarray(part_masks, np.float32)
+    edited = editor.edit_composed(source_crop.image, np.stack([crop.image for crop in exemplar_crops]), part_masks,
+                                  strengths, transfers)
+    if source_crop.aligned_input:
+        return edited
+    return paste_back(source, edited, part_masks.max(axis=0), source_crop, feather)
+
+
 def _check_rgb(image: np.ndarray, name: str) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3 or 0 in image.shape:

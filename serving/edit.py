@@ -155,7 +155,7 @@ def compose_files(model: str, source: str, parts: Sequence[Part], output: str, d
 
     from ebgan_tf.data.masks import region_mask
     from ebgan_tf.editing import Editor
-    from ebgan_tf.faces import face_crop, paste_back
+    from ebgan_tf.faces import compose_crops, face_crop
     from ebgan_tf.images import load_image, save_image
 
     if not parts:
@@ -165,13 +165,11 @@ def compose_files(model: str, source: str, parts: Sequence[Part], output: str, d
     transfer = editor.info.transfer_vector(drop=drop, keep=keep)
     size = editor.info.image_size
     source_crop = face_crop(source_image, editor.info, align, face_index, source)
-    crops = {path: face_crop(load_image(path), editor.info, align, exemplar_face_index, path).image
+    crops = {path: face_crop(load_image(path), editor.info, align, exemplar_face_index, path)
              for path in dict.fromkeys(part.exemplar for part in parts)}
     part_masks = np.stack([region_mask(source_crop.landmarks, part.region, size).numpy() for part in parts])
-    edited = editor.edit_composed(source_crop.image, np.stack([crops[part.exemplar] for part in parts]), part_masks,
-                                  [part.strength for part in parts], [transfer] * len(parts))
-    if not source_crop.aligned_input:
-        edited = paste_back(source_image, edited, part_masks.max(axis=0), source_crop, feather)
+    edited = compose_crops(editor, source_image, source_crop, [crops[part.exemplar] for part in parts], part_masks,
+                           [part.strength for part in parts], [transfer] * len(parts), feather)
     save_image(output, edited)
 
 

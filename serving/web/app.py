@@ -9,10 +9,14 @@
                                       and the classifier's reading of the face (Att-EBGAN exports with classify)
     POST /api/edit                    {"model", "source": {"image", "face"}, "exemplar": {...}, "mask" (PNG data
                                       URL of the aligned crop, light = edit) or "region", "drop": [...]} -> image/png
+    POST /api/compose                 {"model", "source": {...}, "parts": [{"region" or "mask", "exemplar": {...},
+                                      "strength", "drop"}, ...]} -> image/png (the model's edit_composed)
 
 Faces are detected once, on upload (`ebgan_tf.faces.detect_faces`); an edit aligns the chosen faces for the chosen
-model, edits and pastes back (`ebgan_tf.faces.edit_crops`). Errors are JSON {"error", "field", "kind"} with the
-REST API's statuses: 400 bad input, 404 unknown model or image, 413 too large, 503 model server unreachable.
+model, edits and pastes back (`ebgan_tf.faces.edit_crops`, `compose_crops`). Each result is kept like an upload
+(with the source's faces), its id in the X-Image header, so that the next edit can start from it. Errors are JSON
+{"error", "field", "kind"} with the REST API's statuses: 400 bad input, 404 unknown model or image, 413 too large,
+503 model server unreachable.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'sel
                                                "connect-src 'self' blob:; object-src 'none'; frame-ancestors 'none'",
                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 encodes a 1024 px photo several times faster than 6
+MAX_PARTS = 8  # parts of one composed edit (six regions, and a painted mask may add more)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +130,9 @@ class WebApp:
             described.append({"name": name, "version": model.version, "variant": info.variant,
                               "image_size": info.image_size, "attributes": list(info.attribute_names),
                               "filtering": info.variant == ATT_EBGAN, "classifies": model.classifies,
-                              "path": model.path})
-        return {"default": self.models.default, "models": described, "regions": list(REGIONS)}
+                              "composes": model.composes, "path": model.path})
+        return {"default": self.models.default, "models": described, "regions": list(REGIONS),
+                "max_parts": MAX_PARTS}
 
     @staticmethod
     def describe_gallery() -> dict[str, Any]:
@@ -178,41 +184,104 @@ class WebApp:
         return {"size": size, "crop": png_data_url(crop.image), "masks": region_masks,
                 "reading": _reading(model, crop.image)}
 
-    def edit(self, body: dict[str, Any]) -> tuple[bytes, float]:
-        """Edits the source photo; returns the full-size result as PNG and the milliseconds it took (its turn on an
-        edit worker included)."""
-        started = time.perf_counter()
-        data = self._edit_workers.submit(self._edit, body).result()
-        return data, (time.perf_counter() - started) * 1000
+    def edit(self, body: dict[str, Any]) -> tuple[bytes, str, float]:
+        """Edits the source photo; returns the full-size result as PNG, the id it is kept under (an edit may start
+        from it) and the milliseconds it took (its turn on an edit worker included)."""
+        return self._on_worker(self._edit, body)
 
-    def _edit(self, body: dict[str, Any]) -> bytes:
+    def compose(self, body: dict[str, Any]) -> tuple[bytes, str, float]:
+        """A composed edit of the source photo (each part from its own face at its own strength, one
+        edit_composed call); answers as `edit`."""
+        return self._on_worker(self._compose, body)
+
+    def _on_worker(self, task, body: dict[str, Any]) -> tuple[bytes, str, float]:
+        started = time.perf_counter()
+        data, key = self._edit_workers.submit(task, body).result()
+        return data, key, (time.perf_counter() - started) * 1000
+
+    def _edit(self, body: dict[str, Any]) -> tuple[bytes, str]:
         model = self.models.get(body.get("model"))
-        info = model.info
         source, source_crop = self._crop(model, body.get("source"), "source")
         _, exemplar_crop = self._crop(model, body.get("exemplar"), "exemplar")
-        if (body.get("mask") is None) == (body.get("region") is None):
-            raise WebError(400, "Pick a region or paint a mask (give exactly one of mask and region).", "mask")
-        if body.get("mask") is not None:
-            crop_mask = decode_mask(_data_url_bytes(body["mask"], "mask"), info.image_size)
-        else:
+        crop_mask = _crop_mask(body, source_crop, model.info)
+        edited = faces.edit_crops(model, source.pixels, source_crop, exemplar_crop, crop_mask,
+                                  _transfer(model.info, body.get("drop")), self.options.feather)
+        return self._keep(source, edited)
+
+    def _compose(self, body: dict[str, Any]) -> tuple[bytes, str]:
+        model = self.models.get(body.get("model"))
+        if not model.composes:
+            raise WebError(400, f"The model {model.name} cannot compose parts: its export has no edit_composed "
+                           "signature (it was written by an older ebgan-export). Export the model again, or edit "
+                           "one part at a time.", "model", "no_composed")
+        source, source_crop = self._crop(model, body.get("source"), "source")
+        parts = body.get("parts")
+        if not isinstance(parts, list) or not parts:
+            raise WebError(400, "parts must be a list of at least one part, each with a region (or a mask), the "
+                           "exemplar face it comes from, a strength and the attributes to drop.", "parts")
+        if len(parts) > MAX_PARTS:
+            raise WebError(400, f"Too many parts: {len(parts)}; one edit composes at most {MAX_PARTS}.", "parts",
+                           "too_many_parts")
+        crops: dict[str, faces.FaceCrop] = {}  # each exemplar face aligned once, however many parts it fills
+        checked = []
+        for number, part in enumerate(parts, 1):
             try:
-                regions = parse_regions(body["region"])
-            except ValueError as error:
-                raise WebError(400, str(error), "mask") from None
-            crop_mask = masks.region_mask(source_crop.landmarks, regions, info.image_size).numpy()
-        drop = body.get("drop") or []
-        if not isinstance(drop, list) or not all(isinstance(name, str) for name in drop):
-            raise WebError(400, "drop must be a list of attribute names.", "attributes")
-        if drop and info.variant != ATT_EBGAN:
-            raise WebError(400, f"This is an {info.variant} model: it cannot filter out attributes. Switch every "
-                           "attribute on, or choose an Att-EBGAN model.", "attributes", "no_filtering")
-        try:
-            transfer = info.transfer_vector(drop=drop)
-        except ValueError as error:
-            raise WebError(400, str(error), "attributes") from None
-        edited = faces.edit_crops(model, source.pixels, source_crop, exemplar_crop, crop_mask, transfer,
-                                  self.options.feather)
-        return png_bytes(edited)
+                checked.append(self._part(model, part, source_crop, crops))
+            except WebError as error:
+                raise WebError(error.status, f"Part {number}: {error.message}", f"part-{number}", error.kind) from None
+        exemplars, part_masks, strengths, transfers = zip(*checked)
+        edited = faces.compose_crops(model, source.pixels, source_crop, exemplars, np.stack(part_masks),
+                                     list(strengths), list(transfers), self.options.feather)
+        return self._keep(source, edited)
+
+    def _part(self, model, part: Any, source_crop: faces.FaceCrop, crops: dict[str, faces.FaceCrop]
+              ) -> tuple[faces.FaceCrop, np.ndarray, float, np.ndarray | None]:
+        """One part of a composed edit, checked: its exemplar crop, mask, strength and transfer vector."""
+        if not isinstance(part, dict):
+            raise WebError(400, "A part must be an object with region (or mask), exemplar, strength and drop.")
+        reference, strength = part.get("exemplar"), part.get("strength", 1.0)
+        if not isinstance(reference, dict) or not isinstance(reference.get("image"), str):
+            raise WebError(400, "Choose the face it comes from (exemplar: {image, face}).", kind="missing")
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
+            raise WebError(400, "The strength must be a number from 0 (the source's own region) to 1 (the "
+                           f"exemplar's); got {json.dumps(strength)}.")
+        key = json.dumps([reference["image"], reference.get("face", 0)])
+        if key not in crops:
+            crops[key] = self._crop(model, reference, "exemplar")[1]
+        return (crops[key], _crop_mask(part, source_crop, model.info), float(strength),
+                _transfer(model.info, part.get("drop")))
+
+    def _keep(self, source: StoredImage, edited: np.ndarray) -> tuple[bytes, str]:
+        """The result as PNG, and the id it is kept under (with the source's faces: an edit moves no landmark)."""
+        key = self.store.add(StoredImage(edited, source.faces, source.name))
+        return png_bytes(edited), key
+
+
+def _crop_mask(body: dict[str, Any], source_crop: faces.FaceCrop, info) -> np.ndarray:
+    """The mask of an edit (or a part) in the source crop: its painted "mask" or its named "region"(s)."""
+    if (body.get("mask") is None) == (body.get("region") is None):
+        raise WebError(400, "Pick a region or paint a mask (give exactly one of mask and region).", "mask")
+    if body.get("mask") is not None:
+        return decode_mask(_data_url_bytes(body["mask"], "mask"), info.image_size)
+    try:
+        regions = parse_regions(body["region"])
+    except ValueError as error:
+        raise WebError(400, str(error), "mask") from None
+    return masks.region_mask(source_crop.landmarks, regions, info.image_size).numpy()
+
+
+def _transfer(info, drop: Any) -> np.ndarray | None:
+    """The transfer vector of an edit's (or a part's) "drop" list: None when nothing is filtered out."""
+    drop = drop or []
+    if not isinstance(drop, list) or not all(isinstance(name, str) for name in drop):
+        raise WebError(400, "drop must be a list of attribute names.", "attributes")
+    if drop and info.variant != ATT_EBGAN:
+        raise WebError(400, f"This is an {info.variant} model: it cannot filter out attributes. Switch every "
+                       "attribute on, or choose an Att-EBGAN model.", "attributes", "no_filtering")
+    try:
+        return info.transfer_vector(drop=drop)
+    except ValueError as error:
+        raise WebError(400, str(error), "attributes") from None
 
 
 def _reading(model, image: np.ndarray) -> list[dict[str, Any]] | None:
@@ -299,9 +368,10 @@ def web_handler(app: WebApp) -> type:
                 self._json(200, app.add_gallery_face(int(match.group(1))))
             elif path == "/api/crop":
                 self._json(200, app.crop(self._json_body()))
-            elif path == "/api/edit":
-                data, milliseconds = app.edit(self._json_body())
-                self._send(200, "image/png", data, {"X-Edit-Milliseconds": f"{milliseconds:.0f}"})
+            elif path in ("/api/edit", "/api/compose"):
+                edit = app.edit if path == "/api/edit" else app.compose
+                data, key, milliseconds = edit(self._json_body())
+                self._send(200, "image/png", data, {"X-Edit-Milliseconds": f"{milliseconds:.0f}", "X-Image": key})
             else:
                 self.read_body()
                 raise WebError(404, f"Nothing at POST {path}.")

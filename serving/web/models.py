@@ -1,8 +1,10 @@
 """The models the web editor edits with: loaded in-process (`Editor`) or behind a gRPC model server.
 
 Both kinds look the same to the page: a name, an `info` (ModelInfo, plus the version),
-`edit(source, exemplar, mask, transfer)` on aligned crops, which is what `ebgan_tf.faces.edit_crops` calls, and
-`classify(image)` (the classifier's reading of an aligned face; `classifies` says whether the model has one).
+`edit(source, exemplar, mask, transfer)` on aligned crops, which is what `ebgan_tf.faces.edit_crops` calls,
+`edit_composed(source, exemplars, masks, strengths, transfers)` (what `ebgan_tf.faces.compose_crops` calls;
+`composes` says whether the export has the signature) and `classify(image)` (the classifier's reading of an aligned
+face; `classifies` says whether the model has one).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ebgan_tf.editing import Editor, ModelInfo, classify_error
+from ebgan_tf.editing import EDIT_COMPOSED, Editor, ModelInfo, classify_error
 from ebgan_tf.serving.client import EditClient
 from ebgan_tf.serving.errors import invalid, not_found
 
@@ -38,6 +40,11 @@ class LocalModel:
     def classifies(self) -> bool:
         return self._editor.classifies
 
+    @property
+    def composes(self) -> bool:
+        """Whether the export has the edit_composed signature (exports written before it do not)."""
+        return EDIT_COMPOSED in self._editor.signatures
+
     def _locked(self, call, *args):
         if self._lock is None:
             return call(*args)
@@ -47,6 +54,11 @@ class LocalModel:
     def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
              transfer: np.ndarray | None = None) -> np.ndarray:
         return self._locked(self._editor.edit, source, exemplar, mask, transfer)
+
+    def edit_composed(self, source: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
+                      strengths: Sequence[float] | None = None,
+                      transfers: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+        return self._locked(self._editor.edit_composed, source, exemplars, masks, strengths, transfers)
 
     def classify(self, image: np.ndarray) -> np.ndarray:
         return self._locked(self._editor.classify, image)
@@ -62,6 +74,7 @@ class RemoteModel:
         self._client = client
         self._info = None
         self._classify_error: str | None = None
+        self._signatures: frozenset[str] = frozenset()
 
     @property
     def info(self):  # ebgan_tf.serving.client.ModelInfo: ModelInfo plus the version that answered
@@ -69,12 +82,17 @@ class RemoteModel:
             info = self._client.model_info(self.name)
             signatures = self._client.metadata(self.name, info.version).signatures  # GetModelMetadata
             self._classify_error = classify_error(info, signatures)
+            self._signatures = frozenset(signatures)
             self._info = info
         return self._info
 
     @property
     def classifies(self) -> bool:
         return self.info is not None and self._classify_error is None
+
+    @property
+    def composes(self) -> bool:
+        return self.info is not None and EDIT_COMPOSED in self._signatures
 
     def classify(self, image: np.ndarray) -> np.ndarray:
         if not self.classifies:
@@ -90,6 +108,12 @@ class RemoteModel:
         signature = "edit" if transfer is None else "edit_filtered"
         return self._client.edit(source, exemplar, mask, transfer, model_name=self.name, version=self.info.version,
                                  signature=signature)
+
+    def edit_composed(self, source: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
+                      strengths: Sequence[float] | None = None,
+                      transfers: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+        return self._client.edit_composed(source, exemplars, masks, strengths, transfers, model_name=self.name,
+                                          version=self.info.version, info=self.info)
 
 
 def model_name(path: str) -> str:

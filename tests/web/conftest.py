@@ -1,5 +1,6 @@
-"""Fixtures of the web editor's tests: two served models, photos on disk, the editor's server and a headless
-Debian chromium driven by selenium (explicit executable paths; never a browser download)."""
+"""Fixtures of the web editor's tests: two served models, photos on disk, the editor's server, a second editor whose
+default model composes parts (edit_composed) and a headless Debian chromium driven by selenium (explicit executable
+paths; never a browser download)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import numpy as np
 import pytest
 import skimage.data
 
-from ebgan_tf import images
+from ebgan_tf import faces, images
 from ebgan_tf.serving.web.app import WebApp, WebServer
 from ebgan_tf.serving.web.models import ModelSet
+from ebgan_tf.export.saved_model import export_saved_model
+from ebgan_tf.runs import load_trained
 from tests.helpers.contract_model import export_contract_model
 from tests.helpers.photo_assets import ASTRONAUT, paste_face
+from tests.helpers.tiny import LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -33,6 +37,41 @@ def model_paths(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def model_set(model_paths) -> ModelSet:
     return ModelSet.load([model_paths["ebgan"], model_paths["plain"]])
+
+
+@pytest.fixture(scope="session")
+def composing_path(tmp_path_factory) -> str:
+    """An untrained tiny Att-EBGAN with per-part codes (32 px, the served models' template) exported by the project's
+    exporter, named `parts`: it has edit_composed (the contract fixture models do not: they are older exports)."""
+    root = tmp_path_factory.mktemp("composing")
+    trainer = load_trained(write_untrained_run(root / "model", root / "data",
+                                               model_overrides={**TINY_MODEL, "code_pooling": "parts"}))
+    return export_saved_model(trainer, str(root / "exports"), "parts", LANDMARK_TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def compose_web(composing_path, model_paths):
+    """An editor serving `parts` (the default, with edit_composed) and `ebgan` (the contract fixture, without)."""
+    server = WebServer(WebApp(ModelSet.load([composing_path, model_paths["ebgan"]])), "127.0.0.1", 0).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def composed(monkeypatch) -> list[dict]:
+    """What reached faces.compose_crops (and what it answered), per composed edit."""
+    received = []
+    original = faces.compose_crops
+
+    def spy(editor, source, source_crop, exemplar_crops, part_masks, strengths=None, transfers=None, feather=2.0):
+        output = original(editor, source, source_crop, exemplar_crops, part_masks, strengths, transfers, feather)
+        received.append({"crop": source_crop, "exemplars": [crop.image for crop in exemplar_crops],
+                         "masks": part_masks[..., 0] > 0.5, "strengths": strengths, "transfers": transfers,
+                         "output": output})
+        return output
+
+    monkeypatch.setattr(faces, "compose_crops", spy)
+    return received
 
 
 @pytest.fixture(scope="session")

@@ -34,17 +34,23 @@ from tests.helpers.photo_assets import allowed_to_change, seam_band
 SIZE = 32
 
 
+def request(base: str, path: str, body: bytes | dict | None = None, content_type: str = "application/octet-stream"):
+    """(status, headers, body) of GET (body None) or POST."""
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    sent = urllib.request.Request(base.rstrip("/") + path, data=data, method="GET" if body is None else "POST",
+                                  headers={"Content-Type": "application/json" if isinstance(body, dict)
+                                           else content_type})
+    try:
+        with urllib.request.urlopen(sent, timeout=60) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
 def call(base: str, path: str, body: bytes | dict | None = None, content_type: str = "application/octet-stream"):
     """(status, content type, body) of GET (body None) or POST."""
-    data = json.dumps(body).encode() if isinstance(body, dict) else body
-    request = urllib.request.Request(base.rstrip("/") + path, data=data, method="GET" if body is None else "POST",
-                                     headers={"Content-Type": "application/json" if isinstance(body, dict)
-                                              else content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.headers["Content-Type"], response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], error.read()
+    status, headers, data = request(base, path, body, content_type)
+    return status, headers["Content-Type"], data
 
 
 def upload(base: str, path: str, field: str = "source") -> dict:
@@ -189,9 +195,9 @@ def test_edits_at_once_are_limited_to_the_edit_workers_and_taken_in_turn(model_s
         thread.join()
     app.close()
     assert most[0] == workers and len(answers) == 4
-    assert all(data.startswith(b"\x89PNG") for data, _ in answers.values())
+    assert all(data.startswith(b"\x89PNG") for data, _, _ in answers.values())
     # Milliseconds include the wait for a worker: with one worker, the last edit waited for the three before it.
-    waited = sorted(milliseconds for _, milliseconds in answers.values())
+    waited = sorted(milliseconds for _, _, milliseconds in answers.values())
     assert waited[-1] > (800 if workers == 1 else 400) * 0.9
 
 

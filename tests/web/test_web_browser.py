@@ -138,13 +138,16 @@ def test_a_file_that_is_not_an_image_and_a_photo_without_a_face_show_their_error
     assert "Add a exemplar photo first" in text(page, "exemplar-error")
 
 
-def tab_to(driver, element_id: str, presses: int = 80) -> None:
-    """Presses Tab until the element has the focus (fails if it is not reachable by keyboard)."""
+def tab_to(driver, element_id: str, presses: int = 120, backwards: bool = False) -> None:
+    """Presses Tab (Shift+Tab `backwards`) until the element has the focus (fails if it is not reachable by
+    keyboard)."""
     for _ in range(presses):
         if driver.switch_to.active_element.get_attribute("id") == element_id:
             return
-        ActionChains(driver).send_keys(Keys.TAB).perform()
-    raise AssertionError(f"#{element_id} cannot be reached with Tab")
+        keys = ActionChains(driver)
+        (keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT) if backwards else keys.send_keys(Keys.TAB)) \
+            .perform()
+    raise AssertionError(f"#{element_id} cannot be reached with {'Shift+' if backwards else ''}Tab")
 
 
 def test_the_whole_edit_with_the_keyboard_alone(page, edits):

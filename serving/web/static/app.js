@@ -1,5 +1,6 @@
 // The EBGAN face editor page: plain JavaScript, no libraries. The server does detection, alignment and editing;
-// this file handles inputs, the mask painting and showing results and errors.
+// this file handles inputs, the mask painting, the parts of a composed edit, the edit history, zoom, and showing
+// results and errors.
 "use strict";
 
 const FIELDS = ["source", "exemplar"];
@@ -11,12 +12,19 @@ const VIEW_SIZE = 256;  // CSS and canvas pixels of the mask view
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  models: [], model: null, regions: [],
+  models: [], model: null, regions: [], maxParts: 0,
   switchedOff: new Set(),  // attribute switches the user turned off (kept when the model changes)
-  photos: { source: null, exemplar: null },  // {image, faces, face, url, width, height}
+  photos: { source: null, exemplar: null },  // {image, faces, face, url, width, height, gallery}
   crop: null,       // {size, image: HTMLImageElement, masks: {region: HTMLImageElement}}
   mask: null,       // canvas size x size: white = edit, black = keep
-  preset: "mouth", undo: [], busy: false, resultUrl: null, lastField: "source", requests: 0,
+  preset: "mouth", undo: [], redo: [], busy: false, lastField: "source", requests: 0,
+  history: [],      // the source's pictures: [0] the photo as added, then each kept edit; {image, url}
+  step: 0,          // the picture edits start from: history[step]
+  result: null,     // the latest edit, not kept yet: {image, url, from: the step it was made from}
+  parts: [],        // a composed edit's parts: {region ("painted": the painted mask), face, strength, off: Set}
+  library: [],      // uploaded faces the parts may come from: {value: "image:<id>:<face>", label}
+  gallery: [],      // built-in faces ({index, name, url}); a part's value "gallery:<index>"
+  galleryIds: {},   // built-in face index -> its image id on the server, once added
 };
 
 // ---------------------------------------------------------------------------------------------- errors and requests
@@ -142,6 +150,7 @@ async function loadModels() {
   try {
     const body = await (await api("/api/models", {}, "model")).json();
     state.models = body.models; state.regions = body.regions; state.model = body.default;
+    state.maxParts = body.max_parts;
     const select = $("model-select");
     select.replaceChildren(...body.models.map((model) => new Option(`${model.name} (v${model.version ?? "?"})`,
                                                                      model.name)));
@@ -149,6 +158,7 @@ async function loadModels() {
     select.disabled = body.models.length < 2;
     showModel();
     buildPresets();
+    renderParts();
   } catch (error) { showError(error, "model"); }
 }
 
@@ -158,8 +168,9 @@ function showPhoto(field) {
   const photo = state.photos[field];
   const zone = $(`${field}-drop`);
   zone.querySelector(".hint").hidden = true;
-  zone.querySelector(".stage").hidden = false;
-  $(`${field}-image`).src = photo.url;
+  $(`${field}-view`).hidden = false;
+  $(`${field}-zoom-label`).hidden = false;
+  $(`${field}-image`).src = field === "source" ? state.history[state.step].url : photo.url;
   const boxes = $(`${field}-boxes`);
   boxes.replaceChildren();
   photo.faces.forEach((face, index) => {
@@ -177,11 +188,29 @@ function showPhoto(field) {
   $(`${field}-faces`).textContent = photo.faces.length > 1
     ? `${photo.faces.length} faces found: face ${photo.face + 1} is used (click another outline to pick it).`
     : `${photo.name}: one face found.`;
+  zoomPhoto(field);
 }
 
-async function usePhoto(field, registered, url) {
-  state.photos[field] = { ...registered, face: 0, url };
+// A photo added to a panel (`gallery`: the built-in face's index, else null). A new source starts a new history;
+// every uploaded face can be a part's face.
+async function usePhoto(field, registered, url, label, gallery = null) {
+  state.photos[field] = { ...registered, face: 0, url, gallery };
+  if (gallery === null) {
+    const count = registered.faces.length;
+    state.library.push(...registered.faces.map((face, index) => ({
+      value: `image:${registered.image}:${index}`, label: count > 1 ? `${label}, face ${index + 1}` : label })));
+  } else {
+    state.galleryIds[gallery] = registered.image;
+  }
+  if (field === "source") {
+    dropResult();
+    for (const picture of state.history.slice(1)) URL.revokeObjectURL(picture.url);
+    state.history = [{ image: registered.image, url }];
+    state.step = 0;
+    showPictures();
+  }
   showPhoto(field);
+  renderParts();
   await (field === "source" ? loadCrop() : loadReading());
 }
 
@@ -199,7 +228,7 @@ function addFile(field, file) {
     const response = await api(`/api/images?field=${field}`,
                                { method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } },
                                field);
-    await usePhoto(field, await response.json(), URL.createObjectURL(file));
+    await usePhoto(field, await response.json(), URL.createObjectURL(file), file.name || "pasted photo");
   }).catch((error) => showError(error, field));
 }
 
@@ -208,13 +237,15 @@ function addGalleryFace(field, face) {
   clearError(field);
   busy(async () => {
     const response = await api(`/api/gallery/${face.index}`, { method: "POST", body: "" }, field);
-    await usePhoto(field, await response.json(), face.url);
+    await usePhoto(field, await response.json(), face.url, face.name, face.index);
   }).catch((error) => showError(error, field));
 }
 
 async function loadGallery() {
   try {
     const body = await (await api("/api/gallery", {}, "source")).json();
+    state.gallery = body.faces;
+    renderParts();
     for (const field of FIELDS) {
       $(`${field}-gallery`).replaceChildren(...body.faces.map((face) => {
         const button = document.createElement("button");
@@ -246,6 +277,8 @@ function buildPhotoPanels() {
     part("file-label").htmlFor = `${field}-file`;
     panel.querySelector(".drop-zone").setAttribute("aria-label", `${Field} photo: drop or paste an image here`);
     panel.querySelector(".stage img").alt = `${Field} photo`;
+    panel.querySelector(".viewport").setAttribute("aria-label", `${Field} photo (arrow keys scroll when zoomed)`);
+    panel.querySelector(".zoom select").setAttribute("aria-label", `Zoom on the ${field} photo`);
     panel.querySelector(".gallery").setAttribute("aria-label", `Built-in faces for the ${field}`);
     $("photos").append(panel);
   }
@@ -262,6 +295,8 @@ function setUpInputs() {
       event.preventDefault(); zone.classList.remove("dragging");
       addFile(field, event.dataTransfer.files[0]);
     });
+    $(`${field}-zoom`).addEventListener("change", () => zoomPhoto(field));
+    $(`${field}-image`).addEventListener("load", () => zoomPhoto(field));
     zone.closest(".photo").addEventListener("focusin", () => { state.lastField = field; });
     zone.closest(".photo").addEventListener("pointerdown", () => { state.lastField = field; });
   }
@@ -286,18 +321,26 @@ function loadImage(url) {
   });
 }
 
-async function loadCrop() {
+// The aligned face of the picture edits start from, with its region masks. `keepMask`: the same face after an
+// edit (same landmarks), so the painted mask and its undo steps stay.
+async function loadCrop(keepMask = false) {
   const photo = state.photos.source;
   if (!photo) return;
   clearError("mask");
-  const body = await (await postJson("/api/crop", { model: state.model, image: photo.image, face: photo.face,
-                                                    field: "source" }, "source")).json();
+  const body = await (await postJson("/api/crop", { model: state.model, image: state.history[state.step].image,
+                                                    face: photo.face, field: "source" }, "source")).json();
   const masks = {};
   for (const [name, url] of Object.entries(body.masks)) masks[name] = await loadImage(url);
   state.crop = { size: body.size, image: await loadImage(body.crop), masks };
+  if (keepMask && state.mask && state.mask.width === body.size) {
+    drawMaskView();
+    return;
+  }
   state.mask = document.createElement("canvas");
   state.mask.width = state.mask.height = body.size;
+  state.mask.getContext("2d", { willReadFrequently: true });  // painting, undo and the overlay read it back
   state.undo = [];
+  state.redo = [];
   $("brush-size").max = String(Math.max(2, Math.round(body.size / 4)));
   applyPreset(state.preset, false);
 }
@@ -312,10 +355,12 @@ function buildPresets() {
   }));
 }
 
+function maskPixels() { return state.mask.getContext("2d").getImageData(0, 0, state.mask.width, state.mask.height); }
+
 function saveUndo() {
-  const context = state.mask.getContext("2d");
-  state.undo.push(context.getImageData(0, 0, state.mask.width, state.mask.height));
+  state.undo.push(maskPixels());
   if (state.undo.length > 50) state.undo.shift();
+  state.redo = [];
 }
 
 function applyPreset(name, remember) {
@@ -329,9 +374,28 @@ function applyPreset(name, remember) {
   drawMaskView();
 }
 
-function undo() {
-  if (!state.undo.length || state.busy) return;
-  state.mask.getContext("2d").putImageData(state.undo.pop(), 0, 0);
+// Undo (from state.undo to state.redo) or redo (the other way) one change of the mask.
+function restoreMask(from, to) {
+  if (!from.length || state.busy) return;
+  to.push(maskPixels());
+  state.mask.getContext("2d").putImageData(from.pop(), 0, 0);
+  drawMaskView();
+}
+
+function undo() { restoreMask(state.undo, state.redo); }
+
+function redo() { restoreMask(state.redo, state.undo); }
+
+// Clear (every pixel off) or invert the mask, as one undoable change: `on(was)` is a pixel's new state.
+function changeMask(on) {
+  if (!state.crop || state.busy) return;
+  saveUndo();
+  const pixels = maskPixels();
+  for (let index = 0; index < pixels.data.length; index += 4) {
+    pixels.data.fill(on(pixels.data[index] > 127) ? 255 : 0, index, index + 3);
+    pixels.data[index + 3] = 255;
+  }
+  state.mask.getContext("2d").putImageData(pixels, 0, 0);
   drawMaskView();
 }
 
@@ -385,13 +449,155 @@ function setUpPainting() {
   view.addEventListener("pointerup", stop);
   view.addEventListener("pointercancel", stop);
   $("undo").addEventListener("click", undo);
+  $("redo").addEventListener("click", redo);
+  $("clear-mask").addEventListener("click", () => changeMask(() => false));
+  $("invert-mask").addEventListener("click", () => changeMask((was) => !was));
   $("brush-size").addEventListener("input", () => { $("brush-size-value").textContent = $("brush-size").value; });
   document.addEventListener("keydown", (event) => {
-    if ((event.ctrlKey || event.metaKey) && event.key === "z") { event.preventDefault(); undo(); }
+    if (!(event.ctrlKey || event.metaKey)) return;
+    if (event.key === "z") { event.preventDefault(); undo(); }
+    if (event.key === "y" || event.key === "Z") { event.preventDefault(); redo(); }
   });
 }
 
-// ---------------------------------------------------------------------------------------------- edit and result
+// ---------------------------------------------------------------------------------------------- parts
+
+// What a part's face may be: the uploaded photos' faces, then the built-in faces.
+function faceOptions() {
+  return [...state.library, ...state.gallery.map((face) => ({ value: `gallery:${face.index}`, label: face.name }))];
+}
+
+function exemplarValue() {
+  const photo = state.photos.exemplar;
+  if (!photo) return null;
+  return photo.gallery === null ? `image:${photo.image}:${photo.face}` : `gallery:${photo.gallery}`;
+}
+
+function addPart() {
+  if (state.busy || state.parts.length >= state.maxParts) return;
+  const used = new Set(state.parts.map((part) => part.region));
+  state.parts.push({ region: state.regions.find((name) => !used.has(name)) || state.regions[0],
+                     face: exemplarValue() || faceOptions()[0].value, strength: 1, off: new Set() });
+  renderParts();
+  $(`part-${state.parts.length}-region`).focus();
+}
+
+function removePart(index) {
+  if (state.busy) return;
+  state.parts.splice(index, 1);
+  renderParts();
+  $("add-part").focus();
+}
+
+// One row of the parts panel, cloned from the #part-row template; element ids are `part-${number}-${data-id}`.
+function partRow(part, number, model, options) {
+  const row = $("part-row").content.firstElementChild.cloneNode(true);
+  const element = (id) => row.querySelector(`[data-id="${id}"]`);
+  for (const child of row.querySelectorAll("[data-id]")) child.id = `part-${number}-${child.dataset.id}`;
+  row.querySelector("legend").textContent = `Part ${number}`;
+  const region = element("region");
+  region.append(...state.regions.map((name) => new Option(name, name)), new Option("painted mask (3.)", "painted"));
+  region.value = part.region;
+  region.addEventListener("change", () => { part.region = region.value; });
+  const face = element("face");
+  face.append(...options.map((option) => new Option(option.label, option.value)));
+  face.value = part.face;
+  part.face = face.value;  // the first face when the chosen one is gone
+  face.addEventListener("change", () => { part.face = face.value; });
+  const strength = element("strength");
+  const shown = () => { element("strength-value").textContent = part.strength.toFixed(2); };
+  strength.value = String(part.strength);
+  strength.setAttribute("aria-label", `Strength of part ${number}: 0 = the source's own region, 1 = the face's`);
+  strength.addEventListener("input", () => { part.strength = Number(strength.value); shown(); });
+  shown();
+  element("attributes").setAttribute("aria-label", `Attributes part ${number} transfers`);
+  element("attributes").append(...model.attributes.map((name) => {
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.id = `part-${number}-attribute-${name}`; box.dataset.attribute = name;
+    box.checked = !part.off.has(name); box.disabled = !model.filtering;
+    box.addEventListener("change", () => { if (box.checked) part.off.delete(name); else part.off.add(name); });
+    label.append(box, ` ${name.replaceAll("_", " ")}`);
+    return label;
+  }));
+  element("remove").setAttribute("aria-label", `Remove part ${number}`);
+  element("remove").addEventListener("click", () => removePart(number - 1));
+  return row;
+}
+
+function renderParts() {
+  const model = currentModel();
+  if (!model) return;
+  const options = faceOptions();
+  $("parts").replaceChildren(...state.parts.map((part, index) => partRow(part, index + 1, model, options)));
+  $("add-part").disabled = !model.composes || !options.length || state.parts.length >= state.maxParts;
+  $("parts-note").textContent = !model.composes
+    ? `This export of ${model.name} has no edit_composed signature (an older ebgan-export wrote it): export the ` +
+      "model again to compose parts."
+    : "Optional: fill several regions in one edit, each from its own face (an uploaded photo or a built-in face) " +
+      `at its own strength (up to ${state.maxParts} parts). With parts, "Edit the source" composes them, and the ` +
+      "exemplar, region and switches above are not used.";
+}
+
+// A part's face as the server knows it (a built-in face is added on first use).
+async function partFace(value) {
+  const [kind, key, face] = value.split(":");
+  if (kind === "image") return { image: key, face: Number(face) };
+  if (!state.galleryIds[key]) {
+    state.galleryIds[key] = (await (await api(`/api/gallery/${key}`, { method: "POST", body: "" }, "parts"))
+      .json()).image;
+  }
+  return { image: state.galleryIds[key], face: 0 };
+}
+
+async function composeRequest() {
+  const model = currentModel();
+  const parts = [];
+  for (const part of state.parts) {
+    parts.push({ ...(part.region === "painted" ? { mask: state.mask.toDataURL("image/png") } : { region: part.region }),
+                 exemplar: await partFace(part.face), strength: part.strength,
+                 drop: model.filtering ? model.attributes.filter((name) => part.off.has(name)) : [] });
+  }
+  return { model: state.model, source: sourceFace(), parts };
+}
+
+// ---------------------------------------------------------------------------------------------- zoom
+
+// Shows the image of `viewport` at `zoom` times its fitted size: the viewport keeps the fitted size and scrolls (the
+// arrow keys scroll it once it has the focus), centred on `centre` (fractions of the image's width and height).
+function zoomView(viewport, zoom, centre) {
+  const stage = viewport.firstElementChild;
+  viewport.classList.remove("zoomed");
+  viewport.style.width = viewport.style.height = stage.style.width = "";
+  viewport.tabIndex = -1;
+  const { width, height } = stage.querySelector("img").getBoundingClientRect();
+  if (zoom <= 1 || !width) return;
+  Object.assign(viewport.style, { width: `${width}px`, height: `${height}px` });
+  viewport.classList.add("zoomed");
+  viewport.tabIndex = 0;
+  stage.style.width = `${width * zoom}px`;
+  viewport.scrollLeft = centre[0] * width * zoom - width / 2;
+  viewport.scrollTop = centre[1] * height * zoom - height / 2;
+}
+
+function faceCentre(photo) {
+  const [x, y, width, height] = photo.faces[photo.face].box;
+  return [(x + width / 2) / photo.width, (y + height / 2) / photo.height];
+}
+
+function zoomPhoto(field) {
+  const photo = state.photos[field];
+  if (photo) zoomView($(`${field}-view`), Number($(`${field}-zoom`).value), faceCentre(photo));
+}
+
+function zoomResult() {
+  const photo = state.photos.source;
+  for (const id of ["result-source-view", "result-view"]) {
+    zoomView($(id), Number($("result-zoom").value), photo ? faceCentre(photo) : [0.5, 0.5]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- edit and history
 
 function maskHasPixels() {
   const size = state.mask.width;
@@ -400,14 +606,18 @@ function maskHasPixels() {
   return false;
 }
 
+function sourceFace() { return { image: state.history[state.step].image, face: state.photos.source.face }; }
+
 async function runEdit() {
-  for (const field of [...FIELDS, "mask", "attributes", "run", "model"]) clearError(field);
-  const missing = FIELDS.filter((field) => !state.photos[field]);
+  for (const field of [...FIELDS, "mask", "attributes", "run", "model", "parts"]) clearError(field);
+  for (const error of document.querySelectorAll("#parts .error")) error.textContent = "";
+  const composing = state.parts.length > 0;
+  const missing = (composing ? ["source"] : FIELDS).filter((field) => !state.photos[field]);
   if (missing.length) {
     for (const field of missing) showError(new PageError(`Add a ${field} photo first.`, field));
     return;
   }
-  if (!state.crop || !maskHasPixels()) {
+  if (!composing && (!state.crop || !maskHasPixels())) {
     showError(new PageError("The region is empty: pick a region or paint where to edit.", "mask"));
     return;
   }
@@ -415,35 +625,92 @@ async function runEdit() {
     .map((box) => box.dataset.attribute);
   const face = (field) => ({ image: state.photos[field].image, face: state.photos[field].face });
   const started = performance.now();
-  const response = await postJson("/api/edit", { model: state.model, source: face("source"),
-                                                 exemplar: face("exemplar"), mask: state.mask.toDataURL("image/png"),
-                                                 drop }, "run");
-  const blob = await response.blob();
-  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
-  state.resultUrl = URL.createObjectURL(blob);
-  $("result-source").src = state.photos.source.url;
-  $("result-image").src = state.resultUrl;
-  $("download").href = state.resultUrl;
-  $("result-panel").hidden = false;
+  const response = composing
+    ? await postJson("/api/compose", await composeRequest(), "parts")
+    : await postJson("/api/edit", { model: state.model, source: sourceFace(), exemplar: face("exemplar"),
+                                    mask: state.mask.toDataURL("image/png"), drop }, "run");
+  const url = URL.createObjectURL(await response.blob());
+  dropResult();
+  state.result = { image: response.headers.get("X-Image"), url, from: state.step };
+  showPictures();
   $("status").textContent = `Done in ${Math.round(performance.now() - started)} ms` +
-    (drop.length ? ` (filtered out: ${drop.join(", ")}).` : ".");
+    (composing ? ` (${state.parts.length} part${state.parts.length > 1 ? "s" : ""} composed).`
+               : drop.length ? ` (filtered out: ${drop.join(", ")}).` : ".");
   $("result-title").focus();  // and into view: the result is below the fold on most screens
+}
+
+function dropResult() {
+  if (state.result) URL.revokeObjectURL(state.result.url);
+  state.result = null;
+}
+
+// The source panel shows the picture edits start from; the result panel the latest edit beside the picture it was
+// made from: the edit not kept yet, else the last kept one (none: the panel is hidden).
+function showPictures() {
+  const shown = state.result || (state.step > 0 ? { ...state.history[state.step], from: state.step - 1 } : null);
+  if (state.photos.source) $("source-image").src = state.history[state.step].url;
+  $("result-panel").hidden = !shown;
+  $("download").href = shown ? shown.url : "#";
+  if (shown) {
+    $("result-source").src = state.history[shown.from].url;
+    $("result-image").src = shown.url;
+  }
+  $("keep").disabled = !state.result;
+  $("history-undo").disabled = state.step === 0;
+  $("history-redo").disabled = state.step >= state.history.length - 1;
+  $("history-status").textContent = state.history.length > 1
+    ? `Kept edits: ${state.step} of ${state.history.length - 1}.` : "";
+}
+
+// Makes the edit shown the picture the next edits start from (kept edits after the current one are dropped).
+function keepResult() {
+  if (!state.result || state.busy) return;
+  for (const picture of state.history.splice(state.step + 1)) URL.revokeObjectURL(picture.url);
+  state.history.push({ image: state.result.image, url: state.result.url });
+  state.result = null;
+  goToStep(state.history.length - 1);
+  $("status").textContent = "Kept: the next edit starts from this picture.";
+  $("result-title").focus();
+}
+
+// Undo or redo kept edits: the picture edits start from becomes history[step] (an edit not kept is dropped).
+function goToStep(step) {
+  if (state.busy || step < 0 || step >= state.history.length) return;
+  const pressed = document.activeElement;
+  dropResult();
+  state.step = step;
+  showPictures();
+  $("status").textContent = "";
+  if (["history-undo", "history-redo"].includes(pressed.id) && pressed.disabled) {  // the last undo or redo
+    (step === 0 ? $("history-redo") : $("history-undo")).focus();
+  }
+  busy(() => loadCrop(true)).catch((error) => showError(error, "source"));
 }
 
 // A result of another model (or of inputs since changed) is not left on screen.
 function clearResult() {
-  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
-  state.resultUrl = null;
-  $("result-panel").hidden = true;
-  $("download").href = "#";
+  dropResult();
+  showPictures();
   $("status").textContent = "";
 }
 
 function setUpResult() {
   $("run").addEventListener("click", () => { if (!state.busy) busy(runEdit).catch((error) => showError(error, "run")); });
+  $("add-part").addEventListener("click", addPart);
+  $("keep").addEventListener("click", keepResult);
+  $("history-undo").addEventListener("click", () => goToStep(state.step - 1));
+  $("history-redo").addEventListener("click", () => goToStep(state.step + 1));
+  $("result-zoom").addEventListener("change", zoomResult);
+  $("result-source").addEventListener("load", zoomResult);
+  const views = [$("result-source-view"), $("result-view")];
+  for (const view of views) {  // both show the same place of the photo
+    view.addEventListener("scroll", () => {
+      for (const other of views) Object.assign(other, { scrollLeft: view.scrollLeft, scrollTop: view.scrollTop });
+    });
+  }
   const showBefore = (on) => {
-    if (!state.resultUrl) return;
-    $("result-image").src = on ? state.photos.source.url : state.resultUrl;
+    if ($("result-panel").hidden) return;
+    $("result-image").src = on ? $("result-source").src : $("download").href;
     $("result-caption").textContent = on ? "Before (source)" : "Edited: hold B (or the button) to see the source";
   };
   const before = $("before");
@@ -463,6 +730,7 @@ function setUpResult() {
     clearError("model");
     clearResult();
     showModel();
+    renderParts();
     for (const box of document.querySelectorAll("#attributes input")) {  // the user's switches, where they apply
       if (!box.disabled && state.switchedOff.has(box.dataset.attribute)) box.checked = false;
     }
