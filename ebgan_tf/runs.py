@@ -16,6 +16,7 @@ import os
 import shutil
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from ebgan_tf.cli import check_at_least_one
@@ -200,6 +201,28 @@ def run_config_from_dir(model_dir: str) -> RunConfig:
     ).resolved()
 
 
+class DecayAtTheEnd(keras.optimizers.schedules.LearningRateSchedule):
+    """A constant learning rate that falls linearly to 0 over the last `fraction` of `total_steps`."""
+
+    def __init__(self, learning_rate: float, total_steps: int, fraction: float):
+        self.learning_rate, self.total_steps, self.fraction = learning_rate, total_steps, fraction
+
+    def __call__(self, step):
+        decay_steps = max(self.fraction * self.total_steps, 1.0)
+        remaining = (self.total_steps - tf.cast(step, tf.float32)) / decay_steps
+        return self.learning_rate * tf.clip_by_value(remaining, 0.0, 1.0)
+
+    def get_config(self) -> dict:
+        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "fraction": self.fraction}
+
+
+def learning_rate_schedule(config: RunConfig) -> float | DecayAtTheEnd:
+    """The run's learning rate: constant, or decaying over the last `lr_decay_fraction` of its steps."""
+    if not config.lr_decay_fraction:
+        return config.learning_rate
+    return DecayAtTheEnd(config.learning_rate, config.epochs * config.steps_per_epoch, config.lr_decay_fraction)
+
+
 def make_checkpoint(trainer: EBGANTrainer, optimizers: bool, step: tf.Variable | None = None) -> tf.train.Checkpoint:
     """A checkpoint of the trainer's networks and, if `optimizers`, its Adam optimisers and the global `step`.
 
@@ -280,7 +303,8 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> EBGANTrainer:
     elif latest:
         # Keras 3 hides the layers a model keeps in lists from tf.train.Checkpoint's object graph; their variables
         # are reachable only through the optimisers that train them, so the checkpoint is read with optimisers.
-        trainer.compile(ema_decay=config.ema_decay)
+        # The optimisers as the run built them (a decaying rate holds no variable), so their slots line up.
+        trainer.compile(learning_rate=learning_rate_schedule(config), ema_decay=config.ema_decay)
         step = tf.Variable(0, dtype=tf.int64)
         make_checkpoint(trainer, optimizers=True, step=step).restore(latest).assert_existing_objects_matched()
         trainer.use_averaged_weights()

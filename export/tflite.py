@@ -131,24 +131,50 @@ def _builtin_code(model, op) -> int:
     return max(code.builtinCode, code.deprecatedBuiltinCode)
 
 
-def _float_edge_nodes(float_model: bytes) -> list[str]:
-    """Output names of the ops the int8 variant keeps float: every TANH and every op downstream of one (int8 steps
-    there cost a grey level each, and the composite must pass the source's pixels through exactly)."""
+def _float_nodes(float_model: bytes) -> list[str]:
+    """Output names of the ops the int8 variant keeps float:
+    - every TANH and every op downstream of one (int8 steps there cost a grey level each, and the composite must
+      pass the source's pixels through exactly);
+    - every ARG_MIN, the ops upstream of one back to the dense layer that estimates the landmarks, and every op
+      reading one (the ONE_HOT): the part layout of per-part codes, computed from the landmarks, where an int8 step
+      moves a part's border by a pixel (the argmin of int8 distances flips whole regions), and an int8 ONE_HOT does
+      not hold its 0 and 1;
+    - every DIV and the ops computing its divisor: a part's area, 0 where the mask misses the part, divides by zero
+      in int8.
+    """
     from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
 
     model = _read_model(float_model)
     names = []
     for subgraph in model.subgraphs:
+        ops = subgraph.operators  # stored in execution order
+        codes = [_builtin_code(model, op) for op in ops]
+        kept: set[int] = set()  # indices of the ops kept float
         tainted: set[int] = set()
-        for op in subgraph.operators:  # operators are stored in execution order
-            if _builtin_code(model, op) == schema.BuiltinOperator.TANH or tainted.intersection(op.inputs):
+        for index, op in enumerate(ops):
+            if codes[index] == schema.BuiltinOperator.TANH or tainted.intersection(op.inputs):
                 tainted.update(op.outputs)
-                names += [subgraph.tensors[index].name.decode() for index in op.outputs]
+                kept.add(index)
+        argmin_outputs = {output for op, code in zip(ops, codes) if code == schema.BuiltinOperator.ARG_MIN
+                          for output in op.outputs}
+        kept.update(index for index, op in enumerate(ops) if argmin_outputs.intersection(op.inputs))
+        needed: set[int] = set()  # tensors whose producers are kept float
+        for index in reversed(range(len(ops))):
+            op = ops[index]
+            if codes[index] == schema.BuiltinOperator.FULLY_CONNECTED:
+                continue  # the landmark estimator's head: its int8 output is a quarter-pixel step at 64 px
+            if codes[index] == schema.BuiltinOperator.ARG_MIN or needed.intersection(op.outputs):
+                needed.update(op.inputs)
+                kept.add(index)
+            elif codes[index] == schema.BuiltinOperator.DIV:
+                needed.add(op.inputs[1])
+                kept.add(index)
+        names += [subgraph.tensors[output].name.decode() for index in sorted(kept) for output in ops[index].outputs]
     return names
 
 
 def _quantise_int8(float_model: bytes, representative: Callable[[], Iterator]) -> bytes:
-    """Calibrates a float model and quantises it to int8, keeping the `_float_edge_nodes` float.
+    """Calibrates a float model and quantises it to int8, keeping the `_float_nodes` float.
 
     The two steps of the converter's own full-integer path, called directly: through TFLiteConverter (and its
     QuantizationDebugger) the calibrator fails on the input-less `metadata` signature ("NULL SignatureDef inputs
@@ -161,7 +187,7 @@ def _quantise_int8(float_model: bytes, representative: Callable[[], Iterator]) -
         # The Calibrator runs TensorFlow's own (deprecated) tf.lite.Interpreter, which warns once per process.
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
         calibrated = Calibrator(float_model).calibrate(representative)
-        return mlir_quantize(calibrated, denylisted_nodes=_float_edge_nodes(float_model))
+        return mlir_quantize(calibrated, denylisted_nodes=_float_nodes(float_model))
 
 
 def _converter(saved_model_dir: str, signature_keys: list[str], variant: str) -> tf.lite.TFLiteConverter:

@@ -28,8 +28,8 @@ import tensorflow as tf
 from ebgan_tf.data import pipeline
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 from ebgan_tf.runs import (
-    CHECKPOINT_DIR, FINAL_WEIGHTS, LOG_DIR, ConfigError, RunConfig, check_config, make_checkpoint,
-    remove_checkpoint_litter, save_final_weights, write_config)
+    CHECKPOINT_DIR, FINAL_WEIGHTS, LOG_DIR, ConfigError, RunConfig, check_config, learning_rate_schedule,
+    make_checkpoint, remove_checkpoint_litter, save_final_weights, write_config)
 from ebgan_tf.training import callbacks, distribute
 
 
@@ -86,34 +86,12 @@ class _Data:
         return {key: value.numpy() for key, value in next(iter(batches)).items()}
 
 
-class DecayAtTheEnd(keras.optimizers.schedules.LearningRateSchedule):
-    """A constant learning rate that falls linearly to 0 over the last `fraction` of `total_steps`."""
-
-    def __init__(self, learning_rate: float, total_steps: int, fraction: float):
-        self.learning_rate, self.total_steps, self.fraction = learning_rate, total_steps, fraction
-
-    def __call__(self, step):
-        decay_steps = max(self.fraction * self.total_steps, 1.0)
-        remaining = (self.total_steps - tf.cast(step, tf.float32)) / decay_steps
-        return self.learning_rate * tf.clip_by_value(remaining, 0.0, 1.0)
-
-    def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "fraction": self.fraction}
-
-
 class RunProgress(keras.callbacks.ProgbarLogger):
     """Keras' progress bar without Keras' own "Epoch k/k" line: each `fit` call is one epoch of the run, and the run
     prints its own count ("Epoch 2 of 8: steps 101 to 200 of 800.")."""
 
     def set_params(self, params: dict) -> None:
         super().set_params({**params, "epochs": 1})
-
-
-def learning_rate_schedule(config: RunConfig) -> float | DecayAtTheEnd:
-    """The run's learning rate: constant, or decaying over the last `lr_decay_fraction` of its steps."""
-    if not config.lr_decay_fraction:
-        return config.learning_rate
-    return DecayAtTheEnd(config.learning_rate, config.epochs * config.steps_per_epoch, config.lr_decay_fraction)
 
 
 def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:

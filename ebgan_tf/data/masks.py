@@ -27,35 +27,37 @@ CODE_PARTS: tuple[str, ...] = PARTS + ("skin",)
 
 
 def _part_ellipses(landmarks: tf.Tensor, region: str) -> list[tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]]:
-    """(cx, cy, rx, ry) of the ellipses covering one region; landmarks float32 [5, 2] (x, y)."""
-    left_eye, right_eye, nose, left_mouth, right_mouth = (landmarks[i] for i in range(5))
+    """(cx, cy, rx, ry) of the ellipses covering one region; landmarks float32 [..., 5, 2] (x, y), each of the four
+    of shape [...]."""
+    left_eye, right_eye, nose, left_mouth, right_mouth = (landmarks[..., i, :] for i in range(5))
     eye_mid = (left_eye + right_eye) / 2.0
     mouth_mid = (left_mouth + right_mouth) / 2.0
-    d = tf.norm(right_eye - left_eye)
-    across = (right_eye - left_eye) / tf.maximum(d, 1e-6)
-    down = tf.stack([-across[1], across[0]])  # perpendicular to the eye line, pointing down the face
+    d = tf.norm(right_eye - left_eye, axis=-1)
+    across = (right_eye - left_eye) / tf.maximum(d, 1e-6)[..., None]
+    down = tf.stack([-across[..., 1], across[..., 0]], axis=-1)  # perpendicular to the eye line, down the face
+    step = d[..., None] * down  # one interocular distance down the face
     if region == "mouth":
-        centre = mouth_mid + 0.05 * d * down
-        radii = (0.5 * tf.norm(right_mouth - left_mouth) + 0.3 * d, 0.5 * d)
+        centre = mouth_mid + 0.05 * step
+        radii = (0.5 * tf.norm(right_mouth - left_mouth, axis=-1) + 0.3 * d, 0.5 * d)
     elif region == "eyes":
-        centre = eye_mid + 0.02 * d * down
+        centre = eye_mid + 0.02 * step
         radii = (0.92 * d, 0.3 * d)
     elif region == "brows":
-        centre = eye_mid - 0.42 * d * down
+        centre = eye_mid - 0.42 * step
         radii = (0.95 * d, 0.2 * d)
     elif region == "nose":
-        nose_top = eye_mid + 0.2 * d * down
-        centre = (nose_top + nose) / 2.0 + 0.05 * d * down
-        radii = (0.35 * d, 0.5 * tf.norm(nose - nose_top) + 0.2 * d)
+        nose_top = eye_mid + 0.2 * step
+        centre = (nose_top + nose) / 2.0 + 0.05 * step
+        radii = (0.35 * d, 0.5 * tf.norm(nose - nose_top, axis=-1) + 0.2 * d)
     elif region == "face":
-        centre = (eye_mid + mouth_mid) / 2.0 - 0.1 * d * down
+        centre = (eye_mid + mouth_mid) / 2.0 - 0.1 * step
         radii = (1.2 * d, 1.55 * d)
     elif region == "components":
         return [ellipse for part in PARTS for ellipse in _part_ellipses(landmarks, part)]
     else:
         validate_regions([region])
         raise AssertionError(region)
-    return [(centre[0], centre[1], radii[0], radii[1])]
+    return [(centre[..., 0], centre[..., 1], radii[0], radii[1])]
 
 
 def region_mask(
@@ -94,10 +96,12 @@ def region_mask(
 
 
 def part_layout(landmarks: tf.Tensor, size: int) -> tf.Tensor:
-    """One-hot map float32 [S, S, len(CODE_PARTS)] of which face part each pixel belongs to.
+    """One-hot map float32 [..., S, S, len(CODE_PARTS)] of which face part each pixel belongs to.
 
     A pixel inside one or more of the parts' (unjittered) ellipses belongs to the part whose ellipse it is deepest
-    in (smallest normalised distance); every other pixel belongs to the skin. `landmarks` float [5, 2] (x, y).
+    in (smallest normalised distance); every other pixel belongs to the skin. `landmarks` float [..., 5, 2] (x, y):
+    one face or a batch, in one vectorised computation (no loop in the graph: TFLite's int8 calibrator crashes on
+    the WHILE a tf.map_fn leaves).
     """
     landmarks = tf.cast(tf.convert_to_tensor(landmarks), tf.float32)
     ys = tf.range(size, dtype=tf.float32)[:, None] + 0.5
@@ -105,9 +109,10 @@ def part_layout(landmarks: tf.Tensor, size: int) -> tf.Tensor:
     distances = []
     for part in PARTS:
         (cx, cy, rx, ry), = _part_ellipses(landmarks, part)
-        rx, ry = tf.maximum(rx, 1e-3), tf.maximum(ry, 1e-3)  # landmarks that coincide: a point, not a NaN
+        cx, cy = cx[..., None, None], cy[..., None, None]
+        rx, ry = tf.maximum(rx, 1e-3)[..., None, None], tf.maximum(ry, 1e-3)[..., None, None]  # a point, not a NaN
         distances.append(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2)
-    distances.append(tf.ones([size, size]))  # the skin: every pixel outside all four ellipses
+    distances.append(tf.ones_like(distances[0]))  # the skin: every pixel outside all four ellipses
     return tf.one_hot(tf.argmin(tf.stack(distances, axis=-1), axis=-1), len(CODE_PARTS), dtype=tf.float32)
 
 

@@ -305,7 +305,7 @@ class EBGANTrainer(keras.Model):
 
         def layout(image, landmarks):
             landmarks = self.landmarks(image) if landmarks is None else tf.convert_to_tensor(landmarks, tf.float32)
-            return tf.map_fn(lambda points: part_layout(points, size), landmarks)
+            return part_layout(landmarks, size)
         return layout(source, source_landmarks), layout(exemplar, exemplar_landmarks)
 
     def edit(self, source, exemplar, mask, transfer=None, source_landmarks=None, exemplar_landmarks=None

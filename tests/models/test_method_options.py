@@ -17,7 +17,7 @@ from ebgan_tf.models import losses
 from ebgan_tf.models.encoder import Encoder, part_means
 from ebgan_tf.models.generator import CodeModulation, Generator, gate_code
 from ebgan_tf.models.trainer import EBGANTrainer
-from ebgan_tf.training.train_lib import DecayAtTheEnd
+from ebgan_tf.runs import DecayAtTheEnd
 from tests.helpers.tiny import ATTRIBUTES as NAMES, LANDMARK_TEMPLATE, TINY_CONFIG as TINY
 
 
