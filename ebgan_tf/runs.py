@@ -223,6 +223,12 @@ def learning_rate_schedule(config: RunConfig) -> float | DecayAtTheEnd:
     return DecayAtTheEnd(config.learning_rate, config.epochs * config.steps_per_epoch, config.lr_decay_fraction)
 
 
+def compile_as_trained(trainer: EBGANTrainer, config: RunConfig) -> None:
+    """Compiles the trainer's optimisers as the run built them, so that a checkpoint of the run restores into them (a
+    decaying learning rate holds no variable, a constant one does, and the optimiser's slots are matched in order)."""
+    trainer.compile(learning_rate=learning_rate_schedule(config), ema_decay=config.ema_decay)
+
+
 def make_checkpoint(trainer: EBGANTrainer, optimizers: bool, step: tf.Variable | None = None) -> tf.train.Checkpoint:
     """A checkpoint of the trainer's networks and, if `optimizers`, its Adam optimisers and the global `step`.
 
@@ -303,8 +309,7 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> EBGANTrainer:
     elif latest:
         # Keras 3 hides the layers a model keeps in lists from tf.train.Checkpoint's object graph; their variables
         # are reachable only through the optimisers that train them, so the checkpoint is read with optimisers.
-        # The optimisers as the run built them (a decaying rate holds no variable), so their slots line up.
-        trainer.compile(learning_rate=learning_rate_schedule(config), ema_decay=config.ema_decay)
+        compile_as_trained(trainer, config)
         step = tf.Variable(0, dtype=tf.int64)
         make_checkpoint(trainer, optimizers=True, step=step).restore(latest).assert_existing_objects_matched()
         trainer.use_averaged_weights()

@@ -20,7 +20,7 @@ from absl import flags
 from ebgan_tf.cli import (check_at_least_one, check_no_arguments, define_data_dir_flag,
                          reports_errors, require_flags, run_main)
 from ebgan_tf.data import pipeline
-from ebgan_tf.evaluation.evaluate import evaluate_models
+from ebgan_tf.evaluation.evaluate import EVALUATION_FACES, evaluate_models
 from ebgan_tf.evaluation.report import REPORT_FILES, markdown
 
 
@@ -39,6 +39,9 @@ def define_flags() -> None:
                         "spread, and says how to get the attribute metrics.")
     flags.DEFINE_string("output_dir", None, "Directory for report.md, report.json, grid.png and logs/; required.")
     flags.DEFINE_integer("num_pairs", 500, "Number of test faces (source/exemplar pairs) to evaluate.")
+    flags.DEFINE_enum("faces", "test", EVALUATION_FACES, "The faces to evaluate on: test (the first --num_pairs of "
+                      "the data set's test split) or unseen (synthetic faces rendered from seeds that no split of any "
+                      "prepared data set uses; --data_dir is then not read).")
     flags.DEFINE_integer("batch_size", 32, "Pairs per model call.")
     flags.DEFINE_integer("grid_rows", 4, "Pairs per region shown in grid.png.")
     flags.DEFINE_string("targets", None, "JSON file of the targets the report checks the models against (the format "
@@ -56,7 +59,7 @@ def main(argv: list[str]) -> int:
     report = evaluate_models(
         FLAGS.model_dir, os.path.expanduser(FLAGS.data_dir), FLAGS.classifier_dir, FLAGS.output_dir,
         dataset=FLAGS.dataset, regions=FLAGS.regions, num_pairs=FLAGS.num_pairs, batch_size=FLAGS.batch_size,
-        grid_rows=FLAGS.grid_rows, targets_file=FLAGS.targets)
+        grid_rows=FLAGS.grid_rows, targets_file=FLAGS.targets, faces=FLAGS.faces)
     print(markdown(report))
     print(f"Wrote {', '.join(REPORT_FILES)} and logs/ to {FLAGS.output_dir}.")
     return 0

@@ -4,8 +4,10 @@ r"""ebgan-figures: the paper's experiments as pictures, on synthetic test faces 
 
 Writes fig5_mouth.png, fig6_components.png and fig7_face.png (source, exemplar, mask, ground truth, each model's
 edit) and, when an Att-EBGAN model is given, fig8_filter_mustache.png (its edit with and without the exemplar's
-Mustache, beside the ground truth with and without it). Models are training runs or exported models. The numbers
-that go with the pictures come from `ebgan-eval` on the same test pairs.
+Mustache, beside the ground truth with and without it) and, with an exported model that has `edit_composed` (the
+last one given), composed_strengths.png (each source's eyes, mouth and nose from three other test faces in one
+composed edit, at strengths 0 to 1). Models are training runs or exported models. The numbers that go with the
+pictures come from `ebgan-eval` on the same test pairs.
 """
 
 from __future__ import annotations

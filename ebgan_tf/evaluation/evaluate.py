@@ -13,11 +13,13 @@ from ebgan_tf.data import pipeline
 from ebgan_tf.evaluation.classifier import EvalClassifier, load_eval_classifier
 from ebgan_tf.evaluation.methods import (NAIVE_PASTE, Method, export_method, method_names, model_method,
                                          zero_code_method)
-from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs
+from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, unseen_pairs
 from ebgan_tf.evaluation.report import write_report
 from ebgan_tf.evaluation.scoring import MAX_PSNR, evaluate
 from ebgan_tf.evaluation.targets import load_targets
 from ebgan_tf.runs import CONFIG_FILE, load_trained, run_config_from_dir, trained_step
+
+EVALUATION_FACES = ("test", "unseen")  # the test split's faces, or synthetic faces that no split uses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,15 +94,23 @@ class EvaluationSet:
 
 
 def load_evaluation_set(dataset: str, image_size: int, regions: Sequence[str], data_dir: str,
-                        classifier_dir: str | None, num_pairs: int = 500) -> EvaluationSet:
-    """The test pairs of `dataset` at `image_size`, their ground truth and the evaluation classifier (if
-    `classifier_dir`). Raises ValueError / OSError for a classifier of another data set or size, missing data."""
+                        classifier_dir: str | None, num_pairs: int = 500, faces: str = "test") -> EvaluationSet:
+    """The pairs of `dataset` at `image_size` (`faces`: "test", the test split's; "unseen", synthetic faces of no
+    split), their ground truth and the evaluation classifier (if `classifier_dir`). Raises ValueError / OSError for a
+    classifier of another data set or size, unseen faces of CelebA, missing data."""
     classifier = load_eval_classifier(classifier_dir) if classifier_dir else None
     if classifier is not None and (classifier.config.dataset != dataset or classifier.image_size != image_size):
         raise ValueError(f"The evaluation classifier in {classifier_dir} reads {classifier.config.dataset} at "
                          f"{classifier.image_size} px; the evaluation needs {dataset} at {image_size} px.")
     preset = pipeline.dataset_preset(dataset)
-    pairs = load_pairs(dataset, data_dir, image_size, num_pairs)
+    if faces not in EVALUATION_FACES:
+        raise ValueError(f"Unknown faces {faces!r}; valid: {', '.join(EVALUATION_FACES)}.")
+    if faces == "unseen":
+        if dataset != "synthetic_faces":
+            raise ValueError(f"Unseen faces are rendered synthetic faces; {dataset} has only its test split.")
+        pairs = unseen_pairs(image_size, num_pairs)
+    else:
+        pairs = load_pairs(dataset, data_dir, image_size, num_pairs)
     region_attributes = {region: tuple(preset.region_attributes[region]) for region in regions}
     truth = SwapTruth(pairs, image_size) if pairs.seeds is not None else None
     return EvaluationSet(dataset, image_size, region_attributes, pairs, truth, classifier)
@@ -108,12 +118,14 @@ def load_evaluation_set(dataset: str, image_size: int, regions: Sequence[str], d
 
 def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: str | None, output_dir: str,
                     dataset: str | None = None, regions: Sequence[str] | None = None, num_pairs: int = 500,
-                    batch_size: int = 32, grid_rows: int = 4, targets_file: str | None = None) -> dict:
+                    batch_size: int = 32, grid_rows: int = 4, targets_file: str | None = None,
+                    faces: str = "test") -> dict:
     """`ebgan-eval`: loads the models (training runs or exports) and the evaluation classifier (if `classifier_dir`;
-    without one, the attribute metrics are left out), scores the models and the baselines on the test split, writes
-    the report into `output_dir` and returns it. An export is scored through its signatures (uint8 in and out) and
-    has no zero-code baseline nor code spread; with exports only, `dataset` and `regions` must be given. The models
-    are checked against the targets of `targets_file` (default: the project's table, evaluation/targets.json).
+    without one, the attribute metrics are left out), scores the models and the baselines on the test split (or on
+    synthetic faces of no split: `faces="unseen"`), writes the report into `output_dir` and returns it. An export
+    is scored through its signatures (uint8 in and out) and has no zero-code baseline nor code spread; with exports
+    only, `dataset` and `regions` must be given. The models are checked against the targets of `targets_file`
+    (default: the project's table, evaluation/targets.json).
 
     Raises ValueError / FileNotFoundError for user errors (unknown dataset or region, a directory without a
     model or classifier, mismatched image sizes, missing data, a missing or malformed targets file), before
@@ -121,7 +133,7 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
     """
     targets = load_targets(targets_file)
     models, image_size, dataset, regions = open_models(model_dirs, dataset, regions)
-    evaluation = load_evaluation_set(dataset, image_size, regions, data_dir, classifier_dir, num_pairs)
+    evaluation = load_evaluation_set(dataset, image_size, regions, data_dir, classifier_dir, num_pairs, faces)
     pairs, classifier = evaluation.pairs, evaluation.classifier
 
     names = method_names([model.variant for model in models], model_dirs)
@@ -129,8 +141,9 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
     methods = [own[0] for own in per_model] + [NAIVE_PASTE] + [baseline for own in per_model for baseline in own[1:]]
     results, grid = evaluate(methods, pairs, evaluation.region_attributes, classifier, evaluation.truth, batch_size,
                              grid_rows, targets)
+    split = pipeline.EVAL_SPLIT[dataset] if faces == "test" else "unseen"
     report = {
-        "dataset": dataset, "split": pipeline.EVAL_SPLIT[dataset], "num_pairs": len(pairs), "image_size": image_size,
+        "dataset": dataset, "split": split, "num_pairs": len(pairs), "image_size": image_size,
         "date": datetime.date.today().isoformat(), "max_psnr": MAX_PSNR, "targets_file": targets_file,
         "models": [{"name": name, "model_dir": model.path, "variant": model.variant,
                     "regions": list(model.regions or ()), "step": model.step}

@@ -3,7 +3,9 @@
 Fig. 5 (mouth), Fig. 6 (eyes, brows, nose and mouth together: the `components` region) and Fig. 7 (the whole face):
 source, exemplar, mask, ground truth and every model's edit. Fig. 8: Att-EBGAN keeps the exemplar's mouth and filters
 out one of its attributes (the Mustache by default), on exemplars that have it, beside the ground truth with and
-without it. The numbers that go with the pictures are `ebgan-eval`'s on the same pairs.
+without it. The numbers that go with the pictures are `ebgan-eval`'s on the same pairs. With an exported model that has
+`edit_composed`, one more picture: each source's eyes, mouth and nose from three other faces in one composed edit, at
+strengths from 0 (the source's own parts, as the model reconstructs them) to 1.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from ebgan_tf import images, visualize
 from ebgan_tf.config import ATT_EBGAN, parse_regions
+from ebgan_tf.editing import EDIT_COMPOSED, Editor
 from ebgan_tf.evaluation.evaluate import open_models
 from ebgan_tf.evaluation.methods import Method, method_names
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks
@@ -26,6 +29,10 @@ TRANSFER_FIGURES: tuple[tuple[str, str, str], ...] = (
     ("fig7_face.png", "face", "Fig. 7: the whole face"),
 )
 FILTER_FIGURE = "fig8_filter_{attribute}.png"
+COMPOSED_FIGURE = "composed_strengths.png"
+# (region, exemplar) of each part of the composed figure: the exemplar of row i's part is test face i + offset.
+COMPOSED_PARTS: tuple[tuple[str, int], ...] = (("eyes", 1), ("mouth", 2), ("nose", 3))
+COMPOSED_STRENGTHS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 DISPLAY_SIZE = 128  # px per cell: the 64 px faces are enlarged (nearest neighbour) to be seen
 
 
@@ -84,13 +91,34 @@ def filter_figure(method: Method, pairs: EvalPairs, truth: SwapTruth, region: st
     return _grid(columns, masks)
 
 
+def composed_figure(editor: Editor, pairs: EvalPairs, rows: Sequence[int],
+                    parts: Sequence[tuple[str, int]] = COMPOSED_PARTS,
+                    strengths: Sequence[float] = COMPOSED_STRENGTHS) -> np.ndarray:
+    """Per row a source, the faces its parts come from, the parts' masks and one `edit_composed` call per strength
+    (every part at that strength); the masks follow the source's own landmarks."""
+    rows = np.asarray(rows)
+    size = pairs.sources.shape[1]
+    sources = pairs.sources[rows]
+    donors = [pairs.sources[(rows + offset) % len(pairs)] for _, offset in parts]
+    masks = np.stack([region_masks(pairs.landmarks[rows], region, size) for region, _ in parts], axis=1)
+    columns = {"source": sources}
+    columns.update({f"{region} from": donor for (region, _), donor in zip(parts, donors)})
+    columns["mask"] = sources
+    exemplars = np.stack(donors, axis=1)
+    for strength in strengths:
+        columns[f"strength {strength:g}"] = editor.edit_composed(
+            sources, exemplars, masks, np.full([len(rows), len(parts)], strength, np.float32))
+    return _grid(columns, masks.max(axis=1))
+
+
 def paper_figures(model_paths: Sequence[str], data_dir: str, output_dir: str, rows: int = 6,
                   num_pairs: int = 100, filter_attribute: str = "Mustache",
                   regions: Sequence[str] | None = None) -> list[str]:
     """Writes the paper's figures for the models (training runs or exports) into `output_dir`; returns the paths.
 
     Transfer figures show the first `rows` test pairs; the filter figure (when an Att-EBGAN model is given) the first
-    `rows` pairs among the first `num_pairs` whose exemplar has `filter_attribute`. Synthetic faces only (the ground
+    `rows` pairs among the first `num_pairs` whose exemplar has `filter_attribute`; the composed figure (with the
+    last exported model that has `edit_composed`) the first `rows` test faces. Synthetic faces only (the ground
     truth is re-rendered). ValueError for unknown regions or attributes, before anything is written.
     """
     if rows < 1:
@@ -118,6 +146,11 @@ def paper_figures(model_paths: Sequence[str], data_dir: str, output_dir: str, ro
     if filtering:
         grid = filter_figure(filtering[0], pairs, truth, "mouth", filter_attribute, rows)
         written.append(_save(grid, output_dir, FILTER_FIGURE.format(attribute=filter_attribute.lower())))
+    composing = [model.editor for model in models
+                 if model.editor is not None and EDIT_COMPOSED in model.editor.signatures]
+    if composing:
+        grid = composed_figure(composing[-1], pairs, range(min(rows, len(pairs))))
+        written.append(_save(grid, output_dir, COMPOSED_FIGURE))
     return written
 
 

@@ -1,4 +1,5 @@
-"""Evaluation pairs: the first N faces of the test split; the exemplar of face i is face i + 1 (mod N). The mask is
+"""Evaluation pairs: the first N faces of the test split (or N synthetic faces no split uses); the exemplar of face i
+is face i + 1 (mod N). The mask is
 the region of the SOURCE's landmarks, unjittered, as a user's edit. `SwapTruth` renders the ground truth of synthetic
 faces: "A with region R from B"."""
 
@@ -12,6 +13,10 @@ import numpy as np
 import tensorflow as tf
 
 from ebgan_tf.data import masks, pipeline, synthetic
+from ebgan_tf.data.synthetic_faces import MAX_SPLIT_SIZE, SPLIT_SEED_OFFSETS
+
+# The first seed of the faces no split uses: past the last split's range.
+UNSEEN_SEED_OFFSET = max(SPLIT_SEED_OFFSETS.values()) + MAX_SPLIT_SIZE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +50,14 @@ class EvalPairs:
         return labels[self.exemplar_index] if exemplar else labels
 
 
-def load_pairs(dataset: str, data_dir: str, image_size: int, num_pairs: int) -> EvalPairs:
-    """The first `num_pairs` faces of the test split (fewer if the split is smaller), as the model sees them."""
+def _check_num_pairs(num_pairs: int) -> None:
     if num_pairs < 3:
         raise ValueError(f"--num_pairs must be at least 3 (source, exemplar and another face), got {num_pairs}.")
+
+
+def load_pairs(dataset: str, data_dir: str, image_size: int, num_pairs: int) -> EvalPairs:
+    """The first `num_pairs` faces of the test split (fewer if the split is smaller), as the model sees them."""
+    _check_num_pairs(num_pairs)
     split = pipeline.EVAL_SPLIT[pipeline.validate_dataset(dataset)]
     examples = pipeline.load_examples(dataset, data_dir, split, image_size).take(num_pairs)
     crop = pipeline.default_crop(dataset)
@@ -69,6 +78,18 @@ def load_pairs(dataset: str, data_dir: str, image_size: int, num_pairs: int) -> 
                   for name in batches[0]["attributes"]}
     seeds = np.concatenate([batch["seed"] for batch in batches]) if "seed" in batches[0] else None
     return EvalPairs(joined["image"], joined["landmarks"].astype(np.float32), attributes, seeds)
+
+
+def unseen_pairs(image_size: int, num_pairs: int) -> EvalPairs:
+    """`num_pairs` synthetic faces that no split of any prepared data set holds (seeds from `UNSEEN_SEED_OFFSET`),
+    rendered at `image_size` as the data set stores them (landmarks rounded to whole pixels)."""
+    _check_num_pairs(num_pairs)
+    seeds = np.arange(UNSEEN_SEED_OFFSET, UNSEEN_SEED_OFFSET + num_pairs, dtype=np.int64)
+    params = [synthetic.sample_face(int(seed)) for seed in seeds]
+    rendered = [synthetic.render_face(face, image_size) for face in params]
+    attributes = {name: np.array([face.attributes[name] for face in params]) for name in params[0].attributes}
+    return EvalPairs(np.stack([face.image for face in rendered]),
+                     np.round(np.stack([face.landmarks for face in rendered])).astype(np.float32), attributes, seeds)
 
 
 @functools.lru_cache(maxsize=32)

@@ -195,6 +195,9 @@ class EBGANTrainer(keras.Model):
         source, exemplar, mask = batch["source"], batch["exemplar"], batch["mask"]
         weights = self.loss_weights
         exemplar_mask = batch["exemplar_mask"] if weights.exemplar_mask == "own" else mask
+        if self.parts and "source_layout" not in batch:
+            raise ValueError("A model with per-part codes needs each face's part layout in its batches "
+                             "(source_layout, exemplar_layout): pipeline.make_dataset(..., part_layouts=True).")
         source_layout = batch["source_layout"] if self.parts else None
         exemplar_layout = batch["exemplar_layout"] if self.parts else None
         fill_layout = source_layout * mask if self.parts else None  # where each part's code acts in the source

@@ -21,7 +21,8 @@ from ebgan_tf.models.trainer import build_trainer
 from ebgan_tf.evaluation import scoring, targets
 from ebgan_tf.evaluation.classifier import EvalClassifierConfig, train_eval_classifier
 from ebgan_tf.evaluation.methods import NAIVE_PASTE, Method, model_method, zero_code_method
-from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks
+from ebgan_tf.evaluation.evaluate import load_evaluation_set
+from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks, unseen_pairs
 from ebgan_tf.evaluation.report import REPORT_FILES, write_report
 from ebgan_tf.runs import RunConfig, load_trained
 from ebgan_tf.export.saved_model import export_saved_model
@@ -119,6 +120,25 @@ def test_load_pairs_reads_the_test_split_with_seeds(pairs):
     np.testing.assert_array_equal(pairs.exemplars[-1], pairs.sources[0])
     a, b = faces(pairs)
     np.testing.assert_array_equal(pairs.labels(["Smiling"], exemplar=True)[:, 0], [f.attributes["Smiling"] for f in b])
+
+
+def test_unseen_pairs_are_faces_of_no_split_as_the_data_set_would_store_them(pairs):
+    unseen = unseen_pairs(IMAGE_SIZE, NUM_PAIRS)
+    split_ranges = [range(offset, offset + synthetic_faces.MAX_SPLIT_SIZE)
+                    for offset in synthetic_faces.SPLIT_SEED_OFFSETS.values()]
+    assert len(unseen) == NUM_PAIRS and not any(int(seed) in split for seed in unseen.seeds for split in split_ranges)
+    first = synthetic.render_face(synthetic.sample_face(int(unseen.seeds[0])), IMAGE_SIZE)
+    np.testing.assert_array_equal(unseen.sources[0], first.image)
+    np.testing.assert_array_equal(unseen.landmarks[0], np.round(first.landmarks))
+    assert set(unseen.attributes) == set(pairs.attributes)
+    SwapTruth(unseen, IMAGE_SIZE)  # the renderer's ground truth covers them
+
+
+def test_unseen_faces_of_celeba_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="Unseen faces are rendered synthetic faces; celeb_a has only its test"):
+        load_evaluation_set("celeb_a", IMAGE_SIZE, [REGION], str(tmp_path), None, 8, faces="unseen")
+    with pytest.raises(ValueError, match="Unknown faces 'train'; valid: test, unseen"):
+        load_evaluation_set("synthetic_faces", IMAGE_SIZE, [REGION], str(tmp_path), None, 8, faces="train")
 
 
 def test_a_model_that_copies_the_source_scores_as_badly_as_it_should(pairs, truth, oracle):

@@ -10,10 +10,13 @@ import pytest
 
 from ebgan_tf import images
 from ebgan_tf.cli import run_in_process
-from ebgan_tf.evaluation.figures import DISPLAY_SIZE, filter_figure, transfer_figure
+from ebgan_tf.evaluation.figures import (COMPOSED_FIGURE, COMPOSED_PARTS, COMPOSED_STRENGTHS, DISPLAY_SIZE,
+                                         composed_figure, filter_figure, transfer_figure)
 from ebgan_tf.evaluation.methods import Method
-from ebgan_tf.evaluation.pairs import SwapTruth, load_pairs
-from tests.helpers.tiny import IMAGE_SIZE, write_untrained_run
+from ebgan_tf.evaluation.pairs import SwapTruth, load_pairs, region_masks
+from ebgan_tf.export.saved_model import export_saved_model
+from ebgan_tf.runs import load_trained
+from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, write_untrained_run
 from ebgan_tf.training import figures
 
 CELL = DISPLAY_SIZE  # 32 px faces are shown 4x
@@ -70,6 +73,29 @@ def test_filter_figure_uses_exemplars_that_have_the_attribute(pairs):
         filter_figure(method, nobody, truth, "mouth", "Smiling", count=2)
 
 
+def test_composed_figure_composes_each_sources_parts_from_the_next_faces_at_each_strength(pairs):
+    calls = []
+
+    class Recorder:  # an editor that returns the source with each strength written into it
+        def edit_composed(self, source, exemplars, masks, strengths):
+            calls.append((source, exemplars, masks, strengths))
+            return np.broadcast_to(np.uint8(strengths[:, :1, None, None] * 200), source.shape).copy()
+
+    grid = composed_figure(Recorder(), pairs, range(3))
+    parts = len(COMPOSED_PARTS)
+    assert _cells(grid) == (3, 1 + parts + 1 + len(COMPOSED_STRENGTHS))
+    assert [float(call[3][0, 0]) for call in calls] == list(COMPOSED_STRENGTHS)
+    source, exemplars, masks, strengths = calls[-1]
+    np.testing.assert_array_equal(source, pairs.sources[:3])
+    assert exemplars.shape == (3, parts, IMAGE_SIZE, IMAGE_SIZE, 3) and strengths.shape == (3, parts)
+    for part, (region, offset) in enumerate(COMPOSED_PARTS):
+        donors = [(row + offset) % len(pairs) for row in range(3)]
+        np.testing.assert_array_equal(exemplars[:, part], pairs.sources[donors])
+        np.testing.assert_array_equal(masks[:, part], region_masks(pairs.landmarks[:3], region, IMAGE_SIZE))
+    last_cell = grid[-(CELL + 2):-2, -(CELL + 2):-2]
+    assert (last_cell == 200).all()  # the strength-1 column shows the strength-1 call's output
+
+
 def test_cli_writes_every_figure(runs, data_dir, tmp_path, capsys):
     argv = ["ebgan-figures", f"--model={runs['ebgan']},{runs['att_ebgan']}", f"--data_dir={data_dir}",
             f"--output_dir={tmp_path}", "--rows=2", "--filter_attribute=Smiling"]
@@ -78,6 +104,16 @@ def test_cli_writes_every_figure(runs, data_dir, tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [f"Wrote {tmp_path / name}" for name in names]
     assert _cells(images.load_image(str(tmp_path / "fig5_mouth.png"))) == (2, 6)  # EBGAN and Att-EBGAN columns
     assert _cells(images.load_image(str(tmp_path / "fig8_filter_smiling.png")))[1] == 7
+
+
+def test_cli_draws_the_composed_figure_with_an_export(runs, data_dir, tmp_path, capsys):
+    export = export_saved_model(load_trained(runs["att_ebgan"]), str(tmp_path / "exports"), "model", LANDMARK_TEMPLATE)
+    argv = ["ebgan-figures", f"--model={runs['ebgan']},{export}", f"--data_dir={data_dir}",
+            f"--output_dir={tmp_path / 'out'}", "--rows=2", "--regions=mouth", "--filter_attribute=Smiling"]
+    assert run_in_process(figures.main, figures.define_flags, argv) == 0
+    written = capsys.readouterr().out.splitlines()
+    assert written[-1] == f"Wrote {tmp_path / 'out' / COMPOSED_FIGURE}"
+    assert _cells(images.load_image(str(tmp_path / "out" / COMPOSED_FIGURE))) == (2, 10)
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -2,14 +2,11 @@
 own mask at its own strength, in the SavedModel and the TFLite file of an untrained tiny model with per-part codes
 (one generator pass, Att-EBGAN) and one with a global code (part by part, EBGAN).
 
-The claim that each part follows its own exemplar's ground truth needs a trained model: it runs on the training
-directory named by EBGAN_COMPOSED_RUN (a synthetic_faces run, e.g. one trained like models/att_ebgan) and is skipped
-without it.
+The claim that each part follows its own exemplar's ground truth needs a trained model: tests/shipped checks it on the
+shipped models.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -22,7 +19,7 @@ from ebgan_tf.export.saved_model import export_saved_model
 from ebgan_tf.export.tflite import export_tflite
 from ebgan_tf.models.composing import part_layouts
 from ebgan_tf.models.generator import spread_part_codes
-from ebgan_tf.runs import load_trained, read_config
+from ebgan_tf.runs import load_trained
 from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
 
 SIZE = IMAGE_SIZE
@@ -208,35 +205,3 @@ def test_bad_inputs_are_invalid_argument_from_the_graph(model, case):
     inputs, message = bad_inputs(model)[case]
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         run(model, "edit_composed", inputs)
-
-
-COMPOSED_RUN = os.environ.get("EBGAN_COMPOSED_RUN")
-
-
-@pytest.mark.skipif(not COMPOSED_RUN, reason="needs a trained synthetic_faces run: set EBGAN_COMPOSED_RUN to its "
-                    "model_dir (models/ holds exports only, no training directory to export edit_composed from)")
-def test_each_part_follows_its_own_exemplars_ground_truth_on_a_trained_model(tmp_path):
-    """Eyes from B and mouth from C in one call, against the renderer's A-with-B's-eyes and A-with-C's-mouth: each
-    part is closer to its own exemplar's truth than with B and C exchanged."""
-    trainer = load_trained(COMPOSED_RUN)
-    size = trainer.model_config.image_size
-    template = np.asarray(read_config(COMPOSED_RUN)["landmark_template"], np.float32)
-    signatures = tf.saved_model.load(export_saved_model(trainer, str(tmp_path), "model", template)).signatures
-    count, seed = 16, 5000
-    params = [synthetic.sample_face(seed + index) for index in range(3 * count)]
-    a, b, c = params[:count], params[count:2 * count], params[2 * count:]
-    render = lambda faces_: np.stack([synthetic.render_face(face, size).image for face in faces_])  # noqa: E731
-    masks = np.stack([region_mask(template, region, size).numpy() for region in ("eyes", "mouth")])
-    inputs = {"source": render(a), "exemplars": np.stack([render(b), render(c)], axis=1),
-              "masks": np.broadcast_to(masks, (count, *masks.shape)).astype(np.float32).copy(),
-              "strengths": np.ones([count, 2], np.float32),
-              "attributes": np.ones([count, 2, len(trainer.attribute_names)], np.float32)}
-    exchanged = {**inputs, "exemplars": inputs["exemplars"][:, ::-1]}
-    composed = signatures["edit_composed"](**inputs)["edited"].numpy().astype(float)
-    swapped = signatures["edit_composed"](**exchanged)["edited"].numpy().astype(float)
-    for part, (region, donors) in enumerate((("eyes", b), ("mouth", c))):
-        truth = np.stack([synthetic.render_swap(face_a, face_b, region, size).image
-                          for face_a, face_b in zip(a, donors)]).astype(float)
-        inside = np.broadcast_to(masks[part] > 0.5, truth.shape)
-        own, other = np.abs(composed - truth)[inside].mean(), np.abs(swapped - truth)[inside].mean()
-        assert own < other, (region, own, other)

@@ -27,8 +27,9 @@ def test_every_named_ablation_is_a_valid_run():
 
 def test_plus_merges_settings_and_keeps_the_base():
     more = PARTS.plus("more", losses={"hole_rec_l2": 5.0}, variant="ebgan")
-    assert more.model == {"code_pooling": "parts"} and more.losses == {"hole_rec_l2": 5.0}
-    assert more.variant == "ebgan" and PARTS.variant == ATT_EBGAN and PARTS.losses == {} and RECIPE.model == {}
+    assert more.model == {"code_pooling": "parts"} and more.losses == {**RECIPE.losses, "hole_rec_l2": 5.0}
+    assert more.variant == "ebgan" and PARTS.variant == ATT_EBGAN and PARTS.losses == RECIPE.losses
+    assert RECIPE.model == {"code_pooling": "global"} and more.regions == RECIPE.regions
 
 
 @pytest.mark.slow
@@ -62,7 +63,7 @@ def test_an_ablation_trains_scores_and_appends_a_row_then_rescoring_does_not_tra
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--ablation=bigger", "Unknown ablation(s) 'bigger'; valid: recipe"),
+    ("--ablation=bigger", "Unknown ablation(s) 'bigger'; valid: preset, recipe"),
     ("--steps=150", "--steps must be a positive multiple of 100, got 150."),
 ])
 def test_bad_flags_are_refused_before_anything_runs(flag, message, tmp_path, capsys):

@@ -19,7 +19,7 @@ from tests.helpers.train_fixtures import (
     killed_on_exit, load_tiny_examples, prepare_tiny_data, run_training, start_training, train_flags)
 from ebgan_tf.training import callbacks, train_lib
 from ebgan_tf.training.distribute import make_strategy
-from ebgan_tf.runs import load_trained, make_checkpoint, run_config_from_dir
+from ebgan_tf.runs import compile_as_trained, load_trained, make_checkpoint, run_config_from_dir
 from ebgan_tf.models.trainer import build_trainer
 
 # 2 epochs of 4 steps, a checkpoint every 2 steps, every checkpoint kept (to compare them with the reference run).
@@ -51,7 +51,7 @@ def restore(checkpoint: str) -> tuple[list[np.ndarray], int]:
     """Network weights and step of a checkpoint, restored with every object (networks, optimisers, step) matched."""
     config = run_config_from_dir(os.path.dirname(os.path.dirname(checkpoint)))
     trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
-    trainer.compile()
+    compile_as_trained(trainer, config)
     step = tf.Variable(0, dtype=tf.int64)
     make_checkpoint(trainer, optimizers=True, step=step).restore(checkpoint).assert_existing_objects_matched()
     return network_weights(trainer), int(step.numpy())
