@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 
 from absl import flags
 
@@ -39,7 +41,8 @@ FLAGS = flags.FLAGS
 @reports_errors("ebgan-export", ValueError, OSError)  # FileNotFoundError, FileExistsError are OSErrors
 def main(argv: list[str]) -> int:
     del argv
-    from ebgan_tf.export.saved_model import export_saved_model
+    from ebgan_tf.export.saved_model import new_version_path, write_saved_model
+    from ebgan_tf.export.staging import Staging, remove_export_litter, remove_unpublished_tflite
     from ebgan_tf.export.tflite import INT8, calibration_data_of_run, export_tflite, integer_ops, parse_variants
     from ebgan_tf.export.verify import verify_export
     from ebgan_tf.config import ATT_EBGAN
@@ -55,34 +58,56 @@ def main(argv: list[str]) -> int:
                          "since the export was added); train the model again with the current ebgan-train.")
     print(f"Exporting {trainer.variant} ({trainer.model_config.image_size} px, attributes: "
           f"{', '.join(trainer.attribute_names)}) from {FLAGS.model_dir}", flush=True)
+    model_base = os.path.join(FLAGS.export_base, FLAGS.name)
+    tflite_base = os.path.join(FLAGS.export_base, f"{FLAGS.name}-tflite")
+    for path in remove_export_litter(model_base, tflite_base):
+        print(f"Removed {path}, left by an export that was killed.", flush=True)
+    version, saved_target = new_version_path(model_base, FLAGS.version)
     calibration = None
     if INT8 in variants:  # read before anything is written: a missing data set writes nothing
         calibration = calibration_data_of_run(FLAGS.model_dir, FLAGS.data_dir, FLAGS.calibration_examples)
         print(f"int8 calibration: {len(calibration)} training examples ({', '.join(calibration.regions)} in turn)",
               flush=True)
-    path = export_saved_model(trainer, FLAGS.export_base, FLAGS.name, template, FLAGS.version)
+    # Everything is written to hidden staging folders and checked there; only then are the folders renamed into
+    # place, the TFLite one first and the SavedModel one last (servers watch <name>/, docs/export.md, "Publishing").
+    tflite_target = os.path.join(tflite_base, str(version))
+    with contextlib.ExitStack() as stack:
+        saved = stack.enter_context(Staging(model_base, version))
+        write_saved_model(trainer, saved.path, template)
+        staged_tflite = {}
+        if variants:
+            tflite = stack.enter_context(Staging(tflite_base, version))
+            staged_tflite = export_tflite(trainer, template, tflite.path, variants, calibration=calibration)
+        if FLAGS.verify:
+            checks = verify_export(trainer, saved.path, staged_tflite)
+            for check in checks:
+                print(check, flush=True)
+            if not all(check.passed for check in checks):
+                raise ValueError("parity check failed (see above).")
+        if remove_unpublished_tflite(tflite_target, saved_target):
+            print(f"Removed {tflite_target}: TFLite files of no published version (an export killed between "
+                  "publishing its TFLite files and its SavedModel leaves them).", flush=True)
+        if variants:
+            tflite.publish(tflite_target)
+        try:
+            path = saved.publish(saved_target)
+        except BaseException:
+            if variants:  # no TFLite version without its SavedModel version
+                shutil.rmtree(tflite_target, ignore_errors=True)
+            raise
+    for variant, staged_path in staged_tflite.items():
+        tflite_path = os.path.join(tflite_target, os.path.basename(staged_path))
+        print(f"TFLite {variant}: {tflite_path} ({os.path.getsize(tflite_path) / 1e6:.1f} MB)", flush=True)
+        if variant == INT8:
+            for signature, count in integer_ops(tflite_path).items():
+                if count.total:
+                    print(f"  int8 {signature}: {count.integer} of {count.total} ops in integer", flush=True)
     filtering = "edit_filtered, classify, " if trainer.variant == ATT_EBGAN else ""
     signatures = f"edit (serving_default), {filtering}edit_composed, "
     print(f"SavedModel: {path}  signatures: {signatures}metadata", flush=True)
     if trainer.variant != ATT_EBGAN:
         print("This is an EBGAN model: no edit_filtered and no classify signature (attribute filtering and the "
               "classifier's reading of an exemplar need att_ebgan).")
-    tflite_paths = {}
-    if variants:
-        tflite_dir = os.path.join(FLAGS.export_base, f"{FLAGS.name}-tflite", os.path.basename(path))
-        tflite_paths = export_tflite(trainer, template, tflite_dir, variants, calibration=calibration)
-        for variant, tflite_path in tflite_paths.items():
-            print(f"TFLite {variant}: {tflite_path} ({os.path.getsize(tflite_path) / 1e6:.1f} MB)", flush=True)
-        if INT8 in tflite_paths:
-            for signature, count in integer_ops(tflite_paths[INT8]).items():
-                if count.total:
-                    print(f"  int8 {signature}: {count.integer} of {count.total} ops in integer", flush=True)
-    if FLAGS.verify:
-        checks = verify_export(trainer, path, tflite_paths)
-        for check in checks:
-            print(check)
-        if not all(check.passed for check in checks):
-            raise ValueError("parity check failed (see above).")
     return 0
 
 

@@ -10,14 +10,13 @@
   metadata: () -> attribute_names string [n], image_size int32 [], variant string [],
             landmark_template float32 [5,2] (where the model expects the five landmarks of an aligned face)
 plus assets/attributes.txt and assets.extra/tf_serving_warmup_requests. A version is written to a hidden
-temporary directory and renamed into place, so a server polling the base path never sees half an export.
+staging folder and renamed into place (export/staging.py), so a server polling the base path never sees half an
+export.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from typing import Callable
 
 import keras
@@ -26,6 +25,7 @@ import tensorflow as tf
 
 from ebgan_tf.config import ATT_EBGAN
 from ebgan_tf.editing import CLASSIFY, EDIT, EDIT_COMPOSED, EDIT_FILTERED, METADATA
+from ebgan_tf.export.staging import Staging
 from ebgan_tf.models.composing import compose
 from ebgan_tf.models.trainer import EBGANTrainer
 
@@ -244,30 +244,38 @@ def _write_warmup(path: str, image_size: int) -> None:
         writer.write(log.SerializeToString())
 
 
-def export_saved_model(trainer: EBGANTrainer, export_base: str, name: str, landmark_template: np.ndarray,
-                       version: int | None = None) -> str:
-    """Writes `<export_base>/<name>/<version>/` (next free version by default) and returns its path.
-
-    An existing version directory is an error (exports are immutable once served).
-    """
-    model_base = os.path.join(export_base, name)
+def new_version_path(model_base: str, version: int | None = None) -> tuple[int, str]:
+    """(version, `<model_base>/<version>`) of a version to write: `version`, or the next free one; an existing version
+    directory is an error (exports are immutable once served), and so is a version below 1."""
     version = next_version(model_base) if version is None else version
     if version < 1:
         raise ValueError(f"--version must be a positive integer, got {version}.")
     target = os.path.join(model_base, str(version))
     if os.path.exists(target):
         raise FileExistsError(f"{target} already exists; choose another --version or leave it out for the next free one.")
-    os.makedirs(model_base, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_base)
-    try:
-        build_archive(trainer, landmark_template, batch=None, validate=True).write_out(staging, verbose=False)
-        os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
-        with open(os.path.join(staging, "assets", "attributes.txt"), "w") as handle:
-            handle.write("".join(f"{attribute}\n" for attribute in trainer.attribute_names))
-        _write_warmup(os.path.join(staging, "assets.extra", "tf_serving_warmup_requests"),
-                      trainer.model_config.image_size)
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return version, target
+
+
+def write_saved_model(trainer: EBGANTrainer, directory: str, landmark_template: np.ndarray) -> None:
+    """Writes the SavedModel with its assets and warm-up requests into the empty folder `directory` (a staging folder:
+    `export_saved_model` and ebgan-export rename it into place)."""
+    build_archive(trainer, landmark_template, batch=None, validate=True).write_out(directory, verbose=False)
+    os.makedirs(os.path.join(directory, "assets"), exist_ok=True)
+    with open(os.path.join(directory, "assets", "attributes.txt"), "w") as handle:
+        handle.write("".join(f"{attribute}\n" for attribute in trainer.attribute_names))
+    _write_warmup(os.path.join(directory, "assets.extra", "tf_serving_warmup_requests"), trainer.model_config.image_size)
+
+
+def export_saved_model(trainer: EBGANTrainer, export_base: str, name: str, landmark_template: np.ndarray,
+                       version: int | None = None) -> str:
+    """Writes `<export_base>/<name>/<version>/` (next free version by default) and returns its path.
+
+    An existing version directory is an error (exports are immutable once served). The version is written to a hidden
+    staging folder next to it and renamed into place (ebgan-export stages its TFLite files and checks too before it
+    renames; export/staging.py).
+    """
+    model_base = os.path.join(export_base, name)
+    version, target = new_version_path(model_base, version)
+    with Staging(model_base, version) as staging:
+        write_saved_model(trainer, staging.path, landmark_template)
+        return staging.publish(target)

@@ -32,6 +32,7 @@ from ebgan_tf.export.saved_model import CLASSIFY, EDIT, EDIT_COMPOSED, EDIT_FILT
 INT8 = "int8"
 TFLITE_VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic", INT8)
 DEFAULT_CALIBRATION_EXAMPLES = 600
+CONVERSION_PREFIX = ".convert-"  # the folder, inside out_dir, of the SavedModel that export_tflite converts
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
@@ -206,14 +207,17 @@ def export_tflite(trainer: EBGANTrainer, landmark_template: np.ndarray, out_dir:
                   calibration: CalibrationData | None = None) -> dict[str, str]:
     """Writes `<out_dir>/<prefix>_<variant>.tflite` for each variant; returns variant -> path.
 
-    The int8 variant needs `calibration` (see `calibration_data`); without it, it is a ValueError.
+    The int8 variant needs `calibration` (see `calibration_data`); without it, it is a ValueError. The batch-1
+    SavedModel that is converted is written to a hidden folder `<out_dir>/.convert-*`, removed at the end: not to the
+    system's temporary folder, so that when out_dir is a staging folder (ebgan-export) a killed export's
+    conversion folder goes with it.
     """
     if INT8 in variants and calibration is None:
         raise ValueError("The int8 TFLite variant needs calibration data (examples of the model's training data).")
     os.makedirs(out_dir, exist_ok=True)
     keys = [EDIT] + ([EDIT_FILTERED, CLASSIFY] if trainer.variant == ATT_EBGAN else []) + [EDIT_COMPOSED, METADATA]
     paths = {}
-    with tempfile.TemporaryDirectory() as staging:
+    with tempfile.TemporaryDirectory(prefix=CONVERSION_PREFIX, dir=out_dir) as staging:
         build_archive(trainer, landmark_template, batch=1, validate=False).write_out(staging, verbose=False)
         for variant in variants:
             path = os.path.join(out_dir, f"{prefix}_{variant}.tflite")
