@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -159,12 +159,14 @@ def classify_function(trainer: EBGANTrainer, validate: bool) -> Callable[..., di
     """The `classify` signature: aligned uint8 faces -> sigmoid of the classifier's logits, the image scaled as
     `edit` scales the exemplar (so probability > 0.5 <=> logit > 0 <=> the edit's gate transfers the attribute)."""
     image_size = trainer.model_config.image_size
+    classifier = trainer.classifier
+    assert classifier is not None  # Att-EBGAN only
 
     def classify(image):
         checks = [_assert_shape(image, [None, image_size, image_size, 3],
                                 f"image must be [N,{image_size},{image_size},3]")] if validate else []
         with tf.control_dependencies(checks):
-            logits = tf.cast(trainer.classifier(_to_unit(image)), tf.float32)
+            logits = tf.cast(classifier(_to_unit(image)), tf.float32)
             return {"probabilities": tf.sigmoid(logits)}
 
     return classify
@@ -256,7 +258,8 @@ def export_saved_model(trainer: EBGANTrainer, export_base: str, name: str, landm
         raise ValueError(f"--version must be a positive integer, got {version}.")
     target = os.path.join(model_base, str(version))
     if os.path.exists(target):
-        raise FileExistsError(f"{target} already exists; choose another --version or leave it out for the next free one.")
+        raise FileExistsError(f"{target} already exists; choose another --version or leave it out for the next "
+                              "free one.")
     os.makedirs(model_base, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_base)
     try:

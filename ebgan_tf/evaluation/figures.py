@@ -9,7 +9,7 @@ without it. The numbers that go with the pictures are `ebgan-eval`'s on the same
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def _grid(columns: dict[str, np.ndarray], masks: np.ndarray) -> np.ndarray:
 
 
 def transfer_figure(methods: Sequence[Method], pairs: EvalPairs, truth: SwapTruth, region: str,
-                    rows: Sequence[int]) -> np.ndarray:
+                    rows: Sequence[int] | np.ndarray) -> np.ndarray:
     """Source, exemplar, mask, ground truth and each method's edit, for the pairs `rows`."""
     rows = np.asarray(rows)
     sources, exemplars = pairs.sources[rows], pairs.exemplars[rows]
