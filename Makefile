@@ -18,7 +18,7 @@ SHIP_DATA64 ?= $(SHIP_RUNS)/data64
 # and prints the differences; make models-keep replaces the old by the new.
 SHIP_RECORDS := eval_500 regression_saved_model regression_tflite
 
-.PHONY: demo test test-fast bench clean models models-keep browser
+.PHONY: demo test test-fast lint bench clean models models-keep browser
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,19 @@ demo: $(STAMP)
 	    --source=$(DEMO_DIR)/source.png --exemplar=$(DEMO_DIR)/exemplar.png --region=mouth --drop=Mustache \
 	    --output=$(DEMO_DIR)/edited.png
 
-test: $(STAMP) browser
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q tests
+
+# Lint (docs/development.md, "Lint"): ruff over every Python file, then mypy over the package as it installs, ebgan_tf
+# with the command folders inside it (setup.py's package_dir), laid out as symbolic links in build/typecheck. Both
+# are configured in pyproject.toml and pinned in setup.py's dev extra.
+TYPECHECK_DIR := build/typecheck
+TYPECHECK_LINKS = $(filter-out %/__pycache__,$(wildcard ebgan_tf/*)) training export serving
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	rm -rf $(TYPECHECK_DIR)/ebgan_tf && mkdir -p $(TYPECHECK_DIR)/ebgan_tf
+	ln -s $(addprefix $(CURDIR)/,$(TYPECHECK_LINKS)) $(TYPECHECK_DIR)/ebgan_tf/
+	cd $(TYPECHECK_DIR) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml -p ebgan_tf
 
 # The web editor's browser tests drive Debian's chromium through chromedriver (never a browser download): installed
 # here when missing and this is root with apt-get, otherwise make stops with the command to run.

@@ -34,8 +34,9 @@ setup(
         "mtcnn>=1.0,<2",  # face detection with its weights inside the package (no download)
     ],
     # selenium drives Debian's chromium in the browser tests of the web editor (.ci/run installs chromium).
+    # h2: the tests' raw HTTP/2 (gRPC) frames; ruff and mypy: make lint (pinned: a new release may flag new things).
     extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "scikit-image>=0.22", "hypothesis>=6.100",
-                            "selenium>=4.20,<5", "h2>=4.1,<5"]},  # h2: the tests' raw HTTP/2 (gRPC) frames
+                            "selenium>=4.20,<5", "h2>=4.1,<5", "ruff==0.17.6", "mypy==2.4.1"]},
     entry_points={
         "console_scripts": [
             "ebgan-data=ebgan_tf.commands:ebgan_data",

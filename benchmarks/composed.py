@@ -14,7 +14,7 @@ import dataclasses
 import statistics
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -25,7 +25,7 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 from unittest import mock
 
 import numpy as np
@@ -37,11 +37,11 @@ from benchmarks.training import edit_flops_per_image
 from ebgan_tf.config import ATT_EBGAN, get_preset
 from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.editing import Editor
-from ebgan_tf.models.trainer import build_trainer
 from ebgan_tf.export import saved_model
 from ebgan_tf.export.saved_model import edit_function, export_saved_model, input_signature
 from ebgan_tf.export.tflite import INT8, TFLITE_VARIANTS, CalibrationData, export_tflite, integer_ops
 from ebgan_tf.export.verify import verification_inputs
+from ebgan_tf.models.trainer import build_trainer
 
 PRESETS: tuple[str, ...] = ("synthetic64", "celeba128")
 THROUGHPUT_BATCH = 32
@@ -143,9 +143,9 @@ def measure_preset(preset_name: str) -> tuple[list[tuple[str, str]], dict[str, f
         source, exemplar, mask = verification_inputs(Editor.load(saved_dir), count=THROUGHPUT_BATCH)
         latency, throughput = {}, {}
         for name, run in _runners(trainer, saved_dir, tflite_paths, xla_saved_dir).items():
-            latency[name] = _median_seconds(lambda: run(source[:1], exemplar[:1], mask[:1]), LATENCY_CALLS)
+            latency[name] = _median_seconds(lambda run=run: run(source[:1], exemplar[:1], mask[:1]), LATENCY_CALLS)
             # XLA compiles once per batch size: its first batch-32 call is a warm-up.
-            throughput[name] = THROUGHPUT_BATCH / _median_seconds(lambda: run(source, exemplar, mask), 1,
+            throughput[name] = THROUGHPUT_BATCH / _median_seconds(lambda run=run: run(source, exemplar, mask), 1,
                                                                   warm_up=name == XLA_SAVED_MODEL)
             if name.startswith("SavedModel"):
                 observe_peak(PEAK_TRIALS)  # under the same load as the batch just timed
@@ -161,7 +161,8 @@ def measure_preset(preset_name: str) -> tuple[list[tuple[str, str]], dict[str, f
     for name in latency:
         results.MEASURED[f"latency_ratio_{name}_{size}"] = latency[name] / latency["SavedModel"]
         if name != "SavedModel":
-            rows.append((f"{size} px latency ratio {name} / SavedModel", f"{latency[name] / latency['SavedModel']:.2f}"))
+            rows.append((f"{size} px latency ratio {name} / SavedModel",
+                         f"{latency[name] / latency['SavedModel']:.2f}"))
     rows.append((f"{size} px throughput ratio SavedModel / TFLite float32",
                  f"{throughput['SavedModel'] / throughput['TFLite float32']:.2f}"))
     for other in ("dynamic", "float32"):
@@ -182,7 +183,8 @@ def run() -> list[tuple[str, str]]:
         rows += [(f"export {measure}", value) for measure, value in preset_rows]
     small, large = (get_preset(name).model.image_size for name in PRESETS)
     for name in ("SavedModel", "TFLite dynamic"):
-        row = (f"export latency ratio {large} px / {small} px, {name}", f"{latencies[1][name] / latencies[0][name]:.2f}")
+        row = (f"export latency ratio {large} px / {small} px, {name}",
+               f"{latencies[1][name] / latencies[0][name]:.2f}")
         print(f"{row[0]}: {row[1]}")
         rows.append(row)
     return rows

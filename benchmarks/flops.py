@@ -1,9 +1,10 @@
 """FLOPs of a traced TensorFlow graph, counted from the shapes of its convolutions and matrix multiplies.
 
 Method: trace the computation with fixed input shapes (a concrete function), walk every op of its graph that the
-outputs or side effects depend on (and the function bodies it calls), and add 2 x multiply-accumulates for Conv2D, Conv2DBackpropInput,
-Conv2DBackpropFilter, MatMul and BatchMatMul. Element-wise ops (bias, activations, the optimizer's updates, losses)
-are not counted: they are memory-bound and add well under 1 % of these networks' arithmetic.
+outputs or side effects depend on (and the function bodies it calls), and add 2 x multiply-accumulates for Conv2D,
+Conv2DBackpropInput, Conv2DBackpropFilter, MatMul and BatchMatMul. Element-wise ops (bias, activations, the
+optimizer's updates, losses) are not counted: they are memory-bound and add well under 1 % of these networks'
+arithmetic.
 
 Why not TF's own counters (TF 2.21): `tf.compat.v1.profiler` float_ops has statistics only for forward ops
 (Conv2D, MatMul, BiasAdd): it counts no Conv2DBackprop* op, so it misses about two thirds of a training step.
@@ -13,7 +14,7 @@ public cost analysis). `profiler_float_ops` is kept as a cross-check of forward 
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf

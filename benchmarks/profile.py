@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
     print(f"{FLAGS.preset}, batch {batch_size}, {'XLA' if FLAGS.xla else 'graph'}: best of {TIMED_STEPS} steps "
           f"{seconds:.3f} s / step", flush=True)
     try:
-        import xprof  # pylint: disable=import-outside-toplevel,unused-import
+        import xprof  # noqa: F401  # pylint: disable=import-outside-toplevel,unused-import
     except ImportError:
         print("xprof is not installed (pip install xprof): no op profile.")
         return

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -125,8 +125,9 @@ def run() -> list[tuple[str, str]]:
         with _ServerProcess(os.path.join(base, "ebgan"), batching=True) as address:
             results[f"{CLIENTS} clients, gRPC, batching on"] = _over_grpc(address, inputs, CLIENTS,
                                                                         REQUESTS_PER_CLIENT)
-    rows = [("serving benchmark model", f"tests/helpers/contract_model.py fixture (att_ebgan, {IMAGE_SIZE} px, signature "
-                                        "edit, 1 image per request; ebgan-serve in its own process on loopback)")]
+    rows = [("serving benchmark model", f"tests/helpers/contract_model.py fixture (att_ebgan, {IMAGE_SIZE} px, "
+                                        "signature edit, 1 image per request; ebgan-serve in its own process on "
+                                        "loopback)")]
     for name, (p50, p99, rate) in results.items():
         rows.append((f"serving {name}: p50 / p99 latency", f"{p50:.2f} ms / {p99:.2f} ms"))
         rows.append((f"serving {name}: throughput", f"{rate:.0f} requests/s"))

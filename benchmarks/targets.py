@@ -1,4 +1,5 @@
-"""The performance targets (docs/BENCHMARKS.md, "Performance targets"), checked against the figures the other sections measured in this run.
+"""The performance targets (docs/BENCHMARKS.md, "Performance targets"), checked against the figures the other
+sections measured in this run.
 
 Targets (2-core CPU): training step at 128 px >= 40 % of the measured matmul peak; SavedModel batch-32 edit at
 128 px >= 60 % of peak; TFLite dynamic-range batch-1 edit latency <= 0.7 x the SavedModel's; input pipeline >= 10 x

@@ -78,7 +78,8 @@ def _measure_editor(name: str, models: ModelSet, photo: bytes, exemplar: bytes, 
         request = _edit_request(page, photo, exemplar, server.app)
         if name == "in-process":
             p50, p95 = _percentiles(_timed(lambda: page.upload(photo, "source"), UPLOADS))
-            rows.append((f"web detection on upload of a {PHOTO_SIDE} px photo: p50 / p95", f"{p50:.0f} ms / {p95:.0f} ms"))
+            rows.append((f"web detection on upload of a {PHOTO_SIDE} px photo: p50 / p95",
+                         f"{p50:.0f} ms / {p95:.0f} ms"))
             rows.append(target_row("web detection on upload p50", p50 / 1000, 1.0, " s", at_most=True))
         page.close()
         _clients(server.port, 1, WARMUP, request)

@@ -19,12 +19,11 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from absl import app, flags, logging
 
 from ebgan_tf.data import DEFAULT_DATA_DIR
-
 
 VERBOSE_VARIABLE = "EBGAN_TF_VERBOSE"
 LOG_NOTE = (f"TensorFlow's own log lines are hidden; set the environment variable {VERBOSE_VARIABLE}=1 to see them "
@@ -60,7 +59,7 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
                 with _stderr_muted():
                     exec_module(module)
 
-            spec.loader.exec_module = exec_muted
+            spec.loader.exec_module = exec_muted  # type: ignore[method-assign]  # wrapped on purpose
         return spec
 
 
@@ -174,7 +173,7 @@ def catch_stop_signals() -> threading.Event:
     return stopping
 
 
-def run_main(main: Callable[[list[str]], int], define_flags: Callable[[], None], module_name: str,
+def run_main(main: Main, define_flags: Callable[[], None], module_name: str,
              doc: str | None) -> None:
     """Defines the command's flags and runs `main` under absl, so that `--help` shows its usage and flags; library
     INFO logs are hidden (`quiet_logging`).
@@ -186,7 +185,7 @@ def run_main(main: Callable[[list[str]], int], define_flags: Callable[[], None],
     for flag in flags.FLAGS.get_key_flags_for_module(module_name):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
-    def quiet_main(argv: list[str]) -> int:
+    def quiet_main(argv: list[str]) -> int | None:
         quiet_logging()
         return main(argv)
 

@@ -7,7 +7,8 @@ defaults (loss weights 100/10/10, Adam 1e-4, batch 32). Command lines start from
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 # The 40 CelebA attribute names, in the order of list_attr_celeba.txt.
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
@@ -179,10 +180,10 @@ class Preset:
 
 # The recipe that makes the exemplar drive the edit, measured in docs/EXPERIMENTS.md ("Making the exemplar count").
 # Per-part codes, the exemplar under its own mask and the weight average: docs/EXPERIMENTS.md ("The composite regions").
-RECIPE_MODEL = dict(code_pooling="parts", code_injection="all_scales", ungated_code_channels=16)
+RECIPE_MODEL: dict[str, Any] = dict(code_pooling="parts", code_injection="all_scales", ungated_code_channels=16)
 RECIPE_LOSSES = LossWeights(hole_rec=100.0, detach_cycle_target=True, cycle_trains_encoder=False,
                             cycle_fixed_encoder=True, gate_dropout=0.25, cls=1.0, exemplar_mask="own")
-RECIPE_AVERAGING = dict(ema_decay=0.99, lr_decay_fraction=0.3)
+RECIPE_AVERAGING: dict[str, Any] = dict(ema_decay=0.99, lr_decay_fraction=0.3)
 RECIPE_DEVIATIONS: tuple[str, ...] = (
     "detach_cycle_target, cycle_trains_encoder=False: when L_cyc trains the encoder, the encoder returns one code "
     "for every face (code spread -> 0.04, exemplar gain 0 dB)",
@@ -197,7 +198,8 @@ RECIPE_DEVIATIONS: tuple[str, ...] = (
     "gate_dropout=0.25, cls=1: Att-EBGAN learns what a filtered edit looks like",
     "learning_rate=5e-4, batch_size=16: the paper's 1e-4 and 32 move too little in an hour of CPU training",
 )
-SYNTHETIC_PRESET_ATTRIBUTES = _with_composites(SYNTHETIC_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Bangs"))
+SYNTHETIC_PRESET_ATTRIBUTES = _with_composites(
+    SYNTHETIC_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Bangs"))
 CELEBA_PRESET_ATTRIBUTES = _with_composites(
     CELEBA_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Young", "Heavy_Makeup"))
 # Sized for a CPU: about 1.2M parameters (docs/BENCHMARKS.md).

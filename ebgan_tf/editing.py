@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from ebgan_tf.config import ATT_EBGAN, validate_attribute_names
 
 EDIT, EDIT_FILTERED, CLASSIFY, METADATA = "edit", "edit_filtered", "classify", "metadata"
 EDIT_COMPOSED = "edit_composed"
+
+
+_Info = TypeVar("_Info", bound="ModelInfo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +36,7 @@ class ModelInfo:
     landmark_template: np.ndarray  # float32 [5, 2]: the five landmarks of an aligned face at image_size
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, np.ndarray], **extra) -> "ModelInfo":
+    def from_metadata(cls: type[_Info], metadata: Mapping[str, np.ndarray], **extra) -> _Info:
         """Parses the outputs of the `metadata` signature (from TensorFlow, TFLite or a Predict response)."""
         return cls(attribute_names=tuple(_text(name) for name in np.ravel(metadata["attribute_names"])),
                    image_size=int(np.asarray(metadata["image_size"]).item()),
@@ -90,7 +94,7 @@ class Editor:
         return classify_error(self.info, self.signatures) is None
 
     @classmethod
-    def load(cls, path: str) -> "Editor":
+    def load(cls, path: str) -> Editor:
         """Loads a SavedModel version directory, a model base directory (its highest numeric version, as TF Serving
         serves) or a .tflite file; a clear error when it is none of these."""
         if not os.path.exists(path):
@@ -108,7 +112,7 @@ class Editor:
         raise ValueError(f"{path} is neither a SavedModel directory nor a .tflite file.")
 
     @classmethod
-    def _load_saved_model(cls, path: str) -> "Editor":
+    def _load_saved_model(cls, path: str) -> Editor:
         import tensorflow as tf
 
         signatures = tf.saved_model.load(path).signatures
@@ -119,7 +123,7 @@ class Editor:
         return cls(path, run, set(signatures.keys()), batch_limit=None)
 
     @classmethod
-    def _load_tflite(cls, path: str) -> "Editor":
+    def _load_tflite(cls, path: str) -> Editor:
         from ai_edge_litert.interpreter import Interpreter
 
         # One interpreter thread per core: 1.66x lower batch-1 latency than LiteRT's default on 2 cores
@@ -290,7 +294,7 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _with_signatures(run, available: set[str]):
+def _with_signatures(run, available: frozenset[str]):
     """Wraps `run` so that asking for a signature the model lacks is a clear error."""
 
     def checked(name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

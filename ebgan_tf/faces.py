@@ -21,9 +21,11 @@ import dataclasses
 import functools
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 from PIL import Image, ImageFilter
 
 from ebgan_tf import images
@@ -153,7 +155,7 @@ def invert(matrix: np.ndarray) -> np.ndarray:
     return np.linalg.inv(full)[:2]
 
 
-def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+def transform_points(matrix: np.ndarray, points: ArrayLike) -> np.ndarray:
     """Applies an affine [2, 3] matrix to points [N, 2]."""
     points = np.asarray(points, np.float64)
     return points @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
@@ -293,8 +295,8 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, region: np.ndarray, crop: 
     to_crop = crop.matrix.copy()
     to_crop[:, 2] += crop.matrix[:, :2] @ [left, top]  # window pixel (u, v) is photo pixel (u + left, v + top)
     pasted = warp(edited, to_crop, window).astype(np.float32)
-    weight = Image.fromarray(warp(inside.astype(np.uint8) * 255, to_crop, window, nearest=True))
-    weight = np.asarray(weight.filter(ImageFilter.BoxBlur(band)), np.float32)[..., None] / 255.0
+    hard_weight = Image.fromarray(warp(inside.astype(np.uint8) * 255, to_crop, window, nearest=True))
+    weight = np.asarray(hard_weight.filter(ImageFilter.BoxBlur(band)), np.float32)[..., None] / 255.0
     result = photo.copy()
     original = photo[top:bottom, left:right].astype(np.float32)
     result[top:bottom, left:right] = np.round(original * (1.0 - weight) + pasted * weight).astype(np.uint8)
@@ -324,6 +326,7 @@ def edit_photo(editor: Editor, source: np.ndarray, exemplar: np.ndarray, regions
     if region_names is not None:
         crop_mask = masks.region_mask(source_crop.landmarks, region_names, size).numpy()
     else:
+        assert mask is not None  # exactly one of regions and mask
         if np.shape(mask)[:2] != np.shape(source)[:2]:
             raise ValueError(f"The mask is {np.shape(mask)[0]}x{np.shape(mask)[1]}; it must have the size of "
                              f"{names[0]}, {np.shape(source)[0]}x{np.shape(source)[1]} (height x width).")
@@ -331,7 +334,18 @@ def edit_photo(editor: Editor, source: np.ndarray, exemplar: np.ndarray, regions
     return edit_crops(editor, source, source_crop, exemplar_crop, crop_mask, transfer, feather)
 
 
-def edit_crops(editor: Editor, source: np.ndarray, source_crop: FaceCrop, exemplar_crop: FaceCrop,
+class CropEditor(Protocol):
+    """What `edit_crops` and `compose_crops` call: an `Editor`, or a model of the web editor (local or remote)."""
+
+    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
+             transfer: np.ndarray | None = None) -> np.ndarray: ...
+
+    def edit_composed(self, source: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
+                      strengths: Sequence[float] | None = None,
+                      transfers: Sequence[np.ndarray | None] | None = None) -> np.ndarray: ...
+
+
+def edit_crops(editor: CropEditor, source: np.ndarray, source_crop: FaceCrop, exemplar_crop: FaceCrop,
                crop_mask: np.ndarray, transfer: np.ndarray | None = None,
                feather: float = DEFAULT_FEATHER) -> np.ndarray:
     """Edits aligned crops of the photo `source` and an exemplar with a mask in the source crop ([S, S, 1], > 0.5
@@ -342,7 +356,7 @@ def edit_crops(editor: Editor, source: np.ndarray, source_crop: FaceCrop, exempl
     return paste_back(source, edited, crop_mask, source_crop, feather)
 
 
-def compose_crops(editor: Editor, source: np.ndarray, source_crop: FaceCrop, exemplar_crops: Sequence[FaceCrop],
+def compose_crops(editor: CropEditor, source: np.ndarray, source_crop: FaceCrop, exemplar_crops: Sequence[FaceCrop],
                   part_masks: np.ndarray, strengths: Sequence[float] | None = None,
                   transfers: Sequence[np.ndarray | None] | None = None, feather: float = DEFAULT_FEATHER) -> np.ndarray:
     """`edit_crops` for a composed edit (`Editor.edit_composed`): part k fills part_masks[k] ([K, S, S, 1] in the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 
 def write_atomically(path: str, write: Callable[[str], None]) -> None:

@@ -1,16 +1,17 @@
 """Safe image I/O and the one uint8 <-> [-1, 1] pixel conversion of the project.
 
 `load_image` turns any readable image file into uint8 RGB [H, W, 3] or raises `ImageError` naming the path and the
-problem (`decode_image` does the same for a file's bytes, e.g. an upload); `save_image` writes atomically (temporary file in the target directory, then `os.replace`), so a failed
-write never leaves a partial file. `to_float` / `to_uint8` convert pixels for numpy arrays and TensorFlow tensors
-alike: models work in [-1, 1], files and the serving API in uint8.
+problem (`decode_image` does the same for a file's bytes, e.g. an upload); `save_image` writes atomically (temporary
+file in the target directory, then `os.replace`), so a failed write never leaves a partial file. `to_float` /
+`to_uint8` convert pixels for numpy arrays and TensorFlow tensors alike: models work in [-1, 1], files and the
+serving API in uint8.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO, Sequence, Union
+from typing import BinaryIO, TypeAlias, overload
 
 import numpy as np
 import tensorflow as tf
@@ -18,8 +19,8 @@ from PIL import Image, ImageOps
 
 from ebgan_tf.files import write_atomically
 
-PathLike = Union[str, os.PathLike]
-ArrayOrTensor = Union[np.ndarray, tf.Tensor]
+PathLike: TypeAlias = str | os.PathLike
+ArrayOrTensor: TypeAlias = np.ndarray | tf.Tensor
 
 # Images with more pixels than this are refused before decoding (decompression bombs); 8192 x 8192 fits.
 MAX_PIXELS = 8192 * 8192
@@ -52,11 +53,27 @@ class CorruptImageError(ImageError):
     """The image's header reads but its pixels cannot be decoded (corrupt, truncated) or converted to RGB."""
 
 
+@overload
+def to_float(image: np.ndarray) -> np.ndarray: ...
+
+
+@overload
+def to_float(image: tf.Tensor) -> tf.Tensor: ...
+
+
 def to_float(image: ArrayOrTensor) -> ArrayOrTensor:
     """uint8 pixels [0, 255] -> float32 in [-1, 1] (numpy in, numpy out; tensor in, tensor out)."""
     if tf.is_tensor(image):
         return tf.cast(image, tf.float32) / 127.5 - 1.0
     return np.asarray(image, np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+@overload
+def to_uint8(image: np.ndarray) -> np.ndarray: ...
+
+
+@overload
+def to_uint8(image: tf.Tensor) -> tf.Tensor: ...
 
 
 def to_uint8(image: ArrayOrTensor) -> ArrayOrTensor:
@@ -89,7 +106,8 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), np.uint8)
 
 
-def _open(source: str | BinaryIO, label: str, max_pixels: int, formats: Sequence[str] | None) -> Image.Image:
+def _open(source: str | BinaryIO, label: str, max_pixels: int,
+          formats: list[str] | tuple[str, ...] | None) -> Image.Image:
     """Opens and fully decodes an image (first frame, EXIF orientation applied); the pixel count is checked from the
     header before decoding. Errors are ImageErrors whose message starts with `label`."""
     try:
@@ -130,7 +148,7 @@ def open_image(path: PathLike) -> Image.Image:
     return _open(path, path, MAX_PIXELS, None)
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, formats: Sequence[str] | None = None,
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, formats: list[str] | tuple[str, ...] | None = None,
                  label: str = "image") -> np.ndarray:
     """An image file's bytes as uint8 RGB [H, W, 3], converted as `load_image` converts files.
 

@@ -34,6 +34,7 @@ Attribute labels are [N, n] arrays of {0, 1} (bool or numbers). Attribute metric
 from __future__ import annotations
 
 import dataclasses
+from typing import overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -42,6 +43,15 @@ SSIM_WINDOW_SIZE = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+
+
+@overload
+def _images_and_mask(a: ArrayLike, b: ArrayLike,
+                     mask: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]: ...
+
+
+@overload
+def _images_and_mask(a: ArrayLike, b: ArrayLike, mask: None = None) -> tuple[np.ndarray, np.ndarray, None, bool]: ...
 
 
 def _images_and_mask(

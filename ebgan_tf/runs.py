@@ -64,7 +64,7 @@ class RunConfig:
     xla: bool = False
     divergence_factor: float = 4.0  # stop when L_rec exceeds this many times its lowest value (0 = never)
 
-    def resolved(self) -> "RunConfig":
+    def resolved(self) -> RunConfig:
         """Validates every field and fills the preset's defaults; a ValueError names the first bad field."""
         preset = get_preset(self.preset)
         validate_variant(self.variant)
@@ -107,8 +107,9 @@ class RunConfig:
         if unknown:
             raise ValueError(f"Unknown model setting(s) {', '.join(map(repr, unknown))}; "
                              f"valid settings: {', '.join(names)}.")
-        return dataclasses.replace(base, **{name: _model_setting(base, name, value)
-                                            for name, value in self.model_overrides.items()})
+        overrides: dict[str, Any] = {name: _model_setting(base, name, value)
+                                     for name, value in self.model_overrides.items()}
+        return dataclasses.replace(base, **overrides)
 
     def preset_object(self) -> Preset:
         """The named preset with this run's model sizes."""
@@ -116,6 +117,7 @@ class RunConfig:
 
     def identity(self) -> dict[str, Any]:
         """What `config.json` records and a restart must match (call on a `resolved` config)."""
+        assert self.regions is not None and self.loss_weights is not None, "call on a resolved config"
         preset = self.preset_object()
         train = preset.train
         return {
@@ -218,6 +220,7 @@ class DecayAtTheEnd(keras.optimizers.schedules.LearningRateSchedule):
 
 def learning_rate_schedule(config: RunConfig) -> float | DecayAtTheEnd:
     """The run's learning rate: constant, or decaying over the last `lr_decay_fraction` of its steps."""
+    assert config.learning_rate is not None, "call on a resolved config"
     if not config.lr_decay_fraction:
         return config.learning_rate
     return DecayAtTheEnd(config.learning_rate, config.epochs * config.steps_per_epoch, config.lr_decay_fraction)
@@ -226,6 +229,7 @@ def learning_rate_schedule(config: RunConfig) -> float | DecayAtTheEnd:
 def compile_as_trained(trainer: EBGANTrainer, config: RunConfig) -> None:
     """Compiles the trainer's optimisers as the run built them, so that a checkpoint of the run restores into them (a
     decaying learning rate holds no variable, a constant one does, and the optimiser's slots are matched in order)."""
+    assert config.ema_decay is not None, "run_config_from_dir resolves"
     trainer.compile(learning_rate=learning_rate_schedule(config), ema_decay=config.ema_decay)
 
 
@@ -298,6 +302,7 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> EBGANTrainer:
     FileNotFoundError when `model_dir` holds neither, or `checkpoint` does not exist.
     """
     config = run_config_from_dir(model_dir)
+    assert config.regions is not None and config.ema_decay is not None, "run_config_from_dir resolves"
     if checkpoint is not None and not tf.io.gfile.exists(f"{checkpoint}.index"):
         raise FileNotFoundError(f"No checkpoint {checkpoint} (its .index file is missing).")
     trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)

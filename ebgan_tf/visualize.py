@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -30,12 +31,13 @@ def _as_rgb(cell: np.ndarray) -> np.ndarray:
     return np.repeat(cell, 3, axis=-1) if cell.shape[-1] == 1 else cell
 
 
-def _text_size(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, text: str) -> tuple[int, int]:
+def _text_size(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+               text: str) -> tuple[int, int]:
     """(width, height) of a (possibly multi-line) label, margins included; (0, 0) for an empty label."""
     if not text:
         return 0, 0
     left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font)
-    return right + 2 * LABEL_MARGIN, bottom + 2 * LABEL_MARGIN
+    return int(right) + 2 * LABEL_MARGIN, int(bottom) + 2 * LABEL_MARGIN  # whole pixels (typed as floats)
 
 
 def image_grid(
@@ -129,7 +131,7 @@ def attribute_labels(attributes: np.ndarray, attribute_names: tuple[str, ...]) -
     return "\n".join(name for name, on in zip(attribute_names, attributes) if on > 0.5) or "(none)"
 
 
-def edit_grid(trainer: "EBGANTrainer", batch: Mapping[str, np.ndarray]) -> np.ndarray:
+def edit_grid(trainer: EBGANTrainer, batch: Mapping[str, np.ndarray]) -> np.ndarray:
     """uint8 grid, one row per example: source, exemplar, mask (over the source), result and, for Att-EBGAN,
     the result with the first attribute (e.g. Mustache) filtered out. Rows are labelled with the exemplar's labels.
     """

@@ -16,10 +16,12 @@ from ebgan_tf.cli import reports_errors, run_main
 from ebgan_tf.data import DEFAULT_DATA_DIR
 from ebgan_tf.export.tflite import DEFAULT_CALIBRATION_EXAMPLES
 
+
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
     flags.DEFINE_string("model_dir", None, "Training directory written by ebgan-train (config.json + final weights).")
-    flags.DEFINE_string("export_base", "exports", "Base directory; the SavedModel goes to <export_base>/<name>/<version>/.")
+    flags.DEFINE_string("export_base", "exports",
+                        "Base directory; the SavedModel goes to <export_base>/<name>/<version>/.")
     flags.DEFINE_string("name", "ebgan", "Model name: the directory under --export_base that TF Serving serves.")
     flags.DEFINE_integer("version", None, "Version number to write; default: one more than the highest existing one.")
     flags.DEFINE_string("tflite", "", "Comma-separated TFLite variants to write too: float32, float16, dynamic "
@@ -41,18 +43,20 @@ FLAGS = flags.FLAGS
 @reports_errors("ebgan-export", ValueError, OSError)  # FileNotFoundError, FileExistsError are OSErrors
 def main(argv: list[str]) -> int:
     del argv
+    from ebgan_tf.config import ATT_EBGAN
     from ebgan_tf.export.saved_model import new_version_path, write_saved_model
     from ebgan_tf.export.staging import Staging, remove_export_litter, remove_unpublished_tflite
     from ebgan_tf.export.tflite import INT8, calibration_data_of_run, export_tflite, integer_ops, parse_variants
     from ebgan_tf.export.verify import verify_export
-    from ebgan_tf.config import ATT_EBGAN
     from ebgan_tf.runs import load_trained, read_config
 
     variants = parse_variants(FLAGS.tflite)
     if INT8 in variants and FLAGS.calibration_examples < 1:
         raise ValueError(f"--calibration_examples must be positive, got {FLAGS.calibration_examples}.")
     trainer = load_trained(FLAGS.model_dir)
-    template = read_config(FLAGS.model_dir).get("landmark_template")
+    config = read_config(FLAGS.model_dir)
+    assert config is not None  # load_trained read it
+    template = config.get("landmark_template")
     if template is None:
         raise ValueError(f"{FLAGS.model_dir}/config.json has no landmark_template (recorded by ebgan-train "
                          "since the export was added); train the model again with the current ebgan-train.")

@@ -17,7 +17,7 @@ export.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -159,12 +159,14 @@ def classify_function(trainer: EBGANTrainer, validate: bool) -> Callable[..., di
     """The `classify` signature: aligned uint8 faces -> sigmoid of the classifier's logits, the image scaled as
     `edit` scales the exemplar (so probability > 0.5 <=> logit > 0 <=> the edit's gate transfers the attribute)."""
     image_size = trainer.model_config.image_size
+    classifier = trainer.classifier
+    assert classifier is not None  # Att-EBGAN only
 
     def classify(image):
         checks = [_assert_shape(image, [None, image_size, image_size, 3],
                                 f"image must be [N,{image_size},{image_size},3]")] if validate else []
         with tf.control_dependencies(checks):
-            logits = tf.cast(trainer.classifier(_to_unit(image)), tf.float32)
+            logits = tf.cast(classifier(_to_unit(image)), tf.float32)
             return {"probabilities": tf.sigmoid(logits)}
 
     return classify
@@ -252,7 +254,8 @@ def new_version_path(model_base: str, version: int | None = None) -> tuple[int, 
         raise ValueError(f"--version must be a positive integer, got {version}.")
     target = os.path.join(model_base, str(version))
     if os.path.exists(target):
-        raise FileExistsError(f"{target} already exists; choose another --version or leave it out for the next free one.")
+        raise FileExistsError(f"{target} already exists; choose another --version or leave it out for the next "
+                              "free one.")
     return version, target
 
 
@@ -263,7 +266,8 @@ def write_saved_model(trainer: EBGANTrainer, directory: str, landmark_template: 
     os.makedirs(os.path.join(directory, "assets"), exist_ok=True)
     with open(os.path.join(directory, "assets", "attributes.txt"), "w") as handle:
         handle.write("".join(f"{attribute}\n" for attribute in trainer.attribute_names))
-    _write_warmup(os.path.join(directory, "assets.extra", "tf_serving_warmup_requests"), trainer.model_config.image_size)
+    _write_warmup(os.path.join(directory, "assets.extra", "tf_serving_warmup_requests"),
+                  trainer.model_config.image_size)
 
 
 def export_saved_model(trainer: EBGANTrainer, export_base: str, name: str, landmark_template: np.ndarray,

@@ -21,7 +21,7 @@ import tempfile
 try:
     import fcntl
 except ImportError:  # not POSIX: no locks, so a running export's staging folder is not told from litter
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 STAGING_PREFIX = ".tmp-"  # + "<version>-" + mkdtemp's random characters
 PARTIAL_PREFIX = ".partial-"  # ebgan_tf.files.write_atomically's temporary files

@@ -17,7 +17,7 @@ import dataclasses
 import os
 import tempfile
 import warnings
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -25,9 +25,9 @@ import tensorflow as tf
 from ebgan_tf import images
 from ebgan_tf.cli import native_logs_muted
 from ebgan_tf.config import ATT_EBGAN
+from ebgan_tf.export.saved_model import CLASSIFY, EDIT, EDIT_COMPOSED, EDIT_FILTERED, METADATA, build_archive
 from ebgan_tf.files import write_bytes_atomically
 from ebgan_tf.models.trainer import EBGANTrainer
-from ebgan_tf.export.saved_model import CLASSIFY, EDIT, EDIT_COMPOSED, EDIT_FILTERED, METADATA, build_archive
 
 INT8 = "int8"
 TFLITE_VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic", INT8)
@@ -88,6 +88,7 @@ def calibration_data_of_run(model_dir: str, data_dir: str,
     from ebgan_tf.runs import run_config_from_dir  # pylint: disable=import-outside-toplevel
 
     config = run_config_from_dir(model_dir)
+    assert config.dataset is not None and config.regions is not None, "run_config_from_dir resolves"
     return calibration_data(config.dataset, os.path.expanduser(data_dir), config.model_config().image_size,
                             tuple(config.regions), config.preset_object().attributes_for(config.regions), count)
 
@@ -223,6 +224,7 @@ def export_tflite(trainer: EBGANTrainer, landmark_template: np.ndarray, out_dir:
             path = os.path.join(out_dir, f"{prefix}_{variant}.tflite")
             flatbuffer = _converter(staging, keys, "float32" if variant == INT8 else variant).convert()
             if variant == INT8:
+                assert calibration is not None  # checked above
                 flatbuffer = _quantise_int8(flatbuffer, _representative_dataset(
                     calibration, keys, len(trainer.attribute_names)))
             write_bytes_atomically(path, flatbuffer)
@@ -253,7 +255,8 @@ def integer_ops(path: str) -> dict[str, OpCount]:
     counts = {}
     for signature in model.signatureDefs:
         subgraph = model.subgraphs[signature.subgraphIndex]
-        integer, float_ops = 0, {}
+        integer = 0
+        float_ops: dict[str, int] = {}
         for op in subgraph.operators:
             tensors = [index for index in list(op.inputs) + list(op.outputs) if index >= 0]
             if any(subgraph.tensors[index].type == schema.TensorType.FLOAT32 for index in tensors):

@@ -14,11 +14,11 @@ import dataclasses
 import numpy as np
 
 from ebgan_tf import editing, metrics
-from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.config import ATT_EBGAN
+from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.editing import Editor
-from ebgan_tf.models.trainer import EBGANTrainer
 from ebgan_tf.export.saved_model import classify_function, composed_function, edit_function
+from ebgan_tf.models.trainer import EBGANTrainer
 
 MAX_LEVEL_DIFFERENCE = 1
 PSNR_FLOORS = {"float16": 45.0, "dynamic": 30.0, "int8": 25.0}
@@ -81,7 +81,7 @@ def composed_inputs(editor: Editor, source: np.ndarray, exemplar: np.ndarray) ->
     masks = np.stack([editor.info.region_mask("eyes"), editor.info.region_mask("mouth")])
     return {"source": source, "exemplars": np.stack([exemplar, np.roll(exemplar, 1, axis=0)], axis=1),
             "masks": np.broadcast_to(masks, (count, 2, size, size, 1)).copy(),
-            "strengths": np.tile(np.float32([0.5, 1.0]), (count, 1))}
+            "strengths": np.tile(np.array([0.5, 1.0], np.float32), (count, 1))}
 
 
 def _edit_check(name: str, variant: str, result: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> ParityCheck:
@@ -110,10 +110,11 @@ def composed_checks(trainer: EBGANTrainer, saved: Editor, source: np.ndarray, ex
 
 def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dict[str, str] | None = None,
                   count: int = 4) -> list[ParityCheck]:
-    """Runs every parity check of docs/export.md ("Parity") on `count` synthetic pairs; returns the checks (none raise)."""
+    """Runs every parity check of docs/export.md ("Parity") on `count` synthetic pairs; returns the checks (none
+    raise)."""
     saved = Editor.load(saved_model_dir)
     source, exemplar, mask = verification_inputs(saved, count)
-    transfers = {"edit": None}
+    transfers: dict[str, np.ndarray | None] = {"edit": None}
     if saved.info.variant == ATT_EBGAN:
         transfers["edit_filtered"] = saved.info.transfer_vector(drop=[saved.info.attribute_names[0]])
     checks = []

@@ -7,7 +7,8 @@ import concurrent.futures
 import dataclasses
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import grpc
 import numpy as np

@@ -25,17 +25,23 @@ stderr and exit with status 1.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 import numpy as np
 import tensorflow as tf
 from absl import flags
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
-from ebgan_tf.cli import reports_errors, run_main
 from ebgan_tf import editing, images
+from ebgan_tf.cli import reports_errors, run_main
 from ebgan_tf.config import parse_regions
 from ebgan_tf.data import masks
 from ebgan_tf.serving.errors import ServingError, status_code
@@ -119,7 +125,7 @@ class EditClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "EditClient":
+    def __enter__(self) -> EditClient:
         return self
 
     def __exit__(self, *exc_info) -> None:

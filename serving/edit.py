@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from absl import flags
 
@@ -24,7 +24,6 @@ from ebgan_tf.cli import check_no_arguments, reports_errors, run_main
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
     from ebgan_tf.faces import ALIGN_MODES, DEFAULT_FEATHER
-
     from ebgan_tf.shipped import DEFAULT_MODEL
 
     flags.DEFINE_string("model", DEFAULT_MODEL, "Exported model: a SavedModel version directory (exports/ebgan/1), its "
@@ -36,7 +35,8 @@ def define_flags() -> None:
                               "region:exemplar file[:strength], e.g. --part=eyes:b.png:0.7 --part=mouth:c.png "
                               "(strength in [0, 1], default 1: 0 = the source's own region). Repeat for each part; "
                               "--drop/--keep apply to every part.")
-    flags.DEFINE_string("region", None, "Region(s) to edit, comma-separated: mouth, eyes, brows, nose, components, face.")
+    flags.DEFINE_string("region", None,
+                        "Region(s) to edit, comma-separated: mouth, eyes, brows, nose, components, face.")
     flags.DEFINE_string("mask", None, "Mask image instead of --region: white (or opaque) pixels are edited. It must "
                         "have the source's size (any square size for an aligned source).")
     flags.DEFINE_list("drop", [], "Att-EBGAN: exemplar attributes to filter out, e.g. Mustache,Smiling.")
@@ -80,7 +80,7 @@ def describe_faces(path: str) -> str:
 
 
 def edit_files(model: str, source: str, exemplar: str, output: str, region: str | None = None,
-               mask: str | None = None, drop: list[str] = (), keep: list[str] | None = None, face_index: int = 0,
+               mask: str | None = None, drop: Sequence[str] = (), keep: list[str] | None = None, face_index: int = 0,
                exemplar_face_index: int = 0, align: str = "auto", feather: float = 2.0) -> None:
     """Loads the model and images, edits, and writes `output` atomically. Bad input raises ValueError."""
     from ebgan_tf.config import parse_regions
@@ -145,7 +145,7 @@ def parse_part(text: str) -> Part:
     return Part(names[0], exemplar, strength)
 
 
-def compose_files(model: str, source: str, parts: Sequence[Part], output: str, drop: list[str] = (),
+def compose_files(model: str, source: str, parts: Sequence[Part], output: str, drop: Sequence[str] = (),
                   keep: list[str] | None = None, face_index: int = 0, exemplar_face_index: int = 0,
                   align: str = "auto", feather: float = 2.0) -> None:
     """A composed edit of `source` (an aligned crop or a photo): each part's region, on the source face's own
@@ -175,8 +175,6 @@ def compose_files(model: str, source: str, parts: Sequence[Part], output: str, d
 
 @reports_errors("ebgan-edit", ValueError, FileNotFoundError)
 def main(argv: list[str]) -> int:
-    from absl import app
-
     check_no_arguments(argv)
     if FLAGS.part and (FLAGS.exemplar or FLAGS.region or FLAGS.mask):
         raise ValueError("Give --part (one per region, each with its exemplar) or --exemplar with --region/--mask, "

@@ -18,7 +18,8 @@ import concurrent.futures
 import dataclasses
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import tensorflow as tf
@@ -184,7 +185,8 @@ class GrpcFront:
         return health_pb2.HealthCheckResponse(status=self._health[request.service])
 
     def _handler(self, method: _Method):
-        async def handle(_, context: grpc.aio.ServicerContext) -> bytes:
+        # grpc is untyped here: mypy cannot see that context.abort always raises.
+        async def handle(_, context: grpc.aio.ServicerContext) -> bytes:  # type: ignore[return]
             try:
                 if self._closing:
                     raise ServingError(grpc.StatusCode.UNAVAILABLE, "The server is shutting down.")
@@ -228,12 +230,15 @@ class GrpcFront:
 
     async def _compute(self, method: _Method, data: bytes) -> bytes:
         """Parses and answers a request on a worker thread; UNAVAILABLE if the shutdown's grace period ends first."""
+        assert self._expired is not None, "set by _start"
         work = asyncio.wrap_future(self._workers.submit(_answer, method, data))
         expired = asyncio.ensure_future(self._expired.wait())
         task = asyncio.current_task()
+        assert task is not None  # called from a coroutine
         self._running.add(task)
+        futures: set[asyncio.Future[Any]] = {work, expired}
         try:
-            await asyncio.wait({work, expired}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._running.discard(task)
             expired.cancel()
@@ -257,6 +262,7 @@ class GrpcFront:
         self._health = {service: health_pb2.HealthCheckResponse.NOT_SERVING for service in self._health}
         if self._server is None:
             return
+        assert self._expired is not None, "set by _start with the server"
         stopped = asyncio.ensure_future(self._server.stop(grace_seconds + 1.0))
         deadline = time.monotonic() + grace_seconds
         while self._running and time.monotonic() < deadline:

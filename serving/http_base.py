@@ -11,7 +11,8 @@ import socket
 import socketserver
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import grpc
 import h11
@@ -92,7 +93,7 @@ class LimitedHandler(socketserver.BaseRequestHandler):
     connection after the answer: the body is never taken for a request."""
 
     default_headers: Mapping[str, str] = {}  # sent with every answer, errors included
-    server: "LimitedHTTPServer"
+    server: LimitedHTTPServer
 
     def handle_request(self, post: bool) -> None:
         raise NotImplementedError
@@ -197,7 +198,8 @@ class LimitedHandler(socketserver.BaseRequestHandler):
         if self._request_ended():
             return b""
         self._expect("body", self.server.limits.body_timeout_seconds)
-        chunks, received = [], 0
+        chunks: list[bytes] = []
+        received = 0
         while True:
             try:
                 event = self._next_event()

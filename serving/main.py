@@ -27,16 +27,22 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 from absl import flags, logging
 
-from ebgan_tf.cli import check_no_arguments, reports_errors, run_main, catch_stop_signals
+from ebgan_tf.cli import catch_stop_signals, check_no_arguments, reports_errors, run_main
 from ebgan_tf.serving.limits import RequestLimits
 from ebgan_tf.serving.server import ModelServer
-from ebgan_tf.serving.server_config import (BatchingOptions, ModelSource, ServerOptions, parse_batching_parameters,
-                                   parse_model_config, read_text_file)
+from ebgan_tf.serving.server_config import (
+    BatchingOptions,
+    ModelSource,
+    ServerOptions,
+    parse_batching_parameters,
+    parse_model_config,
+    read_text_file,
+)
 
 FLAGS = flags.FLAGS
 

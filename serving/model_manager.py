@@ -6,7 +6,7 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import grpc
 from absl import logging
@@ -47,7 +47,7 @@ def _versions_on_disk(base_path: str, skipped: set[str]) -> dict[int, str]:
         if number is None or number in versions:
             if entry not in skipped:
                 skipped.add(entry)
-                reason = ("a second directory of version %d" % number if number is not None else
+                reason = (f"a second directory of version {number}" if number is not None else
                           "not a version number (decimal digits of an int64)")
                 logging.warning("Skipping %s: %s.", os.path.join(base_path, entry), reason)
             continue

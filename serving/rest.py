@@ -7,7 +7,8 @@ import base64
 import binascii
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -17,10 +18,16 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from ebgan_tf.serving.core import ServingCore, status_response
 from ebgan_tf.serving.errors import invalid, not_found
 from ebgan_tf.serving.http_base import LimitedHandler, LimitedHTTPServer
-from ebgan_tf.serving.limits import (MAX_FREE_SIZE, RequestLimits, check_request_names, check_row_count, exhausted,
-                                     parse_json, shown_list)
+from ebgan_tf.serving.limits import (
+    MAX_FREE_SIZE,
+    RequestLimits,
+    check_request_names,
+    check_row_count,
+    exhausted,
+    parse_json,
+    shown_list,
+)
 from ebgan_tf.serving.servable import DEFAULT_SIGNATURE, Servable
-
 
 _REST_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?(:predict)?$")
 
@@ -136,13 +143,14 @@ def _rest_outputs(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict[s
     if len(outputs) == 1:
         return {"predictions": _array_to_json(next(iter(outputs.values())))}
     rows = sizes.pop()
+    assert rows is not None  # checked above
     return {"predictions": [{key: _array_to_json(value[row]) for key, value in outputs.items()} for row in range(rows)]}
 
 
 class _Handler(LimitedHandler):
     """TF Serving's REST API (predict and model status), each phase of a request under the server's timeouts."""
 
-    server: "RestServer"
+    server: RestServer
 
     def handle_request(self, post: bool) -> None:
         match = _REST_PATH.match(self.path)

@@ -28,7 +28,7 @@ class ModelServer:
         self._rest: RestServer | None = None
         self._core: ServingCore | None = None
 
-    def start(self) -> "ModelServer":
+    def start(self) -> ModelServer:
         options = self.options
         self.manager.start()
         self.batcher = Batcher(options.batching) if options.batching else None

@@ -6,14 +6,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import Mapping
+from collections.abc import Mapping
+from typing import TypeAlias
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
 from ebgan_tf.serving.limits import RequestLimits
 
-VersionPolicy = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
+VersionPolicy: TypeAlias = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
 
 
 @dataclasses.dataclass(frozen=True)

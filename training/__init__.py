@@ -1,4 +1,5 @@
-"""The training commands (ebgan-data, ebgan-train, ebgan-eval-classifier, ebgan-eval, the demo) and the training loop."""
+"""The training commands (ebgan-data, ebgan-train, ebgan-eval-classifier, ebgan-eval, the demo) and the training
+loop."""
 
 from ebgan_tf.cli import hide_tensorflow_logs_if_run_as_command
 

@@ -26,9 +26,10 @@ class Ablation:
     train: dict[str, Any] = dataclasses.field(default_factory=dict)  # RunConfig fields (ema_decay, learning_rate, ...)
     regions: tuple[str, ...] = ("mouth", "components", "face")  # the regions the model trains on
 
-    def plus(self, description: str, **changes: dict[str, Any]) -> "Ablation":
+    def plus(self, description: str, **changes: Any) -> Ablation:
         """This ablation with more settings: model=..., losses=..., train=... (merged), variant=... (replaced)."""
-        merged = {name: {**getattr(self, name), **changes.get(name, {})} for name in ("model", "losses", "train")}
+        merged: dict[str, Any] = {name: {**getattr(self, name), **changes.get(name, {})}
+                                  for name in ("model", "losses", "train")}
         return dataclasses.replace(self, description=description, variant=changes.get("variant", self.variant),
                                    **merged)
 

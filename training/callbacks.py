@@ -9,7 +9,7 @@ batch was consumed.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import keras
 import numpy as np

@@ -16,8 +16,14 @@ import os
 
 from absl import flags
 
-from ebgan_tf.cli import (check_at_least_one, check_no_arguments, define_data_dir_flag, reports_errors,
-                         require_flags, run_main)
+from ebgan_tf.cli import (
+    check_at_least_one,
+    check_no_arguments,
+    define_data_dir_flag,
+    reports_errors,
+    require_flags,
+    run_main,
+)
 from ebgan_tf.evaluation.curve import CURVE_FILES, quality_curve
 
 

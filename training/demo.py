@@ -47,6 +47,7 @@ def write_demo_grid(model_dir: str, data_dir: str, out: str, rows: int = 6, seed
     source.png and exemplar.png beside it; returns the grid."""
     check_at_least_one({"rows": rows})
     config = run_config_from_dir(model_dir)
+    assert config.dataset is not None and config.regions is not None, "run_config_from_dir resolves"
     trainer = load_trained(model_dir)
     image_size = config.model_config().image_size
     examples = pipeline.load_examples(config.dataset, data_dir, pipeline.EVAL_SPLIT[config.dataset], image_size)

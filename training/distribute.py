@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import shutil
-from typing import Iterator
+from collections.abc import Iterator
 
 import tensorflow as tf
 

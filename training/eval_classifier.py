@@ -16,8 +16,7 @@ import os
 
 from absl import flags
 
-from ebgan_tf.cli import (check_no_arguments, define_data_dir_flag, reports_errors, require_flags,
-                         run_main)
+from ebgan_tf.cli import check_no_arguments, define_data_dir_flag, reports_errors, require_flags, run_main
 from ebgan_tf.config import CELEBA_ATTRIBUTES, validate_attribute_names
 from ebgan_tf.data import pipeline
 from ebgan_tf.evaluation.classifier import CONFIG_FILE, WEIGHTS_FILE, EvalClassifierConfig, train_eval_classifier
@@ -56,6 +55,7 @@ def main(argv: list[str]) -> int:
         learning_rate=FLAGS.learning_rate, seed=FLAGS.seed, num_test=FLAGS.num_test)
     classifier = train_eval_classifier(config, os.path.expanduser(FLAGS.data_dir), FLAGS.output_dir)
     accuracy = classifier.test_accuracy
+    assert accuracy is not None  # measured by train_eval_classifier
     per_attribute = ", ".join(f"{name} {100 * value:.1f}%" for name, value in accuracy["per_attribute"].items())
     print(f"Test accuracy on {accuracy['count']} images: mean {100 * accuracy['mean']:.2f}%, "
           f"min {100 * accuracy['min']:.2f}% ({per_attribute}).")

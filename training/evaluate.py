@@ -17,8 +17,14 @@ import os
 
 from absl import flags
 
-from ebgan_tf.cli import (check_at_least_one, check_no_arguments, define_data_dir_flag,
-                         reports_errors, require_flags, run_main)
+from ebgan_tf.cli import (
+    check_at_least_one,
+    check_no_arguments,
+    define_data_dir_flag,
+    reports_errors,
+    require_flags,
+    run_main,
+)
 from ebgan_tf.data import pipeline
 from ebgan_tf.evaluation.evaluate import EVALUATION_FACES, evaluate_models
 from ebgan_tf.evaluation.report import REPORT_FILES, markdown

@@ -16,10 +16,10 @@ from absl import flags
 from ebgan_tf.cli import check_no_arguments, define_data_dir_flag, reports_errors, run_main
 from ebgan_tf.config import EXEMPLAR_MASKS, PRESETS, VARIANTS, get_preset
 from ebgan_tf.data.pipeline import DATASETS
+from ebgan_tf.runs import RunConfig
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.callbacks import DivergenceError, NonFiniteError
 from ebgan_tf.training.distribute import STRATEGIES, make_strategy
-from ebgan_tf.runs import RunConfig
 
 _DEFAULTS = RunConfig(model_dir="")
 
@@ -41,7 +41,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("steps_per_epoch", _DEFAULTS.steps_per_epoch, "Training steps (global batches) per epoch.")
     flags.DEFINE_integer("batch_size", None, "GLOBAL batch size, split evenly over the replicas; must be a multiple "
                          "of their number. Default: the preset's (32).")
-    flags.DEFINE_float("learning_rate", None, "Adam learning rate of all three optimisers. Default: the preset's (1e-4).")
+    flags.DEFINE_float("learning_rate", None,
+                       "Adam learning rate of all three optimisers. Default: the preset's (1e-4).")
     flags.DEFINE_float("adv_weight", None, "Weight of the generator's adversarial loss in L_G. Default: the preset's "
                        "(1, the paper's). Lower values make short CPU runs fill the hole sooner (see the demo).")
     flags.DEFINE_float("rec_weight", None, "Weight of the reconstruction loss in L_G. Default: the preset's (100).")
@@ -109,8 +110,8 @@ def define_flags() -> None:
 FLAGS = flags.FLAGS
 
 
-def _parse_model_config(pairs: list[str]) -> dict[str, str]:
-    overrides = {}
+def _parse_model_config(pairs: list[str]) -> dict[str, int | str]:
+    overrides: dict[str, int | str] = {}
     for pair in pairs:
         name, separator, value = pair.partition("=")
         if not separator or not value.strip():

@@ -19,7 +19,8 @@ directory must be on storage all workers read (a shared file system or a bucket)
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -28,8 +29,18 @@ import tensorflow as tf
 from ebgan_tf.data import pipeline
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 from ebgan_tf.runs import (
-    CHECKPOINT_DIR, FINAL_WEIGHTS, LOG_DIR, ConfigError, RunConfig, check_config, learning_rate_schedule,
-    make_checkpoint, remove_checkpoint_litter, save_final_weights, write_config)
+    CHECKPOINT_DIR,
+    FINAL_WEIGHTS,
+    LOG_DIR,
+    ConfigError,
+    RunConfig,
+    check_config,
+    learning_rate_schedule,
+    make_checkpoint,
+    remove_checkpoint_litter,
+    save_final_weights,
+    write_config,
+)
 from ebgan_tf.training import callbacks, distribute
 
 
@@ -42,21 +53,24 @@ class _Data:
     """The run's training, validation and image-grid batches."""
 
     def __init__(self, config: RunConfig, attribute_names: tuple[str, ...]):
+        assert config.dataset is not None and config.batch_size is not None, "call with a resolved config"
         self._config = config
+        self._batch_size: int = config.batch_size
         image_size = config.model_config().image_size
         self._train = pipeline.load_examples(
             config.dataset, config.data_dir, pipeline.TRAIN_SPLIT[config.dataset], image_size)
         self._eval = pipeline.load_examples(
             config.dataset, config.data_dir, pipeline.EVAL_SPLIT[config.dataset], image_size)
-        self._options = dict(image_size=image_size, regions=config.regions, attribute_names=attribute_names,
-                             crop=pipeline.default_crop(config.dataset), deterministic=True, repeat=True,
-                             part_layouts=config.model_config().code_pooling == "parts")
+        self._options: dict[str, Any] = dict(
+            image_size=image_size, regions=config.regions, attribute_names=attribute_names,
+            crop=pipeline.default_crop(config.dataset), deterministic=True, repeat=True,
+            part_layouts=config.model_config().code_pooling == "parts")
 
     def epoch(self, epoch: int, skip: int) -> tf.data.Dataset:
         """The batches of `epoch` after the first `skip`."""
         config = self._config
         batches = pipeline.make_dataset(
-            self._train, batch_size=config.batch_size, training=True,
+            self._train, batch_size=self._batch_size, training=True,
             same_exemplar_share=config.preset_object().train.same_exemplar_share,
             seed=epoch_seed(config.seed, epoch), **self._options)
         return distribute.shard_by_data(batches.skip(skip).take(config.steps_per_epoch - skip))
@@ -66,14 +80,14 @@ class _Data:
         if not self._config.validation_steps:
             return None
         return distribute.shard_by_data(pipeline.make_dataset(
-            self._eval, batch_size=self._config.batch_size, training=False, seed=self._config.seed,
+            self._eval, batch_size=self._batch_size, training=False, seed=self._config.seed,
             **self._options).take(self._config.validation_steps))
 
     def landmark_template(self, batches: int = 4) -> list[list[float]]:
         """Mean landmarks [5, 2] of evaluation faces after crop and resize: where the model expects the five
         points of an aligned face (exported in the `metadata` signature for masks and photo alignment)."""
         eval_batches = pipeline.make_dataset(
-            self._eval, batch_size=self._config.batch_size, training=False, seed=self._config.seed,
+            self._eval, batch_size=self._batch_size, training=False, seed=self._config.seed,
             **self._options).take(batches)
         landmarks = np.concatenate([batch["source_landmarks"].numpy() for batch in eval_batches])
         return np.round(landmarks.mean(axis=0), 2).tolist()
@@ -97,6 +111,7 @@ class RunProgress(keras.callbacks.ProgbarLogger):
 def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
     """Builds and compiles the trainer (models and optimisers) inside the strategy's scope, under the float32 or
     mixed_float16 policy (the process's global policy is restored afterwards)."""
+    assert config.regions is not None and config.ema_decay is not None, "call with a resolved config"
     keras.utils.set_random_seed(config.seed)
     train = config.preset_object().train
     previous_policy = keras.mixed_precision.global_policy()
@@ -134,6 +149,7 @@ def train(
     """
     try:
         config = config.resolved()
+        assert config.batch_size is not None, "resolved"
         distribute.check_global_batch(config.batch_size, strategy)
         distribute.check_xla(config.xla, strategy)
         identity = config.identity()

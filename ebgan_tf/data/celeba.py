@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -117,7 +117,8 @@ def find_celeba(data_dir: str) -> CelebALocation:
         + "\n".join(missing_extracted)
         + f"\n  form \"tfds_manual\" (the five official files in tensorflow-datasets' manual dir {manual}) is "
         f"missing:\n" + "\n".join(missing_manual)
-        + "\nGet the files from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (see docs/data.md, 'Getting CelebA').")
+        + "\nGet the files from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html "
+        "(see docs/data.md, 'Getting CelebA').")
 
 
 def _read_lines(path: str) -> list[str]:
@@ -321,8 +322,8 @@ def _tfds_builder(location: CelebALocation, prepare: bool):
     # tfds finds each file in the manual dir by its official name, so nothing is downloaded; it then checks the
     # file against the pinned SHA-256, so the text files and images it reads are exactly the official ones.
     config = tfds.download.DownloadConfig(manual_dir=manual_dir(location.data_dir), try_download_gcs=False)
-    from tensorflow_datasets.core.download.download_manager import (  # pylint: disable=import-outside-toplevel
-        NonMatchingChecksumError)
+    # pylint: disable-next=import-outside-toplevel
+    from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
     try:
         builder.download_and_prepare(download_config=config)
     except NonMatchingChecksumError as error:

@@ -1,7 +1,8 @@
 """The tf.data input pipeline: examples in the shared schema -> training batches (source, exemplar, mask, ...).
 
 `load_examples` reads a data set (synthetic faces or CelebA) from disk; `make_dataset` turns any data set of
-examples in the schema into GLOBAL batches in the batch schema of docs/data.md (tf.distribute splits them across replicas):
+examples in the schema into GLOBAL batches in the batch schema of docs/data.md (tf.distribute splits them across
+replicas):
 
   source, exemplar        float32 [B, S, S, 3] in [-1, 1]
   mask                    float32 [B, S, S, 1] in {0, 1}  (region of the source's landmarks)
@@ -16,7 +17,7 @@ from __future__ import annotations
 import functools
 import glob
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -48,7 +49,7 @@ def default_crop(dataset: str) -> tuple[int, int, int, int] | None:
     """(top, left, height, width) crop a data set's images need before resizing (CelebA's centre crop), or None."""
     if validate_dataset(dataset) == "celeb_a":
         from ebgan_tf.data import celeba  # pylint: disable=import-outside-toplevel
-        return tuple(celeba.CROP)
+        return celeba.CROP
     return None
 
 

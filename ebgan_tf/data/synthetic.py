@@ -18,7 +18,8 @@ import colorsys
 import dataclasses
 import functools
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 import tensorflow as tf
@@ -93,7 +94,8 @@ STYLE_RANGES: dict[str, tuple[str, float, float]] = {
 COPIED_COLOURS: dict[str, str] = {"neck": "body", "bangs": "face"}
 STYLE_REGIONS: dict[str, str] = {
     **{name: region for name, (region, _, _) in STYLE_RANGES.items()},
-    **{f"{colour}_{channel}": region for colour, region in COPIED_COLOURS.items() for channel in ("red", "green", "blue")},
+    **{f"{colour}_{channel}": region for colour, region in COPIED_COLOURS.items()
+       for channel in ("red", "green", "blue")},
 }
 STYLE_NAMES: tuple[str, ...] = tuple(STYLE_REGIONS)
 
@@ -178,7 +180,8 @@ def render_swap(face_a: FaceParams, face_b: FaceParams, regions: Sequence[str] |
     The landmarks are those of the drawn face (A's eyes and mouth line, B's mouth width if the mouth is swapped).
     """
     swapped = swap_regions(regions)
-    allowed = [name for name, region in ATTRIBUTE_REGIONS.items() if region in swapped and name not in DERIVED_ATTRIBUTES]
+    allowed = [name for name, region in ATTRIBUTE_REGIONS.items()
+               if region in swapped and name not in DERIVED_ATTRIBUTES]
     outside = [name for name in drop if name not in allowed]
     if outside:
         raise ValueError(f"Cannot drop {', '.join(map(repr, outside))}: not an attribute drawn in "
@@ -221,7 +224,7 @@ class _Pose:
     factor: int
 
     @classmethod
-    def of(cls, params: FaceParams, size: int, factor: int) -> "_Pose":
+    def of(cls, params: FaceParams, size: int, factor: int) -> _Pose:
         style = params.style
         angle = math.radians(style["pose_angle"])
         rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
@@ -250,7 +253,7 @@ def _band(xs: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
 
 
 def _mix(a: Sequence[float], b: Sequence[float], t: float) -> Colour:
-    return tuple(float(x + (y - x) * t) for x, y in zip(a, b))
+    return cast(Colour, tuple(float(x + (y - x) * t) for x, y in zip(a, b)))
 
 
 def _palette(stops: Sequence[Sequence[float]], t: float) -> Colour:
@@ -260,15 +263,15 @@ def _palette(stops: Sequence[Sequence[float]], t: float) -> Colour:
 
 
 def _scale(colour: Sequence[float], factor: float) -> Colour:
-    return tuple(float(c * factor) for c in colour)
+    return cast(Colour, tuple(float(c * factor) for c in colour))
 
 
 def _rgb(colour: Sequence[float]) -> tuple[int, int, int]:
-    return tuple(int(round(min(max(c, 0.0), 255.0))) for c in colour)
+    return cast(tuple[int, int, int], tuple(int(round(min(max(c, 0.0), 255.0))) for c in colour))
 
 
 def _hsv(hue: float, saturation: float, value: float) -> Colour:
-    return tuple(255.0 * c for c in colorsys.hsv_to_rgb(hue, saturation, value))
+    return cast(Colour, tuple(255.0 * c for c in colorsys.hsv_to_rgb(hue, saturation, value)))
 
 
 def _skin_colour(params: FaceParams) -> Colour:
@@ -291,7 +294,7 @@ def _hair_colour(params: FaceParams) -> Colour:
 
 
 def _copied_colour(params: FaceParams, colour: str) -> Colour:
-    return tuple(255.0 * params.style[f"{colour}_{channel}"] for channel in ("red", "green", "blue"))
+    return cast(Colour, tuple(255.0 * params.style[f"{colour}_{channel}"] for channel in ("red", "green", "blue")))
 
 
 def _mouth_width(params: FaceParams) -> float:
@@ -315,7 +318,7 @@ def _layer_mask_fn(size: int):
 class _Painter:
     """Draws on an RGB image that is the window of the canvas starting at canvas pixel `offset`."""
 
-    def __init__(self, image: Image.Image, pose: _Pose, offset: tuple[int, int] = (0, 0)):
+    def __init__(self, image: Image.Image, pose: _Pose, offset: tuple[int, int] | np.ndarray = (0, 0)):
         self.image = image
         self.pose = pose
         self.offset = np.array(offset, np.float64)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -92,7 +93,7 @@ def synthetic_faces_config(image_size: int = 64, num_train: int | None = None, n
     if not isinstance(image_size, int) or image_size < 16:
         raise ValueError(f"image_size must be an integer of at least 16, got {image_size!r}.")
     base = STANDARD_CONFIGS.get(image_size, STANDARD_CONFIGS[64])
-    sizes = {"num_train": num_train, "num_validation": num_validation, "num_test": num_test}
+    sizes: dict[str, Any] = {"num_train": num_train, "num_validation": num_validation, "num_test": num_test}
     sizes = {key: getattr(base, key) if value is None else value for key, value in sizes.items()}
     for key, value in sizes.items():
         if not isinstance(value, int) or not 0 < value < MAX_SPLIT_SIZE:

@@ -43,7 +43,7 @@ class EvalClassifierConfig:
     seed: int = 0
     num_test: int | None = None  # test examples to measure the accuracy on; None = the whole test split
 
-    def resolved(self) -> "EvalClassifierConfig":
+    def resolved(self) -> EvalClassifierConfig:
         """Validates the settings and fills the default attribute names; a ValueError names the bad setting."""
         pipeline.validate_dataset(self.dataset)
         for name in ("image_size", "width", "max_width", "steps", "batch_size"):

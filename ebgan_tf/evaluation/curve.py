@@ -15,7 +15,8 @@ import glob
 import json
 import os
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -25,8 +26,15 @@ from ebgan_tf.evaluation.methods import model_method
 from ebgan_tf.evaluation.report import decimal, percent, signed, table
 from ebgan_tf.evaluation.scoring import evaluate
 from ebgan_tf.files import write_atomically, write_text_atomically
-from ebgan_tf.runs import (CONFIG_FILE, LOG_DIR, RunConfig, checkpoint_paths, checkpoint_step, load_trained,
-                           run_config_from_dir)
+from ebgan_tf.runs import (
+    CONFIG_FILE,
+    LOG_DIR,
+    RunConfig,
+    checkpoint_paths,
+    checkpoint_step,
+    load_trained,
+    run_config_from_dir,
+)
 
 CURVE_JSON, CURVE_PNG, CURVE_MD = "curve.json", "curve.png", "curve.md"
 CURVE_FILES = (CURVE_JSON, CURVE_PNG, CURVE_MD)
@@ -120,6 +128,7 @@ def quality_curve(model_dirs: Sequence[str], data_dir: str, classifier_dir: str 
         if not paths:
             raise ValueError(f"{path} has no checkpoints (ebgan-curve scores a run's checkpoints: train with "
                              "--checkpoint_every).")
+    assert configs[0].regions is not None, "run_config_from_dir resolves"
     region = region or configs[0].regions[0]
     _, image_size, dataset, _ = open_models(model_dirs, None, [region])
     evaluation = load_evaluation_set(dataset, image_size, [region], data_dir, classifier_dir, num_pairs)
@@ -128,9 +137,10 @@ def quality_curve(model_dirs: Sequence[str], data_dir: str, classifier_dir: str 
                 "classifier_dir": os.path.abspath(classifier_dir) if classifier_dir else None}
     cached = _read_cache(output_dir, settings)
     cached_runs = {run["model_dir"]: run["points"] for run in cached.get("runs", [])}
-    curve = {"settings": settings, "classifier_ceiling": cached.get("classifier_ceiling"),
-             "runs": [_run_entry(path, label, config, cached_runs.get(path, []))
-                      for path, label, config in zip(model_dirs, labels, configs)]}
+    curve: dict[str, Any] = {
+        "settings": settings, "classifier_ceiling": cached.get("classifier_ceiling"),
+        "runs": [_run_entry(path, label, config, cached_runs.get(path, []))
+                 for path, label, config in zip(model_dirs, labels, configs)]}
 
     todo = []
     for run, paths in zip(curve["runs"], checkpoints):

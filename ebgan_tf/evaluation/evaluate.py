@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from ebgan_tf.config import parse_regions
-from ebgan_tf.editing import Editor
 from ebgan_tf.data import pipeline
+from ebgan_tf.editing import Editor
 from ebgan_tf.evaluation.classifier import EvalClassifier, load_eval_classifier
-from ebgan_tf.evaluation.methods import (NAIVE_PASTE, Method, export_method, method_names, model_method,
-                                         zero_code_method)
+from ebgan_tf.evaluation.methods import NAIVE_PASTE, Method, export_method, method_names, model_method, zero_code_method
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, unseen_pairs
 from ebgan_tf.evaluation.report import write_report
 from ebgan_tf.evaluation.scoring import MAX_PSNR, evaluate
@@ -47,14 +46,16 @@ def open_model(path: str) -> EvaluatedModel:
     """A run directory (config.json) or an export: a SavedModel version or base directory, or a .tflite file."""
     if os.path.isdir(path) and os.path.exists(os.path.join(path, CONFIG_FILE)):
         config = run_config_from_dir(path)
-        return EvaluatedModel(path, config.variant, config.model_config().image_size, trained_step(path), config.dataset,
-                      tuple(config.regions))
+        assert config.regions is not None, "run_config_from_dir resolves"
+        return EvaluatedModel(path, config.variant, config.model_config().image_size, trained_step(path),
+                              config.dataset, tuple(config.regions))
     if not os.path.exists(path):
         raise FileNotFoundError(f"Model not found: {path} (give a model_dir of ebgan-train or an ebgan-export output).")
     try:
         editor = Editor.load(path)
     except ValueError as error:
-        raise ValueError(f"{path} is neither a training run (no {CONFIG_FILE}) nor an exported model: {error}") from None
+        raise ValueError(f"{path} is neither a training run (no {CONFIG_FILE}) nor an exported model: "
+                         f"{error}") from None
     return EvaluatedModel(path, editor.info.variant, editor.info.image_size, None, editor=editor)
 
 
@@ -77,8 +78,9 @@ def open_models(paths: Sequence[str], dataset: str | None, regions: Sequence[str
     runs = [model for model in models if model.step is not None]
     if not runs and (dataset is None or regions is None):
         raise ValueError("An exported model does not record its data set and regions: give --dataset and --regions.")
-    return (models, sizes.pop(), pipeline.validate_dataset(dataset or runs[0].dataset),
-            parse_regions(regions or runs[0].regions))
+    dataset, regions = dataset or runs[0].dataset, regions or runs[0].regions
+    assert dataset is not None and regions is not None, "a training run records both"
+    return models, sizes.pop(), pipeline.validate_dataset(dataset), parse_regions(regions)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ strengths from 0 (the source's own parts, as the model reconstructs them) to 1.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def _grid(columns: dict[str, np.ndarray], masks: np.ndarray) -> np.ndarray:
 
 
 def transfer_figure(methods: Sequence[Method], pairs: EvalPairs, truth: SwapTruth, region: str,
-                    rows: Sequence[int]) -> np.ndarray:
+                    rows: Sequence[int] | np.ndarray) -> np.ndarray:
     """Source, exemplar, mask, ground truth and each method's edit, for the pairs `rows`."""
     rows = np.asarray(rows)
     sources, exemplars = pairs.sources[rows], pairs.exemplars[rows]
@@ -91,7 +91,7 @@ def filter_figure(method: Method, pairs: EvalPairs, truth: SwapTruth, region: st
     return _grid(columns, masks)
 
 
-def composed_figure(editor: Editor, pairs: EvalPairs, rows: Sequence[int],
+def composed_figure(editor: Editor, pairs: EvalPairs, rows: Sequence[int] | np.ndarray,
                     parts: Sequence[tuple[str, int]] = COMPOSED_PARTS,
                     strengths: Sequence[float] = COMPOSED_STRENGTHS) -> np.ndarray:
     """Per row a source, the faces its parts come from, the parts' masks and one `edit_composed` call per strength

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -125,7 +125,7 @@ class SwapTruth:
     def _face(seed: int) -> synthetic.FaceParams:
         return synthetic.sample_face(seed)
 
-    def render(self, region: str, indices: Sequence[int], drop: Sequence[str] = ()) -> np.ndarray:
+    def render(self, region: str, indices: Sequence[int] | np.ndarray, drop: Sequence[str] = ()) -> np.ndarray:
         """uint8 [len(indices), S, S, 3]: source i with `region` from its exemplar, attributes `drop` forced off."""
         faces = [(self._face(int(self._seeds[i])), self._face(int(self._seeds[self._exemplar_index[i]])))
                  for i in indices]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -90,7 +90,8 @@ def markdown(report: dict) -> str:
             lines += ["Attribute transfer accuracy per attribute:", ""]
             lines += table(["method", *attributes], per_attribute)
         leaks = [[name, *(percent(scores["filtering"]["leak_rate"]["per_attribute"][a]) for a in attributes)]
-                 for name, scores in result["methods"].items() if scores["filtering"] and scores["filtering"]["leak_rate"]]
+                 for name, scores in result["methods"].items()
+                 if scores["filtering"] and scores["filtering"]["leak_rate"]]
         if truth and truth["filtering"]:
             leaks.append(["ground truth", *(percent(truth["filtering"]["leak_rate"]["per_attribute"][a])
                                             for a in attributes)])

@@ -14,8 +14,8 @@ the SOURCE's landmarks, unjittered, as a user's edit. Image metrics are computed
                        the same ground truth (0 dB: the exemplar does not help)
   code_spread          (models) std of E(B, M) over the test exemplars / mean |E(B, M)|, per attribute block and
                        mean: 0 when the encoder returns one code for every face
-  attribute_transfer   (with an evaluation classifier) the classifier's reading of the region's attributes on edit(A, B, M) against
-                       B's labels, per attribute and mean
+  attribute_transfer   (with an evaluation classifier) the classifier's reading of the region's attributes on
+                       edit(A, B, M) against B's labels, per attribute and mean
   filtering            (methods with transfer switches) for each attribute, the exemplars that have it are edited
                        with its switch at 0: leak rate (still read as present), agreement on the other
                        attributes, PSNR against the render with the attribute forced off (synthetic only)
@@ -26,7 +26,8 @@ the SOURCE's landmarks, unjittered, as a user's edit. Image metrics are computed
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -102,6 +103,7 @@ class _RegionEvaluation:
     def filtered_truth(self, name: str) -> np.ndarray:
         """The renders of `holders(name)` with `name` forced off (cached)."""
         if name not in self._filtered_truth:
+            assert self.truth is not None, "only with a ground truth"
             self._filtered_truth[name] = self.truth.render(self.region, self.holders(name), drop=(name,))
         return self._filtered_truth[name]
 
@@ -127,7 +129,8 @@ class _RegionEvaluation:
     def filtering(self, droppable: Sequence[str], edit_without: Callable[[str, np.ndarray], np.ndarray]) -> dict | None:
         """Leak rate, kept agreement and PSNR against the filtered truth, dropping each of `droppable` in turn
         for the exemplars that have it; `edit_without(name, indices)` returns those edits (uint8)."""
-        predicted, targets, dropped, psnrs = [], [], [], {}
+        predicted: list[Any] = []  # the classifier's readings (None without a classifier)
+        targets, dropped, psnrs = [], [], {}
         for name in droppable:
             indices = self.holders(name)
             if not indices.size:
@@ -144,14 +147,14 @@ class _RegionEvaluation:
         counts = {name: len(self.holders(name)) for name in psnrs}
         psnr_mean = (sum(psnrs[name] * counts[name] for name in psnrs) / sum(counts.values())
                      if self.truth is not None else None)
-        targets, dropped = np.concatenate(targets), np.concatenate(dropped)
-        common = {"psnr": psnr_mean, "psnr_per_attribute": psnrs or None, "edits": int(len(targets))}
+        target_rows, dropped_rows = np.concatenate(targets), np.concatenate(dropped)
+        common = {"psnr": psnr_mean, "psnr_per_attribute": psnrs or None, "edits": int(len(target_rows))}
         if self._reader is None:
             return {"leak_rate": None, "kept_agreement": None, **common}
-        predicted = np.concatenate(predicted)
+        predicted_rows = np.concatenate(predicted)
         return {
-            "leak_rate": _rates(metrics.leak_rate(predicted, dropped), self.names),
-            "kept_agreement": _rates(metrics.kept_agreement(predicted, targets, dropped), self.names),
+            "leak_rate": _rates(metrics.leak_rate(predicted_rows, dropped_rows), self.names),
+            "kept_agreement": _rates(metrics.kept_agreement(predicted_rows, target_rows, dropped_rows), self.names),
             **common,
         }
 
@@ -180,7 +183,7 @@ class _RegionEvaluation:
             transfer["other_exemplar_psnr"] = image_scores(other, self.swaps, self.masks)["psnr"]
             transfer["exemplar_gain"] = transfer["psnr"] - transfer["other_exemplar_psnr"]
         read = self.read(edited)
-        scores = {
+        scores: dict[str, Any] = {
             "reconstruction": reconstruction,
             "transfer": transfer,
             "code_spread": self.code_spread(method),
@@ -225,13 +228,15 @@ class _RegionEvaluation:
         """The classifier on the renderer's swaps and filtered swaps (synthetic only): the metrics' ceiling."""
         if self.swaps is None or self._reader is None:
             return None
+        read = self.read(self.swaps)
+        assert read is not None  # with a reader
         return {
-            "attribute_transfer": _rates(metrics.agreement(self.read(self.swaps), self.targets), self.names),
+            "attribute_transfer": _rates(metrics.agreement(read, self.targets), self.names),
             "filtering": self.filtering(self.names, lambda name, indices: self.filtered_truth(name)),
         }
 
 
-def evaluate(methods: Sequence[Method], pairs: EvalPairs, region_attributes: dict[str, Sequence[str]],
+def evaluate(methods: Sequence[Method], pairs: EvalPairs, region_attributes: Mapping[str, Sequence[str]],
              reader: AttributeReader | None, truth: SwapTruth | None = None, batch_size: int = 32,
              grid_rows: int = 4, targets: TargetTable | None = None) -> tuple[dict, np.ndarray]:
     """Scores every method on every region of `region_attributes` (region -> attributes the classifier reads) and
@@ -247,12 +252,14 @@ def evaluate(methods: Sequence[Method], pairs: EvalPairs, region_attributes: dic
     missing = sorted({name for attributes in region_attributes.values() for name in attributes
                       if reader is not None and name not in reader.attribute_names})
     if missing:
+        assert reader is not None  # only a reader misses attributes
         raise ValueError(f"The evaluation classifier does not read {', '.join(missing)} (it reads "
                          f"{', '.join(reader.attribute_names)}); train one with those attributes.")
     regions, checks, grid_rows_ = {}, [], []
     for region, attribute_names in region_attributes.items():
         evaluation = _RegionEvaluation(pairs, region, attribute_names, reader, truth, batch_size)
-        result = {"attributes": list(evaluation.names), "methods": {}, "ground_truth": evaluation.evaluate_truth()}
+        result: dict[str, Any] = {"attributes": list(evaluation.names), "methods": {},
+                                  "ground_truth": evaluation.evaluate_truth()}
         samples = []
         for method in methods:
             scores, edited = evaluation.evaluate(method)

@@ -65,6 +65,7 @@ class Target:
             at_least, above = BASELINES[self.over]
             return f"{label} >= {at_least} + {self.by:g} dB" if self.by is not None else f"{label} above {above}"
         bound = self.min if self.min is not None else self.max
+        assert bound is not None  # a target without "over" has "min" or "max"
         amount = {"dB": f"{bound:g} dB", "gain": f"+{bound:g} dB", "%": f"{100 * bound:g}%", "": f"{bound:g}"}[unit]
         return f"{label} {'>=' if self.min is not None else '<='} {amount}"
 
@@ -177,6 +178,7 @@ def _value(target: Target, scores: dict) -> float | None:
 def _baseline(target: Target, methods: dict, model: str) -> float | None:
     """The PSNR of the baseline the target holds the model above: the naive paste, the model's own zero-code
     baseline (not another model's), or the best of those two (None where none was measured)."""
+    assert target.over is not None  # a target held over a baseline
     zero_code = f"zero exemplar code ({model})"
     names = {"naive_paste": [NAIVE_PASTE.name], "zero_code": [zero_code],
              "every_baseline": [name for name, scores in methods.items() if scores["role"] == "baseline"
@@ -186,8 +188,8 @@ def _baseline(target: Target, methods: dict, model: str) -> float | None:
                   for name in names if name in methods]
     else:
         values = [methods[name]["transfer"]["psnr"] for name in names if name in methods and methods[name]["transfer"]]
-    values = [value for value in values if value is not None]
-    return max(values) if values else None
+    measured = [value for value in values if value is not None]
+    return max(measured) if measured else None
 
 
 def target_checks(table: TargetTable, region: str, result: dict, num_pairs: int) -> list[dict]:

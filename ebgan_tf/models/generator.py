@@ -13,9 +13,9 @@ from ebgan_tf.models.encoder import DownsamplingStack, area_downsample, conv, le
 def gate_code(code: tf.Tensor, labels: tf.Tensor, num_attributes: int, ungated_channels: int = 0) -> tf.Tensor:
     """Att-EBGAN's label gating Z' = [b_1 * y_1, ..., b_n * y_n, u].
 
-    The first channels of `code` ([N, h, w, n * c + u], or [N, P, n * c + u] per part) split into n blocks of c channels, block i belonging to
-    attribute i; `labels` [N, n] multiplies block i by y_i (0 zeroes the block, 1 keeps it unchanged). The last
-    `ungated_channels` (u, what no label names) always pass.
+    The first channels of `code` ([N, h, w, n * c + u], or [N, P, n * c + u] per part) split into n blocks of c
+    channels, block i belonging to attribute i; `labels` [N, n] multiplies block i by y_i (0 zeroes the block, 1
+    keeps it unchanged). The last `ungated_channels` (u, what no label names) always pass.
     """
     gated_channels = code.shape[-1] - ungated_channels
     if gated_channels <= 0 or gated_channels % num_attributes:

@@ -9,7 +9,8 @@ Each loss is averaged over the GLOBAL batch, so N replicas make the same update 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -58,7 +59,11 @@ class EBGANTrainer(keras.Model):
             ["cls_g"] if attributed else []) + ["adv_d", "spread"] + (["landmark_error"] if self.parts else [])
         self.spread_names = tuple(f"spread_{name}" for name in self.attribute_names) if attributed else ()
         self._trackers = {name: keras.metrics.Mean(name=name) for name in loss_names + list(self.spread_names)}
-        self.g_optimizer = self.d_optimizer = self.c_optimizer = self.l_optimizer = None
+        # Keras optimizers, None until compile.
+        self.g_optimizer: Any = None
+        self.d_optimizer: Any = None
+        self.c_optimizer: Any = None
+        self.l_optimizer: Any = None
 
     def _part_channels(self, attribute_parts: Sequence[str], code_channels: int) -> tf.Tensor:
         """float32 [P, C]: 1 where part p's code carries channel c (its own attributes' blocks and the ungated
@@ -305,9 +310,11 @@ class EBGANTrainer(keras.Model):
         if not self.parts:
             return None, None
         size = self.model_config.image_size
+        estimator = self.landmarks
+        assert estimator is not None  # built with per-part codes
 
         def layout(image, landmarks):
-            landmarks = self.landmarks(image) if landmarks is None else tf.convert_to_tensor(landmarks, tf.float32)
+            landmarks = estimator(image) if landmarks is None else tf.convert_to_tensor(landmarks, tf.float32)
             return part_layout(landmarks, size)
         return layout(source, source_landmarks), layout(exemplar, exemplar_landmarks)
 

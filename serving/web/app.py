@@ -43,8 +43,16 @@ from ebgan_tf.data import masks
 from ebgan_tf.serving.errors import ServingError
 from ebgan_tf.serving.http_base import HTTP_STATUS, LimitedHandler, LimitedHTTPServer
 from ebgan_tf.serving.limits import RequestLimits, parse_json
-from ebgan_tf.serving.web.inputs import (GALLERY_SEEDS, ImageStore, StoredImage, WebError, decode_image, decode_mask,
-                                gallery_face, uploaded_file)
+from ebgan_tf.serving.web.inputs import (
+    GALLERY_SEEDS,
+    ImageStore,
+    StoredImage,
+    WebError,
+    decode_image,
+    decode_mask,
+    gallery_face,
+    uploaded_file,
+)
 from ebgan_tf.serving.web.models import ModelSet
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -176,7 +184,7 @@ class WebApp:
         """The aligned crop of one face for the model, with a mask per named region (for the overlay) and, for a
         model with a classifier, its reading of the face (null otherwise)."""
         model = self.models.get(body.get("model"))
-        field = body.get("field") if body.get("field") in ("source", "exemplar") else "source"
+        field = body["field"] if body.get("field") in ("source", "exemplar") else "source"
         _, crop = self._crop(model, body, field)
         size = model.info.image_size
         region_masks = {name: png_data_url((masks.region_mask(crop.landmarks, name, size).numpy()[..., 0] > 0.5)
@@ -394,10 +402,10 @@ class WebServer:
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
+        host = str(self._server.server_address[0])  # a str already (typeshed allows bytes)
         return f"http://{host}:{self.port}/"
 
-    def start(self) -> "WebServer":
+    def start(self) -> WebServer:
         self._thread.start()
         return self
 

@@ -9,11 +9,11 @@ Open the printed address. Uploaded photos stay in memory (the latest --stored_im
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from absl import app, flags, logging
 
-from ebgan_tf.cli import reports_errors, run_main, catch_stop_signals
+from ebgan_tf.cli import catch_stop_signals, reports_errors, run_main
 
 FLAGS = flags.FLAGS
 
@@ -53,7 +53,6 @@ def build_server():
     """The WebServer the flags describe (not started)."""
     from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
     from ebgan_tf.serving.web.models import ModelSet
-
     from ebgan_tf.shipped import SHIPPED_MODELS
 
     if FLAGS.model and FLAGS.model_server:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class RemoteModel:
         self.name = name
         self.path = f"grpc://{client.server}/{name}"
         self._client = client
-        self._info = None
+        self._info: ModelInfo | None = None
         self._classify_error: str | None = None
         self._signatures: frozenset[str] = frozenset()
 
@@ -138,12 +138,12 @@ class ModelSet:
         self.default = names[0]
 
     @classmethod
-    def load(cls, paths: Sequence[str]) -> "ModelSet":
+    def load(cls, paths: Sequence[str]) -> ModelSet:
         """Models loaded in-process from export paths (named after their base directory)."""
         return cls([LocalModel(model_name(path), path) for path in paths])
 
     @classmethod
-    def remote(cls, server: str, names: Sequence[str], timeout: float) -> "ModelSet":
+    def remote(cls, server: str, names: Sequence[str], timeout: float) -> ModelSet:
         """Models served at `server` (host:port of TF Serving's gRPC API), one channel for all."""
         client = EditClient(server, timeout)
         return cls([RemoteModel(name, client) for name in names])

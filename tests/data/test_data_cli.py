@@ -7,18 +7,18 @@ import subprocess
 import sys
 
 import pytest
-from ebgan_tf.cli import run_in_process
 
 from ebgan_tf import images
+from ebgan_tf.cli import run_in_process
 from ebgan_tf.data import pipeline
+from ebgan_tf.training import data
 from tests.helpers.examples import make_examples
 from tests.helpers.tiny import REPO_ROOT
-from ebgan_tf.training import data
 
 
 def run_subprocess(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ebgan_tf.training.data", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return subprocess.run([sys.executable, "-m", "ebgan_tf.training.data", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 def run_main(*args: str) -> int:

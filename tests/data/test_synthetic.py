@@ -107,7 +107,10 @@ def test_landmarks_lie_on_the_drawn_parts():
         params = synthetic.with_attributes(synthetic.sample_face(seed), {"Eyeglasses": False, "Bangs": False})
         rendered = synthetic.render_face(params, 128)
         image = rendered.image.astype(int)
-        pixel = lambda x, y: image[int(y), int(x)]
+
+        def pixel(x, y, image=image):
+            return image[int(y), int(x)]
+
         left_eye, right_eye, nose, left_mouth, right_mouth = rendered.landmarks
         forehead = (left_eye + right_eye) / 2 - [0.0, 0.75 * np.linalg.norm(right_eye - left_eye)]
         skin = pixel(*forehead)

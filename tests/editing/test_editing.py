@@ -56,7 +56,8 @@ def test_transfer_vector_drop_and_keep():
 
 
 @pytest.mark.parametrize("kwargs, variant, message", [
-    (dict(drop=["Beard"]), "att_ebgan", "Unknown attribute.*'Beard'.*valid attributes: Mustache, Smiling, Wearing_Lipstick"),
+    (dict(drop=["Beard"]), "att_ebgan",
+     "Unknown attribute.*'Beard'.*valid attributes: Mustache, Smiling, Wearing_Lipstick"),
     (dict(keep=["Smiling", "Bald"]), "att_ebgan", "Unknown attribute.*'Bald'"),
     (dict(drop=["Mustache"], keep=["Smiling"]), "att_ebgan", "--drop or --keep, not both"),
     (dict(drop=["Mustache"]), "ebgan", "ebgan model: it has no attribute filtering.*att_ebgan"),
@@ -101,7 +102,8 @@ def test_one_transfer_vector_applies_to_the_whole_batch(editor):
 
 @pytest.mark.parametrize("change, message", [
     (lambda i: i.update(source=i["source"][:, :8, :8]), r"source has shape \(8, 8, 3\); this model takes 16x16x3"),
-    (lambda i: i.update(exemplar=i["exemplar"][..., :1]), r"exemplar has shape \(16, 16, 1\); this model takes 16x16x3"),
+    (lambda i: i.update(exemplar=i["exemplar"][..., :1]),
+     r"exemplar has shape \(16, 16, 1\); this model takes 16x16x3"),
     (lambda i: i.update(mask=i["mask"][..., 0]), r"mask has shape \(2, 16, 16\); this model takes 16x16x1"),
     (lambda i: i.update(source=i["source"].astype(np.float32)), "source must be uint8 pixels, got float32"),
     (lambda i: i.update(exemplar=i["exemplar"].astype(np.int32)), "exemplar must be uint8 pixels, got int32"),

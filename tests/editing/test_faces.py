@@ -13,8 +13,16 @@ from scipy import ndimage
 from ebgan_tf import faces, images
 from ebgan_tf.data import masks, synthetic
 from ebgan_tf.editing import Editor
-from tests.helpers.photo_assets import (ASTRONAUT, TINY_SIZE, allowed_to_change, export_tiny_model, paste_face, seam_band,
-                                similarity, template)
+from tests.helpers.photo_assets import (
+    ASTRONAUT,
+    TINY_SIZE,
+    allowed_to_change,
+    export_tiny_model,
+    paste_face,
+    seam_band,
+    similarity,
+    template,
+)
 
 S = 64
 CORNERS = np.array([[0, 0], [S, 0], [0, S], [S, S]], np.float64)

@@ -15,9 +15,9 @@ from ebgan_tf.cli import run_in_process
 from ebgan_tf.evaluation import curve as curve_lib
 from ebgan_tf.evaluation.classifier import EvalClassifierConfig, train_eval_classifier
 from ebgan_tf.runs import CONFIG_FILE, checkpoint_paths, load_trained
-from tests.helpers.tiny import IMAGE_SIZE, network_weights, tiny_config
 from ebgan_tf.training import curve, train_lib
 from ebgan_tf.training.distribute import make_strategy
+from tests.helpers.tiny import IMAGE_SIZE, network_weights, tiny_config
 
 STEPS = [2, 4, 6]  # tiny_config's checkpoints
 

@@ -11,8 +11,13 @@ import pytest
 from ebgan_tf.cli import run_in_process
 from ebgan_tf.data import synthetic, synthetic_faces
 from ebgan_tf.data.celeba_fixture import make_celeba_fixture
-from ebgan_tf.evaluation.classifier import (CONFIG_FILE, EvalClassifierConfig, default_attributes,
-                                            load_eval_classifier, train_eval_classifier)
+from ebgan_tf.evaluation.classifier import (
+    CONFIG_FILE,
+    EvalClassifierConfig,
+    default_attributes,
+    load_eval_classifier,
+    train_eval_classifier,
+)
 from ebgan_tf.training import eval_classifier
 
 IMAGE_SIZE = 32

@@ -17,17 +17,17 @@ from ebgan_tf.cli import run_in_process
 from ebgan_tf.config import SYNTHETIC_REGION_ATTRIBUTES
 from ebgan_tf.data import masks, synthetic, synthetic_faces
 from ebgan_tf.data.celeba_fixture import make_celeba_fixture
-from ebgan_tf.models.trainer import build_trainer
 from ebgan_tf.evaluation import scoring, targets
 from ebgan_tf.evaluation.classifier import EvalClassifierConfig, train_eval_classifier
-from ebgan_tf.evaluation.methods import NAIVE_PASTE, Method, model_method, zero_code_method
 from ebgan_tf.evaluation.evaluate import load_evaluation_set
+from ebgan_tf.evaluation.methods import NAIVE_PASTE, Method, model_method, zero_code_method
 from ebgan_tf.evaluation.pairs import EvalPairs, SwapTruth, load_pairs, region_masks, unseen_pairs
 from ebgan_tf.evaluation.report import REPORT_FILES, write_report
-from ebgan_tf.runs import RunConfig, load_trained
 from ebgan_tf.export.saved_model import export_saved_model
-from tests.helpers.tiny import LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
+from ebgan_tf.models.trainer import build_trainer
+from ebgan_tf.runs import RunConfig, load_trained
 from ebgan_tf.training import evaluate
+from tests.helpers.tiny import LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
 
 IMAGE_SIZE = 32
 NUM_PAIRS = 10

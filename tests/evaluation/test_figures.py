@@ -10,14 +10,21 @@ import pytest
 
 from ebgan_tf import images
 from ebgan_tf.cli import run_in_process
-from ebgan_tf.evaluation.figures import (COMPOSED_FIGURE, COMPOSED_PARTS, COMPOSED_STRENGTHS, DISPLAY_SIZE,
-                                         composed_figure, filter_figure, transfer_figure)
+from ebgan_tf.evaluation.figures import (
+    COMPOSED_FIGURE,
+    COMPOSED_PARTS,
+    COMPOSED_STRENGTHS,
+    DISPLAY_SIZE,
+    composed_figure,
+    filter_figure,
+    transfer_figure,
+)
 from ebgan_tf.evaluation.methods import Method
 from ebgan_tf.evaluation.pairs import SwapTruth, load_pairs, region_masks
 from ebgan_tf.export.saved_model import export_saved_model
 from ebgan_tf.runs import load_trained
-from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, write_untrained_run
 from ebgan_tf.training import figures
+from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, write_untrained_run
 
 CELL = DISPLAY_SIZE  # 32 px faces are shown 4x
 
@@ -25,7 +32,8 @@ CELL = DISPLAY_SIZE  # 32 px faces are shown 4x
 @pytest.fixture(scope="module")
 def runs(data_dir, tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("runs")
-    return {variant: write_untrained_run(root / variant, data_dir, variant=variant) for variant in ("ebgan", "att_ebgan")}
+    return {variant: write_untrained_run(root / variant, data_dir, variant=variant)
+            for variant in ("ebgan", "att_ebgan")}
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, TINY_MODEL, write_
 
 SIZE = IMAGE_SIZE
 CODE_GAIN = 200.0
-MODELS = {"parts": ("att_ebgan", {**TINY_MODEL, "code_pooling": "parts"}), "global": ("ebgan", {**TINY_MODEL, "code_pooling": "global"})}
+MODELS = {"parts": ("att_ebgan", {**TINY_MODEL, "code_pooling": "parts"}),
+          "global": ("ebgan", {**TINY_MODEL, "code_pooling": "global"})}
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))

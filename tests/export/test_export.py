@@ -1,5 +1,6 @@
 """Tests of the export (export/saved_model.py, tflite.py, verify.py, main.py = ebgan-export) against the
-exported model contract (docs/export.md, "The exported model contract"), on a tiny Att-EBGAN trained for two steps and a tiny untrained EBGAN.
+exported model contract (docs/export.md, "The exported model contract"), on a tiny Att-EBGAN trained for two steps
+and a tiny untrained EBGAN.
 
 The Att-EBGAN model is exported once per module through the ebgan-export command (SavedModel, the four TFLite
 variants, int8 calibrated on CALIBRATION_EXAMPLES training examples, and --verify); the other tests read that export.
@@ -24,19 +25,30 @@ from ebgan_tf import metrics
 from ebgan_tf.cli import VERBOSE_VARIABLE, run_in_process
 from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.editing import Editor
-from ebgan_tf.images import load_image, save_image
-from ebgan_tf.models.trainer import build_trainer
 from ebgan_tf.export import main as export_main
 from ebgan_tf.export.saved_model import classify_function, edit_function, export_saved_model, next_version
-from ebgan_tf.export.tflite import (INT8, TFLITE_VARIANTS, calibration_data, calibration_data_of_run, export_tflite,
-                                    integer_ops)
-from ebgan_tf.export.verify import (MAX_LEVEL_DIFFERENCE, MAX_PROBABILITY_DIFFERENCE, PSNR_FLOORS, verification_inputs,
-                           verify_export)
+from ebgan_tf.export.tflite import (
+    INT8,
+    TFLITE_VARIANTS,
+    calibration_data,
+    calibration_data_of_run,
+    export_tflite,
+    integer_ops,
+)
+from ebgan_tf.export.verify import (
+    MAX_LEVEL_DIFFERENCE,
+    MAX_PROBABILITY_DIFFERENCE,
+    PSNR_FLOORS,
+    verification_inputs,
+    verify_export,
+)
+from ebgan_tf.images import load_image, save_image
+from ebgan_tf.models.trainer import build_trainer
+from ebgan_tf.runs import load_trained, read_config, run_config_from_dir
 from ebgan_tf.serving.edit import edit_files
-from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, TINY_MODEL, tiny_config, write_untrained_run
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.distribute import make_strategy
-from ebgan_tf.runs import load_trained, read_config, run_config_from_dir
+from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, TINY_MODEL, tiny_config, write_untrained_run
 
 SAVED_MODEL_CLI = os.path.join(REPO_ROOT, ".venv", "bin", "saved_model_cli")
 SIZE = IMAGE_SIZE
@@ -65,7 +77,8 @@ def exported(tmp_path_factory, data_dir):
     base = str(tmp_path_factory.mktemp("exports"))
     status, out, err = export_cli(f"--model_dir={model_dir}", f"--export_base={base}", "--name=ebgan",
                                   f"--tflite={','.join(TFLITE_VARIANTS)}",
-                                  f"--calibration_examples={CALIBRATION_EXAMPLES}", f"--data_dir={data_dir}", "--verify")
+                                  f"--calibration_examples={CALIBRATION_EXAMPLES}", f"--data_dir={data_dir}",
+                                  "--verify")
     tflite = {variant: os.path.join(base, "ebgan-tflite", "1", f"model_{variant}.tflite")
               for variant in TFLITE_VARIANTS}
     return dict(model_dir=model_dir, trainer=load_trained(model_dir), base=base,
@@ -117,7 +130,8 @@ def test_cli_writes_the_saved_model_tflite_files_and_passes_verify(exported):
     assert f"int8 calibration: {CALIBRATION_EXAMPLES} training examples (mouth in turn)" in out
     assert re.search(r"int8 edit: \d+ of \d+ ops in integer", out), out
     checks = [line for line in out.splitlines() if " vs SavedModel (" in line]
-    assert len(checks) == 4 * (1 + len(TFLITE_VARIANTS))  # edit, edit_filtered, edit_composed, classify: Keras + each TFLite
+    # edit, edit_filtered, edit_composed, classify: Keras + each TFLite
+    assert len(checks) == 4 * (1 + len(TFLITE_VARIANTS))
     assert all(line.endswith("ok") for line in checks), checks
     assert os.path.exists(os.path.join(exported["saved"], "saved_model.pb"))
     assert sorted(os.listdir(os.path.join(exported["base"], "ebgan"))) == ["1"]  # no temporary directory left
@@ -249,7 +263,8 @@ def test_the_reading_is_what_the_edits_gate_transfers(exported):
 @pytest.mark.parametrize("image, message", [
     (np.zeros([2, 16, 16, 3], np.uint8), rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[2 16 16 3\]"),
     (np.zeros([SIZE, SIZE, 3], np.uint8), rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[{SIZE} {SIZE} 3\]"),
-    (np.zeros([1, SIZE, SIZE, 1], np.uint8), rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[1 {SIZE} {SIZE} 1\]"),
+    (np.zeros([1, SIZE, SIZE, 1], np.uint8),
+     rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[1 {SIZE} {SIZE} 1\]"),
     (np.zeros([1, SIZE, SIZE, 3], np.float32), "expected to be a uint8 tensor but is a float tensor"),
 ], ids=["16 px", "no batch axis", "one channel", "float"])
 def test_bad_inputs_to_classify_are_readable_errors(loaded, image, message):
@@ -304,7 +319,8 @@ def test_dynamic_batch_and_signature_agreement(exported, loaded):
 
 
 def _inputs(count: int = 2, size: int = SIZE, attributes: int | None = None) -> dict[str, np.ndarray]:
-    inputs = {"source": np.zeros([count, size, size, 3], np.uint8), "exemplar": np.zeros([count, size, size, 3], np.uint8),
+    inputs = {"source": np.zeros([count, size, size, 3], np.uint8),
+              "exemplar": np.zeros([count, size, size, 3], np.uint8),
               "mask": np.ones([count, size, size, 1], np.float32)}
     if attributes is not None:
         inputs["attributes"] = np.ones([count, attributes], np.float32)
@@ -540,7 +556,8 @@ def test_int8_file_has_every_signature_with_the_float_files_inputs_and_outputs(e
     assert int8.get_signature_list() == float32.get_signature_list()
     for signature in ("edit", "edit_filtered", "classify"):
         for kind in ("get_input_details", "get_output_details"):
-            want, got = (getattr(interpreter.get_signature_runner(signature), kind)() for interpreter in (float32, int8))
+            want, got = (getattr(interpreter.get_signature_runner(signature), kind)()
+                         for interpreter in (float32, int8))
             assert {name: (detail["dtype"], tuple(detail["shape"])) for name, detail in got.items()} == \
                 {name: (detail["dtype"], tuple(detail["shape"])) for name, detail in want.items()}, signature
     editor = Editor.load(exported["tflite"][INT8])
@@ -571,7 +588,8 @@ def test_calibration_data_draws_the_asked_count_from_the_training_regions(export
     assert len(two) == 5 and two.regions == ("mouth", "face")
     areas = two.mask.sum(axis=(1, 2, 3))
     assert areas[:3].max() < areas[3:].min()  # three mouths, then two faces
-    with pytest.raises(ValueError, match=r"--calibration_examples must be at least the number of regions \(2: mouth, face\)"):
+    with pytest.raises(ValueError,
+                       match=r"--calibration_examples must be at least the number of regions \(2: mouth, face\)"):
         calibration_data("synthetic_faces", data_dir, SIZE, ("mouth", "face"), names, 1)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np

@@ -16,7 +16,8 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import h2.config
@@ -24,10 +25,9 @@ import h2.connection
 import h2.events
 import numpy as np
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, given, settings, strategies as st
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from ebgan_tf.serving.limits import RequestLimits
@@ -792,6 +792,7 @@ def figures() -> int:
     half-open streams on one connection, 8 streams each with half of a 60 MiB message. One line per measurement;
     RSS is the server process's."""
     import subprocess
+
     from tests.helpers.served_models import export_untrained_att_ebgan
     from tests.helpers.tiny import IMAGE_SIZE
 

@@ -8,8 +8,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from ebgan_tf.models.trainer import build_trainer
 from ebgan_tf.export.saved_model import export_saved_model
+from ebgan_tf.models.trainer import build_trainer
 from tests.helpers.contract_model import template_landmarks
 from tests.helpers.tiny import IMAGE_SIZE, tiny_config
 

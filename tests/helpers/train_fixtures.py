@@ -18,7 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -18,11 +18,11 @@ import sys
 import tempfile
 import time
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from tests.helpers import hostile_probe
@@ -129,7 +129,7 @@ def _small_files() -> dict[str, bytes]:
     pixels = noise(48, 48, 3)
     return {"PNG": encoded(pixels, "PNG"), "JPEG": encoded(pixels, "JPEG", quality=90),
             "GIF": encoded(pixels, "GIF"), "BMP": encoded(pixels, "BMP"), "WEBP": encoded(pixels, "WEBP"),
-            "PNG 16-bit": encoded(Image.fromarray((pixels[..., 0].astype(np.uint16) * 257)), "PNG")}
+            "PNG 16-bit": encoded(Image.fromarray(pixels[..., 0].astype(np.uint16) * 257), "PNG")}
 
 
 SMALL_FILES = _small_files()

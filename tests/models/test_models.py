@@ -17,8 +17,10 @@ from ebgan_tf.models.discriminator import Discriminator
 from ebgan_tf.models.encoder import Encoder, level_widths
 from ebgan_tf.models.generator import Generator, composite, gate_code
 from ebgan_tf.models.landmarks import TYPICAL_LANDMARKS
+
 # ATTRIBUTES is re-exported for test_trainer.py, which imports these names from this module.
 from tests.helpers.tiny import ATTRIBUTES, TINY_CONFIG as TINY, make_batch  # noqa: F401
+
 
 @pytest.mark.parametrize("preset_name", ["synthetic64", "celeba128"])
 def test_every_network_has_the_documented_shapes_for_the_presets(preset_name):

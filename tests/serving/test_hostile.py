@@ -22,7 +22,7 @@ import tensorflow as tf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-from ebgan_tf.serving import limits, server, server_config
+from ebgan_tf.serving import server, server_config
 from tests.helpers import hostile_probe
 from tests.helpers.contract_model import export_contract_model, random_inputs
 from tests.helpers.served_models import export_slow_model, export_untrained_att_ebgan
@@ -280,7 +280,7 @@ def _free_port() -> int:
 
 
 def _spin_over_rest(port: int, seconds: float, answers: dict, key: str) -> None:
-    body = ('{"inputs": {"seconds": [%g]}}' % seconds).encode()
+    body = f'{{"inputs": {{"seconds": [{seconds:g}]}}}}'.encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models/slow:predict", data=body)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:

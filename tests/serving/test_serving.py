@@ -215,9 +215,9 @@ def test_broken_version_is_reported_and_previous_version_keeps_serving(models, t
 
 
 def test_messages_above_the_size_limit_are_refused(models, tmp_path):
-    options = server_config.ServerOptions(models=(server_config.ModelSource("ebgan", os.path.dirname(models["plain"])),), port=0,
-                                   file_system_poll_wait_seconds=0,
-                                   limits=limits.RequestLimits(max_message_bytes=20_000))
+    source = server_config.ModelSource("ebgan", os.path.dirname(models["plain"]))
+    options = server_config.ServerOptions(models=(source,), port=0, file_system_poll_wait_seconds=0,
+                                          limits=limits.RequestLimits(max_message_bytes=20_000))
     running = server.ModelServer(options).start()
     try:
         with _client(running) as connection:
@@ -378,8 +378,8 @@ def test_batcher_pads_to_allowed_batch_sizes_and_rejects_oversized_requests():
         sizes.append(len(inputs["x"]))
         return {"y": inputs["x"] + 1}
 
-    batcher = batching.Batcher(server_config.BatchingOptions(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=1,
-                                                    allowed_batch_sizes=(2, 4)))
+    batcher = batching.Batcher(server_config.BatchingOptions(max_batch_size=4, batch_timeout_micros=0,
+                                                             num_batch_threads=1, allowed_batch_sizes=(2, 4)))
     try:
         result = batcher.submit("key", run, {"x": np.arange(3, dtype=np.int32)})
         with pytest.raises(ServingError, match="larger than maximum batch size 4"):
@@ -554,8 +554,9 @@ def test_cli_errors_are_one_line_and_exit_1(batched, tmp_path, capsys):
 @pytest.mark.slow  # two fresh Python processes importing TensorFlow
 def test_console_entry_points_report_errors_without_traceback(tmp_path):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    down = subprocess.run([sys.executable, "-m", "ebgan_tf.serving.client", "status", f"--server=127.0.0.1:{_free_port()}",
-                           "--timeout=5"], cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
+    down = subprocess.run([sys.executable, "-m", "ebgan_tf.serving.client", "status",
+                           f"--server=127.0.0.1:{_free_port()}", "--timeout=5"],
+                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
     assert down.returncode == 1 and "cannot reach the model server" in down.stderr
     assert "Traceback" not in down.stderr
     missing = subprocess.run([sys.executable, "-m", "ebgan_tf.serving.main", f"--model_base_path={tmp_path / 'none'}",

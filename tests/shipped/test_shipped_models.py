@@ -23,8 +23,8 @@ from ebgan_tf.data import synthetic_faces
 from ebgan_tf.data.synthetic import render_face, render_swap, sample_face
 from ebgan_tf.editing import Editor
 from ebgan_tf.evaluation.evaluate import evaluate_models
-from ebgan_tf.shipped import DEFAULT_MODEL, SHIPPED_MODELS, SHIPPED_MODELS_DIR
 from ebgan_tf.serving import edit
+from ebgan_tf.shipped import DEFAULT_MODEL, SHIPPED_MODELS, SHIPPED_MODELS_DIR
 
 MODELS_DIR = SHIPPED_MODELS_DIR
 MAX_SIZE_BYTES = 20_000_000  # 20 MB

@@ -11,8 +11,8 @@ import types
 import pytest
 import tensorflow as tf
 
-from tests.helpers.tiny import REPO_ROOT
 from ebgan_tf.training.distribute import check_global_batch, configure_cpu_replicas, make_strategy
+from tests.helpers.tiny import REPO_ROOT
 
 # One training step from identical weights on the same global batch, on one device and on 2 logical CPUs.
 # Logical devices must be configured before TensorFlow initialises, hence a fresh process.

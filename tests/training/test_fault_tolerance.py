@@ -9,18 +9,23 @@ import re
 import signal
 import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers.tiny import network_weights, tiny_config
-from tests.helpers.train_fixtures import (
-    killed_on_exit, load_tiny_examples, prepare_tiny_data, run_training, start_training, train_flags)
+from ebgan_tf.models.trainer import build_trainer
+from ebgan_tf.runs import compile_as_trained, load_trained, make_checkpoint, run_config_from_dir
 from ebgan_tf.training import callbacks, train_lib
 from ebgan_tf.training.distribute import make_strategy
-from ebgan_tf.runs import compile_as_trained, load_trained, make_checkpoint, run_config_from_dir
-from ebgan_tf.models.trainer import build_trainer
+from tests.helpers.tiny import network_weights, tiny_config
+from tests.helpers.train_fixtures import (
+    killed_on_exit,
+    load_tiny_examples,
+    prepare_tiny_data,
+    run_training,
+    start_training,
+    train_flags,
+)
 
 # 2 epochs of 4 steps, a checkpoint every 2 steps, every checkpoint kept (to compare them with the reference run).
 SCHEDULE = dict(epochs=2, steps_per_epoch=4, checkpoint_every=2, keep_checkpoints=10, validation_steps=0,

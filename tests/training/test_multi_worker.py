@@ -10,11 +10,18 @@ import types
 import numpy as np
 import pytest
 
-from tests.helpers.tiny import network_weights, tiny_config
-from tests.helpers.train_fixtures import (
-    free_port, killed_on_exit, load_weights, load_tiny_examples, prepare_tiny_data, start_training, train_flags)
 from ebgan_tf.training import distribute, train_lib
 from ebgan_tf.training.distribute import check_tf_config, make_strategy
+from tests.helpers.tiny import network_weights, tiny_config
+from tests.helpers.train_fixtures import (
+    free_port,
+    killed_on_exit,
+    load_tiny_examples,
+    load_weights,
+    prepare_tiny_data,
+    start_training,
+    train_flags,
+)
 
 STEPS = 3  # one epoch of 3 steps, global batch 4, checkpoint at step 2 and at the end
 

@@ -4,19 +4,18 @@ optimiser in place, checkpoints interchangeable with float32 runs, and XLA refus
 from __future__ import annotations
 
 import dataclasses
-
 import types
 
 import keras
 import numpy as np
 import pytest
 
-from tests.helpers.tiny import network_weights, tiny_config
-from tests.helpers.train_fixtures import load_tiny_examples, prepare_tiny_data
-from ebgan_tf.training import train_lib
-from ebgan_tf.training.distribute import make_strategy
 from ebgan_tf.config import get_preset
 from ebgan_tf.runs import ConfigError
+from ebgan_tf.training import train_lib
+from ebgan_tf.training.distribute import make_strategy
+from tests.helpers.tiny import network_weights, tiny_config
+from tests.helpers.train_fixtures import load_tiny_examples, prepare_tiny_data
 
 SCHEDULE = dict(epochs=1, steps_per_epoch=3, validation_steps=0, checkpoint_every=3, image_every=3)
 

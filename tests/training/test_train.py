@@ -17,9 +17,9 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from ebgan_tf import images
+from ebgan_tf.runs import ConfigError, load_trained, read_config
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.distribute import make_strategy
-from ebgan_tf.runs import ConfigError, load_trained, read_config
 from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -212,13 +212,15 @@ def test_cli_help_mentions_every_flag():
      "flag --preset=huge: value should be one of <celeba128|celeba128_paper|synthetic64|synthetic64_paper>"),
     (["--variant=gan"], "flag --variant=gan: value should be one of <ebgan|att_ebgan>"),
     (["--divergence_factor=1"], "ebgan-train: error: --divergence_factor must be 0 (off) or above 1, got 1.0."),
-    (["--model_config=code_pooling=max"], "ebgan-train: error: Unknown code_pooling 'max'; valid: spatial, global, parts."),
+    (["--model_config=code_pooling=max"],
+     "ebgan-train: error: Unknown code_pooling 'max'; valid: spatial, global, parts."),
     (["--regions=mouth,ears"], "ebgan-train: error: Unknown region(s) 'ears'; valid regions:"),
     (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=3"],
      "ebgan-train: error: --batch_size=3 (the global batch) must be a positive multiple of the 2 replica(s)"),
 ])
 def test_cli_errors_exit_1_with_one_clear_line(args, message, tmp_path):
-    result = run_python("-m", "ebgan_tf.training.train", f"--model_dir={tmp_path / 'model'}", f"--data_dir={tmp_path}", *args)
+    result = run_python("-m", "ebgan_tf.training.train", f"--model_dir={tmp_path / 'model'}", f"--data_dir={tmp_path}",
+                        *args)
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -12,10 +12,10 @@ import pytest
 import skimage.data
 
 from ebgan_tf import faces, images
-from ebgan_tf.serving.web.app import WebApp, WebServer
-from ebgan_tf.serving.web.models import ModelSet
 from ebgan_tf.export.saved_model import export_saved_model
 from ebgan_tf.runs import load_trained
+from ebgan_tf.serving.web.app import WebApp, WebServer
+from ebgan_tf.serving.web.models import ModelSet
 from tests.helpers.contract_model import export_contract_model
 from tests.helpers.photo_assets import ASTRONAUT, paste_face
 from tests.helpers.tiny import LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run

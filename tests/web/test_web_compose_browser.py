@@ -16,8 +16,17 @@ from ebgan_tf import faces, images
 from ebgan_tf.data import masks
 from ebgan_tf.serving.web.inputs import gallery_face
 from tests.helpers.photo_assets import allowed_to_change, seam_band
-from tests.web.test_web_browser import (add_file, canvas_mask, edits, idle, result_pixels,  # noqa: F401 (edits)
-                                        tab_to, text, wait_for_result, wait_until)
+from tests.web.test_web_browser import (  # noqa: F401 (edits)
+    add_file,
+    canvas_mask,
+    edits,
+    idle,
+    result_pixels,
+    tab_to,
+    text,
+    wait_for_result,
+    wait_until,
+)
 
 SIZE = 32
 

@@ -12,8 +12,7 @@ from selenium.webdriver.support.ui import Select
 
 from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
 from tests.web.test_web_api import call, error_of
-from tests.web.test_web_browser import (add_file, idle, page, tab_to, text,  # noqa: F401 (page: the fixture)
-                                        wait_for_result)
+from tests.web.test_web_browser import add_file, idle, page, tab_to, text, wait_for_result  # noqa: F401 (page: the fixture)
 
 
 def test_a_fresh_page_shows_no_empty_photo_stage(page):
@@ -34,8 +33,8 @@ def test_a_reading_that_rounds_to_one_half_agrees_with_the_gate(page):
     name = page.find_element(By.CSS_SELECTOR, "#attributes input").get_attribute("data-attribute")
     shown = {}
     for probability, present in ((0.50004, True), (0.5, False), (0.51, True), (0.2, False)):
-        page.execute_script("showReading([{attribute: arguments[0], probability: arguments[1], present: arguments[2]}])",
-                            name, probability, present)
+        page.execute_script("showReading([{attribute: arguments[0], probability: arguments[1], "
+                            "present: arguments[2]}])", name, probability, present)
         shown[probability] = text(page, f"reading-{name}")
     assert shown == {0.50004: "exemplar: yes > 0.50", 0.5: "exemplar: no ≤ 0.50", 0.51: "exemplar: yes 0.51",
                      0.2: "exemplar: no 0.20"}
