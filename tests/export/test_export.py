@@ -8,8 +8,6 @@ variants, int8 calibrated on CALIBRATION_EXAMPLES training examples, and --verif
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
 import subprocess
@@ -22,10 +20,9 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow_serving.apis import prediction_log_pb2
 
 from ebgan_tf import metrics
-from ebgan_tf.cli import VERBOSE_VARIABLE, run_in_process
+from ebgan_tf.cli import VERBOSE_VARIABLE
 from ebgan_tf.data.synthetic import render_face, sample_face
 from ebgan_tf.editing import Editor
-from ebgan_tf.export import main as export_main
 from ebgan_tf.export.saved_model import classify_function, edit_function, export_saved_model, next_version
 from ebgan_tf.export.tflite import (
     INT8,
@@ -48,19 +45,12 @@ from ebgan_tf.runs import load_trained, read_config, run_config_from_dir
 from ebgan_tf.serving.edit import edit_files
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.distribute import make_strategy
+from tests.helpers.export_fixtures import export_cli
 from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, TINY_MODEL, tiny_config, write_untrained_run
 
 SAVED_MODEL_CLI = os.path.join(REPO_ROOT, ".venv", "bin", "saved_model_cli")
 SIZE = IMAGE_SIZE
 CALIBRATION_EXAMPLES = 24
-
-
-def export_cli(*argv: str) -> tuple[int, str, str]:
-    """Runs ebgan-export in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = run_in_process(export_main.main, export_main.define_flags, ["ebgan-export", *argv])
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

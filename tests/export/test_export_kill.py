@@ -4,8 +4,6 @@ untrained EBGAN (SavedModel + the float32 TFLite file)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import signal
 import stat
@@ -13,25 +11,15 @@ import time
 
 import pytest
 
-from ebgan_tf.cli import run_in_process
 from ebgan_tf.editing import Editor
-from ebgan_tf.export import main as export_main
 from ebgan_tf.export.staging import Staging
 from ebgan_tf.export.verify import ParityCheck
-from tests.helpers.export_fixtures import HANG_MARKER, start_export
+from tests.helpers.export_fixtures import HANG_MARKER, export_cli, start_export
 from tests.helpers.tiny import write_untrained_run
 from tests.helpers.train_fixtures import killed_on_exit
 
 NAME = "ebgan"
 TFLITE_FILE = "model_float32.tflite"
-
-
-def export_cli(*argv: str) -> tuple[int, str, str]:
-    """Runs ebgan-export in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = run_in_process(export_main.main, export_main.define_flags, ["ebgan-export", *argv])
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

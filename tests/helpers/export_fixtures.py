@@ -1,4 +1,5 @@
-"""`ebgan-export` in a subprocess, with test hooks that stop it at chosen points (tests/export/test_export_kill.py).
+"""`ebgan-export` in this process (`export_cli`), or in a subprocess with test hooks that stop it at chosen points
+(tests/export/test_export_kill.py).
 
 Run as a program, this module is `ebgan-export`, with optional hooks set by environment variables:
   EBGAN_TEST_HANG_IN_CONVERSION=1   once the TFLite conversion's SavedModel is written (inside the TFLite staging
@@ -10,15 +11,27 @@ Run as a program, this module is `ebgan-export`, with optional hooks set by envi
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
 
+from ebgan_tf.cli import run_in_process
+from ebgan_tf.export import main as export_main
 from tests.helpers.tiny import REPO_ROOT
 
 HANG_MARKER = "hanging in conversion"
+
+
+def export_cli(*argv: str) -> tuple[int, str, str]:
+    """Runs ebgan-export in this process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = run_in_process(export_main.main, export_main.define_flags, ["ebgan-export", *argv])
+    return status, out.getvalue(), err.getvalue()
 
 
 def start_export(flags: list[str], log_path: str, **hooks: str) -> subprocess.Popen:
