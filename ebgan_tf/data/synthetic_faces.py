@@ -74,16 +74,22 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, seeds: range):
         size = self.builder_config.image_size
         for seed in seeds:
-            params = synthetic.sample_face(seed)
-            rendered = synthetic.render_face(params, size)
-            landmarks = np.round(rendered.landmarks).astype(np.int64).ravel()
+            params, image, landmarks = render_example(seed, size)
             yield seed, {
-                "image": rendered.image,
-                "landmarks": dict(zip(LANDMARK_KEYS, landmarks)),
+                "image": image,
+                "landmarks": dict(zip(LANDMARK_KEYS, landmarks.ravel())),
                 "attributes": params.attributes,
                 "seed": seed,
                 "style": params.style,
             }
+
+
+def render_example(seed: int, image_size: int) -> tuple[synthetic.FaceParams, np.ndarray, np.ndarray]:
+    """The face of `seed` as the data set stores it: (parameters, uint8 image [S, S, 3], int64 landmarks [5, 2]
+    rounded to whole pixels)."""
+    params = synthetic.sample_face(seed)
+    rendered = synthetic.render_face(params, image_size)
+    return params, rendered.image, np.round(rendered.landmarks).astype(np.int64)
 
 
 def synthetic_faces_config(image_size: int = 64, num_train: int | None = None, num_validation: int | None = None,

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from ebgan_tf.data import masks, pipeline, synthetic
-from ebgan_tf.data.synthetic_faces import MAX_SPLIT_SIZE, SPLIT_SEED_OFFSETS
+from ebgan_tf.data.synthetic_faces import MAX_SPLIT_SIZE, SPLIT_SEED_OFFSETS, render_example
 
 # The first seed of the faces no split uses: past the last split's range.
 UNSEEN_SEED_OFFSET = max(SPLIT_SEED_OFFSETS.values()) + MAX_SPLIT_SIZE
@@ -85,11 +85,9 @@ def unseen_pairs(image_size: int, num_pairs: int) -> EvalPairs:
     rendered at `image_size` as the data set stores them (landmarks rounded to whole pixels)."""
     _check_num_pairs(num_pairs)
     seeds = np.arange(UNSEEN_SEED_OFFSET, UNSEEN_SEED_OFFSET + num_pairs, dtype=np.int64)
-    params = [synthetic.sample_face(int(seed)) for seed in seeds]
-    rendered = [synthetic.render_face(face, image_size) for face in params]
+    params, faces, landmarks = zip(*(render_example(int(seed), image_size) for seed in seeds))
     attributes = {name: np.array([face.attributes[name] for face in params]) for name in params[0].attributes}
-    return EvalPairs(np.stack([face.image for face in rendered]),
-                     np.round(np.stack([face.landmarks for face in rendered])).astype(np.float32), attributes, seeds)
+    return EvalPairs(np.stack(faces), np.stack(landmarks).astype(np.float32), attributes, seeds)
 
 
 @functools.lru_cache(maxsize=32)
