@@ -34,6 +34,7 @@ Attribute labels are [N, n] arrays of {0, 1} (bool or numbers). Attribute metric
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import overload
 
 import numpy as np
@@ -145,6 +146,22 @@ def masked_ssim(a: ArrayLike, b: ArrayLike, mask: ArrayLike, data_range: float =
     a, b, mask, single = _images_and_mask(a, b, mask)
     counts = _pixel_counts(mask)
     return _per_image(np.sum(ssim_map(a, b, data_range) * mask[..., 0], axis=(1, 2)) / counts, single)
+
+
+def colour_share(edited: ArrayLike, source: ArrayLike, target: ArrayLike, mask: ArrayLike) -> float:
+    """How far the mean colour inside the mask moved from `source`'s toward `target`'s, pooled over the images:
+    sum((e - s) . (t - s)) / sum(|t - s|^2) of the per-image mean RGB e, s, t (1: all the way to the target's
+    colour, 0: the source's colour kept). NaN when no target differs from its source in mean colour."""
+    target, _, _, _ = _images_and_mask(target, source, mask)
+    edited, source, mask, _ = _images_and_mask(edited, source, mask)
+    counts = _pixel_counts(mask)[:, None]
+
+    def mean_colour(images: np.ndarray) -> np.ndarray:
+        return np.sum(images * mask, axis=(1, 2)) / counts
+
+    moved, wanted = mean_colour(edited) - mean_colour(source), mean_colour(target) - mean_colour(source)
+    total = float(np.sum(wanted * wanted))
+    return float(np.sum(moved * wanted)) / total if total > 0 else math.nan
 
 
 def max_abs_diff_outside(a: ArrayLike, b: ArrayLike, mask: ArrayLike) -> np.ndarray:

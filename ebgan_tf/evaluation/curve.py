@@ -60,6 +60,7 @@ def curve_point(scores: dict, step: int, minutes: float, saved_at: float) -> dic
         "saved_at": saved_at,  # the checkpoint's .index mtime: a rewritten checkpoint is measured again
         "transfer_psnr": transfer.get("psnr"),
         "exemplar_gain": transfer.get("exemplar_gain"),
+        "colour_share": transfer.get("colour_share"),
         "attribute_accuracy": (scores["attribute_transfer"] or {}).get("mean"),
         "code_spread": (scores["code_spread"] or {}).get("mean"),
         "reconstruction_psnr": (scores["reconstruction"] or {}).get("psnr"),
@@ -96,6 +97,7 @@ def _run_entry(model_dir: str, label: str, config: RunConfig, cached_points: Seq
 
 def _describe(point: dict) -> str:
     return (f"transfer PSNR {decimal(point['transfer_psnr'], 2)} dB, exemplar gain {signed(point['exemplar_gain'])}, "
+            f"colour share {decimal(point.get('colour_share'), 2)}, "
             f"attribute accuracy {percent(point['attribute_accuracy'])}, code spread "
             f"{decimal(point['code_spread'], 3)}")
 
@@ -214,11 +216,12 @@ def curve_markdown(curve: dict) -> str:
              + (f" (on the ground truth: {percent(curve['classifier_ceiling'])})"
                 if curve["classifier_ceiling"] is not None else "") + ".", ""]
     rows = [[run["label"], str(point["step"]), f"{point['minutes']:.1f}", decimal(point["transfer_psnr"], 2),
-             signed(point["exemplar_gain"]), percent(point["attribute_accuracy"]), decimal(point["code_spread"], 3),
+             signed(point["exemplar_gain"]), decimal(point.get("colour_share"), 2),
+             percent(point["attribute_accuracy"]), decimal(point["code_spread"], 3),
              decimal(point["reconstruction_psnr"], 2)]
             for run in curve["runs"] for point in run["points"]]
-    lines += table(["run", "step", "minutes", "transfer PSNR (dB)", "exemplar gain", "attribute acc.", "code spread",
-                    "rec. PSNR (dB)"], rows)
+    lines += table(["run", "step", "minutes", "transfer PSNR (dB)", "exemplar gain", "colour share", "attribute acc.",
+                    "code spread", "rec. PSNR (dB)"], rows)
     runs = [f"- {run['label']}: {run['model_dir']} ({run['preset']}, {run['variant']}, batch {run['batch_size']}, "
             f"lr {run['learning_rate']:g}; started {run['start']})" for run in curve["runs"]]
     return "\n".join(lines + ["", "Runs:", *runs]) + "\n"

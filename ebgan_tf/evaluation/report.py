@@ -55,10 +55,11 @@ def markdown(report: dict) -> str:
         lines += [NO_CLASSIFIER_NOTE, ""]
     lines += ["Exemplar gain: transfer PSNR minus the PSNR of the same sources edited with another face as exemplar "
               "(0 dB: the exemplar does not help). Code spread: std of E(B, M) over the exemplars / mean |E(B, M)| "
-              "(0: one code for every face).", ""]
+              "(0: one code for every face). Colour share: how far the region's mean colour moved from the source's "
+              "toward the ground truth's (1: all the way, 0: the source's colour kept).", ""]
     header = ["method", "rec. PSNR", "rec. SSIM", "rec. L1", "transfer PSNR", "transfer SSIM", "transfer L1",
-              "exemplar gain", "code spread", "attribute acc.", "leak rate", "kept agreement", "filtered PSNR",
-              "max diff outside"]
+              "exemplar gain", "colour share", "code spread", "attribute acc.", "leak rate", "kept agreement",
+              "filtered PSNR", "max diff outside"]
     for region, result in report["regions"].items():
         lines += [f"## Region: {region}", ""]
         rows = []
@@ -68,14 +69,15 @@ def markdown(report: dict) -> str:
             rows.append([name, decimal(rec.get("psnr"), 2), decimal(rec.get("ssim"), 3), decimal(rec.get("l1"), 2),
                          decimal(transfer.get("psnr"), 2), decimal(transfer.get("ssim"), 3),
                          decimal(transfer.get("l1"), 2), signed(transfer.get("exemplar_gain")),
-                         decimal(spread.get("mean"), 3), percent(_mean(scores["attribute_transfer"])),
+                         decimal(transfer.get("colour_share"), 2), decimal(spread.get("mean"), 3),
+                         percent(_mean(scores["attribute_transfer"])),
                          percent(_mean(filtering and filtering["leak_rate"])),
                          percent(_mean(filtering and filtering["kept_agreement"])),
                          decimal(filtering["psnr"], 2) if filtering else "—", f"{scores['outside_max_diff']:g}"])
         truth = result["ground_truth"]
         if truth:
             filtering = truth["filtering"]
-            rows.append(["ground truth (classifier ceiling)", *["—"] * 8,
+            rows.append(["ground truth (classifier ceiling)", *["—"] * 9,
                          percent(truth["attribute_transfer"]["mean"]),
                          percent(filtering["leak_rate"]["mean"]) if filtering else "—",
                          percent(filtering["kept_agreement"]["mean"]) if filtering else "—", "—", "—"])

@@ -11,7 +11,8 @@ the SOURCE's landmarks, unjittered, as a user's edit. Image metrics are computed
   reconstruction       edit(A, A, M) against A, inside M
   transfer             edit(A, B, M) against the renderer's "A with region R from B", inside M (synthetic only);
                        its exemplar_gain is that PSNR minus the PSNR of edit(A, C, M) with another face C against
-                       the same ground truth (0 dB: the exemplar does not help)
+                       the same ground truth (0 dB: the exemplar does not help); its colour_share is how far the
+                       region's mean colour moved from A's toward the ground truth's (1: all the way, 0: A's kept)
   code_spread          (models) std of E(B, M) over the test exemplars / mean |E(B, M)|, per attribute block and
                        mean: 0 when the encoder returns one code for every face
   attribute_transfer   (with an evaluation classifier) the classifier's reading of the region's attributes on
@@ -182,6 +183,7 @@ class _RegionEvaluation:
             outside = max(outside, self.outside(other))
             transfer["other_exemplar_psnr"] = image_scores(other, self.swaps, self.masks)["psnr"]
             transfer["exemplar_gain"] = transfer["psnr"] - transfer["other_exemplar_psnr"]
+            transfer["colour_share"] = _number(metrics.colour_share(edited, sources, self.swaps, self.masks))
         read = self.read(edited)
         scores: dict[str, Any] = {
             "reconstruction": reconstruction,

@@ -158,6 +158,7 @@ def test_a_model_that_copies_the_source_scores_as_badly_as_it_should(pairs, trut
     assert scores["outside_max_diff"] == 0.0
     assert scores["filtering"] is None  # no attribute switches
     assert scores["transfer"]["exemplar_gain"] == 0.0  # the exemplar does not matter to it
+    assert scores["transfer"]["colour_share"] == 0.0  # the source's colours are kept
     assert scores["code_spread"] is None  # it has no exemplar code
 
 
@@ -183,6 +184,7 @@ def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, or
         "psnr": scoring.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
     assert transfer["other_exemplar_psnr"] < 40.0  # another face's mouth is not this exemplar's
     assert transfer["exemplar_gain"] == pytest.approx(scoring.MAX_PSNR - transfer["other_exemplar_psnr"])
+    assert transfer["colour_share"] == pytest.approx(1.0)
     assert scores["code_spread"]["mean"] > 0.2  # the exemplars' own pixels differ
     assert scores["attribute_transfer"]["mean"] == region["ground_truth"]["attribute_transfer"]["mean"] == 1.0
     filtering = scores["filtering"]
@@ -325,7 +327,8 @@ def test_report_files_are_written_and_complete(pairs, truth, oracle, tmp_path):
         assert set(scores) == {"role", "variant", "reconstruction", "transfer", "code_spread", "attribute_transfer",
                                "filtering", "unfiltered_psnr_per_attribute", "outside_max_diff"}
         assert set(scores["attribute_transfer"]["per_attribute"]) == set(ATTRIBUTES)
-        assert set(scores["transfer"]) == {"psnr", "ssim", "l1", "other_exemplar_psnr", "exemplar_gain"}
+        assert set(scores["transfer"]) == {"psnr", "ssim", "l1", "other_exemplar_psnr", "exemplar_gain",
+                                           "colour_share"}
     assert set(region["methods"]["truth"]["filtering"]) == {"leak_rate", "kept_agreement", "psnr",
                                                              "psnr_per_attribute", "edits"}
     assert set(region["ground_truth"]) == {"attribute_transfer", "filtering"}

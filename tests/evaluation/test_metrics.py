@@ -181,6 +181,28 @@ def test_bad_inputs_are_rejected(b_shape, mask_shape, mask_value, message):
         metrics.masked_l1(a, np.zeros(b_shape, np.uint8), np.full(mask_shape, mask_value))
 
 
+def test_colour_share_measures_the_move_of_the_mean_colour_toward_the_target():
+    source, target, mask = random_images(0), random_images(1), box_mask()
+    assert metrics.colour_share(target, source, target, mask) == pytest.approx(1.0)
+    assert metrics.colour_share(source, source, target, mask) == 0.0
+    halfway = (source.astype(np.float64) + target) / 2
+    assert metrics.colour_share(halfway, source, target, mask) == pytest.approx(0.5)
+    # Only the mean colour inside the mask counts: noise with zero mean there, and changes outside, do not.
+    noisy = halfway.copy()
+    noisy[:, 8:20, 6:16] += 7.0
+    noisy[:, 8:20, 16:26] -= 7.0
+    noisy[:, :8] = 0.0
+    assert metrics.colour_share(noisy, source, target, mask) == pytest.approx(0.5)
+    assert metrics.colour_share(target[0], source[0], target[0], mask[0]) == pytest.approx(1.0)
+
+
+def test_colour_share_is_undefined_when_no_target_changes_colour():
+    source = random_images(0)
+    assert math.isnan(metrics.colour_share(random_images(1), source, source, box_mask()))
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.colour_share(source, source, source[:, :16], box_mask())
+
+
 def test_agreement_per_attribute_and_mean():
     target = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 1, 1]])
     pred = np.array([[1, 0, 0], [0, 1, 1], [1, 1, 0], [1, 1, 0]], bool)
