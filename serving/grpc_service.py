@@ -31,6 +31,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from ebgan_tf.serving.core import ServingCore, status_response
 from ebgan_tf.serving.errors import ServingError, invalid
 from ebgan_tf.serving.limits import RequestLimits, check_request_names, short_message
+from ebgan_tf.serving.request_limits import flag
 from ebgan_tf.serving.servable import DEFAULT_SIGNATURE, dtype_name, tensor_protos_to_arrays
 
 HEALTH_SERVICES = ("", "tensorflow.serving.PredictionService", "tensorflow.serving.ModelService")
@@ -221,11 +222,11 @@ class GrpcFront:
         if not done:
             raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
                                f"The request message did not arrive within {limits.grpc_message_timeout_seconds:g} "
-                               "s (--grpc_message_timeout_seconds).")
+                               f"s ({flag('grpc_message_timeout_seconds')}).")
         if read.cancelled():
             raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f"More than {limits.grpc_max_pending_messages} calls were waiting for their request "
-                               "message (--grpc_max_pending_messages) and this one had waited longest.")
+                               f"message ({flag('grpc_max_pending_messages')}) and this one had waited longest.")
         return read.result()
 
     async def _compute(self, method: _Method, data: bytes) -> bytes:

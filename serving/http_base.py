@@ -1,5 +1,5 @@
 """What the HTTP front ends (the REST API and the web editor) share: each phase of a request under a deadline of
-`limits.RequestLimits`, a bounded number of connections, the body rules of `limits`, and every answer, protocol
+`request_limits.RequestLimits`, a bounded number of connections, the body rules of `limits`, and every answer, protocol
 errors included, as JSON."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import h11
 from absl import logging
 
 from ebgan_tf.serving.errors import ServingError, invalid
-from ebgan_tf.serving.limits import RequestLimits, content_length
+from ebgan_tf.serving.limits import content_length
+from ebgan_tf.serving.request_limits import RequestLimits, flag
 
 # A status's HTTP code (docs/hardening.md); anything else is a server error, 500.
 HTTP_STATUS = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.NOT_FOUND: 404,
@@ -56,7 +57,7 @@ class _Refused(Exception):
         self.status, self.message = status, message
 
 
-def _check_head(head: bytes, max_body_bytes: int, body_flag: str) -> None:
+def _check_head(head: bytes, max_body_bytes: int) -> None:
     """The project's own rules on a request head (raw bytes, up to the blank line if it has arrived), before h11
     parses it: the request line's form and length, the number of headers (_Refused), no Transfer-Encoding and the
     Content-Length rules of ebgan_tf.serving.limits (ServingError), with messages that name the problem. h11 does
@@ -83,7 +84,7 @@ def _check_head(head: bytes, max_body_bytes: int, body_flag: str) -> None:
         raise invalid("Transfer-Encoding is not accepted; send the body with a Content-Length.")
     lengths = [value.decode("latin-1") for name, value in fields if name == b"content-length"]
     if lengths:
-        content_length(lengths, max_body_bytes, body_flag)
+        content_length(lengths, max_body_bytes)
 
 
 class LimitedHandler(socketserver.BaseRequestHandler):
@@ -163,14 +164,14 @@ class LimitedHandler(socketserver.BaseRequestHandler):
                 if self._phase == "idle" and data:
                     self._expect("headers", self.server.limits.header_timeout_seconds)
                 head += data[:MAX_HEAD_BYTES + 2 - len(head)]
-                _check_head(bytes(head), self.server.limits.max_message_bytes, self.server.body_limit_flag)
+                _check_head(bytes(head), self.server.limits.max_message_bytes)
             self._h11.receive_data(data)
 
     def _serve_one(self) -> bool:
         """Reads and answers one request; False when the connection is to be closed."""
         head = bytearray(self._h11.trailing_data[0][:MAX_HEAD_BYTES + 2])  # a pipelined request's first bytes
         if head:
-            _check_head(bytes(head), self.server.limits.max_message_bytes, self.server.body_limit_flag)
+            _check_head(bytes(head), self.server.limits.max_message_bytes)
         event = self._next_event(head)
         if not isinstance(event, h11.Request):
             return False  # the client closed the connection between requests
@@ -194,7 +195,7 @@ class LimitedHandler(socketserver.BaseRequestHandler):
         for a missing Content-Length or a body cut short, RESOURCE_EXHAUSTED over the body limit (the head's checks
         refused the other malformed lengths)."""
         if self._length is None:
-            content_length([], self.server.limits.max_message_bytes, self.server.body_limit_flag)
+            content_length([], self.server.limits.max_message_bytes)
         if self._request_ended():
             return b""
         self._expect("body", self.server.limits.body_timeout_seconds)
@@ -316,26 +317,24 @@ def _drain_and_close(sock: socket.socket, seconds: float = 1.0) -> None:
 
 
 class LimitedHTTPServer(socketserver.ThreadingTCPServer):
-    """An HTTP server with at most `limits.max_rest_connections` connections open (more are answered 503 and
+    """An HTTP server with at most `limits.max_connections` connections open (more are answered 503 and
     closed), each on a thread; `abandon_busy` answers what is still being computed (shutdown)."""
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128  # the listen backlog (socketserver's 5 would reorder a burst of connections)
 
-    def __init__(self, address: tuple[str, int], handler: type[LimitedHandler], limits: RequestLimits,
-                 body_limit_flag: str = "--max_message_bytes", connections_flag: str = "--rest_max_connections"):
+    def __init__(self, address: tuple[str, int], handler: type[LimitedHandler], limits: RequestLimits):
         self.limits = limits
-        self.body_limit_flag, self._connections_flag = body_limit_flag, connections_flag
-        self._slots = threading.BoundedSemaphore(limits.max_rest_connections)
+        self._slots = threading.BoundedSemaphore(limits.max_connections)
         self._handlers: set[LimitedHandler] = set()
         self._lock = threading.Lock()
         super().__init__(address, handler)
 
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
-            _answer_and_close(request, 503, f"Too many connections (at most {self.limits.max_rest_connections}, "
-                                            f"{self._connections_flag}); retry later.")
+            _answer_and_close(request, 503, f"Too many connections (at most {self.limits.max_connections}, "
+                                            f"{flag('max_connections')}); retry later.")
             return
         super().process_request(request, client_address)
 

@@ -1,13 +1,13 @@
 """Request limits: the one place where the server bounds what a client may make it allocate, compute or wait for.
 
-The gRPC decoder (servable.tensor_protos_to_arrays), the REST front end (body size, timeouts, connections) and
-ServingCore.predict (rows per request, batched or not) all check against one RequestLimits.
+The gRPC decoder (servable.tensor_protos_to_arrays), the HTTP front ends (body size, timeouts, connections) and
+ServingCore.predict (rows per request, batched or not) all check against one RequestLimits (defined, with the flags
+that set it, in ebgan_tf.serving.request_limits).
 Over a limit is RESOURCE_EXHAUSTED (REST 413); a malformed request is INVALID_ARGUMENT (REST 400).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from ebgan_tf.serving.errors import ServingError, invalid
+from ebgan_tf.serving.request_limits import RequestLimits, flag
 
 # TensorProto's typed value fields, and how many of their entries make one element.
 _VALUE_FIELDS = {"half_val": 1, "float_val": 1, "double_val": 1, "int_val": 1, "string_val": 1, "scomplex_val": 2,
@@ -42,26 +43,6 @@ MAX_FREE_SIZE = 16
 _NARROW_INTEGERS = {tf.uint8.as_datatype_enum: (0, 255), tf.int8.as_datatype_enum: (-128, 127),
                     tf.uint16.as_datatype_enum: (0, 65535), tf.int16.as_datatype_enum: (-32768, 32767),
                     tf.half.as_datatype_enum: (0, 65535), tf.bfloat16.as_datatype_enum: (0, 65535)}
-
-
-@dataclasses.dataclass(frozen=True)
-class RequestLimits:
-    """What one request may ask of the server (every front end, batching on or off)."""
-
-    max_batch_rows: int = 64  # rows (dimension 0) of one request
-    max_message_bytes: int = 64 * 1024 * 1024  # a gRPC message or a REST body, in or out
-    header_timeout_seconds: float = 10.0  # REST: request line and headers must arrive within this
-    body_timeout_seconds: float = 30.0  # REST: the body must arrive, and the answer be taken, within this
-    idle_timeout_seconds: float = 60.0  # REST: a kept-alive connection without a new request is closed
-    max_rest_connections: int = 64  # REST connections open at once; more are answered 503 and closed
-    grpc_message_timeout_seconds: float = 30.0  # gRPC: a call's request message must arrive within this
-    grpc_max_concurrent_streams: int = 100  # gRPC: calls open at once on one connection (HTTP/2 setting)
-    grpc_max_pending_messages: int = 64  # gRPC: calls waiting for their message; over it the oldest is ended
-
-    def __post_init__(self):
-        for field in dataclasses.fields(self):
-            if not getattr(self, field.name) > 0:
-                raise ValueError(f"{field.name} must be positive, got {getattr(self, field.name)}.")
 
 
 def exhausted(message: str) -> ServingError:
@@ -165,12 +146,12 @@ def check_row_count(key: str, rows: int, limits: RequestLimits) -> None:
     """RESOURCE_EXHAUSTED if `rows` (of input `key`) is over --max_batch_rows."""
     if rows > limits.max_batch_rows:
         raise exhausted(f"Input {key!r} has {rows} rows; this server takes at most {limits.max_batch_rows} per "
-                        "request (--max_batch_rows). Split the request.")
+                        f"request ({flag('max_batch_rows')}). Split the request.")
 
 
-def content_length(values: list[str], max_bytes: int, flag: str = "--max_message_bytes") -> int:
+def content_length(values: list[str], max_bytes: int) -> int:
     """The body length an HTTP request declares: INVALID_ARGUMENT if it is missing, repeated, negative or not a
-    number, RESOURCE_EXHAUSTED if it is over `max_bytes` (set by `flag`)."""
+    number, RESOURCE_EXHAUSTED if it is over `max_bytes` (--max_message_bytes)."""
     if not values:
         raise invalid("The request needs a Content-Length header (chunked bodies are not accepted).")
     if len(values) > 1:
@@ -181,7 +162,7 @@ def content_length(values: list[str], max_bytes: int, flag: str = "--max_message
     length = int(text)
     if length > max_bytes:
         raise exhausted(f"The request is too large: {length / 1e6:.1f} MB ({length} bytes), over this server's limit "
-                        f"of {max_bytes / 1e6:.1f} MB ({flag}).")
+                        f"of {max_bytes / 1e6:.1f} MB ({flag('max_message_bytes')}).")
     return length
 
 

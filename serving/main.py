@@ -33,7 +33,8 @@ import tensorflow as tf
 from absl import flags, logging
 
 from ebgan_tf.cli import catch_stop_signals, check_no_arguments, reports_errors, run_main
-from ebgan_tf.serving.limits import RequestLimits
+from ebgan_tf.serving import request_limits
+from ebgan_tf.serving.request_limits import RequestLimits
 from ebgan_tf.serving.server import ModelServer
 from ebgan_tf.serving.server_config import (
     BatchingOptions,
@@ -62,19 +63,10 @@ def define_flags() -> None:
     flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "Seconds between scans of the base paths for new or "
                        "removed versions (0 = load once at start-up).")
     defaults = RequestLimits()
-    flags.DEFINE_integer("max_message_bytes", defaults.max_message_bytes,
-                         "Largest gRPC message (and REST body) accepted or sent; a larger one is RESOURCE_EXHAUSTED "
-                         "(REST 413).")
     flags.DEFINE_integer("max_batch_rows", defaults.max_batch_rows, "Most rows (dimension 0) one request may hold, "
                          "batching on or off; more is RESOURCE_EXHAUSTED (REST 413).")
-    flags.DEFINE_float("rest_header_timeout_seconds", defaults.header_timeout_seconds,
-                       "REST: seconds for a request line and headers to arrive (else 408 and close).")
-    flags.DEFINE_float("rest_body_timeout_seconds", defaults.body_timeout_seconds,
-                       "REST: seconds for a body to arrive, and for the client to take the answer.")
-    flags.DEFINE_float("rest_idle_timeout_seconds", defaults.idle_timeout_seconds,
-                       "REST: seconds a kept-alive connection may wait for its next request.")
-    flags.DEFINE_integer("rest_max_connections", defaults.max_rest_connections,
-                         "REST connections open at once; more are answered 503 and closed.")
+    request_limits.define_http_limit_flags(defaults)  # --max_message_bytes, the REST API's timeouts and connections
+    flags.adopt_module_key_flags(request_limits)
     flags.DEFINE_integer("grpc_max_threads", 32, "gRPC requests parsed and computed at once (worker threads); more "
                          "wait their turn without holding a thread.")
     flags.DEFINE_float("grpc_message_timeout_seconds", defaults.grpc_message_timeout_seconds,
@@ -84,7 +76,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("grpc_max_pending_messages", defaults.grpc_max_pending_messages,
                          "gRPC: calls waiting for their request message, over all connections; one more ends the one "
                          "that waited longest (RESOURCE_EXHAUSTED). Bounds their memory to this times "
-                         "--max_message_bytes.")
+                         f"{request_limits.flag('max_message_bytes')}.")
     flags.DEFINE_float("load_retry_interval_seconds", 60.0, "A version that failed to load is tried again after "
                        "this many seconds (and at once when its files change).")
     flags.DEFINE_integer("max_num_load_retries", 5, "Retries after --load_retry_interval_seconds of a version "
@@ -126,14 +118,10 @@ def options_from_flags() -> ServerOptions:
     if FLAGS.grpc_max_threads < 1:
         raise ValueError(f"--grpc_max_threads must be positive, got {FLAGS.grpc_max_threads}.")
     try:
-        limits = RequestLimits(max_batch_rows=FLAGS.max_batch_rows, max_message_bytes=FLAGS.max_message_bytes,
-                               header_timeout_seconds=FLAGS.rest_header_timeout_seconds,
-                               body_timeout_seconds=FLAGS.rest_body_timeout_seconds,
-                               idle_timeout_seconds=FLAGS.rest_idle_timeout_seconds,
-                               max_rest_connections=FLAGS.rest_max_connections,
-                               grpc_message_timeout_seconds=FLAGS.grpc_message_timeout_seconds,
-                               grpc_max_concurrent_streams=FLAGS.grpc_max_concurrent_streams,
-                               grpc_max_pending_messages=FLAGS.grpc_max_pending_messages)
+        limits = request_limits.http_limits_from_flags(RequestLimits(
+            max_batch_rows=FLAGS.max_batch_rows, grpc_message_timeout_seconds=FLAGS.grpc_message_timeout_seconds,
+            grpc_max_concurrent_streams=FLAGS.grpc_max_concurrent_streams,
+            grpc_max_pending_messages=FLAGS.grpc_max_pending_messages))
     except ValueError as error:
         raise ValueError(f"a request limit flag: {error}") from None
     return ServerOptions(models=tuple(models), host=FLAGS.host, port=FLAGS.port,

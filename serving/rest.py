@@ -27,6 +27,7 @@ from ebgan_tf.serving.limits import (
     parse_json,
     shown_list,
 )
+from ebgan_tf.serving.request_limits import flag
 from ebgan_tf.serving.servable import DEFAULT_SIGNATURE, Servable
 
 _REST_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?(:predict)?$")
@@ -94,7 +95,8 @@ def check_json_size(data: bytes, servable: Servable, limits: RequestLimits) -> N
     items = data.count(b",") + data.count(b"[")
     if items > most:
         raise exhausted(f"The request body holds about {items} JSON values and arrays; {limits.max_batch_rows} rows "
-                        f"(--max_batch_rows) of model {servable.name!r} hold at most {most}. Split the request.")
+                        f"({flag('max_batch_rows')}) of model {servable.name!r} hold at most {most}. Split the "
+                        "request.")
 
 
 def _rest_inputs(body: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef,

@@ -42,7 +42,9 @@ from ebgan_tf.config import ATT_EBGAN, REGIONS, parse_regions
 from ebgan_tf.data import masks
 from ebgan_tf.serving.errors import ServingError
 from ebgan_tf.serving.http_base import HTTP_STATUS, LimitedHandler, LimitedHTTPServer
-from ebgan_tf.serving.limits import RequestLimits, parse_json
+from ebgan_tf.serving.limits import parse_json
+from ebgan_tf.serving.request_limits import RequestLimits
+from ebgan_tf.serving.web import DEFAULT_LIMITS
 from ebgan_tf.serving.web.inputs import (
     GALLERY_SEEDS,
     ImageStore,
@@ -67,26 +69,16 @@ MAX_PARTS = 8  # parts of one composed edit (six regions, and a painted mask may
 
 @dataclasses.dataclass(frozen=True)
 class WebOptions:
-    max_request_bytes: int = 48 * 1024 * 1024  # a 40-megapixel camera JPEG (max_pixels) is 15-35 MB
+    # The HTTP limits (body size, timeouts, connections), as the shared front-end layer (ebgan_tf.serving.http_base)
+    # takes them; ebgan-web's flags of the same names set them.
+    limits: RequestLimits = DEFAULT_LIMITS
     max_pixels: int = 40_000_000
     stored_images: int = 64
     feather: float = faces.DEFAULT_FEATHER
-    header_timeout_seconds: float = 10.0  # the request line and headers must arrive within this
-    body_timeout_seconds: float = 30.0  # the body must arrive, and each answer be taken, within this
-    idle_timeout_seconds: float = 60.0  # a kept-alive connection without a new request is closed
-    max_connections: int = 64  # connections open at once; more are answered 503 and closed
     # Edits run on this many worker threads (0 = one per CPU core), first come first served; more edits at once
     # wait their turn. One per core: an edit's work (warps, the model, PNG encoding) keeps one core busy, and eight
     # edits time-sharing two cores each take four times as long as their turn would.
     edit_workers: int = 0
-
-    @property
-    def limits(self) -> RequestLimits:
-        """The HTTP limits, in the form the shared front-end layer (ebgan_tf.serving.http_base) takes."""
-        return RequestLimits(max_message_bytes=self.max_request_bytes,
-                             header_timeout_seconds=self.header_timeout_seconds,
-                             body_timeout_seconds=self.body_timeout_seconds,
-                             idle_timeout_seconds=self.idle_timeout_seconds, max_rest_connections=self.max_connections)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -392,8 +384,7 @@ class WebServer:
 
     def __init__(self, app: WebApp, host: str = "127.0.0.1", port: int = 8080):
         self.app = app
-        self._server = LimitedHTTPServer((host, port), web_handler(app), app.options.limits, "--max_request_bytes",
-                                         "--max_connections")
+        self._server = LimitedHTTPServer((host, port), web_handler(app), app.options.limits)
         self._thread = threading.Thread(target=self._server.serve_forever, name="ebgan-web", daemon=True)
 
     @property

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from absl import app, flags, logging
 
 from ebgan_tf.cli import catch_stop_signals, reports_errors, run_main
+from ebgan_tf.serving import request_limits
+from ebgan_tf.serving.web import DEFAULT_LIMITS
 
 FLAGS = flags.FLAGS
 
@@ -31,20 +33,11 @@ def define_flags() -> None:
     flags.DEFINE_string("host", "127.0.0.1", "Address to bind. Keep 127.0.0.1 unless a proxy with authentication "
                         "and TLS sits in front (docs/web.md).")
     flags.DEFINE_integer("port", 8080, "Port of the page (0 = any free port).", lower_bound=0)
-    flags.DEFINE_integer("max_request_bytes", 48 * 1024 * 1024, "Largest request body (an uploaded file) accepted; "
-                         "the default takes a 40-megapixel camera JPEG (--max_pixels).",
-                         lower_bound=1)
     flags.DEFINE_integer("max_pixels", 40_000_000, "Largest image accepted, in pixels (checked before decoding).",
                          lower_bound=1)
     flags.DEFINE_integer("stored_images", 64, "How many uploaded photos are kept in memory for edits.", lower_bound=2)
-    flags.DEFINE_float("header_timeout_seconds", 10.0, "A request's first line and headers must arrive within this "
-                       "(else 408 and the connection is closed).", lower_bound=0.001)
-    flags.DEFINE_float("body_timeout_seconds", 30.0, "A request's body must arrive, and each answer be taken, within "
-                       "this.", lower_bound=0.001)
-    flags.DEFINE_float("idle_timeout_seconds", 60.0, "A kept-alive connection without a new request is closed after "
-                       "this.", lower_bound=0.001)
-    flags.DEFINE_integer("max_connections", 64, "Connections open at once; more are answered 503 and closed.",
-                         lower_bound=1)
+    request_limits.define_http_limit_flags(DEFAULT_LIMITS)  # --max_message_bytes, timeouts and connections
+    flags.adopt_module_key_flags(request_limits)
     flags.DEFINE_integer("edit_workers", 0, "Edits computed at once (first come, first served; the others wait "
                          "their turn); 0 = one per CPU core.", lower_bound=0)
 
@@ -59,11 +52,8 @@ def build_server():
         raise ValueError("Give --model (models to load in this process) or --model_server (host:port), not both.")
     models = (ModelSet.remote(FLAGS.model_server, FLAGS.model_name, FLAGS.timeout) if FLAGS.model_server
               else ModelSet.load(FLAGS.model or list(SHIPPED_MODELS.values())))
-    options = WebOptions(max_request_bytes=FLAGS.max_request_bytes, max_pixels=FLAGS.max_pixels,
-                         stored_images=FLAGS.stored_images, header_timeout_seconds=FLAGS.header_timeout_seconds,
-                         body_timeout_seconds=FLAGS.body_timeout_seconds,
-                         idle_timeout_seconds=FLAGS.idle_timeout_seconds, max_connections=FLAGS.max_connections,
-                         edit_workers=FLAGS.edit_workers)
+    options = WebOptions(limits=request_limits.http_limits_from_flags(DEFAULT_LIMITS), max_pixels=FLAGS.max_pixels,
+                         stored_images=FLAGS.stored_images, edit_workers=FLAGS.edit_workers)
     return WebServer(WebApp(models, options), FLAGS.host, FLAGS.port)
 
 

@@ -34,7 +34,7 @@ from ebgan_tf.serving.limits import RequestLimits
 
 # The limits of the servers the cases are tried on: small, so that each bound is reached fast.
 LIMITS = RequestLimits(max_batch_rows=8, max_message_bytes=8 * 1024 * 1024, header_timeout_seconds=1.0,
-                       body_timeout_seconds=1.0, idle_timeout_seconds=1.0, max_rest_connections=8,
+                       body_timeout_seconds=1.0, idle_timeout_seconds=1.0, max_connections=8,
                        grpc_message_timeout_seconds=2.0, grpc_max_concurrent_streams=8, grpc_max_pending_messages=12)
 CLIENT_ERRORS_GRPC = {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION"}
 CLIENT_ERRORS_HTTP = {"HTTP 200", "HTTP 400", "HTTP 404", "HTTP 405", "HTTP 408", "HTTP 413", "HTTP 414",
@@ -52,7 +52,7 @@ class Target:
     max_batch_rows: int
     max_message_bytes: int
     timeout_seconds: float  # the largest of its REST header/body/idle timeouts
-    max_rest_connections: int
+    max_connections: int
     host: str = "127.0.0.1"
     status_path: str = "/v1/models/ebgan"  # a GET that answers 200
 
@@ -400,7 +400,7 @@ def _idle_keep_alive(target: Target) -> str:
 
 def _too_many_connections(target: Target) -> str:
     """Holds every REST connection slot open with silent clients; one more connection gets the answer."""
-    held = [socket.create_connection((target.host, target.rest_port)) for _ in range(target.max_rest_connections)]
+    held = [socket.create_connection((target.host, target.rest_port)) for _ in range(target.max_connections)]
     try:
         time.sleep(0.3)
         return rest_answer(target, f"GET {target.status_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), wait=5.0)
@@ -585,7 +585,7 @@ CASES: tuple[Case, ...] = (
     _rest("slow and silent clients (REST)", "short body, connection kept open", lambda t: rest_answer(
         t, http_post(PREDICT, b"{}", {"Content-Length": "100"}), half_close=False), "HTTP 408"),
     _rest("slow and silent clients (REST)", "idle keep-alive after a request", _idle_keep_alive, "closed"),
-    _rest("slow and silent clients (REST)", "one connection over --rest_max_connections",
+    _rest("slow and silent clients (REST)", "one connection over --max_connections",
           _too_many_connections, "HTTP 503"),
 )
 
@@ -706,7 +706,7 @@ def main() -> int:
             try:
                 target = Target(running.port, running.rest_port, IMAGE_SIZE, num_attributes,
                                 request_limits.max_batch_rows, request_limits.max_message_bytes, 1.0,
-                                request_limits.max_rest_connections)
+                                request_limits.max_connections)
                 for case in CASES:
                     answers[case.kind][case.send(target)] += 1
                 fuzz(target, 200, lambda kind, answer: answers[kind].update([answer]))
@@ -809,7 +809,7 @@ def figures() -> int:
                 if line.startswith(b"ebgan-serve: serving"):
                     break
             target = Target(port, rest_port, IMAGE_SIZE, num_attributes, limits.max_batch_rows,
-                            limits.max_message_bytes, limits.body_timeout_seconds, limits.max_rest_connections)
+                            limits.max_message_bytes, limits.body_timeout_seconds, limits.max_connections)
             _, slowest, _ = _while_timing_health(target, lambda: time.sleep(2))
             print(f"health checks of an idle server: slowest {slowest * 1000:.0f} ms")
             row = len(rest_body(target, 4)) / 4

@@ -37,7 +37,7 @@ class WebTarget:
     """A running ebgan-web: its port, limits, model size, and two registered images to edit with."""
 
     port: int
-    max_request_bytes: int
+    max_message_bytes: int
     max_pixels: int
     timeout_seconds: float  # the largest of its header/body/idle timeouts
     max_connections: int
@@ -48,7 +48,7 @@ class WebTarget:
 
     def as_rest(self) -> hostile_probe.Target:
         """The same server as hostile_probe's slow-client cases take it."""
-        return hostile_probe.Target(0, self.port, self.image_size, 0, 0, self.max_request_bytes,
+        return hostile_probe.Target(0, self.port, self.image_size, 0, 0, self.max_message_bytes,
                                     self.timeout_seconds, self.max_connections, self.host, "/api/models")
 
 
@@ -145,8 +145,8 @@ def _case(kind: str, name: str, send_: Callable[[WebTarget], Answer], expected: 
 def _framing_cases(path: str) -> list[Case]:
     kind = "framing (every upload endpoint)"
     return [
-        _case(kind, f"{path}: Content-Length over --max_request_bytes", lambda t: send(t, http_post(
-            path, b"", {"Content-Length": str(t.max_request_bytes + 1)}), half_close=False), "HTTP 413", "too large"),
+        _case(kind, f"{path}: Content-Length over --max_message_bytes", lambda t: send(t, http_post(
+            path, b"", {"Content-Length": str(t.max_message_bytes + 1)}), half_close=False), "HTTP 413", "too large"),
         _case(kind, f"{path}: no Content-Length", lambda t: send(t, http_post(path, b"{}", {"Content-Length": None})),
               "HTTP 400", "Content-Length"),
         _case(kind, f"{path}: Content-Length -1", lambda t: send(t, http_post(path, b"{}", {"Content-Length": "-1"})),
@@ -399,6 +399,7 @@ def fuzz(target: WebTarget, examples: int, record: Callable[[str, str], None]) -
 def main() -> int:
     """Serves the contract fixture (32 px Att-EBGAN) in ebgan-web, tries every case and 200 fuzzed requests of
     each kind, and prints a markdown table: class, cases tried, how they were answered."""
+    from ebgan_tf.serving.request_limits import RequestLimits
     from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
     from ebgan_tf.serving.web.models import ModelSet
     from tests.helpers.contract_model import export_contract_model
@@ -406,12 +407,13 @@ def main() -> int:
     answers: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     with tempfile.TemporaryDirectory() as base:
         models = ModelSet.load([export_contract_model(base, "ebgan", image_size=32)])
-        options = WebOptions(max_request_bytes=1_000_000, max_pixels=1_000_000, header_timeout_seconds=1.0,
-                             body_timeout_seconds=1.0, idle_timeout_seconds=1.0, max_connections=8)
+        limits = RequestLimits(max_message_bytes=1_000_000, header_timeout_seconds=1.0, body_timeout_seconds=1.0,
+                               idle_timeout_seconds=1.0, max_connections=8)
+        options = WebOptions(limits=limits, max_pixels=1_000_000)
         server = WebServer(WebApp(models, options), "127.0.0.1", 0).start()
         try:
-            target = register(WebTarget(server.port, options.max_request_bytes, options.max_pixels, 1.0,
-                                        options.max_connections, 32))
+            target = register(WebTarget(server.port, limits.max_message_bytes, options.max_pixels, 1.0,
+                                        limits.max_connections, 32))
             for case in CASES:
                 answer = case.send(target)
                 wrong = check(case, answer)

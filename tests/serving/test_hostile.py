@@ -51,7 +51,7 @@ def target(request, export_base):
     with open(f"{export_base}/ebgan/1/assets/attributes.txt") as handle:
         attributes = len(handle.read().split())
     yield hostile_probe.Target(running.port, running.rest_port, IMAGE_SIZE, attributes, LIMITS.max_batch_rows,
-                               LIMITS.max_message_bytes, LIMITS.body_timeout_seconds, LIMITS.max_rest_connections)
+                               LIMITS.max_message_bytes, LIMITS.body_timeout_seconds, LIMITS.max_connections)
     running.stop()
 
 

@@ -23,6 +23,7 @@ from PIL import Image
 
 from ebgan_tf import faces, images
 from ebgan_tf.data import masks
+from ebgan_tf.serving.request_limits import RequestLimits
 from ebgan_tf.serving.server import ModelServer
 from ebgan_tf.serving.server_config import ModelSource, ServerOptions
 from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
@@ -230,7 +231,8 @@ def _png_header(width: int, height: int) -> bytes:
 @pytest.fixture(scope="module")
 def strict(model_set):
     """A second editor on the same models with small limits: 64 kB bodies, 100 000 pixels."""
-    server = WebServer(WebApp(model_set, WebOptions(max_request_bytes=64_000, max_pixels=100_000)), "127.0.0.1", 0)
+    options = WebOptions(limits=RequestLimits(max_message_bytes=64_000), max_pixels=100_000)
+    server = WebServer(WebApp(model_set, options), "127.0.0.1", 0)
     yield server.start()
     server.stop()
 

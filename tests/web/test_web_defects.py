@@ -10,6 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
+from ebgan_tf.serving.request_limits import RequestLimits
 from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
 from tests.web.test_web_api import call, error_of
 from tests.web.test_web_browser import add_file, idle, page, tab_to, text, wait_for_result  # noqa: F401 (page: the fixture)
@@ -87,7 +88,8 @@ def test_a_camera_sized_upload_gets_through_and_an_oversized_one_is_refused_in_m
     body = b"\xff\xd8\xff" + bytes(int(26.8 * 1024 * 1024))  # a JPEG's first bytes, then nothing decodable
     status, answer = error_of(call(web.url, "/api/images?field=source", body, "image/jpeg"))
     assert status == 400 and answer["kind"] != "too_large", answer  # read, then refused as an image, not for size
-    strict = WebServer(WebApp(model_set, WebOptions(max_request_bytes=20 * 1024 * 1024)), "127.0.0.1", 0).start()
+    options = WebOptions(limits=RequestLimits(max_message_bytes=20 * 1024 * 1024))
+    strict = WebServer(WebApp(model_set, options), "127.0.0.1", 0).start()
     try:
         status, answer = error_of(call(strict.url, "/api/images?field=source", body, "image/jpeg"))
     finally:

@@ -9,11 +9,13 @@ import time
 import pytest
 from PIL import ImageFile
 
+from ebgan_tf.serving.request_limits import RequestLimits
 from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
 from tests.helpers import hostile_probe, web_probe
 
-OPTIONS = WebOptions(max_request_bytes=1_000_000, max_pixels=1_000_000, header_timeout_seconds=1.0,
-                     body_timeout_seconds=1.0, idle_timeout_seconds=1.0, max_connections=8)
+OPTIONS = WebOptions(limits=RequestLimits(max_message_bytes=1_000_000, header_timeout_seconds=1.0,
+                                          body_timeout_seconds=1.0, idle_timeout_seconds=1.0, max_connections=8),
+                     max_pixels=1_000_000)
 FUZZ_EXAMPLES = 40  # per kind: bounded, so that `make test` stays short
 
 
@@ -21,8 +23,8 @@ FUZZ_EXAMPLES = 40  # per kind: bounded, so that `make test` stays short
 def target(model_set):
     """ebgan-web with small limits and timeouts on the session's models, two built-in faces registered."""
     server = WebServer(WebApp(model_set, OPTIONS), "127.0.0.1", 0).start()
-    yield web_probe.register(web_probe.WebTarget(server.port, OPTIONS.max_request_bytes, OPTIONS.max_pixels, 1.0,
-                                                 OPTIONS.max_connections,
+    yield web_probe.register(web_probe.WebTarget(server.port, OPTIONS.limits.max_message_bytes,
+                                                 OPTIONS.max_pixels, 1.0, OPTIONS.limits.max_connections,
                                                  model_set.get(None).info.image_size))
     server.stop()
 
