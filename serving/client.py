@@ -82,7 +82,7 @@ class VersionStatus:
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo(editing.ModelInfo):
-    """The model's `metadata` signature (with transfer_vector / region_mask), plus the version that answered
+    """The model's `metadata` signature (with attributes_from / region_mask), plus the version that answered
     (pin it for the following calls)."""
 
     version: int
@@ -165,14 +165,14 @@ class EditClient:
         edited = self.predict(inputs, model_name, signature, version, version_label)["edited"]
         return edited[0] if single else edited
 
-    def edit_composed(self, source: np.ndarray, exemplars, masks, strengths=None, transfers=None,
+    def edit_composed(self, source: np.ndarray, exemplars, masks, strengths=None, attributes=None,
                       model_name: str = "ebgan", version: int | None = None, version_label: str | None = None,
                       info: editing.ModelInfo | None = None) -> np.ndarray:
         """The `edit_composed` signature: part k fills masks[k] from exemplars[k] at strengths[k], with the
         arguments of `Editor.edit_composed` (checked here the same way). `info` (the model's `model_info`) saves
         the call that reads it."""
         info = info or self.model_info(model_name, version, version_label)
-        inputs, single = editing.composed_inputs(info, source, exemplars, masks, strengths, transfers)
+        inputs, single = editing.composed_inputs(info, source, exemplars, masks, strengths, attributes)
         edited = self.predict(inputs, model_name, editing.EDIT_COMPOSED, version, version_label)["edited"]
         return edited[0] if single else edited
 
@@ -262,13 +262,13 @@ def _edit_composed(client: EditClient) -> str:
         raise ValueError(f"edit needs {', '.join(missing)}.")
     parts = [parse_part(text) for text in FLAGS.part]
     info = client.model_info(FLAGS.model_name, FLAGS.version, FLAGS.version_label)
-    transfer = info.transfer_vector(FLAGS.drop, FLAGS.keep)
+    attributes = info.attributes_from(FLAGS.drop, FLAGS.keep)
     source = images.load_image(FLAGS.source, size=info.image_size)
     exemplars = {path: images.load_image(path, size=info.image_size)
                  for path in dict.fromkeys(part.exemplar for part in parts)}
     edited = client.edit_composed(source, np.stack([exemplars[part.exemplar] for part in parts]),
                                   np.stack([info.region_mask(part.region) for part in parts]),
-                                  [part.strength for part in parts], [transfer] * len(parts),
+                                  [part.strength for part in parts], [attributes] * len(parts),
                                   model_name=FLAGS.model_name, version=info.version, info=info)
     images.save_image(FLAGS.output, edited)
     return (f"Wrote {FLAGS.output} (model {FLAGS.model_name} version {info.version}, signature "
@@ -294,7 +294,7 @@ def _edit(client: EditClient) -> str:
             else masks.load_mask_image(FLAGS.mask, info.image_size))
     attributes = None
     if signature == "edit_filtered":  # without --drop/--keep every attribute is transferred
-        attributes = info.transfer_vector(FLAGS.drop, FLAGS.keep if filtering else list(info.attribute_names))
+        attributes = info.attributes_from(FLAGS.drop, FLAGS.keep if filtering else list(info.attribute_names))
     edited = client.edit(source, exemplar, mask, attributes, model_name=FLAGS.model_name, version=info.version,
                          signature=signature)
     images.save_image(FLAGS.output, edited)

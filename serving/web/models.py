@@ -1,8 +1,8 @@
 """The models the web editor edits with: loaded in-process (`Editor`) or behind a gRPC model server.
 
 Both kinds look the same to the page: a name, an `info` (ModelInfo, plus the version),
-`edit(source, exemplar, mask, transfer)` on aligned crops, which is what `ebgan_tf.faces.edit_crops` calls,
-`edit_composed(source, exemplars, masks, strengths, transfers)` (what `ebgan_tf.faces.compose_crops` calls;
+`edit(source, exemplar, mask, attributes)` on aligned crops, which is what `ebgan_tf.faces.edit_crops` calls,
+`edit_composed(source, exemplars, masks, strengths, attributes)` (what `ebgan_tf.faces.compose_crops` calls;
 `composes` says whether the export has the signature) and `classify(image)` (the classifier's reading of an aligned
 face; `classifies` says whether the model has one).
 """
@@ -52,13 +52,13 @@ class LocalModel:
             return call(*args)
 
     def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             transfer: np.ndarray | None = None) -> np.ndarray:
-        return self._locked(self._editor.edit, source, exemplar, mask, transfer)
+             attributes: np.ndarray | None = None) -> np.ndarray:
+        return self._locked(self._editor.edit, source, exemplar, mask, attributes)
 
     def edit_composed(self, source: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
                       strengths: Sequence[float] | None = None,
-                      transfers: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
-        return self._locked(self._editor.edit_composed, source, exemplars, masks, strengths, transfers)
+                      attributes: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+        return self._locked(self._editor.edit_composed, source, exemplars, masks, strengths, attributes)
 
     def classify(self, image: np.ndarray) -> np.ndarray:
         return self._locked(self._editor.classify, image)
@@ -104,15 +104,15 @@ class RemoteModel:
         return self.info.version
 
     def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             transfer: np.ndarray | None = None) -> np.ndarray:
-        signature = "edit" if transfer is None else "edit_filtered"
-        return self._client.edit(source, exemplar, mask, transfer, model_name=self.name, version=self.info.version,
+             attributes: np.ndarray | None = None) -> np.ndarray:
+        signature = "edit" if attributes is None else "edit_filtered"
+        return self._client.edit(source, exemplar, mask, attributes, model_name=self.name, version=self.info.version,
                                  signature=signature)
 
     def edit_composed(self, source: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
                       strengths: Sequence[float] | None = None,
-                      transfers: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
-        return self._client.edit_composed(source, exemplars, masks, strengths, transfers, model_name=self.name,
+                      attributes: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+        return self._client.edit_composed(source, exemplars, masks, strengths, attributes, model_name=self.name,
                                           version=self.info.version, info=self.info)
 
 

@@ -48,10 +48,10 @@ def faces(count: int, seed: int = 40) -> np.ndarray:
 
 def arguments(editor: Editor) -> dict:
     images = faces(3)
-    drop = editor.info.transfer_vector(drop=[editor.info.attribute_names[0]])
+    drop = editor.info.attributes_from(drop=[editor.info.attribute_names[0]])
     return dict(source=images[0], exemplars=images[1:3],
                 masks=np.stack([editor.info.region_mask("eyes"), editor.info.region_mask("mouth")]),
-                strengths=[0.6, 1.0], transfers=[drop, None])
+                strengths=[0.6, 1.0], attributes=[drop, None])
 
 
 def test_grpc_edit_composed_equals_the_in_process_editor(served):
@@ -61,7 +61,7 @@ def test_grpc_edit_composed_equals_the_in_process_editor(served):
         edited = connection.edit_composed(**given, model_name="parts")
         info = connection.model_info("parts")
         batched = connection.edit_composed(given["source"][None], given["exemplars"][None], given["masks"][None],
-                                           [given["strengths"]], [given["transfers"]], model_name="parts", info=info)
+                                           [given["strengths"]], [given["attributes"]], model_name="parts", info=info)
         with pytest.raises(ValueError, match=r"strengths must be in \[0, 1\]"):
             connection.edit_composed(**{**given, "strengths": [0.5, 2.0]}, model_name="parts", info=info)
         metadata = connection.metadata("parts")
@@ -112,7 +112,7 @@ def test_rest_edit_composed_row_format_as_docs_serving_md_shows(served):
     n = len(editor.info.attribute_names)
     instance = {"source": given["source"].tolist(), "exemplars": given["exemplars"].tolist(),
                 "masks": given["masks"].tolist(), "strengths": [0.6, 1.0],
-                "attributes": [given["transfers"][0].tolist(), [1.0] * n]}
+                "attributes": [given["attributes"][0].tolist(), [1.0] * n]}
     status, answer = _rest(running, {"signature_name": "edit_composed", "instances": [instance]})
     assert status == 200, answer
     np.testing.assert_array_equal(np.asarray(answer["predictions"][0], np.uint8), editor.edit_composed(**given))
