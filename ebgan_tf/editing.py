@@ -5,6 +5,10 @@
     edited = editor.edit(source, exemplar, mask, attributes=editor.info.attributes_from(drop=["Mustache"]))
     composed = editor.edit_composed(source, [b, c], [eyes, mouth], strengths=[0.7, 1.0])  # a part per exemplar
     reading = editor.classify(exemplar)                # Att-EBGAN: probability per attribute (> 0.5 = present)
+
+`CropEditor` is what every model that edits aligned crops offers: `Editor` here, `ServedModel` over gRPC
+(`EditClient.model(name)`, ebgan_tf.serving.client) and the web editor's `LocalModel` / `RemoteModel`. Code that only
+edits takes a `CropEditor`, not one of them (docs/method.md, "Glossary", names its arguments).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Collection, Mapping, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -69,6 +73,26 @@ class ModelInfo:
         return region_mask(self.landmark_template, regions, self.image_size).numpy()
 
 
+@runtime_checkable
+class CropEditor(Protocol):
+    """Something that edits aligned crops (uint8 faces at the model's alignment and size): its metadata (`info`),
+    the edit (`edit`; with `attributes`, the filtered edit), the composed edit (`edit_composed`) and the
+    classifier's reading (`classify`). Arguments and returns as `Editor`'s methods, which every implementation
+    follows: `Editor`, `ebgan_tf.serving.client.ServedModel`, the web editor's `LocalModel` and `RemoteModel`."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
+             attributes: np.ndarray | None = None) -> np.ndarray: ...
+
+    def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
+                      masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
+                      attributes: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray: ...
+
+    def classify(self, images: np.ndarray) -> np.ndarray: ...
+
+
 def classify_error(info: ModelInfo, signatures: Collection[str]) -> str | None:
     """Why a model cannot read an exemplar's attributes (an EBGAN model, or an export without `classify`), or None."""
     if info.variant != ATT_EBGAN:
@@ -81,7 +105,8 @@ def classify_error(info: ModelInfo, signatures: Collection[str]) -> str | None:
 
 
 class Editor:
-    """Runs the `edit` / `edit_filtered` / `classify` / `metadata` signatures of an exported model."""
+    """Runs the `edit` / `edit_filtered` / `edit_composed` / `classify` / `metadata` signatures of an exported model
+    in this process (SavedModel or TFLite): a `CropEditor`."""
 
     def __init__(self, path: str, runner, signatures: Collection[str], batch_limit: int | None):
         self.path = path
@@ -302,3 +327,7 @@ def _with_signatures(run, available: frozenset[str]):
         return run(name, inputs)
 
     return checked
+
+
+if TYPE_CHECKING:  # mypy: Editor is a CropEditor
+    _EDITOR: type[CropEditor] = Editor

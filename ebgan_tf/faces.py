@@ -22,7 +22,6 @@ import functools
 import math
 import os
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -31,7 +30,7 @@ from PIL import Image, ImageFilter
 from ebgan_tf import images
 from ebgan_tf.config import parse_regions
 from ebgan_tf.data import masks
-from ebgan_tf.editing import Editor, ModelInfo
+from ebgan_tf.editing import CropEditor, ModelInfo
 
 # Photos are scaled down to at most this many pixels on their longer side for detection (MTCNN's time grows with
 # the pixel count: about 1.5 s at 1024 px, 50 s at 4096 px on 2 CPU cores); landmarks are scaled back up.
@@ -306,9 +305,10 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, region: np.ndarray, crop: 
 # ------------------------------------------------------------------------------------------------ editing
 
 
-def edit_photo(editor: Editor, source: np.ndarray, exemplar: np.ndarray, regions: Sequence[str] | str | None = None,
-               mask: np.ndarray | None = None, attributes: np.ndarray | None = None, source_face: int = 0,
-               exemplar_face: int = 0, align: str = "auto", feather: float = DEFAULT_FEATHER,
+def edit_photo(editor: CropEditor, source: np.ndarray, exemplar: np.ndarray,
+               regions: Sequence[str] | str | None = None, mask: np.ndarray | None = None,
+               attributes: np.ndarray | None = None, source_face: int = 0, exemplar_face: int = 0,
+               align: str = "auto", feather: float = DEFAULT_FEATHER,
                names: tuple[str, str] = ("source", "exemplar")) -> np.ndarray:
     """Edits one face of the photo `source` with the same region of a face of `exemplar` (uint8 RGB images).
 
@@ -332,17 +332,6 @@ def edit_photo(editor: Editor, source: np.ndarray, exemplar: np.ndarray, regions
                              f"{names[0]}, {np.shape(source)[0]}x{np.shape(source)[1]} (height x width).")
         crop_mask = mask_to_crop(mask, source_crop, size)
     return edit_crops(editor, source, source_crop, exemplar_crop, crop_mask, attributes, feather)
-
-
-class CropEditor(Protocol):
-    """What `edit_crops` and `compose_crops` call: an `Editor`, or a model of the web editor (local or remote)."""
-
-    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             attributes: np.ndarray | None = None) -> np.ndarray: ...
-
-    def edit_composed(self, source: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
-                      strengths: Sequence[float] | None = None,
-                      attributes: Sequence[np.ndarray | None] | None = None) -> np.ndarray: ...
 
 
 def edit_crops(editor: CropEditor, source: np.ndarray, source_crop: FaceCrop, exemplar_crop: FaceCrop,

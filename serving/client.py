@@ -5,6 +5,8 @@ Python API:
     with EditClient("localhost:8500", timeout=10) as client:
         info = client.model_info("ebgan")                       # the `metadata` signature: attributes, size, ...
         edited = client.edit(source, exemplar, info.region_mask("mouth"), model_name="ebgan")
+        model = client.model("ebgan")                           # one served model, a CropEditor (as Editor)
+        edited = model.edit(source, exemplar, model.info.region_mask("mouth"))
         reading = client.classify(exemplar, model_name="ebgan")  # Att-EBGAN: probability per attribute
         composed = client.edit_composed(source, [b, c], [eyes, mouth], [0.7, 1.0], model_name="ebgan", info=info)
         client.metadata("ebgan"); client.status("ebgan")         # GetModelMetadata, GetModelStatus
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
@@ -125,6 +128,10 @@ class EditClient:
     def close(self) -> None:
         self._channel.close()
 
+    def model(self, model_name: str, version: int | None = None, version_label: str | None = None) -> ServedModel:
+        """One served model with its name (and version) bound: a `CropEditor`, called as `Editor` is."""
+        return ServedModel(self, model_name, version, version_label)
+
     def __enter__(self) -> EditClient:
         return self
 
@@ -217,6 +224,64 @@ class EditClient:
         state_name = get_model_status_pb2.ModelVersionStatus.State.Name
         return [VersionStatus(entry.version, state_name(entry.state), _code_name(entry.status.error_code),
                               entry.status.error_message) for entry in response.model_version_status]
+
+
+class ServedModel:
+    """One model of a model server as a `CropEditor` (ebgan_tf.editing): EditClient's calls with the model's name
+    bound. Its metadata and signature list are read on first use; every call then goes to the version that answered
+    (so a version the server loads later is not mixed into a session)."""
+
+    def __init__(self, client: EditClient, name: str, version: int | None = None, version_label: str | None = None):
+        self.name = name
+        self._client = client
+        self._version, self._version_label = version, version_label
+        self._info: ModelInfo | None = None
+        self._signatures: frozenset[str] = frozenset()
+
+    @property
+    def info(self) -> ModelInfo:
+        """The `metadata` signature of the version that answered (`ModelInfo.version`)."""
+        if self._info is None:
+            info = self._client.model_info(self.name, self._version, self._version_label)
+            self._signatures = frozenset(self._client.metadata(self.name, info.version).signatures)  # GetModelMetadata
+            self._info = info
+        return self._info
+
+    @property
+    def signatures(self) -> frozenset[str]:
+        """The signatures the served version has (as `Editor.signatures`), read with `info`."""
+        _ = self.info
+        return self._signatures
+
+    @property
+    def classifies(self) -> bool:
+        """Whether `classify` works: an Att-EBGAN export with the classify signature."""
+        return editing.classify_error(self.info, self.signatures) is None
+
+    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
+             attributes: np.ndarray | None = None) -> np.ndarray:
+        """`edit`, or `edit_filtered` with `attributes` (as `Editor.edit`)."""
+        signature = editing.EDIT if attributes is None else editing.EDIT_FILTERED
+        return self._client.edit(source, exemplar, mask, attributes, model_name=self.name,
+                                 version=self.info.version, signature=signature)
+
+    def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
+                      masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
+                      attributes: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray:
+        """`edit_composed` (as `Editor.edit_composed`)."""
+        return self._client.edit_composed(source, exemplars, masks, strengths, attributes, model_name=self.name,
+                                          version=self.info.version, info=self.info)
+
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        """`classify` (as `Editor.classify`); a model without it is a ValueError saying why."""
+        error = editing.classify_error(self.info, self.signatures)
+        if error:
+            raise ValueError(error)
+        return self._client.classify(images, model_name=self.name, version=self.info.version)
+
+
+if TYPE_CHECKING:  # mypy: a served model is a CropEditor
+    _SERVED_MODEL: type[editing.CropEditor] = ServedModel
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from ebgan_tf import images
 from ebgan_tf.config import ATT_EBGAN, VARIANT_NAMES
-from ebgan_tf.editing import Editor
+from ebgan_tf.editing import CropEditor
 from ebgan_tf.models.trainer import EBGANTrainer
 
 EditFn = Callable[[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"], Any]
@@ -49,7 +49,7 @@ def model_method(trainer: EBGANTrainer, name: str) -> Method:
                   code=lambda exemplar, mask: encode(exemplar, mask).numpy()[..., :blocks])
 
 
-def export_method(editor: Editor, name: str) -> Method:
+def export_method(editor: CropEditor, name: str) -> Method:
     """An exported model (SavedModel or TFLite) through its signatures, as `ebgan-edit` and TF Serving run it: uint8
     pixels in and out, so the scores include the export's rounding. No code spread (the signatures return no code)."""
     info = editor.info

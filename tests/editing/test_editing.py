@@ -13,8 +13,9 @@ import pytest
 import tensorflow as tf
 
 from ebgan_tf.data.masks import region_mask
-from ebgan_tf.editing import Editor, ModelInfo
+from ebgan_tf.editing import CropEditor, Editor, ModelInfo
 from tests.helpers.contract_model import ATTRIBUTES, export_contract_model, random_inputs, template_landmarks
+from tests.helpers.crop_editors import crop_editor_mismatches
 
 SIZE = 16
 
@@ -186,3 +187,29 @@ def test_classify_on_an_ebgan_model_or_an_older_export_is_a_clear_error_and_edit
         assert model.edit(inputs["source"], inputs["exemplar"], inputs["mask"]).shape == (1, SIZE, SIZE, 3)
     older = Editor.load(models["older"])
     assert older.edit(inputs["source"], inputs["exemplar"], inputs["mask"], inputs["attributes"]).dtype == np.uint8
+
+
+def test_editor_is_a_crop_editor_and_the_check_can_fail(editor):
+    assert crop_editor_mismatches(editor) == []
+
+    class OldNames:  # the switch's earlier name
+        info = editor.info
+
+        def edit(self, source, exemplar, mask, transfer=None): ...
+
+        def edit_composed(self, source, exemplars, masks, strengths=None, transfers=None): ...
+
+        def classify(self, images): ...
+
+    class NoClassifier:
+        info = editor.info
+
+        def edit(self, source, exemplar, mask, attributes=None): ...
+
+        def edit_composed(self, source, exemplars, masks, strengths=None, attributes=None): ...
+
+    assert [problem.split(":")[0] for problem in crop_editor_mismatches(OldNames())] == [
+        "OldNames.edit('source', 'exemplar', 'mask', 'transfer')",
+        "OldNames.edit_composed('source', 'exemplars', 'masks', 'strengths', 'transfers')"]
+    assert not isinstance(NoClassifier(), CropEditor)
+    assert crop_editor_mismatches(NoClassifier()) == ["NoClassifier lacks classify"]

@@ -16,10 +16,13 @@ from ebgan_tf.cli import run_in_process
 from ebgan_tf.data import synthetic
 from ebgan_tf.editing import Editor
 from ebgan_tf.export.saved_model import export_saved_model
+from ebgan_tf.faces import compose_crops, edit_crops, face_crop
 from ebgan_tf.runs import load_trained
 from ebgan_tf.serving import client, server, server_config
 from ebgan_tf.serving.errors import ServingError
 from ebgan_tf.serving.limits import MAX_FREE_SIZE
+from ebgan_tf.serving.web.models import LocalModel, RemoteModel
+from tests.helpers.crop_editors import crop_editor_mismatches
 from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
 
 SIZE = IMAGE_SIZE
@@ -147,3 +150,30 @@ def test_ebgan_client_edit_with_parts(served, tmp_path, capsys):
                             f"--source={paths[0]}", f"--output={tmp_path / 'bad.png'}", *argv)
         assert code == 1 and err.startswith("ebgan-client: error: ") and message in err, err
     assert not os.path.exists(tmp_path / "bad.png")
+
+
+def test_every_kind_of_model_is_a_crop_editor_and_edits_alike_through_faces(served):
+    """Editor, a served model (EditClient.model) and the web editor's LocalModel and RemoteModel satisfy the
+    CropEditor protocol, and faces.edit_crops / compose_crops (typed with it) give the same pixels with each."""
+    running, editor = served
+    given = arguments(editor)
+    info = editor.info
+    crops = [face_crop(image, info, "none") for image in (given["source"], *given["exemplars"])]
+    drop = given["attributes"][0]
+    with client.EditClient(f"127.0.0.1:{running.port}", timeout=60) as connection:
+        kinds = {"Editor": editor, "ServedModel": connection.model("parts"),
+                 "LocalModel": LocalModel("parts", editor.path), "RemoteModel": RemoteModel("parts", connection)}
+        results = {}
+        for kind, model in kinds.items():
+            assert crop_editor_mismatches(model) == [], kind
+            assert model.info.attribute_names == info.attribute_names, kind
+            results[kind] = (
+                edit_crops(model, given["source"], crops[0], crops[2], given["masks"][1], drop),
+                compose_crops(model, given["source"], crops[0], crops[1:], given["masks"], given["strengths"],
+                              given["attributes"]),
+                model.classify(given["exemplars"]))
+    for kind, (edited, composed, reading) in results.items():
+        np.testing.assert_array_equal(edited, editor.edit(given["source"], given["exemplars"][1], given["masks"][1],
+                                                          drop), err_msg=kind)
+        np.testing.assert_array_equal(composed, editor.edit_composed(**given), err_msg=kind)
+        np.testing.assert_array_equal(reading, editor.classify(given["exemplars"]), err_msg=kind)
