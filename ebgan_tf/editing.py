@@ -2,9 +2,13 @@
 
     editor = Editor.load("exports/ebgan/1")            # or "exports/ebgan-tflite/1/model_dynamic.tflite"
     mask = editor.info.region_mask("mouth")            # for images at the model's alignment
-    edited = editor.edit(source, exemplar, mask, transfer=editor.info.transfer_vector(drop=["Mustache"]))
+    edited = editor.edit(source, exemplar, mask, attributes=editor.info.attributes_from(drop=["Mustache"]))
     composed = editor.edit_composed(source, [b, c], [eyes, mouth], strengths=[0.7, 1.0])  # a part per exemplar
     reading = editor.classify(exemplar)                # Att-EBGAN: probability per attribute (> 0.5 = present)
+
+`CropEditor` is what every model that edits aligned crops offers: `Editor` here, `ServedModel` over gRPC
+(`EditClient.model(name)`, ebgan_tf.serving.client) and the web editor's `LocalModel` / `RemoteModel`. Code that only
+edits takes a `CropEditor`, not one of them (docs/method.md, "Glossary", names its arguments).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Collection, Mapping, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -43,8 +47,10 @@ class ModelInfo:
                    variant=_text(metadata["variant"]),
                    landmark_template=np.asarray(metadata["landmark_template"], np.float32).reshape(5, 2), **extra)
 
-    def transfer_vector(self, drop: Sequence[str] = (), keep: Sequence[str] | None = None) -> np.ndarray | None:
-        """1 = transfer, 0 = filter out. `drop` names attributes to filter out; `keep` names the only ones kept.
+    def attributes_from(self, drop: Sequence[str] = (), keep: Sequence[str] | None = None) -> np.ndarray | None:
+        """The `attributes` vector [n] of a filtered edit (1 = transfer, 0 = filter out) from the words of the
+        command lines (--drop, --keep) and the web JSON ("drop"): the one place they are mapped (docs/method.md,
+        "Glossary"). `drop` names attributes to filter out; `keep` names the only ones kept.
 
         Returns None when nothing is filtered (plain `edit`). Unknown names, `drop` together with `keep`, and any
         filtering on an EBGAN model are ValueErrors.
@@ -67,6 +73,26 @@ class ModelInfo:
         return region_mask(self.landmark_template, regions, self.image_size).numpy()
 
 
+@runtime_checkable
+class CropEditor(Protocol):
+    """Something that edits aligned crops (uint8 faces at the model's alignment and size): its metadata (`info`),
+    the edit (`edit`; with `attributes`, the filtered edit), the composed edit (`edit_composed`) and the
+    classifier's reading (`classify`). Arguments and returns as `Editor`'s methods, which every implementation
+    follows: `Editor`, `ebgan_tf.serving.client.ServedModel`, the web editor's `LocalModel` and `RemoteModel`."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
+             attributes: np.ndarray | None = None) -> np.ndarray: ...
+
+    def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
+                      masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
+                      attributes: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray: ...
+
+    def classify(self, images: np.ndarray) -> np.ndarray: ...
+
+
 def classify_error(info: ModelInfo, signatures: Collection[str]) -> str | None:
     """Why a model cannot read an exemplar's attributes (an EBGAN model, or an export without `classify`), or None."""
     if info.variant != ATT_EBGAN:
@@ -79,7 +105,8 @@ def classify_error(info: ModelInfo, signatures: Collection[str]) -> str | None:
 
 
 class Editor:
-    """Runs the `edit` / `edit_filtered` / `classify` / `metadata` signatures of an exported model."""
+    """Runs the `edit` / `edit_filtered` / `edit_composed` / `classify` / `metadata` signatures of an exported model
+    in this process (SavedModel or TFLite): a `CropEditor`."""
 
     def __init__(self, path: str, runner, signatures: Collection[str], batch_limit: int | None):
         self.path = path
@@ -138,38 +165,38 @@ class Editor:
         return cls(path, run, set(interpreter.get_signature_list()), batch_limit=1)
 
     def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             transfer: np.ndarray | None = None) -> np.ndarray:
+             attributes: np.ndarray | None = None) -> np.ndarray:
         """Edits uint8 images [S,S,3] or [N,S,S,3] with a float mask [S,S,1] / [N,S,S,1] (1 = edit).
 
-        `transfer` [n] or [N,n] (1 = transfer, 0 = filter out) selects `edit_filtered`. Returns uint8 like source.
+        `attributes` [n] or [N,n] (1 = transfer, 0 = filter out) selects `edit_filtered`. Returns uint8 like source.
         """
         single = np.ndim(source) == 3
         source, exemplar, mask = (np.asarray(a)[None] if single else np.asarray(a) for a in (source, exemplar, mask))
         self._check(source, exemplar, mask)
         inputs = {"source": source, "exemplar": exemplar, "mask": mask.astype(np.float32)}
         signature = EDIT
-        if transfer is not None:
+        if attributes is not None:
             if self.info.variant != ATT_EBGAN:
                 raise ValueError(f"This is an {self.info.variant} model: it has no attribute filtering.")
-            inputs["attributes"] = self._transfer_batch(np.asarray(transfer, np.float32), len(source))
+            inputs["attributes"] = attributes_batch(self.info, np.asarray(attributes, np.float32), len(source))
             signature = EDIT_FILTERED
         edited = self._run_batched(signature, inputs, "edited")
         return edited[0] if single else edited
 
     def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
                       masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
-                      transfers: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray:
+                      attributes: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray:
         """One source, K parts: part k fills masks[k] from exemplars[k] at strengths[k] (`edit_composed`).
 
         Unbatched: source uint8 [S,S,3], exemplars [K,S,S,3] (or a list of K images), masks [K,S,S,1], strengths
-        [K] in [0, 1] (None: all 1) and transfers [K,n] or a list of K transfer vectors or None (Att-EBGAN; None =
-        transfer all); returns uint8 [S,S,3]. Batched: each with a leading N (source [N,S,S,3], exemplars
+        [K] in [0, 1] (None: all 1) and attributes [K,n] or a list of K attribute vectors or None (Att-EBGAN; None
+        = transfer all); returns uint8 [S,S,3]. Batched: each with a leading N (source [N,S,S,3], exemplars
         [N,K,S,S,3], ...) and returns [N,S,S,3].
         """
         if EDIT_COMPOSED not in self.signatures:
             raise ValueError("This export has no edit_composed signature (it was written by an older ebgan-export); "
                              "export the model again to compose several parts in one edit.")
-        inputs, single = composed_inputs(self.info, source, exemplars, masks, strengths, transfers)
+        inputs, single = composed_inputs(self.info, source, exemplars, masks, strengths, attributes)
         edited = self._run_batched(EDIT_COMPOSED, inputs, "edited")
         return edited[0] if single else edited
 
@@ -194,9 +221,6 @@ class Editor:
         step = self._batch_limit or count
         return np.concatenate([self._run(signature, {key: value[start:start + step] for key, value in inputs.items()})
                                [output] for start in range(0, count, step)])
-
-    def _transfer_batch(self, transfer: np.ndarray, count: int) -> np.ndarray:
-        return transfer_batch(self.info, transfer, count)
 
     def _check_shape(self, name: str, array: np.ndarray, channels: int) -> None:
         _check_shape(self.info, name, array, channels)
@@ -229,16 +253,16 @@ def _check_images(info: ModelInfo, name: str, array: np.ndarray) -> None:
         raise ValueError(f"{name} must be uint8 pixels, got {array.dtype}.")
 
 
-def transfer_batch(info: ModelInfo, transfer: np.ndarray, count: int) -> np.ndarray:
-    """`transfer` [n] or [count, n] as a [count, n] array; another shape is a ValueError naming the attributes."""
+def attributes_batch(info: ModelInfo, attributes: np.ndarray, count: int) -> np.ndarray:
+    """`attributes` [n] or [count, n] as a [count, n] array; another shape is a ValueError naming the attributes."""
     names = info.attribute_names
-    if transfer.shape not in ((len(names),), (count, len(names))):
-        raise ValueError(f"transfer has shape {transfer.shape}; this model takes [{len(names)}] or "
+    if attributes.shape not in ((len(names),), (count, len(names))):
+        raise ValueError(f"attributes has shape {attributes.shape}; this model takes [{len(names)}] or "
                          f"[N,{len(names)}] values (1 = transfer, 0 = filter out) for {', '.join(names)}.")
-    return np.ascontiguousarray(np.broadcast_to(transfer, (count, len(names))))
+    return np.ascontiguousarray(np.broadcast_to(attributes, (count, len(names))))
 
 
-def composed_inputs(info: ModelInfo, source, exemplars, masks, strengths=None, transfers=None
+def composed_inputs(info: ModelInfo, source, exemplars, masks, strengths=None, attributes=None
                     ) -> tuple[dict[str, np.ndarray], bool]:
     """The `edit_composed` inputs of `Editor.edit_composed`'s arguments (see there), checked, and whether they were
     unbatched. Wrong shapes, dtypes, empty or out-of-range masks and strengths outside [0, 1] are ValueErrors."""
@@ -270,22 +294,22 @@ def composed_inputs(info: ModelInfo, source, exemplars, masks, strengths=None, t
                          f"{values.ravel().tolist()}.")
     return {"source": source, "exemplars": exemplars, "masks": masks.astype(np.float32),
             "strengths": np.ascontiguousarray(np.broadcast_to(values, (count, parts))),
-            "attributes": _part_transfers(info, transfers, count, parts, single)}, single
+            "attributes": _part_attributes(info, attributes, count, parts, single)}, single
 
 
-def _part_transfers(info: ModelInfo, transfers, count: int, parts: int, single: bool) -> np.ndarray:
-    """Per-part transfer vectors as float32 [N,K,n] (None, or None for a part: transfer every attribute)."""
+def _part_attributes(info: ModelInfo, attributes, count: int, parts: int, single: bool) -> np.ndarray:
+    """Per-part attribute vectors as float32 [N,K,n] (None, or None for a part: transfer every attribute)."""
     n = len(info.attribute_names)
-    if transfers is None:
+    if attributes is None:
         return np.ones([count, parts, n], np.float32)
-    rows = [transfers] if single else list(transfers)
+    rows = [attributes] if single else list(attributes)
     if len(rows) != count or any(len(row) != parts for row in rows):
-        raise ValueError(f"transfers must hold one transfer vector (or None) per part: {parts} per source.")
-    if any(transfer is not None for row in rows for transfer in row) and info.variant != ATT_EBGAN:
+        raise ValueError(f"attributes must hold one attribute vector (or None) per part: {parts} per source.")
+    if any(vector is not None for row in rows for vector in row) and info.variant != ATT_EBGAN:
         raise ValueError(f"This is an {info.variant} model: it has no attribute filtering.")
-    return np.stack([np.stack([np.ones(n, np.float32) if transfer is None
-                               else transfer_batch(info, np.asarray(transfer, np.float32), 1)[0]
-                               for transfer in row]) for row in rows])
+    return np.stack([np.stack([np.ones(n, np.float32) if vector is None
+                               else attributes_batch(info, np.asarray(vector, np.float32), 1)[0]
+                               for vector in row]) for row in rows])
 
 
 def _text(value) -> str:
@@ -303,3 +327,7 @@ def _with_signatures(run, available: frozenset[str]):
         return run(name, inputs)
 
     return checked
+
+
+if TYPE_CHECKING:  # mypy: Editor is a CropEditor
+    _EDITOR: type[CropEditor] = Editor

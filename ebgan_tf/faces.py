@@ -22,7 +22,6 @@ import functools
 import math
 import os
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -31,7 +30,7 @@ from PIL import Image, ImageFilter
 from ebgan_tf import images
 from ebgan_tf.config import parse_regions
 from ebgan_tf.data import masks
-from ebgan_tf.editing import Editor, ModelInfo
+from ebgan_tf.editing import CropEditor, ModelInfo
 
 # Photos are scaled down to at most this many pixels on their longer side for detection (MTCNN's time grows with
 # the pixel count: about 1.5 s at 1024 px, 50 s at 4096 px on 2 CPU cores); landmarks are scaled back up.
@@ -306,14 +305,15 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, region: np.ndarray, crop: 
 # ------------------------------------------------------------------------------------------------ editing
 
 
-def edit_photo(editor: Editor, source: np.ndarray, exemplar: np.ndarray, regions: Sequence[str] | str | None = None,
-               mask: np.ndarray | None = None, transfer: np.ndarray | None = None, source_face: int = 0,
-               exemplar_face: int = 0, align: str = "auto", feather: float = DEFAULT_FEATHER,
+def edit_photo(editor: CropEditor, source: np.ndarray, exemplar: np.ndarray,
+               regions: Sequence[str] | str | None = None, mask: np.ndarray | None = None,
+               attributes: np.ndarray | None = None, source_face: int = 0, exemplar_face: int = 0,
+               align: str = "auto", feather: float = DEFAULT_FEATHER,
                names: tuple[str, str] = ("source", "exemplar")) -> np.ndarray:
     """Edits one face of the photo `source` with the same region of a face of `exemplar` (uint8 RGB images).
 
     Give `regions` (names, on the source face's own landmarks) or `mask` (in the source image's coordinates,
-    [H, W] or [H, W, 1], > 0.5 = edit). `transfer` as for `Editor.edit`; `names` name the images in errors.
+    [H, W] or [H, W, 1], > 0.5 = edit). `attributes` as for `Editor.edit`; `names` name the images in errors.
     Returns uint8 [H, W, 3] like `source`: with the edited region pasted back, or the model's output when the
     source was given aligned.
     """
@@ -331,26 +331,15 @@ def edit_photo(editor: Editor, source: np.ndarray, exemplar: np.ndarray, regions
             raise ValueError(f"The mask is {np.shape(mask)[0]}x{np.shape(mask)[1]}; it must have the size of "
                              f"{names[0]}, {np.shape(source)[0]}x{np.shape(source)[1]} (height x width).")
         crop_mask = mask_to_crop(mask, source_crop, size)
-    return edit_crops(editor, source, source_crop, exemplar_crop, crop_mask, transfer, feather)
-
-
-class CropEditor(Protocol):
-    """What `edit_crops` and `compose_crops` call: an `Editor`, or a model of the web editor (local or remote)."""
-
-    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             transfer: np.ndarray | None = None) -> np.ndarray: ...
-
-    def edit_composed(self, source: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
-                      strengths: Sequence[float] | None = None,
-                      transfers: Sequence[np.ndarray | None] | None = None) -> np.ndarray: ...
+    return edit_crops(editor, source, source_crop, exemplar_crop, crop_mask, attributes, feather)
 
 
 def edit_crops(editor: CropEditor, source: np.ndarray, source_crop: FaceCrop, exemplar_crop: FaceCrop,
-               crop_mask: np.ndarray, transfer: np.ndarray | None = None,
+               crop_mask: np.ndarray, attributes: np.ndarray | None = None,
                feather: float = DEFAULT_FEATHER) -> np.ndarray:
     """Edits aligned crops of the photo `source` and an exemplar with a mask in the source crop ([S, S, 1], > 0.5
     = edit) and pastes the edit back into `source` (or returns the model's output for an aligned source)."""
-    edited = editor.edit(source_crop.image, exemplar_crop.image, crop_mask, transfer)
+    edited = editor.edit(source_crop.image, exemplar_crop.image, crop_mask, attributes)
     if source_crop.aligned_input:
         return edited
     return paste_back(source, edited, crop_mask, source_crop, feather)
@@ -358,13 +347,14 @@ def edit_crops(editor: CropEditor, source: np.ndarray, source_crop: FaceCrop, ex
 
 def compose_crops(editor: CropEditor, source: np.ndarray, source_crop: FaceCrop, exemplar_crops: Sequence[FaceCrop],
                   part_masks: np.ndarray, strengths: Sequence[float] | None = None,
-                  transfers: Sequence[np.ndarray | None] | None = None, feather: float = DEFAULT_FEATHER) -> np.ndarray:
+                  attributes: Sequence[np.ndarray | None] | None = None,
+                  feather: float = DEFAULT_FEATHER) -> np.ndarray:
     """`edit_crops` for a composed edit (`Editor.edit_composed`): part k fills part_masks[k] ([K, S, S, 1] in the
-    source crop) from exemplar_crops[k] at strengths[k] with transfers[k]; the union of the parts is pasted back
+    source crop) from exemplar_crops[k] at strengths[k] with attributes[k]; the union of the parts is pasted back
     into `source` (or the model's output is returned for an aligned source)."""
     part_masks = np.asarray(part_masks, np.float32)
     edited = editor.edit_composed(source_crop.image, np.stack([crop.image for crop in exemplar_crops]), part_masks,
-                                  strengths, transfers)
+                                  strengths, attributes)
     if source_crop.aligned_input:
         return edited
     return paste_back(source, edited, part_masks.max(axis=0), source_crop, feather)

@@ -142,9 +142,9 @@ def edit_grid(trainer: EBGANTrainer, batch: Mapping[str, np.ndarray]) -> np.ndar
     labels = ["source", "exemplar", "mask", "result"]
     names = tuple(trainer.attribute_names)
     if trainer.variant == ATT_EBGAN:
-        transfer = np.ones([len(source), len(names)], np.float32)
-        transfer[:, 0] = 0.0
-        columns.append(images.to_uint8(np.asarray(trainer.edit(source, exemplar, mask, transfer))))
+        without_first = np.ones([len(source), len(names)], np.float32)  # the `attributes` switches
+        without_first[:, 0] = 0.0
+        columns.append(images.to_uint8(np.asarray(trainer.edit(source, exemplar, mask, without_first))))
         labels = ["source", "exemplar", "mask", "result\n(all on)", f"without\n{names[0]}"]
     rows = [[column[i] for column in columns] for i in range(len(source))]
     row_labels = [attribute_labels(attributes, names) for attributes in np.asarray(batch["exemplar_attributes"])]

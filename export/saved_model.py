@@ -91,7 +91,7 @@ def edit_function(trainer: EBGANTrainer, filtered: bool, validate: bool) -> Call
         with tf.control_dependencies(checks):
             inside = mask > 0.5
             result = trainer.edit(_to_unit(source), _to_unit(exemplar), tf.cast(inside, tf.float32),
-                                  transfer=attributes)
+                                  attributes=attributes)
             generated = tf.clip_by_value(tf.round((result + 1.0) * 127.5), 0.0, 255.0)
             composite = tf.where(inside, generated, tf.cast(source, tf.float32))
             return {"edited": tf.cast(composite, tf.uint8)}
@@ -135,9 +135,9 @@ def composed_function(trainer: EBGANTrainer, validate: bool) -> Callable[..., di
                   if validate else [])
         with tf.control_dependencies(checks):
             inside = masks > 0.5
-            transfer = attributes if trainer.classifier is not None else None
+            switches = attributes if trainer.classifier is not None else None
             result = compose(trainer, _to_unit(source), _to_unit(exemplars), tf.cast(inside, tf.float32),
-                             strengths, transfer)
+                             strengths, switches)
             generated = tf.clip_by_value(tf.round((result + 1.0) * 127.5), 0.0, 255.0)
             composite = tf.where(tf.reduce_any(inside, axis=1), generated, tf.cast(source, tf.float32))
             return {"edited": tf.cast(composite, tf.uint8)}

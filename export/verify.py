@@ -114,20 +114,20 @@ def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dic
     raise)."""
     saved = Editor.load(saved_model_dir)
     source, exemplar, mask = verification_inputs(saved, count)
-    transfers: dict[str, np.ndarray | None] = {"edit": None}
+    switches: dict[str, np.ndarray | None] = {"edit": None}
     if saved.info.variant == ATT_EBGAN:
-        transfers["edit_filtered"] = saved.info.transfer_vector(drop=[saved.info.attribute_names[0]])
+        switches["edit_filtered"] = saved.info.attributes_from(drop=[saved.info.attribute_names[0]])
     checks = []
-    for signature, transfer in transfers.items():
-        reference = saved.edit(source, exemplar, mask, transfer)
-        attributes = None if transfer is None else np.broadcast_to(transfer, (count, len(transfer)))
-        keras_fn = edit_function(trainer, filtered=transfer is not None, validate=False)
-        keras_inputs = (source, exemplar, mask) + (() if attributes is None else (attributes,))
+    for signature, attributes in switches.items():
+        reference = saved.edit(source, exemplar, mask, attributes)
+        batch = None if attributes is None else np.broadcast_to(attributes, (count, len(attributes)))
+        keras_fn = edit_function(trainer, filtered=attributes is not None, validate=False)
+        keras_inputs = (source, exemplar, mask) + (() if batch is None else (batch,))
         checks.append(_level_check(f"Keras vs SavedModel ({signature})", keras_fn(*keras_inputs)["edited"].numpy(),
                                    reference))
         for variant, path in (tflite_paths or {}).items():
             checks.append(_edit_check(f"TFLite {variant} vs SavedModel ({signature})", variant,
-                                      Editor.load(path).edit(source, exemplar, mask, transfer), reference, mask))
+                                      Editor.load(path).edit(source, exemplar, mask, attributes), reference, mask))
     checks += composed_checks(trainer, saved, source, exemplar, tflite_paths or {})
     if saved.info.variant == ATT_EBGAN:
         checks += classify_checks(trainer, saved, np.concatenate([source, exemplar]), tflite_paths or {})

@@ -5,6 +5,8 @@ Python API:
     with EditClient("localhost:8500", timeout=10) as client:
         info = client.model_info("ebgan")                       # the `metadata` signature: attributes, size, ...
         edited = client.edit(source, exemplar, info.region_mask("mouth"), model_name="ebgan")
+        model = client.model("ebgan")                           # one served model, a CropEditor (as Editor)
+        edited = model.edit(source, exemplar, model.info.region_mask("mouth"))
         reading = client.classify(exemplar, model_name="ebgan")  # Att-EBGAN: probability per attribute
         composed = client.edit_composed(source, [b, c], [eyes, mouth], [0.7, 1.0], model_name="ebgan", info=info)
         client.metadata("ebgan"); client.status("ebgan")         # GetModelMetadata, GetModelStatus
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
@@ -82,7 +85,7 @@ class VersionStatus:
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo(editing.ModelInfo):
-    """The model's `metadata` signature (with transfer_vector / region_mask), plus the version that answered
+    """The model's `metadata` signature (with attributes_from / region_mask), plus the version that answered
     (pin it for the following calls)."""
 
     version: int
@@ -125,6 +128,10 @@ class EditClient:
     def close(self) -> None:
         self._channel.close()
 
+    def model(self, model_name: str, version: int | None = None, version_label: str | None = None) -> ServedModel:
+        """One served model with its name (and version) bound: a `CropEditor`, called as `Editor` is."""
+        return ServedModel(self, model_name, version, version_label)
+
     def __enter__(self) -> EditClient:
         return self
 
@@ -165,14 +172,14 @@ class EditClient:
         edited = self.predict(inputs, model_name, signature, version, version_label)["edited"]
         return edited[0] if single else edited
 
-    def edit_composed(self, source: np.ndarray, exemplars, masks, strengths=None, transfers=None,
+    def edit_composed(self, source: np.ndarray, exemplars, masks, strengths=None, attributes=None,
                       model_name: str = "ebgan", version: int | None = None, version_label: str | None = None,
                       info: editing.ModelInfo | None = None) -> np.ndarray:
         """The `edit_composed` signature: part k fills masks[k] from exemplars[k] at strengths[k], with the
         arguments of `Editor.edit_composed` (checked here the same way). `info` (the model's `model_info`) saves
         the call that reads it."""
         info = info or self.model_info(model_name, version, version_label)
-        inputs, single = editing.composed_inputs(info, source, exemplars, masks, strengths, transfers)
+        inputs, single = editing.composed_inputs(info, source, exemplars, masks, strengths, attributes)
         edited = self.predict(inputs, model_name, editing.EDIT_COMPOSED, version, version_label)["edited"]
         return edited[0] if single else edited
 
@@ -219,6 +226,64 @@ class EditClient:
                               entry.status.error_message) for entry in response.model_version_status]
 
 
+class ServedModel:
+    """One model of a model server as a `CropEditor` (ebgan_tf.editing): EditClient's calls with the model's name
+    bound. Its metadata and signature list are read on first use; every call then goes to the version that answered
+    (so a version the server loads later is not mixed into a session)."""
+
+    def __init__(self, client: EditClient, name: str, version: int | None = None, version_label: str | None = None):
+        self.name = name
+        self._client = client
+        self._version, self._version_label = version, version_label
+        self._info: ModelInfo | None = None
+        self._signatures: frozenset[str] = frozenset()
+
+    @property
+    def info(self) -> ModelInfo:
+        """The `metadata` signature of the version that answered (`ModelInfo.version`)."""
+        if self._info is None:
+            info = self._client.model_info(self.name, self._version, self._version_label)
+            self._signatures = frozenset(self._client.metadata(self.name, info.version).signatures)  # GetModelMetadata
+            self._info = info
+        return self._info
+
+    @property
+    def signatures(self) -> frozenset[str]:
+        """The signatures the served version has (as `Editor.signatures`), read with `info`."""
+        _ = self.info
+        return self._signatures
+
+    @property
+    def classifies(self) -> bool:
+        """Whether `classify` works: an Att-EBGAN export with the classify signature."""
+        return editing.classify_error(self.info, self.signatures) is None
+
+    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
+             attributes: np.ndarray | None = None) -> np.ndarray:
+        """`edit`, or `edit_filtered` with `attributes` (as `Editor.edit`)."""
+        signature = editing.EDIT if attributes is None else editing.EDIT_FILTERED
+        return self._client.edit(source, exemplar, mask, attributes, model_name=self.name,
+                                 version=self.info.version, signature=signature)
+
+    def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
+                      masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
+                      attributes: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray:
+        """`edit_composed` (as `Editor.edit_composed`)."""
+        return self._client.edit_composed(source, exemplars, masks, strengths, attributes, model_name=self.name,
+                                          version=self.info.version, info=self.info)
+
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        """`classify` (as `Editor.classify`); a model without it is a ValueError saying why."""
+        error = editing.classify_error(self.info, self.signatures)
+        if error:
+            raise ValueError(error)
+        return self._client.classify(images, model_name=self.name, version=self.info.version)
+
+
+if TYPE_CHECKING:  # mypy: a served model is a CropEditor
+    _SERVED_MODEL: type[editing.CropEditor] = ServedModel
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # ebgan-client
 
@@ -262,13 +327,13 @@ def _edit_composed(client: EditClient) -> str:
         raise ValueError(f"edit needs {', '.join(missing)}.")
     parts = [parse_part(text) for text in FLAGS.part]
     info = client.model_info(FLAGS.model_name, FLAGS.version, FLAGS.version_label)
-    transfer = info.transfer_vector(FLAGS.drop, FLAGS.keep)
+    attributes = info.attributes_from(FLAGS.drop, FLAGS.keep)
     source = images.load_image(FLAGS.source, size=info.image_size)
     exemplars = {path: images.load_image(path, size=info.image_size)
                  for path in dict.fromkeys(part.exemplar for part in parts)}
     edited = client.edit_composed(source, np.stack([exemplars[part.exemplar] for part in parts]),
                                   np.stack([info.region_mask(part.region) for part in parts]),
-                                  [part.strength for part in parts], [transfer] * len(parts),
+                                  [part.strength for part in parts], [attributes] * len(parts),
                                   model_name=FLAGS.model_name, version=info.version, info=info)
     images.save_image(FLAGS.output, edited)
     return (f"Wrote {FLAGS.output} (model {FLAGS.model_name} version {info.version}, signature "
@@ -294,7 +359,7 @@ def _edit(client: EditClient) -> str:
             else masks.load_mask_image(FLAGS.mask, info.image_size))
     attributes = None
     if signature == "edit_filtered":  # without --drop/--keep every attribute is transferred
-        attributes = info.transfer_vector(FLAGS.drop, FLAGS.keep if filtering else list(info.attribute_names))
+        attributes = info.attributes_from(FLAGS.drop, FLAGS.keep if filtering else list(info.attribute_names))
     edited = client.edit(source, exemplar, mask, attributes, model_name=FLAGS.model_name, version=info.version,
                          signature=signature)
     images.save_image(FLAGS.output, edited)

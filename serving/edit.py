@@ -94,7 +94,7 @@ def edit_files(model: str, source: str, exemplar: str, output: str, region: str 
     regions = parse_regions(region) if region is not None else None
     source_image, exemplar_image = load_image(source), load_image(exemplar)
     editor = Editor.load(model)
-    transfer = editor.info.transfer_vector(drop=drop, keep=keep)
+    attributes = editor.info.attributes_from(drop=drop, keep=keep)
     mask_image = None
     if mask is not None:
         size = editor.info.image_size
@@ -102,7 +102,7 @@ def edit_files(model: str, source: str, exemplar: str, output: str, region: str 
             mask_image = load_mask_image(mask, size)
         else:
             mask_image = load_photo_mask(mask, source_image.shape[:2])
-    edited = edit_photo(editor, source_image, exemplar_image, regions, mask_image, transfer, face_index,
+    edited = edit_photo(editor, source_image, exemplar_image, regions, mask_image, attributes, face_index,
                         exemplar_face_index, align, feather, names=(source, exemplar))
     save_image(output, edited)
 
@@ -162,14 +162,14 @@ def compose_files(model: str, source: str, parts: Sequence[Part], output: str, d
         raise ValueError("Give at least one --part.")
     source_image = load_image(source)
     editor = Editor.load(model)
-    transfer = editor.info.transfer_vector(drop=drop, keep=keep)
+    attributes = editor.info.attributes_from(drop=drop, keep=keep)
     size = editor.info.image_size
     source_crop = face_crop(source_image, editor.info, align, face_index, source)
     crops = {path: face_crop(load_image(path), editor.info, align, exemplar_face_index, path)
              for path in dict.fromkeys(part.exemplar for part in parts)}
     part_masks = np.stack([region_mask(source_crop.landmarks, part.region, size).numpy() for part in parts])
     edited = compose_crops(editor, source_image, source_crop, [crops[part.exemplar] for part in parts], part_masks,
-                           [part.strength for part in parts], [transfer] * len(parts), feather)
+                           [part.strength for part in parts], [attributes] * len(parts), feather)
     save_image(output, edited)
 
 

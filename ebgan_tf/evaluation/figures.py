@@ -42,9 +42,9 @@ def _enlarge(image: np.ndarray) -> np.ndarray:
 
 
 def _edits(method: Method, sources: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
-           transfer: np.ndarray | None = None) -> np.ndarray:
+           attributes: np.ndarray | None = None) -> np.ndarray:
     """uint8 edits of one batch of pairs."""
-    edited = method.edit(images.to_float(sources), images.to_float(exemplars), masks, transfer)
+    edited = method.edit(images.to_float(sources), images.to_float(exemplars), masks, attributes)
     return images.to_uint8(np.asarray(edited, np.float32))
 
 

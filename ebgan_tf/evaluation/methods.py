@@ -1,8 +1,8 @@
 """The methods under evaluation: trained models and the baselines (naive paste, exemplar-free inpainting).
 
-A method is a `Method`: a function edit(source, exemplar, mask, transfer) -> edited image, so trained models,
-baselines and test fakes are measured the same way. Inputs are float32 in [-1, 1] (mask in {0, 1}, transfer [N, n]
-of 1 = transfer / 0 = filter out, or None); the output is anything convertible to such an array.
+A method is a `Method`: a function edit(source, exemplar, mask, attributes) -> edited image, so trained models,
+baselines and test fakes are measured the same way. Inputs are float32 in [-1, 1] (mask in {0, 1}, attributes
+[N, n] of 1 = transfer / 0 = filter out, or None); the output is anything convertible to such an array.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from ebgan_tf import images
 from ebgan_tf.config import ATT_EBGAN, VARIANT_NAMES
-from ebgan_tf.editing import Editor
+from ebgan_tf.editing import CropEditor
 from ebgan_tf.models.trainer import EBGANTrainer
 
 EditFn = Callable[[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"], Any]
@@ -31,7 +31,7 @@ class Method:
     name: str
     edit: EditFn
     role: str = "model"
-    attribute_names: tuple[str, ...] = ()  # its transfer switches, in order; () = it cannot filter attributes
+    attribute_names: tuple[str, ...] = ()  # its attribute switches, in order; () = it cannot filter attributes
     identity_reconstruction: bool = False  # B = A returns A by construction: no reconstruction score
     variant: str = ""  # a model's variant ("ebgan", "att_ebgan"): which targets it is held to
     code: CodeFn | None = None  # (exemplar, mask) -> Z^B (its attribute blocks, if any), for the code spread
@@ -44,19 +44,19 @@ def model_method(trainer: EBGANTrainer, name: str) -> Method:
         exemplar, mask, trainer.layouts(exemplar, exemplar)[1]), reduce_retracing=True)
     switches = trainer.attribute_names if trainer.classifier is not None else ()
     blocks = trainer.attribute_code_channels or trainer.encoder.code_channels
-    return Method(name, lambda source, exemplar, mask, transfer: edit(source, exemplar, mask, transfer).numpy(),
+    return Method(name, lambda source, exemplar, mask, attributes: edit(source, exemplar, mask, attributes).numpy(),
                   role="model", attribute_names=switches, variant=trainer.variant,
                   code=lambda exemplar, mask: encode(exemplar, mask).numpy()[..., :blocks])
 
 
-def export_method(editor: Editor, name: str) -> Method:
+def export_method(editor: CropEditor, name: str) -> Method:
     """An exported model (SavedModel or TFLite) through its signatures, as `ebgan-edit` and TF Serving run it: uint8
     pixels in and out, so the scores include the export's rounding. No code spread (the signatures return no code)."""
     info = editor.info
 
-    def edit(source, exemplar, mask, transfer):
+    def edit(source, exemplar, mask, attributes):
         edited = editor.edit(images.to_uint8(source), images.to_uint8(exemplar), np.asarray(mask, np.float32),
-                             transfer)
+                             attributes)
         return images.to_float(edited)
 
     switches = info.attribute_names if info.variant == ATT_EBGAN else ()
@@ -67,10 +67,10 @@ def zero_code_method(trainer: EBGANTrainer, name: str) -> Method:
     """Exemplar-free inpainting baseline: the model's generator with the exemplar code zeroed."""
 
     inpaint = tf.function(trainer.zero_code_edit, reduce_retracing=True)
-    return Method(name, lambda source, exemplar, mask, transfer: inpaint(source, mask).numpy(), role="baseline")
+    return Method(name, lambda source, exemplar, mask, attributes: inpaint(source, mask).numpy(), role="baseline")
 
 
-def naive_paste(source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray, transfer=None) -> np.ndarray:
+def naive_paste(source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray, attributes=None) -> np.ndarray:
     """B's pixels inside the mask, A's outside."""
     return exemplar * mask + source * (1.0 - mask)
 

@@ -1,8 +1,8 @@
 """Scoring: every method on every region against ground truth, and the targets (evaluation/targets.py).
 
-A method under evaluation is a `Method`: a function edit(source, exemplar, mask, transfer) -> edited image, so
+A method under evaluation is a `Method`: a function edit(source, exemplar, mask, attributes) -> edited image, so
 trained models, baselines and test fakes are measured the same way. Inputs are float32 in [-1, 1] (mask in {0, 1},
-transfer [N, n] of 1 = transfer / 0 = filter out, or None); the output is anything convertible to such an array.
+attributes [N, n] of 1 = transfer / 0 = filter out, or None); the output is anything convertible to such an array.
 
 Pairs: the first N faces of the test split; the exemplar of face i is face i + 1 (mod N). The mask is the region of
 the SOURCE's landmarks, unjittered, as a user's edit. Image metrics are computed on the uint8 pixels a user gets
@@ -17,7 +17,7 @@ the SOURCE's landmarks, unjittered, as a user's edit. Image metrics are computed
                        mean: 0 when the encoder returns one code for every face
   attribute_transfer   (with an evaluation classifier) the classifier's reading of the region's attributes on
                        edit(A, B, M) against B's labels, per attribute and mean
-  filtering            (methods with transfer switches) for each attribute, the exemplars that have it are edited
+  filtering            (methods with attribute switches) for each attribute, the exemplars that have it are edited
                        with its switch at 0: leak rate (still read as present), agreement on the other
                        attributes, PSNR against the render with the attribute forced off (synthetic only)
   outside_max_diff     largest pixel difference to A outside M over every edit (must be 0)
@@ -109,13 +109,13 @@ class _RegionEvaluation:
         return self._filtered_truth[name]
 
     def run(self, method: Method, exemplars: np.ndarray, indices: np.ndarray | None = None,
-            transfer: np.ndarray | None = None) -> np.ndarray:
+            attributes: np.ndarray | None = None) -> np.ndarray:
         """uint8 edits of the sources (all, or `indices`) with `exemplars` (same rows), in batches."""
         rows = np.arange(len(self.pairs)) if indices is None else indices
         sources, masks_ = self.pairs.sources[rows], self.masks[rows]
         edited = []
         for part in _chunks(len(rows), self.batch_size):
-            switches = None if transfer is None else transfer[part]
+            switches = None if attributes is None else attributes[part]
             output = method.edit(images.to_float(sources[part]), images.to_float(exemplars[part]), masks_[part],
                                  switches)
             edited.append(images.to_uint8(np.asarray(output, np.float32)))
@@ -204,9 +204,9 @@ class _RegionEvaluation:
             outside_filtered = [0.0]
 
             def edit_without(name: str, indices: np.ndarray) -> np.ndarray:
-                transfer = np.ones([len(indices), len(method.attribute_names)], np.float32)
-                transfer[:, method.attribute_names.index(name)] = 0.0
-                filtered = self.run(method, exemplars[indices], indices, transfer)
+                attributes = np.ones([len(indices), len(method.attribute_names)], np.float32)
+                attributes[:, method.attribute_names.index(name)] = 0.0
+                filtered = self.run(method, exemplars[indices], indices, attributes)
                 outside_filtered.append(self.outside(filtered, indices))
                 return filtered
 

@@ -20,49 +20,49 @@ def _flatten(tensor: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tensor, tf.concat([[-1], tf.shape(tensor)[2:]], 0))
 
 
-def _gated(trainer: EBGANTrainer, code: tf.Tensor, image: tf.Tensor, transfer: tf.Tensor | None) -> tf.Tensor:
+def _gated(trainer: EBGANTrainer, code: tf.Tensor, image: tf.Tensor, attributes: tf.Tensor | None) -> tf.Tensor:
     """Att-EBGAN's gate as `trainer.edit` applies it: the classifier's reading of `image` (logit > 0) times the
-    `transfer` switches; EBGAN's code passes unchanged."""
+    `attributes` switches; EBGAN's code passes unchanged."""
     if trainer.classifier is None:
         return code
     labels = tf.cast(trainer.classifier(image) > 0.0, tf.float32)
-    if transfer is not None:
-        labels *= transfer
+    if attributes is not None:
+        labels *= attributes
     return gate_code(code, labels, len(trainer.attribute_names), trainer.model_config.ungated_code_channels)
 
 
-def part_codes(trainer: EBGANTrainer, source, exemplars, masks, strengths, transfer=None,
+def part_codes(trainer: EBGANTrainer, source, exemplars, masks, strengths, attributes=None,
                source_layout=None, exemplar_layouts=None) -> tf.Tensor:
     """The interpolated codes [N * K, ...] of every part, part k of face i at row i * K + k.
 
     source [N, S, S, 3], exemplars [N, K, S, S, 3] in [-1, 1]; masks [N, K, S, S, 1] in {0, 1}; strengths [N, K];
-    transfer [N, K, n] or None (all ones); layouts (per-part codes) [N, S, S, P] and [N * K, S, S, P].
+    attributes [N, K, n] or None (all ones); layouts (per-part codes) [N, S, S, P] and [N * K, S, S, P].
     """
     count = tf.shape(exemplars)[1]
     flat_exemplars, flat_masks = _flatten(exemplars), _flatten(masks)
     flat_sources = tf.repeat(source, count, axis=0)
     source_layouts = tf.repeat(source_layout, count, axis=0) if source_layout is not None else None
-    flat_transfer = _flatten(transfer) if transfer is not None else None
+    flat_attributes = _flatten(attributes) if attributes is not None else None
     exemplar_code = _gated(trainer, trainer.exemplar_code(flat_exemplars, flat_masks, exemplar_layouts),
-                           flat_exemplars, flat_transfer)
+                           flat_exemplars, flat_attributes)
     own_code = _gated(trainer, trainer.exemplar_code(flat_sources, flat_masks, source_layouts), flat_sources, None)
     strength = tf.reshape(_flatten(strengths[..., None]), [-1] + [1] * (exemplar_code.shape.rank - 1))
     return strength * exemplar_code + (1.0 - strength) * own_code
 
 
-def compose(trainer: EBGANTrainer, source, exemplars, masks, strengths, transfer=None) -> tf.Tensor:
+def compose(trainer: EBGANTrainer, source, exemplars, masks, strengths, attributes=None) -> tf.Tensor:
     """The composed edit, float32 [N, S, S, 3] in [-1, 1]: the source outside the union of the masks.
 
     source [N, S, S, 3] and exemplars [N, K, S, S, 3] in [-1, 1]; masks [N, K, S, S, 1] (1 = fill from exemplar k);
-    strengths [N, K] in [0, 1] (0 = the source's own region, 1 = the exemplar's); transfer [N, K, n] (Att-EBGAN:
+    strengths [N, K] in [0, 1] (0 = the source's own region, 1 = the exemplar's); attributes [N, K, n] (Att-EBGAN:
     1 = transfer, 0 = filter out; None = all ones). With K = 1 and strength 1 it is `trainer.edit`.
     """
     source, exemplars, masks, strengths = (tf.convert_to_tensor(value, tf.float32)
                                            for value in (source, exemplars, masks, strengths))
-    transfer = tf.convert_to_tensor(transfer, tf.float32) if transfer is not None else None
+    attributes = tf.convert_to_tensor(attributes, tf.float32) if attributes is not None else None
     if trainer.parts:
-        return _compose_one_pass(trainer, source, exemplars, masks, strengths, transfer)
-    return _compose_part_by_part(trainer, source, exemplars, masks, strengths, transfer)
+        return _compose_one_pass(trainer, source, exemplars, masks, strengths, attributes)
+    return _compose_part_by_part(trainer, source, exemplars, masks, strengths, attributes)
 
 
 def part_layouts(source_layout, masks) -> tf.Tensor:
@@ -75,10 +75,10 @@ def part_layouts(source_layout, masks) -> tf.Tensor:
     return tf.reshape(layouts, tf.stack([tf.shape(source_layout)[0], size, size, -1]))
 
 
-def _compose_one_pass(trainer: EBGANTrainer, source, exemplars, masks, strengths, transfer) -> tf.Tensor:
+def _compose_one_pass(trainer: EBGANTrainer, source, exemplars, masks, strengths, attributes) -> tf.Tensor:
     """Per-part codes: the K parts' codes [N, K * P, C] on `part_layouts`, one generator pass."""
     source_layout, exemplar_layouts = trainer.layouts(source, _flatten(exemplars))
-    codes = part_codes(trainer, source, exemplars, masks, strengths, transfer, source_layout, exemplar_layouts)
+    codes = part_codes(trainer, source, exemplars, masks, strengths, attributes, source_layout, exemplar_layouts)
     codes = tf.reshape(codes, tf.stack([tf.shape(source)[0], -1, codes.shape[-1]]))
     union = tf.minimum(tf.reduce_sum(masks, axis=1), 1.0)
     generated = trainer.generator.decode(trainer.generator.encode(source, union), codes,
@@ -86,10 +86,10 @@ def _compose_one_pass(trainer: EBGANTrainer, source, exemplars, masks, strengths
     return composite(generated, source, union)
 
 
-def _compose_part_by_part(trainer: EBGANTrainer, source, exemplars, masks, strengths, transfer) -> tf.Tensor:
+def _compose_part_by_part(trainer: EBGANTrainer, source, exemplars, masks, strengths, attributes) -> tf.Tensor:
     """Global codes: K generator passes, pass k filling mask k of the previous pass's result."""
     count = tf.shape(exemplars)[1]
-    codes = part_codes(trainer, source, exemplars, masks, strengths, transfer)
+    codes = part_codes(trainer, source, exemplars, masks, strengths, attributes)
     codes = tf.reshape(codes, tf.concat([tf.shape(source)[:1], [count], tf.shape(codes)[1:]], 0))
 
     def fill(index, image):

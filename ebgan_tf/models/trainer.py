@@ -318,14 +318,14 @@ class EBGANTrainer(keras.Model):
             return part_layout(landmarks, size)
         return layout(source, source_landmarks), layout(exemplar, exemplar_landmarks)
 
-    def edit(self, source, exemplar, mask, transfer=None, source_landmarks=None, exemplar_landmarks=None
+    def edit(self, source, exemplar, mask, attributes=None, source_landmarks=None, exemplar_landmarks=None
              ) -> tf.Tensor:
         """The composite y = A^b * M + A * (1 - M), float32 [N, S, S, 3] in [-1, 1].
 
         source, exemplar: [N, S, S, 3] in [-1, 1]; mask: [N, S, S, 1], 1 = edit. Att-EBGAN gates the exemplar's
-        code with transfer * (C(exemplar) > 0.5): the classifier reads the exemplar's attributes (a user's photo
-        has no labels) and `transfer` [N, n] (1 = transfer, 0 = filter out; None = all ones) switches single
-        attributes off. EBGAN ignores `transfer`. Per-part codes place the parts by the faces' landmarks [N, 5, 2]
+        code with attributes * (C(exemplar) > 0.5): the classifier reads the exemplar's attributes (a user's photo
+        has no labels) and `attributes` [N, n] (1 = transfer, 0 = filter out; None = all ones) switches single
+        attributes off. EBGAN ignores `attributes`. Per-part codes place the parts by the faces' landmarks [N, 5, 2]
         where given, else by the landmarks the model estimates.
         """
         source, exemplar, mask = (tf.convert_to_tensor(value, tf.float32) for value in (source, exemplar, mask))
@@ -333,8 +333,8 @@ class EBGANTrainer(keras.Model):
         code = self.exemplar_code(exemplar, mask, exemplar_layout)
         if self.classifier is not None:
             labels = tf.cast(self.classifier(exemplar) > 0.0, tf.float32)  # logit > 0 <=> sigmoid > 0.5
-            if transfer is not None:
-                labels *= tf.convert_to_tensor(transfer, tf.float32)
+            if attributes is not None:
+                labels *= tf.convert_to_tensor(attributes, tf.float32)
             code = self._gate(code, labels)
         return self._fill(source, mask, code, source_layout)
 

@@ -205,7 +205,7 @@ class WebApp:
         _, exemplar_crop = self._crop(model, body.get("exemplar"), "exemplar")
         crop_mask = _crop_mask(body, source_crop, model.info)
         edited = faces.edit_crops(model, source.pixels, source_crop, exemplar_crop, crop_mask,
-                                  _transfer(model.info, body.get("drop")), self.options.feather)
+                                  _attributes(model.info, body.get("drop")), self.options.feather)
         return self._keep(source, edited)
 
     def _compose(self, body: dict[str, Any]) -> tuple[bytes, str]:
@@ -229,14 +229,14 @@ class WebApp:
                 checked.append(self._part(model, part, source_crop, crops))
             except WebError as error:
                 raise WebError(error.status, f"Part {number}: {error.message}", f"part-{number}", error.kind) from None
-        exemplars, part_masks, strengths, transfers = zip(*checked)
+        exemplars, part_masks, strengths, attributes = zip(*checked)
         edited = faces.compose_crops(model, source.pixels, source_crop, exemplars, np.stack(part_masks),
-                                     list(strengths), list(transfers), self.options.feather)
+                                     list(strengths), list(attributes), self.options.feather)
         return self._keep(source, edited)
 
     def _part(self, model, part: Any, source_crop: faces.FaceCrop, crops: dict[str, faces.FaceCrop]
               ) -> tuple[faces.FaceCrop, np.ndarray, float, np.ndarray | None]:
-        """One part of a composed edit, checked: its exemplar crop, mask, strength and transfer vector."""
+        """One part of a composed edit, checked: its exemplar crop, mask, strength and attribute vector."""
         if not isinstance(part, dict):
             raise WebError(400, "A part must be an object with region (or mask), exemplar, strength and drop.")
         reference, strength = part.get("exemplar"), part.get("strength", 1.0)
@@ -249,7 +249,7 @@ class WebApp:
         if key not in crops:
             crops[key] = self._crop(model, reference, "exemplar")[1]
         return (crops[key], _crop_mask(part, source_crop, model.info), float(strength),
-                _transfer(model.info, part.get("drop")))
+                _attributes(model.info, part.get("drop")))
 
     def _keep(self, source: StoredImage, edited: np.ndarray) -> tuple[bytes, str]:
         """The result as PNG, and the id it is kept under (with the source's faces: an edit moves no landmark)."""
@@ -270,8 +270,9 @@ def _crop_mask(body: dict[str, Any], source_crop: faces.FaceCrop, info) -> np.nd
     return masks.region_mask(source_crop.landmarks, regions, info.image_size).numpy()
 
 
-def _transfer(info, drop: Any) -> np.ndarray | None:
-    """The transfer vector of an edit's (or a part's) "drop" list: None when nothing is filtered out."""
+def _attributes(info, drop: Any) -> np.ndarray | None:
+    """The `attributes` vector of an edit's (or a part's) "drop" list (`ModelInfo.attributes_from`, the one mapping
+    of drop/keep): None when nothing is filtered out."""
     drop = drop or []
     if not isinstance(drop, list) or not all(isinstance(name, str) for name in drop):
         raise WebError(400, "drop must be a list of attribute names.", "attributes")
@@ -279,7 +280,7 @@ def _transfer(info, drop: Any) -> np.ndarray | None:
         raise WebError(400, f"This is an {info.variant} model: it cannot filter out attributes. Switch every "
                        "attribute on, or choose an Att-EBGAN model.", "attributes", "no_filtering")
     try:
-        return info.transfer_vector(drop=drop)
+        return info.attributes_from(drop=drop)
     except ValueError as error:
         raise WebError(400, str(error), "attributes") from None
 

@@ -1,10 +1,10 @@
 """The models the web editor edits with: loaded in-process (`Editor`) or behind a gRPC model server.
 
-Both kinds look the same to the page: a name, an `info` (ModelInfo, plus the version),
-`edit(source, exemplar, mask, transfer)` on aligned crops, which is what `ebgan_tf.faces.edit_crops` calls,
-`edit_composed(source, exemplars, masks, strengths, transfers)` (what `ebgan_tf.faces.compose_crops` calls;
-`composes` says whether the export has the signature) and `classify(image)` (the classifier's reading of an aligned
-face; `classifies` says whether the model has one).
+Both kinds are `CropEditor`s (ebgan_tf.editing), which is what `ebgan_tf.faces.edit_crops` and `compose_crops` take:
+an `info` (ModelInfo, plus the version), `edit(source, exemplar, mask, attributes)` on aligned crops,
+`edit_composed(source, exemplars, masks, strengths, attributes)` and `classify(images)` (the classifier's reading of
+aligned faces). For the page they also have a name, a path, `composes` (whether the export has the edit_composed
+signature) and `classifies` (whether the model has a classifier).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ebgan_tf.editing import EDIT_COMPOSED, Editor, ModelInfo, classify_error
-from ebgan_tf.serving.client import EditClient
+from ebgan_tf.editing import EDIT_COMPOSED, CropEditor, Editor, ModelInfo
+from ebgan_tf.serving.client import EditClient, ServedModel
 from ebgan_tf.serving.errors import invalid, not_found
 
 
@@ -52,68 +53,38 @@ class LocalModel:
             return call(*args)
 
     def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             transfer: np.ndarray | None = None) -> np.ndarray:
-        return self._locked(self._editor.edit, source, exemplar, mask, transfer)
+             attributes: np.ndarray | None = None) -> np.ndarray:
+        return self._locked(self._editor.edit, source, exemplar, mask, attributes)
 
-    def edit_composed(self, source: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
-                      strengths: Sequence[float] | None = None,
-                      transfers: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
-        return self._locked(self._editor.edit_composed, source, exemplars, masks, strengths, transfers)
+    def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
+                      masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
+                      attributes: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray:
+        return self._locked(self._editor.edit_composed, source, exemplars, masks, strengths, attributes)
 
-    def classify(self, image: np.ndarray) -> np.ndarray:
-        return self._locked(self._editor.classify, image)
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        return self._locked(self._editor.classify, images)
 
 
-class RemoteModel:
-    """A model served by TF Serving or `ebgan-serve`, called over gRPC (its metadata and signature list are read on
-    first use)."""
+class RemoteModel(ServedModel):
+    """A model served by TF Serving or `ebgan-serve`, called over gRPC (`ServedModel`: its metadata and signature
+    list are read on first use)."""
 
     def __init__(self, name: str, client: EditClient):
-        self.name = name
+        super().__init__(client, name)
         self.path = f"grpc://{client.server}/{name}"
-        self._client = client
-        self._info: ModelInfo | None = None
-        self._classify_error: str | None = None
-        self._signatures: frozenset[str] = frozenset()
-
-    @property
-    def info(self):  # ebgan_tf.serving.client.ModelInfo: ModelInfo plus the version that answered
-        if self._info is None:
-            info = self._client.model_info(self.name)
-            signatures = self._client.metadata(self.name, info.version).signatures  # GetModelMetadata
-            self._classify_error = classify_error(info, signatures)
-            self._signatures = frozenset(signatures)
-            self._info = info
-        return self._info
-
-    @property
-    def classifies(self) -> bool:
-        return self.info is not None and self._classify_error is None
 
     @property
     def composes(self) -> bool:
-        return self.info is not None and EDIT_COMPOSED in self._signatures
-
-    def classify(self, image: np.ndarray) -> np.ndarray:
-        if not self.classifies:
-            raise ValueError(self._classify_error)
-        return self._client.classify(image, model_name=self.name, version=self.info.version)
+        return EDIT_COMPOSED in self.signatures
 
     @property
     def version(self) -> int:
         return self.info.version
 
-    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             transfer: np.ndarray | None = None) -> np.ndarray:
-        signature = "edit" if transfer is None else "edit_filtered"
-        return self._client.edit(source, exemplar, mask, transfer, model_name=self.name, version=self.info.version,
-                                 signature=signature)
 
-    def edit_composed(self, source: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
-                      strengths: Sequence[float] | None = None,
-                      transfers: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
-        return self._client.edit_composed(source, exemplars, masks, strengths, transfers, model_name=self.name,
-                                          version=self.info.version, info=self.info)
+if TYPE_CHECKING:  # mypy: both kinds of model are CropEditors
+    _LOCAL_MODEL: type[CropEditor] = LocalModel
+    _REMOTE_MODEL: type[CropEditor] = RemoteModel
 
 
 def model_name(path: str) -> str:

@@ -200,7 +200,7 @@ def test_parts_of_aligned_crops_are_one_composed_edit(model, editor, crops, tmp_
                       f"--part=mouth:{crops['c']}", "--drop=Mustache", f"--output={out}") == 0
     assert f"Wrote {out}" in capsys.readouterr().out
     template = editor.info.landmark_template
-    drop = editor.info.transfer_vector(drop=["Mustache"])
+    drop = editor.info.attributes_from(drop=["Mustache"])
     expected = editor.edit_composed(
         images.load_image(crops["a"]), np.stack([images.load_image(crops["b"]), images.load_image(crops["c"])]),
         np.stack([masks.region_mask(template, region, TINY_SIZE).numpy() for region in ("eyes", "mouth")]),

@@ -13,8 +13,9 @@ import pytest
 import tensorflow as tf
 
 from ebgan_tf.data.masks import region_mask
-from ebgan_tf.editing import Editor, ModelInfo
+from ebgan_tf.editing import CropEditor, Editor, ModelInfo
 from tests.helpers.contract_model import ATTRIBUTES, export_contract_model, random_inputs, template_landmarks
+from tests.helpers.crop_editors import crop_editor_mismatches
 
 SIZE = 16
 
@@ -46,13 +47,13 @@ def test_model_info_reads_the_metadata_signature(editor, models):
     assert Editor.load(models["ebgan"]).info.variant == "ebgan"
 
 
-def test_transfer_vector_drop_and_keep():
-    assert info().transfer_vector() is None
-    np.testing.assert_array_equal(info().transfer_vector(drop=["Mustache"]), [0, 1, 1])
-    np.testing.assert_array_equal(info().transfer_vector(drop=["Mustache", "Wearing_Lipstick"]), [0, 1, 0])
-    np.testing.assert_array_equal(info().transfer_vector(keep=["Smiling"]), [0, 1, 0])
-    np.testing.assert_array_equal(info().transfer_vector(keep=[]), [0, 0, 0])
-    assert info().transfer_vector(drop=["Smiling"]).dtype == np.float32
+def test_attributes_from_drop_and_keep():
+    assert info().attributes_from() is None
+    np.testing.assert_array_equal(info().attributes_from(drop=["Mustache"]), [0, 1, 1])
+    np.testing.assert_array_equal(info().attributes_from(drop=["Mustache", "Wearing_Lipstick"]), [0, 1, 0])
+    np.testing.assert_array_equal(info().attributes_from(keep=["Smiling"]), [0, 1, 0])
+    np.testing.assert_array_equal(info().attributes_from(keep=[]), [0, 0, 0])
+    assert info().attributes_from(drop=["Smiling"]).dtype == np.float32
 
 
 @pytest.mark.parametrize("kwargs, variant, message", [
@@ -63,9 +64,9 @@ def test_transfer_vector_drop_and_keep():
     (dict(drop=["Mustache"]), "ebgan", "ebgan model: it has no attribute filtering.*att_ebgan"),
     (dict(keep=["Mustache"]), "ebgan", "ebgan model: it has no attribute filtering"),
 ])
-def test_transfer_vector_errors(kwargs, variant, message):
+def test_attributes_from_errors(kwargs, variant, message):
     with pytest.raises(ValueError, match=message):
-        info(variant).transfer_vector(**kwargs)
+        info(variant).attributes_from(**kwargs)
 
 
 def test_region_mask_is_placed_on_the_landmark_template():
@@ -90,13 +91,13 @@ def test_edit_equals_the_signatures_output(editor, models):
     np.testing.assert_array_equal(one, plain.numpy()[1])
 
 
-def test_one_transfer_vector_applies_to_the_whole_batch(editor):
+def test_one_attribute_vector_applies_to_the_whole_batch(editor):
     inputs = random_inputs(2, SIZE, seed=2)
-    transfer = np.array([0.0, 1.0, 1.0], np.float32)
-    together = editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"], transfer)
+    attributes = np.array([0.0, 1.0, 1.0], np.float32)
+    together = editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"], attributes)
     for index in range(2):
         alone = editor.edit(inputs["source"][index], inputs["exemplar"][index], inputs["mask"][index],
-                            transfer[None])
+                            attributes[None])
         np.testing.assert_array_equal(together[index], alone)
 
 
@@ -110,19 +111,19 @@ def test_one_transfer_vector_applies_to_the_whole_batch(editor):
     (lambda i: i.update(exemplar=i["exemplar"][:1]), "same number of images"),
     (lambda i: i["mask"].__setitem__(1, 0.0), r"Empty mask for image\(s\) \[1\]: nothing to edit"),
     (lambda i: i.update(mask=np.full_like(i["mask"], 0.5)), r"Empty mask for image\(s\) \[0, 1\]"),
-    (lambda i: i.update(transfer=np.ones(2, np.float32)),
-     r"transfer has shape \(2,\); this model takes \[3\] or \[N,3\].*Mustache, Smiling, Wearing_Lipstick"),
-    (lambda i: i.update(transfer=np.ones((3, 3), np.float32)), r"transfer has shape \(3, 3\)"),
+    (lambda i: i.update(attributes=np.ones(2, np.float32)),
+     r"attributes has shape \(2,\); this model takes \[3\] or \[N,3\].*Mustache, Smiling, Wearing_Lipstick"),
+    (lambda i: i.update(attributes=np.ones((3, 3), np.float32)), r"attributes has shape \(3, 3\)"),
 ])
 def test_edit_rejects_bad_inputs_with_a_clear_message(editor, change, message):
     inputs = random_inputs(2, SIZE, seed=3)
-    inputs["transfer"] = None
+    inputs["attributes"] = None
     change(inputs)
     with pytest.raises(ValueError, match=message):
-        editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"], inputs["transfer"])
+        editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"], inputs["attributes"])
 
 
-def test_transfer_on_an_ebgan_model_is_an_error(models):
+def test_attributes_on_an_ebgan_model_is_an_error(models):
     inputs = random_inputs(1, SIZE)
     ebgan = Editor.load(models["ebgan"])
     with pytest.raises(ValueError, match="ebgan model: it has no attribute filtering"):
@@ -186,3 +187,29 @@ def test_classify_on_an_ebgan_model_or_an_older_export_is_a_clear_error_and_edit
         assert model.edit(inputs["source"], inputs["exemplar"], inputs["mask"]).shape == (1, SIZE, SIZE, 3)
     older = Editor.load(models["older"])
     assert older.edit(inputs["source"], inputs["exemplar"], inputs["mask"], inputs["attributes"]).dtype == np.uint8
+
+
+def test_editor_is_a_crop_editor_and_the_check_can_fail(editor):
+    assert crop_editor_mismatches(editor) == []
+
+    class OldNames:  # the switch's earlier name
+        info = editor.info
+
+        def edit(self, source, exemplar, mask, transfer=None): ...
+
+        def edit_composed(self, source, exemplars, masks, strengths=None, transfers=None): ...
+
+        def classify(self, images): ...
+
+    class NoClassifier:
+        info = editor.info
+
+        def edit(self, source, exemplar, mask, attributes=None): ...
+
+        def edit_composed(self, source, exemplars, masks, strengths=None, attributes=None): ...
+
+    assert [problem.split(":")[0] for problem in crop_editor_mismatches(OldNames())] == [
+        "OldNames.edit('source', 'exemplar', 'mask', 'transfer')",
+        "OldNames.edit_composed('source', 'exemplars', 'masks', 'strengths', 'transfers')"]
+    assert not isinstance(NoClassifier(), CropEditor)
+    assert crop_editor_mismatches(NoClassifier()) == ["NoClassifier lacks classify"]

@@ -41,7 +41,7 @@ def test_edit_composed_runs_the_signature_single_and_batched(editors, kind):
     editor = editors[kind]
     images = faces(6)
     masks = part_masks(editor, "eyes", "mouth")
-    drop = editor.info.transfer_vector(drop=[editor.info.attribute_names[0]])
+    drop = editor.info.attributes_from(drop=[editor.info.attribute_names[0]])
     single = editor.edit_composed(images[0], images[1:3], masks, [0.7, 1.0], [drop, None])
     assert single.shape == (SIZE, SIZE, 3) and single.dtype == np.uint8
     reference = editors["saved_model"]._run("edit_composed", {
@@ -74,15 +74,15 @@ def test_one_part_at_default_strength_is_edit(editors, kind):
     (dict(exemplars=np.zeros([2, SIZE, SIZE, 3], np.float32)), "exemplars must be uint8"),
     (dict(masks=np.zeros([2, SIZE, SIZE, 1], np.float32)), r"Empty mask for part\(s\) \[0, 1\]"),
     (dict(masks=np.full([2, SIZE, SIZE, 1], 2.0, np.float32)), r"masks must be finite values in \[0, 1\]"),
-    (dict(transfers=[None]), "one transfer vector"),
-    (dict(transfers=[np.ones(2), None]), "transfer has shape"),
+    (dict(attributes=[None]), "one attribute vector"),
+    (dict(attributes=[np.ones(2), None]), "attributes has shape"),
 ])
 @pytest.mark.parametrize("kind", ["saved_model", "tflite"])
 def test_bad_arguments_are_clear_errors(editors, kind, change, message):
     editor = editors[kind]
     images = faces(3)
     arguments = dict(exemplars=images[1:3], masks=part_masks(editor, "eyes", "mouth"), strengths=[0.5, 0.5],
-                     transfers=None)
+                     attributes=None)
     with pytest.raises(ValueError, match=message):
         editor.edit_composed(images[0], **{**arguments, **change})
 

@@ -87,7 +87,7 @@ def oracle(pairs) -> OracleReader:
     return reader
 
 
-def copy_source(source, exemplar, mask, transfer):
+def copy_source(source, exemplar, mask, attributes):
     """A 'model' that returns A unchanged."""
     return source
 
@@ -98,11 +98,11 @@ def truth_method(pairs, truth) -> Method:
     index = {image.tobytes(): i for i, image in enumerate(pairs.sources)}
     faces_ = [synthetic.sample_face(int(seed)) for seed in pairs.seeds]
 
-    def edit(source, exemplar, mask, transfer):
+    def edit(source, exemplar, mask, attributes):
         rows = [index[image.tobytes()] for image in images.to_uint8(source)]
         given = [index[image.tobytes()] for image in images.to_uint8(exemplar)]
-        drops = [[] for _ in rows] if transfer is None else [
-            [name for name, on in zip(ATTRIBUTES, switches) if not on] for switches in transfer]
+        drops = [[] for _ in rows] if attributes is None else [
+            [name for name, on in zip(ATTRIBUTES, switches) if not on] for switches in attributes]
         return np.stack([images.to_float(synthetic.render_swap(faces_[row], faces_[other], REGION, IMAGE_SIZE,
                                                                drop=tuple(drop)).image)
                          for row, other, drop in zip(rows, given, drops)])

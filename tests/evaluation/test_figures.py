@@ -50,7 +50,7 @@ def test_transfer_figure_shows_the_truth_and_each_method(pairs):
     truth = SwapTruth(pairs, IMAGE_SIZE)
     oracle_rows = []
 
-    def oracle(source, exemplar, mask, transfer):  # returns the ground truth of the rows it is shown
+    def oracle(source, exemplar, mask, attributes):  # returns the ground truth of the rows it is shown
         oracle_rows.append(len(source))
         return images.to_float(truth.render("mouth", range(len(source))))
 
@@ -66,8 +66,8 @@ def test_filter_figure_uses_exemplars_that_have_the_attribute(pairs):
     truth = SwapTruth(pairs, IMAGE_SIZE)
     seen = []
 
-    def record(source, exemplar, mask, transfer):
-        seen.append(None if transfer is None else np.asarray(transfer).copy())
+    def record(source, exemplar, mask, attributes):
+        seen.append(None if attributes is None else np.asarray(attributes).copy())
         return source
 
     holders = np.flatnonzero(pairs.labels(["Smiling"], exemplar=True)[:, 0])

@@ -183,15 +183,15 @@ def test_saved_model_stores_each_edit_weight_once(exported):
 def test_parity_keras_saved_model_and_tflite(exported):
     saved = Editor.load(exported["saved"])
     source, exemplar, mask = verification_inputs(saved, count=3, seed=7)
-    drop = saved.info.transfer_vector(drop=[saved.info.attribute_names[0]])
-    for transfer in (None, drop):
-        reference = saved.edit(source, exemplar, mask, transfer)
-        extra = () if transfer is None else (np.tile(transfer, (3, 1)),)
-        keras_result = edit_function(exported["trainer"], transfer is not None, validate=True)(
+    drop = saved.info.attributes_from(drop=[saved.info.attribute_names[0]])
+    for attributes in (None, drop):
+        reference = saved.edit(source, exemplar, mask, attributes)
+        extra = () if attributes is None else (np.tile(attributes, (3, 1)),)
+        keras_result = edit_function(exported["trainer"], attributes is not None, validate=True)(
             source, exemplar, mask, *extra)["edited"].numpy()
         assert np.abs(keras_result.astype(int) - reference).max() <= MAX_LEVEL_DIFFERENCE
         for variant, path in exported["tflite"].items():
-            result = Editor.load(path).edit(source, exemplar, mask, transfer)
+            result = Editor.load(path).edit(source, exemplar, mask, attributes)
             assert result.shape == reference.shape and result.dtype == np.uint8
             if variant == "float32":
                 assert np.abs(result.astype(int) - reference).max() <= MAX_LEVEL_DIFFERENCE
@@ -283,8 +283,8 @@ def test_pixels_outside_the_mask_are_the_source_exactly(exported):
     inside = mask[..., 0] > 0.5
     for path in [exported["saved"], *exported["tflite"].values()]:
         editor = Editor.load(path)
-        for transfer in (None, editor.info.transfer_vector(drop=[editor.info.attribute_names[-1]])):
-            edited = editor.edit(source, exemplar, mask, transfer)
+        for attributes in (None, editor.info.attributes_from(drop=[editor.info.attribute_names[-1]])):
+            edited = editor.edit(source, exemplar, mask, attributes)
             np.testing.assert_array_equal(edited[~inside], source[~inside], err_msg=path)
             assert np.mean(edited[inside] != source[inside]) > 0.5, path  # the region was generated
 
@@ -417,7 +417,7 @@ def test_ebgan_export_omits_edit_filtered_and_says_so(ebgan_model_dir, tmp_path)
         outside = mask[..., 0] <= 0.5
         np.testing.assert_array_equal(editor.edit(source, exemplar, mask)[outside], source[outside])
         with pytest.raises(ValueError, match="ebgan model: it has no attribute filtering"):
-            editor.info.transfer_vector(drop=["Smiling"])
+            editor.info.attributes_from(drop=["Smiling"])
         assert not editor.classifies
         with pytest.raises(ValueError, match="This is an ebgan model: it has no attribute classifier"):
             editor.classify(source)
@@ -489,7 +489,7 @@ def test_ebgan_edit_on_the_export(exported, tmp_path):
         output = str(tmp_path / "out.png")
         edit_files(model, str(tmp_path / "a.png"), str(tmp_path / "b.png"), output, region="mouth", drop=drop)
         edited = load_image(output)
-        want = saved.edit(source[0], exemplar[0], mask, saved.info.transfer_vector(drop=drop))
+        want = saved.edit(source[0], exemplar[0], mask, saved.info.attributes_from(drop=drop))
         assert np.abs(edited.astype(int) - want).max() <= MAX_LEVEL_DIFFERENCE
         np.testing.assert_array_equal(edited[mask[..., 0] <= 0.5], source[0][mask[..., 0] <= 0.5])
     with pytest.raises(ValueError, match="Unknown attribute.*'Beard'.*valid attributes:"):
@@ -527,18 +527,18 @@ def test_ebgan_serve_and_client_serve_the_export(exported):
     sources, exemplars = faces(2, seed=300)
     editor = Editor.load(exported["saved"])
     mask = np.stack([editor.info.region_mask(["mouth"])] * 2)
-    transfer = editor.info.transfer_vector(drop=[editor.info.attribute_names[0]])
+    attributes = editor.info.attributes_from(drop=[editor.info.attribute_names[0]])
     running = server.ModelServer(options).start()
     try:
         with client.EditClient(f"127.0.0.1:{running.port}", timeout=30) as connection:
             info = connection.model_info("ebgan")
             full = connection.edit(sources, exemplars, mask)
-            filtered = connection.edit(sources, exemplars, mask, transfer, signature="edit_filtered")
+            filtered = connection.edit(sources, exemplars, mask, attributes, signature="edit_filtered")
     finally:
         running.stop()
     assert (info.attribute_names, info.image_size, info.variant) == (editor.info.attribute_names, SIZE, "att_ebgan")
     np.testing.assert_array_equal(full, editor.edit(sources, exemplars, mask))
-    np.testing.assert_array_equal(filtered, editor.edit(sources, exemplars, mask, transfer))
+    np.testing.assert_array_equal(filtered, editor.edit(sources, exemplars, mask, attributes))
 
 
 def test_int8_file_has_every_signature_with_the_float_files_inputs_and_outputs(exported):

@@ -126,7 +126,7 @@ def edit_args(run: Stepped) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return run.batch["source"], run.batch["exemplar"], run.batch["mask"]
 
 
-def transfer(run: Stepped, value: float) -> np.ndarray:
+def switches(run: Stepped, value: float) -> np.ndarray:
     return np.full([len(run.batch["source"]), len(run.trainer.attribute_names)], value, np.float32)
 
 
@@ -141,14 +141,14 @@ def test_edit_keeps_pixels_outside_the_mask_exactly(variant):
     assert not np.array_equal(edited[~outside], source[~outside])
 
 
-def test_ebgan_has_no_classifier_and_ignores_transfer():
+def test_ebgan_has_no_classifier_and_ignores_attributes():
     run = stepped("ebgan")
     assert run.trainer.classifier is None
     np.testing.assert_array_equal(run.trainer.edit(*edit_args(run)),
-                                  run.trainer.edit(*edit_args(run), transfer=transfer(run, 0.0)))
+                                  run.trainer.edit(*edit_args(run), attributes=switches(run, 0.0)))
 
 
-def test_att_ebgan_gate_is_transfer_times_the_classifier_reading_of_the_exemplar():
+def test_att_ebgan_gate_is_attributes_times_the_classifier_reading_of_the_exemplar():
     run = stepped("att_ebgan")
     edit, args = run.trainer.edit, edit_args(run)
     bias = run.trainer.classifier.to_logits.bias
@@ -156,11 +156,11 @@ def test_att_ebgan_gate_is_transfer_times_the_classifier_reading_of_the_exemplar
     try:
         bias.assign(tf.fill(bias.shape, 50.0))  # C: every attribute present in every exemplar
         all_on = edit(*args).numpy()
-        np.testing.assert_array_equal(edit(*args, transfer=transfer(run, 1.0)), all_on)
-        assert not np.allclose(edit(*args, transfer=transfer(run, 0.0)), all_on)
-        bias.assign(tf.fill(bias.shape, -50.0))  # C: no attribute present, so transfer switches nothing on
-        np.testing.assert_array_equal(edit(*args, transfer=transfer(run, 1.0)),
-                                      edit(*args, transfer=transfer(run, 0.0)))
+        np.testing.assert_array_equal(edit(*args, attributes=switches(run, 1.0)), all_on)
+        assert not np.allclose(edit(*args, attributes=switches(run, 0.0)), all_on)
+        bias.assign(tf.fill(bias.shape, -50.0))  # C: no attribute present, so the attributes switch nothing on
+        np.testing.assert_array_equal(edit(*args, attributes=switches(run, 1.0)),
+                                      edit(*args, attributes=switches(run, 0.0)))
     finally:
         bias.assign(trained_bias)
 
@@ -171,7 +171,7 @@ def test_edit_runs_inside_a_tf_function_with_a_dynamic_batch():
     edit = tf.function(run.trainer.edit, input_signature=[
         image, image, tf.TensorSpec([None, 32, 32, 1], tf.float32),
         tf.TensorSpec([None, len(run.trainer.attribute_names)], tf.float32)])
-    args = edit_args(run) + (transfer(run, 1.0),)
+    args = edit_args(run) + (switches(run, 1.0),)
     np.testing.assert_allclose(edit(*args), run.trainer.edit(*args), atol=1e-6)
     assert edit(*(arg[:1] for arg in args)).shape == (1, 32, 32, 3)
 

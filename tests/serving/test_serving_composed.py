@@ -16,10 +16,13 @@ from ebgan_tf.cli import run_in_process
 from ebgan_tf.data import synthetic
 from ebgan_tf.editing import Editor
 from ebgan_tf.export.saved_model import export_saved_model
+from ebgan_tf.faces import compose_crops, edit_crops, face_crop
 from ebgan_tf.runs import load_trained
 from ebgan_tf.serving import client, server, server_config
 from ebgan_tf.serving.errors import ServingError
 from ebgan_tf.serving.limits import MAX_FREE_SIZE
+from ebgan_tf.serving.web.models import LocalModel, RemoteModel
+from tests.helpers.crop_editors import crop_editor_mismatches
 from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
 
 SIZE = IMAGE_SIZE
@@ -48,10 +51,10 @@ def faces(count: int, seed: int = 40) -> np.ndarray:
 
 def arguments(editor: Editor) -> dict:
     images = faces(3)
-    drop = editor.info.transfer_vector(drop=[editor.info.attribute_names[0]])
+    drop = editor.info.attributes_from(drop=[editor.info.attribute_names[0]])
     return dict(source=images[0], exemplars=images[1:3],
                 masks=np.stack([editor.info.region_mask("eyes"), editor.info.region_mask("mouth")]),
-                strengths=[0.6, 1.0], transfers=[drop, None])
+                strengths=[0.6, 1.0], attributes=[drop, None])
 
 
 def test_grpc_edit_composed_equals_the_in_process_editor(served):
@@ -61,7 +64,7 @@ def test_grpc_edit_composed_equals_the_in_process_editor(served):
         edited = connection.edit_composed(**given, model_name="parts")
         info = connection.model_info("parts")
         batched = connection.edit_composed(given["source"][None], given["exemplars"][None], given["masks"][None],
-                                           [given["strengths"]], [given["transfers"]], model_name="parts", info=info)
+                                           [given["strengths"]], [given["attributes"]], model_name="parts", info=info)
         with pytest.raises(ValueError, match=r"strengths must be in \[0, 1\]"):
             connection.edit_composed(**{**given, "strengths": [0.5, 2.0]}, model_name="parts", info=info)
         metadata = connection.metadata("parts")
@@ -112,7 +115,7 @@ def test_rest_edit_composed_row_format_as_docs_serving_md_shows(served):
     n = len(editor.info.attribute_names)
     instance = {"source": given["source"].tolist(), "exemplars": given["exemplars"].tolist(),
                 "masks": given["masks"].tolist(), "strengths": [0.6, 1.0],
-                "attributes": [given["transfers"][0].tolist(), [1.0] * n]}
+                "attributes": [given["attributes"][0].tolist(), [1.0] * n]}
     status, answer = _rest(running, {"signature_name": "edit_composed", "instances": [instance]})
     assert status == 200, answer
     np.testing.assert_array_equal(np.asarray(answer["predictions"][0], np.uint8), editor.edit_composed(**given))
@@ -147,3 +150,30 @@ def test_ebgan_client_edit_with_parts(served, tmp_path, capsys):
                             f"--source={paths[0]}", f"--output={tmp_path / 'bad.png'}", *argv)
         assert code == 1 and err.startswith("ebgan-client: error: ") and message in err, err
     assert not os.path.exists(tmp_path / "bad.png")
+
+
+def test_every_kind_of_model_is_a_crop_editor_and_edits_alike_through_faces(served):
+    """Editor, a served model (EditClient.model) and the web editor's LocalModel and RemoteModel satisfy the
+    CropEditor protocol, and faces.edit_crops / compose_crops (typed with it) give the same pixels with each."""
+    running, editor = served
+    given = arguments(editor)
+    info = editor.info
+    crops = [face_crop(image, info, "none") for image in (given["source"], *given["exemplars"])]
+    drop = given["attributes"][0]
+    with client.EditClient(f"127.0.0.1:{running.port}", timeout=60) as connection:
+        kinds = {"Editor": editor, "ServedModel": connection.model("parts"),
+                 "LocalModel": LocalModel("parts", editor.path), "RemoteModel": RemoteModel("parts", connection)}
+        results = {}
+        for kind, model in kinds.items():
+            assert crop_editor_mismatches(model) == [], kind
+            assert model.info.attribute_names == info.attribute_names, kind
+            results[kind] = (
+                edit_crops(model, given["source"], crops[0], crops[2], given["masks"][1], drop),
+                compose_crops(model, given["source"], crops[0], crops[1:], given["masks"], given["strengths"],
+                              given["attributes"]),
+                model.classify(given["exemplars"]))
+    for kind, (edited, composed, reading) in results.items():
+        np.testing.assert_array_equal(edited, editor.edit(given["source"], given["exemplars"][1], given["masks"][1],
+                                                          drop), err_msg=kind)
+        np.testing.assert_array_equal(composed, editor.edit_composed(**given), err_msg=kind)
+        np.testing.assert_array_equal(reading, editor.classify(given["exemplars"]), err_msg=kind)

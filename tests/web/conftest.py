@@ -63,10 +63,10 @@ def composed(monkeypatch) -> list[dict]:
     received = []
     original = faces.compose_crops
 
-    def spy(editor, source, source_crop, exemplar_crops, part_masks, strengths=None, transfers=None, feather=2.0):
-        output = original(editor, source, source_crop, exemplar_crops, part_masks, strengths, transfers, feather)
+    def spy(editor, source, source_crop, exemplar_crops, part_masks, strengths=None, attributes=None, feather=2.0):
+        output = original(editor, source, source_crop, exemplar_crops, part_masks, strengths, attributes, feather)
         received.append({"crop": source_crop, "exemplars": [crop.image for crop in exemplar_crops],
-                         "masks": part_masks[..., 0] > 0.5, "strengths": strengths, "transfers": transfers,
+                         "masks": part_masks[..., 0] > 0.5, "strengths": strengths, "attributes": attributes,
                          "output": output})
         return output
 

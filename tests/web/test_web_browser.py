@@ -33,13 +33,13 @@ def page(browser, web):
 
 @pytest.fixture()
 def edits(monkeypatch) -> list[dict]:
-    """What reached faces.edit_crops on the server, per edit (source crop, mask, transfer)."""
+    """What reached faces.edit_crops on the server, per edit (source crop, mask, attributes)."""
     received = []
     original = faces.edit_crops
 
-    def spy(editor, source, source_crop, exemplar_crop, crop_mask, transfer=None, feather=2.0):
-        received.append({"mask": crop_mask[..., 0] > 0.5, "transfer": transfer, "source_crop": source_crop})
-        return original(editor, source, source_crop, exemplar_crop, crop_mask, transfer, feather)
+    def spy(editor, source, source_crop, exemplar_crop, crop_mask, attributes=None, feather=2.0):
+        received.append({"mask": crop_mask[..., 0] > 0.5, "attributes": attributes, "source_crop": source_crop})
+        return original(editor, source, source_crop, exemplar_crop, crop_mask, attributes, feather)
 
     monkeypatch.setattr(faces, "edit_crops", spy)
     return received
@@ -104,7 +104,7 @@ def test_a_whole_edit_of_two_photos(page, photos, edits, tmp_path):
     assert page.find_element(By.ID, "controls").get_attribute("disabled") is None  # and on again after it
     assert "filtered out: Mustache" in text(page, "status")
     sent = edits[-1]
-    np.testing.assert_array_equal(sent["transfer"], [0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(sent["attributes"], [0.0, 1.0, 1.0])
     result, original = result_pixels(page).astype(int), images.load_image(photos["astronaut"]).astype(int)
     assert result.shape == original.shape
     changed = np.abs(result - original).max(axis=-1) > 0
@@ -164,7 +164,7 @@ def test_the_whole_edit_with_the_keyboard_alone(page, edits):
     tab_to(page, "run")
     ActionChains(page).send_keys(Keys.ENTER).perform()
     wait_for_result(page)
-    np.testing.assert_array_equal(edits[-1]["transfer"], [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(edits[-1]["attributes"], [1.0, 0.0, 1.0])
     assert edits[-1]["mask"][: 32 // 2].any() and not edits[-1]["mask"][int(32 * 0.7):].any()  # eyes, not mouth
     tab_to(page, "download")
 

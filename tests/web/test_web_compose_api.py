@@ -56,13 +56,13 @@ def test_a_composed_edit_fills_each_part_from_its_face_in_the_full_size_photo(co
     crop = align(store.get(uploaded["source"], "source"))
     exemplars = [align(gallery_face(3)).image, align(store.get(uploaded["second"], "exemplar")).image]
     part_masks = np.stack([masks.region_mask(crop.landmarks, region, SIZE).numpy() for region in ("eyes", "mouth")])
-    mustache_off = editor.info.transfer_vector(drop=["Mustache"])
+    mustache_off = editor.info.attributes_from(drop=["Mustache"])
     edited = editor.edit_composed(crop.image, np.stack(exemplars), part_masks, [0.5, 1.0], [mustache_off, None])
     np.testing.assert_array_equal(result, faces.paste_back(original, edited, part_masks.max(axis=0), crop))
     sent = composed[-1]
     assert sent["strengths"] == [0.5, 1.0]
-    np.testing.assert_array_equal(sent["transfers"][0], mustache_off)
-    assert sent["transfers"][1] is None
+    np.testing.assert_array_equal(sent["attributes"][0], mustache_off)
+    assert sent["attributes"][1] is None
     np.testing.assert_array_equal(np.stack(sent["exemplars"]), np.stack(exemplars))
     # Each part changed the photo where it lies; outside the parts and their seam it is the source, bit for bit.
     difference = np.abs(result.astype(int) - original).max(axis=-1)

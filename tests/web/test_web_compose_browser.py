@@ -85,9 +85,9 @@ def test_a_composed_edit_of_parts_from_several_faces(page, compose_web, photos, 
     result = run(page)
     assert "2 parts composed" in text(page, "status")
     sent = composed[-1]
-    assert sent["strengths"] == [0.5, 1.0] and sent["transfers"][1] is None
+    assert sent["strengths"] == [0.5, 1.0] and sent["attributes"][1] is None
     info = compose_web.app.models.get("parts").info
-    np.testing.assert_array_equal(sent["transfers"][0], info.transfer_vector(drop=["Mustache"]))
+    np.testing.assert_array_equal(sent["attributes"][0], info.attributes_from(drop=["Mustache"]))
     second = compose_web.app.store.get(page.execute_script("return state.photos.exemplar.image"), "exemplar")
     np.testing.assert_array_equal(sent["exemplars"][0], aligned(compose_web, gallery_face(3)).image)
     np.testing.assert_array_equal(sent["exemplars"][1], aligned(compose_web, second).image)
@@ -255,7 +255,7 @@ def test_parts_and_the_edit_history_with_the_keyboard_alone(page, compose_web, c
     np.testing.assert_array_equal(sent["masks"][0],
                                   masks.region_mask(sent["crop"].landmarks, "eyes", SIZE).numpy()[..., 0] > 0.5)
     np.testing.assert_array_equal(sent["exemplars"][0], aligned(compose_web, gallery_face(5)).image)
-    assert list(sent["transfers"][0]) == [0.0] + [1.0] * (len(sent["transfers"][0]) - 1)  # Mustache first
+    assert list(sent["attributes"][0]) == [0.0] + [1.0] * (len(sent["attributes"][0]) - 1)  # Mustache first
     first = result_pixels(page)
     tab_to(page, "keep")
     press(page, Keys.ENTER)
