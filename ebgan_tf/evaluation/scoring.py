@@ -176,14 +176,14 @@ class _RegionEvaluation:
             outside = self.outside(rebuilt)
         edited = self.run(method, exemplars)
         outside = max(outside, self.outside(edited))
-        transfer = None
+        transfer: dict[str, float | None] | None = None
         if self.swaps is not None:
-            transfer = image_scores(edited, self.swaps, self.masks)
+            own = image_scores(edited, self.swaps, self.masks)
             other = self.run(method, self.pairs.other_exemplars)
             outside = max(outside, self.outside(other))
-            transfer["other_exemplar_psnr"] = image_scores(other, self.swaps, self.masks)["psnr"]
-            transfer["exemplar_gain"] = transfer["psnr"] - transfer["other_exemplar_psnr"]
-            transfer["colour_share"] = _number(metrics.colour_share(edited, sources, self.swaps, self.masks))
+            other_psnr = image_scores(other, self.swaps, self.masks)["psnr"]
+            transfer = {**own, "other_exemplar_psnr": other_psnr, "exemplar_gain": own["psnr"] - other_psnr,
+                        "colour_share": _number(metrics.colour_share(edited, sources, self.swaps, self.masks))}
         read = self.read(edited)
         scores: dict[str, Any] = {
             "reconstruction": reconstruction,
