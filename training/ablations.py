@@ -37,7 +37,7 @@ class Ablation:
 # The recipe before the composite-region experiments (one global code at every decoder level), which the others change.
 RECIPE = Ablation("the previous recipe (one global code at every decoder level)",
                   model={"code_pooling": "global"},
-                  losses={"exemplar_mask": "source", "cycle_fixed_encoder": False},
+                  losses={"exemplar_mask": "source", "cycle_fixed_encoder": False, "face_adv": None},
                   train={"ema_decay": 0.0, "lr_decay_fraction": 0.0})
 PARTS = RECIPE.plus("per-part codes", model={"code_pooling": "parts"})
 PARTS_OWN = PARTS.plus("per-part codes, exemplar under its own mask", losses={"exemplar_mask": "own"})
@@ -46,7 +46,7 @@ CANDIDATE = PARTS_OWN.plus("per-part codes, own mask, weight average and decay",
 
 ABLATIONS: dict[str, Ablation] = {
     "preset": Ablation("the synthetic64 preset as it stands (per-part codes, own mask, weight average and decay, "
-                       "encoder held fixed in E(A^b))"),
+                       "encoder held fixed in E(A^b), no adversarial loss in the face's rows)"),
     "recipe": RECIPE,
     "recipe_ebgan": RECIPE.plus("the previous recipe, EBGAN", variant=EBGAN),
     "recipe_ema": RECIPE.plus("the previous recipe + weight average and learning-rate decay", train=AVERAGED),
@@ -64,7 +64,10 @@ ABLATIONS: dict[str, Ablation] = {
                                                 "held fixed in E(A^b), EBGAN", losses={"cycle_fixed_encoder": True},
                                                 variant=EBGAN),
     "preset_single_parts": Ablation("the synthetic64 preset trained on the single parts too (eyes, brows, nose)",
-                                    regions=("mouth", "components", "face", "eyes", "brows", "nose")),
+                                    regions=("mouth", "components", "face", "eyes", "brows", "nose"),
+                                    losses={"face_adv": None}),
+    "preset_face_adversarial": Ablation("the synthetic64 preset with the adversarial loss in the face's rows too "
+                                        "(the preset before face_adv=0)", losses={"face_adv": None}),
     "paper": Ablation("the paper's method on the paper's generator (no skips, no mask channel)",
                       variant=EBGAN, preset="synthetic64_paper", model={"generator": "paper"}),
     "paper_unet": Ablation("the paper's method on the U-Net generator", variant=EBGAN, preset="synthetic64_paper"),

@@ -45,6 +45,10 @@ def define_flags() -> None:
                        "Adam learning rate of all three optimisers. Default: the preset's (1e-4).")
     flags.DEFINE_float("adv_weight", None, "Weight of the generator's adversarial loss in L_G. Default: the preset's "
                        "(1, the paper's). Lower values make short CPU runs fill the hole sooner (see the demo).")
+    flags.DEFINE_float("face_adv_weight", None, "Weight of the generator's adversarial loss in the rows whose region "
+                       "is the whole face (real faces have the skin of their neck, so there the adversarial loss keeps "
+                       "the source's skin instead of the exemplar's). Default: the preset's (synthetic64 and "
+                       "celeba128: 0; the paper's presets: the same as --adv_weight).")
     flags.DEFINE_float("rec_weight", None, "Weight of the reconstruction loss in L_G. Default: the preset's (100).")
     flags.DEFINE_float("cyc_weight", None, "Weight of the cycle (code) loss in L_G. Default: the preset's (10).")
     flags.DEFINE_float("cls_weight", None, "Weight of the attribute classification loss in L_G (att_ebgan). "
@@ -128,7 +132,7 @@ def run_config_from_flags() -> RunConfig:
              "cycle_trains_encoder": FLAGS.cycle_trains_encoder, "cycle_fixed_encoder": FLAGS.cycle_fixed_encoder,
              "gate_dropout": FLAGS.gate_dropout, "hole_rec_l2": FLAGS.hole_rec_l2_weight,
              "exemplar_mask": FLAGS.exemplar_mask,
-             "reconstruction_colour_jitter": FLAGS.reconstruction_colour_jitter}
+             "reconstruction_colour_jitter": FLAGS.reconstruction_colour_jitter, "face_adv": FLAGS.face_adv_weight}
     return RunConfig(
         model_dir=FLAGS.model_dir, preset=FLAGS.preset, variant=FLAGS.variant,
         regions=tuple(FLAGS.regions.split(",")) if FLAGS.regions is not None else None,

@@ -159,7 +159,7 @@ def _pair(batch: dict[str, tf.Tensor], seed: tf.Tensor, same_exemplar_share: flo
     successor = tf.scatter_nd(order[:, None], tf.roll(order, -1, axis=0), [size])
     same = tf.random.stateless_uniform([size], same_seed) < same_exemplar_share
     exemplar_index = tf.where(same, tf.range(size), successor)
-    drawn = {name: batch.pop(name) for name in ("mask_region", "mask_scale", "mask_shift")}
+    drawn = {"mask_region": batch["mask_region"], **{name: batch.pop(name) for name in ("mask_scale", "mask_shift")}}
     exemplar_landmarks = tf.gather(batch["source_landmarks"], exemplar_index)
     paired = {
         **batch,

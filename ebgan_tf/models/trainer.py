@@ -24,19 +24,24 @@ from ebgan_tf.models.encoder import Encoder
 from ebgan_tf.models.generator import Generator, composite, gate_code
 from ebgan_tf.models.landmarks import LandmarkEstimator
 
+FACE = "face"  # the region whose rows LossWeights.face_adv weighs
+
 
 class EBGANTrainer(keras.Model):
     """Holds the networks of EBGAN / Att-EBGAN, trains them with `fit` and edits with `edit`."""
 
     def __init__(self, model_config: ModelConfig, attribute_names: Sequence[str], variant: str,
-                 loss_weights: LossWeights = LossWeights(), attribute_parts: Sequence[str] | None = None, **kwargs):
+                 loss_weights: LossWeights = LossWeights(), attribute_parts: Sequence[str] | None = None,
+                 regions: Sequence[str] = (), **kwargs):
         """`attribute_parts`: the face part (`CODE_PARTS`) that shows each attribute; with per-part codes an
-        Att-EBGAN attribute's block is read from that part's code only (None: from every part)."""
+        Att-EBGAN attribute's block is read from that part's code only (None: from every part). `regions`: the
+        trained regions, in the order the batches' `mask_region` counts them (for `LossWeights.face_adv`)."""
         super().__init__(**kwargs)
         self.variant = validate_variant(variant)
         self.model_config = model_config
         self.attribute_names = tuple(attribute_names)
         self.loss_weights = loss_weights
+        self.regions = tuple(regions)
         self.parts = model_config.code_pooling == "parts"
         size, downsamplings = model_config.image_size, model_config.code_downsamplings
         if size % 2**downsamplings:
@@ -233,7 +238,7 @@ class EBGANTrainer(keras.Model):
             "cyc": losses.cycle_loss(cycle_target, cycled),
             "adv_d": losses.discriminator_loss(self.discriminator(source), fake_logits),
         }
-        values["g_loss"] = weights.adv * values["adv_g"] + weights.rec * values["rec"] + weights.cyc * values["cyc"]
+        values["g_loss"] = self._adversarial_weights(batch) * values["adv_g"] + weights.rec * values["rec"] + weights.cyc * values["cyc"]
         if weights.hole_rec:
             values["hole_rec"] = losses.hole_reconstruction_loss(target, reconstructed, mask)
             values["g_loss"] += weights.hole_rec * values["hole_rec"]
@@ -257,6 +262,17 @@ class EBGANTrainer(keras.Model):
             values["landmark_error"] = tf.reduce_mean(tf.norm(
                 self.landmarks(source) - tf.cast(batch["source_landmarks"], tf.float32), axis=-1), axis=-1)
         return {**values, **fixed}
+
+    def _adversarial_weights(self, batch: dict) -> tf.Tensor | float:
+        """The generator's adversarial weight: `adv`, or per row [N] `face_adv` where the row's region is the face."""
+        weights = self.loss_weights
+        if weights.face_adv is None or FACE not in self.regions:
+            return weights.adv
+        if "mask_region" not in batch:
+            raise ValueError("face_adv weighs the rows whose region is the face: the batches need each row's region "
+                             "(mask_region, as pipeline.make_dataset yields it).")
+        face_rows = tf.equal(batch["mask_region"], self.regions.index(FACE))
+        return tf.where(face_rows, weights.face_adv, weights.adv)
 
     def _cycle_fixed_encoder(self) -> bool:
         return not self.loss_weights.cycle_trains_encoder and self.loss_weights.cycle_fixed_encoder
@@ -370,4 +386,4 @@ def build_trainer(preset: Preset, variant: str, regions: Sequence[str],
     names = preset.attributes_for(regions)
     return EBGANTrainer(preset.model, names, variant,
                         loss_weights if loss_weights is not None else preset.train.loss_weights,
-                        attribute_parts=attribute_parts(preset, names))
+                        attribute_parts=attribute_parts(preset, names), regions=regions)

@@ -25,8 +25,9 @@ def test_batch_shapes_dtypes_and_ranges():
     assert {key: value.shape for key, value in batch.items()} == {
         "source": (8, 32, 32, 3), "exemplar": (8, 32, 32, 3), "mask": (8, 32, 32, 1),
         "source_attributes": (8, 3), "exemplar_attributes": (8, 3), "source_landmarks": (8, 5, 2),
-        "exemplar_landmarks": (8, 5, 2), "exemplar_mask": (8, 32, 32, 1)}
-    assert all(value.dtype == np.float32 for value in batch.values())
+        "exemplar_landmarks": (8, 5, 2), "exemplar_mask": (8, 32, 32, 1), "mask_region": (8,)}
+    assert all(value.dtype == np.float32 for key, value in batch.items() if key != "mask_region")
+    assert batch["mask_region"].dtype == np.int32 and set(batch["mask_region"]) == {0}  # the one region, mouth
     for key in ("source", "exemplar"):
         assert batch[key].min() >= -1.0 and batch[key].max() <= 1.0
         assert batch[key].min() < -0.5 and batch[key].max() > 0.5  # the full range is used, not [0, 1]
@@ -86,6 +87,7 @@ def test_exemplar_mask_is_the_rows_region_and_jitter_on_the_exemplars_landmarks(
                 candidates = [masks.region_mask(batch["source_landmarks"][i], region, 64).numpy()
                               for region in regions]
                 k = next(k for k, mask in enumerate(candidates) if np.array_equal(mask, batch["mask"][i]))
+                assert batch["mask_region"][i] == k  # the row's region, as the trainer's face_adv reads it
                 expected = masks.region_mask(batch["exemplar_landmarks"][i], regions[k], 64).numpy()
                 np.testing.assert_array_equal(batch["exemplar_mask"][i], expected)
             if row_ids(batch["exemplar"])[i] == row_ids(batch["source"])[i]:  # B = A: the same mask

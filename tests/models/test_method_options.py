@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ebgan_tf.config import LossWeights, ModelConfig
+from ebgan_tf.config import LossWeights, ModelConfig, get_preset
 from ebgan_tf.data.masks import CODE_PARTS
 from ebgan_tf.models import losses
 from ebgan_tf.models.encoder import Encoder, part_means
 from ebgan_tf.models.generator import CodeModulation, Generator, gate_code
-from ebgan_tf.models.trainer import EBGANTrainer
+from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 from ebgan_tf.runs import DecayAtTheEnd
 from tests.helpers.tiny import ATTRIBUTES as NAMES, LANDMARK_TEMPLATE, TINY_CONFIG as TINY
 
@@ -301,3 +301,24 @@ def test_a_cycle_loss_with_the_encoder_fixed_in_e_of_the_edit_trains_it_only_thr
     assert max(np.abs(change).max() for change in fixed_changes) > 1e-5  # L_cyc through Z^B -> G -> A^b
     for whole, fixed in zip(whole_generator, fixed_generator):  # the generator's update is the same
         np.testing.assert_allclose(fixed, whole, atol=1e-6)
+
+
+def test_face_adv_weighs_the_adversarial_loss_of_the_face_rows_only():
+    trainer = EBGANTrainer(TINY, NAMES, "att_ebgan", LossWeights(face_adv=0.0), regions=("mouth", "face"))
+    trainer.compile()
+    batch = {**_batch(), "mask_region": tf.constant([0, 1, 0, 1], tf.int32)}
+    without_face = trainer._per_example_losses(batch)
+    trainer.loss_weights = LossWeights()  # the adversarial loss in every row
+    everywhere = trainer._per_example_losses(batch)
+    difference = (everywhere["g_loss"] - without_face["g_loss"]).numpy()
+    np.testing.assert_allclose(difference, [0.0, everywhere["adv_g"][1], 0.0, everywhere["adv_g"][3]], rtol=1e-4,
+                               atol=1e-5)
+    assert everywhere["adv_g"].numpy()[[1, 3]].min() > 0.0
+    trainer.loss_weights = LossWeights(face_adv=0.0)
+    with pytest.raises(ValueError, match="mask_region"):
+        trainer._per_example_losses(_batch())
+    mouth_only = EBGANTrainer(TINY, NAMES, "att_ebgan", LossWeights(face_adv=0.0), regions=("mouth",))
+    assert mouth_only._adversarial_weights(_batch()) == 1.0  # no face rows: the plain weight, no region needed
+    # The shipped presets take it, and build_trainer hands the trainer the run's regions in the batches' order.
+    shipped = build_trainer(get_preset("synthetic64"), "att_ebgan", ("components", "face"))
+    assert shipped.regions == ("components", "face") and shipped.loss_weights.face_adv == 0.0
