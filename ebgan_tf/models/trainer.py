@@ -238,7 +238,8 @@ class EBGANTrainer(keras.Model):
             "cyc": losses.cycle_loss(cycle_target, cycled),
             "adv_d": losses.discriminator_loss(self.discriminator(source), fake_logits),
         }
-        values["g_loss"] = self._adversarial_weights(batch) * values["adv_g"] + weights.rec * values["rec"] + weights.cyc * values["cyc"]
+        values["g_loss"] = (self._adversarial_weights(batch) * values["adv_g"] + weights.rec * values["rec"]
+                            + weights.cyc * values["cyc"])
         if weights.hole_rec:
             values["hole_rec"] = losses.hole_reconstruction_loss(target, reconstructed, mask)
             values["g_loss"] += weights.hole_rec * values["hole_rec"]
