@@ -44,13 +44,14 @@ demo: $(STAMP)
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q tests
 
-# Lint (docs/development.md, "Lint"): ruff over every Python file, then mypy over the package as it installs, ebgan_tf
+# Lint (docs/development.md, "Lint"): ruff's lint and format check over every Python file, then mypy over the package as it installs, ebgan_tf
 # with the command folders inside it (setup.py's package_dir), laid out as symbolic links in build/typecheck. Both
 # are configured in pyproject.toml and pinned in setup.py's dev extra.
 TYPECHECK_DIR := build/typecheck
 TYPECHECK_LINKS = $(filter-out %/__pycache__,$(wildcard ebgan_tf/*)) training export serving
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	rm -rf $(TYPECHECK_DIR)/ebgan_tf && mkdir -p $(TYPECHECK_DIR)/ebgan_tf
 	ln -s $(addprefix $(CURDIR)/,$(TYPECHECK_LINKS)) $(TYPECHECK_DIR)/ebgan_tf/
 	cd $(TYPECHECK_DIR) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml -p ebgan_tf

@@ -14,8 +14,11 @@ setup(
     python_requires=">=3.10,<3.14",
     packages=find_packages(include=["ebgan_tf", "ebgan_tf.*"]) + [f"ebgan_tf.{name}" for name in COMMAND_PACKAGES],
     package_dir={f"ebgan_tf.{folder}": folder for folder in COMMAND_FOLDERS},
-    package_data={"ebgan_tf.serving": ["configs/*"], "ebgan_tf.serving.web": ["static/*"],
-                  "ebgan_tf.evaluation": ["targets.json"]},
+    package_data={
+        "ebgan_tf.serving": ["configs/*"],
+        "ebgan_tf.serving.web": ["static/*"],
+        "ebgan_tf.evaluation": ["targets.json"],
+    },
     install_requires=[
         "tensorflow~=2.21.0",
         "keras>=3.15,<4",
@@ -35,8 +38,18 @@ setup(
     ],
     # selenium drives Debian's chromium in the browser tests of the web editor (.ci/run installs chromium).
     # h2: the tests' raw HTTP/2 (gRPC) frames; ruff and mypy: make lint (pinned: a new release may flag new things).
-    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "scikit-image>=0.22", "hypothesis>=6.100",
-                            "selenium>=4.20,<5", "h2>=4.1,<5", "ruff==0.17.6", "mypy==2.4.1"]},
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "scikit-image>=0.22",
+            "hypothesis>=6.100",
+            "selenium>=4.20,<5",
+            "h2>=4.1,<5",
+            "ruff==0.17.6",
+            "mypy==2.4.1",
+        ]
+    },
     entry_points={
         "console_scripts": [
             "ebgan-data=ebgan_tf.commands:ebgan_data",

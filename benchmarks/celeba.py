@@ -53,7 +53,8 @@ def _decoded_images(data_dir: str) -> tf.data.Dataset:
     """The fixture's JPEGs read and decoded with a plain parallel map: the ceiling of any reader."""
     paths = sorted(tf.io.gfile.glob(os.path.join(data_dir, celeba.IMAGE_DIR, "*.jpg")))
     return tf.data.Dataset.from_tensor_slices(paths).map(
-        lambda path: tf.io.decode_jpeg(tf.io.read_file(path), channels=3), num_parallel_calls=tf.data.AUTOTUNE)
+        lambda path: tf.io.decode_jpeg(tf.io.read_file(path), channels=3), num_parallel_calls=tf.data.AUTOTUNE
+    )
 
 
 def run() -> list[tuple[str, str]]:
@@ -65,17 +66,25 @@ def run() -> list[tuple[str, str]]:
             "decode": _decoded_images(data_dir).repeat().batch(BATCH_SIZE),
             "reader": examples.repeat().batch(BATCH_SIZE),
             "pipeline": pipeline.make_dataset(
-                examples, image_size=IMAGE_SIZE, regions=REGIONS,
-                attribute_names=get_preset("celeba128").attributes_for(REGIONS), batch_size=BATCH_SIZE,
-                crop=pipeline.default_crop("celeb_a"), seed=0),
+                examples,
+                image_size=IMAGE_SIZE,
+                regions=REGIONS,
+                attribute_names=get_preset("celeba128").attributes_for(REGIONS),
+                batch_size=BATCH_SIZE,
+                crop=pipeline.default_crop("celeb_a"),
+                seed=0,
+            ),
         }
         rates = _best_rates(datasets)  # returns after its iterators (and their prefetching) are gone
     decode, reader, training = rates["decode"], rates["reader"], rates["pipeline"]
     rows = [
         ("CelebA plain read + decode examples/s (178x218 JPEGs, extracted folder)", f"{decode:.0f}"),
         ("CelebA reader examples/s (decode, 40 attributes + 5 landmarks, corrupt-JPEG guard)", f"{reader:.0f}"),
-        (f"CelebA pipeline examples/s at {IMAGE_SIZE} px (crop, resize, {'+'.join(REGIONS)} masks, pairing, "
-         f"batch {BATCH_SIZE})", f"{training:.0f}"),
+        (
+            f"CelebA pipeline examples/s at {IMAGE_SIZE} px (crop, resize, {'+'.join(REGIONS)} masks, pairing, "
+            f"batch {BATCH_SIZE})",
+            f"{training:.0f}",
+        ),
         ("CelebA reader / plain decode (throughput ratio)", f"{reader / decode:.2f}"),
         (f"CelebA pipeline at {IMAGE_SIZE} px / reader (throughput ratio)", f"{training / reader:.2f}"),
     ]

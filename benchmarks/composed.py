@@ -69,9 +69,11 @@ def run() -> list[tuple[str, str]]:
     rows = []
     for pooling in POOLINGS:
         composed, sequential = measure(pooling)
-        rows += [(f"composed K=4 ({pooling} code), edit_composed ms", f"{composed * 1e3:.1f}"),
-                 (f"composed K=4 ({pooling} code), 4 sequential edit ms", f"{sequential * 1e3:.1f}"),
-                 (f"composed K=4 ({pooling} code), time ratio composed / sequential", f"{composed / sequential:.2f}")]
+        rows += [
+            (f"composed K=4 ({pooling} code), edit_composed ms", f"{composed * 1e3:.1f}"),
+            (f"composed K=4 ({pooling} code), 4 sequential edit ms", f"{sequential * 1e3:.1f}"),
+            (f"composed K=4 ({pooling} code), time ratio composed / sequential", f"{composed / sequential:.2f}"),
+        ]
     for measure_name, value in rows:
         print(f"{measure_name}: {value}", flush=True)
     return rows

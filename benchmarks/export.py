@@ -125,19 +125,29 @@ def measure_preset(preset_name: str) -> tuple[list[tuple[str, str]], dict[str, f
         saved_dir = export_saved_model(trainer, base, "bench", template)
         rows.append((f"{size} px SavedModel export time (s)", f"{time.perf_counter() - started:.1f}"))
         rows.append((f"{size} px SavedModel size (MB)", f"{_directory_megabytes(saved_dir):.1f}"))
-        calibration = CalibrationData(*verification_inputs(Editor.load(saved_dir), count=CALIBRATION_FACES, seed=1000),
-                                      regions=("mouth",))
+        calibration = CalibrationData(
+            *verification_inputs(Editor.load(saved_dir), count=CALIBRATION_FACES, seed=1000), regions=("mouth",)
+        )
         started = time.perf_counter()
-        tflite_paths = export_tflite(trainer, template, os.path.join(base, "tflite"), TFLITE_VARIANTS,
-                                     calibration=calibration)
-        rows.append((f"{size} px TFLite conversion time, {len(TFLITE_VARIANTS)} variants (s)",
-                     f"{time.perf_counter() - started:.1f}"))
+        tflite_paths = export_tflite(
+            trainer, template, os.path.join(base, "tflite"), TFLITE_VARIANTS, calibration=calibration
+        )
+        rows.append(
+            (
+                f"{size} px TFLite conversion time, {len(TFLITE_VARIANTS)} variants (s)",
+                f"{time.perf_counter() - started:.1f}",
+            )
+        )
         for variant, path in tflite_paths.items():
             rows.append((f"{size} px TFLite {variant} size (MB)", f"{os.path.getsize(path) / 1e6:.1f}"))
         edit_ops = integer_ops(tflite_paths[INT8])["edit"]
-        rows.append((f"{size} px TFLite int8 edit: ops in integer (share; float ops)",
-                     f"{edit_ops.integer} of {edit_ops.total} ({edit_ops.share:.0%}; "
-                     f"{', '.join(f'{name} {count}' for name, count in sorted(edit_ops.float_ops.items()))})"))
+        rows.append(
+            (
+                f"{size} px TFLite int8 edit: ops in integer (share; float ops)",
+                f"{edit_ops.integer} of {edit_ops.total} ({edit_ops.share:.0%}; "
+                f"{', '.join(f'{name} {count}' for name, count in sorted(edit_ops.float_ops.items()))})",
+            )
+        )
 
         xla_saved_dir = _export_xla_saved_model(trainer, base, template)
         source, exemplar, mask = verification_inputs(Editor.load(saved_dir), count=THROUGHPUT_BATCH)
@@ -145,30 +155,45 @@ def measure_preset(preset_name: str) -> tuple[list[tuple[str, str]], dict[str, f
         for name, run in _runners(trainer, saved_dir, tflite_paths, xla_saved_dir).items():
             latency[name] = _median_seconds(lambda run=run: run(source[:1], exemplar[:1], mask[:1]), LATENCY_CALLS)
             # XLA compiles once per batch size: its first batch-32 call is a warm-up.
-            throughput[name] = THROUGHPUT_BATCH / _median_seconds(lambda run=run: run(source, exemplar, mask), 1,
-                                                                  warm_up=name == XLA_SAVED_MODEL)
+            throughput[name] = THROUGHPUT_BATCH / _median_seconds(
+                lambda run=run: run(source, exemplar, mask), 1, warm_up=name == XLA_SAVED_MODEL
+            )
             if name.startswith("SavedModel"):
                 observe_peak(PEAK_TRIALS)  # under the same load as the batch just timed
             rows.append((f"{size} px {name} latency at batch 1 (ms)", f"{latency[name] * 1000:.1f}"))
-            rows.append((f"{size} px {name} throughput at batch {THROUGHPUT_BATCH} (images/s)",
-                         f"{throughput[name]:.1f}"))
+            rows.append(
+                (f"{size} px {name} throughput at batch {THROUGHPUT_BATCH} (images/s)", f"{throughput[name]:.1f}")
+            )
     edit_flops = edit_flops_per_image(trainer)
     for name, key in (("SavedModel", "saved_model"), (XLA_SAVED_MODEL, "saved_model_xla")):
         edit_gflops = edit_flops * throughput[name] / 1e9
         results.MEASURED[f"{key}_gflops_{size}"] = edit_gflops
-        rows.append((f"{size} px {name} batch-{THROUGHPUT_BATCH} edit: achieved GFLOP/s (share of peak)",
-                     f"{edit_gflops:.1f} ({share_of_peak(edit_gflops)})"))
+        rows.append(
+            (
+                f"{size} px {name} batch-{THROUGHPUT_BATCH} edit: achieved GFLOP/s (share of peak)",
+                f"{edit_gflops:.1f} ({share_of_peak(edit_gflops)})",
+            )
+        )
     for name in latency:
         results.MEASURED[f"latency_ratio_{name}_{size}"] = latency[name] / latency["SavedModel"]
         if name != "SavedModel":
-            rows.append((f"{size} px latency ratio {name} / SavedModel",
-                         f"{latency[name] / latency['SavedModel']:.2f}"))
-    rows.append((f"{size} px throughput ratio SavedModel / TFLite float32",
-                 f"{throughput['SavedModel'] / throughput['TFLite float32']:.2f}"))
+            rows.append(
+                (f"{size} px latency ratio {name} / SavedModel", f"{latency[name] / latency['SavedModel']:.2f}")
+            )
+    rows.append(
+        (
+            f"{size} px throughput ratio SavedModel / TFLite float32",
+            f"{throughput['SavedModel'] / throughput['TFLite float32']:.2f}",
+        )
+    )
     for other in ("dynamic", "float32"):
         int8, reference = "TFLite int8", f"TFLite {other}"
-        rows.append((f"{size} px TFLite int8 / {other}: batch-1 latency ratio, throughput ratio",
-                     f"{latency[int8] / latency[reference]:.2f}, {throughput[int8] / throughput[reference]:.2f}"))
+        rows.append(
+            (
+                f"{size} px TFLite int8 / {other}: batch-1 latency ratio, throughput ratio",
+                f"{latency[int8] / latency[reference]:.2f}, {throughput[int8] / throughput[reference]:.2f}",
+            )
+        )
     return rows, latency
 
 
@@ -183,8 +208,10 @@ def run() -> list[tuple[str, str]]:
         rows += [(f"export {measure}", value) for measure, value in preset_rows]
     small, large = (get_preset(name).model.image_size for name in PRESETS)
     for name in ("SavedModel", "TFLite dynamic"):
-        row = (f"export latency ratio {large} px / {small} px, {name}",
-               f"{latencies[1][name] / latencies[0][name]:.2f}")
+        row = (
+            f"export latency ratio {large} px / {small} px, {name}",
+            f"{latencies[1][name] / latencies[0][name]:.2f}",
+        )
         print(f"{row[0]}: {row[1]}")
         rows.append(row)
     return rows

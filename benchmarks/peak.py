@@ -79,11 +79,14 @@ def run() -> list[tuple[str, str]]:
     """Measures and prints (measure, value) rows."""
     tensorflow, numpy = matmul_gflops(), numpy_matmul_gflops()
     _best_seen.extend([tensorflow, numpy])
-    rows = [(f"float32 tf.matmul {MATRIX_SIZE}x{MATRIX_SIZE}, all cores, best of {TRIALS} (GFLOP/s)",
-             f"{tensorflow:.1f}"),
-            (f"float32 NumPy matmul {NUMPY_MATRIX_SIZE}x{NUMPY_MATRIX_SIZE}, all cores, best of {TRIALS} (GFLOP/s)",
-             f"{numpy:.1f}"),
-            ("float32 matmul peak so far (the higher; re-measured by later sections)", f"{peak_gflops():.1f}")]
+    rows = [
+        (f"float32 tf.matmul {MATRIX_SIZE}x{MATRIX_SIZE}, all cores, best of {TRIALS} (GFLOP/s)", f"{tensorflow:.1f}"),
+        (
+            f"float32 NumPy matmul {NUMPY_MATRIX_SIZE}x{NUMPY_MATRIX_SIZE}, all cores, best of {TRIALS} (GFLOP/s)",
+            f"{numpy:.1f}",
+        ),
+        ("float32 matmul peak so far (the higher; re-measured by later sections)", f"{peak_gflops():.1f}"),
+    ]
     for measure, value in rows:
         print(f"{measure}: {value}", flush=True)
     return rows

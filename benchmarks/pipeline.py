@@ -26,12 +26,19 @@ REGIONS = ("mouth", "eyes", "components")
 def examples_per_second(data_dir: str, image_size: int) -> float:
     """Pipeline throughput for training batches of synthetic faces at `image_size`, after a warm-up."""
     from ebgan_tf.data import synthetic_faces  # pylint: disable=import-outside-toplevel
-    synthetic_faces.prepare_synthetic_faces(data_dir, image_size=image_size, num_train=NUM_TRAIN,
-                                            num_validation=BATCH_SIZE, num_test=BATCH_SIZE)
+
+    synthetic_faces.prepare_synthetic_faces(
+        data_dir, image_size=image_size, num_train=NUM_TRAIN, num_validation=BATCH_SIZE, num_test=BATCH_SIZE
+    )
     examples = pipeline.load_examples("synthetic_faces", data_dir, "train", image_size)
     batches = pipeline.make_dataset(
-        examples, image_size=image_size, regions=REGIONS,
-        attribute_names=get_preset("synthetic64").attributes_for(REGIONS), batch_size=BATCH_SIZE, seed=0)
+        examples,
+        image_size=image_size,
+        regions=REGIONS,
+        attribute_names=get_preset("synthetic64").attributes_for(REGIONS),
+        batch_size=BATCH_SIZE,
+        seed=0,
+    )
     iterator = iter(batches)
     for _ in range(WARMUP_BATCHES):
         next(iterator)
@@ -47,15 +54,25 @@ def run() -> list[tuple[str, str]]:
     for image_size in SIZES:
         with tempfile.TemporaryDirectory() as data_dir:
             rates[image_size] = examples_per_second(data_dir, image_size)
-    rows = [(f"pipeline examples/s at {size} px (batch {BATCH_SIZE}, {len(REGIONS)} regions, jittered masks)",
-             f"{rate:.0f}") for size, rate in rates.items()]
+    rows = [
+        (
+            f"pipeline examples/s at {size} px (batch {BATCH_SIZE}, {len(REGIONS)} regions, jittered masks)",
+            f"{rate:.0f}",
+        )
+        for size, rate in rates.items()
+    ]
     for size, rate in rates.items():
-        consumed = [value for key, value in results.MEASURED.items()
-                    if key.startswith(f"train_images_per_second_{size}_")]
+        consumed = [
+            value for key, value in results.MEASURED.items() if key.startswith(f"train_images_per_second_{size}_")
+        ]
         if consumed:
             results.MEASURED[f"pipeline_over_training_{size}"] = rate / max(consumed)
-            rows.append((f"pipeline at {size} px / training consumption at {size} px ({max(consumed):.1f} images/s)",
-                         f"{rate / max(consumed):.0f}x"))
+            rows.append(
+                (
+                    f"pipeline at {size} px / training consumption at {size} px ({max(consumed):.1f} images/s)",
+                    f"{rate / max(consumed):.0f}x",
+                )
+            )
     small, large = SIZES
     rows.append((f"pipeline throughput ratio {small} px / {large} px", f"{rates[small] / rates[large]:.2f}"))
     for measure, value in rows:

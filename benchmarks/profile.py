@@ -31,6 +31,7 @@ SHOWN_OP_TYPES = 12
 def op_type_shares(logdir: str) -> list[tuple[str, float]]:
     """(op type, share of the total self time) of the profile in `logdir`, largest first (needs xprof)."""
     from xprof.convert import raw_to_tool_data  # pylint: disable=import-outside-toplevel
+
     paths = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
     data, _ = raw_to_tool_data.xspace_to_tool_data(paths, "framework_op_stats", {})
     table = json.loads(data)
@@ -52,8 +53,11 @@ def main(argv: list[str]) -> None:
     trainer.compile(learning_rate=preset.train.learning_rate)
     batch = random_batch(batch_specs(preset.model.image_size, len(trainer.attribute_names), batch_size))
     seconds = seconds_per_step(trainer, batch, FLAGS.xla, TIMED_STEPS)
-    print(f"{FLAGS.preset}, batch {batch_size}, {'XLA' if FLAGS.xla else 'graph'}: best of {TIMED_STEPS} steps "
-          f"{seconds:.3f} s / step", flush=True)
+    print(
+        f"{FLAGS.preset}, batch {batch_size}, {'XLA' if FLAGS.xla else 'graph'}: best of {TIMED_STEPS} steps "
+        f"{seconds:.3f} s / step",
+        flush=True,
+    )
     try:
         import xprof  # noqa: F401  # pylint: disable=import-outside-toplevel,unused-import
     except ImportError:

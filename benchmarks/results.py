@@ -9,8 +9,9 @@ from __future__ import annotations
 MEASURED: dict[str, float] = {}
 
 
-def target_row(name: str, value: float | None, threshold: float, unit: str = "",
-               at_most: bool = False) -> tuple[str, str]:
+def target_row(
+    name: str, value: float | None, threshold: float, unit: str = "", at_most: bool = False
+) -> tuple[str, str]:
     """(measure, value) row of a target: the figure, the threshold and whether it is met."""
     comparison = "<=" if at_most else ">="
     measure = f"target: {name} {comparison} {threshold:g}{unit}"

@@ -18,8 +18,17 @@ from ebgan_tf.files import write_text_atomically
 
 # Order matters: peak first (the reference of every share of peak), training before pipeline (its consumption),
 # targets last (it reads what the others measured).
-SECTIONS: tuple[str, ...] = ("peak", "training", "export", "composed", "pipeline", "celeba", "serving", "web",
-                             "targets")
+SECTIONS: tuple[str, ...] = (
+    "peak",
+    "training",
+    "export",
+    "composed",
+    "pipeline",
+    "celeba",
+    "serving",
+    "web",
+    "targets",
+)
 REPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "BENCHMARKS.md")
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
 
@@ -39,9 +48,13 @@ def run_sections(names: tuple[str, ...] = SECTIONS) -> list[tuple[str, str, str]
 def markdown(rows: list[tuple[str, str, str]], minutes: float | None = None) -> str:
     """The table of a run, with the command, date, machine and (if given) the run's length."""
     length = f", {minutes:.1f} min" if minutes is not None else ""
-    lines = [f"Command: `make bench` (`python -m benchmarks.run`), {datetime.date.today().isoformat()}, "
-             f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}{length}.", "",
-             "| section | measure | value |", "|---|---|---|"]
+    lines = [
+        f"Command: `make bench` (`python -m benchmarks.run`), {datetime.date.today().isoformat()}, "
+        f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}{length}.",
+        "",
+        "| section | measure | value |",
+        "|---|---|---|",
+    ]
     lines += [f"| {section} | {measure} | {value} |" for section, measure, value in rows]
     return "\n".join(lines)
 
@@ -51,7 +64,7 @@ def record(table: str, path: str = REPORT) -> None:
     text = open(path, encoding="utf-8").read() if os.path.exists(path) else "# Benchmarks\n"
     block = f"{BEGIN}\n## Latest `make bench`\n\n{table}\n{END}"
     if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     write_text_atomically(path, text)

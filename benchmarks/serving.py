@@ -71,12 +71,23 @@ class _ServerProcess:
 
     def __init__(self, model_base: str, batching: bool):
         self.address = f"127.0.0.1:{_free_port()}"
-        command = [sys.executable, "-m", "ebgan_tf.serving.main", f"--model_base_path={model_base}",
-                   f"--port={self.address.split(':')[1]}", "--file_system_poll_wait_seconds=0"]
+        command = [
+            sys.executable,
+            "-m",
+            "ebgan_tf.serving.main",
+            f"--model_base_path={model_base}",
+            f"--port={self.address.split(':')[1]}",
+            "--file_system_poll_wait_seconds=0",
+        ]
         if batching:
             command += ["--enable_batching", f"--batching_parameters_file={BATCHING_FILE}"]
-        self._process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        self._process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
 
     def __enter__(self) -> str:
         deadline = time.monotonic() + 180
@@ -120,14 +131,19 @@ def run() -> list[tuple[str, str]]:
         results["in-process SavedModel"] = _measure(lambda _: edit(**tensors)["edited"].numpy(), 1, SINGLE_REQUESTS)
         with _ServerProcess(os.path.join(base, "ebgan"), batching=False) as address:
             results["1 client, gRPC"] = _over_grpc(address, inputs, 1, SINGLE_REQUESTS)
-            results[f"{CLIENTS} clients, gRPC, batching off"] = _over_grpc(address, inputs, CLIENTS,
-                                                                         REQUESTS_PER_CLIENT)
+            results[f"{CLIENTS} clients, gRPC, batching off"] = _over_grpc(
+                address, inputs, CLIENTS, REQUESTS_PER_CLIENT
+            )
         with _ServerProcess(os.path.join(base, "ebgan"), batching=True) as address:
-            results[f"{CLIENTS} clients, gRPC, batching on"] = _over_grpc(address, inputs, CLIENTS,
-                                                                        REQUESTS_PER_CLIENT)
-    rows = [("serving benchmark model", f"tests/helpers/contract_model.py fixture (att_ebgan, {IMAGE_SIZE} px, "
-                                        "signature edit, 1 image per request; ebgan-serve in its own process on "
-                                        "loopback)")]
+            results[f"{CLIENTS} clients, gRPC, batching on"] = _over_grpc(address, inputs, CLIENTS, REQUESTS_PER_CLIENT)
+    rows = [
+        (
+            "serving benchmark model",
+            f"tests/helpers/contract_model.py fixture (att_ebgan, {IMAGE_SIZE} px, "
+            "signature edit, 1 image per request; ebgan-serve in its own process on "
+            "loopback)",
+        )
+    ]
     for name, (p50, p99, rate) in results.items():
         rows.append((f"serving {name}: p50 / p99 latency", f"{p50:.2f} ms / {p99:.2f} ms"))
         rows.append((f"serving {name}: throughput", f"{rate:.0f} requests/s"))
@@ -136,8 +152,12 @@ def run() -> list[tuple[str, str]]:
     single = results["1 client, gRPC"]
     measured.MEASURED["serving_batched_over_one_client"] = on[2] / single[2]
     rows.append((f"serving throughput ratio {CLIENTS} clients batching on / 1 client", f"{on[2] / single[2]:.2f}"))
-    rows.append(("serving 1 client p50 latency / in-process p50",
-                 f"{results['1 client, gRPC'][0] / results['in-process SavedModel'][0]:.2f}"))
+    rows.append(
+        (
+            "serving 1 client p50 latency / in-process p50",
+            f"{results['1 client, gRPC'][0] / results['in-process SavedModel'][0]:.2f}",
+        )
+    )
     for measure, value in rows:
         print(f"{measure}: {value}")
     return rows

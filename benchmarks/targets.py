@@ -20,24 +20,56 @@ def _share_percent(*keys: str) -> float | None:
 
 def run() -> list[tuple[str, str]]:
     """Prints and returns one row per target: the measured figure and met / MISSED."""
-    rows = [("targets: matmul peak, best of the whole run (GFLOP/s; every share below is of it)",
-             f"{peak_gflops():.1f}"),
-            target_row("128 px training step, share of peak (graph mode, the default)",
-                       _share_percent("train_gflops_128_graph"), 40, " %"),
-            target_row("128 px training step, share of peak (best of graph / XLA)",
-                       _share_percent("train_gflops_128_graph", "train_gflops_128_XLA"), 40, " %"),
-            target_row("128 px SavedModel batch-32 edit, share of peak", _share_percent("saved_model_gflops_128"),
-                       60, " %"),
-            target_row("128 px SavedModel exported with XLA (variant) batch-32 edit, share of peak",
-                       _share_percent("saved_model_xla_gflops_128"), 60, " %")]
+    rows = [
+        ("targets: matmul peak, best of the whole run (GFLOP/s; every share below is of it)", f"{peak_gflops():.1f}"),
+        target_row(
+            "128 px training step, share of peak (graph mode, the default)",
+            _share_percent("train_gflops_128_graph"),
+            40,
+            " %",
+        ),
+        target_row(
+            "128 px training step, share of peak (best of graph / XLA)",
+            _share_percent("train_gflops_128_graph", "train_gflops_128_XLA"),
+            40,
+            " %",
+        ),
+        target_row(
+            "128 px SavedModel batch-32 edit, share of peak", _share_percent("saved_model_gflops_128"), 60, " %"
+        ),
+        target_row(
+            "128 px SavedModel exported with XLA (variant) batch-32 edit, share of peak",
+            _share_percent("saved_model_xla_gflops_128"),
+            60,
+            " %",
+        ),
+    ]
     for size in (64, 128):
-        rows.append(target_row(f"{size} px TFLite dynamic batch-1 latency / SavedModel's (Editor)",
-                               MEASURED.get(f"latency_ratio_TFLite dynamic_{size}"), 0.7, at_most=True))
+        rows.append(
+            target_row(
+                f"{size} px TFLite dynamic batch-1 latency / SavedModel's (Editor)",
+                MEASURED.get(f"latency_ratio_TFLite dynamic_{size}"),
+                0.7,
+                at_most=True,
+            )
+        )
     for size in (64, 128):
-        rows.append(target_row(f"pipeline examples/s at {size} px / training images/s at {size} px",
-                               MEASURED.get(f"pipeline_over_training_{size}"), 10, "x"))
-    rows.append(target_row("serving throughput 8 clients (batching on) / 1 client",
-                           MEASURED.get("serving_batched_over_one_client"), 2, "x"))
+        rows.append(
+            target_row(
+                f"pipeline examples/s at {size} px / training images/s at {size} px",
+                MEASURED.get(f"pipeline_over_training_{size}"),
+                10,
+                "x",
+            )
+        )
+    rows.append(
+        target_row(
+            "serving throughput 8 clients (batching on) / 1 client",
+            MEASURED.get("serving_batched_over_one_client"),
+            2,
+            "x",
+        )
+    )
     for measure, value in rows:
         print(f"{measure}: {value}")
     return rows

@@ -29,10 +29,14 @@ PEAK_TRIALS = 3
 def batch_specs(image_size: int, num_attributes: int, batch_size: int) -> dict[str, tf.TensorSpec]:
     """TensorSpecs of a training batch (docs/data.md, "The batch schema") of fixed shapes."""
     image, mask = [batch_size, image_size, image_size, 3], [batch_size, image_size, image_size, 1]
-    return {"source": tf.TensorSpec(image), "exemplar": tf.TensorSpec(image), "mask": tf.TensorSpec(mask),
-            "source_attributes": tf.TensorSpec([batch_size, num_attributes]),
-            "exemplar_attributes": tf.TensorSpec([batch_size, num_attributes]),
-            "source_landmarks": tf.TensorSpec([batch_size, 5, 2])}
+    return {
+        "source": tf.TensorSpec(image),
+        "exemplar": tf.TensorSpec(image),
+        "mask": tf.TensorSpec(mask),
+        "source_attributes": tf.TensorSpec([batch_size, num_attributes]),
+        "exemplar_attributes": tf.TensorSpec([batch_size, num_attributes]),
+        "source_landmarks": tf.TensorSpec([batch_size, 5, 2]),
+    }
 
 
 def random_batch(specs: dict[str, tf.TensorSpec], seed: int = 0) -> dict[str, tf.Tensor]:
@@ -70,8 +74,10 @@ def measure_preset(preset_name: str) -> list[tuple[str, str]]:
     trainer = build_trainer(preset, VARIANT, preset.default_regions)
     trainer.compile(learning_rate=preset.train.learning_rate)
     step_flops, edit_flops = train_flops_per_image(trainer, batch_size), edit_flops_per_image(trainer)
-    rows = [(f"{size} px ({preset_name}) FLOPs per image, one training step", f"{step_flops / 1e9:.2f} G"),
-            (f"{size} px ({preset_name}) FLOPs per image, one edit", f"{edit_flops / 1e9:.2f} G")]
+    rows = [
+        (f"{size} px ({preset_name}) FLOPs per image, one training step", f"{step_flops / 1e9:.2f} G"),
+        (f"{size} px ({preset_name}) FLOPs per image, one edit", f"{edit_flops / 1e9:.2f} G"),
+    ]
     batch = random_batch(batch_specs(size, len(trainer.attribute_names), batch_size))
     for jit_compile in JIT_COMPILE:
         mode = "XLA" if jit_compile else "graph"
@@ -82,16 +88,22 @@ def measure_preset(preset_name: str) -> list[tuple[str, str]]:
         results.MEASURED[f"train_images_per_second_{size}_{mode}"] = images_per_second
         results.MEASURED[f"train_gflops_{size}_{mode}"] = gflops
         label = f"{size} px training, {mode}, batch {batch_size}"
-        rows += [(f"{label}: s / step", f"{seconds:.2f}"),
-                 (f"{label}: images/s", f"{images_per_second:.2f}"),
-                 (f"{label}: achieved GFLOP/s (share of peak)", f"{gflops:.1f} ({share_of_peak(gflops)})")]
+        rows += [
+            (f"{label}: s / step", f"{seconds:.2f}"),
+            (f"{label}: images/s", f"{images_per_second:.2f}"),
+            (f"{label}: achieved GFLOP/s (share of peak)", f"{gflops:.1f} ({share_of_peak(gflops)})"),
+        ]
     return rows
 
 
 def run() -> list[tuple[str, str]]:
     """Measures and prints (measure, value) rows (untrained weights)."""
-    rows = [("training benchmark model", f"{VARIANT}, mouth, untrained, fixed random batch; best of the timed "
-                                         "steps after one warm-up step")]
+    rows = [
+        (
+            "training benchmark model",
+            f"{VARIANT}, mouth, untrained, fixed random batch; best of the timed steps after one warm-up step",
+        )
+    ]
     for preset_name in BATCH_SIZES:
         for row in measure_preset(preset_name):
             print(f"{row[0]}: {row[1]}", flush=True)

@@ -56,8 +56,13 @@ def _timed(call, count: int) -> list[float]:
 
 def _clients(port: int, clients: int, edits: int, request: bytes) -> tuple[list[float], int]:
     """(latencies in seconds, failures) of `clients` browser-like clients in a process of their own."""
-    answer = subprocess.run([sys.executable, "-m", "benchmarks.web_clients", str(port), str(clients), str(edits)],
-                            input=request, capture_output=True, check=True, cwd=REPO)
+    answer = subprocess.run(
+        [sys.executable, "-m", "benchmarks.web_clients", str(port), str(clients), str(edits)],
+        input=request,
+        capture_output=True,
+        check=True,
+        cwd=REPO,
+    )
     measured = json.loads(answer.stdout)
     return measured["latencies"], measured["failures"]
 
@@ -66,8 +71,14 @@ def _edit_request(page: Page, photo: bytes, exemplar: bytes, app: WebApp) -> byt
     """The page's edit request: both photos uploaded, the mouth preset as a painted mask PNG, Mustache off."""
     source, other = page.upload(photo, "source"), page.upload(exemplar, "exemplar")
     crop = app.crop({"image": source, "face": 0})
-    return json.dumps({"source": {"image": source, "face": 0}, "exemplar": {"image": other, "face": 0},
-                       "mask": crop["masks"]["mouth"], "drop": ["Mustache"]}).encode()
+    return json.dumps(
+        {
+            "source": {"image": source, "face": 0},
+            "exemplar": {"image": other, "face": 0},
+            "mask": crop["masks"]["mouth"],
+            "drop": ["Mustache"],
+        }
+    ).encode()
 
 
 def _measure_editor(name: str, models: ModelSet, photo: bytes, exemplar: bytes, rows: list) -> float:
@@ -78,8 +89,9 @@ def _measure_editor(name: str, models: ModelSet, photo: bytes, exemplar: bytes, 
         request = _edit_request(page, photo, exemplar, server.app)
         if name == "in-process":
             p50, p95 = _percentiles(_timed(lambda: page.upload(photo, "source"), UPLOADS))
-            rows.append((f"web detection on upload of a {PHOTO_SIDE} px photo: p50 / p95",
-                         f"{p50:.0f} ms / {p95:.0f} ms"))
+            rows.append(
+                (f"web detection on upload of a {PHOTO_SIDE} px photo: p50 / p95", f"{p50:.0f} ms / {p95:.0f} ms")
+            )
             rows.append(target_row("web detection on upload p50", p50 / 1000, 1.0, " s", at_most=True))
         page.close()
         _clients(server.port, 1, WARMUP, request)
@@ -91,8 +103,9 @@ def _measure_editor(name: str, models: ModelSet, photo: bytes, exemplar: bytes, 
         p50, p95 = _percentiles(latencies)
         rows.append((f"web {CLIENTS} concurrent clients, {name}: failed requests", f"{failures} of {len(latencies)}"))
         rows.append((f"web {CLIENTS} concurrent clients, {name}: p50 / p95", f"{p50:.0f} ms / {p95:.0f} ms"))
-        rows.append(target_row(f"web {CLIENTS} clients p95 / single-client p50, {name}", p95 / single_p50, 5, "x",
-                               at_most=True))
+        rows.append(
+            target_row(f"web {CLIENTS} clients p95 / single-client p50, {name}", p95 / single_p50, 5, "x", at_most=True)
+        )
         return single_p50
     finally:
         server.stop()
@@ -105,14 +118,20 @@ def run() -> list[tuple[str, str]]:
     astronaut.save(buffers[0], format="PNG")
     astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(buffers[1], format="PNG")
     photo, exemplar = (buffer.getvalue() for buffer in buffers)
-    rows = [("web benchmark set-up", f"contract model (att_ebgan, {IMAGE_SIZE} px); astronaut at {PHOTO_SIDE} px as "
-                                     "source, mirrored as exemplar; HTTP on loopback, keep-alive connections")]
+    rows = [
+        (
+            "web benchmark set-up",
+            f"contract model (att_ebgan, {IMAGE_SIZE} px); astronaut at {PHOTO_SIDE} px as "
+            "source, mirrored as exemplar; HTTP on loopback, keep-alive connections",
+        )
+    ]
     with tempfile.TemporaryDirectory() as base:
         path = export_contract_model(base, "ebgan", 1, IMAGE_SIZE)
         in_process = _measure_editor("in-process", ModelSet.load([path]), photo, exemplar, rows)
         with _ServerProcess(os.path.join(base, "ebgan"), batching=False) as address:
-            over_grpc = _measure_editor("gRPC to ebgan-serve", ModelSet.remote(address, ["ebgan"], 60.0), photo,
-                                        exemplar, rows)
+            over_grpc = _measure_editor(
+                "gRPC to ebgan-serve", ModelSet.remote(address, ["ebgan"], 60.0), photo, exemplar, rows
+            )
     rows.append(("web edit request p50 gRPC / in-process", f"{over_grpc / in_process:.2f}"))
     for measure, value in rows:
         print(f"{measure}: {value}")

@@ -26,8 +26,10 @@ from absl import app, flags, logging
 from ebgan_tf.data import DEFAULT_DATA_DIR
 
 VERBOSE_VARIABLE = "EBGAN_TF_VERBOSE"
-LOG_NOTE = (f"TensorFlow's own log lines are hidden; set the environment variable {VERBOSE_VARIABLE}=1 to see them "
-            "(--verbosity sets the level of the command's log).")
+LOG_NOTE = (
+    f"TensorFlow's own log lines are hidden; set the environment variable {VERBOSE_VARIABLE}=1 to see them "
+    "(--verbosity sets the level of the command's log)."
+)
 
 
 @contextlib.contextmanager
@@ -153,8 +155,11 @@ def check_at_least_one(values: Mapping[str, int]) -> None:
 
 def define_data_dir_flag() -> None:
     """--data_dir, with the same meaning and default in every command."""
-    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "Directory of the prepared data sets (a tensorflow-datasets "
-                        "data_dir, written by `ebgan-data prepare`).")
+    flags.DEFINE_string(
+        "data_dir",
+        DEFAULT_DATA_DIR,
+        "Directory of the prepared data sets (a tensorflow-datasets data_dir, written by `ebgan-data prepare`).",
+    )
 
 
 def quiet_logging() -> None:
@@ -173,8 +178,7 @@ def catch_stop_signals() -> threading.Event:
     return stopping
 
 
-def run_main(main: Main, define_flags: Callable[[], None], module_name: str,
-             doc: str | None) -> None:
+def run_main(main: Main, define_flags: Callable[[], None], module_name: str, doc: str | None) -> None:
     """Defines the command's flags and runs `main` under absl, so that `--help` shows its usage and flags; library
     INFO logs are hidden (`quiet_logging`).
 

@@ -12,12 +12,46 @@ from typing import Any
 
 # The 40 CelebA attribute names, in the order of list_attr_celeba.txt.
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
-    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
-    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
 )
 
 # CelebA's five landmarks, in the order of list_landmarks_align_celeba.txt.
@@ -85,8 +119,11 @@ class ModelConfig:
     generator: str = "unet"
 
     def __post_init__(self):
-        for name, valid in (("code_pooling", CODE_POOLINGS), ("code_injection", CODE_INJECTIONS),
-                            ("generator", GENERATORS)):
+        for name, valid in (
+            ("code_pooling", CODE_POOLINGS),
+            ("code_injection", CODE_INJECTIONS),
+            ("generator", GENERATORS),
+        ):
             if getattr(self, name) not in valid:
                 raise ValueError(f"Unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}.")
 
@@ -185,8 +222,16 @@ class Preset:
 # The recipe that makes the exemplar drive the edit, measured in docs/EXPERIMENTS.md ("Making the exemplar count").
 # Per-part codes, the exemplar under its own mask and the weight average: docs/EXPERIMENTS.md ("The composite regions").
 RECIPE_MODEL: dict[str, Any] = dict(code_pooling="parts", code_injection="all_scales", ungated_code_channels=16)
-RECIPE_LOSSES = LossWeights(hole_rec=100.0, detach_cycle_target=True, cycle_trains_encoder=False,
-                            cycle_fixed_encoder=True, gate_dropout=0.25, cls=1.0, exemplar_mask="own", face_adv=0.0)
+RECIPE_LOSSES = LossWeights(
+    hole_rec=100.0,
+    detach_cycle_target=True,
+    cycle_trains_encoder=False,
+    cycle_fixed_encoder=True,
+    gate_dropout=0.25,
+    cls=1.0,
+    exemplar_mask="own",
+    face_adv=0.0,
+)
 RECIPE_AVERAGING: dict[str, Any] = dict(ema_decay=0.99, lr_decay_fraction=0.3)
 RECIPE_DEVIATIONS: tuple[str, ...] = (
     "detach_cycle_target, cycle_trains_encoder=False: when L_cyc trains the encoder, the encoder returns one code "
@@ -205,34 +250,52 @@ RECIPE_DEVIATIONS: tuple[str, ...] = (
     "learning_rate=5e-4, batch_size=16: the paper's 1e-4 and 32 move too little in an hour of CPU training",
 )
 SYNTHETIC_PRESET_ATTRIBUTES = _with_composites(
-    SYNTHETIC_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Bangs"))
+    SYNTHETIC_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Bangs")
+)
 CELEBA_PRESET_ATTRIBUTES = _with_composites(
-    CELEBA_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Young", "Heavy_Makeup"))
+    CELEBA_REGION_ATTRIBUTES, ("Male", "Pale_Skin", "Rosy_Cheeks", "Young", "Heavy_Makeup")
+)
 # Sized for a CPU: about 1.2M parameters (docs/BENCHMARKS.md).
-SYNTHETIC64_MODEL = ModelConfig(image_size=64, base_width=16, max_width=64, code_downsamplings=3,
-                                discriminator_width=16, classifier_width=16)
-CELEBA128_MODEL = ModelConfig(image_size=128, base_width=64, max_width=512, code_downsamplings=4,
-                              discriminator_width=64, classifier_width=64)
+SYNTHETIC64_MODEL = ModelConfig(
+    image_size=64, base_width=16, max_width=64, code_downsamplings=3, discriminator_width=16, classifier_width=16
+)
+CELEBA128_MODEL = ModelConfig(
+    image_size=128, base_width=64, max_width=512, code_downsamplings=4, discriminator_width=64, classifier_width=64
+)
 
 PRESETS: dict[str, Preset] = {
     "synthetic64": Preset(
-        name="synthetic64", dataset="synthetic_faces",
+        name="synthetic64",
+        dataset="synthetic_faces",
         model=dataclasses.replace(SYNTHETIC64_MODEL, **RECIPE_MODEL),
         train=TrainConfig(batch_size=16, learning_rate=5e-4, loss_weights=RECIPE_LOSSES, **RECIPE_AVERAGING),
-        region_attributes=SYNTHETIC_PRESET_ATTRIBUTES, deviations=RECIPE_DEVIATIONS),
+        region_attributes=SYNTHETIC_PRESET_ATTRIBUTES,
+        deviations=RECIPE_DEVIATIONS,
+    ),
     "celeba128": Preset(
-        name="celeba128", dataset="celeb_a",
+        name="celeba128",
+        dataset="celeb_a",
         model=dataclasses.replace(CELEBA128_MODEL, **RECIPE_MODEL),
         # The paper's lr 1e-4 and batch 32 (GPU training).
         train=TrainConfig(loss_weights=RECIPE_LOSSES, **RECIPE_AVERAGING),
-        region_attributes=CELEBA_PRESET_ATTRIBUTES, deviations=RECIPE_DEVIATIONS[:-1]),
+        region_attributes=CELEBA_PRESET_ATTRIBUTES,
+        deviations=RECIPE_DEVIATIONS[:-1],
+    ),
     # The paper's method and defaults exactly, for comparison (their exemplar code collapses: see deviations above).
     "synthetic64_paper": Preset(
-        name="synthetic64_paper", dataset="synthetic_faces", model=SYNTHETIC64_MODEL, train=TrainConfig(),
-        region_attributes=SYNTHETIC_PRESET_ATTRIBUTES),
+        name="synthetic64_paper",
+        dataset="synthetic_faces",
+        model=SYNTHETIC64_MODEL,
+        train=TrainConfig(),
+        region_attributes=SYNTHETIC_PRESET_ATTRIBUTES,
+    ),
     "celeba128_paper": Preset(
-        name="celeba128_paper", dataset="celeb_a", model=CELEBA128_MODEL, train=TrainConfig(),
-        region_attributes=CELEBA_PRESET_ATTRIBUTES),
+        name="celeba128_paper",
+        dataset="celeb_a",
+        model=CELEBA128_MODEL,
+        train=TrainConfig(),
+        region_attributes=CELEBA_PRESET_ATTRIBUTES,
+    ),
 }
 
 EBGAN = "ebgan"
@@ -257,10 +320,13 @@ def validate_variant(variant: str) -> str:
 
 def parse_regions(text: str | Sequence[str]) -> tuple[str, ...]:
     """Parses 'mouth,eyes' (or a list) into validated region names."""
-    if not isinstance(text, str) and not (isinstance(text, (list, tuple)) and
-                                          all(isinstance(name, str) for name in text)):
-        raise ValueError(f"Regions must be a comma-separated string or a list of names, got {text!r:.80}; valid "
-                         f"regions: {', '.join(REGIONS)}.")
+    if not isinstance(text, str) and not (
+        isinstance(text, (list, tuple)) and all(isinstance(name, str) for name in text)
+    ):
+        raise ValueError(
+            f"Regions must be a comma-separated string or a list of names, got {text!r:.80}; valid "
+            f"regions: {', '.join(REGIONS)}."
+        )
     names = [part.strip() for part in text.split(",")] if isinstance(text, str) else list(text)
     names = [name for name in names if name]
     if not names:
@@ -280,6 +346,5 @@ def validate_attribute_names(names: Sequence[str], valid: Sequence[str]) -> tupl
     """Raises a ValueError naming every name not in `valid` and listing the valid ones."""
     unknown = [name for name in names if name not in valid]
     if unknown:
-        raise ValueError(
-            f"Unknown attribute(s) {', '.join(map(repr, unknown))}; valid attributes: {', '.join(valid)}.")
+        raise ValueError(f"Unknown attribute(s) {', '.join(map(repr, unknown))}; valid attributes: {', '.join(valid)}.")
     return tuple(names)

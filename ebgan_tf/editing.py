@@ -42,10 +42,13 @@ class ModelInfo:
     @classmethod
     def from_metadata(cls: type[_Info], metadata: Mapping[str, np.ndarray], **extra) -> _Info:
         """Parses the outputs of the `metadata` signature (from TensorFlow, TFLite or a Predict response)."""
-        return cls(attribute_names=tuple(_text(name) for name in np.ravel(metadata["attribute_names"])),
-                   image_size=int(np.asarray(metadata["image_size"]).item()),
-                   variant=_text(metadata["variant"]),
-                   landmark_template=np.asarray(metadata["landmark_template"], np.float32).reshape(5, 2), **extra)
+        return cls(
+            attribute_names=tuple(_text(name) for name in np.ravel(metadata["attribute_names"])),
+            image_size=int(np.asarray(metadata["image_size"]).item()),
+            variant=_text(metadata["variant"]),
+            landmark_template=np.asarray(metadata["landmark_template"], np.float32).reshape(5, 2),
+            **extra,
+        )
 
     def attributes_from(self, drop: Sequence[str] = (), keep: Sequence[str] | None = None) -> np.ndarray | None:
         """The `attributes` vector [n] of a filtered edit (1 = transfer, 0 = filter out) from the words of the
@@ -60,8 +63,10 @@ class ModelInfo:
         if drop and keep is not None:
             raise ValueError("Give --drop or --keep, not both.")
         if self.variant != ATT_EBGAN:
-            raise ValueError(f"This is an {self.variant} model: it has no attribute filtering (no edit_filtered "
-                             "signature). Train and export an att_ebgan model to use --drop/--keep.")
+            raise ValueError(
+                f"This is an {self.variant} model: it has no attribute filtering (no edit_filtered "
+                "signature). Train and export an att_ebgan model to use --drop/--keep."
+            )
         names = validate_attribute_names(list(drop) if drop else list(keep or ()), self.attribute_names)
         on = (lambda name: name not in names) if drop else (lambda name: name in names)
         return np.array([1.0 if on(name) else 0.0 for name in self.attribute_names], np.float32)
@@ -83,12 +88,18 @@ class CropEditor(Protocol):
     @property
     def info(self) -> ModelInfo: ...
 
-    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             attributes: np.ndarray | None = None) -> np.ndarray: ...
+    def edit(
+        self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray, attributes: np.ndarray | None = None
+    ) -> np.ndarray: ...
 
-    def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
-                      masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
-                      attributes: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray: ...
+    def edit_composed(
+        self,
+        source: np.ndarray,
+        exemplars: Sequence[np.ndarray] | np.ndarray,
+        masks: Sequence[np.ndarray] | np.ndarray,
+        strengths: Sequence[float] | np.ndarray | None = None,
+        attributes: Sequence[np.ndarray | None] | np.ndarray | None = None,
+    ) -> np.ndarray: ...
 
     def classify(self, images: np.ndarray) -> np.ndarray: ...
 
@@ -96,11 +107,15 @@ class CropEditor(Protocol):
 def classify_error(info: ModelInfo, signatures: Collection[str]) -> str | None:
     """Why a model cannot read an exemplar's attributes (an EBGAN model, or an export without `classify`), or None."""
     if info.variant != ATT_EBGAN:
-        return (f"This is an {info.variant} model: it has no attribute classifier (no classify signature); only "
-                "att_ebgan models read attributes.")
+        return (
+            f"This is an {info.variant} model: it has no attribute classifier (no classify signature); only "
+            "att_ebgan models read attributes."
+        )
     if CLASSIFY not in signatures:
-        return ("This export has no classify signature (it was written by an older ebgan-export); export the model "
-                "again to read attributes. Editing works without it.")
+        return (
+            "This export has no classify signature (it was written by an older ebgan-export); export the model "
+            "again to read attributes. Editing works without it."
+        )
     return None
 
 
@@ -131,8 +146,10 @@ class Editor:
             if not os.path.exists(os.path.join(path, "saved_model.pb")) and versions:
                 path = os.path.join(path, str(max(versions)))
             if not os.path.exists(os.path.join(path, "saved_model.pb")):
-                raise ValueError(f"{path} is a directory without saved_model.pb; give a SavedModel version "
-                                 "directory such as exports/ebgan/1, or its base directory exports/ebgan.")
+                raise ValueError(
+                    f"{path} is a directory without saved_model.pb; give a SavedModel version "
+                    "directory such as exports/ebgan/1, or its base directory exports/ebgan."
+                )
             return cls._load_saved_model(path)
         if path.endswith(".tflite"):
             return cls._load_tflite(path)
@@ -164,8 +181,9 @@ class Editor:
 
         return cls(path, run, set(interpreter.get_signature_list()), batch_limit=1)
 
-    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             attributes: np.ndarray | None = None) -> np.ndarray:
+    def edit(
+        self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray, attributes: np.ndarray | None = None
+    ) -> np.ndarray:
         """Edits uint8 images [S,S,3] or [N,S,S,3] with a float mask [S,S,1] / [N,S,S,1] (1 = edit).
 
         `attributes` [n] or [N,n] (1 = transfer, 0 = filter out) selects `edit_filtered`. Returns uint8 like source.
@@ -183,9 +201,14 @@ class Editor:
         edited = self._run_batched(signature, inputs, "edited")
         return edited[0] if single else edited
 
-    def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
-                      masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
-                      attributes: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray:
+    def edit_composed(
+        self,
+        source: np.ndarray,
+        exemplars: Sequence[np.ndarray] | np.ndarray,
+        masks: Sequence[np.ndarray] | np.ndarray,
+        strengths: Sequence[float] | np.ndarray | None = None,
+        attributes: Sequence[np.ndarray | None] | np.ndarray | None = None,
+    ) -> np.ndarray:
         """One source, K parts: part k fills masks[k] from exemplars[k] at strengths[k] (`edit_composed`).
 
         Unbatched: source uint8 [S,S,3], exemplars [K,S,S,3] (or a list of K images), masks [K,S,S,1], strengths
@@ -194,8 +217,10 @@ class Editor:
         [N,K,S,S,3], ...) and returns [N,S,S,3].
         """
         if EDIT_COMPOSED not in self.signatures:
-            raise ValueError("This export has no edit_composed signature (it was written by an older ebgan-export); "
-                             "export the model again to compose several parts in one edit.")
+            raise ValueError(
+                "This export has no edit_composed signature (it was written by an older ebgan-export); "
+                "export the model again to compose several parts in one edit."
+            )
         inputs, single = composed_inputs(self.info, source, exemplars, masks, strengths, attributes)
         edited = self._run_batched(EDIT_COMPOSED, inputs, "edited")
         return edited[0] if single else edited
@@ -219,8 +244,12 @@ class Editor:
         """Runs `signature` in chunks of at most the runner's batch limit and concatenates `output`."""
         count = len(next(iter(inputs.values())))
         step = self._batch_limit or count
-        return np.concatenate([self._run(signature, {key: value[start:start + step] for key, value in inputs.items()})
-                               [output] for start in range(0, count, step)])
+        return np.concatenate(
+            [
+                self._run(signature, {key: value[start : start + step] for key, value in inputs.items()})[output]
+                for start in range(0, count, step)
+            ]
+        )
 
     def _check_shape(self, name: str, array: np.ndarray, channels: int) -> None:
         _check_shape(self.info, name, array, channels)
@@ -243,8 +272,10 @@ class Editor:
 def _check_shape(info: ModelInfo, name: str, array: np.ndarray, channels: int) -> None:
     size = info.image_size
     if array.ndim != 4 or array.shape[1:] != (size, size, channels):
-        raise ValueError(f"{name} has shape {array.shape[1:] if array.ndim == 4 else array.shape}; this "
-                         f"model takes {size}x{size}x{channels} (align and resize the image first).")
+        raise ValueError(
+            f"{name} has shape {array.shape[1:] if array.ndim == 4 else array.shape}; this "
+            f"model takes {size}x{size}x{channels} (align and resize the image first)."
+        )
 
 
 def _check_images(info: ModelInfo, name: str, array: np.ndarray) -> None:
@@ -257,29 +288,37 @@ def attributes_batch(info: ModelInfo, attributes: np.ndarray, count: int) -> np.
     """`attributes` [n] or [count, n] as a [count, n] array; another shape is a ValueError naming the attributes."""
     names = info.attribute_names
     if attributes.shape not in ((len(names),), (count, len(names))):
-        raise ValueError(f"attributes has shape {attributes.shape}; this model takes [{len(names)}] or "
-                         f"[N,{len(names)}] values (1 = transfer, 0 = filter out) for {', '.join(names)}.")
+        raise ValueError(
+            f"attributes has shape {attributes.shape}; this model takes [{len(names)}] or "
+            f"[N,{len(names)}] values (1 = transfer, 0 = filter out) for {', '.join(names)}."
+        )
     return np.ascontiguousarray(np.broadcast_to(attributes, (count, len(names))))
 
 
-def composed_inputs(info: ModelInfo, source, exemplars, masks, strengths=None, attributes=None
-                    ) -> tuple[dict[str, np.ndarray], bool]:
+def composed_inputs(
+    info: ModelInfo, source, exemplars, masks, strengths=None, attributes=None
+) -> tuple[dict[str, np.ndarray], bool]:
     """The `edit_composed` inputs of `Editor.edit_composed`'s arguments (see there), checked, and whether they were
     unbatched. Wrong shapes, dtypes, empty or out-of-range masks and strengths outside [0, 1] are ValueErrors."""
     single = np.ndim(source) == 3
-    source, exemplars, masks = (np.asarray(value)[None] if single else np.asarray(value)
-                                for value in (source, exemplars, masks))
+    source, exemplars, masks = (
+        np.asarray(value)[None] if single else np.asarray(value) for value in (source, exemplars, masks)
+    )
     count, parts = len(source), (exemplars.shape[1] if exemplars.ndim == 5 else 0)
     if parts == 0:
-        raise ValueError(f"exemplars has shape {exemplars.shape[1 if single else 0:]}; give at least one part "
-                         f"({'[K,S,S,3]' if single else '[N,K,S,S,3]'}).")
+        raise ValueError(
+            f"exemplars has shape {exemplars.shape[1 if single else 0 :]}; give at least one part "
+            f"({'[K,S,S,3]' if single else '[N,K,S,S,3]'})."
+        )
     _check_images(info, "source", source)
     flat_masks = masks.reshape(-1, *masks.shape[2:])
     _check_images(info, "exemplars", exemplars.reshape(-1, *exemplars.shape[2:]))
     _check_shape(info, "masks", flat_masks, 1)
     if len(exemplars) != count or masks.shape[:2] != exemplars.shape[:2]:
-        raise ValueError(f"source, exemplars and masks disagree: {count} source(s), exemplars "
-                         f"{exemplars.shape[:2]}, masks {masks.shape[:2]} (N and K must match).")
+        raise ValueError(
+            f"source, exemplars and masks disagree: {count} source(s), exemplars "
+            f"{exemplars.shape[:2]}, masks {masks.shape[:2]} (N and K must match)."
+        )
     if not np.all((flat_masks >= 0.0) & (flat_masks <= 1.0)):
         raise ValueError("masks must be finite values in [0, 1] (1 = fill from that part's exemplar).")
     empty = sorted({index % parts for index in range(len(flat_masks)) if not np.any(flat_masks[index] > 0.5)})
@@ -287,14 +326,21 @@ def composed_inputs(info: ModelInfo, source, exemplars, masks, strengths=None, a
         raise ValueError(f"Empty mask for part(s) {empty}: nothing to fill (mask values > 0.5 mark the region).")
     values = np.ones([parts], np.float32) if strengths is None else np.asarray(strengths, np.float32)
     if values.shape not in ((parts,), (count, parts)):
-        raise ValueError(f"strengths has shape {values.shape}; give one value per part ([{parts}] or "
-                         f"[{count},{parts}]).")
+        raise ValueError(
+            f"strengths has shape {values.shape}; give one value per part ([{parts}] or [{count},{parts}])."
+        )
     if not np.all((values >= 0.0) & (values <= 1.0)):
-        raise ValueError(f"strengths must be in [0, 1] (0 = the source's own region, 1 = the exemplar's); got "
-                         f"{values.ravel().tolist()}.")
-    return {"source": source, "exemplars": exemplars, "masks": masks.astype(np.float32),
-            "strengths": np.ascontiguousarray(np.broadcast_to(values, (count, parts))),
-            "attributes": _part_attributes(info, attributes, count, parts, single)}, single
+        raise ValueError(
+            f"strengths must be in [0, 1] (0 = the source's own region, 1 = the exemplar's); got "
+            f"{values.ravel().tolist()}."
+        )
+    return {
+        "source": source,
+        "exemplars": exemplars,
+        "masks": masks.astype(np.float32),
+        "strengths": np.ascontiguousarray(np.broadcast_to(values, (count, parts))),
+        "attributes": _part_attributes(info, attributes, count, parts, single),
+    }, single
 
 
 def _part_attributes(info: ModelInfo, attributes, count: int, parts: int, single: bool) -> np.ndarray:
@@ -307,9 +353,19 @@ def _part_attributes(info: ModelInfo, attributes, count: int, parts: int, single
         raise ValueError(f"attributes must hold one attribute vector (or None) per part: {parts} per source.")
     if any(vector is not None for row in rows for vector in row) and info.variant != ATT_EBGAN:
         raise ValueError(f"This is an {info.variant} model: it has no attribute filtering.")
-    return np.stack([np.stack([np.ones(n, np.float32) if vector is None
-                               else attributes_batch(info, np.asarray(vector, np.float32), 1)[0]
-                               for vector in row]) for row in rows])
+    return np.stack(
+        [
+            np.stack(
+                [
+                    np.ones(n, np.float32)
+                    if vector is None
+                    else attributes_batch(info, np.asarray(vector, np.float32), 1)[0]
+                    for vector in row
+                ]
+            )
+            for row in rows
+        ]
+    )
 
 
 def _text(value) -> str:

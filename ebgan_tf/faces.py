@@ -108,21 +108,26 @@ def detect_faces(image: np.ndarray) -> list[Face]:
         x1, y1 = row[1:3] * scale
         x2, y2 = row[3:5] * scale
         landmarks = np.stack([row[6:11], row[11:16]], axis=1) * scale
-        found.append(Face((float(x1), float(y1), float(x2 - x1), float(y2 - y1)), float(row[5]),
-                          landmarks.astype(np.float32)))
+        found.append(
+            Face((float(x1), float(y1), float(x2 - x1), float(y2 - y1)), float(row[5]), landmarks.astype(np.float32))
+        )
     return sorted(found, key=lambda face: face.area, reverse=True)
 
 
 def choose_face(faces: Sequence[Face], index: int = 0, name: str = "image") -> Face:
     """faces[index] with clear errors: NoFaceError when there is none, ValueError for an index out of range."""
     if not faces:
-        raise NoFaceError(f"{name}: no face found. Faces must be roughly upright, unobstructed and at least 20 "
-                          f"pixels (in photos over {DETECTION_MAX_SIDE} pixels: 1/50 of the longer side) across; an "
-                          "image that is already an aligned face crop can be given at the model's size (or with "
-                          "--align=none).")
+        raise NoFaceError(
+            f"{name}: no face found. Faces must be roughly upright, unobstructed and at least 20 "
+            f"pixels (in photos over {DETECTION_MAX_SIDE} pixels: 1/50 of the longer side) across; an "
+            "image that is already an aligned face crop can be given at the model's size (or with "
+            "--align=none)."
+        )
     if not 0 <= index < len(faces):
-        raise ValueError(f"{name}: face index {index} is out of range: {len(faces)} face(s) found, valid indices "
-                         f"0..{len(faces) - 1} (largest first; list them with --list_faces).")
+        raise ValueError(
+            f"{name}: face index {index} is out of range: {len(faces)} face(s) found, valid indices "
+            f"0..{len(faces) - 1} (largest first; list them with --list_faces)."
+        )
     return faces[index]
 
 
@@ -204,8 +209,14 @@ def is_aligned_input(image: np.ndarray, size: int, align: str = "auto") -> bool:
     return align == "none" or (align == "auto" and np.shape(image)[:2] == (size, size))
 
 
-def face_crop(image: np.ndarray, info: ModelInfo, align: str = "auto", face_index: int = 0,
-              name: str = "image", faces: Sequence[Face] | None = None) -> FaceCrop:
+def face_crop(
+    image: np.ndarray,
+    info: ModelInfo,
+    align: str = "auto",
+    face_index: int = 0,
+    name: str = "image",
+    faces: Sequence[Face] | None = None,
+) -> FaceCrop:
     """The model-ready crop of one face of `image` (uint8 RGB [H, W, 3]).
 
     `align` (see ALIGN_MODES): "auto" takes an image of exactly the model's size as already aligned (its landmarks
@@ -217,8 +228,10 @@ def face_crop(image: np.ndarray, info: ModelInfo, align: str = "auto", face_inde
     size = info.image_size
     if is_aligned_input(image, size, align):
         if image.shape[:2] != (size, size):
-            raise ValueError(f"{name}: image is {image.shape[0]}x{image.shape[1]}; without alignment it must be "
-                             f"the model's size {size}x{size} (leave out --align=none to detect the face).")
+            raise ValueError(
+                f"{name}: image is {image.shape[0]}x{image.shape[1]}; without alignment it must be "
+                f"the model's size {size}x{size} (leave out --align=none to detect the face)."
+            )
         return FaceCrop(image, info.landmark_template, np.eye(2, 3), aligned_input=True)
     face = choose_face(detect_faces(image) if faces is None else faces, face_index, name)
     return align_face(image, face.landmarks, info.landmark_template, size)
@@ -233,8 +246,10 @@ def mask_to_crop(mask: np.ndarray, crop: FaceCrop, size: int) -> np.ndarray:
     on = (np.asarray(mask, np.float32).reshape(np.shape(mask)[:2]) > 0.5).astype(np.uint8) * 255
     warped = warp(on, invert(crop.matrix), (size, size), nearest=True) > 127
     if not warped.any():
-        raise ValueError("The mask does not overlap the face crop: nothing to edit (white or opaque pixels mark the "
-                         "region, in the photo's coordinates).")
+        raise ValueError(
+            "The mask does not overlap the face crop: nothing to edit (white or opaque pixels mark the "
+            "region, in the photo's coordinates)."
+        )
     return warped.astype(np.float32)[..., None]
 
 
@@ -247,11 +262,15 @@ def load_photo_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarr
     path = os.fspath(path)
     image = images.open_image(path)
     if image.mode not in masks.MASK_IMAGE_MODES:
-        raise ValueError(f"{path}: mask images must be black-and-white, grayscale, palette, RGB or RGBA "
-                         f"(modes {', '.join(masks.MASK_IMAGE_MODES)}); got mode {image.mode}.")
+        raise ValueError(
+            f"{path}: mask images must be black-and-white, grayscale, palette, RGB or RGBA "
+            f"(modes {', '.join(masks.MASK_IMAGE_MODES)}); got mode {image.mode}."
+        )
     if (image.height, image.width) != tuple(shape):
-        raise ValueError(f"{path}: mask image is {image.height}x{image.width} (height x width); it must have the "
-                         f"source photo's size {shape[0]}x{shape[1]}.")
+        raise ValueError(
+            f"{path}: mask image is {image.height}x{image.width} (height x width); it must have the "
+            f"source photo's size {shape[0]}x{shape[1]}."
+        )
     on = masks._mask_on(image)
     if not on.any():
         raise ValueError(f"{path}: the mask is empty, nothing to edit (white or opaque pixels mark the region).")
@@ -261,8 +280,9 @@ def load_photo_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarr
 # ------------------------------------------------------------------------------------------------ paste-back
 
 
-def paste_back(photo: np.ndarray, edited: np.ndarray, region: np.ndarray, crop: FaceCrop,
-               feather: float = DEFAULT_FEATHER) -> np.ndarray:
+def paste_back(
+    photo: np.ndarray, edited: np.ndarray, region: np.ndarray, crop: FaceCrop, feather: float = DEFAULT_FEATHER
+) -> np.ndarray:
     """Warps the edited crop's `region` ([S, S, 1], > 0.5) back into `photo` and blends it over a seam band.
 
     The band is `feather` crop pixels (at least one photo pixel) wide around the warped region; the blend weight
@@ -277,12 +297,24 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, region: np.ndarray, crop: 
     band = max(1, math.ceil(feather / scale))  # photo pixels
     inside = np.asarray(region).reshape(size, size) > 0.5
     margin = math.ceil(band * scale) + _BICUBIC_REACH * max(1, int(scale)) + 1  # warp() shrinks by int(scale)
-    inside[:margin], inside[size - margin:], inside[:, :margin], inside[:, size - margin:] = False, False, False, False
+    inside[:margin], inside[size - margin :], inside[:, :margin], inside[:, size - margin :] = (
+        False,
+        False,
+        False,
+        False,
+    )
     if not inside.any():
         return photo.copy()
     rows, cols = np.nonzero(inside)
-    corners = np.array([[cols.min(), rows.min()], [cols.max() + 1, rows.min()], [cols.min(), rows.max() + 1],
-                        [cols.max() + 1, rows.max() + 1]], np.float64)
+    corners = np.array(
+        [
+            [cols.min(), rows.min()],
+            [cols.max() + 1, rows.min()],
+            [cols.min(), rows.max() + 1],
+            [cols.max() + 1, rows.max() + 1],
+        ],
+        np.float64,
+    )
     photo_corners = transform_points(invert(crop.matrix), corners)
     height, width = photo.shape[:2]
     left, top = (max(0, math.floor(value) - band - 1) for value in photo_corners.min(axis=0))
@@ -305,11 +337,19 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, region: np.ndarray, crop: 
 # ------------------------------------------------------------------------------------------------ editing
 
 
-def edit_photo(editor: CropEditor, source: np.ndarray, exemplar: np.ndarray,
-               regions: Sequence[str] | str | None = None, mask: np.ndarray | None = None,
-               attributes: np.ndarray | None = None, source_face: int = 0, exemplar_face: int = 0,
-               align: str = "auto", feather: float = DEFAULT_FEATHER,
-               names: tuple[str, str] = ("source", "exemplar")) -> np.ndarray:
+def edit_photo(
+    editor: CropEditor,
+    source: np.ndarray,
+    exemplar: np.ndarray,
+    regions: Sequence[str] | str | None = None,
+    mask: np.ndarray | None = None,
+    attributes: np.ndarray | None = None,
+    source_face: int = 0,
+    exemplar_face: int = 0,
+    align: str = "auto",
+    feather: float = DEFAULT_FEATHER,
+    names: tuple[str, str] = ("source", "exemplar"),
+) -> np.ndarray:
     """Edits one face of the photo `source` with the same region of a face of `exemplar` (uint8 RGB images).
 
     Give `regions` (names, on the source face's own landmarks) or `mask` (in the source image's coordinates,
@@ -328,15 +368,23 @@ def edit_photo(editor: CropEditor, source: np.ndarray, exemplar: np.ndarray,
     else:
         assert mask is not None  # exactly one of regions and mask
         if np.shape(mask)[:2] != np.shape(source)[:2]:
-            raise ValueError(f"The mask is {np.shape(mask)[0]}x{np.shape(mask)[1]}; it must have the size of "
-                             f"{names[0]}, {np.shape(source)[0]}x{np.shape(source)[1]} (height x width).")
+            raise ValueError(
+                f"The mask is {np.shape(mask)[0]}x{np.shape(mask)[1]}; it must have the size of "
+                f"{names[0]}, {np.shape(source)[0]}x{np.shape(source)[1]} (height x width)."
+            )
         crop_mask = mask_to_crop(mask, source_crop, size)
     return edit_crops(editor, source, source_crop, exemplar_crop, crop_mask, attributes, feather)
 
 
-def edit_crops(editor: CropEditor, source: np.ndarray, source_crop: FaceCrop, exemplar_crop: FaceCrop,
-               crop_mask: np.ndarray, attributes: np.ndarray | None = None,
-               feather: float = DEFAULT_FEATHER) -> np.ndarray:
+def edit_crops(
+    editor: CropEditor,
+    source: np.ndarray,
+    source_crop: FaceCrop,
+    exemplar_crop: FaceCrop,
+    crop_mask: np.ndarray,
+    attributes: np.ndarray | None = None,
+    feather: float = DEFAULT_FEATHER,
+) -> np.ndarray:
     """Edits aligned crops of the photo `source` and an exemplar with a mask in the source crop ([S, S, 1], > 0.5
     = edit) and pastes the edit back into `source` (or returns the model's output for an aligned source)."""
     edited = editor.edit(source_crop.image, exemplar_crop.image, crop_mask, attributes)
@@ -345,16 +393,23 @@ def edit_crops(editor: CropEditor, source: np.ndarray, source_crop: FaceCrop, ex
     return paste_back(source, edited, crop_mask, source_crop, feather)
 
 
-def compose_crops(editor: CropEditor, source: np.ndarray, source_crop: FaceCrop, exemplar_crops: Sequence[FaceCrop],
-                  part_masks: np.ndarray, strengths: Sequence[float] | None = None,
-                  attributes: Sequence[np.ndarray | None] | None = None,
-                  feather: float = DEFAULT_FEATHER) -> np.ndarray:
+def compose_crops(
+    editor: CropEditor,
+    source: np.ndarray,
+    source_crop: FaceCrop,
+    exemplar_crops: Sequence[FaceCrop],
+    part_masks: np.ndarray,
+    strengths: Sequence[float] | None = None,
+    attributes: Sequence[np.ndarray | None] | None = None,
+    feather: float = DEFAULT_FEATHER,
+) -> np.ndarray:
     """`edit_crops` for a composed edit (`Editor.edit_composed`): part k fills part_masks[k] ([K, S, S, 1] in the
     source crop) from exemplar_crops[k] at strengths[k] with attributes[k]; the union of the parts is pasted back
     into `source` (or the model's output is returned for an aligned source)."""
     part_masks = np.asarray(part_masks, np.float32)
-    edited = editor.edit_composed(source_crop.image, np.stack([crop.image for crop in exemplar_crops]), part_masks,
-                                  strengths, attributes)
+    edited = editor.edit_composed(
+        source_crop.image, np.stack([crop.image for crop in exemplar_crops]), part_masks, strengths, attributes
+    )
     if source_crop.aligned_input:
         return edited
     return paste_back(source, edited, part_masks.max(axis=0), source_crop, feather)
@@ -363,6 +418,8 @@ def compose_crops(editor: CropEditor, source: np.ndarray, source_crop: FaceCrop,
 def _check_rgb(image: np.ndarray, name: str) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3 or 0 in image.shape:
-        raise ValueError(f"{name} must be a uint8 RGB image [H, W, 3], got {image.dtype} {image.shape} "
-                         "(read files with ebgan_tf.images.load_image).")
+        raise ValueError(
+            f"{name} must be a uint8 RGB image [H, W, 3], got {image.dtype} {image.shape} "
+            "(read files with ebgan_tf.images.load_image)."
+        )
     return image

@@ -106,8 +106,9 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), np.uint8)
 
 
-def _open(source: str | BinaryIO, label: str, max_pixels: int,
-          formats: list[str] | tuple[str, ...] | None) -> Image.Image:
+def _open(
+    source: str | BinaryIO, label: str, max_pixels: int, formats: list[str] | tuple[str, ...] | None
+) -> Image.Image:
     """Opens and fully decodes an image (first frame, EXIF orientation applied); the pixel count is checked from the
     header before decoding. Errors are ImageErrors whose message starts with `label`."""
     try:
@@ -123,7 +124,8 @@ def _open(source: str | BinaryIO, label: str, max_pixels: int,
         if width * height > max_pixels:
             raise ImageTooLargeError(
                 f"{label}: image is too large ({width}x{height} pixels; the limit is {max_pixels} pixels).",
-                (width, height))
+                (width, height),
+            )
         try:
             stream.load()
             return ImageOps.exif_transpose(stream)
@@ -148,8 +150,9 @@ def open_image(path: PathLike) -> Image.Image:
     return _open(path, path, MAX_PIXELS, None)
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, formats: list[str] | tuple[str, ...] | None = None,
-                 label: str = "image") -> np.ndarray:
+def decode_image(
+    data: bytes, max_pixels: int = MAX_PIXELS, formats: list[str] | tuple[str, ...] | None = None, label: str = "image"
+) -> np.ndarray:
     """An image file's bytes as uint8 RGB [H, W, 3], converted as `load_image` converts files.
 
     `formats` limits the accepted formats (Pillow names such as "PNG", "JPEG"); the pixel count is read from the
@@ -177,7 +180,8 @@ def load_image(path: PathLike, size: int | tuple[int, int] | None = None) -> np.
         if pixels.shape[:2] != expected:
             raise ImageError(
                 f"{os.fspath(path)}: image is {pixels.shape[0]}x{pixels.shape[1]} (height x width); "
-                f"expected {expected[0]}x{expected[1]}.")
+                f"expected {expected[0]}x{expected[1]}."
+            )
     return pixels
 
 

@@ -47,8 +47,9 @@ SSIM_K2 = 0.03
 
 
 @overload
-def _images_and_mask(a: ArrayLike, b: ArrayLike,
-                     mask: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]: ...
+def _images_and_mask(
+    a: ArrayLike, b: ArrayLike, mask: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]: ...
 
 
 @overload
@@ -250,8 +251,10 @@ class MetricAccumulator:
                 self._min[name] = np.full(batch.shape[1:], np.inf)
                 self._max[name] = np.full(batch.shape[1:], -np.inf)
             if batch.shape[1:] != self._sum[name].shape:
-                raise ValueError(f"'{name}' values have shape {batch.shape[1:]} per example, "
-                                 f"earlier batches {self._sum[name].shape}.")
+                raise ValueError(
+                    f"'{name}' values have shape {batch.shape[1:]} per example, "
+                    f"earlier batches {self._sum[name].shape}."
+                )
             self._count[name] += batch.shape[0]
             self._sum[name] = self._sum[name] + batch.sum(axis=0)
             self._min[name] = np.minimum(self._min[name], batch.min(axis=0))

@@ -69,9 +69,20 @@ class RunConfig:
         preset = get_preset(self.preset)
         validate_variant(self.variant)
         regions = parse_regions(self.regions or preset.default_regions)
-        check_at_least_one({name: getattr(self, name) for name in (
-            "epochs", "steps_per_epoch", "checkpoint_every", "keep_checkpoints", "log_every", "image_every",
-            "image_rows")})
+        check_at_least_one(
+            {
+                name: getattr(self, name)
+                for name in (
+                    "epochs",
+                    "steps_per_epoch",
+                    "checkpoint_every",
+                    "keep_checkpoints",
+                    "log_every",
+                    "image_every",
+                    "image_rows",
+                )
+            }
+        )
         if self.divergence_factor != 0 and self.divergence_factor <= 1:
             raise ValueError(f"--divergence_factor must be 0 (off) or above 1, got {self.divergence_factor}.")
         if self.validation_steps < 0:
@@ -82,20 +93,30 @@ class RunConfig:
         ema_decay = self.ema_decay if self.ema_decay is not None else preset.train.ema_decay
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"--ema_decay must be in [0, 1) (0 = no average), got {ema_decay}.")
-        lr_decay_fraction = (self.lr_decay_fraction if self.lr_decay_fraction is not None
-                             else preset.train.lr_decay_fraction)
+        lr_decay_fraction = (
+            self.lr_decay_fraction if self.lr_decay_fraction is not None else preset.train.lr_decay_fraction
+        )
         if not 0.0 <= lr_decay_fraction <= 1.0:
             raise ValueError(f"--lr_decay_fraction must be in [0, 1], got {lr_decay_fraction}.")
         loss_weights = self.loss_weights or preset.train.loss_weights
-        negative = [f"{field.name}={getattr(loss_weights, field.name)}" for field in dataclasses.fields(loss_weights)
-                    if isinstance(getattr(loss_weights, field.name), float) and getattr(loss_weights, field.name) < 0]
+        negative = [
+            f"{field.name}={getattr(loss_weights, field.name)}"
+            for field in dataclasses.fields(loss_weights)
+            if isinstance(getattr(loss_weights, field.name), float) and getattr(loss_weights, field.name) < 0
+        ]
         if negative:
             raise ValueError(f"Loss weights must not be negative, got {', '.join(negative)}.")
         resolved = dataclasses.replace(
-            self, regions=regions, dataset=self.dataset or preset.dataset,
-            data_dir=os.path.expanduser(self.data_dir), batch_size=self.batch_size or preset.train.batch_size,
-            learning_rate=learning_rate, ema_decay=ema_decay, lr_decay_fraction=lr_decay_fraction,
-            loss_weights=loss_weights)
+            self,
+            regions=regions,
+            dataset=self.dataset or preset.dataset,
+            data_dir=os.path.expanduser(self.data_dir),
+            batch_size=self.batch_size or preset.train.batch_size,
+            learning_rate=learning_rate,
+            ema_decay=ema_decay,
+            lr_decay_fraction=lr_decay_fraction,
+            loss_weights=loss_weights,
+        )
         resolved.model_config()  # validates model_overrides
         return resolved
 
@@ -105,10 +126,12 @@ class RunConfig:
         names = [field.name for field in dataclasses.fields(ModelConfig)]
         unknown = [name for name in self.model_overrides if name not in names]
         if unknown:
-            raise ValueError(f"Unknown model setting(s) {', '.join(map(repr, unknown))}; "
-                             f"valid settings: {', '.join(names)}.")
-        overrides: dict[str, Any] = {name: _model_setting(base, name, value)
-                                     for name, value in self.model_overrides.items()}
+            raise ValueError(
+                f"Unknown model setting(s) {', '.join(map(repr, unknown))}; valid settings: {', '.join(names)}."
+            )
+        overrides: dict[str, Any] = {
+            name: _model_setting(base, name, value) for name, value in self.model_overrides.items()
+        }
         return dataclasses.replace(base, **overrides)
 
     def preset_object(self) -> Preset:
@@ -167,8 +190,10 @@ def check_config(model_dir: str, identity: dict[str, Any]) -> None:
         return
     differences = _differences(saved, json.loads(json.dumps(identity)))
     if differences:
-        raise ValueError(f"--model_dir={model_dir} holds a run with another configuration ({'; '.join(differences)}); "
-                         "use another --model_dir, or the settings of that run to resume it.")
+        raise ValueError(
+            f"--model_dir={model_dir} holds a run with another configuration ({'; '.join(differences)}); "
+            "use another --model_dir, or the settings of that run to resume it."
+        )
 
 
 def write_config(model_dir: str, identity: dict[str, Any]) -> None:
@@ -191,15 +216,25 @@ def run_config_from_dir(model_dir: str) -> RunConfig:
     """The resolved RunConfig of the run recorded in `model_dir` (schedule fields take their defaults)."""
     saved = read_config(model_dir)
     if saved is None:
-        raise FileNotFoundError(f"{os.path.join(model_dir, CONFIG_FILE)} not found: {model_dir} is not a model "
-                                "directory written by ebgan-train.")
+        raise FileNotFoundError(
+            f"{os.path.join(model_dir, CONFIG_FILE)} not found: {model_dir} is not a model "
+            "directory written by ebgan-train."
+        )
     base = get_preset(saved["preset"]).model
     overrides = {name: value for name, value in saved["model"].items() if getattr(base, name) != value}
     return RunConfig(
-        model_dir=model_dir, preset=saved["preset"], variant=saved["variant"], regions=tuple(saved["regions"]),
-        dataset=saved["dataset"], batch_size=saved["batch_size"], learning_rate=saved["learning_rate"],
-        ema_decay=saved.get("ema_decay", 0.0), lr_decay_fraction=saved.get("lr_decay_fraction", 0.0),
-        loss_weights=LossWeights(**saved["loss_weights"]), model_overrides=overrides, seed=saved["seed"],
+        model_dir=model_dir,
+        preset=saved["preset"],
+        variant=saved["variant"],
+        regions=tuple(saved["regions"]),
+        dataset=saved["dataset"],
+        batch_size=saved["batch_size"],
+        learning_rate=saved["learning_rate"],
+        ema_decay=saved.get("ema_decay", 0.0),
+        lr_decay_fraction=saved.get("lr_decay_fraction", 0.0),
+        loss_weights=LossWeights(**saved["loss_weights"]),
+        model_overrides=overrides,
+        seed=saved["seed"],
     ).resolved()
 
 
@@ -239,8 +274,9 @@ def make_checkpoint(trainer: EBGANTrainer, optimizers: bool, step: tf.Variable |
     Under mixed precision the Adam state is saved without its loss-scale wrapper, so checkpoints of float32 and
     mixed-precision runs are interchangeable (a resumed mixed-precision run starts with a fresh loss scale).
     """
-    objects = {name: getattr(trainer, name)
-               for name in ("encoder", "generator", "discriminator", "classifier", "landmarks")}
+    objects = {
+        name: getattr(trainer, name) for name in ("encoder", "generator", "discriminator", "classifier", "landmarks")
+    }
     if optimizers:
         for name in ("g_optimizer", "d_optimizer", "c_optimizer", "l_optimizer"):
             optimizer = getattr(trainer, name)
@@ -287,8 +323,7 @@ def remove_checkpoint_litter(model_dir: str) -> list[str]:
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
         prefix = name.split(".", 1)[0]
-        unnamed = prefix.startswith("ckpt-") and prefix not in kept and (
-            name.endswith(".index") or ".data-" in name)
+        unnamed = prefix.startswith("ckpt-") and prefix not in kept and (name.endswith(".index") or ".data-" in name)
         if (name.endswith("_temp") and os.path.isdir(path)) or name.startswith("checkpoint.tmp") or unnamed:
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
             removed.append(name)

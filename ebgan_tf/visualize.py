@@ -31,8 +31,9 @@ def _as_rgb(cell: np.ndarray) -> np.ndarray:
     return np.repeat(cell, 3, axis=-1) if cell.shape[-1] == 1 else cell
 
 
-def _text_size(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
-               text: str) -> tuple[int, int]:
+def _text_size(
+    draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, text: str
+) -> tuple[int, int]:
     """(width, height) of a (possibly multi-line) label, margins included; (0, 0) for an empty label."""
     if not text:
         return 0, 0
@@ -85,7 +86,7 @@ def image_grid(
                 continue
             top = y + (row_hs[i] - cell.shape[0]) // 2
             left = label_w + pad + j * (col_w + pad) + (col_w - cell.shape[1]) // 2
-            grid[top:top + cell.shape[0], left:left + cell.shape[1]] = cell
+            grid[top : top + cell.shape[0], left : left + cell.shape[1]] = cell
         y += row_hs[i] + pad
 
     if row_labels is None and col_labels is None:
@@ -94,8 +95,9 @@ def image_grid(
     draw = ImageDraw.Draw(canvas)
     y = header_h + pad
     for i, text in enumerate(row_labels or []):
-        draw.multiline_text((LABEL_MARGIN, y + (row_hs[i] - row_sizes[i][1]) // 2 + LABEL_MARGIN), text,
-                            fill=TEXT_COLOR, font=font)
+        draw.multiline_text(
+            (LABEL_MARGIN, y + (row_hs[i] - row_sizes[i][1]) // 2 + LABEL_MARGIN), text, fill=TEXT_COLOR, font=font
+        )
         y += row_hs[i] + pad
     for j, text in enumerate(col_labels or []):
         left = label_w + pad + j * (col_w + pad) + (col_w - col_sizes[j][0]) // 2

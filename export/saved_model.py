@@ -39,7 +39,7 @@ def _assert_shape(tensor: tf.Tensor, expected: list, message: str) -> tf.Operati
     """Asserts `tensor`'s rank and dimensions (None = any) without failing on a wrong rank; the error shows the
     shape that was given."""
     shape = tf.shape(tensor)
-    padded = tf.concat([shape, tf.zeros([len(expected)], tf.int32)], 0)[:len(expected)]
+    padded = tf.concat([shape, tf.zeros([len(expected)], tf.int32)], 0)[: len(expected)]
     wanted = tf.stack([padded[index] if size is None else size for index, size in enumerate(expected)])
     matches = tf.logical_and(tf.equal(tf.size(shape), len(expected)), tf.reduce_all(tf.equal(padded, wanted)))
     return tf.debugging.Assert(matches, [f"{message}; got shape", shape], summarize=8)
@@ -49,8 +49,9 @@ def _assert_values(tensor: tf.Tensor, name: str) -> tf.Operation:
     """Asserts that every value of a float input is finite and in [0, 1]; the error names the input and shows the
     smallest and largest value given (NaN shows as nan)."""
     ok = tf.reduce_all(tf.logical_and(tf.greater_equal(tensor, 0.0), tf.less_equal(tensor, 1.0)))
-    return tf.debugging.Assert(ok, [f"{name} values must be finite and in [0, 1]; got min/max",
-                                    tf.reduce_min(tensor), tf.reduce_max(tensor)])
+    return tf.debugging.Assert(
+        ok, [f"{name} values must be finite and in [0, 1]; got min/max", tf.reduce_min(tensor), tf.reduce_max(tensor)]
+    )
 
 
 def _validate(image_size: int, num_attributes: int, source, exemplar, mask, attributes=None) -> list[tf.Operation]:
@@ -61,17 +62,31 @@ def _validate(image_size: int, num_attributes: int, source, exemplar, mask, attr
     batch = tf.concat([tf.shape(source), [0]], 0)[0]
     checks = []
     for name, tensor, channels in (("source", source, 3), ("exemplar", exemplar, 3), ("mask", mask, 1)):
-        checks.append(_assert_shape(tensor, [None, image_size, image_size, channels],
-                                    f"{name} must be [N,{image_size},{image_size},{channels}]"))
+        checks.append(
+            _assert_shape(
+                tensor,
+                [None, image_size, image_size, channels],
+                f"{name} must be [N,{image_size},{image_size},{channels}]",
+            )
+        )
         if name != "source":
-            checks.append(_assert_shape(tensor, [batch, None, None, None],
-                                        f"{name} must have the same batch size N as source"))
+            checks.append(
+                _assert_shape(tensor, [batch, None, None, None], f"{name} must have the same batch size N as source")
+            )
     if attributes is not None:
-        checks.append(_assert_shape(attributes, [batch, num_attributes],
-                                    f"attributes must be [N,{num_attributes}] (one value per attribute, N as source)"))
+        checks.append(
+            _assert_shape(
+                attributes,
+                [batch, num_attributes],
+                f"attributes must be [N,{num_attributes}] (one value per attribute, N as source)",
+            )
+        )
     with tf.control_dependencies(checks):  # values are read only once the shapes are known to be right
-        values = [_assert_values(tensor, name) for name, tensor in (("mask", mask), ("attributes", attributes))
-                  if tensor is not None]
+        values = [
+            _assert_values(tensor, name)
+            for name, tensor in (("mask", mask), ("attributes", attributes))
+            if tensor is not None
+        ]
     return checks + values
 
 
@@ -90,8 +105,9 @@ def edit_function(trainer: EBGANTrainer, filtered: bool, validate: bool) -> Call
         checks = _validate(image_size, num_attributes, source, exemplar, mask, attributes) if validate else []
         with tf.control_dependencies(checks):
             inside = mask > 0.5
-            result = trainer.edit(_to_unit(source), _to_unit(exemplar), tf.cast(inside, tf.float32),
-                                  attributes=attributes)
+            result = trainer.edit(
+                _to_unit(source), _to_unit(exemplar), tf.cast(inside, tf.float32), attributes=attributes
+            )
             generated = tf.clip_by_value(tf.round((result + 1.0) * 127.5), 0.0, 255.0)
             composite = tf.where(inside, generated, tf.cast(source, tf.float32))
             return {"edited": tf.cast(composite, tf.uint8)}
@@ -101,26 +117,39 @@ def edit_function(trainer: EBGANTrainer, filtered: bool, validate: bool) -> Call
     return lambda source, exemplar, mask: edit(source, exemplar, mask)
 
 
-def _validate_composed(image_size: int, num_attributes: int, source, exemplars, masks, strengths,
-                       attributes) -> list[tf.Operation]:
+def _validate_composed(
+    image_size: int, num_attributes: int, source, exemplars, masks, strengths, attributes
+) -> list[tf.Operation]:
     """Graph assertions of `edit_composed`: shapes (K >= 1 parts, N and K alike everywhere), then finite values in
     [0, 1] for masks, strengths and attributes."""
     batch = tf.concat([tf.shape(source), [0]], 0)[0]
     parts = tf.concat([tf.shape(exemplars), [0, 0]], 0)[1]
     pixels = [image_size, image_size]
-    checks = [_assert_shape(source, [None, *pixels, 3], f"source must be [N,{image_size},{image_size},3]"),
-              _assert_shape(exemplars, [batch, None, *pixels, 3],
-                            f"exemplars must be [N,K,{image_size},{image_size},3] (N as source)"),
-              tf.debugging.Assert(parts > 0, ["exemplars must hold at least one part (K >= 1); got shape",
-                                              tf.shape(exemplars)], summarize=8),
-              _assert_shape(masks, [batch, parts, *pixels, 1],
-                            f"masks must be [N,K,{image_size},{image_size},1] (N as source, K as exemplars)"),
-              _assert_shape(strengths, [batch, parts], "strengths must be [N,K] (N as source, K as exemplars)"),
-              _assert_shape(attributes, [batch, parts, num_attributes],
-                            f"attributes must be [N,K,{num_attributes}] (one value per attribute and part)")]
+    checks = [
+        _assert_shape(source, [None, *pixels, 3], f"source must be [N,{image_size},{image_size},3]"),
+        _assert_shape(
+            exemplars, [batch, None, *pixels, 3], f"exemplars must be [N,K,{image_size},{image_size},3] (N as source)"
+        ),
+        tf.debugging.Assert(
+            parts > 0, ["exemplars must hold at least one part (K >= 1); got shape", tf.shape(exemplars)], summarize=8
+        ),
+        _assert_shape(
+            masks,
+            [batch, parts, *pixels, 1],
+            f"masks must be [N,K,{image_size},{image_size},1] (N as source, K as exemplars)",
+        ),
+        _assert_shape(strengths, [batch, parts], "strengths must be [N,K] (N as source, K as exemplars)"),
+        _assert_shape(
+            attributes,
+            [batch, parts, num_attributes],
+            f"attributes must be [N,K,{num_attributes}] (one value per attribute and part)",
+        ),
+    ]
     with tf.control_dependencies(checks):
-        values = [_assert_values(tensor, name)
-                  for name, tensor in (("masks", masks), ("strengths", strengths), ("attributes", attributes))]
+        values = [
+            _assert_values(tensor, name)
+            for name, tensor in (("masks", masks), ("strengths", strengths), ("attributes", attributes))
+        ]
     return checks + values
 
 
@@ -131,13 +160,17 @@ def composed_function(trainer: EBGANTrainer, validate: bool) -> Callable[..., di
     num_attributes = len(trainer.attribute_names)
 
     def edit_composed(source, exemplars, masks, strengths, attributes):
-        checks = (_validate_composed(image_size, num_attributes, source, exemplars, masks, strengths, attributes)
-                  if validate else [])
+        checks = (
+            _validate_composed(image_size, num_attributes, source, exemplars, masks, strengths, attributes)
+            if validate
+            else []
+        )
         with tf.control_dependencies(checks):
             inside = masks > 0.5
             switches = attributes if trainer.classifier is not None else None
-            result = compose(trainer, _to_unit(source), _to_unit(exemplars), tf.cast(inside, tf.float32),
-                             strengths, switches)
+            result = compose(
+                trainer, _to_unit(source), _to_unit(exemplars), tf.cast(inside, tf.float32), strengths, switches
+            )
             generated = tf.clip_by_value(tf.round((result + 1.0) * 127.5), 0.0, 255.0)
             composite = tf.where(tf.reduce_any(inside, axis=1), generated, tf.cast(source, tf.float32))
             return {"edited": tf.cast(composite, tf.uint8)}
@@ -148,11 +181,13 @@ def composed_function(trainer: EBGANTrainer, validate: bool) -> Callable[..., di
 def composed_signature(image_size: int, num_attributes: int, batch: int | None) -> list[tf.TensorSpec]:
     """TensorSpecs of `edit_composed`; batch None = dynamic, the number of parts K always dynamic."""
     pixels = [image_size, image_size]
-    return [tf.TensorSpec([batch, *pixels, 3], tf.uint8, name="source"),
-            tf.TensorSpec([batch, None, *pixels, 3], tf.uint8, name="exemplars"),
-            tf.TensorSpec([batch, None, *pixels, 1], tf.float32, name="masks"),
-            tf.TensorSpec([batch, None], tf.float32, name="strengths"),
-            tf.TensorSpec([batch, None, num_attributes], tf.float32, name="attributes")]
+    return [
+        tf.TensorSpec([batch, *pixels, 3], tf.uint8, name="source"),
+        tf.TensorSpec([batch, None, *pixels, 3], tf.uint8, name="exemplars"),
+        tf.TensorSpec([batch, None, *pixels, 1], tf.float32, name="masks"),
+        tf.TensorSpec([batch, None], tf.float32, name="strengths"),
+        tf.TensorSpec([batch, None, num_attributes], tf.float32, name="attributes"),
+    ]
 
 
 def classify_function(trainer: EBGANTrainer, validate: bool) -> Callable[..., dict[str, tf.Tensor]]:
@@ -163,8 +198,11 @@ def classify_function(trainer: EBGANTrainer, validate: bool) -> Callable[..., di
     assert classifier is not None  # Att-EBGAN only
 
     def classify(image):
-        checks = [_assert_shape(image, [None, image_size, image_size, 3],
-                                f"image must be [N,{image_size},{image_size},3]")] if validate else []
+        checks = (
+            [_assert_shape(image, [None, image_size, image_size, 3], f"image must be [N,{image_size},{image_size},3]")]
+            if validate
+            else []
+        )
         with tf.control_dependencies(checks):
             logits = tf.cast(classifier(_to_unit(image)), tf.float32)
             return {"probabilities": tf.sigmoid(logits)}
@@ -204,8 +242,9 @@ def metadata_function(trainer: EBGANTrainer, landmark_template: np.ndarray) -> C
     return metadata
 
 
-def build_archive(trainer: EBGANTrainer, landmark_template: np.ndarray, batch: int | None,
-                  validate: bool) -> keras.export.ExportArchive:
+def build_archive(
+    trainer: EBGANTrainer, landmark_template: np.ndarray, batch: int | None, validate: bool
+) -> keras.export.ExportArchive:
     """An ExportArchive holding the edit, edit_filtered and classify (Att-EBGAN), edit_composed and metadata
     endpoints, `edit` first."""
     # Nothing is track()ed: the endpoints capture the variables they use (the encoder, generator and, for Att-EBGAN,
@@ -215,8 +254,9 @@ def build_archive(trainer: EBGANTrainer, landmark_template: np.ndarray, batch: i
     size, count = trainer.model_config.image_size, len(trainer.attribute_names)
     archive.add_endpoint(EDIT, edit_function(trainer, False, validate), input_signature(size, count, False, batch))
     if trainer.variant == ATT_EBGAN:
-        archive.add_endpoint(EDIT_FILTERED, edit_function(trainer, True, validate),
-                             input_signature(size, count, True, batch))
+        archive.add_endpoint(
+            EDIT_FILTERED, edit_function(trainer, True, validate), input_signature(size, count, True, batch)
+        )
         archive.add_endpoint(CLASSIFY, classify_function(trainer, validate), classify_signature(size, batch))
     archive.add_endpoint(EDIT_COMPOSED, composed_function(trainer, validate), composed_signature(size, count, batch))
     archive.add_endpoint(METADATA, metadata_function(trainer, landmark_template), input_signature=[])
@@ -254,8 +294,9 @@ def new_version_path(model_base: str, version: int | None = None) -> tuple[int, 
         raise ValueError(f"--version must be a positive integer, got {version}.")
     target = os.path.join(model_base, str(version))
     if os.path.exists(target):
-        raise FileExistsError(f"{target} already exists; choose another --version or leave it out for the next "
-                              "free one.")
+        raise FileExistsError(
+            f"{target} already exists; choose another --version or leave it out for the next free one."
+        )
     return version, target
 
 
@@ -266,12 +307,14 @@ def write_saved_model(trainer: EBGANTrainer, directory: str, landmark_template: 
     os.makedirs(os.path.join(directory, "assets"), exist_ok=True)
     with open(os.path.join(directory, "assets", "attributes.txt"), "w") as handle:
         handle.write("".join(f"{attribute}\n" for attribute in trainer.attribute_names))
-    _write_warmup(os.path.join(directory, "assets.extra", "tf_serving_warmup_requests"),
-                  trainer.model_config.image_size)
+    _write_warmup(
+        os.path.join(directory, "assets.extra", "tf_serving_warmup_requests"), trainer.model_config.image_size
+    )
 
 
-def export_saved_model(trainer: EBGANTrainer, export_base: str, name: str, landmark_template: np.ndarray,
-                       version: int | None = None) -> str:
+def export_saved_model(
+    trainer: EBGANTrainer, export_base: str, name: str, landmark_template: np.ndarray, version: int | None = None
+) -> str:
     """Writes `<export_base>/<name>/<version>/` (next free version by default) and returns its path.
 
     An existing version directory is an error (exports are immutable once served). The version is written to a hidden

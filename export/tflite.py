@@ -57,44 +57,73 @@ class CalibrationData:
         return len(self.source)
 
 
-def calibration_data(dataset: str, data_dir: str, image_size: int, regions: tuple[str, ...],
-                     attribute_names: tuple[str, ...], count: int, seed: int = 0) -> CalibrationData:
+def calibration_data(
+    dataset: str,
+    data_dir: str,
+    image_size: int,
+    regions: tuple[str, ...],
+    attribute_names: tuple[str, ...],
+    count: int,
+    seed: int = 0,
+) -> CalibrationData:
     """`count` examples of the training split, the regions in turn (as even as `count` allows), each with another
     face as exemplar; the masks are the regions on the source's own landmarks, as in training (without jitter)."""
     from ebgan_tf.data import pipeline  # pylint: disable=import-outside-toplevel
 
     if count < len(regions):
-        raise ValueError(f"--calibration_examples must be at least the number of regions ({len(regions)}: "
-                         f"{', '.join(regions)}), got {count}.")
+        raise ValueError(
+            f"--calibration_examples must be at least the number of regions ({len(regions)}: "
+            f"{', '.join(regions)}), got {count}."
+        )
     parts = []
     for index, region in enumerate(regions):
         share = count // len(regions) + (index < count % len(regions))
         batches = pipeline.make_dataset(
             pipeline.load_examples(dataset, data_dir, pipeline.TRAIN_SPLIT[dataset], image_size),
-            image_size=image_size, regions=[region], attribute_names=attribute_names, batch_size=share,
-            crop=pipeline.default_crop(dataset), training=False, same_exemplar_share=0.0, deterministic=True,
-            seed=seed + index)
+            image_size=image_size,
+            regions=[region],
+            attribute_names=attribute_names,
+            batch_size=share,
+            crop=pipeline.default_crop(dataset),
+            training=False,
+            same_exemplar_share=0.0,
+            deterministic=True,
+            seed=seed + index,
+        )
         batch = next(iter(batches))
-        parts.append((images.to_uint8(batch["source"]).numpy(), images.to_uint8(batch["exemplar"]).numpy(),
-                      batch["mask"].numpy()))
+        parts.append(
+            (
+                images.to_uint8(batch["source"]).numpy(),
+                images.to_uint8(batch["exemplar"]).numpy(),
+                batch["mask"].numpy(),
+            )
+        )
     source, exemplar, mask = (np.concatenate(arrays) for arrays in zip(*parts))
     return CalibrationData(source, exemplar, mask, tuple(regions))
 
 
-def calibration_data_of_run(model_dir: str, data_dir: str,
-                            count: int = DEFAULT_CALIBRATION_EXAMPLES) -> CalibrationData:
+def calibration_data_of_run(
+    model_dir: str, data_dir: str, count: int = DEFAULT_CALIBRATION_EXAMPLES
+) -> CalibrationData:
     """`calibration_data` of a training directory: its data set, regions and attributes; the examples are read from
     `data_dir` (config.json does not record where the data was)."""
     from ebgan_tf.runs import run_config_from_dir  # pylint: disable=import-outside-toplevel
 
     config = run_config_from_dir(model_dir)
     assert config.dataset is not None and config.regions is not None, "run_config_from_dir resolves"
-    return calibration_data(config.dataset, os.path.expanduser(data_dir), config.model_config().image_size,
-                            tuple(config.regions), config.preset_object().attributes_for(config.regions), count)
+    return calibration_data(
+        config.dataset,
+        os.path.expanduser(data_dir),
+        config.model_config().image_size,
+        tuple(config.regions),
+        config.preset_object().attributes_for(config.regions),
+        count,
+    )
 
 
-def _representative_dataset(calibration: CalibrationData, signatures: list[str],
-                            num_attributes: int) -> Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]]:
+def _representative_dataset(
+    calibration: CalibrationData, signatures: list[str], num_attributes: int
+) -> Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]]:
     """(signature, inputs) pairs of batch 1 for every example: `edit`, `edit_filtered` with random attribute
     switches, `classify` on the source and on the exemplar, and `edit_composed` with one part at a random
     strength."""
@@ -103,8 +132,11 @@ def _representative_dataset(calibration: CalibrationData, signatures: list[str],
         rng = np.random.default_rng(0)
         for index in range(len(calibration)):
             one = slice(index, index + 1)
-            inputs = {"source": calibration.source[one], "exemplar": calibration.exemplar[one],
-                      "mask": calibration.mask[one]}
+            inputs = {
+                "source": calibration.source[one],
+                "exemplar": calibration.exemplar[one],
+                "mask": calibration.mask[one],
+            }
             yield EDIT, inputs
             if EDIT_FILTERED in signatures:
                 switches = (rng.random([1, num_attributes]) < 0.5).astype(np.float32)
@@ -112,10 +144,16 @@ def _representative_dataset(calibration: CalibrationData, signatures: list[str],
             if CLASSIFY in signatures:
                 yield CLASSIFY, {"image": inputs["source"]}
                 yield CLASSIFY, {"image": inputs["exemplar"]}
-            yield EDIT_COMPOSED, {"source": inputs["source"], "exemplars": inputs["exemplar"][:, None],
-                                  "masks": inputs["mask"][:, None],
-                                  "strengths": rng.random([1, 1]).astype(np.float32),
-                                  "attributes": np.ones([1, 1, num_attributes], np.float32)}
+            yield (
+                EDIT_COMPOSED,
+                {
+                    "source": inputs["source"],
+                    "exemplars": inputs["exemplar"][:, None],
+                    "masks": inputs["mask"][:, None],
+                    "strengths": rng.random([1, 1]).astype(np.float32),
+                    "attributes": np.ones([1, 1, num_attributes], np.float32),
+                },
+            )
 
     return generate
 
@@ -157,8 +195,9 @@ def _float_nodes(float_model: bytes) -> list[str]:
             if codes[index] == schema.BuiltinOperator.TANH or tainted.intersection(op.inputs):
                 tainted.update(op.outputs)
                 kept.add(index)
-        argmin_outputs = {output for op, code in zip(ops, codes) if code == schema.BuiltinOperator.ARG_MIN
-                          for output in op.outputs}
+        argmin_outputs = {
+            output for op, code in zip(ops, codes) if code == schema.BuiltinOperator.ARG_MIN for output in op.outputs
+        }
         kept.update(index for index, op in enumerate(ops) if argmin_outputs.intersection(op.inputs))
         needed: set[int] = set()  # tensors whose producers are kept float
         for index in reversed(range(len(ops))):
@@ -203,9 +242,14 @@ def _converter(saved_model_dir: str, signature_keys: list[str], variant: str) ->
     return converter
 
 
-def export_tflite(trainer: EBGANTrainer, landmark_template: np.ndarray, out_dir: str,
-                  variants: tuple[str, ...] = TFLITE_VARIANTS, prefix: str = "model",
-                  calibration: CalibrationData | None = None) -> dict[str, str]:
+def export_tflite(
+    trainer: EBGANTrainer,
+    landmark_template: np.ndarray,
+    out_dir: str,
+    variants: tuple[str, ...] = TFLITE_VARIANTS,
+    prefix: str = "model",
+    calibration: CalibrationData | None = None,
+) -> dict[str, str]:
     """Writes `<out_dir>/<prefix>_<variant>.tflite` for each variant; returns variant -> path.
 
     The int8 variant needs `calibration` (see `calibration_data`); without it, it is a ValueError. The batch-1
@@ -225,8 +269,9 @@ def export_tflite(trainer: EBGANTrainer, landmark_template: np.ndarray, out_dir:
             flatbuffer = _converter(staging, keys, "float32" if variant == INT8 else variant).convert()
             if variant == INT8:
                 assert calibration is not None  # checked above
-                flatbuffer = _quantise_int8(flatbuffer, _representative_dataset(
-                    calibration, keys, len(trainer.attribute_names)))
+                flatbuffer = _quantise_int8(
+                    flatbuffer, _representative_dataset(calibration, keys, len(trainer.attribute_names))
+                )
             write_bytes_atomically(path, flatbuffer)
             paths[variant] = path
     return paths

@@ -60,17 +60,26 @@ def _probability_check(name: str, a: np.ndarray, b: np.ndarray, bound: float) ->
     return ParityCheck(name, "max probability diff", value, bound, value <= bound)
 
 
-def classify_checks(trainer: EBGANTrainer, saved: Editor, images: np.ndarray,
-                    tflite_paths: dict[str, str]) -> list[ParityCheck]:
+def classify_checks(
+    trainer: EBGANTrainer, saved: Editor, images: np.ndarray, tflite_paths: dict[str, str]
+) -> list[ParityCheck]:
     """The `classify` signature: Keras and each TFLite file against the SavedModel, on uint8 faces [N,S,S,3]."""
     reference = saved.classify(images)
     keras_result = classify_function(trainer, validate=False)(images)["probabilities"].numpy()
-    checks = [_probability_check("Keras vs SavedModel (classify)", keras_result, reference,
-                                 MAX_PROBABILITY_DIFFERENCE["keras"])]
+    checks = [
+        _probability_check(
+            "Keras vs SavedModel (classify)", keras_result, reference, MAX_PROBABILITY_DIFFERENCE["keras"]
+        )
+    ]
     for variant, path in tflite_paths.items():
-        checks.append(_probability_check(f"TFLite {variant} vs SavedModel (classify)",
-                                         Editor.load(path).classify(images), reference,
-                                         MAX_PROBABILITY_DIFFERENCE[variant]))
+        checks.append(
+            _probability_check(
+                f"TFLite {variant} vs SavedModel (classify)",
+                Editor.load(path).classify(images),
+                reference,
+                MAX_PROBABILITY_DIFFERENCE[variant],
+            )
+        )
     return checks
 
 
@@ -79,9 +88,12 @@ def composed_inputs(editor: Editor, source: np.ndarray, exemplar: np.ndarray) ->
     (in turn) at strength 1."""
     count, size = len(source), editor.info.image_size
     masks = np.stack([editor.info.region_mask("eyes"), editor.info.region_mask("mouth")])
-    return {"source": source, "exemplars": np.stack([exemplar, np.roll(exemplar, 1, axis=0)], axis=1),
-            "masks": np.broadcast_to(masks, (count, 2, size, size, 1)).copy(),
-            "strengths": np.tile(np.array([0.5, 1.0], np.float32), (count, 1))}
+    return {
+        "source": source,
+        "exemplars": np.stack([exemplar, np.roll(exemplar, 1, axis=0)], axis=1),
+        "masks": np.broadcast_to(masks, (count, 2, size, size, 1)).copy(),
+        "strengths": np.tile(np.array([0.5, 1.0], np.float32), (count, 1)),
+    }
 
 
 def _edit_check(name: str, variant: str, result: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> ParityCheck:
@@ -92,24 +104,38 @@ def _edit_check(name: str, variant: str, result: np.ndarray, reference: np.ndarr
     return ParityCheck(name, "PSNR in mask (dB)", psnr, PSNR_FLOORS[variant], psnr >= PSNR_FLOORS[variant])
 
 
-def composed_checks(trainer: EBGANTrainer, saved: Editor, source: np.ndarray, exemplar: np.ndarray,
-                    tflite_paths: dict[str, str]) -> list[ParityCheck]:
+def composed_checks(
+    trainer: EBGANTrainer, saved: Editor, source: np.ndarray, exemplar: np.ndarray, tflite_paths: dict[str, str]
+) -> list[ParityCheck]:
     """The `edit_composed` signature (eyes and mouth from two exemplars): Keras and each TFLite file against the
     SavedModel."""
     composed = composed_inputs(saved, source, exemplar)
     reference = saved.edit_composed(**composed)
     inputs, _ = editing.composed_inputs(saved.info, **composed)
-    checks = [_level_check("Keras vs SavedModel (edit_composed)",
-                           composed_function(trainer, validate=False)(**inputs)["edited"].numpy(), reference)]
+    checks = [
+        _level_check(
+            "Keras vs SavedModel (edit_composed)",
+            composed_function(trainer, validate=False)(**inputs)["edited"].numpy(),
+            reference,
+        )
+    ]
     union = composed["masks"].max(axis=1)
     for variant, path in tflite_paths.items():
-        checks.append(_edit_check(f"TFLite {variant} vs SavedModel (edit_composed)", variant,
-                                  Editor.load(path).edit_composed(**composed), reference, union))
+        checks.append(
+            _edit_check(
+                f"TFLite {variant} vs SavedModel (edit_composed)",
+                variant,
+                Editor.load(path).edit_composed(**composed),
+                reference,
+                union,
+            )
+        )
     return checks
 
 
-def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dict[str, str] | None = None,
-                  count: int = 4) -> list[ParityCheck]:
+def verify_export(
+    trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dict[str, str] | None = None, count: int = 4
+) -> list[ParityCheck]:
     """Runs every parity check of docs/export.md ("Parity") on `count` synthetic pairs; returns the checks (none
     raise)."""
     saved = Editor.load(saved_model_dir)
@@ -123,11 +149,19 @@ def verify_export(trainer: EBGANTrainer, saved_model_dir: str, tflite_paths: dic
         batch = None if attributes is None else np.broadcast_to(attributes, (count, len(attributes)))
         keras_fn = edit_function(trainer, filtered=attributes is not None, validate=False)
         keras_inputs = (source, exemplar, mask) + (() if batch is None else (batch,))
-        checks.append(_level_check(f"Keras vs SavedModel ({signature})", keras_fn(*keras_inputs)["edited"].numpy(),
-                                   reference))
+        checks.append(
+            _level_check(f"Keras vs SavedModel ({signature})", keras_fn(*keras_inputs)["edited"].numpy(), reference)
+        )
         for variant, path in (tflite_paths or {}).items():
-            checks.append(_edit_check(f"TFLite {variant} vs SavedModel ({signature})", variant,
-                                      Editor.load(path).edit(source, exemplar, mask, attributes), reference, mask))
+            checks.append(
+                _edit_check(
+                    f"TFLite {variant} vs SavedModel ({signature})",
+                    variant,
+                    Editor.load(path).edit(source, exemplar, mask, attributes),
+                    reference,
+                    mask,
+                )
+            )
     checks += composed_checks(trainer, saved, source, exemplar, tflite_paths or {})
     if saved.info.variant == ATT_EBGAN:
         checks += classify_checks(trainer, saved, np.concatenate([source, exemplar]), tflite_paths or {})

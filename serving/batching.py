@@ -42,13 +42,19 @@ class Batcher:
         self._queues: dict[Any, _Queue] = {}
         self._condition = threading.Condition()
         self._closed = False
-        self._threads = [threading.Thread(target=self._work, name=f"batch-{index}", daemon=True)
-                         for index in range(options.num_batch_threads)]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"batch-{index}", daemon=True)
+            for index in range(options.num_batch_threads)
+        ]
         for thread in self._threads:
             thread.start()
 
-    def submit(self, key: Any, run: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]],
-               inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def submit(
+        self,
+        key: Any,
+        run: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]],
+        inputs: Mapping[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
         """Queues one request (every input with the same dimension 0) and waits for its share of the outputs."""
         sizes = {name: array.shape[0] for name, array in inputs.items()}
         if len(set(sizes.values())) != 1:
@@ -63,8 +69,9 @@ class Batcher:
                 raise ServingError(grpc.StatusCode.UNAVAILABLE, "The server is shutting down.")
             queue = self._queues.setdefault(full_key, _Queue(run))
             if queue.rows + rows > self.options.max_enqueued_batches * self.options.max_batch_size:
-                raise ServingError(grpc.StatusCode.UNAVAILABLE,
-                                   "The batch scheduling queue to which this task was submitted is full.")
+                raise ServingError(
+                    grpc.StatusCode.UNAVAILABLE, "The batch scheduling queue to which this task was submitted is full."
+                )
             queue.tasks.append(task)
             queue.rows += rows
             self._condition.notify()
@@ -82,8 +89,9 @@ class Batcher:
         with self._condition:
             for queue in self._queues.values():
                 for task in queue.tasks:
-                    task.future.set_exception(ServingError(grpc.StatusCode.UNAVAILABLE,
-                                                           "The server shut down before this request ran."))
+                    task.future.set_exception(
+                        ServingError(grpc.StatusCode.UNAVAILABLE, "The server shut down before this request ran.")
+                    )
             self._queues.clear()
 
     def _work(self) -> None:
@@ -100,9 +108,11 @@ class Batcher:
     def _next_batch(self):
         """Pops a ready batch (full, timed out, or closing) from the queue with the oldest request; else None."""
         now, timeout = time.monotonic(), self.options.batch_timeout_micros / 1e6
-        ready = [(queue.tasks[0].enqueued, key) for key, queue in self._queues.items()
-                 if queue.rows >= self.options.max_batch_size or now - queue.tasks[0].enqueued >= timeout
-                 or self._closed]
+        ready = [
+            (queue.tasks[0].enqueued, key)
+            for key, queue in self._queues.items()
+            if queue.rows >= self.options.max_batch_size or now - queue.tasks[0].enqueued >= timeout or self._closed
+        ]
         if not ready:
             return None
         key = min(ready, key=lambda item: item[0])[1]
@@ -129,9 +139,14 @@ class Batcher:
         rows = sum(task.rows for task in tasks)
         padding = self._padded_size(rows) - rows
         try:
-            outputs = run({name: np.concatenate([task.inputs[name] for task in tasks]
-                                                + [np.repeat(tasks[0].inputs[name][:1], padding, axis=0)])
-                           for name in tasks[0].inputs})
+            outputs = run(
+                {
+                    name: np.concatenate(
+                        [task.inputs[name] for task in tasks] + [np.repeat(tasks[0].inputs[name][:1], padding, axis=0)]
+                    )
+                    for name in tasks[0].inputs
+                }
+            )
             wrong = {name: value.shape for name, value in outputs.items() if value.shape[:1] != (rows + padding,)}
             if wrong:
                 raise ServingError(grpc.StatusCode.INTERNAL, f"Batched outputs lost the batch dimension: {wrong}.")
@@ -144,6 +159,5 @@ class Batcher:
             return
         start = 0
         for task in tasks:
-            task.future.set_result({name: value[start:start + task.rows] for name, value in outputs.items()})
+            task.future.set_result({name: value[start : start + task.rows] for name, value in outputs.items()})
             start += task.rows
-

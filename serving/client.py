@@ -91,8 +91,7 @@ class ModelInfo(editing.ModelInfo):
     version: int
 
 
-def _spec(model_name: str, version: int | None, version_label: str | None,
-          signature: str = "") -> model_pb2.ModelSpec:
+def _spec(model_name: str, version: int | None, version_label: str | None, signature: str = "") -> model_pb2.ModelSpec:
     if version is not None and version_label:
         raise ValueError("Give a version or a version label, not both.")
     spec = model_pb2.ModelSpec(name=model_name, signature_name=signature)
@@ -119,9 +118,13 @@ class EditClient:
     def __init__(self, server: str, timeout: float = 10.0, max_message_bytes: int = DEFAULT_MESSAGE_BYTES):
         self.server = server
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(server, options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes)])
+        self._channel = grpc.insecure_channel(
+            server,
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+            ],
+        )
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
@@ -149,8 +152,14 @@ class EditClient:
                 details = f"no answer from {self.server} within {self.timeout:g} s"
             raise ServingError(code, details) from None
 
-    def predict(self, inputs: Mapping[str, np.ndarray], model_name: str, signature: str = "serving_default",
-                version: int | None = None, version_label: str | None = None) -> dict[str, np.ndarray]:
+    def predict(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        model_name: str,
+        signature: str = "serving_default",
+        version: int | None = None,
+        version_label: str | None = None,
+    ) -> dict[str, np.ndarray]:
         """Predict on any signature: named numpy inputs -> named numpy outputs."""
         request = predict_pb2.PredictRequest(model_spec=_spec(model_name, version, version_label, signature))
         for key, value in inputs.items():
@@ -158,9 +167,17 @@ class EditClient:
         response = self._call(self._predictions.Predict, request)
         return {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
 
-    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray, attributes: np.ndarray | None = None,
-             model_name: str = "ebgan", version: int | None = None, version_label: str | None = None,
-             signature: str = "edit") -> np.ndarray:
+    def edit(
+        self,
+        source: np.ndarray,
+        exemplar: np.ndarray,
+        mask: np.ndarray,
+        attributes: np.ndarray | None = None,
+        model_name: str = "ebgan",
+        version: int | None = None,
+        version_label: str | None = None,
+        signature: str = "edit",
+    ) -> np.ndarray:
         """Edits uint8 images [S,S,3] or [N,S,S,3] with a mask [S,S,1] / [N,S,S,1] (1 = edit); returns uint8 like
         `source`. `attributes` [n] or [N,n] (1 = transfer, 0 = filter out) is sent for `edit_filtered`."""
         single = np.ndim(source) == 3
@@ -172,9 +189,18 @@ class EditClient:
         edited = self.predict(inputs, model_name, signature, version, version_label)["edited"]
         return edited[0] if single else edited
 
-    def edit_composed(self, source: np.ndarray, exemplars, masks, strengths=None, attributes=None,
-                      model_name: str = "ebgan", version: int | None = None, version_label: str | None = None,
-                      info: editing.ModelInfo | None = None) -> np.ndarray:
+    def edit_composed(
+        self,
+        source: np.ndarray,
+        exemplars,
+        masks,
+        strengths=None,
+        attributes=None,
+        model_name: str = "ebgan",
+        version: int | None = None,
+        version_label: str | None = None,
+        info: editing.ModelInfo | None = None,
+    ) -> np.ndarray:
         """The `edit_composed` signature: part k fills masks[k] from exemplars[k] at strengths[k], with the
         arguments of `Editor.edit_composed` (checked here the same way). `info` (the model's `model_info`) saves
         the call that reads it."""
@@ -183,47 +209,60 @@ class EditClient:
         edited = self.predict(inputs, model_name, editing.EDIT_COMPOSED, version, version_label)["edited"]
         return edited[0] if single else edited
 
-    def classify(self, images: np.ndarray, model_name: str = "ebgan", version: int | None = None,
-                 version_label: str | None = None) -> np.ndarray:
+    def classify(
+        self,
+        images: np.ndarray,
+        model_name: str = "ebgan",
+        version: int | None = None,
+        version_label: str | None = None,
+    ) -> np.ndarray:
         """The `classify` signature (Att-EBGAN): aligned uint8 faces [S,S,3] or [N,S,S,3] -> float32 probabilities
         [n] or [N,n] (> 0.5 = the edit's gate transfers that attribute)."""
         single = np.ndim(images) == 3
         batch = np.asarray(images)[None] if single else np.asarray(images)
-        probabilities = self.predict({"image": batch}, model_name, editing.CLASSIFY, version,
-                                     version_label)["probabilities"]
+        probabilities = self.predict({"image": batch}, model_name, editing.CLASSIFY, version, version_label)[
+            "probabilities"
+        ]
         return probabilities[0] if single else probabilities
 
-    def model_info(self, model_name: str, version: int | None = None,
-                   version_label: str | None = None) -> ModelInfo:
+    def model_info(self, model_name: str, version: int | None = None, version_label: str | None = None) -> ModelInfo:
         """Runs the model's `metadata` signature (attribute names, image size, variant, landmark template)."""
         request = predict_pb2.PredictRequest(model_spec=_spec(model_name, version, version_label, "metadata"))
         response = self._call(self._predictions.Predict, request)
         values = {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
         return ModelInfo.from_metadata(values, version=response.model_spec.version.value)
 
-    def metadata(self, model_name: str, version: int | None = None,
-                 version_label: str | None = None) -> ModelMetadata:
+    def metadata(self, model_name: str, version: int | None = None, version_label: str | None = None) -> ModelMetadata:
         """GetModelMetadata (signature_def): every callable signature's input and output names, dtypes, shapes."""
         request = get_model_metadata_pb2.GetModelMetadataRequest(
-            model_spec=_spec(model_name, version, version_label), metadata_field=["signature_def"])
+            model_spec=_spec(model_name, version, version_label), metadata_field=["signature_def"]
+        )
         response = self._call(self._predictions.GetModelMetadata, request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
         signatures = {
-            key: SignatureSpec({name: _tensor_spec(info) for name, info in sorted(signature.inputs.items())},
-                               {name: _tensor_spec(info) for name, info in sorted(signature.outputs.items())})
+            key: SignatureSpec(
+                {name: _tensor_spec(info) for name, info in sorted(signature.inputs.items())},
+                {name: _tensor_spec(info) for name, info in sorted(signature.outputs.items())},
+            )
             for key, signature in sorted(signature_map.signature_def.items())
-            if not key.startswith("__")}  # skip internal ones such as __saved_model_init_op
+            if not key.startswith("__")
+        }  # skip internal ones such as __saved_model_init_op
         return ModelMetadata(response.model_spec.name, response.model_spec.version.value, signatures)
 
-    def status(self, model_name: str, version: int | None = None,
-               version_label: str | None = None) -> list[VersionStatus]:
+    def status(
+        self, model_name: str, version: int | None = None, version_label: str | None = None
+    ) -> list[VersionStatus]:
         """GetModelStatus: the state of every version the server knows (or of the requested one)."""
         request = get_model_status_pb2.GetModelStatusRequest(model_spec=_spec(model_name, version, version_label))
         response = self._call(self._models.GetModelStatus, request)
         state_name = get_model_status_pb2.ModelVersionStatus.State.Name
-        return [VersionStatus(entry.version, state_name(entry.state), _code_name(entry.status.error_code),
-                              entry.status.error_message) for entry in response.model_version_status]
+        return [
+            VersionStatus(
+                entry.version, state_name(entry.state), _code_name(entry.status.error_code), entry.status.error_message
+            )
+            for entry in response.model_version_status
+        ]
 
 
 class ServedModel:
@@ -258,19 +297,34 @@ class ServedModel:
         """Whether `classify` works: an Att-EBGAN export with the classify signature."""
         return editing.classify_error(self.info, self.signatures) is None
 
-    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             attributes: np.ndarray | None = None) -> np.ndarray:
+    def edit(
+        self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray, attributes: np.ndarray | None = None
+    ) -> np.ndarray:
         """`edit`, or `edit_filtered` with `attributes` (as `Editor.edit`)."""
         signature = editing.EDIT if attributes is None else editing.EDIT_FILTERED
-        return self._client.edit(source, exemplar, mask, attributes, model_name=self.name,
-                                 version=self.info.version, signature=signature)
+        return self._client.edit(
+            source, exemplar, mask, attributes, model_name=self.name, version=self.info.version, signature=signature
+        )
 
-    def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
-                      masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
-                      attributes: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray:
+    def edit_composed(
+        self,
+        source: np.ndarray,
+        exemplars: Sequence[np.ndarray] | np.ndarray,
+        masks: Sequence[np.ndarray] | np.ndarray,
+        strengths: Sequence[float] | np.ndarray | None = None,
+        attributes: Sequence[np.ndarray | None] | np.ndarray | None = None,
+    ) -> np.ndarray:
         """`edit_composed` (as `Editor.edit_composed`)."""
-        return self._client.edit_composed(source, exemplars, masks, strengths, attributes, model_name=self.name,
-                                          version=self.info.version, info=self.info)
+        return self._client.edit_composed(
+            source,
+            exemplars,
+            masks,
+            strengths,
+            attributes,
+            model_name=self.name,
+            version=self.info.version,
+            info=self.info,
+        )
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         """`classify` (as `Editor.classify`); a model without it is a ValueError saying why."""
@@ -296,19 +350,29 @@ def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
     flags.DEFINE_string("server", "localhost:8500", "host:port of the gRPC model server (TF Serving or ebgan-serve).")
     flags.DEFINE_string("model_name", "ebgan", "Name of the served model.")
-    flags.DEFINE_integer("version", None, "Model version to use (default: the latest the server serves).",
-                         lower_bound=1)
+    flags.DEFINE_integer(
+        "version", None, "Model version to use (default: the latest the server serves).", lower_bound=1
+    )
     flags.DEFINE_string("version_label", None, "Version label to use (e.g. stable), instead of --version.")
-    flags.DEFINE_enum("signature", None, ["edit", "edit_filtered"],
-                      "Signature to call (default: edit_filtered with --drop/--keep, else edit).")
+    flags.DEFINE_enum(
+        "signature",
+        None,
+        ["edit", "edit_filtered"],
+        "Signature to call (default: edit_filtered with --drop/--keep, else edit).",
+    )
     flags.DEFINE_string("source", None, "Source face image (aligned, at the model's image size).")
     flags.DEFINE_string("exemplar", None, "Exemplar face image (aligned, at the model's image size).")
-    flags.DEFINE_string("region", None,
-                        "Region(s) to edit, e.g. mouth or eyes,brows (for faces at the model's alignment).")
-    flags.DEFINE_multi_string("part", [], "A part of a composed edit (signature edit_composed), instead of --exemplar "
-                              "and --region/--mask: region:exemplar file[:strength], e.g. --part=eyes:b.png:0.7 "
-                              "--part=mouth:c.png (aligned faces; strength in [0, 1], default 1). --drop/--keep "
-                              "apply to every part.")
+    flags.DEFINE_string(
+        "region", None, "Region(s) to edit, e.g. mouth or eyes,brows (for faces at the model's alignment)."
+    )
+    flags.DEFINE_multi_string(
+        "part",
+        [],
+        "A part of a composed edit (signature edit_composed), instead of --exemplar "
+        "and --region/--mask: region:exemplar file[:strength], e.g. --part=eyes:b.png:0.7 "
+        "--part=mouth:c.png (aligned faces; strength in [0, 1], default 1). --drop/--keep "
+        "apply to every part.",
+    )
     flags.DEFINE_string("mask", None, "Mask image instead of --region: white (or opaque) = edit.")
     flags.DEFINE_list("drop", [], "Attributes of the exemplar NOT to transfer, e.g. Mustache,Smiling (Att-EBGAN).")
     flags.DEFINE_list("keep", None, "The only attributes of the exemplar to transfer (Att-EBGAN).")
@@ -320,8 +384,10 @@ def _edit_composed(client: EditClient) -> str:
     from ebgan_tf.serving.edit import parse_part  # pylint: disable=import-outside-toplevel
 
     if FLAGS.exemplar or FLAGS.region or FLAGS.mask or FLAGS.signature:
-        raise ValueError("Give --part (one per region, each with its exemplar) or --exemplar with --region/--mask, "
-                         "not both (--part calls edit_composed).")
+        raise ValueError(
+            "Give --part (one per region, each with its exemplar) or --exemplar with --region/--mask, "
+            "not both (--part calls edit_composed)."
+        )
     missing = [f"--{name}" for name in ("source", "output") if not getattr(FLAGS, name)]
     if missing:
         raise ValueError(f"edit needs {', '.join(missing)}.")
@@ -329,15 +395,24 @@ def _edit_composed(client: EditClient) -> str:
     info = client.model_info(FLAGS.model_name, FLAGS.version, FLAGS.version_label)
     attributes = info.attributes_from(FLAGS.drop, FLAGS.keep)
     source = images.load_image(FLAGS.source, size=info.image_size)
-    exemplars = {path: images.load_image(path, size=info.image_size)
-                 for path in dict.fromkeys(part.exemplar for part in parts)}
-    edited = client.edit_composed(source, np.stack([exemplars[part.exemplar] for part in parts]),
-                                  np.stack([info.region_mask(part.region) for part in parts]),
-                                  [part.strength for part in parts], [attributes] * len(parts),
-                                  model_name=FLAGS.model_name, version=info.version, info=info)
+    exemplars = {
+        path: images.load_image(path, size=info.image_size) for path in dict.fromkeys(part.exemplar for part in parts)
+    }
+    edited = client.edit_composed(
+        source,
+        np.stack([exemplars[part.exemplar] for part in parts]),
+        np.stack([info.region_mask(part.region) for part in parts]),
+        [part.strength for part in parts],
+        [attributes] * len(parts),
+        model_name=FLAGS.model_name,
+        version=info.version,
+        info=info,
+    )
     images.save_image(FLAGS.output, edited)
-    return (f"Wrote {FLAGS.output} (model {FLAGS.model_name} version {info.version}, signature "
-            f"{editing.EDIT_COMPOSED}, {len(parts)} parts).")
+    return (
+        f"Wrote {FLAGS.output} (model {FLAGS.model_name} version {info.version}, signature "
+        f"{editing.EDIT_COMPOSED}, {len(parts)} parts)."
+    )
 
 
 def _edit(client: EditClient) -> str:
@@ -355,13 +430,17 @@ def _edit(client: EditClient) -> str:
     info = client.model_info(FLAGS.model_name, FLAGS.version, FLAGS.version_label)
     source = images.load_image(FLAGS.source, size=info.image_size)
     exemplar = images.load_image(FLAGS.exemplar, size=info.image_size)
-    mask = (info.region_mask(parse_regions(FLAGS.region)) if FLAGS.region
-            else masks.load_mask_image(FLAGS.mask, info.image_size))
+    mask = (
+        info.region_mask(parse_regions(FLAGS.region))
+        if FLAGS.region
+        else masks.load_mask_image(FLAGS.mask, info.image_size)
+    )
     attributes = None
     if signature == "edit_filtered":  # without --drop/--keep every attribute is transferred
         attributes = info.attributes_from(FLAGS.drop, FLAGS.keep if filtering else list(info.attribute_names))
-    edited = client.edit(source, exemplar, mask, attributes, model_name=FLAGS.model_name, version=info.version,
-                         signature=signature)
+    edited = client.edit(
+        source, exemplar, mask, attributes, model_name=FLAGS.model_name, version=info.version, signature=signature
+    )
     images.save_image(FLAGS.output, edited)
     return f"Wrote {FLAGS.output} (model {FLAGS.model_name} version {info.version}, signature {signature})."
 
@@ -380,15 +459,21 @@ def _metadata(client: EditClient) -> str:
         lines += [f"  output {key}: {_describe(spec)}" for key, spec in signature.outputs.items()]
     if "metadata" in metadata.signatures:
         info = client.model_info(FLAGS.model_name, metadata.version)
-        lines += [f"variant: {info.variant}", f"image_size: {info.image_size}",
-                  f"attribute_names: {', '.join(info.attribute_names) or '(none)'}"]
+        lines += [
+            f"variant: {info.variant}",
+            f"image_size: {info.image_size}",
+            f"attribute_names: {', '.join(info.attribute_names) or '(none)'}",
+        ]
     return "\n".join(lines)
 
 
 def _status(client: EditClient) -> str:
     rows = client.status(FLAGS.model_name, FLAGS.version, FLAGS.version_label)
-    return "\n".join(f"version {row.version}: {row.state}" + (f" ({row.error_code}: {row.error_message})"
-                                                               if row.error_code != "OK" else "") for row in rows)
+    return "\n".join(
+        f"version {row.version}: {row.state}"
+        + (f" ({row.error_code}: {row.error_message})" if row.error_code != "OK" else "")
+        for row in rows
+    )
 
 
 @reports_errors("ebgan-client", ServingError, ValueError)  # images.ImageError is a ValueError

@@ -32,26 +32,36 @@ class ServingCore:
         with self._lock:
             return self._in_flight
 
-    def predict(self, servable: Servable, signature: str, inputs: Mapping[str, np.ndarray],
-                output_filter: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    def predict(
+        self, servable: Servable, signature: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = ()
+    ) -> dict[str, np.ndarray]:
         """Validates and runs one request; returns its outputs (only the `output_filter` ones if given)."""
         signature = signature or DEFAULT_SIGNATURE
         outputs_known = servable.signature(signature).outputs
         unknown = [key for key in output_filter if key not in outputs_known]
         if unknown:
-            raise invalid(f"output tensor alias not found in signature: {shown_list(unknown)}; outputs: "
-                          f"{sorted(outputs_known)}.")
+            raise invalid(
+                f"output tensor alias not found in signature: {shown_list(unknown)}; outputs: {sorted(outputs_known)}."
+            )
         check_rows(inputs, self.limits)
         servable.validate(signature, inputs)
         with self._lock:
             self._in_flight += 1
             in_flight = self._in_flight
-        logging.debug("Computing %s version %s, signature %s (%d request(s) in flight)", servable.name,
-                      servable.version, signature, in_flight)
+        logging.debug(
+            "Computing %s version %s, signature %s (%d request(s) in flight)",
+            servable.name,
+            servable.version,
+            signature,
+            in_flight,
+        )
         try:
             if self.batcher is not None and servable.batchable(signature):
-                outputs = self.batcher.submit((servable.name, servable.version, id(servable), signature),
-                                              lambda batch: servable.run(signature, batch), inputs)
+                outputs = self.batcher.submit(
+                    (servable.name, servable.version, id(servable), signature),
+                    lambda batch: servable.run(signature, batch),
+                    inputs,
+                )
             else:
                 outputs = servable.run(signature, inputs)
         finally:
@@ -60,8 +70,9 @@ class ServingCore:
         return {key: outputs[key] for key in output_filter} if output_filter else outputs
 
 
-def status_response(manager: ModelManager, name: str, version: int | None,
-                    label: str | None) -> get_model_status_pb2.GetModelStatusResponse:
+def status_response(
+    manager: ModelManager, name: str, version: int | None, label: str | None
+) -> get_model_status_pb2.GetModelStatusResponse:
     """GetModelStatusResponse of the model (all known versions, or the requested one)."""
     response = get_model_status_pb2.GetModelStatusResponse()
     for number, state, code, message in manager.status(name, version, label):
@@ -69,4 +80,3 @@ def status_response(manager: ModelManager, name: str, version: int | None,
         status.status.error_code = code.value[0]
         status.status.error_message = message
     return response
-

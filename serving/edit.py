@@ -26,32 +26,65 @@ def define_flags() -> None:
     from ebgan_tf.faces import ALIGN_MODES, DEFAULT_FEATHER
     from ebgan_tf.shipped import DEFAULT_MODEL
 
-    flags.DEFINE_string("model", DEFAULT_MODEL, "Exported model: a SavedModel version directory (exports/ebgan/1), its "
-                        "base directory (exports/ebgan: the highest version) or a .tflite file. Default: the shipped "
-                        "Att-EBGAN (models/att_ebgan: synthetic faces at 64 px; mouth, components and face).")
+    flags.DEFINE_string(
+        "model",
+        DEFAULT_MODEL,
+        "Exported model: a SavedModel version directory (exports/ebgan/1), its "
+        "base directory (exports/ebgan: the highest version) or a .tflite file. Default: the shipped "
+        "Att-EBGAN (models/att_ebgan: synthetic faces at 64 px; mouth, components and face).",
+    )
     flags.DEFINE_string("source", None, "Photo to edit (PNG/JPEG/...; any size; EXIF orientation is applied).")
     flags.DEFINE_string("exemplar", None, "Photo (or aligned crop) whose face region is transferred to the source.")
-    flags.DEFINE_multi_string("part", [], "A part of a composed edit, instead of --exemplar and --region/--mask: "
-                              "region:exemplar file[:strength], e.g. --part=eyes:b.png:0.7 --part=mouth:c.png "
-                              "(strength in [0, 1], default 1: 0 = the source's own region). Repeat for each part; "
-                              "--drop/--keep apply to every part.")
-    flags.DEFINE_string("region", None,
-                        "Region(s) to edit, comma-separated: mouth, eyes, brows, nose, components, face.")
-    flags.DEFINE_string("mask", None, "Mask image instead of --region: white (or opaque) pixels are edited. It must "
-                        "have the source's size (any square size for an aligned source).")
+    flags.DEFINE_multi_string(
+        "part",
+        [],
+        "A part of a composed edit, instead of --exemplar and --region/--mask: "
+        "region:exemplar file[:strength], e.g. --part=eyes:b.png:0.7 --part=mouth:c.png "
+        "(strength in [0, 1], default 1: 0 = the source's own region). Repeat for each part; "
+        "--drop/--keep apply to every part.",
+    )
+    flags.DEFINE_string(
+        "region", None, "Region(s) to edit, comma-separated: mouth, eyes, brows, nose, components, face."
+    )
+    flags.DEFINE_string(
+        "mask",
+        None,
+        "Mask image instead of --region: white (or opaque) pixels are edited. It must "
+        "have the source's size (any square size for an aligned source).",
+    )
     flags.DEFINE_list("drop", [], "Att-EBGAN: exemplar attributes to filter out, e.g. Mustache,Smiling.")
     flags.DEFINE_list("keep", None, "Att-EBGAN: the only exemplar attributes to transfer (all others filtered out).")
-    flags.DEFINE_string("output", None, "Where to write the edited image (format from the extension; written "
-                        "atomically). Default: <source name>_edited.<source extension> next to the source.")
-    flags.DEFINE_integer("face_index", 0, "Which face of the source to edit when it has several: 0 = the largest "
-                         "(see --list_faces).", lower_bound=0)
+    flags.DEFINE_string(
+        "output",
+        None,
+        "Where to write the edited image (format from the extension; written "
+        "atomically). Default: <source name>_edited.<source extension> next to the source.",
+    )
+    flags.DEFINE_integer(
+        "face_index",
+        0,
+        "Which face of the source to edit when it has several: 0 = the largest (see --list_faces).",
+        lower_bound=0,
+    )
     flags.DEFINE_integer("exemplar_face_index", 0, "Which face of the exemplar to use: 0 = the largest.", lower_bound=0)
-    flags.DEFINE_boolean("list_faces", False, "Print the faces found in --source (and --exemplar, if given), "
-                         "largest first, and exit without editing.")
-    flags.DEFINE_enum("align", "auto", ALIGN_MODES, "auto: an image of exactly the model's size is an aligned crop, "
-                      "any other is searched for faces; detect: always search; none: never (aligned crops only).")
-    flags.DEFINE_float("feather", DEFAULT_FEATHER, "Width of the blended seam around the pasted region, in model "
-                       "pixels.", lower_bound=0.0)
+    flags.DEFINE_boolean(
+        "list_faces",
+        False,
+        "Print the faces found in --source (and --exemplar, if given), largest first, and exit without editing.",
+    )
+    flags.DEFINE_enum(
+        "align",
+        "auto",
+        ALIGN_MODES,
+        "auto: an image of exactly the model's size is an aligned crop, "
+        "any other is searched for faces; detect: always search; none: never (aligned crops only).",
+    )
+    flags.DEFINE_float(
+        "feather",
+        DEFAULT_FEATHER,
+        "Width of the blended seam around the pasted region, in model pixels.",
+        lower_bound=0.0,
+    )
 
 
 FLAGS = flags.FLAGS
@@ -74,14 +107,27 @@ def describe_faces(path: str) -> str:
     for index, face in enumerate(faces):
         x, y, width, height = face.box
         eyes = ", ".join(f"({px:.0f}, {py:.0f})" for px, py in face.landmarks[:2])
-        lines.append(f"  [{index}] box x={x:.0f} y={y:.0f} width={width:.0f} height={height:.0f}  "
-                     f"confidence {face.confidence:.3f}  eyes {eyes}")
+        lines.append(
+            f"  [{index}] box x={x:.0f} y={y:.0f} width={width:.0f} height={height:.0f}  "
+            f"confidence {face.confidence:.3f}  eyes {eyes}"
+        )
     return "\n".join(lines)
 
 
-def edit_files(model: str, source: str, exemplar: str, output: str, region: str | None = None,
-               mask: str | None = None, drop: Sequence[str] = (), keep: list[str] | None = None, face_index: int = 0,
-               exemplar_face_index: int = 0, align: str = "auto", feather: float = 2.0) -> None:
+def edit_files(
+    model: str,
+    source: str,
+    exemplar: str,
+    output: str,
+    region: str | None = None,
+    mask: str | None = None,
+    drop: Sequence[str] = (),
+    keep: list[str] | None = None,
+    face_index: int = 0,
+    exemplar_face_index: int = 0,
+    align: str = "auto",
+    feather: float = 2.0,
+) -> None:
     """Loads the model and images, edits, and writes `output` atomically. Bad input raises ValueError."""
     from ebgan_tf.config import parse_regions
     from ebgan_tf.data.masks import load_mask_image
@@ -102,8 +148,19 @@ def edit_files(model: str, source: str, exemplar: str, output: str, region: str 
             mask_image = load_mask_image(mask, size)
         else:
             mask_image = load_photo_mask(mask, source_image.shape[:2])
-    edited = edit_photo(editor, source_image, exemplar_image, regions, mask_image, attributes, face_index,
-                        exemplar_face_index, align, feather, names=(source, exemplar))
+    edited = edit_photo(
+        editor,
+        source_image,
+        exemplar_image,
+        regions,
+        mask_image,
+        attributes,
+        face_index,
+        exemplar_face_index,
+        align,
+        feather,
+        names=(source, exemplar),
+    )
     save_image(output, edited)
 
 
@@ -131,12 +188,16 @@ def parse_part(text: str) -> Part:
         try:
             strength = float(tail)
         except ValueError:
-            raise ValueError(f"--part={text!r}: the strength {tail!r} is not a number (give region:exemplar "
-                             "file[:strength], strength in [0, 1]).") from None
+            raise ValueError(
+                f"--part={text!r}: the strength {tail!r} is not a number (give region:exemplar "
+                "file[:strength], strength in [0, 1])."
+            ) from None
         exemplar = head
     if not 0.0 <= strength <= 1.0:  # NaN fails too
-        raise ValueError(f"--part={text!r}: strength must be in [0, 1] (0 = the source's own region, 1 = the "
-                         f"exemplar's), got {tail}.")
+        raise ValueError(
+            f"--part={text!r}: strength must be in [0, 1] (0 = the source's own region, 1 = the "
+            f"exemplar's), got {tail}."
+        )
     names = parse_regions(region)
     if len(names) != 1:
         raise ValueError(f"--part={text!r}: one region per part (give --part once for each).")
@@ -145,9 +206,18 @@ def parse_part(text: str) -> Part:
     return Part(names[0], exemplar, strength)
 
 
-def compose_files(model: str, source: str, parts: Sequence[Part], output: str, drop: Sequence[str] = (),
-                  keep: list[str] | None = None, face_index: int = 0, exemplar_face_index: int = 0,
-                  align: str = "auto", feather: float = 2.0) -> None:
+def compose_files(
+    model: str,
+    source: str,
+    parts: Sequence[Part],
+    output: str,
+    drop: Sequence[str] = (),
+    keep: list[str] | None = None,
+    face_index: int = 0,
+    exemplar_face_index: int = 0,
+    align: str = "auto",
+    feather: float = 2.0,
+) -> None:
     """A composed edit of `source` (an aligned crop or a photo): each part's region, on the source face's own
     landmarks, filled from its exemplar (each exemplar file detected and aligned once) at its strength; the result
     is pasted back into a photo and written to `output` atomically. Bad input raises ValueError."""
@@ -165,11 +235,21 @@ def compose_files(model: str, source: str, parts: Sequence[Part], output: str, d
     attributes = editor.info.attributes_from(drop=drop, keep=keep)
     size = editor.info.image_size
     source_crop = face_crop(source_image, editor.info, align, face_index, source)
-    crops = {path: face_crop(load_image(path), editor.info, align, exemplar_face_index, path)
-             for path in dict.fromkeys(part.exemplar for part in parts)}
+    crops = {
+        path: face_crop(load_image(path), editor.info, align, exemplar_face_index, path)
+        for path in dict.fromkeys(part.exemplar for part in parts)
+    }
     part_masks = np.stack([region_mask(source_crop.landmarks, part.region, size).numpy() for part in parts])
-    edited = compose_crops(editor, source_image, source_crop, [crops[part.exemplar] for part in parts], part_masks,
-                           [part.strength for part in parts], [attributes] * len(parts), feather)
+    edited = compose_crops(
+        editor,
+        source_image,
+        source_crop,
+        [crops[part.exemplar] for part in parts],
+        part_masks,
+        [part.strength for part in parts],
+        [attributes] * len(parts),
+        feather,
+    )
     save_image(output, edited)
 
 
@@ -177,13 +257,15 @@ def compose_files(model: str, source: str, parts: Sequence[Part], output: str, d
 def main(argv: list[str]) -> int:
     check_no_arguments(argv)
     if FLAGS.part and (FLAGS.exemplar or FLAGS.region or FLAGS.mask):
-        raise ValueError("Give --part (one per region, each with its exemplar) or --exemplar with --region/--mask, "
-                         "not both.")
+        raise ValueError(
+            "Give --part (one per region, each with its exemplar) or --exemplar with --region/--mask, not both."
+        )
     needed = ["source"] if FLAGS.list_faces else ["model", "source"] + ([] if FLAGS.part else ["exemplar"])
     missing = [f"--{name}" for name in needed if not FLAGS[name].value]
     if missing:
-        raise ValueError(f"Missing {', '.join(missing)}"
-                         + (" (--list_faces needs only --source)." if FLAGS.list_faces else "."))
+        raise ValueError(
+            f"Missing {', '.join(missing)}" + (" (--list_faces needs only --source)." if FLAGS.list_faces else ".")
+        )
     if FLAGS.list_faces:
         for path in (FLAGS.source, FLAGS.exemplar):
             if path:
@@ -191,12 +273,34 @@ def main(argv: list[str]) -> int:
         return 0
     output = FLAGS.output or default_output(FLAGS.source)
     if FLAGS.part:
-        compose_files(FLAGS.model, FLAGS.source, [parse_part(text) for text in FLAGS.part], output, FLAGS.drop,
-                      FLAGS.keep, FLAGS.face_index, FLAGS.exemplar_face_index, FLAGS.align, FLAGS.feather)
+        compose_files(
+            FLAGS.model,
+            FLAGS.source,
+            [parse_part(text) for text in FLAGS.part],
+            output,
+            FLAGS.drop,
+            FLAGS.keep,
+            FLAGS.face_index,
+            FLAGS.exemplar_face_index,
+            FLAGS.align,
+            FLAGS.feather,
+        )
         print(f"Wrote {output}")
         return 0
-    edit_files(FLAGS.model, FLAGS.source, FLAGS.exemplar, output, FLAGS.region, FLAGS.mask, FLAGS.drop,
-               FLAGS.keep, FLAGS.face_index, FLAGS.exemplar_face_index, FLAGS.align, FLAGS.feather)
+    edit_files(
+        FLAGS.model,
+        FLAGS.source,
+        FLAGS.exemplar,
+        output,
+        FLAGS.region,
+        FLAGS.mask,
+        FLAGS.drop,
+        FLAGS.keep,
+        FLAGS.face_index,
+        FLAGS.exemplar_face_index,
+        FLAGS.align,
+        FLAGS.feather,
+    )
     print(f"Wrote {output}")
     return 0
 

@@ -57,11 +57,17 @@ def predict(core: ServingCore, request: predict_pb2.PredictRequest) -> predict_p
     signature = servable.signature(request.model_spec.signature_name)
     for key, proto in request.inputs.items():  # check dtypes before decoding the tensors
         if key in signature.inputs and proto.dtype != signature.inputs[key].dtype:
-            raise invalid(f"Input {key!r} has dtype {dtype_name(proto.dtype)} but signature "
-                          f"{request.model_spec.signature_name or DEFAULT_SIGNATURE!r} expects "
-                          f"{dtype_name(signature.inputs[key].dtype)}.")
-    outputs = core.predict(servable, request.model_spec.signature_name, tensor_protos_to_arrays(request.inputs),
-                           list(request.output_filter))
+            raise invalid(
+                f"Input {key!r} has dtype {dtype_name(proto.dtype)} but signature "
+                f"{request.model_spec.signature_name or DEFAULT_SIGNATURE!r} expects "
+                f"{dtype_name(signature.inputs[key].dtype)}."
+            )
+    outputs = core.predict(
+        servable,
+        request.model_spec.signature_name,
+        tensor_protos_to_arrays(request.inputs),
+        list(request.output_filter),
+    )
     response = predict_pb2.PredictResponse()
     response.model_spec.name = servable.name
     response.model_spec.version.value = servable.version
@@ -71,9 +77,9 @@ def predict(core: ServingCore, request: predict_pb2.PredictRequest) -> predict_p
     return response
 
 
-def model_metadata(core: ServingCore,
-                   request: get_model_metadata_pb2.GetModelMetadataRequest
-                   ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+def model_metadata(
+    core: ServingCore, request: get_model_metadata_pb2.GetModelMetadataRequest
+) -> get_model_metadata_pb2.GetModelMetadataResponse:
     """PredictionService/GetModelMetadata (signature_def)."""
     _check_spec_names(request.model_spec)
     fields = list(request.metadata_field)
@@ -93,8 +99,9 @@ def model_metadata(core: ServingCore,
     return response
 
 
-def model_status(core: ServingCore, request: get_model_status_pb2.GetModelStatusRequest
-                 ) -> get_model_status_pb2.GetModelStatusResponse:
+def model_status(
+    core: ServingCore, request: get_model_status_pb2.GetModelStatusRequest
+) -> get_model_status_pb2.GetModelStatusResponse:
     """ModelService/GetModelStatus."""
     _check_spec_names(request.model_spec)
     return status_response(core.manager, request.model_spec.name, *_spec_version(request.model_spec))
@@ -149,14 +156,20 @@ class GrpcFront:
 
     def _methods(self) -> dict[str, dict[str, _Method]]:
         core = self._core
-        return {"tensorflow.serving.PredictionService": {
-                    "Predict": _Method(predict_pb2.PredictRequest, lambda request: predict(core, request)),
-                    "GetModelMetadata": _Method(get_model_metadata_pb2.GetModelMetadataRequest,
-                                                lambda request: model_metadata(core, request))},
-                "tensorflow.serving.ModelService": {
-                    "GetModelStatus": _Method(get_model_status_pb2.GetModelStatusRequest,
-                                              lambda request: model_status(core, request))},
-                "grpc.health.v1.Health": {"Check": _Method(health_pb2.HealthCheckRequest, self._check, True)}}
+        return {
+            "tensorflow.serving.PredictionService": {
+                "Predict": _Method(predict_pb2.PredictRequest, lambda request: predict(core, request)),
+                "GetModelMetadata": _Method(
+                    get_model_metadata_pb2.GetModelMetadataRequest, lambda request: model_metadata(core, request)
+                ),
+            },
+            "tensorflow.serving.ModelService": {
+                "GetModelStatus": _Method(
+                    get_model_status_pb2.GetModelStatusRequest, lambda request: model_status(core, request)
+                )
+            },
+            "grpc.health.v1.Health": {"Check": _Method(health_pb2.HealthCheckRequest, self._check, True)},
+        }
 
     def start(self, address: str) -> int:
         """Binds `address` (host:port) and starts serving; returns the port."""
@@ -165,13 +178,17 @@ class GrpcFront:
     async def _start(self, address: str) -> int:
         limits = self._limits
         self._expired = asyncio.Event()
-        self._server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", limits.max_message_bytes),
-            ("grpc.max_send_message_length", limits.max_message_bytes),
-            ("grpc.max_concurrent_streams", limits.grpc_max_concurrent_streams)])
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limits.max_message_bytes),
+                ("grpc.max_send_message_length", limits.max_message_bytes),
+                ("grpc.max_concurrent_streams", limits.grpc_max_concurrent_streams),
+            ]
+        )
         for service, methods in self._methods().items():
-            handlers = {name: grpc.stream_unary_rpc_method_handler(self._handler(method))
-                        for name, method in methods.items()}
+            handlers = {
+                name: grpc.stream_unary_rpc_method_handler(self._handler(method)) for name, method in methods.items()
+            }
             self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
         try:
             port = self._server.add_insecure_port(address)
@@ -220,13 +237,17 @@ class GrpcFront:
             if not read.done():
                 read.cancel()
         if not done:
-            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                               f"The request message did not arrive within {limits.grpc_message_timeout_seconds:g} "
-                               f"s ({flag('grpc_message_timeout_seconds')}).")
+            raise ServingError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"The request message did not arrive within {limits.grpc_message_timeout_seconds:g} "
+                f"s ({flag('grpc_message_timeout_seconds')}).",
+            )
         if read.cancelled():
-            raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               f"More than {limits.grpc_max_pending_messages} calls were waiting for their request "
-                               f"message ({flag('grpc_max_pending_messages')}) and this one had waited longest.")
+            raise ServingError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"More than {limits.grpc_max_pending_messages} calls were waiting for their request "
+                f"message ({flag('grpc_max_pending_messages')}) and this one had waited longest.",
+            )
         return read.result()
 
     async def _compute(self, method: _Method, data: bytes) -> bytes:

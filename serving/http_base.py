@@ -23,9 +23,13 @@ from ebgan_tf.serving.limits import content_length
 from ebgan_tf.serving.request_limits import RequestLimits, flag
 
 # A status's HTTP code (docs/hardening.md); anything else is a server error, 500.
-HTTP_STATUS = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.NOT_FOUND: 404,
-               grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
-               grpc.StatusCode.UNAVAILABLE: 503}
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
+    grpc.StatusCode.UNAVAILABLE: 503,
+}
 
 
 MAX_REQUEST_LINE_BYTES = 65536  # a longer request line is 414
@@ -69,14 +73,15 @@ def _check_head(head: bytes, max_body_bytes: int) -> None:
     if end < 0:
         return
     if len(line.split()) != 3:
-        raise _Refused(400, f"Malformed request line {line[:80]!r}: expected 'METHOD /path HTTP/1.1' "
-                            "(HTTP/0.9 is not supported).")
+        raise _Refused(
+            400, f"Malformed request line {line[:80]!r}: expected 'METHOD /path HTTP/1.1' (HTTP/0.9 is not supported)."
+        )
     blank = _BLANK_LINE.search(head, end)
     if blank is None or blank.start() > MAX_HEAD_BYTES:
         if len(head) > MAX_HEAD_BYTES:
             raise _Refused(431, f"The request head is too long (over {MAX_HEAD_BYTES} bytes).")
         return
-    lines = head[end + 1:blank.start()].split(b"\n") if blank.start() > end else []
+    lines = head[end + 1 : blank.start()].split(b"\n") if blank.start() > end else []
     if len(lines) > MAX_HEADERS:
         raise _Refused(431, f"The request has {len(lines)} headers; at most {MAX_HEADERS} are accepted.")
     fields = [(name.strip().lower(), value.strip()) for name, _, value in (item.partition(b":") for item in lines)]
@@ -130,8 +135,7 @@ class LimitedHandler(socketserver.BaseRequestHandler):
             self._fail(*self.error_answer(error))
         except TimeoutError:
             if self._phase in ("headers", "body"):
-                seconds = (limits.header_timeout_seconds if self._phase == "headers" else
-                           limits.body_timeout_seconds)
+                seconds = limits.header_timeout_seconds if self._phase == "headers" else limits.body_timeout_seconds
                 self._fail(408, {"error": f"The request {self._phase} did not arrive within {seconds:g} s."})
         except OSError:
             pass  # the client went away
@@ -163,13 +167,13 @@ class LimitedHandler(socketserver.BaseRequestHandler):
             if head is not None:
                 if self._phase == "idle" and data:
                     self._expect("headers", self.server.limits.header_timeout_seconds)
-                head += data[:MAX_HEAD_BYTES + 2 - len(head)]
+                head += data[: MAX_HEAD_BYTES + 2 - len(head)]
                 _check_head(bytes(head), self.server.limits.max_message_bytes)
             self._h11.receive_data(data)
 
     def _serve_one(self) -> bool:
         """Reads and answers one request; False when the connection is to be closed."""
-        head = bytearray(self._h11.trailing_data[0][:MAX_HEAD_BYTES + 2])  # a pipelined request's first bytes
+        head = bytearray(self._h11.trailing_data[0][: MAX_HEAD_BYTES + 2])  # a pipelined request's first bytes
         if head:
             _check_head(bytes(head), self.server.limits.max_message_bytes)
         event = self._next_event(head)
@@ -205,8 +209,9 @@ class LimitedHandler(socketserver.BaseRequestHandler):
             try:
                 event = self._next_event()
             except _Refused:
-                raise invalid(f"The request body ended after {received} of {self._length} bytes "
-                              "(Content-Length).") from None
+                raise invalid(
+                    f"The request body ended after {received} of {self._length} bytes (Content-Length)."
+                ) from None
             if isinstance(event, h11.EndOfMessage):
                 return b"".join(chunks)
             chunks.append(bytes(event.data))
@@ -246,21 +251,35 @@ class LimitedHandler(socketserver.BaseRequestHandler):
     def send_json(self, status: int, body: Mapping[str, Any]) -> None:
         self.send_answer(status, "application/json", json.dumps(body).encode())
 
-    def send_answer(self, status: int, content_type: str, data: bytes,
-                    headers: Mapping[str, str] | None = None) -> None:
+    def send_answer(
+        self, status: int, content_type: str, data: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
         """One answer. A request whose declared body was not read ends its connection."""
         with self._write_lock:
             if self.abandoned or self._h11.our_state is not h11.SEND_RESPONSE:
                 return
-            fields = {"Content-Type": content_type, "Content-Length": str(len(data)), **self.default_headers,
-                      **(headers or {})}
+            fields = {
+                "Content-Type": content_type,
+                "Content-Length": str(len(data)),
+                **self.default_headers,
+                **(headers or {}),
+            }
             if not self._request_ended() and self._length != 0:
                 fields["Connection"] = "close"
             self.connection.settimeout(self.server.limits.body_timeout_seconds)
-            self.connection.sendall(b"".join((
-                self._h11.send(h11.Response(status_code=status, headers=list(fields.items()),
-                                            reason=http.HTTPStatus(status).phrase)),
-                self._h11.send(h11.Data(data=data)), self._h11.send(h11.EndOfMessage()))))
+            self.connection.sendall(
+                b"".join(
+                    (
+                        self._h11.send(
+                            h11.Response(
+                                status_code=status, headers=list(fields.items()), reason=http.HTTPStatus(status).phrase
+                            )
+                        ),
+                        self._h11.send(h11.Data(data=data)),
+                        self._h11.send(h11.EndOfMessage()),
+                    )
+                )
+            )
 
     def abandon(self, status: int, message: str) -> None:
         """From another thread (shutdown): answers a request still being computed and closes its connection."""
@@ -276,10 +295,10 @@ def _protocol_message(error: h11.RemoteProtocolError) -> str:
 
 def _raw_answer(status: int, body: bytes, headers: Mapping[str, str]) -> bytes:
     """A JSON answer that closes its connection, as bytes (for answers outside h11's request cycle)."""
-    fields = {"Content-Type": "application/json", "Content-Length": str(len(body)), **headers,
-              "Connection": "close"}
+    fields = {"Content-Type": "application/json", "Content-Length": str(len(body)), **headers, "Connection": "close"}
     head = f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n" + "".join(
-        f"{key}: {value}\r\n" for key, value in fields.items())
+        f"{key}: {value}\r\n" for key, value in fields.items()
+    )
     return head.encode("latin-1") + b"\r\n" + body
 
 
@@ -333,8 +352,12 @@ class LimitedHTTPServer(socketserver.ThreadingTCPServer):
 
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
-            _answer_and_close(request, 503, f"Too many connections (at most {self.limits.max_connections}, "
-                                            f"{flag('max_connections')}); retry later.")
+            _answer_and_close(
+                request,
+                503,
+                f"Too many connections (at most {self.limits.max_connections}, "
+                f"{flag('max_connections')}); retry later.",
+            )
             return
         super().process_request(request, client_address)
 

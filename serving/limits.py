@@ -21,16 +21,44 @@ from ebgan_tf.serving.errors import ServingError, invalid
 from ebgan_tf.serving.request_limits import RequestLimits, flag
 
 # TensorProto's typed value fields, and how many of their entries make one element.
-_VALUE_FIELDS = {"half_val": 1, "float_val": 1, "double_val": 1, "int_val": 1, "string_val": 1, "scomplex_val": 2,
-                 "int64_val": 1, "bool_val": 1, "dcomplex_val": 2, "uint32_val": 1, "uint64_val": 1}
+_VALUE_FIELDS = {
+    "half_val": 1,
+    "float_val": 1,
+    "double_val": 1,
+    "int_val": 1,
+    "string_val": 1,
+    "scomplex_val": 2,
+    "int64_val": 1,
+    "bool_val": 1,
+    "dcomplex_val": 2,
+    "uint32_val": 1,
+    "uint64_val": 1,
+}
 # The value field each dtype's values travel in (as TensorFlow's make_tensor_proto writes them); tensor_content
 # serves every dtype but string.
-_DTYPE_FIELDS = {tf.float32: "float_val", tf.float64: "double_val", tf.int32: "int_val", tf.int16: "int_val",
-                 tf.int8: "int_val", tf.uint8: "int_val", tf.uint16: "int_val", tf.qint8: "int_val",
-                 tf.quint8: "int_val", tf.qint16: "int_val", tf.quint16: "int_val", tf.qint32: "int_val",
-                 tf.int64: "int64_val", tf.uint32: "uint32_val", tf.uint64: "uint64_val", tf.bool: "bool_val",
-                 tf.string: "string_val", tf.float16: "half_val", tf.bfloat16: "half_val",
-                 tf.complex64: "scomplex_val", tf.complex128: "dcomplex_val"}
+_DTYPE_FIELDS = {
+    tf.float32: "float_val",
+    tf.float64: "double_val",
+    tf.int32: "int_val",
+    tf.int16: "int_val",
+    tf.int8: "int_val",
+    tf.uint8: "int_val",
+    tf.uint16: "int_val",
+    tf.qint8: "int_val",
+    tf.quint8: "int_val",
+    tf.qint16: "int_val",
+    tf.quint16: "int_val",
+    tf.qint32: "int_val",
+    tf.int64: "int64_val",
+    tf.uint32: "uint32_val",
+    tf.uint64: "uint64_val",
+    tf.bool: "bool_val",
+    tf.string: "string_val",
+    tf.float16: "half_val",
+    tf.bfloat16: "half_val",
+    tf.complex64: "scomplex_val",
+    tf.complex128: "dcomplex_val",
+}
 # Names a client chooses (model, signature, version label, input and output names) and how many it may list: a
 # bound keeps every error message that names them short (gRPC carries it in a trailer of at most 8-16 KB).
 MAX_NAME_CHARS = 256
@@ -40,9 +68,14 @@ MAX_ERROR_CHARS = 2000  # an error message longer than this is cut (whatever it 
 # (and the REST body's JSON count) follows from the signature and --max_batch_rows.
 MAX_FREE_SIZE = 16
 # int_val carries these dtypes' values (half_val: the bit patterns of half and bfloat16) and can overflow them.
-_NARROW_INTEGERS = {tf.uint8.as_datatype_enum: (0, 255), tf.int8.as_datatype_enum: (-128, 127),
-                    tf.uint16.as_datatype_enum: (0, 65535), tf.int16.as_datatype_enum: (-32768, 32767),
-                    tf.half.as_datatype_enum: (0, 65535), tf.bfloat16.as_datatype_enum: (0, 65535)}
+_NARROW_INTEGERS = {
+    tf.uint8.as_datatype_enum: (0, 255),
+    tf.int8.as_datatype_enum: (-128, 127),
+    tf.uint16.as_datatype_enum: (0, 65535),
+    tf.int16.as_datatype_enum: (-32768, 32767),
+    tf.half.as_datatype_enum: (0, 65535),
+    tf.bfloat16.as_datatype_enum: (0, 65535),
+}
 
 
 def exhausted(message: str) -> ServingError:
@@ -69,8 +102,7 @@ def check_name(what: str, name: str) -> None:
         raise invalid(f"The {what} {shown(name, 40)} is longer than {MAX_NAME_CHARS} characters.")
 
 
-def check_request_names(model: str, signature: str = "", label: str = "", inputs: Any = (),
-                        outputs: Any = ()) -> None:
+def check_request_names(model: str, signature: str = "", label: str = "", inputs: Any = (), outputs: Any = ()) -> None:
     """INVALID_ARGUMENT if any name of a request, or its number of inputs or output filters, is over the bounds."""
     for what, names in (("inputs", inputs), ("output filters", outputs)):
         names = list(names)
@@ -109,30 +141,40 @@ def check_tensor_proto(key: str, proto: Any) -> None:
     if any(size < 0 for size in dims):
         raise invalid(f"Input {key!r} declares a negative dimension in its shape {dims}.")
     declared = math.prod(dims)
-    fields = [(name, len(values) // _VALUE_FIELDS[name]) for name, values in
-              ((field.name, value) for field, value in proto.ListFields()) if name in _VALUE_FIELDS]
+    fields = [
+        (name, len(values) // _VALUE_FIELDS[name])
+        for name, values in ((field.name, value) for field, value in proto.ListFields())
+        if name in _VALUE_FIELDS
+    ]
     if proto.tensor_content:
         fields.append(("tensor_content", len(proto.tensor_content) // max(dtype.size, 1)))
         if dtype == tf.string or len(proto.tensor_content) % dtype.size:
-            raise invalid(f"Input {key!r}: tensor_content of {len(proto.tensor_content)} bytes does not hold whole "
-                          f"{dtype.name} values.")
+            raise invalid(
+                f"Input {key!r}: tensor_content of {len(proto.tensor_content)} bytes does not hold whole "
+                f"{dtype.name} values."
+            )
     if len(fields) > 1:
         raise invalid(f"Input {key!r} carries values in more than one field: {[name for name, _ in fields]}.")
     own_field = _DTYPE_FIELDS.get(dtype)
     if fields and fields[0][0] not in ("tensor_content", own_field):
         where = f"{own_field} or tensor_content" if own_field else "tensor_content"
-        raise invalid(f"Input {key!r} ({dtype.name}) carries its values in {fields[0][0]}; {dtype.name} values go "
-                      f"in {where}.")
+        raise invalid(
+            f"Input {key!r} ({dtype.name}) carries its values in {fields[0][0]}; {dtype.name} values go in {where}."
+        )
     given = fields[0][1] if fields else 0
     if given != declared:
-        raise invalid(f"Input {key!r} declares shape {dims} ({declared} values) but carries {given}; "
-                      "send every value (tensor_content or the full value field).")
+        raise invalid(
+            f"Input {key!r} declares shape {dims} ({declared} values) but carries {given}; "
+            "send every value (tensor_content or the full value field)."
+        )
     if proto.dtype in _NARROW_INTEGERS and fields and fields[0][0] in ("int_val", "half_val"):
         low, high = _NARROW_INTEGERS[proto.dtype]
         values = np.asarray(getattr(proto, fields[0][0]), np.int64)
         if values.size and (values.min() < low or values.max() > high):
-            raise invalid(f"Input {key!r} has values outside the range of {dtype.name} [{low}, {high}] "
-                          f"(min {values.min()}, max {values.max()}).")
+            raise invalid(
+                f"Input {key!r} has values outside the range of {dtype.name} [{low}, {high}] "
+                f"(min {values.min()}, max {values.max()})."
+            )
 
 
 def check_rows(inputs: Mapping[str, np.ndarray], limits: RequestLimits) -> None:
@@ -145,8 +187,10 @@ def check_rows(inputs: Mapping[str, np.ndarray], limits: RequestLimits) -> None:
 def check_row_count(key: str, rows: int, limits: RequestLimits) -> None:
     """RESOURCE_EXHAUSTED if `rows` (of input `key`) is over --max_batch_rows."""
     if rows > limits.max_batch_rows:
-        raise exhausted(f"Input {key!r} has {rows} rows; this server takes at most {limits.max_batch_rows} per "
-                        f"request ({flag('max_batch_rows')}). Split the request.")
+        raise exhausted(
+            f"Input {key!r} has {rows} rows; this server takes at most {limits.max_batch_rows} per "
+            f"request ({flag('max_batch_rows')}). Split the request."
+        )
 
 
 def content_length(values: list[str], max_bytes: int) -> int:
@@ -161,8 +205,10 @@ def content_length(values: list[str], max_bytes: int) -> int:
         raise invalid(f"Content-Length must be a non-negative decimal number, got {values[0]!r}.")
     length = int(text)
     if length > max_bytes:
-        raise exhausted(f"The request is too large: {length / 1e6:.1f} MB ({length} bytes), over this server's limit "
-                        f"of {max_bytes / 1e6:.1f} MB ({flag('max_message_bytes')}).")
+        raise exhausted(
+            f"The request is too large: {length / 1e6:.1f} MB ({length} bytes), over this server's limit "
+            f"of {max_bytes / 1e6:.1f} MB ({flag('max_message_bytes')})."
+        )
     return length
 
 

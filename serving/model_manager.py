@@ -19,7 +19,7 @@ from ebgan_tf.serving.server_config import ModelSource, VersionPolicy
 State = get_model_status_pb2.ModelVersionStatus.State
 
 
-MAX_VERSION = 2 ** 63 - 1  # versions are int64, as in TF Serving
+MAX_VERSION = 2**63 - 1  # versions are int64, as in TF Serving
 
 
 def version_number(entry: str) -> int | None:
@@ -47,8 +47,11 @@ def _versions_on_disk(base_path: str, skipped: set[str]) -> dict[int, str]:
         if number is None or number in versions:
             if entry not in skipped:
                 skipped.add(entry)
-                reason = (f"a second directory of version {number}" if number is not None else
-                          "not a version number (decimal digits of an int64)")
+                reason = (
+                    f"a second directory of version {number}"
+                    if number is not None
+                    else "not a version number (decimal digits of an int64)"
+                )
                 logging.warning("Skipping %s: %s.", os.path.join(base_path, entry), reason)
             continue
         versions[number] = entry
@@ -107,8 +110,13 @@ class _Model:
 class ModelManager:
     """Keeps the served versions of every model in line with its base path and version policy."""
 
-    def __init__(self, sources: Sequence[ModelSource], poll_wait_seconds: float,
-                 load_retry_interval_seconds: float = 60.0, max_num_load_retries: int = 5):
+    def __init__(
+        self,
+        sources: Sequence[ModelSource],
+        poll_wait_seconds: float,
+        load_retry_interval_seconds: float = 60.0,
+        max_num_load_retries: int = 5,
+    ):
         self._models = {source.name: _Model(source) for source in sources}
         self._poll_wait_seconds = poll_wait_seconds
         self._retry_interval = load_retry_interval_seconds
@@ -145,8 +153,9 @@ class ModelManager:
         model.directories = _versions_on_disk(model.source.base_path, model.skipped)
         on_disk = set(model.directories)
         if not on_disk and not model.loaded:
-            logging.log_every_n_seconds(logging.WARNING, "No versions of model %s found under %s", 60,
-                                        model.source.name, model.source.base_path)
+            logging.log_every_n_seconds(
+                logging.WARNING, "No versions of model %s found under %s", 60, model.source.name, model.source.base_path
+            )
         for version in set(model.failed) - on_disk:
             del model.failed[version]
         while True:  # a version that fails to load leaves the policy to pick among the others
@@ -172,8 +181,7 @@ class ModelManager:
         if _fingerprint(os.path.join(model.source.base_path, model.directories[version])) != failure.fingerprint:
             failure.attempts = 0  # new files: a fresh round of retries
             return True
-        return (failure.attempts <= self._max_retries
-                and time.monotonic() - failure.tried >= self._retry_interval)
+        return failure.attempts <= self._max_retries and time.monotonic() - failure.tried >= self._retry_interval
 
     def _load(self, model: _Model, version: int) -> None:
         name, path = model.source.name, os.path.join(model.source.base_path, model.directories[version])
@@ -186,9 +194,11 @@ class ModelManager:
             logging.error("Loading model %s version %d from %s failed: %s", name, version, path, error)
             previous = model.failed.get(version)
             failure = _Failure(fingerprint, (previous.attempts if previous else 0) + 1, time.monotonic())
-            retry = (f"retrying in {self._retry_interval:g} s or when its files change"
-                     if failure.attempts <= self._max_retries else
-                     f"{self._max_retries} retries used up; retrying when its files change")
+            retry = (
+                f"retrying in {self._retry_interval:g} s or when its files change"
+                if failure.attempts <= self._max_retries
+                else f"{self._max_retries} retries used up; retrying when its files change"
+            )
             message = f"Loading {path} failed (attempt {failure.attempts}; {retry}): {_first_line(error)}"
             with self._lock:
                 model.failed[version] = failure
@@ -202,8 +212,10 @@ class ModelManager:
 
     def _model(self, name: str) -> _Model:
         if name not in self._models:
-            raise not_found(f"Servable not found for request: model {name!r} is not served "
-                             f"(served models: {', '.join(sorted(self._models))}).")
+            raise not_found(
+                f"Servable not found for request: model {name!r} is not served "
+                f"(served models: {', '.join(sorted(self._models))})."
+            )
         return self._models[name]
 
     def _requested_version(self, model: _Model, version: int | None, label: str | None) -> int | None:
@@ -225,15 +237,17 @@ class ModelManager:
         what = "Latest" if wanted is None else f"version {wanted}" + (f" (label {label!r})" if label else "")
         raise not_found(f"Servable not found for request: {what} of model {name!r}.")
 
-    def status(self, name: str, version: int | None = None,
-               label: str | None = None) -> list[tuple[int, int, grpc.StatusCode, str]]:
+    def status(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> list[tuple[int, int, grpc.StatusCode, str]]:
         """(version, state, error code, message) of every known version, or of the requested one."""
         model = self._model(name)
         wanted = self._requested_version(model, version, label)
         with self._lock:
             rows = [(v, *model.status[v]) for v in sorted(model.status) if wanted is None or v == wanted]
         if not rows:
-            raise not_found(f"Could not find any versions of model {name!r}" +
-                             ("." if wanted is None else f" with version {wanted}."))
+            raise not_found(
+                f"Could not find any versions of model {name!r}"
+                + ("." if wanted is None else f" with version {wanted}.")
+            )
         return rows
-

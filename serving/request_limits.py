@@ -40,14 +40,13 @@ _FIELDS = frozenset(field.name for field in dataclasses.fields(RequestLimits))
 # The limits of the shared HTTP layer (ebgan_tf.serving.http_base), each with its flag's help.
 HTTP_LIMITS = {
     "max_message_bytes": "Largest HTTP request body accepted (and, in ebgan-serve, gRPC message received or sent); "
-                         "a larger one is refused unread: HTTP 413 (gRPC RESOURCE_EXHAUSTED). ebgan-web's default "
-                         "takes a 40-megapixel camera JPEG (--max_pixels).",
+    "a larger one is refused unread: HTTP 413 (gRPC RESOURCE_EXHAUSTED). ebgan-web's default "
+    "takes a 40-megapixel camera JPEG (--max_pixels).",
     "header_timeout_seconds": "HTTP: seconds for a request's first line and headers to arrive (else 408 and the "
-                              "connection is closed).",
+    "connection is closed).",
     "body_timeout_seconds": "HTTP: seconds for a request's body to arrive, and for the client to take each answer "
-                            "(else 408 and the connection is closed).",
-    "idle_timeout_seconds": "HTTP: seconds a kept-alive connection may wait for its next request (then it is "
-                            "closed).",
+    "(else 408 and the connection is closed).",
+    "idle_timeout_seconds": "HTTP: seconds a kept-alive connection may wait for its next request (then it is closed).",
     "max_connections": "HTTP connections open at once; more are answered 503 and closed.",
 }
 

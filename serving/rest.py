@@ -39,7 +39,7 @@ def _decode_json_string(item: Any) -> bytes:
         return item.encode()
     if isinstance(item, dict) and isinstance(item.get("b64"), str):
         return base64.b64decode(item["b64"])
-    raise ValueError(f"expected a string or {{\"b64\": ...}}, got {item!r}")
+    raise ValueError(f'expected a string or {{"b64": ...}}, got {item!r}')
 
 
 def _json_to_array(value: Any, info: meta_graph_pb2.TensorInfo, key: str) -> np.ndarray:
@@ -52,8 +52,9 @@ def _json_to_array(value: Any, info: meta_graph_pb2.TensorInfo, key: str) -> np.
         array = np.asarray(value)
     except (ValueError, TypeError, binascii.Error) as error:
         raise invalid(f"Input {key!r} could not be parsed as a {dtype.name} tensor: {error}") from None
-    if array.dtype.kind not in "biuf" or (dtype.is_integer and array.dtype.kind == "f" and
-                                          not np.all(np.mod(array, 1) == 0)):
+    if array.dtype.kind not in "biuf" or (
+        dtype.is_integer and array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0)
+    ):
         raise invalid(f"Input {key!r} must hold {dtype.name} numbers (a rectangular nested list).")
     if dtype.is_integer and array.size and (array.min() < dtype.min or array.max() > dtype.max):
         raise invalid(f"Input {key!r} has values outside the range of {dtype.name} [{dtype.min}, {dtype.max}].")
@@ -94,13 +95,16 @@ def check_json_size(data: bytes, servable: Servable, limits: RequestLimits) -> N
     most += 64  # the body's own object and the row format's lists
     items = data.count(b",") + data.count(b"[")
     if items > most:
-        raise exhausted(f"The request body holds about {items} JSON values and arrays; {limits.max_batch_rows} rows "
-                        f"({flag('max_batch_rows')}) of model {servable.name!r} hold at most {most}. Split the "
-                        "request.")
+        raise exhausted(
+            f"The request body holds about {items} JSON values and arrays; {limits.max_batch_rows} rows "
+            f"({flag('max_batch_rows')}) of model {servable.name!r} hold at most {most}. Split the "
+            "request."
+        )
 
 
-def _rest_inputs(body: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef,
-                 limits: RequestLimits) -> tuple[dict, bool]:
+def _rest_inputs(
+    body: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef, limits: RequestLimits
+) -> tuple[dict, bool]:
     """TF Serving's REST request formats -> (inputs, row format?). A lone input may be given without its name.
     Names and rows are checked before any value is converted."""
     if ("instances" in body) == ("inputs" in body):
@@ -130,8 +134,9 @@ def _rest_inputs(body: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef
     check_request_names("", inputs=columns)
     unexpected = sorted(set(columns) - set(names))
     if unexpected:
-        raise invalid(f"input tensor alias(es) {shown_list(unexpected)} not found in signature; expected inputs: "
-                      f"{names}.")
+        raise invalid(
+            f"input tensor alias(es) {shown_list(unexpected)} not found in signature; expected inputs: {names}."
+        )
     return {key: _json_to_array(value, signature.inputs[key], key) for key, value in columns.items()}, row_format
 
 
@@ -163,8 +168,12 @@ class _Handler(LimitedHandler):
         version = int(version) if version else None
         if not post:
             status = status_response(self.server.core.manager, name, version, label)
-            self.send_json(200, json_format.MessageToDict(status, always_print_fields_with_no_presence=True,
-                                                          preserving_proto_field_name=True))
+            self.send_json(
+                200,
+                json_format.MessageToDict(
+                    status, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
+                ),
+            )
             return
         servable = self.server.core.manager.resolve(name, version, label)
         data = self.read_body()

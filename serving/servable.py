@@ -41,7 +41,8 @@ def _is_batchable(signature: meta_graph_pb2.SignatureDef) -> bool:
     """A signature can be batched if every input and output has a free leading (batch) dimension."""
     tensors = list(signature.inputs.values()) + list(signature.outputs.values())
     return bool(signature.inputs) and all(
-        (shape := _expected_shape(info)) is not None and len(shape) >= 1 and shape[0] == -1 for info in tensors)
+        (shape := _expected_shape(info)) is not None and len(shape) >= 1 and shape[0] == -1 for info in tensors
+    )
 
 
 class Servable:
@@ -60,8 +61,10 @@ class Servable:
         """The signature def of a servable signature; NOT_FOUND listing the available ones."""
         name = name or DEFAULT_SIGNATURE
         if name not in self._functions:
-            raise not_found(f"Serving signature name: {name!r} not found in signature def of model "
-                             f"{self.name!r} version {self.version}; it has: {', '.join(sorted(self._functions))}.")
+            raise not_found(
+                f"Serving signature name: {name!r} not found in signature def of model "
+                f"{self.name!r} version {self.version}; it has: {', '.join(sorted(self._functions))}."
+            )
         return self.signature_defs[name]
 
     def batchable(self, name: str) -> bool:
@@ -75,23 +78,32 @@ class Servable:
             raise invalid(
                 f"Request inputs do not match signature {name or DEFAULT_SIGNATURE!r} of model {self.name!r}: "
                 f"unexpected {shown_list(sorted(given - expected))}, missing {sorted(expected - given)}; "
-                f"expected inputs: {sorted(expected)}.")
+                f"expected inputs: {sorted(expected)}."
+            )
         for key, info in signature.inputs.items():
             array, dtype = inputs[key], tf.dtypes.as_dtype(info.dtype)
             matches = array.dtype.kind in "OSU" if dtype == tf.string else array.dtype == dtype.as_numpy_dtype
             if not matches:
-                raise invalid(f"Input {key!r} has dtype {_array_dtype_name(array)} but signature "
-                               f"{name or DEFAULT_SIGNATURE!r} expects {dtype.name}.")
+                raise invalid(
+                    f"Input {key!r} has dtype {_array_dtype_name(array)} but signature "
+                    f"{name or DEFAULT_SIGNATURE!r} expects {dtype.name}."
+                )
             shape = _expected_shape(info)
-            if shape is not None and (len(shape) != array.ndim or any(
-                    want not in (-1, got) for want, got in zip(shape, array.shape))):
-                raise invalid(f"Input {key!r} has shape {_shape_text(array.shape)} but signature "
-                               f"{name or DEFAULT_SIGNATURE!r} expects {_shape_text(shape)} (-1 = any size).")
-            if shape is not None and any(want == -1 and got > MAX_FREE_SIZE
-                                         for want, got in zip(shape[1:], array.shape[1:])):
-                raise invalid(f"Input {key!r} has shape {_shape_text(array.shape)}: this server takes at most "
-                              f"{MAX_FREE_SIZE} in a free dimension after the batch (such as the parts of "
-                              "edit_composed). Split the request.")
+            if shape is not None and (
+                len(shape) != array.ndim or any(want not in (-1, got) for want, got in zip(shape, array.shape))
+            ):
+                raise invalid(
+                    f"Input {key!r} has shape {_shape_text(array.shape)} but signature "
+                    f"{name or DEFAULT_SIGNATURE!r} expects {_shape_text(shape)} (-1 = any size)."
+                )
+            if shape is not None and any(
+                want == -1 and got > MAX_FREE_SIZE for want, got in zip(shape[1:], array.shape[1:])
+            ):
+                raise invalid(
+                    f"Input {key!r} has shape {_shape_text(array.shape)}: this server takes at most "
+                    f"{MAX_FREE_SIZE} in a free dimension after the batch (such as the parts of "
+                    "edit_composed). Split the request."
+                )
 
     def run(self, name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Runs a signature on validated inputs; errors of the computation become ServingErrors."""
@@ -141,4 +153,3 @@ def tensor_protos_to_arrays(protos: Mapping[str, Any]) -> dict[str, np.ndarray]:
         except (ValueError, TypeError, OverflowError) as error:
             raise invalid(f"Input {key!r} is not a valid TensorProto: {error}") from None
     return arrays
-

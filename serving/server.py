@@ -19,8 +19,12 @@ class ModelServer:
 
     def __init__(self, options: ServerOptions):
         self.options = options
-        self.manager = ModelManager(options.models, options.file_system_poll_wait_seconds,
-                                    options.load_retry_interval_seconds, options.max_num_load_retries)
+        self.manager = ModelManager(
+            options.models,
+            options.file_system_poll_wait_seconds,
+            options.load_retry_interval_seconds,
+            options.max_num_load_retries,
+        )
         self.batcher: Batcher | None = None
         self.port: int | None = None
         self.rest_port: int | None = None

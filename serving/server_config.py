@@ -53,11 +53,11 @@ def parse_model_config(text: str) -> list[ModelSource]:
         if model.name in seen:
             raise ValueError(f"model {model.name!r} is configured twice.")
         if model.model_platform not in ("", "tensorflow"):
-            raise ValueError(f"model {model.name!r}: model_platform {model.model_platform!r} is not supported "
-                             "(only 'tensorflow').")
+            raise ValueError(
+                f"model {model.name!r}: model_platform {model.model_platform!r} is not supported (only 'tensorflow')."
+            )
         seen.add(model.name)
-        sources.append(ModelSource(model.name, model.base_path, model.model_version_policy,
-                                   dict(model.version_labels)))
+        sources.append(ModelSource(model.name, model.base_path, model.model_version_policy, dict(model.version_labels)))
     if not sources:
         raise ValueError("the model config lists no model.")
     return sources
@@ -69,16 +69,29 @@ def _batching_parameters_class() -> type:
     wrappers = descriptor_pb2.FileDescriptorProto()
     wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
     file = descriptor_pb2.FileDescriptorProto(
-        name="ebgan_serving/batching_parameters.proto", package="tensorflow.serving", syntax="proto3",
-        dependency=[wrappers.name])
+        name="ebgan_serving/batching_parameters.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=[wrappers.name],
+    )
     message = file.message_type.add(name="BatchingParameters")
     field = descriptor_pb2.FieldDescriptorProto
     wrapped = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")
     for number, name in enumerate(wrapped, start=1):
-        message.field.add(name=name, number=number, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
-                          type_name=".google.protobuf.Int64Value")
-    message.field.add(name="thread_pool_name", number=5, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
-                      type_name=".google.protobuf.StringValue")
+        message.field.add(
+            name=name,
+            number=number,
+            type=field.TYPE_MESSAGE,
+            label=field.LABEL_OPTIONAL,
+            type_name=".google.protobuf.Int64Value",
+        )
+    message.field.add(
+        name="thread_pool_name",
+        number=5,
+        type=field.TYPE_MESSAGE,
+        label=field.LABEL_OPTIONAL,
+        type_name=".google.protobuf.StringValue",
+    )
     message.field.add(name="allowed_batch_sizes", number=6, type=field.TYPE_INT64, label=field.LABEL_REPEATED)
     message.field.add(name="pad_variable_length_inputs", number=7, type=field.TYPE_BOOL, label=field.LABEL_OPTIONAL)
     pool = descriptor_pool.DescriptorPool()  # private pool: nothing else registers this name
@@ -94,15 +107,19 @@ def parse_batching_parameters(text: str) -> BatchingOptions:
     except text_format.ParseError as error:
         raise ValueError(f"not valid BatchingParameters: {error}") from None
     defaults = BatchingOptions()
-    values = {name: getattr(parameters, name).value if parameters.HasField(name) else getattr(defaults, name)
-              for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")}
+    values = {
+        name: getattr(parameters, name).value if parameters.HasField(name) else getattr(defaults, name)
+        for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")
+    }
     for name, value in values.items():
         if value < (0 if name == "batch_timeout_micros" else 1):
             raise ValueError(f"{name} must be {'>= 0' if name == 'batch_timeout_micros' else '>= 1'}, got {value}.")
     allowed = tuple(parameters.allowed_batch_sizes)
     if allowed and (list(allowed) != sorted(set(allowed)) or allowed[0] < 1 or allowed[-1] != values["max_batch_size"]):
-        raise ValueError("allowed_batch_sizes must be increasing positive sizes ending with max_batch_size "
-                         f"({values['max_batch_size']}); got {list(allowed)}.")
+        raise ValueError(
+            "allowed_batch_sizes must be increasing positive sizes ending with max_batch_size "
+            f"({values['max_batch_size']}); got {list(allowed)}."
+        )
     if parameters.pad_variable_length_inputs:
         raise ValueError("pad_variable_length_inputs is not supported by ebgan-serve.")
     return BatchingOptions(**values, allowed_batch_sizes=allowed)
@@ -132,4 +149,3 @@ class ServerOptions:
     load_retry_interval_seconds: float = 60.0  # a failed version load is retried after this (or when it changes)
     max_num_load_retries: int = 5  # retries after the interval; a change of the version's files always retries
     shutdown_grace_seconds: float = 10.0  # SIGTERM: in-flight requests get this long, then the process exits
-

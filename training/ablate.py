@@ -34,36 +34,58 @@ MINUTES_FILE = "ablation.json"  # training minutes of the run, summed over the i
 
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
-    flags.DEFINE_list("ablation", None, f"Names of the configurations to train and score, in turn: "
-                      f"{', '.join(ABLATIONS)} (training/ablations.py says what each sets).")
+    flags.DEFINE_list(
+        "ablation",
+        None,
+        f"Names of the configurations to train and score, in turn: "
+        f"{', '.join(ABLATIONS)} (training/ablations.py says what each sets).",
+    )
     flags.DEFINE_integer("steps", 600, "Training steps of each run (a multiple of 100).")
     flags.DEFINE_integer("batch_size", 16, "Global batch size of every run (the same for all, so that runs compare).")
     flags.DEFINE_integer("seed", 0, "Seed of the weights and of the input pipeline.")
     define_data_dir_flag()
     flags.DEFINE_string("runs_dir", "runs/ablate", "Folder of the runs (one sub-folder per ablation and length).")
-    flags.DEFINE_string("eval_regions", "components,face,mouth,eyes,brows,nose",
-                        "Regions to score (the model trains on mouth, components and face; the single parts eyes, "
-                        "brows and nose measure each part of the components on its own).")
+    flags.DEFINE_string(
+        "eval_regions",
+        "components,face,mouth,eyes,brows,nose",
+        "Regions to score (the model trains on mouth, components and face; the single parts eyes, "
+        "brows and nose measure each part of the components on its own).",
+    )
     flags.DEFINE_integer("num_pairs", 100, "Test faces scored per region (the first ones of the test split).")
-    flags.DEFINE_string("results", "runs/ablate/results.md", "Markdown table the rows are appended to (created with "
-                        "its header if missing).")
+    flags.DEFINE_string(
+        "results",
+        "runs/ablate/results.md",
+        "Markdown table the rows are appended to (created with its header if missing).",
+    )
     flags.mark_flag_as_required("ablation")
 
 
 FLAGS = flags.FLAGS
 
 
-def run_config(name: str, ablation: Ablation, steps: int, batch_size: int, seed: int, data_dir: str,
-               runs_dir: str) -> RunConfig:
+def run_config(
+    name: str, ablation: Ablation, steps: int, batch_size: int, seed: int, data_dir: str, runs_dir: str
+) -> RunConfig:
     """The training run of one ablation."""
     preset = get_preset(ablation.preset)
     return RunConfig(
-        model_dir=os.path.join(runs_dir, f"{name}-{steps}"), preset=ablation.preset, variant=ablation.variant,
-        regions=ablation.regions, data_dir=data_dir, epochs=steps // STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH,
-        batch_size=batch_size, loss_weights=dataclasses.replace(preset.train.loss_weights, **ablation.losses),
-        model_overrides={key: str(value) for key, value in ablation.model.items()}, seed=seed,
-        checkpoint_every=STEPS_PER_EPOCH, keep_checkpoints=2, image_every=steps, validation_steps=0,
-        **ablation.train)
+        model_dir=os.path.join(runs_dir, f"{name}-{steps}"),
+        preset=ablation.preset,
+        variant=ablation.variant,
+        regions=ablation.regions,
+        data_dir=data_dir,
+        epochs=steps // STEPS_PER_EPOCH,
+        steps_per_epoch=STEPS_PER_EPOCH,
+        batch_size=batch_size,
+        loss_weights=dataclasses.replace(preset.train.loss_weights, **ablation.losses),
+        model_overrides={key: str(value) for key, value in ablation.model.items()},
+        seed=seed,
+        checkpoint_every=STEPS_PER_EPOCH,
+        keep_checkpoints=2,
+        image_every=steps,
+        validation_steps=0,
+        **ablation.train,
+    )
 
 
 def train_minutes(config: RunConfig) -> float:
@@ -98,25 +120,46 @@ def result_row(name: str, config: RunConfig, minutes: float, report: dict, comma
         methods = result["methods"]
         own, paste = methods[model], methods["naive paste"]
         zero = methods.get(f"zero exemplar code ({model})", {})
-        regions[region] = {"transfer": _psnr(own["transfer"]), "gain": _psnr(own["transfer"], "exemplar_gain"),
-                           "reconstruction": _psnr(own["reconstruction"]), "zero_code": _psnr(zero.get("transfer")),
-                           "naive_paste": _psnr(paste["transfer"])}
-    return {"ablation": name, "variant": config.variant, "steps": trained_step(config.model_dir),
-            "minutes": round(minutes, 1), "date": datetime.date.today().isoformat(), "regions": regions,
-            "command": command}
+        regions[region] = {
+            "transfer": _psnr(own["transfer"]),
+            "gain": _psnr(own["transfer"], "exemplar_gain"),
+            "reconstruction": _psnr(own["reconstruction"]),
+            "zero_code": _psnr(zero.get("transfer")),
+            "naive_paste": _psnr(paste["transfer"]),
+        }
+    return {
+        "ablation": name,
+        "variant": config.variant,
+        "steps": trained_step(config.model_dir),
+        "minutes": round(minutes, 1),
+        "date": datetime.date.today().isoformat(),
+        "regions": regions,
+        "command": command,
+    }
 
 
 def markdown_row(row: dict, regions: list[str]) -> tuple[str, str]:
     """(header, row) of the results table."""
     composite = [region for region in ("components", "face") if region in regions]
-    header = (["ablation", "steps", "min"] + [f"{region} transfer (gain)" for region in regions]
-              + [f"{region} rec. / zero code / paste" for region in composite] + ["date", "command"])
+    header = (
+        ["ablation", "steps", "min"]
+        + [f"{region} transfer (gain)" for region in regions]
+        + [f"{region} rec. / zero code / paste" for region in composite]
+        + ["date", "command"]
+    )
     scores = row["regions"]
-    cells = ([row["ablation"], str(row["steps"]), f"{row['minutes']:.1f}"]
-             + [_cell(scores[region]["transfer"], scores[region]["gain"]) for region in regions]
-             + [" / ".join("—" if scores[region][key] is None else f"{scores[region][key]:.2f}"
-                           for key in ("reconstruction", "zero_code", "naive_paste")) for region in composite]
-             + [row["date"], f"`{row['command']}`"])
+    cells = (
+        [row["ablation"], str(row["steps"]), f"{row['minutes']:.1f}"]
+        + [_cell(scores[region]["transfer"], scores[region]["gain"]) for region in regions]
+        + [
+            " / ".join(
+                "—" if scores[region][key] is None else f"{scores[region][key]:.2f}"
+                for key in ("reconstruction", "zero_code", "naive_paste")
+            )
+            for region in composite
+        ]
+        + [row["date"], f"`{row['command']}`"]
+    )
     return "| " + " | ".join(header) + " |", "| " + " | ".join(cells) + " |"
 
 
@@ -144,13 +187,20 @@ def main(argv: list[str]) -> int:
     for name in FLAGS.ablation:
         ablation = ABLATIONS[name]
         config = run_config(name, ablation, FLAGS.steps, FLAGS.batch_size, FLAGS.seed, data_dir, FLAGS.runs_dir)
-        print(f"ebgan-ablate: {name} ({ablation.description}): {FLAGS.steps} steps in {config.model_dir}.",
-              flush=True)
+        print(f"ebgan-ablate: {name} ({ablation.description}): {FLAGS.steps} steps in {config.model_dir}.", flush=True)
         minutes = train_minutes(config)
-        report = evaluate_models([config.model_dir], data_dir, None, os.path.join(config.model_dir, "eval"),
-                                 regions=regions, num_pairs=FLAGS.num_pairs)
-        command = (f"ebgan-ablate --ablation={name} --steps={FLAGS.steps} --batch_size={FLAGS.batch_size} "
-                   f"--seed={FLAGS.seed} --num_pairs={FLAGS.num_pairs}")
+        report = evaluate_models(
+            [config.model_dir],
+            data_dir,
+            None,
+            os.path.join(config.model_dir, "eval"),
+            regions=regions,
+            num_pairs=FLAGS.num_pairs,
+        )
+        command = (
+            f"ebgan-ablate --ablation={name} --steps={FLAGS.steps} --batch_size={FLAGS.batch_size} "
+            f"--seed={FLAGS.seed} --num_pairs={FLAGS.num_pairs}"
+        )
         header, line = markdown_row(result_row(name, config, minutes, report, command), regions)
         append_row(FLAGS.results, header, line)
         print(line, flush=True)

@@ -28,25 +28,31 @@ class Ablation:
 
     def plus(self, description: str, **changes: Any) -> Ablation:
         """This ablation with more settings: model=..., losses=..., train=... (merged), variant=... (replaced)."""
-        merged: dict[str, Any] = {name: {**getattr(self, name), **changes.get(name, {})}
-                                  for name in ("model", "losses", "train")}
-        return dataclasses.replace(self, description=description, variant=changes.get("variant", self.variant),
-                                   **merged)
+        merged: dict[str, Any] = {
+            name: {**getattr(self, name), **changes.get(name, {})} for name in ("model", "losses", "train")
+        }
+        return dataclasses.replace(
+            self, description=description, variant=changes.get("variant", self.variant), **merged
+        )
 
 
 # The recipe before the composite-region experiments (one global code at every decoder level), which the others change.
-RECIPE = Ablation("the previous recipe (one global code at every decoder level)",
-                  model={"code_pooling": "global"},
-                  losses={"exemplar_mask": "source", "cycle_fixed_encoder": False, "face_adv": None},
-                  train={"ema_decay": 0.0, "lr_decay_fraction": 0.0})
+RECIPE = Ablation(
+    "the previous recipe (one global code at every decoder level)",
+    model={"code_pooling": "global"},
+    losses={"exemplar_mask": "source", "cycle_fixed_encoder": False, "face_adv": None},
+    train={"ema_decay": 0.0, "lr_decay_fraction": 0.0},
+)
 PARTS = RECIPE.plus("per-part codes", model={"code_pooling": "parts"})
 PARTS_OWN = PARTS.plus("per-part codes, exemplar under its own mask", losses={"exemplar_mask": "own"})
 AVERAGED = {"ema_decay": 0.99, "lr_decay_fraction": 0.3}  # a half-life of 69 steps suits runs of hundreds of steps
 CANDIDATE = PARTS_OWN.plus("per-part codes, own mask, weight average and decay", train=AVERAGED)
 
 ABLATIONS: dict[str, Ablation] = {
-    "preset": Ablation("the synthetic64 preset as it stands (per-part codes, own mask, weight average and decay, "
-                       "encoder held fixed in E(A^b), no adversarial loss in the face's rows)"),
+    "preset": Ablation(
+        "the synthetic64 preset as it stands (per-part codes, own mask, weight average and decay, "
+        "encoder held fixed in E(A^b), no adversarial loss in the face's rows)"
+    ),
     "recipe": RECIPE,
     "recipe_ebgan": RECIPE.plus("the previous recipe, EBGAN", variant=EBGAN),
     "recipe_ema": RECIPE.plus("the previous recipe + weight average and learning-rate decay", train=AVERAGED),
@@ -54,21 +60,35 @@ ABLATIONS: dict[str, Ablation] = {
     "parts_ebgan": PARTS.plus("per-part codes, EBGAN", variant=EBGAN),
     "parts_own": PARTS_OWN,
     "parts_own_ema": CANDIDATE,
-    "parts_own_ema_l2": CANDIDATE.plus("per-part codes, own mask, weight average and decay, + L2 hole term (100)",
-                                       losses={"hole_rec_l2": 100.0}),
-    "parts_own_colour": PARTS_OWN.plus("per-part codes, own mask, recoloured reconstruction hole (0.2)",
-                                       losses={"reconstruction_colour_jitter": 0.2}),
-    "parts_own_ema_fixed": CANDIDATE.plus("per-part codes, own mask, weight average and decay, encoder held fixed "
-                                          "in E(A^b) (cheaper step)", losses={"cycle_fixed_encoder": True}),
-    "parts_own_ema_fixed_ebgan": CANDIDATE.plus("per-part codes, own mask, weight average and decay, encoder "
-                                                "held fixed in E(A^b), EBGAN", losses={"cycle_fixed_encoder": True},
-                                                variant=EBGAN),
-    "preset_single_parts": Ablation("the synthetic64 preset trained on the single parts too (eyes, brows, nose)",
-                                    regions=("mouth", "components", "face", "eyes", "brows", "nose"),
-                                    losses={"face_adv": None}),
-    "preset_face_adversarial": Ablation("the synthetic64 preset with the adversarial loss in the face's rows too "
-                                        "(the preset before face_adv=0)", losses={"face_adv": None}),
-    "paper": Ablation("the paper's method on the paper's generator (no skips, no mask channel)",
-                      variant=EBGAN, preset="synthetic64_paper", model={"generator": "paper"}),
+    "parts_own_ema_l2": CANDIDATE.plus(
+        "per-part codes, own mask, weight average and decay, + L2 hole term (100)", losses={"hole_rec_l2": 100.0}
+    ),
+    "parts_own_colour": PARTS_OWN.plus(
+        "per-part codes, own mask, recoloured reconstruction hole (0.2)", losses={"reconstruction_colour_jitter": 0.2}
+    ),
+    "parts_own_ema_fixed": CANDIDATE.plus(
+        "per-part codes, own mask, weight average and decay, encoder held fixed in E(A^b) (cheaper step)",
+        losses={"cycle_fixed_encoder": True},
+    ),
+    "parts_own_ema_fixed_ebgan": CANDIDATE.plus(
+        "per-part codes, own mask, weight average and decay, encoder held fixed in E(A^b), EBGAN",
+        losses={"cycle_fixed_encoder": True},
+        variant=EBGAN,
+    ),
+    "preset_single_parts": Ablation(
+        "the synthetic64 preset trained on the single parts too (eyes, brows, nose)",
+        regions=("mouth", "components", "face", "eyes", "brows", "nose"),
+        losses={"face_adv": None},
+    ),
+    "preset_face_adversarial": Ablation(
+        "the synthetic64 preset with the adversarial loss in the face's rows too (the preset before face_adv=0)",
+        losses={"face_adv": None},
+    ),
+    "paper": Ablation(
+        "the paper's method on the paper's generator (no skips, no mask channel)",
+        variant=EBGAN,
+        preset="synthetic64_paper",
+        model={"generator": "paper"},
+    ),
     "paper_unet": Ablation("the paper's method on the U-Net generator", variant=EBGAN, preset="synthetic64_paper"),
 }

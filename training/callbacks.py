@@ -84,8 +84,15 @@ class CheckpointCallback(keras.callbacks.Callback):
     DivergenceError, naming the losses and the step, so the latest checkpoint stays the last good one.
     """
 
-    def __init__(self, trainer: keras.Model, manager: tf.train.CheckpointManager, every: int, counter: StepCounter,
-                 saved_step: int | None, divergence_factor: float = 0.0):
+    def __init__(
+        self,
+        trainer: keras.Model,
+        manager: tf.train.CheckpointManager,
+        every: int,
+        counter: StepCounter,
+        saved_step: int | None,
+        divergence_factor: float = 0.0,
+    ):
         super().__init__()
         self._trainer = trainer
         self._manager = manager
@@ -95,10 +102,15 @@ class CheckpointCallback(keras.callbacks.Callback):
         self._divergence = DivergenceDetector(divergence_factor)
 
     def _stop(self, problem: str, error: type[RuntimeError] = NonFiniteError) -> None:
-        last = (f"the last good checkpoint is step {self._saved_step}; a rerun resumes from it" if self._saved_step
-                is not None else "no checkpoint was saved")
-        raise error(f"{problem} at step {self._counter.step}: training stopped without saving it ({last}). "
-                    "Try a lower --learning_rate, or check the input data.")
+        last = (
+            f"the last good checkpoint is step {self._saved_step}; a rerun resumes from it"
+            if self._saved_step is not None
+            else "no checkpoint was saved"
+        )
+        raise error(
+            f"{problem} at step {self._counter.step}: training stopped without saving it ({last}). "
+            "Try a lower --learning_rate, or check the input data."
+        )
 
     def save(self) -> None:
         """Saves a checkpoint of the current step unless one exists already (NonFiniteError for bad weights)."""
@@ -117,8 +129,11 @@ class CheckpointCallback(keras.callbacks.Callback):
         if logs and "rec" in logs:
             rec = float(np.mean(np.asarray(logs["rec"])))
             if self._divergence.update(rec):
-                self._stop(f"Diverged: reconstruction loss {rec:.4g} is above {self._divergence.factor:g} times its "
-                           f"lowest value {self._divergence.lowest:.4g}", DivergenceError)
+                self._stop(
+                    f"Diverged: reconstruction loss {rec:.4g} is above {self._divergence.factor:g} times its "
+                    f"lowest value {self._divergence.lowest:.4g}",
+                    DivergenceError,
+                )
         if self._counter.step % self._every == 0:
             self.save()
 
@@ -146,7 +161,7 @@ class ScalarSummaries(keras.callbacks.Callback):
             self._write(self._train_writer, logs, step)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        validation = {name[len("val_"):]: value for name, value in (logs or {}).items() if name.startswith("val_")}
+        validation = {name[len("val_") :]: value for name, value in (logs or {}).items() if name.startswith("val_")}
         if validation:
             self._write(self._validation_writer, validation, self._counter.step)
 
@@ -154,8 +169,7 @@ class ScalarSummaries(keras.callbacks.Callback):
 class EditGridSummaries(keras.callbacks.Callback):
     """Writes `edit_grid` of a fixed batch to TensorBoard (image 'edits') every `every` steps."""
 
-    def __init__(self, trainer: keras.Model, counter: StepCounter, writer, batch: Mapping[str, np.ndarray],
-                 every: int):
+    def __init__(self, trainer: keras.Model, counter: StepCounter, writer, batch: Mapping[str, np.ndarray], every: int):
         super().__init__()
         self._trainer = trainer
         self._counter = counter

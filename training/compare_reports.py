@@ -51,13 +51,17 @@ def compare(old: dict, new: dict) -> str:
         rows.append([tag, _number(was), _number(now), change])
 
     def results(report: dict) -> dict[tuple[str, str, str], str]:
-        return {(check["region"], check["method"], check["target"]): "met" if check["met"] else "missed"
-                for check in report.get("targets", [])}
+        return {
+            (check["region"], check["method"], check["target"]): "met" if check["met"] else "missed"
+            for check in report.get("targets", [])
+        }
 
     old_targets, new_targets = results(old), results(new)
-    target_rows = [[*key, old_targets.get(key, "—"), new_targets.get(key, "—")]
-                   for key in sorted(set(old_targets) | set(new_targets))
-                   if old_targets.get(key) != new_targets.get(key)]
+    target_rows = [
+        [*key, old_targets.get(key, "—"), new_targets.get(key, "—")]
+        for key in sorted(set(old_targets) | set(new_targets))
+        if old_targets.get(key) != new_targets.get(key)
+    ]
     lines = table(["number", "old", "new", "change"], rows) + [""] if rows else []
     if target_rows:
         lines += table(["region", "method", "target", "old", "new"], target_rows) + [""]

@@ -29,21 +29,41 @@ from ebgan_tf.evaluation.curve import CURVE_FILES, quality_curve
 
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
-    flags.DEFINE_list("model_dir", [], "Model directories written by ebgan-train, comma-separated: one line each in "
-                      "the plot. Each needs its checkpoints/ (the runs must share one image size). Required.")
-    flags.DEFINE_list("labels", [], "Comma-separated names of the runs in the legend and the table, one per "
-                      "--model_dir. Default: the directories' names.")
+    flags.DEFINE_list(
+        "model_dir",
+        [],
+        "Model directories written by ebgan-train, comma-separated: one line each in "
+        "the plot. Each needs its checkpoints/ (the runs must share one image size). Required.",
+    )
+    flags.DEFINE_list(
+        "labels",
+        [],
+        "Comma-separated names of the runs in the legend and the table, one per "
+        "--model_dir. Default: the directories' names.",
+    )
     define_data_dir_flag()
-    flags.DEFINE_string("classifier_dir", None, "Directory of the evaluation classifier (ebgan-eval-classifier "
-                        "--output_dir). Without it, the attribute accuracy is not measured.")
-    flags.DEFINE_string("region", None, "The one region to edit: mouth, eyes, brows, nose, components or face. "
-                        "Default: the first run's first region.")
-    flags.DEFINE_integer("num_pairs", 100, "Number of test faces (source/exemplar pairs), the same for every "
-                         "checkpoint.")
+    flags.DEFINE_string(
+        "classifier_dir",
+        None,
+        "Directory of the evaluation classifier (ebgan-eval-classifier "
+        "--output_dir). Without it, the attribute accuracy is not measured.",
+    )
+    flags.DEFINE_string(
+        "region",
+        None,
+        "The one region to edit: mouth, eyes, brows, nose, components or face. Default: the first run's first region.",
+    )
+    flags.DEFINE_integer(
+        "num_pairs", 100, "Number of test faces (source/exemplar pairs), the same for every checkpoint."
+    )
     flags.DEFINE_integer("every", 1, "Score every k-th checkpoint of each run (from the first), and the last.")
     flags.DEFINE_integer("batch_size", 32, "Pairs per model call.")
-    flags.DEFINE_string("output_dir", None, f"Directory for {', '.join(CURVE_FILES)}; a curve.json there from an "
-                        "earlier call with the same settings is reused. Required.")
+    flags.DEFINE_string(
+        "output_dir",
+        None,
+        f"Directory for {', '.join(CURVE_FILES)}; a curve.json there from an "
+        "earlier call with the same settings is reused. Required.",
+    )
 
 
 FLAGS = flags.FLAGS
@@ -54,9 +74,17 @@ def main(argv: list[str]) -> int:
     check_no_arguments(argv)
     require_flags("model_dir", "output_dir")
     check_at_least_one({"every": FLAGS.every, "batch_size": FLAGS.batch_size})
-    quality_curve(FLAGS.model_dir, os.path.expanduser(FLAGS.data_dir), FLAGS.classifier_dir, FLAGS.output_dir,
-                  labels=FLAGS.labels, region=FLAGS.region, num_pairs=FLAGS.num_pairs, every=FLAGS.every,
-                  batch_size=FLAGS.batch_size)
+    quality_curve(
+        FLAGS.model_dir,
+        os.path.expanduser(FLAGS.data_dir),
+        FLAGS.classifier_dir,
+        FLAGS.output_dir,
+        labels=FLAGS.labels,
+        region=FLAGS.region,
+        num_pairs=FLAGS.num_pairs,
+        every=FLAGS.every,
+        batch_size=FLAGS.batch_size,
+    )
     print(f"Wrote {', '.join(CURVE_FILES)} to {FLAGS.output_dir}.")
     return 0
 

@@ -21,6 +21,7 @@ from ebgan_tf.visualize import edit_grid
 
 CANDIDATES = 256  # evaluation pairs to choose the demo rows from
 
+
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
     flags.DEFINE_string("model_dir", None, "Model directory written by ebgan-train.")
@@ -52,9 +53,18 @@ def write_demo_grid(model_dir: str, data_dir: str, out: str, rows: int = 6, seed
     image_size = config.model_config().image_size
     examples = pipeline.load_examples(config.dataset, data_dir, pipeline.EVAL_SPLIT[config.dataset], image_size)
     batches = pipeline.make_dataset(
-        examples, image_size=image_size, regions=config.regions, attribute_names=trainer.attribute_names,
-        batch_size=max(rows, CANDIDATES), crop=pipeline.default_crop(config.dataset), training=False,
-        same_exemplar_share=0.0, seed=seed, deterministic=True, repeat=True)
+        examples,
+        image_size=image_size,
+        regions=config.regions,
+        attribute_names=trainer.attribute_names,
+        batch_size=max(rows, CANDIDATES),
+        crop=pipeline.default_crop(config.dataset),
+        training=False,
+        same_exemplar_share=0.0,
+        seed=seed,
+        deterministic=True,
+        repeat=True,
+    )
     batch = demo_batch({key: value.numpy() for key, value in next(iter(batches)).items()}, rows)
     grid = edit_grid(trainer, batch)
     images.save_image(out, grid)

@@ -21,8 +21,10 @@ from collections.abc import Iterator
 import tensorflow as tf
 
 STRATEGIES: tuple[str, ...] = ("auto", "one_device", "mirrored", "multi_worker")
-TF_CONFIG_HELP = ('set TF_CONFIG on every worker, e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", '
-                  '"host2:12345"]}, "task": {"type": "worker", "index": 0}}\' (index 1 on the second worker)')
+TF_CONFIG_HELP = (
+    'set TF_CONFIG on every worker, e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", '
+    '"host2:12345"]}, "task": {"type": "worker", "index": 0}}\' (index 1 on the second worker)'
+)
 
 
 def configure_cpu_replicas(num_replicas: int) -> None:
@@ -39,11 +41,13 @@ def configure_cpu_replicas(num_replicas: int) -> None:
         return
     try:
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_replicas)])
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_replicas)]
+        )
     except RuntimeError:
         raise RuntimeError(
             f"Cannot split the CPU into {num_replicas} logical devices: TensorFlow has already initialised its "
-            "devices. Call configure_cpu_replicas (or make_strategy) before any other TensorFlow work.") from None
+            "devices. Call configure_cpu_replicas (or make_strategy) before any other TensorFlow work."
+        ) from None
 
 
 def check_tf_config(value: str | None) -> dict:
@@ -60,8 +64,10 @@ def check_tf_config(value: str | None) -> dict:
         raise ValueError(f"TF_CONFIG needs a 'cluster' with a 'worker' list and a 'task': {TF_CONFIG_HELP}.")
     task_type, index = task.get("type"), task.get("index")
     if task_type not in cluster or not isinstance(index, int) or not 0 <= index < len(cluster[task_type]):
-        raise ValueError(f"TF_CONFIG task {task!r} is not in its cluster {cluster!r}: 'type' must be one of "
-                         f"{', '.join(sorted(cluster))} and 'index' a position in that list.")
+        raise ValueError(
+            f"TF_CONFIG task {task!r} is not in its cluster {cluster!r}: 'type' must be one of "
+            f"{', '.join(sorted(cluster))} and 'index' a position in that list."
+        )
     return config
 
 
@@ -80,8 +86,10 @@ def make_strategy(name: str = "auto", cpu_replicas: int = 1) -> tf.distribute.St
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}.")
     if name in ("one_device", "multi_worker") and cpu_replicas > 1:
-        raise ValueError(f"--strategy={name} uses one CPU device per machine; drop --cpu_replicas={cpu_replicas} "
-                         "or use --strategy=mirrored.")
+        raise ValueError(
+            f"--strategy={name} uses one CPU device per machine; drop --cpu_replicas={cpu_replicas} "
+            "or use --strategy=mirrored."
+        )
     if name == "multi_worker":
         check_tf_config(os.environ.get("TF_CONFIG"))
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -103,7 +111,8 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> int
     if batch_size < 1 or batch_size % replicas:
         raise ValueError(
             f"--batch_size={batch_size} (the global batch) must be a positive multiple of the {replicas} "
-            f"replica(s) of the strategy; try --batch_size={max(1, round(batch_size / replicas)) * replicas}.")
+            f"replica(s) of the strategy; try --batch_size={max(1, round(batch_size / replicas)) * replicas}."
+        )
     return batch_size // replicas
 
 
@@ -111,9 +120,11 @@ def check_xla(xla: bool, strategy: tf.distribute.Strategy) -> None:
     """A ValueError for --xla with more than one replica: Keras 3.15 fit compiled with XLA under MirroredStrategy
     fails (variables of other devices inside one XLA cluster); only one replica per run was verified."""
     if xla and strategy.num_replicas_in_sync > 1:
-        raise ValueError(f"--xla compiles the training step for one device, but the strategy has "
-                         f"{strategy.num_replicas_in_sync} replicas; drop --xla, or train on one device "
-                         "(--strategy=one_device).")
+        raise ValueError(
+            f"--xla compiles the training step for one device, but the strategy has "
+            f"{strategy.num_replicas_in_sync} replicas; drop --xla, or train on one device "
+            "(--strategy=one_device)."
+        )
 
 
 def task_of(strategy: tf.distribute.Strategy) -> tuple[str | None, int]:

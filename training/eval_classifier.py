@@ -28,10 +28,12 @@ def define_flags() -> None:
     flags.DEFINE_string("dataset", defaults.dataset, f"Data set: {' or '.join(pipeline.DATASETS)}.")
     define_data_dir_flag()
     flags.DEFINE_string("output_dir", None, f"Directory to write {WEIGHTS_FILE} and {CONFIG_FILE} to; required.")
-    flags.DEFINE_integer("image_size", defaults.image_size, "Image size in pixels; must be the size of the models "
-                         "it will evaluate.")
-    flags.DEFINE_list("attributes", [], "Attributes to classify (CelebA names). Default: every attribute of the "
-                      "data set's regions.")
+    flags.DEFINE_integer(
+        "image_size", defaults.image_size, "Image size in pixels; must be the size of the models it will evaluate."
+    )
+    flags.DEFINE_list(
+        "attributes", [], "Attributes to classify (CelebA names). Default: every attribute of the data set's regions."
+    )
     flags.DEFINE_integer("steps", defaults.steps, "Training steps.")
     flags.DEFINE_integer("batch_size", defaults.batch_size, "Batch size.")
     flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam learning rate.")
@@ -49,16 +51,25 @@ def main(argv: list[str]) -> int:
     check_no_arguments(argv)
     require_flags("output_dir")
     config = EvalClassifierConfig(
-        dataset=FLAGS.dataset, image_size=FLAGS.image_size,
-        attribute_names=validate_attribute_names(FLAGS.attributes, CELEBA_ATTRIBUTES), width=FLAGS.width,
-        max_width=FLAGS.max_width, steps=FLAGS.steps, batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate, seed=FLAGS.seed, num_test=FLAGS.num_test)
+        dataset=FLAGS.dataset,
+        image_size=FLAGS.image_size,
+        attribute_names=validate_attribute_names(FLAGS.attributes, CELEBA_ATTRIBUTES),
+        width=FLAGS.width,
+        max_width=FLAGS.max_width,
+        steps=FLAGS.steps,
+        batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate,
+        seed=FLAGS.seed,
+        num_test=FLAGS.num_test,
+    )
     classifier = train_eval_classifier(config, os.path.expanduser(FLAGS.data_dir), FLAGS.output_dir)
     accuracy = classifier.test_accuracy
     assert accuracy is not None  # measured by train_eval_classifier
     per_attribute = ", ".join(f"{name} {100 * value:.1f}%" for name, value in accuracy["per_attribute"].items())
-    print(f"Test accuracy on {accuracy['count']} images: mean {100 * accuracy['mean']:.2f}%, "
-          f"min {100 * accuracy['min']:.2f}% ({per_attribute}).")
+    print(
+        f"Test accuracy on {accuracy['count']} images: mean {100 * accuracy['mean']:.2f}%, "
+        f"min {100 * accuracy['min']:.2f}% ({per_attribute})."
+    )
     print(f"Saved the evaluation classifier to {FLAGS.output_dir}.")
     return 0
 

@@ -32,26 +32,51 @@ from ebgan_tf.evaluation.report import REPORT_FILES, markdown
 
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
-    flags.DEFINE_list("model_dir", [], "Model directory written by ebgan-train, or an exported model (a SavedModel "
-                      "version or base directory, or a .tflite file, scored through its signatures); several, "
-                      "comma-separated, are compared in one table (e.g. an EBGAN and an Att-EBGAN run). Required.")
-    flags.DEFINE_string("dataset", None, f"Data set to evaluate on: {' or '.join(pipeline.DATASETS)}. Default: the "
-                        "first training run's (required when only exports are given).")
+    flags.DEFINE_list(
+        "model_dir",
+        [],
+        "Model directory written by ebgan-train, or an exported model (a SavedModel "
+        "version or base directory, or a .tflite file, scored through its signatures); several, "
+        "comma-separated, are compared in one table (e.g. an EBGAN and an Att-EBGAN run). Required.",
+    )
+    flags.DEFINE_string(
+        "dataset",
+        None,
+        f"Data set to evaluate on: {' or '.join(pipeline.DATASETS)}. Default: the "
+        "first training run's (required when only exports are given).",
+    )
     define_data_dir_flag()
-    flags.DEFINE_string("regions", None, "Comma-separated regions to evaluate: mouth, eyes, brows, nose, components, "
-                        "face. Default: the first training run's (required when only exports are given).")
-    flags.DEFINE_string("classifier_dir", None, "Directory of the evaluation classifier (ebgan-eval-classifier "
-                        "--output_dir). Without it, the report has the image metrics, the exemplar gain and the code "
-                        "spread, and says how to get the attribute metrics.")
+    flags.DEFINE_string(
+        "regions",
+        None,
+        "Comma-separated regions to evaluate: mouth, eyes, brows, nose, components, "
+        "face. Default: the first training run's (required when only exports are given).",
+    )
+    flags.DEFINE_string(
+        "classifier_dir",
+        None,
+        "Directory of the evaluation classifier (ebgan-eval-classifier "
+        "--output_dir). Without it, the report has the image metrics, the exemplar gain and the code "
+        "spread, and says how to get the attribute metrics.",
+    )
     flags.DEFINE_string("output_dir", None, "Directory for report.md, report.json, grid.png and logs/; required.")
     flags.DEFINE_integer("num_pairs", 500, "Number of test faces (source/exemplar pairs) to evaluate.")
-    flags.DEFINE_enum("faces", "test", EVALUATION_FACES, "The faces to evaluate on: test (the first --num_pairs of "
-                      "the data set's test split) or unseen (synthetic faces rendered from seeds that no split of any "
-                      "prepared data set uses; --data_dir is then not read).")
+    flags.DEFINE_enum(
+        "faces",
+        "test",
+        EVALUATION_FACES,
+        "The faces to evaluate on: test (the first --num_pairs of "
+        "the data set's test split) or unseen (synthetic faces rendered from seeds that no split of any "
+        "prepared data set uses; --data_dir is then not read).",
+    )
     flags.DEFINE_integer("batch_size", 32, "Pairs per model call.")
     flags.DEFINE_integer("grid_rows", 4, "Pairs per region shown in grid.png.")
-    flags.DEFINE_string("targets", None, "JSON file of the targets the report checks the models against (the format "
-                        "of ebgan_tf/evaluation/targets.json, docs/evaluation.md). Default: the project's targets.")
+    flags.DEFINE_string(
+        "targets",
+        None,
+        "JSON file of the targets the report checks the models against (the format "
+        "of ebgan_tf/evaluation/targets.json, docs/evaluation.md). Default: the project's targets.",
+    )
 
 
 FLAGS = flags.FLAGS
@@ -63,9 +88,18 @@ def main(argv: list[str]) -> int:
     require_flags("model_dir", "output_dir")
     check_at_least_one({"batch_size": FLAGS.batch_size, "grid_rows": FLAGS.grid_rows})
     report = evaluate_models(
-        FLAGS.model_dir, os.path.expanduser(FLAGS.data_dir), FLAGS.classifier_dir, FLAGS.output_dir,
-        dataset=FLAGS.dataset, regions=FLAGS.regions, num_pairs=FLAGS.num_pairs, batch_size=FLAGS.batch_size,
-        grid_rows=FLAGS.grid_rows, targets_file=FLAGS.targets, faces=FLAGS.faces)
+        FLAGS.model_dir,
+        os.path.expanduser(FLAGS.data_dir),
+        FLAGS.classifier_dir,
+        FLAGS.output_dir,
+        dataset=FLAGS.dataset,
+        regions=FLAGS.regions,
+        num_pairs=FLAGS.num_pairs,
+        batch_size=FLAGS.batch_size,
+        grid_rows=FLAGS.grid_rows,
+        targets_file=FLAGS.targets,
+        faces=FLAGS.faces,
+    )
     print(markdown(report))
     print(f"Wrote {', '.join(REPORT_FILES)} and logs/ to {FLAGS.output_dir}.")
     return 0

@@ -22,16 +22,24 @@ from ebgan_tf.evaluation.figures import TRANSFER_FIGURES, paper_figures
 
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
-    flags.DEFINE_list("model", [], "Models to show, comma-separated: model directories of ebgan-train or exported "
-                      "models (SavedModel directory or .tflite). Required.")
+    flags.DEFINE_list(
+        "model",
+        [],
+        "Models to show, comma-separated: model directories of ebgan-train or exported "
+        "models (SavedModel directory or .tflite). Required.",
+    )
     define_data_dir_flag()
     flags.DEFINE_string("output_dir", None, "Directory for the PNG files; required.")
-    flags.DEFINE_list("regions", [region for _, region, _ in TRANSFER_FIGURES],
-                      "Regions whose transfer figure is drawn (mouth = Fig. 5, components = Fig. 6, face = Fig. 7).")
+    flags.DEFINE_list(
+        "regions",
+        [region for _, region, _ in TRANSFER_FIGURES],
+        "Regions whose transfer figure is drawn (mouth = Fig. 5, components = Fig. 6, face = Fig. 7).",
+    )
     flags.DEFINE_integer("rows", 6, "Test pairs per figure.")
     flags.DEFINE_integer("num_pairs", 100, "Test faces searched for exemplars with --filter_attribute (Fig. 8).")
-    flags.DEFINE_string("filter_attribute", "Mustache", "Attribute of the exemplar that Fig. 8 filters out "
-                        "(Att-EBGAN models only).")
+    flags.DEFINE_string(
+        "filter_attribute", "Mustache", "Attribute of the exemplar that Fig. 8 filters out (Att-EBGAN models only)."
+    )
 
 
 FLAGS = flags.FLAGS
@@ -41,9 +49,15 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> int:
     check_no_arguments(argv)
     require_flags("model", "output_dir")
-    written = paper_figures(FLAGS.model, os.path.expanduser(FLAGS.data_dir), FLAGS.output_dir, rows=FLAGS.rows,
-                            num_pairs=FLAGS.num_pairs, filter_attribute=FLAGS.filter_attribute,
-                            regions=FLAGS.regions)
+    written = paper_figures(
+        FLAGS.model,
+        os.path.expanduser(FLAGS.data_dir),
+        FLAGS.output_dir,
+        rows=FLAGS.rows,
+        num_pairs=FLAGS.num_pairs,
+        filter_attribute=FLAGS.filter_attribute,
+        regions=FLAGS.regions,
+    )
     for path in written:
         print(f"Wrote {path}")
     return 0

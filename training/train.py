@@ -23,91 +23,205 @@ from ebgan_tf.training.distribute import STRATEGIES, make_strategy
 
 _DEFAULTS = RunConfig(model_dir="")
 
+
 def define_flags() -> None:
     """Defines the command's flags (see ebgan_tf.cli)."""
-    flags.DEFINE_enum("preset", _DEFAULTS.preset, sorted(PRESETS),
-                      "Named bundle of image size, network widths, region attributes and training defaults.")
-    flags.DEFINE_enum("variant", _DEFAULTS.variant, VARIANTS,
-                      "ebgan: exemplar transfer; att_ebgan: also gates the exemplar code by attribute labels and "
-                      "trains a classifier, so single attributes can be filtered out when editing.")
-    flags.DEFINE_string("regions", None, "Comma-separated regions whose masks are trained (each example draws one): "
-                        "mouth, eyes, brows, nose, components, face. Default: the preset's (mouth).")
-    flags.DEFINE_enum("dataset", None, DATASETS, "Data set to train on. Default: the preset's "
-                      "(synthetic_faces for synthetic64, celeb_a for celeba128).")
+    flags.DEFINE_enum(
+        "preset",
+        _DEFAULTS.preset,
+        sorted(PRESETS),
+        "Named bundle of image size, network widths, region attributes and training defaults.",
+    )
+    flags.DEFINE_enum(
+        "variant",
+        _DEFAULTS.variant,
+        VARIANTS,
+        "ebgan: exemplar transfer; att_ebgan: also gates the exemplar code by attribute labels and "
+        "trains a classifier, so single attributes can be filtered out when editing.",
+    )
+    flags.DEFINE_string(
+        "regions",
+        None,
+        "Comma-separated regions whose masks are trained (each example draws one): "
+        "mouth, eyes, brows, nose, components, face. Default: the preset's (mouth).",
+    )
+    flags.DEFINE_enum(
+        "dataset",
+        None,
+        DATASETS,
+        "Data set to train on. Default: the preset's (synthetic_faces for synthetic64, celeb_a for celeba128).",
+    )
     define_data_dir_flag()
-    flags.DEFINE_string("model_dir", None, "Directory for config.json, checkpoints, TensorBoard logs and the final "
-                        "weights. An existing run there is resumed.")
+    flags.DEFINE_string(
+        "model_dir",
+        None,
+        "Directory for config.json, checkpoints, TensorBoard logs and the final "
+        "weights. An existing run there is resumed.",
+    )
     flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Number of epochs.")
     flags.DEFINE_integer("steps_per_epoch", _DEFAULTS.steps_per_epoch, "Training steps (global batches) per epoch.")
-    flags.DEFINE_integer("batch_size", None, "GLOBAL batch size, split evenly over the replicas; must be a multiple "
-                         "of their number. Default: the preset's (32).")
-    flags.DEFINE_float("learning_rate", None,
-                       "Adam learning rate of all three optimisers. Default: the preset's (1e-4).")
-    flags.DEFINE_float("adv_weight", None, "Weight of the generator's adversarial loss in L_G. Default: the preset's "
-                       "(1, the paper's). Lower values make short CPU runs fill the hole sooner (see the demo).")
-    flags.DEFINE_float("face_adv_weight", None, "Weight of the generator's adversarial loss in the rows whose region "
-                       "is the whole face (real faces have the skin of their neck, so there the adversarial loss keeps "
-                       "the source's skin instead of the exemplar's). Default: the preset's (synthetic64 and "
-                       "celeba128: 0; the paper's presets: the same as --adv_weight).")
+    flags.DEFINE_integer(
+        "batch_size",
+        None,
+        "GLOBAL batch size, split evenly over the replicas; must be a multiple "
+        "of their number. Default: the preset's (32).",
+    )
+    flags.DEFINE_float(
+        "learning_rate", None, "Adam learning rate of all three optimisers. Default: the preset's (1e-4)."
+    )
+    flags.DEFINE_float(
+        "adv_weight",
+        None,
+        "Weight of the generator's adversarial loss in L_G. Default: the preset's "
+        "(1, the paper's). Lower values make short CPU runs fill the hole sooner (see the demo).",
+    )
+    flags.DEFINE_float(
+        "face_adv_weight",
+        None,
+        "Weight of the generator's adversarial loss in the rows whose region "
+        "is the whole face (real faces have the skin of their neck, so there the adversarial loss keeps "
+        "the source's skin instead of the exemplar's). Default: the preset's (synthetic64 and "
+        "celeba128: 0; the paper's presets: the same as --adv_weight).",
+    )
     flags.DEFINE_float("rec_weight", None, "Weight of the reconstruction loss in L_G. Default: the preset's (100).")
     flags.DEFINE_float("cyc_weight", None, "Weight of the cycle (code) loss in L_G. Default: the preset's (10).")
-    flags.DEFINE_float("cls_weight", None, "Weight of the attribute classification loss in L_G (att_ebgan). "
-                       "Default: the preset's (10).")
-    flags.DEFINE_float("hole_rec_weight", None, "Weight of the reconstruction L1 inside the mask only (normalised by "
-                       "the mask's area), beside the paper's L_rec. Default: the preset's (0 = the paper's losses).")
-    flags.DEFINE_bool("detach_cycle_target", None, "Stop the gradient of L_cyc's target E(B, M), so the encoder cannot "
-                      "satisfy L_cyc by returning one code for every face. Default: the preset's.")
-    flags.DEFINE_bool("cycle_trains_encoder", None, "Let L_cyc update the encoder as well as the generator (the "
-                      "paper's joint update); --nocycle_trains_encoder trains only the generator with it, so the "
-                      "encoder cannot satisfy it with one code for every face. Default: the preset's.")
-    flags.DEFINE_bool("cycle_fixed_encoder", None, "With --nocycle_trains_encoder: hold the encoder's weights fixed "
-                      "only where L_cyc encodes the edit, E(A^b) (a cheaper step), instead of taking all of L_cyc's "
-                      "gradient out of the encoder. Default: the preset's.")
-    flags.DEFINE_float("gate_dropout", None, "att_ebgan: probability that an attribute the exemplar has is switched "
-                       "off in a training pair (gate and classification target 0), teaching filtered edits. Default: "
-                       "the preset's.")
-    flags.DEFINE_float("hole_rec_l2_weight", None, "Weight of the mean squared error inside the mask only (the error "
-                       "PSNR measures), beside --hole_rec_weight. Default: the preset's.")
-    flags.DEFINE_enum("exemplar_mask", None, EXEMPLAR_MASKS, "The mask the encoder reads a training pair's exemplar "
-                      "through: source (the source's mask, the paper's) or own (the same region and jitter on the "
-                      "exemplar's own landmarks). Default: the preset's.")
-    flags.DEFINE_float("reconstruction_colour_jitter", None, "Recolour the hole of the reconstruction pair (B = A) by "
-                       "a random gain and offset per channel of up to this much, in the exemplar and the target, so "
-                       "the generator takes the hole's colours from the code, not the context. 0 = off. Default: the "
-                       "preset's.")
-    flags.DEFINE_float("ema_decay", None, "Keep an exponential moving average of the encoder's and generator's "
-                       "weights with this momentum per step, and evaluate and export it (0 = the last step's "
-                       "weights). Default: the preset's.")
-    flags.DEFINE_float("lr_decay_fraction", None, "Let the learning rate fall linearly to 0 over this last share of "
-                       "the run's steps (epochs x steps_per_epoch; 0 = constant). Default: the preset's.")
-    flags.DEFINE_list("model_config", [], "Overrides of the preset's network settings as name=value pairs, e.g. "
-                      "base_width=16,max_width=64 or code_pooling=parts,code_injection=all_scales,generator=unet "
-                      "(fields of "
-                      "ebgan_tf.config.ModelConfig; see docs/method.md).")
-    flags.DEFINE_enum("strategy", "auto", STRATEGIES, "Distribution strategy. auto: mirrored when there is more than "
-                      "one GPU or --cpu_replicas > 1, else one_device. multi_worker: MultiWorkerMirroredStrategy over "
-                      "the machines named by the TF_CONFIG environment variable (run the same command on each).")
-    flags.DEFINE_integer("cpu_replicas", 1, "Split the CPU into this many logical devices, so that --strategy=mirrored "
-                         "runs on a machine without GPUs (one replica per logical CPU).")
+    flags.DEFINE_float(
+        "cls_weight",
+        None,
+        "Weight of the attribute classification loss in L_G (att_ebgan). Default: the preset's (10).",
+    )
+    flags.DEFINE_float(
+        "hole_rec_weight",
+        None,
+        "Weight of the reconstruction L1 inside the mask only (normalised by "
+        "the mask's area), beside the paper's L_rec. Default: the preset's (0 = the paper's losses).",
+    )
+    flags.DEFINE_bool(
+        "detach_cycle_target",
+        None,
+        "Stop the gradient of L_cyc's target E(B, M), so the encoder cannot "
+        "satisfy L_cyc by returning one code for every face. Default: the preset's.",
+    )
+    flags.DEFINE_bool(
+        "cycle_trains_encoder",
+        None,
+        "Let L_cyc update the encoder as well as the generator (the "
+        "paper's joint update); --nocycle_trains_encoder trains only the generator with it, so the "
+        "encoder cannot satisfy it with one code for every face. Default: the preset's.",
+    )
+    flags.DEFINE_bool(
+        "cycle_fixed_encoder",
+        None,
+        "With --nocycle_trains_encoder: hold the encoder's weights fixed "
+        "only where L_cyc encodes the edit, E(A^b) (a cheaper step), instead of taking all of L_cyc's "
+        "gradient out of the encoder. Default: the preset's.",
+    )
+    flags.DEFINE_float(
+        "gate_dropout",
+        None,
+        "att_ebgan: probability that an attribute the exemplar has is switched "
+        "off in a training pair (gate and classification target 0), teaching filtered edits. Default: "
+        "the preset's.",
+    )
+    flags.DEFINE_float(
+        "hole_rec_l2_weight",
+        None,
+        "Weight of the mean squared error inside the mask only (the error "
+        "PSNR measures), beside --hole_rec_weight. Default: the preset's.",
+    )
+    flags.DEFINE_enum(
+        "exemplar_mask",
+        None,
+        EXEMPLAR_MASKS,
+        "The mask the encoder reads a training pair's exemplar "
+        "through: source (the source's mask, the paper's) or own (the same region and jitter on the "
+        "exemplar's own landmarks). Default: the preset's.",
+    )
+    flags.DEFINE_float(
+        "reconstruction_colour_jitter",
+        None,
+        "Recolour the hole of the reconstruction pair (B = A) by "
+        "a random gain and offset per channel of up to this much, in the exemplar and the target, so "
+        "the generator takes the hole's colours from the code, not the context. 0 = off. Default: the "
+        "preset's.",
+    )
+    flags.DEFINE_float(
+        "ema_decay",
+        None,
+        "Keep an exponential moving average of the encoder's and generator's "
+        "weights with this momentum per step, and evaluate and export it (0 = the last step's "
+        "weights). Default: the preset's.",
+    )
+    flags.DEFINE_float(
+        "lr_decay_fraction",
+        None,
+        "Let the learning rate fall linearly to 0 over this last share of "
+        "the run's steps (epochs x steps_per_epoch; 0 = constant). Default: the preset's.",
+    )
+    flags.DEFINE_list(
+        "model_config",
+        [],
+        "Overrides of the preset's network settings as name=value pairs, e.g. "
+        "base_width=16,max_width=64 or code_pooling=parts,code_injection=all_scales,generator=unet "
+        "(fields of "
+        "ebgan_tf.config.ModelConfig; see docs/method.md).",
+    )
+    flags.DEFINE_enum(
+        "strategy",
+        "auto",
+        STRATEGIES,
+        "Distribution strategy. auto: mirrored when there is more than "
+        "one GPU or --cpu_replicas > 1, else one_device. multi_worker: MultiWorkerMirroredStrategy over "
+        "the machines named by the TF_CONFIG environment variable (run the same command on each).",
+    )
+    flags.DEFINE_integer(
+        "cpu_replicas",
+        1,
+        "Split the CPU into this many logical devices, so that --strategy=mirrored "
+        "runs on a machine without GPUs (one replica per logical CPU).",
+    )
     flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of the weight initialisation and of the input pipeline.")
-    flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every,
-                         "Save a checkpoint (models, optimisers, step) every this many steps, and at the end.")
+    flags.DEFINE_integer(
+        "checkpoint_every",
+        _DEFAULTS.checkpoint_every,
+        "Save a checkpoint (models, optimisers, step) every this many steps, and at the end.",
+    )
     flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_checkpoints, "Number of most recent checkpoints to keep.")
-    flags.DEFINE_integer("log_every", _DEFAULTS.log_every, "Write the training losses to TensorBoard every this many "
-                         "steps.")
-    flags.DEFINE_integer("image_every", _DEFAULTS.image_every, "Write the edit grid (source, exemplar, mask, result, "
-                         "filtered result) of a fixed evaluation batch to TensorBoard every this many steps.")
+    flags.DEFINE_integer(
+        "log_every", _DEFAULTS.log_every, "Write the training losses to TensorBoard every this many steps."
+    )
+    flags.DEFINE_integer(
+        "image_every",
+        _DEFAULTS.image_every,
+        "Write the edit grid (source, exemplar, mask, result, "
+        "filtered result) of a fixed evaluation batch to TensorBoard every this many steps.",
+    )
     flags.DEFINE_integer("image_rows", _DEFAULTS.image_rows, "Rows (examples) of the TensorBoard edit grid.")
-    flags.DEFINE_integer("validation_steps", _DEFAULTS.validation_steps, "Batches of the evaluation split to compute "
-                         "the validation losses on after each epoch (0 = no validation).")
-    flags.DEFINE_bool("mixed_precision", _DEFAULTS.mixed_precision, "Compute in float16 with float32 weights "
-                      "(Keras 'mixed_float16', dynamic loss scaling). For GPUs with tensor cores (compute capability "
-                      "7.0+); on CPUs it is slower than float32.")
-    flags.DEFINE_bool("xla", _DEFAULTS.xla, "Compile the training step with XLA (jit_compile=True). Usually faster "
-                      "on GPUs and CPUs alike; the first step takes longer (compilation).")
-    flags.DEFINE_float("divergence_factor", _DEFAULTS.divergence_factor, "Stop the run, keeping its last good "
-                       "checkpoint, when the reconstruction loss rises above this many times its lowest value so far "
-                       "(finite divergence, which the NaN guard does not see). 0 = never.")
+    flags.DEFINE_integer(
+        "validation_steps",
+        _DEFAULTS.validation_steps,
+        "Batches of the evaluation split to compute the validation losses on after each epoch (0 = no validation).",
+    )
+    flags.DEFINE_bool(
+        "mixed_precision",
+        _DEFAULTS.mixed_precision,
+        "Compute in float16 with float32 weights "
+        "(Keras 'mixed_float16', dynamic loss scaling). For GPUs with tensor cores (compute capability "
+        "7.0+); on CPUs it is slower than float32.",
+    )
+    flags.DEFINE_bool(
+        "xla",
+        _DEFAULTS.xla,
+        "Compile the training step with XLA (jit_compile=True). Usually faster "
+        "on GPUs and CPUs alike; the first step takes longer (compilation).",
+    )
+    flags.DEFINE_float(
+        "divergence_factor",
+        _DEFAULTS.divergence_factor,
+        "Stop the run, keeping its last good "
+        "checkpoint, when the reconstruction loss rises above this many times its lowest value so far "
+        "(finite divergence, which the NaN guard does not see). 0 = never.",
+    )
     flags.mark_flag_as_required("model_dir")
 
 
@@ -127,23 +241,47 @@ def _parse_model_config(pairs: list[str]) -> dict[str, int | str]:
 def run_config_from_flags() -> RunConfig:
     """The RunConfig the flags describe (validated later by `RunConfig.resolved`)."""
     weights = get_preset(FLAGS.preset).train.loss_weights
-    given = {"adv": FLAGS.adv_weight, "rec": FLAGS.rec_weight, "cyc": FLAGS.cyc_weight, "cls": FLAGS.cls_weight,
-             "hole_rec": FLAGS.hole_rec_weight, "detach_cycle_target": FLAGS.detach_cycle_target,
-             "cycle_trains_encoder": FLAGS.cycle_trains_encoder, "cycle_fixed_encoder": FLAGS.cycle_fixed_encoder,
-             "gate_dropout": FLAGS.gate_dropout, "hole_rec_l2": FLAGS.hole_rec_l2_weight,
-             "exemplar_mask": FLAGS.exemplar_mask,
-             "reconstruction_colour_jitter": FLAGS.reconstruction_colour_jitter, "face_adv": FLAGS.face_adv_weight}
+    given = {
+        "adv": FLAGS.adv_weight,
+        "rec": FLAGS.rec_weight,
+        "cyc": FLAGS.cyc_weight,
+        "cls": FLAGS.cls_weight,
+        "hole_rec": FLAGS.hole_rec_weight,
+        "detach_cycle_target": FLAGS.detach_cycle_target,
+        "cycle_trains_encoder": FLAGS.cycle_trains_encoder,
+        "cycle_fixed_encoder": FLAGS.cycle_fixed_encoder,
+        "gate_dropout": FLAGS.gate_dropout,
+        "hole_rec_l2": FLAGS.hole_rec_l2_weight,
+        "exemplar_mask": FLAGS.exemplar_mask,
+        "reconstruction_colour_jitter": FLAGS.reconstruction_colour_jitter,
+        "face_adv": FLAGS.face_adv_weight,
+    }
     return RunConfig(
-        model_dir=FLAGS.model_dir, preset=FLAGS.preset, variant=FLAGS.variant,
+        model_dir=FLAGS.model_dir,
+        preset=FLAGS.preset,
+        variant=FLAGS.variant,
         regions=tuple(FLAGS.regions.split(",")) if FLAGS.regions is not None else None,
-        dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, epochs=FLAGS.epochs, steps_per_epoch=FLAGS.steps_per_epoch,
-        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, ema_decay=FLAGS.ema_decay,
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        epochs=FLAGS.epochs,
+        steps_per_epoch=FLAGS.steps_per_epoch,
+        batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate,
+        ema_decay=FLAGS.ema_decay,
         lr_decay_fraction=FLAGS.lr_decay_fraction,
         loss_weights=dataclasses.replace(weights, **{k: v for k, v in given.items() if v is not None}),
-        model_overrides=_parse_model_config(FLAGS.model_config), seed=FLAGS.seed,
-        checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
-        image_every=FLAGS.image_every, image_rows=FLAGS.image_rows, validation_steps=FLAGS.validation_steps,
-        mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla, divergence_factor=FLAGS.divergence_factor)
+        model_overrides=_parse_model_config(FLAGS.model_config),
+        seed=FLAGS.seed,
+        checkpoint_every=FLAGS.checkpoint_every,
+        keep_checkpoints=FLAGS.keep_checkpoints,
+        log_every=FLAGS.log_every,
+        image_every=FLAGS.image_every,
+        image_rows=FLAGS.image_rows,
+        validation_steps=FLAGS.validation_steps,
+        mixed_precision=FLAGS.mixed_precision,
+        xla=FLAGS.xla,
+        divergence_factor=FLAGS.divergence_factor,
+    )
 
 
 @reports_errors("ebgan-train", ValueError, NonFiniteError, DivergenceError)  # ConfigError is a ValueError

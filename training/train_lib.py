@@ -58,45 +58,63 @@ class _Data:
         self._batch_size: int = config.batch_size
         image_size = config.model_config().image_size
         self._train = pipeline.load_examples(
-            config.dataset, config.data_dir, pipeline.TRAIN_SPLIT[config.dataset], image_size)
+            config.dataset, config.data_dir, pipeline.TRAIN_SPLIT[config.dataset], image_size
+        )
         self._eval = pipeline.load_examples(
-            config.dataset, config.data_dir, pipeline.EVAL_SPLIT[config.dataset], image_size)
+            config.dataset, config.data_dir, pipeline.EVAL_SPLIT[config.dataset], image_size
+        )
         self._options: dict[str, Any] = dict(
-            image_size=image_size, regions=config.regions, attribute_names=attribute_names,
-            crop=pipeline.default_crop(config.dataset), deterministic=True, repeat=True,
-            part_layouts=config.model_config().code_pooling == "parts")
+            image_size=image_size,
+            regions=config.regions,
+            attribute_names=attribute_names,
+            crop=pipeline.default_crop(config.dataset),
+            deterministic=True,
+            repeat=True,
+            part_layouts=config.model_config().code_pooling == "parts",
+        )
 
     def epoch(self, epoch: int, skip: int) -> tf.data.Dataset:
         """The batches of `epoch` after the first `skip`."""
         config = self._config
         batches = pipeline.make_dataset(
-            self._train, batch_size=self._batch_size, training=True,
+            self._train,
+            batch_size=self._batch_size,
+            training=True,
             same_exemplar_share=config.preset_object().train.same_exemplar_share,
-            seed=epoch_seed(config.seed, epoch), **self._options)
+            seed=epoch_seed(config.seed, epoch),
+            **self._options,
+        )
         return distribute.shard_by_data(batches.skip(skip).take(config.steps_per_epoch - skip))
 
     def validation(self) -> tf.data.Dataset | None:
         """The same `validation_steps` batches of the evaluation split after every epoch, or None."""
         if not self._config.validation_steps:
             return None
-        return distribute.shard_by_data(pipeline.make_dataset(
-            self._eval, batch_size=self._batch_size, training=False, seed=self._config.seed,
-            **self._options).take(self._config.validation_steps))
+        return distribute.shard_by_data(
+            pipeline.make_dataset(
+                self._eval, batch_size=self._batch_size, training=False, seed=self._config.seed, **self._options
+            ).take(self._config.validation_steps)
+        )
 
     def landmark_template(self, batches: int = 4) -> list[list[float]]:
         """Mean landmarks [5, 2] of evaluation faces after crop and resize: where the model expects the five
         points of an aligned face (exported in the `metadata` signature for masks and photo alignment)."""
         eval_batches = pipeline.make_dataset(
-            self._eval, batch_size=self._batch_size, training=False, seed=self._config.seed,
-            **self._options).take(batches)
+            self._eval, batch_size=self._batch_size, training=False, seed=self._config.seed, **self._options
+        ).take(batches)
         landmarks = np.concatenate([batch["source_landmarks"].numpy() for batch in eval_batches])
         return np.round(landmarks.mean(axis=0), 2).tolist()
 
     def image_batch(self) -> dict[str, np.ndarray]:
         """A fixed batch of `image_rows` evaluation pairs (never B = A) for the edit grid."""
         batches = pipeline.make_dataset(
-            self._eval, batch_size=self._config.image_rows, training=False, same_exemplar_share=0.0,
-            seed=self._config.seed, **self._options)
+            self._eval,
+            batch_size=self._config.image_rows,
+            training=False,
+            same_exemplar_share=0.0,
+            seed=self._config.seed,
+            **self._options,
+        )
         return {key: value.numpy() for key, value in next(iter(batches)).items()}
 
 
@@ -120,8 +138,13 @@ def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
         with strategy.scope():
             trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
             trainer.build_all()
-            trainer.compile(learning_rate=learning_rate_schedule(config), beta_1=train.beta_1, beta_2=train.beta_2,
-                            ema_decay=config.ema_decay, jit_compile=config.xla)
+            trainer.compile(
+                learning_rate=learning_rate_schedule(config),
+                beta_1=train.beta_1,
+                beta_2=train.beta_2,
+                ema_decay=config.ema_decay,
+                jit_compile=config.xla,
+            )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     # Keras 3.15's fit and evaluate first pull one batch and reduce it across replicas with strategy.reduce to
@@ -164,14 +187,24 @@ def train(
     return trainer, history
 
 
-def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, strategy: tf.distribute.Strategy,
-         output_dir: str, extra_callbacks: Sequence[keras.callbacks.Callback]) -> dict[str, list[float]]:
+def _fit(
+    trainer: EBGANTrainer,
+    config: RunConfig,
+    identity: dict,
+    data: _Data,
+    strategy: tf.distribute.Strategy,
+    output_dir: str,
+    extra_callbacks: Sequence[keras.callbacks.Callback],
+) -> dict[str, list[float]]:
     """Restores the latest checkpoint of `config.model_dir`, trains to the end and writes into `output_dir`."""
     if output_dir == config.model_dir:  # the chief's own folder: what a killed save left there
         removed = remove_checkpoint_litter(config.model_dir)
         if removed:
-            print(f"Removed what a run killed while saving left in {config.model_dir}/{CHECKPOINT_DIR}: "
-                  f"{', '.join(removed)}.", flush=True)
+            print(
+                f"Removed what a run killed while saving left in {config.model_dir}/{CHECKPOINT_DIR}: "
+                f"{', '.join(removed)}.",
+                flush=True,
+            )
     counter = callbacks.StepCounter()
     checkpoint = make_checkpoint(trainer, optimizers=True, step=counter.variable)
     latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, CHECKPOINT_DIR))
@@ -183,16 +216,23 @@ def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, 
         print(f"Starting a new run in {config.model_dir}.", flush=True)
     write_config(output_dir, identity)
     manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(output_dir, CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints)
+        checkpoint, os.path.join(output_dir, CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints
+    )
 
     logs = os.path.join(output_dir, LOG_DIR)
     train_writer = tf.summary.create_file_writer(os.path.join(logs, "train"))
-    checkpoints = callbacks.CheckpointCallback(trainer, manager, config.checkpoint_every, counter,
-                                               saved_step=counter.step if latest else None,
-                                               divergence_factor=config.divergence_factor)
+    checkpoints = callbacks.CheckpointCallback(
+        trainer,
+        manager,
+        config.checkpoint_every,
+        counter,
+        saved_step=counter.step if latest else None,
+        divergence_factor=config.divergence_factor,
+    )
     grids = callbacks.EditGridSummaries(trainer, counter, train_writer, data.image_batch(), config.image_every)
     scalars = callbacks.ScalarSummaries(
-        counter, train_writer, tf.summary.create_file_writer(os.path.join(logs, "validation")), config.log_every)
+        counter, train_writer, tf.summary.create_file_writer(os.path.join(logs, "validation")), config.log_every
+    )
 
     history: dict[str, list[float]] = {}
     total_steps = config.epochs * config.steps_per_epoch
@@ -202,19 +242,29 @@ def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, 
         # A finished run trained further: its final weights are now stale. Without them, a run killed before it
         # ends is loaded (ebgan-eval, ebgan-export) from its newest checkpoint instead; the end writes new ones.
         os.remove(os.path.join(output_dir, FINAL_WEIGHTS))
-        print(f"Removed the final weights of step {counter.step} from {output_dir}: training continues to step "
-              f"{total_steps}.", flush=True)
+        print(
+            f"Removed the final weights of step {counter.step} from {output_dir}: training continues to step "
+            f"{total_steps}.",
+            flush=True,
+        )
     for epoch in range(counter.step // config.steps_per_epoch, config.epochs):
         skip = counter.step - epoch * config.steps_per_epoch
         # Keras numbers each one-epoch fit call "Epoch k/k"; this line gives the run's own count.
         last_step = (epoch + 1) * config.steps_per_epoch
-        print(f"Epoch {epoch + 1} of {config.epochs}: steps {counter.step + 1} to {last_step} of {total_steps}.",
-              flush=True)
+        print(
+            f"Epoch {epoch + 1} of {config.epochs}: steps {counter.step + 1} to {last_step} of {total_steps}.",
+            flush=True,
+        )
         result = trainer.fit(
-            data.epoch(epoch, skip), initial_epoch=epoch, epochs=epoch + 1,
-            steps_per_epoch=config.steps_per_epoch - skip, validation_data=data.validation(),
-            validation_steps=config.validation_steps or None, shuffle=False,
-            callbacks=[counter, checkpoints, scalars, grids, *extra_callbacks, RunProgress()])
+            data.epoch(epoch, skip),
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            steps_per_epoch=config.steps_per_epoch - skip,
+            validation_data=data.validation(),
+            validation_steps=config.validation_steps or None,
+            shuffle=False,
+            callbacks=[counter, checkpoints, scalars, grids, *extra_callbacks, RunProgress()],
+        )
         for name, values in result.history.items():
             history.setdefault(name, []).extend(float(np.mean(value)) for value in values)
         if trainer.stop_training:
@@ -224,6 +274,5 @@ def _fit(trainer: EBGANTrainer, config: RunConfig, identity: dict, data: _Data, 
     trainer.use_averaged_weights()  # the final weights (and the returned trainer) are the moving average
     grids.write()
     save_final_weights(trainer, output_dir)
-    print(f"Saved the final weights to {os.path.join(output_dir, FINAL_WEIGHTS)} (step {counter.step}).",
-          flush=True)
+    print(f"Saved the final weights to {os.path.join(output_dir, FINAL_WEIGHTS)} (step {counter.step}).", flush=True)
     return history

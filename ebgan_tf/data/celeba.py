@@ -44,8 +44,7 @@ IMAGE_DIR = "img_align_celeba"
 # The files tfds' celeb_a builder needs in its manual directory (names as in its checksums.tsv).
 OFFICIAL_FILES: tuple[str, ...] = (IMAGE_ARCHIVE, ATTR_FILE, LANDMARKS_FILE, PARTITION_FILE, IDENTITY_FILE)
 # What the extracted form needs, and the subfolder of the official Google Drive layout that holds each one.
-EXTRACTED_ITEMS: dict[str, str] = {IMAGE_DIR: "Img", ATTR_FILE: "Anno", LANDMARKS_FILE: "Anno",
-                                   PARTITION_FILE: "Eval"}
+EXTRACTED_ITEMS: dict[str, str] = {IMAGE_DIR: "Img", ATTR_FILE: "Anno", LANDMARKS_FILE: "Anno", PARTITION_FILE: "Eval"}
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy")
 FORMS: tuple[str, ...] = ("extracted", "tfds_manual")
 
@@ -97,8 +96,9 @@ def find_celeba(data_dir: str) -> CelebALocation:
         exists = os.path.isdir if item == IMAGE_DIR else os.path.isfile
         path = next((candidate for candidate in candidates if exists(candidate)), None)
         if path is None:
-            missing_extracted.append(f"    {item}{'/' if item == IMAGE_DIR else ''} (looked for "
-                                     f"{' and '.join(candidates)})")
+            missing_extracted.append(
+                f"    {item}{'/' if item == IMAGE_DIR else ''} (looked for {' and '.join(candidates)})"
+            )
         else:
             found[item] = path
     if not missing_extracted:
@@ -113,12 +113,14 @@ def find_celeba(data_dir: str) -> CelebALocation:
     raise FileNotFoundError(
         f"No complete copy of CelebA under {data_dir!r}"
         f"{'' if os.path.isdir(data_dir) else ' (the directory does not exist)'}. Either form works:\n"
-        f"  form \"extracted\" (img_align_celeba/*.jpg and the text files) is missing:\n"
+        f'  form "extracted" (img_align_celeba/*.jpg and the text files) is missing:\n'
         + "\n".join(missing_extracted)
-        + f"\n  form \"tfds_manual\" (the five official files in tensorflow-datasets' manual dir {manual}) is "
-        f"missing:\n" + "\n".join(missing_manual)
+        + f'\n  form "tfds_manual" (the five official files in tensorflow-datasets\' manual dir {manual}) is '
+        f"missing:\n"
+        + "\n".join(missing_manual)
         + "\nGet the files from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html "
-        "(see docs/data.md, 'Getting CelebA').")
+        "(see docs/data.md, 'Getting CelebA')."
+    )
 
 
 def _read_lines(path: str) -> list[str]:
@@ -129,19 +131,22 @@ def _read_lines(path: str) -> list[str]:
         raise ValueError(f"{path}: not a text file ({error}).") from None
 
 
-def _parse_rows(path: str, lines: list[str], first_line: int, num_values: int
-                ) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _parse_rows(
+    path: str, lines: list[str], first_line: int, num_values: int
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Rows `name v1 ... vn` from line `first_line` (1-based) on -> names, int64 [N, n] values, line numbers."""
     names: list[str] = []
     numbers: list[int] = []
     tokens: list[str] = []
-    for number, line in enumerate(lines[first_line - 1:], start=first_line):
+    for number, line in enumerate(lines[first_line - 1 :], start=first_line):
         parts = line.split()
         if not parts:
             continue  # blank lines (e.g. at the end) carry nothing
         if len(parts) != num_values + 1:
-            raise ValueError(f"{path} line {number}: expected {num_values + 1} columns (image name and "
-                             f"{num_values} values), found {len(parts)}.")
+            raise ValueError(
+                f"{path} line {number}: expected {num_values + 1} columns (image name and "
+                f"{num_values} values), found {len(parts)}."
+            )
         names.append(parts[0])
         numbers.append(number)
         tokens.extend(parts[1:])
@@ -170,10 +175,13 @@ def _read_table(path: str, columns: Sequence[str]) -> tuple[list[str], np.ndarra
         raise ValueError(f"{path} line 1: expected the number of images, found {count[:40]!r}.")
     header = lines[1].split()
     if header != list(columns):
-        wrong = next((i for i, (got, want) in enumerate(zip(header, columns)) if got != want), min(
-            len(header), len(columns)))
-        raise ValueError(f"{path} line 2: expected the header of {len(columns)} columns {' '.join(columns)}; "
-                         f"column {wrong + 1} is {header[wrong] if wrong < len(header) else 'missing'!r}.")
+        wrong = next(
+            (i for i, (got, want) in enumerate(zip(header, columns)) if got != want), min(len(header), len(columns))
+        )
+        raise ValueError(
+            f"{path} line 2: expected the header of {len(columns)} columns {' '.join(columns)}; "
+            f"column {wrong + 1} is {header[wrong] if wrong < len(header) else 'missing'!r}."
+        )
     names, values, numbers = _parse_rows(path, lines, 3, len(columns))
     if len(names) != int(count):
         raise ValueError(f"{path} line 1: says {int(count)} images but the file lists {len(names)}.")
@@ -191,15 +199,19 @@ def read_annotations(attr_path: str, landmarks_path: str, partition_path: str) -
     partition = part_values[:, 0]
     bad = np.flatnonzero(~np.isin(partition, list(SPLIT_IDS.values())))
     if bad.size:
-        raise ValueError(f"{partition_path} line {part_lines[bad[0]]}: partition must be 0 (train), "
-                         f"1 (validation) or 2 (test), found {partition[bad[0]]}.")
+        raise ValueError(
+            f"{partition_path} line {part_lines[bad[0]]}: partition must be 0 (train), "
+            f"1 (validation) or 2 (test), found {partition[bad[0]]}."
+        )
     attr_rows = {name: row for row, name in enumerate(attr_names)}
     mark_rows = {name: row for row, name in enumerate(mark_names)}
     for table, rows in ((attr_path, attr_rows), (landmarks_path, mark_rows)):
         absent = [(name, line) for name, line in zip(part_names, part_lines) if name not in rows]
         if absent:
-            raise ValueError(f"{table} has no row for {absent[0][0]} (listed on line {absent[0][1]} of "
-                             f"{partition_path}; {len(absent)} image(s) lack a row).")
+            raise ValueError(
+                f"{table} has no row for {absent[0][0]} (listed on line {absent[0][1]} of "
+                f"{partition_path}; {len(absent)} image(s) lack a row)."
+            )
     return Annotations(
         file_names=np.asarray(part_names),
         partition=partition,
@@ -216,16 +228,21 @@ def _annotations(location: CelebALocation) -> Annotations:
 def split_rows(partition: np.ndarray, split: str) -> np.ndarray:
     """Row indices of a tfds split expression ("train", "train+validation", "test[:10%]", ...), in order."""
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
     rows_of = {name: np.flatnonzero(partition == split_id) for name, split_id in SPLIT_IDS.items()}
-    infos = {name: tfds.core.SplitInfo(name=name, shard_lengths=[len(rows)], num_bytes=0, filename_template=None)
-             for name, rows in rows_of.items()}
+    infos = {
+        name: tfds.core.SplitInfo(name=name, shard_lengths=[len(rows)], num_bytes=0, filename_template=None)
+        for name, rows in rows_of.items()
+    }
     try:
         instructions = tfds.core.ReadInstruction.from_spec(split).to_absolute(infos)
     except (ValueError, AssertionError) as error:
-        raise ValueError(f"Invalid split {split!r}: {str(error).splitlines()[0]} Valid splits: "
-                         f"{', '.join(SPLIT_IDS)}, or a tfds split expression such as "
-                         f"'train+validation' or 'test[:10%]'.") from None
-    return np.concatenate([rows_of[part.splitname][part.from_:part.to] for part in instructions])
+        raise ValueError(
+            f"Invalid split {split!r}: {str(error).splitlines()[0]} Valid splits: "
+            f"{', '.join(SPLIT_IDS)}, or a tfds split expression such as "
+            f"'train+validation' or 'test[:10%]'."
+        ) from None
+    return np.concatenate([rows_of[part.splitname][part.from_ : part.to] for part in instructions])
 
 
 def _check_images_present(image_dir: str, annotations: Annotations, rows: np.ndarray, partition_path: str) -> None:
@@ -235,7 +252,8 @@ def _check_images_present(image_dir: str, annotations: Annotations, rows: np.nda
         shown = ", ".join(f"{annotations.file_names[row]} (line {annotations.lines[row]})" for row in absent[:5])
         raise FileNotFoundError(
             f"{len(absent)} image(s) listed in {partition_path} are missing from {image_dir}: {shown}"
-            f"{', ...' if len(absent) > 5 else ''}. Re-extract img_align_celeba.zip there.")
+            f"{', ...' if len(absent) > 5 else ''}. Re-extract img_align_celeba.zip there."
+        )
 
 
 def _check_image_size(path: str) -> None:
@@ -247,8 +265,10 @@ def _check_image_size(path: str) -> None:
     except OSError:
         return  # unreadable: the reader skips it with a warning
     if size != IMAGE_SHAPE[1::-1]:
-        raise ValueError(f"{path} is {size[0]}x{size[1]} pixels; the aligned CelebA images (img_align_celeba) are "
-                         f"{IMAGE_SHAPE[1]}x{IMAGE_SHAPE[0]}.")
+        raise ValueError(
+            f"{path} is {size[0]}x{size[1]} pixels; the aligned CelebA images (img_align_celeba) are "
+            f"{IMAGE_SHAPE[1]}x{IMAGE_SHAPE[0]}."
+        )
 
 
 _skipped_images: list[str] = []
@@ -278,9 +298,14 @@ def _extracted_examples(location: CelebALocation, split: str) -> tf.data.Dataset
             _skipped_images.append(paths[position])
             skipped = len(_skipped_images)
             if skipped <= LOGGED_SKIPS or skipped % 1000 == 0:  # every one at first, then a count now and then
-                logging.warning("CelebA: skipped unreadable image %s (%s line %d); %d skipped so far%s.",
-                                paths[position], PARTITION_FILE, annotations.lines[rows[position]], skipped,
-                                " (from now on every 1000th is logged)" if skipped == LOGGED_SKIPS else "")
+                logging.warning(
+                    "CelebA: skipped unreadable image %s (%s line %d); %d skipped so far%s.",
+                    paths[position],
+                    PARTITION_FILE,
+                    annotations.lines[rows[position]],
+                    skipped,
+                    " (from now on every 1000th is logged)" if skipped == LOGGED_SKIPS else "",
+                )
         return True
 
     def decode(position, path, attributes, landmarks):
@@ -291,9 +316,11 @@ def _extracted_examples(location: CelebALocation, split: str) -> tf.data.Dataset
         return element[0] + 1, (*element, expected)
 
     def keep(position, image, attributes, landmarks, expected) -> tf.Tensor:
-        reported = tf.cond(position > expected,
-                           lambda: tf.py_function(report_skipped, [expected, position], tf.bool),
-                           lambda: tf.constant(True))
+        reported = tf.cond(
+            position > expected,
+            lambda: tf.py_function(report_skipped, [expected, position], tf.bool),
+            lambda: tf.constant(True),
+        )
         return tf.logical_and(reported, position < count)
 
     def to_example(position, image, attributes, landmarks, expected) -> dict:
@@ -303,19 +330,33 @@ def _extracted_examples(location: CelebALocation, split: str) -> tf.data.Dataset
             "landmarks": {name: landmarks[i] for i, name in enumerate(LANDMARK_COLUMNS)},
         }
 
-    columns = (np.arange(count, dtype=np.int64), np.asarray(paths, dtype=str), annotations.attributes[rows],
-               annotations.landmarks[rows])
-    decoded = tf.data.Dataset.from_tensor_slices(columns).map(
-        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+    columns = (
+        np.arange(count, dtype=np.int64),
+        np.asarray(paths, dtype=str),
+        annotations.attributes[rows],
+        annotations.landmarks[rows],
+    )
+    decoded = (
+        tf.data.Dataset.from_tensor_slices(columns)
+        .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .ignore_errors()
+    )
     # A last element that always decodes, so that skipped images at the very end are noticed too.
-    end = tf.data.Dataset.from_tensors((np.int64(count), tf.zeros(IMAGE_SHAPE, tf.uint8), np.zeros(
-        [len(CELEBA_ATTRIBUTES)], bool), np.zeros([len(LANDMARK_COLUMNS)], np.int64)))
-    return (decoded.concatenate(end).scan(np.int64(0), with_expected).filter(keep).map(to_example))
+    end = tf.data.Dataset.from_tensors(
+        (
+            np.int64(count),
+            tf.zeros(IMAGE_SHAPE, tf.uint8),
+            np.zeros([len(CELEBA_ATTRIBUTES)], bool),
+            np.zeros([len(LANDMARK_COLUMNS)], np.int64),
+        )
+    )
+    return decoded.concatenate(end).scan(np.int64(0), with_expected).filter(keep).map(to_example)
 
 
 def _tfds_builder(location: CelebALocation, prepare: bool):
     """tfds' own celeb_a builder over `location`, prepared from the manual dir if needed (never downloads)."""
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
     builder = tfds.builder("celeb_a", data_dir=location.data_dir)
     if builder.is_prepared() or not prepare:
         return builder
@@ -324,6 +365,7 @@ def _tfds_builder(location: CelebALocation, prepare: bool):
     config = tfds.download.DownloadConfig(manual_dir=manual_dir(location.data_dir), try_download_gcs=False)
     # pylint: disable-next=import-outside-toplevel
     from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
+
     try:
         builder.download_and_prepare(download_config=config)
     except NonMatchingChecksumError as error:
@@ -360,8 +402,9 @@ def load_examples(data_dir: str, split: str, attribute_names: Sequence[str] | No
       "landmarks": {"lefteye_x": int64, ...}}. The extracted form keeps list_eval_partition.txt order and skips
       unreadable images with a counted warning; the tfds form keeps tfds' stored order.
     """
-    names = CELEBA_ATTRIBUTES if attribute_names is None else validate_attribute_names(
-        attribute_names, CELEBA_ATTRIBUTES)
+    names = (
+        CELEBA_ATTRIBUTES if attribute_names is None else validate_attribute_names(attribute_names, CELEBA_ATTRIBUTES)
+    )
     location = find_celeba(data_dir)
     if location.form == "extracted":
         examples = _extracted_examples(location, split)
@@ -381,8 +424,10 @@ def describe(data_dir: str) -> str:
         where = f"images in {location.paths[IMAGE_DIR]}, read by the project's tf.data reader"
     else:
         prepared = _tfds_builder(location, prepare=False).is_prepared()
-        where = (f"official files in {manual_dir(data_dir)}, read by tensorflow-datasets' celeb_a builder "
-                 f"({'prepared' if prepared else 'not prepared yet: the first use converts them once'})")
+        where = (
+            f"official files in {manual_dir(data_dir)}, read by tensorflow-datasets' celeb_a builder "
+            f"({'prepared' if prepared else 'not prepared yet: the first use converts them once'})"
+        )
     return f"CelebA, form {location.form!r}: {where}; {sizes} images."
 
 
@@ -392,8 +437,9 @@ def prepare(data_dir: str) -> str:
     location = find_celeba(data_dir)
     if location.form == "extracted":
         annotations = _annotations(location)
-        _check_images_present(location.paths[IMAGE_DIR], annotations, np.arange(len(annotations.file_names)),
-                              location.partition_path)
+        _check_images_present(
+            location.paths[IMAGE_DIR], annotations, np.arange(len(annotations.file_names)), location.partition_path
+        )
     else:
         _tfds_builder(location, prepare=True)
     return describe(data_dir)

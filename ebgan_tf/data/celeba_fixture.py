@@ -34,8 +34,12 @@ def place_face(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np
     # PIL's affine maps each output point to the input point (x - shift_x) / scale, (y - shift_y) / scale.
     inverse = (1 / scale, 0.0, -shift[0] / scale, 0.0, 1 / scale, -shift[1] / scale)
     canvas = Image.fromarray(image).transform(
-        (width, height), Image.Transform.AFFINE, inverse, resample=Image.Resampling.BILINEAR,
-        fillcolor=tuple(int(v) for v in image[0, 0]))
+        (width, height),
+        Image.Transform.AFFINE,
+        inverse,
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=tuple(int(v) for v in image[0, 0]),
+    )
     return np.asarray(canvas), np.round(points * scale + shift).astype(np.int64)
 
 
@@ -69,6 +73,7 @@ def make_celeba_fixture(directory: str, num_images: int = 10, form: str = "extra
       The folder the files were written to.
     """
     from ebgan_tf.data import synthetic  # pylint: disable=import-outside-toplevel
+
     if form not in celeba.FORMS:
         raise ValueError(f"Unknown form {form!r}; valid forms: {', '.join(celeba.FORMS)}.")
     target = directory if form == "extracted" else celeba.manual_dir(directory)
@@ -90,8 +95,9 @@ def make_celeba_fixture(directory: str, num_images: int = 10, form: str = "extra
         celeba.ATTR_FILE: _table(attribute_rows, CELEBA_ATTRIBUTES, 2, " "),
         celeba.LANDMARKS_FILE: _table(landmark_rows, celeba.LANDMARK_COLUMNS, 4, ""),
         celeba.PARTITION_FILE: "".join(f"{name} {split}\n" for name, split in zip(names, _partition(num_images))),
-        celeba.IDENTITY_FILE: "".join(f"{name} {identity}\n"
-                                      for name, identity in zip(names, rng.integers(1, 10178, num_images))),
+        celeba.IDENTITY_FILE: "".join(
+            f"{name} {identity}\n" for name, identity in zip(names, rng.integers(1, 10178, num_images))
+        ),
     }
     for file_name, text in texts.items():
         with open(os.path.join(target, file_name), "w", encoding="utf-8") as file:

@@ -108,7 +108,7 @@ def part_layout(landmarks: tf.Tensor, size: int) -> tf.Tensor:
     xs = tf.range(size, dtype=tf.float32)[None, :] + 0.5
     distances = []
     for part in PARTS:
-        (cx, cy, rx, ry), = _part_ellipses(landmarks, part)
+        ((cx, cy, rx, ry),) = _part_ellipses(landmarks, part)
         cx, cy = cx[..., None, None], cy[..., None, None]
         rx, ry = tf.maximum(rx, 1e-3)[..., None, None], tf.maximum(ry, 1e-3)[..., None, None]  # a point, not a NaN
         distances.append(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2)
@@ -116,8 +116,9 @@ def part_layout(landmarks: tf.Tensor, size: int) -> tf.Tensor:
     return tf.one_hot(tf.argmin(tf.stack(distances, axis=-1), axis=-1), len(CODE_PARTS), dtype=tf.float32)
 
 
-def random_jitter(seed: tf.Tensor | Sequence[int], max_scale_jitter: float = 0.15,
-                  max_shift: float = 0.1) -> tuple[tf.Tensor, tf.Tensor]:
+def random_jitter(
+    seed: tf.Tensor | Sequence[int], max_scale_jitter: float = 0.15, max_shift: float = 0.1
+) -> tuple[tf.Tensor, tf.Tensor]:
     """(scale [], shift [2]) of a training mask: a scale in [1 - max_scale_jitter, 1 + max_scale_jitter] and a shift
     of up to `max_shift` interocular distances along x and y, drawn from the stateless `seed` int [2]."""
     seed = tf.convert_to_tensor(seed)
@@ -165,12 +166,16 @@ def load_mask_image(path: str | os.PathLike, size: int) -> np.ndarray:
     path = os.fspath(path)
     image = images.open_image(path)
     if image.mode not in MASK_IMAGE_MODES:
-        raise ValueError(f"{path}: mask images must be black-and-white, grayscale, palette, RGB or RGBA "
-                         f"(modes {', '.join(MASK_IMAGE_MODES)}); got mode {image.mode}.")
+        raise ValueError(
+            f"{path}: mask images must be black-and-white, grayscale, palette, RGB or RGBA "
+            f"(modes {', '.join(MASK_IMAGE_MODES)}); got mode {image.mode}."
+        )
     width, height = image.size
     if width != height:
-        raise ValueError(f"{path}: mask image is {width}x{height} (width x height); it must be square, "
-                         f"like the model's {size}x{size} input.")
+        raise ValueError(
+            f"{path}: mask image is {width}x{height} (width x height); it must be square, "
+            f"like the model's {size}x{size} input."
+        )
     on = _mask_on(image)
     if not on.any():
         raise ValueError(f"{path}: the mask is empty, nothing to edit (white or opaque pixels mark the region).")
@@ -179,6 +184,9 @@ def load_mask_image(path: str | os.PathLike, size: int) -> np.ndarray:
     if not mask.any():
         raise ValueError(f"{path}: the mask is empty after resizing to {size}x{size}; mark a larger region.")
     if mask.all():
-        warnings.warn(f"{path}: the mask covers the whole image, so nothing of the source is kept "
-                      "(white = edit, black = keep; is the mask inverted?).", stacklevel=2)
+        warnings.warn(
+            f"{path}: the mask covers the whole image, so nothing of the source is kept "
+            "(white = edit, black = keep; is the mask inverted?).",
+            stacklevel=2,
+        )
     return mask

@@ -49,6 +49,7 @@ def default_crop(dataset: str) -> tuple[int, int, int, int] | None:
     """(top, left, height, width) crop a data set's images need before resizing (CelebA's centre crop), or None."""
     if validate_dataset(dataset) == "celeb_a":
         from ebgan_tf.data import celeba  # pylint: disable=import-outside-toplevel
+
         return celeba.CROP
     return None
 
@@ -62,40 +63,49 @@ def load_examples(dataset: str, data_dir: str, split: str, image_size: int) -> t
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(
             f"Data directory {data_dir!r} does not exist; create it with "
-            f"`ebgan-data prepare --dataset={dataset} --data_dir={data_dir}`.")
+            f"`ebgan-data prepare --dataset={dataset} --data_dir={data_dir}`."
+        )
     if dataset == "synthetic_faces":
         return _load_synthetic_faces(data_dir, split, image_size)
     from ebgan_tf.data import celeba  # pylint: disable=import-outside-toplevel
+
     return celeba.load_examples(data_dir, split)
 
 
 def _load_synthetic_faces(data_dir: str, split: str, image_size: int) -> tf.data.Dataset:
     """The standard synthetic_faces config of `image_size`, else the one prepared with custom split sizes."""
     from ebgan_tf.data import synthetic_faces  # pylint: disable=import-outside-toplevel
+
     try:
         return synthetic_faces.load_synthetic_faces(data_dir, split, image_size=image_size, prepare=False)
     except FileNotFoundError:
         pass
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
     info_files = glob.glob(os.path.join(glob.escape(data_dir), "synthetic_faces", "*", "*", "dataset_info.json"))
     builders = [tfds.builder_from_directory(os.path.dirname(path)) for path in sorted(info_files)]
-    builders = [builder for builder in builders
-                if tuple(builder.info.features["image"].shape[:2]) == (image_size, image_size)]
+    builders = [
+        builder for builder in builders if tuple(builder.info.features["image"].shape[:2]) == (image_size, image_size)
+    ]
     if not builders:
         raise FileNotFoundError(
             f"No synthetic_faces data set at {image_size} px in {data_dir!r}; create it with `ebgan-data prepare "
-            f"--dataset=synthetic_faces --data_dir={data_dir} --image_size={image_size}`.")
+            f"--dataset=synthetic_faces --data_dir={data_dir} --image_size={image_size}`."
+        )
     if len(builders) > 1:
         names = ", ".join(builder.builder_config.name for builder in builders)
-        raise ValueError(f"Several synthetic_faces data sets at {image_size} px in {data_dir!r} (configs {names}); "
-                         "keep one, or give each its own data directory.")
+        raise ValueError(
+            f"Several synthetic_faces data sets at {image_size} px in {data_dir!r} (configs {names}); "
+            "keep one, or give each its own data directory."
+        )
     return builders[0].as_dataset(split=split, shuffle_files=False)
 
 
 def example_landmarks(landmarks: dict[str, tf.Tensor]) -> tf.Tensor:
     """The schema's landmark dict -> float32 [5, 2] (x, y) in `LANDMARK_NAMES` order."""
-    return tf.cast(tf.stack([tf.stack([landmarks[f"{name}_x"], landmarks[f"{name}_y"]])
-                             for name in LANDMARK_NAMES]), tf.float32)
+    return tf.cast(
+        tf.stack([tf.stack([landmarks[f"{name}_x"], landmarks[f"{name}_y"]]) for name in LANDMARK_NAMES]), tf.float32
+    )
 
 
 def crop_and_resize(
@@ -109,7 +119,7 @@ def crop_and_resize(
     """
     if crop is not None:
         top, left, height, width = crop
-        image = image[top:top + height, left:left + width]
+        image = image[top : top + height, left : left + width]
         landmarks = landmarks - tf.constant([left, top], tf.float32)
     if tuple(image.shape[:2]) == (image_size, image_size):  # already the right size: nothing to resample
         return image, landmarks
@@ -125,8 +135,9 @@ def _check_example_spec(spec: dict, attribute_names: Sequence[str]) -> None:
         if key not in spec:
             raise ValueError(f"Examples lack the key {key!r}; the schema needs image, attributes and landmarks.")
     validate_attribute_names(attribute_names, tuple(spec["attributes"]))
-    missing = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"
-               if f"{name}_{axis}" not in spec["landmarks"]]
+    missing = [
+        f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy" if f"{name}_{axis}" not in spec["landmarks"]
+    ]
     if missing:
         raise ValueError(f"Examples lack the landmark(s) {', '.join(missing)}.")
 
@@ -134,9 +145,13 @@ def _check_example_spec(spec: dict, attribute_names: Sequence[str]) -> None:
 def _region_mask_fn(regions: Sequence[str], image_size: int):
     """(landmarks, region index, scale, shift) -> the mask of `regions[index]` on `landmarks` (scaled and shifted:
     see `masks.region_mask`)."""
+
     def mask_fn(landmarks: tf.Tensor, index: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
-        return tf.switch_case(index, [
-            functools.partial(masks.region_mask, landmarks, region, image_size, scale, shift) for region in regions])
+        return tf.switch_case(
+            index,
+            [functools.partial(masks.region_mask, landmarks, region, image_size, scale, shift) for region in regions],
+        )
+
     return mask_fn
 
 
@@ -145,8 +160,11 @@ def _draw_mask(seed: tf.Tensor, num_regions: int, jitter: bool) -> dict[str, tf.
     `jitter`). Kept so that the exemplar's own mask can be drawn alike on its landmarks."""
     choice_seed, jitter_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     scale, shift = masks.random_jitter(jitter_seed) if jitter else (tf.constant(1.0), tf.zeros([2]))
-    return {"mask_region": tf.random.stateless_uniform([], choice_seed, 0, num_regions, dtype=tf.int32),
-            "mask_scale": scale, "mask_shift": shift}
+    return {
+        "mask_region": tf.random.stateless_uniform([], choice_seed, 0, num_regions, dtype=tf.int32),
+        "mask_scale": scale,
+        "mask_shift": shift,
+    }
 
 
 def _pair(batch: dict[str, tf.Tensor], seed: tf.Tensor, same_exemplar_share: float, mask_fn) -> dict[str, tf.Tensor]:
@@ -166,9 +184,11 @@ def _pair(batch: dict[str, tf.Tensor], seed: tf.Tensor, same_exemplar_share: flo
         "exemplar": tf.gather(batch["source"], exemplar_index),
         "exemplar_attributes": tf.gather(batch["source_attributes"], exemplar_index),
         "exemplar_landmarks": exemplar_landmarks,
-        "exemplar_mask": tf.map_fn(lambda row: mask_fn(*row), (
-            exemplar_landmarks, drawn["mask_region"], drawn["mask_scale"], drawn["mask_shift"]),
-            fn_output_signature=tf.float32),
+        "exemplar_mask": tf.map_fn(
+            lambda row: mask_fn(*row),
+            (exemplar_landmarks, drawn["mask_region"], drawn["mask_scale"], drawn["mask_shift"]),
+            fn_output_signature=tf.float32,
+        ),
     }
     if "source_layout" in batch:
         paired["exemplar_layout"] = tf.gather(batch["source_layout"], exemplar_index)
@@ -234,8 +254,9 @@ def make_dataset(
         prepared = {
             "source": images.to_float(image),
             "mask": mask_fn(landmarks, drawn["mask_region"], drawn["mask_scale"], drawn["mask_shift"]),
-            "source_attributes": tf.reshape(tf.cast(
-                [example["attributes"][name] for name in attribute_names], tf.float32), [len(attribute_names)]),
+            "source_attributes": tf.reshape(
+                tf.cast([example["attributes"][name] for name in attribute_names], tf.float32), [len(attribute_names)]
+            ),
             "source_landmarks": landmarks,
             **drawn,
         }
@@ -253,8 +274,10 @@ def make_dataset(
     data = data.batch(batch_size, drop_remainder=True)
     pair_seeds = tf.data.Dataset.random(seed=None if seed is None else seed + 1).batch(2)
     data = tf.data.Dataset.zip(data, pair_seeds)
-    data = data.map(lambda batch, pair_seed: _pair(batch, pair_seed, same_exemplar_share, mask_fn),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.map(
+        lambda batch, pair_seed: _pair(batch, pair_seed, same_exemplar_share, mask_fn),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     options = tf.data.Options()
     options.deterministic = deterministic or not training
     return data.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -47,14 +47,31 @@ RENDERED_ATTRIBUTES: tuple[str, ...] = tuple(name for name in config.CELEBA_ATTR
 
 # Probability of each independently sampled binary attribute.
 ATTRIBUTE_PROBABILITIES: dict[str, float] = {
-    "Male": 0.5, "Pale_Skin": 0.3, "Rosy_Cheeks": 0.3, "Bangs": 0.3,
-    "Eyeglasses": 0.3, "Narrow_Eyes": 0.3, "Bushy_Eyebrows": 0.35, "Arched_Eyebrows": 0.35,
-    "Big_Nose": 0.35, "Pointy_Nose": 0.35, "Mustache": 0.3, "Goatee": 0.3, "Smiling": 0.5,
-    "Mouth_Slightly_Open": 0.45, "Wearing_Lipstick": 0.35, "Big_Lips": 0.35,
+    "Male": 0.5,
+    "Pale_Skin": 0.3,
+    "Rosy_Cheeks": 0.3,
+    "Bangs": 0.3,
+    "Eyeglasses": 0.3,
+    "Narrow_Eyes": 0.3,
+    "Bushy_Eyebrows": 0.35,
+    "Arched_Eyebrows": 0.35,
+    "Big_Nose": 0.35,
+    "Pointy_Nose": 0.35,
+    "Mustache": 0.3,
+    "Goatee": 0.3,
+    "Smiling": 0.5,
+    "Mouth_Slightly_Open": 0.45,
+    "Wearing_Lipstick": 0.35,
+    "Big_Lips": 0.35,
 }
 # Hair colour is one draw: each CelebA colour, or auburn (no hair-colour attribute set).
 HAIR_COLOUR_PROBABILITIES: dict[str, float] = {
-    "Black_Hair": 0.24, "Brown_Hair": 0.24, "Blond_Hair": 0.22, "Gray_Hair": 0.22, "auburn": 0.08}
+    "Black_Hair": 0.24,
+    "Brown_Hair": 0.24,
+    "Blond_Hair": 0.22,
+    "Gray_Hair": 0.22,
+    "auburn": 0.08,
+}
 
 # Continuous style factors: name -> (region, low, high), sampled uniformly. Lengths are in units of d.
 STYLE_RANGES: dict[str, tuple[str, float, float]] = {
@@ -94,8 +111,11 @@ STYLE_RANGES: dict[str, tuple[str, float, float]] = {
 COPIED_COLOURS: dict[str, str] = {"neck": "body", "bangs": "face"}
 STYLE_REGIONS: dict[str, str] = {
     **{name: region for name, (region, _, _) in STYLE_RANGES.items()},
-    **{f"{colour}_{channel}": region for colour, region in COPIED_COLOURS.items()
-       for channel in ("red", "green", "blue")},
+    **{
+        f"{colour}_{channel}": region
+        for colour, region in COPIED_COLOURS.items()
+        for channel in ("red", "green", "blue")
+    },
 }
 STYLE_NAMES: tuple[str, ...] = tuple(STYLE_REGIONS)
 
@@ -172,25 +192,32 @@ def render_face(params: FaceParams, size: int) -> RenderedFace:
     return _render(params, size, clip_landmarks=face_landmarks(params, size))
 
 
-def render_swap(face_a: FaceParams, face_b: FaceParams, regions: Sequence[str] | str, size: int,
-                drop: Sequence[str] = ()) -> RenderedFace:
+def render_swap(
+    face_a: FaceParams, face_b: FaceParams, regions: Sequence[str] | str, size: int, drop: Sequence[str] = ()
+) -> RenderedFace:
     """Face A with `regions` drawn from face B: A's pose and everything outside A's region mask; inside it,
     B's attributes and style of those regions, with the attributes named in `drop` forced off.
 
     The landmarks are those of the drawn face (A's eyes and mouth line, B's mouth width if the mouth is swapped).
     """
     swapped = swap_regions(regions)
-    allowed = [name for name, region in ATTRIBUTE_REGIONS.items()
-               if region in swapped and name not in DERIVED_ATTRIBUTES]
+    allowed = [
+        name for name, region in ATTRIBUTE_REGIONS.items() if region in swapped and name not in DERIVED_ATTRIBUTES
+    ]
     outside = [name for name in drop if name not in allowed]
     if outside:
-        raise ValueError(f"Cannot drop {', '.join(map(repr, outside))}: not an attribute drawn in "
-                         f"{', '.join(sorted(swapped))}; droppable attributes: {', '.join(allowed)}.")
+        raise ValueError(
+            f"Cannot drop {', '.join(map(repr, outside))}: not an attribute drawn in "
+            f"{', '.join(sorted(swapped))}; droppable attributes: {', '.join(allowed)}."
+        )
     face_b = with_attributes(face_b, {name: False for name in drop})
-    attributes = {name: face_b.attributes[name] if ATTRIBUTE_REGIONS.get(name) in swapped else value
-                  for name, value in face_a.attributes.items()}
-    style = {name: face_b.style[name] if STYLE_REGIONS[name] in swapped else value
-             for name, value in face_a.style.items()}
+    attributes = {
+        name: face_b.attributes[name] if ATTRIBUTE_REGIONS.get(name) in swapped else value
+        for name, value in face_a.attributes.items()
+    }
+    style = {
+        name: face_b.style[name] if STYLE_REGIONS[name] in swapped else value for name, value in face_a.style.items()
+    }
     mixed = FaceParams(face_a.seed, _complete_attributes(attributes), style)
     return _render(mixed, size, clip_landmarks=face_landmarks(face_a, size))
 
@@ -199,8 +226,13 @@ def face_landmarks(params: FaceParams, size: int) -> np.ndarray:
     """The five CelebA landmarks float32 [5, 2] (x, y pixel coordinates, masks.py convention)."""
     style = params.style
     half_mouth = _mouth_width(params) / 2.0
-    points = [(-0.5, 0.0), (0.5, 0.0), (0.0, style["nose_length"]),
-              (-half_mouth, style["mouth_drop"]), (half_mouth, style["mouth_drop"])]
+    points = [
+        (-0.5, 0.0),
+        (0.5, 0.0),
+        (0.0, style["nose_length"]),
+        (-half_mouth, style["mouth_drop"]),
+        (half_mouth, style["mouth_drop"]),
+    ]
     return _Pose.of(params, size, factor=1).to_image(points).astype(np.float32)
 
 
@@ -335,8 +367,12 @@ class _Painter:
         points = np.asarray(points)
         if closed:
             points = np.concatenate([points, points[:1]])
-        self.draw.line(self.xy(points).ravel().tolist(), fill=_rgb(colour),
-                       width=max(1, round(self.pose.length(width))), joint="curve")
+        self.draw.line(
+            self.xy(points).ravel().tolist(),
+            fill=_rgb(colour),
+            width=max(1, round(self.pose.length(width))),
+            joint="curve",
+        )
 
     def soft(self, shapes: Sequence, colour: Sequence[float], opacity: float, blur: float) -> None:
         """Paints `colour` with `opacity` over the polygons `shapes`, edges blurred over `blur` face units."""
@@ -398,8 +434,13 @@ def _draw_body(paint: _Painter, params: FaceParams) -> None:
     paint.polygon(_ellipse(0.0, -0.05, 1.52, 1.55), hair)  # the head behind the face
     length = 0.5 + 2.0 * style["hair_length"]  # how far the side locks fall below the eye line
     for side in (-1.0, 1.0):
-        lock = [(side * 1.0, -0.6), (side * 1.53, -0.3), (side * (1.55 + 0.1 * style["hair_length"]), length),
-                (side * 1.3, length + 0.12), (side * 1.05, length - 0.1)]
+        lock = [
+            (side * 1.0, -0.6),
+            (side * 1.53, -0.3),
+            (side * (1.55 + 0.1 * style["hair_length"]), length),
+            (side * 1.3, length + 0.12),
+            (side * 1.05, length - 0.1),
+        ]
         paint.polygon(lock, hair)
         for offset in (0.15, 0.3):  # a few strands for texture
             xs = side * (1.5 - offset + 0.06 * np.sin(np.linspace(0, 3, 8)))
@@ -421,8 +462,17 @@ def _draw_face(paint: _Painter, params: FaceParams, clip: Image.Image) -> None:
     paint.image.paste(_rgb(_scale(skin, 0.78)), (0, 0, *paint.image.size), edge)
     mouth = style["mouth_drop"]
     if attributes["Male"]:
-        jaw = [(-1.3, 1.15), (-0.8, 1.0), (-0.45, 0.8), (0.0, mouth - 0.28), (0.45, 0.8), (0.8, 1.0), (1.3, 1.15),
-               (1.3, 2.3), (-1.3, 2.3)]
+        jaw = [
+            (-1.3, 1.15),
+            (-0.8, 1.0),
+            (-0.45, 0.8),
+            (0.0, mouth - 0.28),
+            (0.45, 0.8),
+            (0.8, 1.0),
+            (1.3, 1.15),
+            (1.3, 2.3),
+            (-1.3, 2.3),
+        ]
         paint.soft([jaw], _mix(skin, (60, 66, 90), 0.3), 1.0, 0.2)
     blush = 0.6 if attributes["Rosy_Cheeks"] else style["cheek_blush"]
     paint.soft([_ellipse(side * 0.64, 0.52, 0.22, 0.14) for side in (-1, 1)], (228, 60, 80), blush, 0.06)
@@ -497,8 +547,15 @@ def _draw_nose(paint: _Painter, params: FaceParams, clip: Image.Image) -> None:
     tip = style["nose_length"]
     big = attributes["Big_Nose"]
     width = style["nose_width"] * (1.7 if big else 1.0)
-    bridge = [[(side * 0.06, 0.18), (side * 0.1, 0.2), (side * 0.55 * width + side * 0.03, tip - 0.1),
-               (side * 0.5 * width, tip - 0.08)] for side in (-1, 1)]
+    bridge = [
+        [
+            (side * 0.06, 0.18),
+            (side * 0.1, 0.2),
+            (side * 0.55 * width + side * 0.03, tip - 0.1),
+            (side * 0.5 * width, tip - 0.08),
+        ]
+        for side in (-1, 1)
+    ]
     paint.soft(bridge, shadow, 0.8, 0.025)
     paint.soft([_ellipse(0.0, tip - 0.01, 0.5 * width, 0.07 if big else 0.05)], _scale(skin, 0.84), 0.9, 0.02)
     angles = np.linspace(-1.0, 1.6, 8)
@@ -507,14 +564,16 @@ def _draw_nose(paint: _Painter, params: FaceParams, clip: Image.Image) -> None:
         paint.line(wing, _scale(shadow, 0.75), 0.035 if big else 0.025)
     if attributes["Pointy_Nose"]:
         paint.line([(0.0, 0.22), (0.0, tip + 0.03)], _scale(skin, 1.15), 0.04)  # bridge highlight
-        paint.line([(-0.7 * width, tip - 0.16), (0.0, tip + 0.08), (0.7 * width, tip - 0.16)],
-                   _scale(shadow, 0.5), 0.055)
+        paint.line(
+            [(-0.7 * width, tip - 0.16), (0.0, tip + 0.08), (0.7 * width, tip - 0.16)], _scale(shadow, 0.5), 0.055
+        )
     else:
         paint.line(_ellipse(0.0, tip - 0.03, 0.55 * width, 0.065, 24)[1:12], _scale(shadow, 0.85), 0.03)
     nostril = 1.6 if big else 1.0
     for side in (-1.0, 1.0):
-        paint.polygon(_ellipse(side * 0.42 * width, tip + 0.025, 0.2 * width * nostril, 0.028 * nostril, 16),
-                      (70, 38, 32))
+        paint.polygon(
+            _ellipse(side * 0.42 * width, tip + 0.025, 0.2 * width * nostril, 0.028 * nostril, 16), (70, 38, 32)
+        )
 
 
 def _draw_mouth(paint: _Painter, params: FaceParams, clip: Image.Image) -> None:
@@ -528,7 +587,7 @@ def _draw_mouth(paint: _Painter, params: FaceParams, clip: Image.Image) -> None:
     gap = (0.1 if smiling else 0.07) if open_mouth else (0.045 if smiling else 0.0)  # a smile shows teeth
     thickness = style["lip_thickness"] * (1.7 if attributes["Big_Lips"] else 1.0)
     profile = (1.0 - u * u) ** 0.6
-    bow = 1.0 - 0.3 * np.exp(-(u / 0.15) ** 2)  # cupid's bow
+    bow = 1.0 - 0.3 * np.exp(-((u / 0.15) ** 2))  # cupid's bow
     upper_top = curve - 0.5 * gap * profile - thickness * profile * bow
     upper_bottom = curve - 0.5 * gap * profile
     lower_top = curve + 0.5 * gap * profile
@@ -561,5 +620,10 @@ def _draw_mouth(paint: _Painter, params: FaceParams, clip: Image.Image) -> None:
         paint.polygon(_band(mx, top, bottom), beard)
 
 
-_LAYER_DRAWERS = {"face": _draw_face, "brows": _draw_brows, "eyes": _draw_eyes, "nose": _draw_nose,
-                  "mouth": _draw_mouth}
+_LAYER_DRAWERS = {
+    "face": _draw_face,
+    "brows": _draw_brows,
+    "eyes": _draw_eyes,
+    "nose": _draw_nose,
+    "mouth": _draw_mouth,
+}

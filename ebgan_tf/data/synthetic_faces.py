@@ -39,8 +39,9 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
 
 STANDARD_CONFIGS: dict[int, SyntheticFacesConfig] = {
     64: SyntheticFacesConfig(name="64", description="64 x 64 faces.", image_size=64),
-    128: SyntheticFacesConfig(name="128", description="128 x 128 faces.", image_size=128,
-                              num_train=5_000, num_validation=500, num_test=500),
+    128: SyntheticFacesConfig(
+        name="128", description="128 x 128 faces.", image_size=128, num_train=5_000, num_validation=500, num_test=500
+    ),
 }
 
 
@@ -57,31 +58,38 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
-                "landmarks": {name: np.int64 for name in LANDMARK_KEYS},
-                "attributes": {name: np.bool_ for name in config.CELEBA_ATTRIBUTES},
-                "seed": np.int64,
-                "style": {name: np.float32 for name in synthetic.STYLE_NAMES},
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
+                    "landmarks": {name: np.int64 for name in LANDMARK_KEYS},
+                    "attributes": {name: np.bool_ for name in config.CELEBA_ATTRIBUTES},
+                    "seed": np.int64,
+                    "style": {name: np.float32 for name in synthetic.STYLE_NAMES},
+                }
+            ),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         del dl_manager  # nothing to download
-        return {split: self._generate_examples(range(SPLIT_SEED_OFFSETS[split], SPLIT_SEED_OFFSETS[split] + count))
-                for split, count in self.builder_config.split_sizes().items()}
+        return {
+            split: self._generate_examples(range(SPLIT_SEED_OFFSETS[split], SPLIT_SEED_OFFSETS[split] + count))
+            for split, count in self.builder_config.split_sizes().items()
+        }
 
     def _generate_examples(self, seeds: range):
         size = self.builder_config.image_size
         for seed in seeds:
             params, image, landmarks = render_example(seed, size)
-            yield seed, {
-                "image": image,
-                "landmarks": dict(zip(LANDMARK_KEYS, landmarks.ravel())),
-                "attributes": params.attributes,
-                "seed": seed,
-                "style": params.style,
-            }
+            yield (
+                seed,
+                {
+                    "image": image,
+                    "landmarks": dict(zip(LANDMARK_KEYS, landmarks.ravel())),
+                    "attributes": params.attributes,
+                    "seed": seed,
+                    "style": params.style,
+                },
+            )
 
 
 def render_example(seed: int, image_size: int) -> tuple[synthetic.FaceParams, np.ndarray, np.ndarray]:
@@ -92,8 +100,9 @@ def render_example(seed: int, image_size: int) -> tuple[synthetic.FaceParams, np
     return params, rendered.image, np.round(rendered.landmarks).astype(np.int64)
 
 
-def synthetic_faces_config(image_size: int = 64, num_train: int | None = None, num_validation: int | None = None,
-                           num_test: int | None = None) -> SyntheticFacesConfig:
+def synthetic_faces_config(
+    image_size: int = 64, num_train: int | None = None, num_validation: int | None = None, num_test: int | None = None
+) -> SyntheticFacesConfig:
     """The standard config of `image_size` (64 or 128) if no size is overridden, else a config whose name
     encodes every size, so differently sized data sets never share a directory."""
     if not isinstance(image_size, int) or image_size < 16:
@@ -107,25 +116,39 @@ def synthetic_faces_config(image_size: int = 64, num_train: int | None = None, n
     if image_size in STANDARD_CONFIGS and all(sizes[key] == getattr(base, key) for key in sizes):
         return base
     name = f"{image_size}_{sizes['num_train']}_{sizes['num_validation']}_{sizes['num_test']}"
-    return SyntheticFacesConfig(name=name, description=f"{image_size} x {image_size} faces, custom split sizes.",
-                                image_size=image_size, **sizes)
+    return SyntheticFacesConfig(
+        name=name, description=f"{image_size} x {image_size} faces, custom split sizes.", image_size=image_size, **sizes
+    )
 
 
-def prepare_synthetic_faces(data_dir: str, image_size: int = 64, num_train: int | None = None,
-                            num_validation: int | None = None, num_test: int | None = None) -> SyntheticFaces:
+def prepare_synthetic_faces(
+    data_dir: str,
+    image_size: int = 64,
+    num_train: int | None = None,
+    num_validation: int | None = None,
+    num_test: int | None = None,
+) -> SyntheticFaces:
     """Renders the data set into `data_dir` unless already there (no network); returns the builder."""
     builder = SyntheticFaces(
-        config=synthetic_faces_config(image_size, num_train, num_validation, num_test), data_dir=data_dir)
+        config=synthetic_faces_config(image_size, num_train, num_validation, num_test), data_dir=data_dir
+    )
     if not builder.is_prepared():
         builder.download_and_prepare(
             download_dir=os.path.join(data_dir, "downloads"),
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False),
+        )
     return builder
 
 
-def load_synthetic_faces(data_dir: str, split: str, image_size: int = 64, prepare: bool = True,
-                         num_train: int | None = None, num_validation: int | None = None,
-                         num_test: int | None = None) -> tf.data.Dataset:
+def load_synthetic_faces(
+    data_dir: str,
+    split: str,
+    image_size: int = 64,
+    prepare: bool = True,
+    num_train: int | None = None,
+    num_validation: int | None = None,
+    num_test: int | None = None,
+) -> tf.data.Dataset:
     """The examples of `split` ("train", "validation", "test" or a tfds slice such as "train[:10%]").
 
     Prepares the data set first if `prepare`; otherwise a missing data set is a FileNotFoundError.
@@ -134,9 +157,11 @@ def load_synthetic_faces(data_dir: str, split: str, image_size: int = 64, prepar
         builder = prepare_synthetic_faces(data_dir, image_size, num_train, num_validation, num_test)
     else:
         builder = SyntheticFaces(
-            config=synthetic_faces_config(image_size, num_train, num_validation, num_test), data_dir=data_dir)
+            config=synthetic_faces_config(image_size, num_train, num_validation, num_test), data_dir=data_dir
+        )
         if not builder.is_prepared():
             raise FileNotFoundError(
                 f"No synthetic_faces data set (config {builder.builder_config.name!r}) in {data_dir!r}; "
-                "prepare it with prepare_synthetic_faces() or load with prepare=True.")
+                "prepare it with prepare_synthetic_faces() or load with prepare=True."
+            )
     return builder.as_dataset(split=split, shuffle_files=False)

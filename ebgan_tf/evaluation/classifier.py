@@ -65,15 +65,17 @@ def default_attributes(dataset: str) -> tuple[str, ...]:
     return pipeline.dataset_preset(dataset).attributes_for(REGIONS)
 
 
-def labelled_images(dataset: str, data_dir: str, split: str, image_size: int,
-                    attribute_names: tuple[str, ...]) -> tf.data.Dataset:
+def labelled_images(
+    dataset: str, data_dir: str, split: str, image_size: int, attribute_names: tuple[str, ...]
+) -> tf.data.Dataset:
     """(image float32 [S, S, 3] in [-1, 1], labels float32 [n]) of `split`, cropped and resized like training."""
     examples = pipeline.load_examples(dataset, data_dir, split, image_size)
     crop = pipeline.default_crop(dataset)
 
     def prepare(example: dict) -> tuple[tf.Tensor, tf.Tensor]:
         image, _ = pipeline.crop_and_resize(
-            example["image"], pipeline.example_landmarks(example["landmarks"]), image_size, crop)
+            example["image"], pipeline.example_landmarks(example["landmarks"]), image_size, crop
+        )
         labels = tf.cast(tf.stack([example["attributes"][name] for name in attribute_names]), tf.float32)
         return images.to_float(image), labels
 
@@ -94,10 +96,14 @@ class EvalClassifier:
         """Logits float32 [N, n] of uint8 images [N, S, S, 3], in batches."""
         pixels = np.asarray(pixels)
         if pixels.ndim != 4 or pixels.shape[1:] != (self.image_size, self.image_size, 3):
-            raise ValueError(f"The evaluation classifier reads images [N, {self.image_size}, {self.image_size}, 3]; "
-                             f"got {pixels.shape}.")
-        batches = [self.network(images.to_float(pixels[start:start + PREDICT_BATCH]), training=False).numpy()
-                   for start in range(0, len(pixels), PREDICT_BATCH)]
+            raise ValueError(
+                f"The evaluation classifier reads images [N, {self.image_size}, {self.image_size}, 3]; "
+                f"got {pixels.shape}."
+            )
+        batches = [
+            self.network(images.to_float(pixels[start : start + PREDICT_BATCH]), training=False).numpy()
+            for start in range(0, len(pixels), PREDICT_BATCH)
+        ]
         return np.concatenate(batches) if batches else np.zeros([0, len(self.attribute_names)], np.float32)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
@@ -121,9 +127,12 @@ def measure_accuracy(classifier: EvalClassifier, dataset: tf.data.Dataset) -> di
     if not predicted:
         raise ValueError("The test split is empty: no accuracy can be measured.")
     rates = metrics.agreement(np.concatenate(predicted), np.concatenate(expected))
-    return {"per_attribute": {name: float(value) for name, value in zip(classifier.attribute_names,
-                                                                          rates.per_attribute)},
-            "mean": rates.mean, "min": float(np.min(rates.per_attribute)), "count": int(sum(map(len, predicted)))}
+    return {
+        "per_attribute": {name: float(value) for name, value in zip(classifier.attribute_names, rates.per_attribute)},
+        "mean": rates.mean,
+        "min": float(np.min(rates.per_attribute)),
+        "count": int(sum(map(len, predicted))),
+    }
 
 
 def save_eval_classifier(classifier: EvalClassifier, output_dir: str) -> None:
@@ -137,8 +146,10 @@ def load_eval_classifier(directory: str) -> EvalClassifier:
     """The classifier saved in `directory`; FileNotFoundError (saying how to make one) when there is none."""
     config_path, weights_path = (os.path.join(directory, name) for name in (CONFIG_FILE, WEIGHTS_FILE))
     if not (os.path.isfile(config_path) and os.path.isfile(weights_path)):
-        raise FileNotFoundError(f"No evaluation classifier in {directory!r} (it needs {CONFIG_FILE} and "
-                                f"{WEIGHTS_FILE}); train one with `ebgan-eval-classifier --output_dir={directory}`.")
+        raise FileNotFoundError(
+            f"No evaluation classifier in {directory!r} (it needs {CONFIG_FILE} and "
+            f"{WEIGHTS_FILE}); train one with `ebgan-eval-classifier --output_dir={directory}`."
+        )
     with open(config_path, encoding="utf-8") as stream:
         record = json.load(stream)
     test_accuracy = record.pop("test_accuracy", None)
@@ -158,12 +169,15 @@ class _Progress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if (batch + 1) % LOG_EVERY == 0 or batch + 1 == self._steps:
-            print(f"step {batch + 1}/{self._steps}: loss {float(np.mean((logs or {}).get('loss', np.nan))):.4f}",
-                  flush=True)
+            print(
+                f"step {batch + 1}/{self._steps}: loss {float(np.mean((logs or {}).get('loss', np.nan))):.4f}",
+                flush=True,
+            )
 
 
-def train_eval_classifier(config: EvalClassifierConfig, data_dir: str, output_dir: str | None = None,
-                          verbose: bool = True) -> EvalClassifier:
+def train_eval_classifier(
+    config: EvalClassifierConfig, data_dir: str, output_dir: str | None = None, verbose: bool = True
+) -> EvalClassifier:
     """Trains on the training split, measures the accuracy on the test split and (if `output_dir`) saves it.
 
     Raises ValueError for bad settings and FileNotFoundError for missing data, before any training.
@@ -176,12 +190,25 @@ def train_eval_classifier(config: EvalClassifierConfig, data_dir: str, output_di
         test = test.take(config.num_test)
     keras.utils.set_random_seed(config.seed)
     network = build_network(config)
-    network.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                    loss=keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=False)
-    batches = (train.shuffle(4096, seed=config.seed).repeat()
-               .batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
-    network.fit(batches, epochs=1, steps_per_epoch=config.steps, verbose=0, shuffle=False,
-                callbacks=[_Progress(config.steps)] if verbose else [])
+    network.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        jit_compile=False,
+    )
+    batches = (
+        train.shuffle(4096, seed=config.seed)
+        .repeat()
+        .batch(config.batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    network.fit(
+        batches,
+        epochs=1,
+        steps_per_epoch=config.steps,
+        verbose=0,
+        shuffle=False,
+        callbacks=[_Progress(config.steps)] if verbose else [],
+    )
     classifier = EvalClassifier(network, config)
     classifier.test_accuracy = measure_accuracy(classifier, test)
     if output_dir:

@@ -39,8 +39,11 @@ from ebgan_tf.runs import (
 CURVE_JSON, CURVE_PNG, CURVE_MD = "curve.json", "curve.png", "curve.md"
 CURVE_FILES = (CURVE_JSON, CURVE_PNG, CURVE_MD)
 # The measures of a point; the first three are the plot's panels.
-PANELS = {"transfer_psnr": "transfer PSNR (dB)", "exemplar_gain": "exemplar gain (dB)",
-          "attribute_accuracy": "attribute transfer accuracy"}
+PANELS = {
+    "transfer_psnr": "transfer PSNR (dB)",
+    "exemplar_gain": "exemplar gain (dB)",
+    "attribute_accuracy": "attribute transfer accuracy",
+}
 
 
 def run_start(model_dir: str) -> float:
@@ -80,31 +83,53 @@ def _read_cache(output_dir: str, settings: dict) -> dict:
         return {}
     with open(path, encoding="utf-8") as stream:
         cached = json.load(stream)
-    differences = [f"{key}: {cached['settings'].get(key)!r} there, {value!r} now"
-                   for key, value in settings.items() if cached["settings"].get(key) != value]
+    differences = [
+        f"{key}: {cached['settings'].get(key)!r} there, {value!r} now"
+        for key, value in settings.items()
+        if cached["settings"].get(key) != value
+    ]
     if differences:
-        raise ValueError(f"{path} was measured with other settings ({'; '.join(differences)}); use another "
-                         "--output_dir or the same settings.")
+        raise ValueError(
+            f"{path} was measured with other settings ({'; '.join(differences)}); use another "
+            "--output_dir or the same settings."
+        )
     return cached
 
 
 def _run_entry(model_dir: str, label: str, config: RunConfig, cached_points: Sequence[dict]) -> dict:
-    return {"label": label, "model_dir": model_dir, "preset": config.preset, "variant": config.variant,
-            "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-            "start": datetime.datetime.fromtimestamp(run_start(model_dir), datetime.timezone.utc).isoformat(),
-            "points": list(cached_points)}
+    return {
+        "label": label,
+        "model_dir": model_dir,
+        "preset": config.preset,
+        "variant": config.variant,
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "start": datetime.datetime.fromtimestamp(run_start(model_dir), datetime.timezone.utc).isoformat(),
+        "points": list(cached_points),
+    }
 
 
 def _describe(point: dict) -> str:
-    return (f"transfer PSNR {decimal(point['transfer_psnr'], 2)} dB, exemplar gain {signed(point['exemplar_gain'])}, "
-            f"colour share {decimal(point.get('colour_share'), 2)}, "
-            f"attribute accuracy {percent(point['attribute_accuracy'])}, code spread "
-            f"{decimal(point['code_spread'], 3)}")
+    return (
+        f"transfer PSNR {decimal(point['transfer_psnr'], 2)} dB, exemplar gain {signed(point['exemplar_gain'])}, "
+        f"colour share {decimal(point.get('colour_share'), 2)}, "
+        f"attribute accuracy {percent(point['attribute_accuracy'])}, code spread "
+        f"{decimal(point['code_spread'], 3)}"
+    )
 
 
-def quality_curve(model_dirs: Sequence[str], data_dir: str, classifier_dir: str | None, output_dir: str,
-                  labels: Sequence[str] | None = None, region: str | None = None, num_pairs: int = 100,
-                  every: int = 1, batch_size: int = 32, log: Callable[[str], None] = print) -> dict:
+def quality_curve(
+    model_dirs: Sequence[str],
+    data_dir: str,
+    classifier_dir: str | None,
+    output_dir: str,
+    labels: Sequence[str] | None = None,
+    region: str | None = None,
+    num_pairs: int = 100,
+    every: int = 1,
+    batch_size: int = 32,
+    log: Callable[[str], None] = print,
+) -> dict:
     """`ebgan-curve`: scores every `every`-th checkpoint (and the last) of each run on the same `num_pairs` test pairs
     of `region` (default: the first run's first region), writes curve.json, curve.png and curve.md into `output_dir`
     and returns the curve. Checkpoints already in `output_dir`'s curve.json are not measured again; curve.json is
@@ -128,21 +153,31 @@ def quality_curve(model_dirs: Sequence[str], data_dir: str, classifier_dir: str 
     checkpoints = [checkpoint_paths(path) for path in model_dirs]
     for path, paths in zip(model_dirs, checkpoints):
         if not paths:
-            raise ValueError(f"{path} has no checkpoints (ebgan-curve scores a run's checkpoints: train with "
-                             "--checkpoint_every).")
+            raise ValueError(
+                f"{path} has no checkpoints (ebgan-curve scores a run's checkpoints: train with --checkpoint_every)."
+            )
     assert configs[0].regions is not None, "run_config_from_dir resolves"
     region = region or configs[0].regions[0]
     _, image_size, dataset, _ = open_models(model_dirs, None, [region])
     evaluation = load_evaluation_set(dataset, image_size, [region], data_dir, classifier_dir, num_pairs)
-    settings = {"dataset": evaluation.dataset, "data_dir": os.path.abspath(data_dir), "region": region,
-                "num_pairs": len(evaluation.pairs), "image_size": evaluation.image_size,
-                "classifier_dir": os.path.abspath(classifier_dir) if classifier_dir else None}
+    settings = {
+        "dataset": evaluation.dataset,
+        "data_dir": os.path.abspath(data_dir),
+        "region": region,
+        "num_pairs": len(evaluation.pairs),
+        "image_size": evaluation.image_size,
+        "classifier_dir": os.path.abspath(classifier_dir) if classifier_dir else None,
+    }
     cached = _read_cache(output_dir, settings)
     cached_runs = {run["model_dir"]: run["points"] for run in cached.get("runs", [])}
     curve: dict[str, Any] = {
-        "settings": settings, "classifier_ceiling": cached.get("classifier_ceiling"),
-        "runs": [_run_entry(path, label, config, cached_runs.get(path, []))
-                 for path, label, config in zip(model_dirs, labels, configs)]}
+        "settings": settings,
+        "classifier_ceiling": cached.get("classifier_ceiling"),
+        "runs": [
+            _run_entry(path, label, config, cached_runs.get(path, []))
+            for path, label, config in zip(model_dirs, labels, configs)
+        ],
+    }
 
     todo = []
     for run, paths in zip(curve["runs"], checkpoints):
@@ -152,29 +187,42 @@ def quality_curve(model_dirs: Sequence[str], data_dir: str, classifier_dir: str 
             point = known.get(checkpoint_step(path))
             if point is None or point["saved_at"] != saved_at:
                 todo.append((run, path, (saved_at - start) / 60, saved_at))
-        log(f"{run['label']}: {len(paths)} checkpoints, {len(run['points'])} measured before, "
-            f"{sum(entry[0] is run for entry in todo)} to measure.")
+        log(
+            f"{run['label']}: {len(paths)} checkpoints, {len(run['points'])} measured before, "
+            f"{sum(entry[0] is run for entry in todo)} to measure."
+        )
     for count, (run, path, minutes, saved_at) in enumerate(todo, 1):
         began = time.monotonic()
         point, ceiling = _measure(run, path, minutes, saved_at, evaluation, region, batch_size)
-        run["points"] = sorted([p for p in run["points"] if p["step"] != point["step"]] + [point],
-                               key=lambda p: p["step"])
+        run["points"] = sorted(
+            [p for p in run["points"] if p["step"] != point["step"]] + [point], key=lambda p: p["step"]
+        )
         curve["classifier_ceiling"] = ceiling
         write_text_atomically(os.path.join(output_dir, CURVE_JSON), json.dumps(curve, indent=2) + "\n")
-        log(f"[{count}/{len(todo)}] {run['label']} step {point['step']} ({minutes:.1f} min): {_describe(point)} "
-            f"({time.monotonic() - began:.0f} s)")
+        log(
+            f"[{count}/{len(todo)}] {run['label']} step {point['step']} ({minutes:.1f} min): {_describe(point)} "
+            f"({time.monotonic() - began:.0f} s)"
+        )
     write_text_atomically(os.path.join(output_dir, CURVE_JSON), json.dumps(curve, indent=2) + "\n")
     plot_curve(curve, os.path.join(output_dir, CURVE_PNG))
     write_text_atomically(os.path.join(output_dir, CURVE_MD), curve_markdown(curve))
     return curve
 
 
-def _measure(run: dict, path: str, minutes: float, saved_at: float, evaluation: EvaluationSet, region: str,
-             batch_size: int) -> tuple[dict, float | None]:
+def _measure(
+    run: dict, path: str, minutes: float, saved_at: float, evaluation: EvaluationSet, region: str, batch_size: int
+) -> tuple[dict, float | None]:
     """The curve point of checkpoint `path` of `run`, and the classifier's accuracy on the ground truth."""
     trainer = load_trained(run["model_dir"], checkpoint=path)
-    results, _ = evaluate([model_method(trainer, run["label"])], evaluation.pairs, evaluation.region_attributes,
-                          evaluation.classifier, evaluation.truth, batch_size, grid_rows=1)
+    results, _ = evaluate(
+        [model_method(trainer, run["label"])],
+        evaluation.pairs,
+        evaluation.region_attributes,
+        evaluation.classifier,
+        evaluation.truth,
+        batch_size,
+        grid_rows=1,
+    )
     result = results["regions"][region]
     truth = result["ground_truth"]
     ceiling = truth["attribute_transfer"]["mean"] if truth else None
@@ -185,20 +233,28 @@ def plot_curve(curve: dict, path: str) -> None:
     """curve.png: one panel per measure of PANELS against training minutes, one line per run."""
     figure = Figure(figsize=(15, 4.2), layout="constrained")
     settings = curve["settings"]
-    figure.suptitle(f"Quality over training time: {settings['region']}, {settings['num_pairs']} test pairs of "
-                    f"{settings['dataset']} at {settings['image_size']} px")
+    figure.suptitle(
+        f"Quality over training time: {settings['region']}, {settings['num_pairs']} test pairs of "
+        f"{settings['dataset']} at {settings['image_size']} px"
+    )
     for axis, (key, title) in zip(figure.subplots(1, len(PANELS)), PANELS.items()):
         for run in curve["runs"]:
             measured = [(point["minutes"], point[key]) for point in run["points"] if point[key] is not None]
             if measured:
                 axis.plot(*zip(*measured), marker="o", markersize=3, label=run["label"])
         if key == "attribute_accuracy" and curve["classifier_ceiling"] is not None:
-            axis.axhline(curve["classifier_ceiling"], color="grey", linestyle="--",
-                         label="classifier on the ground truth")
+            axis.axhline(
+                curve["classifier_ceiling"], color="grey", linestyle="--", label="classifier on the ground truth"
+            )
         if not axis.lines:
-            axis.text(0.5, 0.5, "not measured" + ("\n(no --classifier_dir)" if key == "attribute_accuracy" else
-                                                  "\n(no ground truth)"), ha="center", va="center",
-                      transform=axis.transAxes)
+            axis.text(
+                0.5,
+                0.5,
+                "not measured" + ("\n(no --classifier_dir)" if key == "attribute_accuracy" else "\n(no ground truth)"),
+                ha="center",
+                va="center",
+                transform=axis.transAxes,
+            )
         else:
             axis.legend(fontsize=8)
         axis.set_title(title)
@@ -210,18 +266,51 @@ def plot_curve(curve: dict, path: str) -> None:
 def curve_markdown(curve: dict) -> str:
     """curve.md: the settings and one table row per measured checkpoint."""
     settings = curve["settings"]
-    lines = [f"# Quality over training time: {settings['region']}", "",
-             f"{settings['num_pairs']} test pairs of {settings['dataset']} at {settings['image_size']} px; "
-             f"evaluation classifier: {settings['classifier_dir'] or 'none'}"
-             + (f" (on the ground truth: {percent(curve['classifier_ceiling'])})"
-                if curve["classifier_ceiling"] is not None else "") + ".", ""]
-    rows = [[run["label"], str(point["step"]), f"{point['minutes']:.1f}", decimal(point["transfer_psnr"], 2),
-             signed(point["exemplar_gain"]), decimal(point.get("colour_share"), 2),
-             percent(point["attribute_accuracy"]), decimal(point["code_spread"], 3),
-             decimal(point["reconstruction_psnr"], 2)]
-            for run in curve["runs"] for point in run["points"]]
-    lines += table(["run", "step", "minutes", "transfer PSNR (dB)", "exemplar gain", "colour share", "attribute acc.",
-                    "code spread", "rec. PSNR (dB)"], rows)
-    runs = [f"- {run['label']}: {run['model_dir']} ({run['preset']}, {run['variant']}, batch {run['batch_size']}, "
-            f"lr {run['learning_rate']:g}; started {run['start']})" for run in curve["runs"]]
+    lines = [
+        f"# Quality over training time: {settings['region']}",
+        "",
+        f"{settings['num_pairs']} test pairs of {settings['dataset']} at {settings['image_size']} px; "
+        f"evaluation classifier: {settings['classifier_dir'] or 'none'}"
+        + (
+            f" (on the ground truth: {percent(curve['classifier_ceiling'])})"
+            if curve["classifier_ceiling"] is not None
+            else ""
+        )
+        + ".",
+        "",
+    ]
+    rows = [
+        [
+            run["label"],
+            str(point["step"]),
+            f"{point['minutes']:.1f}",
+            decimal(point["transfer_psnr"], 2),
+            signed(point["exemplar_gain"]),
+            decimal(point.get("colour_share"), 2),
+            percent(point["attribute_accuracy"]),
+            decimal(point["code_spread"], 3),
+            decimal(point["reconstruction_psnr"], 2),
+        ]
+        for run in curve["runs"]
+        for point in run["points"]
+    ]
+    lines += table(
+        [
+            "run",
+            "step",
+            "minutes",
+            "transfer PSNR (dB)",
+            "exemplar gain",
+            "colour share",
+            "attribute acc.",
+            "code spread",
+            "rec. PSNR (dB)",
+        ],
+        rows,
+    )
+    runs = [
+        f"- {run['label']}: {run['model_dir']} ({run['preset']}, {run['variant']}, batch {run['batch_size']}, "
+        f"lr {run['learning_rate']:g}; started {run['start']})"
+        for run in curve["runs"]
+    ]
     return "\n".join(lines + ["", "Runs:", *runs]) + "\n"

@@ -47,20 +47,28 @@ def open_model(path: str) -> EvaluatedModel:
     if os.path.isdir(path) and os.path.exists(os.path.join(path, CONFIG_FILE)):
         config = run_config_from_dir(path)
         assert config.regions is not None, "run_config_from_dir resolves"
-        return EvaluatedModel(path, config.variant, config.model_config().image_size, trained_step(path),
-                              config.dataset, tuple(config.regions))
+        return EvaluatedModel(
+            path,
+            config.variant,
+            config.model_config().image_size,
+            trained_step(path),
+            config.dataset,
+            tuple(config.regions),
+        )
     if not os.path.exists(path):
         raise FileNotFoundError(f"Model not found: {path} (give a model_dir of ebgan-train or an ebgan-export output).")
     try:
         editor = Editor.load(path)
     except ValueError as error:
-        raise ValueError(f"{path} is neither a training run (no {CONFIG_FILE}) nor an exported model: "
-                         f"{error}") from None
+        raise ValueError(
+            f"{path} is neither a training run (no {CONFIG_FILE}) nor an exported model: {error}"
+        ) from None
     return EvaluatedModel(path, editor.info.variant, editor.info.image_size, None, editor=editor)
 
 
-def open_models(paths: Sequence[str], dataset: str | None, regions: Sequence[str] | None
-                ) -> tuple[list[EvaluatedModel], int, str, tuple[str, ...]]:
+def open_models(
+    paths: Sequence[str], dataset: str | None, regions: Sequence[str] | None
+) -> tuple[list[EvaluatedModel], int, str, tuple[str, ...]]:
     """Opens the models and checks them against each other: (models, image size, data set, regions); the data set
     and regions default to the first training run's. ValueError for an unknown data set or region, models of
     different sizes, or exports alone without a data set and regions."""
@@ -73,8 +81,9 @@ def open_models(paths: Sequence[str], dataset: str | None, regions: Sequence[str
     models = [open_model(path) for path in paths]
     sizes = {model.image_size for model in models}
     if len(sizes) > 1:
-        raise ValueError(f"The models differ in image size ({', '.join(map(str, sorted(sizes)))} px); "
-                         "compare models of one size.")
+        raise ValueError(
+            f"The models differ in image size ({', '.join(map(str, sorted(sizes)))} px); compare models of one size."
+        )
     runs = [model for model in models if model.step is not None]
     if not runs and (dataset is None or regions is None):
         raise ValueError("An exported model does not record its data set and regions: give --dataset and --regions.")
@@ -95,15 +104,24 @@ class EvaluationSet:
     classifier: EvalClassifier | None
 
 
-def load_evaluation_set(dataset: str, image_size: int, regions: Sequence[str], data_dir: str,
-                        classifier_dir: str | None, num_pairs: int = 500, faces: str = "test") -> EvaluationSet:
+def load_evaluation_set(
+    dataset: str,
+    image_size: int,
+    regions: Sequence[str],
+    data_dir: str,
+    classifier_dir: str | None,
+    num_pairs: int = 500,
+    faces: str = "test",
+) -> EvaluationSet:
     """The pairs of `dataset` at `image_size` (`faces`: "test", the test split's; "unseen", synthetic faces of no
     split), their ground truth and the evaluation classifier (if `classifier_dir`). Raises ValueError / OSError for a
     classifier of another data set or size, unseen faces of CelebA, missing data."""
     classifier = load_eval_classifier(classifier_dir) if classifier_dir else None
     if classifier is not None and (classifier.config.dataset != dataset or classifier.image_size != image_size):
-        raise ValueError(f"The evaluation classifier in {classifier_dir} reads {classifier.config.dataset} at "
-                         f"{classifier.image_size} px; the evaluation needs {dataset} at {image_size} px.")
+        raise ValueError(
+            f"The evaluation classifier in {classifier_dir} reads {classifier.config.dataset} at "
+            f"{classifier.image_size} px; the evaluation needs {dataset} at {image_size} px."
+        )
     preset = pipeline.dataset_preset(dataset)
     if faces not in EVALUATION_FACES:
         raise ValueError(f"Unknown faces {faces!r}; valid: {', '.join(EVALUATION_FACES)}.")
@@ -118,10 +136,19 @@ def load_evaluation_set(dataset: str, image_size: int, regions: Sequence[str], d
     return EvaluationSet(dataset, image_size, region_attributes, pairs, truth, classifier)
 
 
-def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: str | None, output_dir: str,
-                    dataset: str | None = None, regions: Sequence[str] | None = None, num_pairs: int = 500,
-                    batch_size: int = 32, grid_rows: int = 4, targets_file: str | None = None,
-                    faces: str = "test") -> dict:
+def evaluate_models(
+    model_dirs: Sequence[str],
+    data_dir: str,
+    classifier_dir: str | None,
+    output_dir: str,
+    dataset: str | None = None,
+    regions: Sequence[str] | None = None,
+    num_pairs: int = 500,
+    batch_size: int = 32,
+    grid_rows: int = 4,
+    targets_file: str | None = None,
+    faces: str = "test",
+) -> dict:
     """`ebgan-eval`: loads the models (training runs or exports) and the evaluation classifier (if `classifier_dir`;
     without one, the attribute metrics are left out), scores the models and the baselines on the test split (or on
     synthetic faces of no split: `faces="unseen"`), writes the report into `output_dir` and returns it. An export
@@ -141,17 +168,35 @@ def evaluate_models(model_dirs: Sequence[str], data_dir: str, classifier_dir: st
     names = method_names([model.variant for model in models], model_dirs)
     per_model = [model.methods(name) for model, name in zip(models, names)]
     methods = [own[0] for own in per_model] + [NAIVE_PASTE] + [baseline for own in per_model for baseline in own[1:]]
-    results, grid = evaluate(methods, pairs, evaluation.region_attributes, classifier, evaluation.truth, batch_size,
-                             grid_rows, targets)
+    results, grid = evaluate(
+        methods, pairs, evaluation.region_attributes, classifier, evaluation.truth, batch_size, grid_rows, targets
+    )
     split = pipeline.EVAL_SPLIT[dataset] if faces == "test" else "unseen"
     report = {
-        "dataset": dataset, "split": split, "num_pairs": len(pairs), "image_size": image_size,
-        "date": datetime.date.today().isoformat(), "max_psnr": MAX_PSNR, "targets_file": targets_file,
-        "models": [{"name": name, "model_dir": model.path, "variant": model.variant,
-                    "regions": list(model.regions or ()), "step": model.step}
-                   for name, model in zip(names, models)],
-        "classifier": {"dir": classifier_dir, "attribute_names": list(classifier.attribute_names),
-                       "test_accuracy": classifier.test_accuracy} if classifier is not None else {},
+        "dataset": dataset,
+        "split": split,
+        "num_pairs": len(pairs),
+        "image_size": image_size,
+        "date": datetime.date.today().isoformat(),
+        "max_psnr": MAX_PSNR,
+        "targets_file": targets_file,
+        "models": [
+            {
+                "name": name,
+                "model_dir": model.path,
+                "variant": model.variant,
+                "regions": list(model.regions or ()),
+                "step": model.step,
+            }
+            for name, model in zip(names, models)
+        ],
+        "classifier": {
+            "dir": classifier_dir,
+            "attribute_names": list(classifier.attribute_names),
+            "test_accuracy": classifier.test_accuracy,
+        }
+        if classifier is not None
+        else {},
         **results,
     }
     write_report(output_dir, report, grid, step=report["models"][0]["step"] or 0)

@@ -41,8 +41,9 @@ def _enlarge(image: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
-def _edits(method: Method, sources: np.ndarray, exemplars: np.ndarray, masks: np.ndarray,
-           attributes: np.ndarray | None = None) -> np.ndarray:
+def _edits(
+    method: Method, sources: np.ndarray, exemplars: np.ndarray, masks: np.ndarray, attributes: np.ndarray | None = None
+) -> np.ndarray:
     """uint8 edits of one batch of pairs."""
     edited = method.edit(images.to_float(sources), images.to_float(exemplars), masks, attributes)
     return images.to_uint8(np.asarray(edited, np.float32))
@@ -54,14 +55,16 @@ def _grid(columns: dict[str, np.ndarray], masks: np.ndarray) -> np.ndarray:
     sources = columns["source"]
     rows = []
     for i in range(len(sources)):
-        row = [visualize.overlay_mask(sources[i], masks[i]) if label == "mask" else columns[label][i]
-               for label in labels]
+        row = [
+            visualize.overlay_mask(sources[i], masks[i]) if label == "mask" else columns[label][i] for label in labels
+        ]
         rows.append([_enlarge(cell) for cell in row])
     return visualize.image_grid(rows, col_labels=[label.replace(" (", "\n(") for label in labels])
 
 
-def transfer_figure(methods: Sequence[Method], pairs: EvalPairs, truth: SwapTruth, region: str,
-                    rows: Sequence[int] | np.ndarray) -> np.ndarray:
+def transfer_figure(
+    methods: Sequence[Method], pairs: EvalPairs, truth: SwapTruth, region: str, rows: Sequence[int] | np.ndarray
+) -> np.ndarray:
     """Source, exemplar, mask, ground truth and each method's edit, for the pairs `rows`."""
     rows = np.asarray(rows)
     sources, exemplars = pairs.sources[rows], pairs.exemplars[rows]
@@ -71,8 +74,9 @@ def transfer_figure(methods: Sequence[Method], pairs: EvalPairs, truth: SwapTrut
     return _grid(columns, masks)
 
 
-def filter_figure(method: Method, pairs: EvalPairs, truth: SwapTruth, region: str, attribute: str,
-                  count: int) -> np.ndarray:
+def filter_figure(
+    method: Method, pairs: EvalPairs, truth: SwapTruth, region: str, attribute: str, count: int
+) -> np.ndarray:
     """Att-EBGAN with and without `attribute`, on the first `count` pairs whose exemplar has it."""
     holders = np.flatnonzero(pairs.labels([attribute], exemplar=True)[:, 0])[:count]
     if not holders.size:
@@ -82,7 +86,9 @@ def filter_figure(method: Method, pairs: EvalPairs, truth: SwapTruth, region: st
     switches = np.ones([len(holders), len(method.attribute_names)], np.float32)
     switches[:, method.attribute_names.index(attribute)] = 0.0
     columns = {
-        "source": sources, "exemplar": exemplars, "mask": sources,
+        "source": sources,
+        "exemplar": exemplars,
+        "mask": sources,
         "ground truth": truth.render(region, holders),
         f"ground truth\nwithout {attribute}": truth.render(region, holders, drop=(attribute,)),
         method.name: _edits(method, sources, exemplars, masks),
@@ -91,9 +97,13 @@ def filter_figure(method: Method, pairs: EvalPairs, truth: SwapTruth, region: st
     return _grid(columns, masks)
 
 
-def composed_figure(editor: Editor, pairs: EvalPairs, rows: Sequence[int] | np.ndarray,
-                    parts: Sequence[tuple[str, int]] = COMPOSED_PARTS,
-                    strengths: Sequence[float] = COMPOSED_STRENGTHS) -> np.ndarray:
+def composed_figure(
+    editor: Editor,
+    pairs: EvalPairs,
+    rows: Sequence[int] | np.ndarray,
+    parts: Sequence[tuple[str, int]] = COMPOSED_PARTS,
+    strengths: Sequence[float] = COMPOSED_STRENGTHS,
+) -> np.ndarray:
     """Per row a source, the faces its parts come from, the parts' masks and one `edit_composed` call per strength
     (every part at that strength); the masks follow the source's own landmarks."""
     rows = np.asarray(rows)
@@ -107,13 +117,20 @@ def composed_figure(editor: Editor, pairs: EvalPairs, rows: Sequence[int] | np.n
     exemplars = np.stack(donors, axis=1)
     for strength in strengths:
         columns[f"strength {strength:g}"] = editor.edit_composed(
-            sources, exemplars, masks, np.full([len(rows), len(parts)], strength, np.float32))
+            sources, exemplars, masks, np.full([len(rows), len(parts)], strength, np.float32)
+        )
     return _grid(columns, masks.max(axis=1))
 
 
-def paper_figures(model_paths: Sequence[str], data_dir: str, output_dir: str, rows: int = 6,
-                  num_pairs: int = 100, filter_attribute: str = "Mustache",
-                  regions: Sequence[str] | None = None) -> list[str]:
+def paper_figures(
+    model_paths: Sequence[str],
+    data_dir: str,
+    output_dir: str,
+    rows: int = 6,
+    num_pairs: int = 100,
+    filter_attribute: str = "Mustache",
+    regions: Sequence[str] | None = None,
+) -> list[str]:
     """Writes the paper's figures for the models (training runs or exports) into `output_dir`; returns the paths.
 
     Transfer figures show the first `rows` test pairs; the filter figure (when an Att-EBGAN model is given) the first
@@ -126,15 +143,19 @@ def paper_figures(model_paths: Sequence[str], data_dir: str, output_dir: str, ro
     wanted = parse_regions(regions) if regions is not None else tuple(region for _, region, _ in TRANSFER_FIGURES)
     unknown = [region for region in wanted if region not in {region for _, region, _ in TRANSFER_FIGURES}]
     if unknown:  # checked before any model is loaded
-        raise ValueError(f"No paper figure for region(s) {', '.join(unknown)}; figures exist for "
-                         f"{', '.join(region for _, region, _ in TRANSFER_FIGURES)}.")
+        raise ValueError(
+            f"No paper figure for region(s) {', '.join(unknown)}; figures exist for "
+            f"{', '.join(region for _, region, _ in TRANSFER_FIGURES)}."
+        )
     models, image_size, dataset, _ = open_models(model_paths, "synthetic_faces", wanted)
     names = method_names([model.variant for model in models], model_paths)
     methods = [model.methods(name)[0] for model, name in zip(models, names)]
     filtering = [method for method in methods if method.variant == ATT_EBGAN]
     if filtering and filter_attribute not in filtering[0].attribute_names:
-        raise ValueError(f"{filtering[0].name} has no attribute {filter_attribute!r}; it filters "
-                         f"{', '.join(filtering[0].attribute_names)}.")
+        raise ValueError(
+            f"{filtering[0].name} has no attribute {filter_attribute!r}; it filters "
+            f"{', '.join(filtering[0].attribute_names)}."
+        )
     pairs = load_pairs(dataset, data_dir, image_size, max(num_pairs, rows + 2))
     truth = SwapTruth(pairs, image_size)
     os.makedirs(output_dir, exist_ok=True)
@@ -146,8 +167,9 @@ def paper_figures(model_paths: Sequence[str], data_dir: str, output_dir: str, ro
     if filtering:
         grid = filter_figure(filtering[0], pairs, truth, "mouth", filter_attribute, rows)
         written.append(_save(grid, output_dir, FILTER_FIGURE.format(attribute=filter_attribute.lower())))
-    composing = [model.editor for model in models
-                 if model.editor is not None and EDIT_COMPOSED in model.editor.signatures]
+    composing = [
+        model.editor for model in models if model.editor is not None and EDIT_COMPOSED in model.editor.signatures
+    ]
     if composing:
         grid = composed_figure(composing[-1], pairs, range(min(rows, len(pairs))))
         written.append(_save(grid, output_dir, COMPOSED_FIGURE))
@@ -158,4 +180,3 @@ def _save(grid: np.ndarray, output_dir: str, file_name: str) -> str:
     path = os.path.join(output_dir, file_name)
     images.save_image(path, grid)
     return path
-

@@ -40,13 +40,20 @@ class Method:
 def model_method(trainer: EBGANTrainer, name: str) -> Method:
     """The trained model's `edit` (Att-EBGAN: with its attribute switches)."""
     edit = tf.function(trainer.edit, reduce_retracing=True)
-    encode = tf.function(lambda exemplar, mask: trainer.exemplar_code(
-        exemplar, mask, trainer.layouts(exemplar, exemplar)[1]), reduce_retracing=True)
+    encode = tf.function(
+        lambda exemplar, mask: trainer.exemplar_code(exemplar, mask, trainer.layouts(exemplar, exemplar)[1]),
+        reduce_retracing=True,
+    )
     switches = trainer.attribute_names if trainer.classifier is not None else ()
     blocks = trainer.attribute_code_channels or trainer.encoder.code_channels
-    return Method(name, lambda source, exemplar, mask, attributes: edit(source, exemplar, mask, attributes).numpy(),
-                  role="model", attribute_names=switches, variant=trainer.variant,
-                  code=lambda exemplar, mask: encode(exemplar, mask).numpy()[..., :blocks])
+    return Method(
+        name,
+        lambda source, exemplar, mask, attributes: edit(source, exemplar, mask, attributes).numpy(),
+        role="model",
+        attribute_names=switches,
+        variant=trainer.variant,
+        code=lambda exemplar, mask: encode(exemplar, mask).numpy()[..., :blocks],
+    )
 
 
 def export_method(editor: CropEditor, name: str) -> Method:
@@ -55,8 +62,9 @@ def export_method(editor: CropEditor, name: str) -> Method:
     info = editor.info
 
     def edit(source, exemplar, mask, attributes):
-        edited = editor.edit(images.to_uint8(source), images.to_uint8(exemplar), np.asarray(mask, np.float32),
-                             attributes)
+        edited = editor.edit(
+            images.to_uint8(source), images.to_uint8(exemplar), np.asarray(mask, np.float32), attributes
+        )
         return images.to_float(edited)
 
     switches = info.attribute_names if info.variant == ATT_EBGAN else ()
@@ -81,5 +89,7 @@ NAIVE_PASTE = Method("naive paste", naive_paste, role="baseline", identity_recon
 def method_names(variants: Sequence[str], model_dirs: Sequence[str]) -> list[str]:
     """Display names of models: the variant's ("Att-EBGAN"), plus the directory's name when two would clash."""
     names = [VARIANT_NAMES[variant] for variant in variants]
-    return [f"{name} ({os.path.basename(os.path.normpath(path))})" if names.count(name) > 1 else name
-            for name, path in zip(names, model_dirs)]
+    return [
+        f"{name} ({os.path.basename(os.path.normpath(path))})" if names.count(name) > 1 else name
+        for name, path in zip(names, model_dirs)
+    ]

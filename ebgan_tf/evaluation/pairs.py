@@ -64,7 +64,8 @@ def load_pairs(dataset: str, data_dir: str, image_size: int, num_pairs: int) -> 
 
     def prepare(example: dict) -> dict:
         image, landmarks = pipeline.crop_and_resize(
-            example["image"], pipeline.example_landmarks(example["landmarks"]), image_size, crop)
+            example["image"], pipeline.example_landmarks(example["landmarks"]), image_size, crop
+        )
         prepared = {"image": image, "landmarks": landmarks, "attributes": example["attributes"]}
         if "seed" in example:
             prepared["seed"] = example["seed"]
@@ -74,8 +75,9 @@ def load_pairs(dataset: str, data_dir: str, image_size: int, num_pairs: int) -> 
     if not batches or sum(len(batch["image"]) for batch in batches) < 3:
         raise ValueError(f"The {split} split of {dataset} in {data_dir} has fewer than 2 faces: nothing to pair.")
     joined = {key: np.concatenate([batch[key] for batch in batches]) for key in ("image", "landmarks")}
-    attributes = {name: np.concatenate([batch["attributes"][name] for batch in batches])
-                  for name in batches[0]["attributes"]}
+    attributes = {
+        name: np.concatenate([batch["attributes"][name] for batch in batches]) for name in batches[0]["attributes"]
+    }
     seeds = np.concatenate([batch["seed"] for batch in batches]) if "seed" in batches[0] else None
     return EvalPairs(joined["image"], joined["landmarks"].astype(np.float32), attributes, seeds)
 
@@ -94,8 +96,10 @@ def unseen_pairs(image_size: int, num_pairs: int) -> EvalPairs:
 def _mask_fn(region: str, size: int):
     @tf.function(input_signature=[tf.TensorSpec([None, 5, 2], tf.float32)])
     def region_masks(landmarks):
-        return tf.map_fn(lambda points: masks.region_mask(points, region, size), landmarks,
-                         fn_output_signature=tf.float32)
+        return tf.map_fn(
+            lambda points: masks.region_mask(points, region, size), landmarks, fn_output_signature=tf.float32
+        )
+
     return region_masks
 
 
@@ -115,8 +119,10 @@ class SwapTruth:
         self._size = image_size
         first = synthetic.render_face(self._face(int(pairs.seeds[0])), image_size).image
         if not np.array_equal(first, pairs.sources[0]):
-            raise ValueError("The test faces differ from what the renderer draws for their seeds: the data set was "
-                             "made by another version of ebgan_tf/data/synthetic.py; prepare it again.")
+            raise ValueError(
+                "The test faces differ from what the renderer draws for their seeds: the data set was "
+                "made by another version of ebgan_tf/data/synthetic.py; prepare it again."
+            )
 
     @staticmethod
     @functools.lru_cache(maxsize=4096)
@@ -125,6 +131,7 @@ class SwapTruth:
 
     def render(self, region: str, indices: Sequence[int] | np.ndarray, drop: Sequence[str] = ()) -> np.ndarray:
         """uint8 [len(indices), S, S, 3]: source i with `region` from its exemplar, attributes `drop` forced off."""
-        faces = [(self._face(int(self._seeds[i])), self._face(int(self._seeds[self._exemplar_index[i]])))
-                 for i in indices]
+        faces = [
+            (self._face(int(self._seeds[i])), self._face(int(self._seeds[self._exemplar_index[i]]))) for i in indices
+        ]
         return np.stack([synthetic.render_swap(a, b, region, self._size, drop=tuple(drop)).image for a, b in faces])

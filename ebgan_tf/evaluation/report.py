@@ -37,74 +37,135 @@ def markdown(report: dict) -> str:
     classifier = report.get("classifier", {})
     accuracy = classifier.get("test_accuracy") or {}
     lines = ["# Edit-quality report", ""]
-    lines += [f"- data: {report.get('dataset')} {report.get('split', 'test')} split, {report.get('num_pairs')} "
-              f"pairs (exemplar of face i = face i+1), {report.get('image_size')} px, masks from the source's "
-              "landmarks (unjittered)"]
+    lines += [
+        f"- data: {report.get('dataset')} {report.get('split', 'test')} split, {report.get('num_pairs')} "
+        f"pairs (exemplar of face i = face i+1), {report.get('image_size')} px, masks from the source's "
+        "landmarks (unjittered)"
+    ]
     for model in report.get("models", []):
-        trained = (f"regions {','.join(model['regions'])}, step {model['step']}" if model.get("step") is not None
-                   else "exported model, through its signatures")
+        trained = (
+            f"regions {','.join(model['regions'])}, step {model['step']}"
+            if model.get("step") is not None
+            else "exported model, through its signatures"
+        )
         lines.append(f"- {model['name']}: `{model['model_dir']}` ({model['variant']}, {trained})")
     if classifier:
-        lines.append(f"- evaluation classifier: `{classifier.get('dir')}`, test accuracy on real images "
-                     f"{percent(accuracy.get('mean'))} mean, {percent(accuracy.get('min'))} min")
+        lines.append(
+            f"- evaluation classifier: `{classifier.get('dir')}`, test accuracy on real images "
+            f"{percent(accuracy.get('mean'))} mean, {percent(accuracy.get('min'))} min"
+        )
     if report.get("date"):
         lines.append(f"- date: {report['date']}")
-    lines += ["", "PSNR in dB (capped at 100), L1 in 0..255 pixel units, all inside the mask; attribute metrics "
-              "read by the evaluation classifier; filtering drops one attribute at a time.", ""]
+    lines += [
+        "",
+        "PSNR in dB (capped at 100), L1 in 0..255 pixel units, all inside the mask; attribute metrics "
+        "read by the evaluation classifier; filtering drops one attribute at a time.",
+        "",
+    ]
     if not classifier:
         lines += [NO_CLASSIFIER_NOTE, ""]
-    lines += ["Exemplar gain: transfer PSNR minus the PSNR of the same sources edited with another face as exemplar "
-              "(0 dB: the exemplar does not help). Code spread: std of E(B, M) over the exemplars / mean |E(B, M)| "
-              "(0: one code for every face). Colour share: how far the region's mean colour moved from the source's "
-              "toward the ground truth's (1: all the way, 0: the source's colour kept).", ""]
-    header = ["method", "rec. PSNR", "rec. SSIM", "rec. L1", "transfer PSNR", "transfer SSIM", "transfer L1",
-              "exemplar gain", "colour share", "code spread", "attribute acc.", "leak rate", "kept agreement",
-              "filtered PSNR", "max diff outside"]
+    lines += [
+        "Exemplar gain: transfer PSNR minus the PSNR of the same sources edited with another face as exemplar "
+        "(0 dB: the exemplar does not help). Code spread: std of E(B, M) over the exemplars / mean |E(B, M)| "
+        "(0: one code for every face). Colour share: how far the region's mean colour moved from the source's "
+        "toward the ground truth's (1: all the way, 0: the source's colour kept).",
+        "",
+    ]
+    header = [
+        "method",
+        "rec. PSNR",
+        "rec. SSIM",
+        "rec. L1",
+        "transfer PSNR",
+        "transfer SSIM",
+        "transfer L1",
+        "exemplar gain",
+        "colour share",
+        "code spread",
+        "attribute acc.",
+        "leak rate",
+        "kept agreement",
+        "filtered PSNR",
+        "max diff outside",
+    ]
     for region, result in report["regions"].items():
         lines += [f"## Region: {region}", ""]
         rows = []
         for name, scores in result["methods"].items():
             rec, transfer, filtering = scores["reconstruction"] or {}, scores["transfer"] or {}, scores["filtering"]
             spread = scores.get("code_spread") or {}
-            rows.append([name, decimal(rec.get("psnr"), 2), decimal(rec.get("ssim"), 3), decimal(rec.get("l1"), 2),
-                         decimal(transfer.get("psnr"), 2), decimal(transfer.get("ssim"), 3),
-                         decimal(transfer.get("l1"), 2), signed(transfer.get("exemplar_gain")),
-                         decimal(transfer.get("colour_share"), 2), decimal(spread.get("mean"), 3),
-                         percent(_mean(scores["attribute_transfer"])),
-                         percent(_mean(filtering and filtering["leak_rate"])),
-                         percent(_mean(filtering and filtering["kept_agreement"])),
-                         decimal(filtering["psnr"], 2) if filtering else "—", f"{scores['outside_max_diff']:g}"])
+            rows.append(
+                [
+                    name,
+                    decimal(rec.get("psnr"), 2),
+                    decimal(rec.get("ssim"), 3),
+                    decimal(rec.get("l1"), 2),
+                    decimal(transfer.get("psnr"), 2),
+                    decimal(transfer.get("ssim"), 3),
+                    decimal(transfer.get("l1"), 2),
+                    signed(transfer.get("exemplar_gain")),
+                    decimal(transfer.get("colour_share"), 2),
+                    decimal(spread.get("mean"), 3),
+                    percent(_mean(scores["attribute_transfer"])),
+                    percent(_mean(filtering and filtering["leak_rate"])),
+                    percent(_mean(filtering and filtering["kept_agreement"])),
+                    decimal(filtering["psnr"], 2) if filtering else "—",
+                    f"{scores['outside_max_diff']:g}",
+                ]
+            )
         truth = result["ground_truth"]
         if truth:
             filtering = truth["filtering"]
-            rows.append(["ground truth (classifier ceiling)", *["—"] * 9,
-                         percent(truth["attribute_transfer"]["mean"]),
-                         percent(filtering["leak_rate"]["mean"]) if filtering else "—",
-                         percent(filtering["kept_agreement"]["mean"]) if filtering else "—", "—", "—"])
+            rows.append(
+                [
+                    "ground truth (classifier ceiling)",
+                    *["—"] * 9,
+                    percent(truth["attribute_transfer"]["mean"]),
+                    percent(filtering["leak_rate"]["mean"]) if filtering else "—",
+                    percent(filtering["kept_agreement"]["mean"]) if filtering else "—",
+                    "—",
+                    "—",
+                ]
+            )
         lines += table(header, rows) + [""]
         attributes = result["attributes"]
-        per_attribute = [[name, *(percent(scores["attribute_transfer"]["per_attribute"][a]) for a in attributes)]
-                         for name, scores in result["methods"].items() if scores["attribute_transfer"]]
+        per_attribute = [
+            [name, *(percent(scores["attribute_transfer"]["per_attribute"][a]) for a in attributes)]
+            for name, scores in result["methods"].items()
+            if scores["attribute_transfer"]
+        ]
         if truth:
-            per_attribute.append(["ground truth", *(percent(truth["attribute_transfer"]["per_attribute"][a])
-                                                    for a in attributes)])
+            per_attribute.append(
+                ["ground truth", *(percent(truth["attribute_transfer"]["per_attribute"][a]) for a in attributes)]
+            )
         if per_attribute:
             lines += ["Attribute transfer accuracy per attribute:", ""]
             lines += table(["method", *attributes], per_attribute)
-        leaks = [[name, *(percent(scores["filtering"]["leak_rate"]["per_attribute"][a]) for a in attributes)]
-                 for name, scores in result["methods"].items()
-                 if scores["filtering"] and scores["filtering"]["leak_rate"]]
+        leaks = [
+            [name, *(percent(scores["filtering"]["leak_rate"]["per_attribute"][a]) for a in attributes)]
+            for name, scores in result["methods"].items()
+            if scores["filtering"] and scores["filtering"]["leak_rate"]
+        ]
         if truth and truth["filtering"]:
-            leaks.append(["ground truth", *(percent(truth["filtering"]["leak_rate"]["per_attribute"][a])
-                                            for a in attributes)])
+            leaks.append(
+                ["ground truth", *(percent(truth["filtering"]["leak_rate"]["per_attribute"][a]) for a in attributes)]
+            )
         if leaks:
             lines += ["", "Leak rate per attribute (switched off for exemplars that have it):", ""]
             lines += table(["method", *attributes], leaks)
         lines.append("")
     if report["targets"]:
         lines += ["## Targets", ""]
-        rows = [[check["region"], check["method"], check["target"], _format_target_value(check),
-                 "met" if check["met"] else f"missed by {_format_margin(check)}"] for check in report["targets"]]
+        rows = [
+            [
+                check["region"],
+                check["method"],
+                check["target"],
+                _format_target_value(check),
+                "met" if check["met"] else f"missed by {_format_margin(check)}",
+            ]
+            for check in report["targets"]
+        ]
         lines += table(["region", "method", "target", "value", "result"], rows) + [""]
     return "\n".join(lines)
 
@@ -120,8 +181,11 @@ def _mean(rates: dict | None) -> float | None:
 
 def _format_target_value(check: dict) -> str:
     if "PSNR" in check["target"]:
-        return f"{check['value']:.2f} dB" + (f" (needs {check['threshold']:.2f} dB)"
-                                             if "baseline" in check["target"] or "paste" in check["target"] else "")
+        return f"{check['value']:.2f} dB" + (
+            f" (needs {check['threshold']:.2f} dB)"
+            if "baseline" in check["target"] or "paste" in check["target"]
+            else ""
+        )
     if "gain" in check["target"]:
         return signed(check["value"])
     if "spread" in check["target"]:

@@ -42,8 +42,10 @@ from ebgan_tf.models import losses
 MAX_PSNR = 100.0  # dB; identical regions (infinite PSNR) count as this
 METRIC_BATCH = 64  # images per chunk of metric computation (bounds the memory of SSIM)
 IMAGE_METRICS = ("psnr", "ssim", "l1")
-NO_CLASSIFIER_NOTE = ("Attribute metrics need an evaluation classifier: train one with `ebgan-eval-classifier "
-                      "--dataset=... --data_dir=... --output_dir=DIR` and pass --classifier_dir=DIR.")
+NO_CLASSIFIER_NOTE = (
+    "Attribute metrics need an evaluation classifier: train one with `ebgan-eval-classifier "
+    "--dataset=... --data_dir=... --output_dir=DIR` and pass --classifier_dir=DIR."
+)
 
 
 class AttributeReader(Protocol):
@@ -53,6 +55,7 @@ class AttributeReader(Protocol):
 
     def predict(self, pixels: np.ndarray) -> np.ndarray: ...
 
+
 def _chunks(count: int, size: int) -> list[slice]:
     return [slice(start, start + size) for start in range(0, count, size)]
 
@@ -61,9 +64,11 @@ def image_scores(edited: np.ndarray, target: np.ndarray, mask: np.ndarray) -> di
     """Mean masked PSNR (capped), SSIM and L1 of uint8 `edited` against `target`."""
     totals = metrics.MetricAccumulator()
     for part in _chunks(len(edited), METRIC_BATCH):
-        totals.update(psnr=metrics.masked_psnr(edited[part], target[part], mask[part], 255.0, MAX_PSNR),
-                      ssim=metrics.masked_ssim(edited[part], target[part], mask[part], 255.0),
-                      l1=metrics.masked_l1(edited[part], target[part], mask[part]))
+        totals.update(
+            psnr=metrics.masked_psnr(edited[part], target[part], mask[part], 255.0, MAX_PSNR),
+            ssim=metrics.masked_ssim(edited[part], target[part], mask[part], 255.0),
+            l1=metrics.masked_l1(edited[part], target[part], mask[part]),
+        )
     return {name: float(totals.result(name)["mean"]) for name in IMAGE_METRICS}
 
 
@@ -72,15 +77,24 @@ def _number(value: float) -> float | None:
 
 
 def _rates(rates: metrics.AttributeRates, names: Sequence[str]) -> dict:
-    return {"per_attribute": {name: _number(value) for name, value in zip(names, rates.per_attribute)},
-            "mean": _number(rates.mean)}
+    return {
+        "per_attribute": {name: _number(value) for name, value in zip(names, rates.per_attribute)},
+        "mean": _number(rates.mean),
+    }
 
 
 class _RegionEvaluation:
     """Everything about one region shared by the methods: masks, ground truth, the classifier's columns."""
 
-    def __init__(self, pairs: EvalPairs, region: str, attribute_names: Sequence[str],
-                 reader: AttributeReader | None, truth: SwapTruth | None, batch_size: int):
+    def __init__(
+        self,
+        pairs: EvalPairs,
+        region: str,
+        attribute_names: Sequence[str],
+        reader: AttributeReader | None,
+        truth: SwapTruth | None,
+        batch_size: int,
+    ):
         size = pairs.sources.shape[1]
         self.pairs, self.region, self.truth, self.batch_size = pairs, region, truth, batch_size
         self.names = tuple(attribute_names)
@@ -108,24 +122,35 @@ class _RegionEvaluation:
             self._filtered_truth[name] = self.truth.render(self.region, self.holders(name), drop=(name,))
         return self._filtered_truth[name]
 
-    def run(self, method: Method, exemplars: np.ndarray, indices: np.ndarray | None = None,
-            attributes: np.ndarray | None = None) -> np.ndarray:
+    def run(
+        self,
+        method: Method,
+        exemplars: np.ndarray,
+        indices: np.ndarray | None = None,
+        attributes: np.ndarray | None = None,
+    ) -> np.ndarray:
         """uint8 edits of the sources (all, or `indices`) with `exemplars` (same rows), in batches."""
         rows = np.arange(len(self.pairs)) if indices is None else indices
         sources, masks_ = self.pairs.sources[rows], self.masks[rows]
         edited = []
         for part in _chunks(len(rows), self.batch_size):
             switches = None if attributes is None else attributes[part]
-            output = method.edit(images.to_float(sources[part]), images.to_float(exemplars[part]), masks_[part],
-                                 switches)
+            output = method.edit(
+                images.to_float(sources[part]), images.to_float(exemplars[part]), masks_[part], switches
+            )
             edited.append(images.to_uint8(np.asarray(output, np.float32)))
         return np.concatenate(edited)
 
     def outside(self, edited: np.ndarray, indices: np.ndarray | None = None) -> float:
         rows = np.arange(len(self.pairs)) if indices is None else indices
-        return max(float(np.max(metrics.max_abs_diff_outside(edited[part], self.pairs.sources[rows][part],
-                                                             self.masks[rows][part])))
-                   for part in _chunks(len(rows), METRIC_BATCH))
+        return max(
+            float(
+                np.max(
+                    metrics.max_abs_diff_outside(edited[part], self.pairs.sources[rows][part], self.masks[rows][part])
+                )
+            )
+            for part in _chunks(len(rows), METRIC_BATCH)
+        )
 
     def filtering(self, droppable: Sequence[str], edit_without: Callable[[str, np.ndarray], np.ndarray]) -> dict | None:
         """Leak rate, kept agreement and PSNR against the filtered truth, dropping each of `droppable` in turn
@@ -146,8 +171,9 @@ class _RegionEvaluation:
             return None
         # The mean over every filtered edit (attributes weighted by how many exemplars have them).
         counts = {name: len(self.holders(name)) for name in psnrs}
-        psnr_mean = (sum(psnrs[name] * counts[name] for name in psnrs) / sum(counts.values())
-                     if self.truth is not None else None)
+        psnr_mean = (
+            sum(psnrs[name] * counts[name] for name in psnrs) / sum(counts.values()) if self.truth is not None else None
+        )
         target_rows, dropped_rows = np.concatenate(targets), np.concatenate(dropped)
         common = {"psnr": psnr_mean, "psnr_per_attribute": psnrs or None, "edits": int(len(target_rows))}
         if self._reader is None:
@@ -162,8 +188,9 @@ class _RegionEvaluation:
     def filtered_truth_psnr(self, name: str, edited: np.ndarray) -> float:
         """Mean PSNR of `edited` (the edits of `holders(name)`) against their renders with `name` forced off."""
         indices = self.holders(name)
-        return float(np.mean(metrics.masked_psnr(edited, self.filtered_truth(name), self.masks[indices], 255.0,
-                                                 MAX_PSNR)))
+        return float(
+            np.mean(metrics.masked_psnr(edited, self.filtered_truth(name), self.masks[indices], 255.0, MAX_PSNR))
+        )
 
     def evaluate(self, method: Method) -> tuple[dict, np.ndarray]:
         """The scores of `method` on this region and its transfer edits (uint8)."""
@@ -182,14 +209,19 @@ class _RegionEvaluation:
             other = self.run(method, self.pairs.other_exemplars)
             outside = max(outside, self.outside(other))
             other_psnr = image_scores(other, self.swaps, self.masks)["psnr"]
-            transfer = {**own, "other_exemplar_psnr": other_psnr, "exemplar_gain": own["psnr"] - other_psnr,
-                        "colour_share": _number(metrics.colour_share(edited, sources, self.swaps, self.masks))}
+            transfer = {
+                **own,
+                "other_exemplar_psnr": other_psnr,
+                "exemplar_gain": own["psnr"] - other_psnr,
+                "colour_share": _number(metrics.colour_share(edited, sources, self.swaps, self.masks)),
+            }
         read = self.read(edited)
         scores: dict[str, Any] = {
             "reconstruction": reconstruction,
             "transfer": transfer,
             "code_spread": self.code_spread(method),
-            "attribute_transfer": _rates(metrics.agreement(read, self.targets), self.names) if read is not None
+            "attribute_transfer": _rates(metrics.agreement(read, self.targets), self.names)
+            if read is not None
             else None,
             "filtering": None,
         }
@@ -199,7 +231,9 @@ class _RegionEvaluation:
             # What a method that cannot filter scores against the filtered renders: the bar for filtering.
             scores["unfiltered_psnr_per_attribute"] = {
                 name: self.filtered_truth_psnr(name, edited[self.holders(name)])
-                for name in self.names if self.holders(name).size} or None
+                for name in self.names
+                if self.holders(name).size
+            } or None
         if droppable:
             outside_filtered = [0.0]
 
@@ -220,8 +254,12 @@ class _RegionEvaluation:
         if method.code is None:
             return None
         blocks = len(method.attribute_names) or 1
-        codes = np.concatenate([method.code(images.to_float(self.pairs.exemplars[part]), self.masks[part])
-                                for part in _chunks(len(self.pairs), self.batch_size)])
+        codes = np.concatenate(
+            [
+                method.code(images.to_float(self.pairs.exemplars[part]), self.masks[part])
+                for part in _chunks(len(self.pairs), self.batch_size)
+            ]
+        )
         spread = losses.code_spread(tf.constant(codes), blocks).numpy()
         names = method.attribute_names or ("code",)
         return {"per_block": {name: float(value) for name, value in zip(names, spread)}, "mean": float(spread.mean())}
@@ -238,9 +276,16 @@ class _RegionEvaluation:
         }
 
 
-def evaluate(methods: Sequence[Method], pairs: EvalPairs, region_attributes: Mapping[str, Sequence[str]],
-             reader: AttributeReader | None, truth: SwapTruth | None = None, batch_size: int = 32,
-             grid_rows: int = 4, targets: TargetTable | None = None) -> tuple[dict, np.ndarray]:
+def evaluate(
+    methods: Sequence[Method],
+    pairs: EvalPairs,
+    region_attributes: Mapping[str, Sequence[str]],
+    reader: AttributeReader | None,
+    truth: SwapTruth | None = None,
+    batch_size: int = 32,
+    grid_rows: int = 4,
+    targets: TargetTable | None = None,
+) -> tuple[dict, np.ndarray]:
     """Scores every method on every region of `region_attributes` (region -> attributes the classifier reads) and
     checks the models against `targets` (default: the project's table, targets.json).
 
@@ -251,17 +296,28 @@ def evaluate(methods: Sequence[Method], pairs: EvalPairs, region_attributes: Map
     names = [method.name for method in methods]
     if len(set(names)) != len(names):
         raise ValueError(f"Method names must be unique, got {names}.")
-    missing = sorted({name for attributes in region_attributes.values() for name in attributes
-                      if reader is not None and name not in reader.attribute_names})
+    missing = sorted(
+        {
+            name
+            for attributes in region_attributes.values()
+            for name in attributes
+            if reader is not None and name not in reader.attribute_names
+        }
+    )
     if missing:
         assert reader is not None  # only a reader misses attributes
-        raise ValueError(f"The evaluation classifier does not read {', '.join(missing)} (it reads "
-                         f"{', '.join(reader.attribute_names)}); train one with those attributes.")
+        raise ValueError(
+            f"The evaluation classifier does not read {', '.join(missing)} (it reads "
+            f"{', '.join(reader.attribute_names)}); train one with those attributes."
+        )
     regions, checks, grid_rows_ = {}, [], []
     for region, attribute_names in region_attributes.items():
         evaluation = _RegionEvaluation(pairs, region, attribute_names, reader, truth, batch_size)
-        result: dict[str, Any] = {"attributes": list(evaluation.names), "methods": {},
-                                  "ground_truth": evaluation.evaluate_truth()}
+        result: dict[str, Any] = {
+            "attributes": list(evaluation.names),
+            "methods": {},
+            "ground_truth": evaluation.evaluate_truth(),
+        }
         samples = []
         for method in methods:
             scores, edited = evaluation.evaluate(method)
@@ -274,6 +330,9 @@ def evaluate(methods: Sequence[Method], pairs: EvalPairs, region_attributes: Map
             row += [evaluation.swaps[i]] if evaluation.swaps is not None else []
             grid_rows_.append((f"{region} #{i}", row + [sample[i] for sample in samples]))
     columns = ["source", "exemplar", "mask"] + (["ground truth"] if truth is not None else []) + names
-    grid = visualize.image_grid([row for _, row in grid_rows_], row_labels=[label for label, _ in grid_rows_],
-                                col_labels=[label.replace(" (", "\n(") for label in columns])
+    grid = visualize.image_grid(
+        [row for _, row in grid_rows_],
+        row_labels=[label for label, _ in grid_rows_],
+        col_labels=[label.replace(" (", "\n(") for label in columns],
+    )
     return {"regions": regions, "targets": checks}, grid

@@ -52,8 +52,11 @@ class Target:
     not_variants: tuple[str, ...] = ()
 
     def applies(self, region: str, variant: str) -> bool:
-        return ((not self.regions or region in self.regions) and (not self.variants or variant in self.variants)
-                and variant not in self.not_variants)
+        return (
+            (not self.regions or region in self.regions)
+            and (not self.variants or variant in self.variants)
+            and variant not in self.not_variants
+        )
 
     def name(self) -> str:
         """The target as the report names it, e.g. "transfer PSNR >= every baseline + 3 dB"."""
@@ -98,21 +101,26 @@ def load_targets(path: str | None = None) -> TargetTable:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"Targets file {path} is not valid JSON: {error}") from None
     if not isinstance(data, dict) or not isinstance(data.get("sets"), list):
-        raise ValueError(f"Targets file {path} must be a JSON object with a list \"sets\".")
+        raise ValueError(f'Targets file {path} must be a JSON object with a list "sets".')
     return TargetTable(path, tuple(_target_set(path, index, entry) for index, entry in enumerate(data["sets"])))
 
 
 def _target_set(path: str, index: int, entry: object) -> TargetSet:
     where = f"Targets file {path}, set {index + 1}"
-    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(
-            entry.get("targets"), list):
-        raise ValueError(f"{where}: a set is an object with a \"name\" and a list \"targets\".")
+    if (
+        not isinstance(entry, dict)
+        or not isinstance(entry.get("name"), str)
+        or not isinstance(entry.get("targets"), list)
+    ):
+        raise ValueError(f'{where}: a set is an object with a "name" and a list "targets".')
     _refuse_unknown_keys(where, entry, _SET_KEYS)
     min_pairs = entry.get("min_pairs", 0)
     if not isinstance(min_pairs, int) or isinstance(min_pairs, bool) or min_pairs < 0:
-        raise ValueError(f"{where}: \"min_pairs\" must be a whole number >= 0, got {min_pairs!r}.")
-    targets = tuple(_target(f"{where} ({entry['name']}), target {number + 1}", target)
-                    for number, target in enumerate(entry["targets"]))
+        raise ValueError(f'{where}: "min_pairs" must be a whole number >= 0, got {min_pairs!r}.')
+    targets = tuple(
+        _target(f"{where} ({entry['name']}), target {number + 1}", target)
+        for number, target in enumerate(entry["targets"])
+    )
     return TargetSet(entry["name"], targets, str(entry.get("label", "")), min_pairs)
 
 
@@ -130,30 +138,38 @@ def _target(where: str, entry: object) -> Target:
         raise ValueError(f"{where}: unknown metric {entry.get('metric')!r} (known: {', '.join(METRICS)}).")
     bounds = [key for key in ("min", "max", "over") if key in entry]
     if len(bounds) != 1:
-        raise ValueError(f"{where}: give exactly one of \"min\", \"max\" and \"over\".")
+        raise ValueError(f'{where}: give exactly one of "min", "max" and "over".')
     for key in ("min", "max", "by"):
         if key in entry and (not isinstance(entry[key], (int, float)) or isinstance(entry[key], bool)):
-            raise ValueError(f"{where}: \"{key}\" must be a number, got {entry[key]!r}.")
+            raise ValueError(f'{where}: "{key}" must be a number, got {entry[key]!r}.')
     if "over" in entry and entry["over"] not in BASELINES:
         raise ValueError(f"{where}: unknown baseline {entry['over']!r} (known: {', '.join(BASELINES)}).")
     if "over" in entry and entry["metric"] not in ("transfer_psnr", "filtered_psnr"):
         raise ValueError(f"{where}: only transfer_psnr and filtered_psnr can be held above a baseline.")
     if "by" in entry and "over" not in entry:
-        raise ValueError(f"{where}: \"by\" goes with \"over\".")
-    if entry["metric"] == "filtered_psnr" and (not isinstance(entry.get("attribute"), str)
-                                               or entry.get("over") != "zero_code"):
-        raise ValueError(f"{where}: filtered_psnr needs an \"attribute\" and \"over\": \"zero_code\".")
+        raise ValueError(f'{where}: "by" goes with "over".')
+    if entry["metric"] == "filtered_psnr" and (
+        not isinstance(entry.get("attribute"), str) or entry.get("over") != "zero_code"
+    ):
+        raise ValueError(f'{where}: filtered_psnr needs an "attribute" and "over": "zero_code".')
     lists = {}
     for key in ("regions", "variants", "not_variants"):
         value = entry.get(key, [])
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ValueError(f"{where}: \"{key}\" must be a list of names, got {value!r}.")
+            raise ValueError(f'{where}: "{key}" must be a list of names, got {value!r}.')
         lists[key] = tuple(value)
     unknown = [region for region in lists["regions"] if region not in REGIONS]
     if unknown:
         raise ValueError(f"{where}: unknown region {unknown[0]!r} (known: {', '.join(REGIONS)}).")
-    return Target(entry["metric"], entry.get("min"), entry.get("max"), entry.get("over"), entry.get("by"),
-                  entry.get("attribute"), **lists)
+    return Target(
+        entry["metric"],
+        entry.get("min"),
+        entry.get("max"),
+        entry.get("over"),
+        entry.get("by"),
+        entry.get("attribute"),
+        **lists,
+    )
 
 
 def _value(target: Target, scores: dict) -> float | None:
@@ -180,12 +196,21 @@ def _baseline(target: Target, methods: dict, model: str) -> float | None:
     baseline (not another model's), or the best of those two (None where none was measured)."""
     assert target.over is not None  # a target held over a baseline
     zero_code = f"zero exemplar code ({model})"
-    names = {"naive_paste": [NAIVE_PASTE.name], "zero_code": [zero_code],
-             "every_baseline": [name for name, scores in methods.items() if scores["role"] == "baseline"
-                                and (not name.startswith("zero exemplar code (") or name == zero_code)]}[target.over]
+    names = {
+        "naive_paste": [NAIVE_PASTE.name],
+        "zero_code": [zero_code],
+        "every_baseline": [
+            name
+            for name, scores in methods.items()
+            if scores["role"] == "baseline" and (not name.startswith("zero exemplar code (") or name == zero_code)
+        ],
+    }[target.over]
     if target.metric == "filtered_psnr":
-        values = [(methods[name].get("unfiltered_psnr_per_attribute") or {}).get(target.attribute)
-                  for name in names if name in methods]
+        values = [
+            (methods[name].get("unfiltered_psnr_per_attribute") or {}).get(target.attribute)
+            for name in names
+            if name in methods
+        ]
     else:
         values = [methods[name]["transfer"]["psnr"] for name in names if name in methods and methods[name]["transfer"]]
     measured = [value for value in values if value is not None]
@@ -217,6 +242,15 @@ def target_checks(table: TargetTable, region: str, result: dict, num_pairs: int)
                 margin = threshold - value if target.max is not None else value - threshold
                 met = margin > 0 if target.over is not None and target.by is None else margin >= 0
                 label = f" [{target_set.label}]" if target_set.label else ""
-                checks.append({"region": region, "method": name, "target": target.name() + label, "value": value,
-                               "threshold": threshold, "met": bool(met), "margin": margin})
+                checks.append(
+                    {
+                        "region": region,
+                        "method": name,
+                        "target": target.name() + label,
+                        "value": value,
+                        "threshold": threshold,
+                        "met": bool(met),
+                        "margin": margin,
+                    }
+                )
     return checks

@@ -31,8 +31,16 @@ def _gated(trainer: EBGANTrainer, code: tf.Tensor, image: tf.Tensor, attributes:
     return gate_code(code, labels, len(trainer.attribute_names), trainer.model_config.ungated_code_channels)
 
 
-def part_codes(trainer: EBGANTrainer, source, exemplars, masks, strengths, attributes=None,
-               source_layout=None, exemplar_layouts=None) -> tf.Tensor:
+def part_codes(
+    trainer: EBGANTrainer,
+    source,
+    exemplars,
+    masks,
+    strengths,
+    attributes=None,
+    source_layout=None,
+    exemplar_layouts=None,
+) -> tf.Tensor:
     """The interpolated codes [N * K, ...] of every part, part k of face i at row i * K + k.
 
     source [N, S, S, 3], exemplars [N, K, S, S, 3] in [-1, 1]; masks [N, K, S, S, 1] in {0, 1}; strengths [N, K];
@@ -43,8 +51,9 @@ def part_codes(trainer: EBGANTrainer, source, exemplars, masks, strengths, attri
     flat_sources = tf.repeat(source, count, axis=0)
     source_layouts = tf.repeat(source_layout, count, axis=0) if source_layout is not None else None
     flat_attributes = _flatten(attributes) if attributes is not None else None
-    exemplar_code = _gated(trainer, trainer.exemplar_code(flat_exemplars, flat_masks, exemplar_layouts),
-                           flat_exemplars, flat_attributes)
+    exemplar_code = _gated(
+        trainer, trainer.exemplar_code(flat_exemplars, flat_masks, exemplar_layouts), flat_exemplars, flat_attributes
+    )
     own_code = _gated(trainer, trainer.exemplar_code(flat_sources, flat_masks, source_layouts), flat_sources, None)
     strength = tf.reshape(_flatten(strengths[..., None]), [-1] + [1] * (exemplar_code.shape.rank - 1))
     return strength * exemplar_code + (1.0 - strength) * own_code
@@ -57,8 +66,9 @@ def compose(trainer: EBGANTrainer, source, exemplars, masks, strengths, attribut
     strengths [N, K] in [0, 1] (0 = the source's own region, 1 = the exemplar's); attributes [N, K, n] (Att-EBGAN:
     1 = transfer, 0 = filter out; None = all ones). With K = 1 and strength 1 it is `trainer.edit`.
     """
-    source, exemplars, masks, strengths = (tf.convert_to_tensor(value, tf.float32)
-                                           for value in (source, exemplars, masks, strengths))
+    source, exemplars, masks, strengths = (
+        tf.convert_to_tensor(value, tf.float32) for value in (source, exemplars, masks, strengths)
+    )
     attributes = tf.convert_to_tensor(attributes, tf.float32) if attributes is not None else None
     if trainer.parts:
         return _compose_one_pass(trainer, source, exemplars, masks, strengths, attributes)
@@ -81,8 +91,9 @@ def _compose_one_pass(trainer: EBGANTrainer, source, exemplars, masks, strengths
     codes = part_codes(trainer, source, exemplars, masks, strengths, attributes, source_layout, exemplar_layouts)
     codes = tf.reshape(codes, tf.stack([tf.shape(source)[0], -1, codes.shape[-1]]))
     union = tf.minimum(tf.reduce_sum(masks, axis=1), 1.0)
-    generated = trainer.generator.decode(trainer.generator.encode(source, union), codes,
-                                         part_layouts(source_layout, masks))
+    generated = trainer.generator.decode(
+        trainer.generator.encode(source, union), codes, part_layouts(source_layout, masks)
+    )
     return composite(generated, source, union)
 
 

@@ -76,8 +76,7 @@ class Encoder(keras.Model):
         super().__init__(**kwargs)
         self.code_channels = code_channels
         self.pooling = config.code_pooling
-        self.features = DownsamplingStack(
-            level_widths(config.base_width, config.max_width, config.code_downsamplings))
+        self.features = DownsamplingStack(level_widths(config.base_width, config.max_width, config.code_downsamplings))
         self.to_code = layers.Conv2D(code_channels, 3, padding="same", dtype="float32")
 
     def call(self, image, mask, layout=None):

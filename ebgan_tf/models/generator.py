@@ -19,8 +19,10 @@ def gate_code(code: tf.Tensor, labels: tf.Tensor, num_attributes: int, ungated_c
     """
     gated_channels = code.shape[-1] - ungated_channels
     if gated_channels <= 0 or gated_channels % num_attributes:
-        raise ValueError(f"Code channels ({code.shape[-1]} with {ungated_channels} ungated) do not split into "
-                         f"{num_attributes} attribute blocks.")
+        raise ValueError(
+            f"Code channels ({code.shape[-1]} with {ungated_channels} ungated) do not split into "
+            f"{num_attributes} attribute blocks."
+        )
     gates = tf.repeat(tf.cast(labels, code.dtype), gated_channels // num_attributes, axis=-1)
     if ungated_channels:
         gates = tf.concat([gates, tf.ones([tf.shape(gates)[0], ungated_channels], code.dtype)], axis=-1)
@@ -60,7 +62,7 @@ class CodeModulation(layers.Layer):
             factor = features.shape[1] // scale_shift.shape[1]
             if factor > 1 and scale_shift.shape[1] > 1:
                 scale_shift = ops.repeat(ops.repeat(scale_shift, factor, axis=1), factor, axis=2)
-        scale, shift = scale_shift[..., :self.width], scale_shift[..., self.width:]
+        scale, shift = scale_shift[..., : self.width], scale_shift[..., self.width :]
         return features * (1.0 + scale) + shift
 
 
@@ -94,8 +96,9 @@ class Generator(keras.Model):
         self.upsample = layers.UpSampling2D(2)
         self.up_convs = [conv(width) for width in reversed(widths[:-1])]
         self.merges = [conv(width) for width in reversed(widths[:-1])]
-        self.modulations = ([CodeModulation(width) for width in reversed(widths[:-1])]
-                            if config.code_injection == "all_scales" else [])
+        self.modulations = (
+            [CodeModulation(width) for width in reversed(widths[:-1])] if config.code_injection == "all_scales" else []
+        )
         self.to_image = layers.Conv2D(3, 3, padding="same", activation="tanh", dtype="float32")
 
     def encode(self, source, mask) -> list:

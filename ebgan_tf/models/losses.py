@@ -25,8 +25,9 @@ def reconstruction_loss(source: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tens
     return l1_loss(source, reconstruction)
 
 
-def hole_reconstruction_loss(source: tf.Tensor, reconstruction: tf.Tensor, mask: tf.Tensor,
-                             squared: bool = False) -> tf.Tensor:
+def hole_reconstruction_loss(
+    source: tf.Tensor, reconstruction: tf.Tensor, mask: tf.Tensor, squared: bool = False
+) -> tf.Tensor:
     """Mean absolute (or, if `squared`, squared) difference inside the mask only (per example, over mask pixels and
     channels); 0 for an empty mask. Beside eq. 1, it weighs the hole, where the exemplar code is the only source of
     content, by its own area."""
@@ -67,5 +68,7 @@ def generator_adversarial_loss(fake_logits: tf.Tensor) -> tf.Tensor:
 
 def classification_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """Binary cross-entropy summed over the n attributes (eqs. 2 and 3), from C's logits [N, n]."""
-    return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.float32), logits=tf.cast(logits, tf.float32)), axis=-1)
+    return tf.reduce_sum(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=tf.cast(logits, tf.float32)),
+        axis=-1,
+    )

@@ -30,9 +30,16 @@ FACE = "face"  # the region whose rows LossWeights.face_adv weighs
 class EBGANTrainer(keras.Model):
     """Holds the networks of EBGAN / Att-EBGAN, trains them with `fit` and edits with `edit`."""
 
-    def __init__(self, model_config: ModelConfig, attribute_names: Sequence[str], variant: str,
-                 loss_weights: LossWeights = LossWeights(), attribute_parts: Sequence[str] | None = None,
-                 regions: Sequence[str] = (), **kwargs):
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        attribute_names: Sequence[str],
+        variant: str,
+        loss_weights: LossWeights = LossWeights(),
+        attribute_parts: Sequence[str] | None = None,
+        regions: Sequence[str] = (),
+        **kwargs,
+    ):
         """`attribute_parts`: the face part (`CODE_PARTS`) that shows each attribute; with per-part codes an
         Att-EBGAN attribute's block is read from that part's code only (None: from every part). `regions`: the
         trained regions, in the order the batches' `mask_region` counts them (for `LossWeights.face_adv`)."""
@@ -49,19 +56,32 @@ class EBGANTrainer(keras.Model):
         attributed = variant == ATT_EBGAN
         if attributed and not self.attribute_names:
             raise ValueError("Att-EBGAN needs at least one attribute name.")
-        code_channels = (len(self.attribute_names) * model_config.code_channels_per_attribute
-                         + model_config.ungated_code_channels if attributed else model_config.ebgan_code_channels)
+        code_channels = (
+            len(self.attribute_names) * model_config.code_channels_per_attribute + model_config.ungated_code_channels
+            if attributed
+            else model_config.ebgan_code_channels
+        )
         self.encoder = Encoder(model_config, code_channels, name="encoder")
-        self.part_channels = (self._part_channels(attribute_parts, code_channels)
-                              if attributed and self.parts and attribute_parts is not None else None)
+        self.part_channels = (
+            self._part_channels(attribute_parts, code_channels)
+            if attributed and self.parts and attribute_parts is not None
+            else None
+        )
         self.generator = Generator(model_config, name="generator")
         self.discriminator = Discriminator(model_config, name="discriminator")
         self.classifier = Classifier(model_config, len(self.attribute_names), name="classifier") if attributed else None
         # Per-part codes place the parts by landmarks; an edit given none (an export's) estimates them.
         self.landmarks = LandmarkEstimator(model_config, name="landmarks") if self.parts else None
-        loss_names = ["g_loss", "d_loss"] + (["c_loss"] if attributed else []) + ["adv_g", "rec", "cyc"] + (
-            ["hole_rec"] if loss_weights.hole_rec else []) + (["hole_rec_l2"] if loss_weights.hole_rec_l2 else []) + (
-            ["cls_g"] if attributed else []) + ["adv_d", "spread"] + (["landmark_error"] if self.parts else [])
+        loss_names = (
+            ["g_loss", "d_loss"]
+            + (["c_loss"] if attributed else [])
+            + ["adv_g", "rec", "cyc"]
+            + (["hole_rec"] if loss_weights.hole_rec else [])
+            + (["hole_rec_l2"] if loss_weights.hole_rec_l2 else [])
+            + (["cls_g"] if attributed else [])
+            + ["adv_d", "spread"]
+            + (["landmark_error"] if self.parts else [])
+        )
         self.spread_names = tuple(f"spread_{name}" for name in self.attribute_names) if attributed else ()
         self._trackers = {name: keras.metrics.Mean(name=name) for name in loss_names + list(self.spread_names)}
         # Keras optimizers, None until compile.
@@ -74,12 +94,19 @@ class EBGANTrainer(keras.Model):
         """float32 [P, C]: 1 where part p's code carries channel c (its own attributes' blocks and the ungated
         block), 0 elsewhere."""
         if len(attribute_parts) != len(self.attribute_names) or set(attribute_parts) - set(CODE_PARTS):
-            raise ValueError(f"attribute_parts must name one of {', '.join(CODE_PARTS)} for each of the "
-                             f"{len(self.attribute_names)} attributes, got {list(attribute_parts)}.")
+            raise ValueError(
+                f"attribute_parts must name one of {', '.join(CODE_PARTS)} for each of the "
+                f"{len(self.attribute_names)} attributes, got {list(attribute_parts)}."
+            )
         block = self.model_config.code_channels_per_attribute
-        rows = [[1.0 if attribute_parts[channel // block] == part else 0.0
-                 for channel in range(len(self.attribute_names) * block)]
-                + [1.0] * self.model_config.ungated_code_channels for part in CODE_PARTS]
+        rows = [
+            [
+                1.0 if attribute_parts[channel // block] == part else 0.0
+                for channel in range(len(self.attribute_names) * block)
+            ]
+            + [1.0] * self.model_config.ungated_code_channels
+            for part in CODE_PARTS
+        ]
         return tf.constant(rows, tf.float32)
 
     @property
@@ -100,8 +127,14 @@ class EBGANTrainer(keras.Model):
             self.landmarks(images)
         self.built = True
 
-    def compile(self, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-4,
-                beta_1: float = 0.5, beta_2: float = 0.999, ema_decay: float = 0.0, **kwargs) -> None:
+    def compile(
+        self,
+        learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-4,
+        beta_1: float = 0.5,
+        beta_2: float = 0.999,
+        ema_decay: float = 0.0,
+        **kwargs,
+    ) -> None:
         """Creates and builds the Adam optimizers of the three groups (call inside `strategy.scope()`).
 
         `ema_decay` > 0 keeps an exponential moving average of the encoder's and generator's weights in their
@@ -112,8 +145,9 @@ class EBGANTrainer(keras.Model):
             self.build_all()
 
         def adam(name: str, variables: list, ema: float = 0.0) -> keras.optimizers.Optimizer:
-            optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, name=name,
-                                              use_ema=ema > 0, ema_momentum=ema or 0.99)
+            optimizer = keras.optimizers.Adam(
+                learning_rate, beta_1=beta_1, beta_2=beta_2, name=name, use_ema=ema > 0, ema_momentum=ema or 0.99
+            )
             if keras.mixed_precision.global_policy().name == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=name)
             optimizer.build(variables)
@@ -196,7 +230,7 @@ class EBGANTrainer(keras.Model):
         seed = tf.stack([tf.cast(self.g_optimizer.iterations, tf.int32), tf.constant(0, tf.int32)])
         draws = tf.random.stateless_uniform(tf.stack([local * replicas, tf.shape(labels)[1]]), seed)
         start = tf.cast(replica_id, tf.int32) * local
-        keep = tf.cast(draws[start:start + local] >= rate, labels.dtype)
+        keep = tf.cast(draws[start : start + local] >= rate, labels.dtype)
         return labels * keep
 
     def _per_example_losses(self, batch: dict, training: bool = False) -> dict[str, tf.Tensor]:
@@ -206,14 +240,15 @@ class EBGANTrainer(keras.Model):
         weights = self.loss_weights
         exemplar_mask = batch["exemplar_mask"] if weights.exemplar_mask == "own" else mask
         if self.parts and "source_layout" not in batch:
-            raise ValueError("A model with per-part codes needs each face's part layout in its batches "
-                             "(source_layout, exemplar_layout): pipeline.make_dataset(..., part_layouts=True).")
+            raise ValueError(
+                "A model with per-part codes needs each face's part layout in its batches "
+                "(source_layout, exemplar_layout): pipeline.make_dataset(..., part_layouts=True)."
+            )
         source_layout = batch["source_layout"] if self.parts else None
         exemplar_layout = batch["exemplar_layout"] if self.parts else None
         fill_layout = source_layout * mask if self.parts else None  # where each part's code acts in the source
         context = self.generator.encode(source, mask)
-        transfer = (self._transfer_labels(batch["exemplar_attributes"]) if training
-                    else batch["exemplar_attributes"])
+        transfer = self._transfer_labels(batch["exemplar_attributes"]) if training else batch["exemplar_attributes"]
         exemplar_code, exemplar_gated = self._code(exemplar, exemplar_mask, transfer, exemplar_layout)
         target = source
         if weights.reconstruction_colour_jitter and training:
@@ -238,8 +273,11 @@ class EBGANTrainer(keras.Model):
             "cyc": losses.cycle_loss(cycle_target, cycled),
             "adv_d": losses.discriminator_loss(self.discriminator(source), fake_logits),
         }
-        values["g_loss"] = (self._adversarial_weights(batch) * values["adv_g"] + weights.rec * values["rec"]
-                            + weights.cyc * values["cyc"])
+        values["g_loss"] = (
+            self._adversarial_weights(batch) * values["adv_g"]
+            + weights.rec * values["rec"]
+            + weights.cyc * values["cyc"]
+        )
         if weights.hole_rec:
             values["hole_rec"] = losses.hole_reconstruction_loss(target, reconstructed, mask)
             values["g_loss"] += weights.hole_rec * values["hole_rec"]
@@ -250,7 +288,7 @@ class EBGANTrainer(keras.Model):
         # Collapse detector: the same value for every example of the batch (trackers average it over steps; under
         # several replicas, each replica measures its own part of the batch).
         ones = tf.ones_like(values["rec"])
-        blocks = exemplar_code[..., :self.attribute_code_channels] if self.spread_names else exemplar_code
+        blocks = exemplar_code[..., : self.attribute_code_channels] if self.spread_names else exemplar_code
         spreads = losses.code_spread(tf.stop_gradient(blocks), max(len(self.spread_names), 1))
         values["spread"] = tf.reduce_mean(spreads) * ones
         for index, name in enumerate(self.spread_names):
@@ -260,8 +298,9 @@ class EBGANTrainer(keras.Model):
             values["c_loss"] = losses.classification_loss(batch["source_attributes"], self.classifier(source))
             values["g_loss"] += weights.cls * values["cls_g"]
         if self.landmarks is not None:  # mean distance in pixels between L(A) and A's landmarks
-            values["landmark_error"] = tf.reduce_mean(tf.norm(
-                self.landmarks(source) - tf.cast(batch["source_landmarks"], tf.float32), axis=-1), axis=-1)
+            values["landmark_error"] = tf.reduce_mean(
+                tf.norm(self.landmarks(source) - tf.cast(batch["source_landmarks"], tf.float32), axis=-1), axis=-1
+            )
         return {**values, **fixed}
 
     def _adversarial_weights(self, batch: dict) -> tf.Tensor | float:
@@ -270,8 +309,10 @@ class EBGANTrainer(keras.Model):
         if weights.face_adv is None or FACE not in self.regions:
             return weights.adv
         if "mask_region" not in batch:
-            raise ValueError("face_adv weighs the rows whose region is the face: the batches need each row's region "
-                             "(mask_region, as pipeline.make_dataset yields it).")
+            raise ValueError(
+                "face_adv weighs the rows whose region is the face: the batches need each row's region "
+                "(mask_region, as pipeline.make_dataset yields it)."
+            )
         face_rows = tf.equal(batch["mask_region"], self.regions.index(FACE))
         return tf.where(face_rows, weights.face_adv, weights.adv)
 
@@ -287,8 +328,10 @@ class EBGANTrainer(keras.Model):
 
     def train_step(self, batch: dict) -> dict[str, tf.Tensor]:
         """One simultaneous update of every group from one forward pass (see the module docstring)."""
-        groups = [("g_loss", self.g_optimizer, self._generator_variables()),
-                  ("d_loss", self.d_optimizer, self.discriminator.trainable_variables)]
+        groups = [
+            ("g_loss", self.g_optimizer, self._generator_variables()),
+            ("d_loss", self.d_optimizer, self.discriminator.trainable_variables),
+        ]
         if self.classifier is not None:
             groups.append(("c_loss", self.c_optimizer, self.classifier.trainable_variables))
         if self.landmarks is not None:
@@ -296,21 +339,27 @@ class EBGANTrainer(keras.Model):
         global_batch = tf.shape(batch["source"])[0] * tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
             values = self._per_example_losses(batch, training=True)
-            objectives = [optimizer.scale_loss(tf.nn.compute_average_loss(values[name], global_batch_size=global_batch))
-                          for name, optimizer, _ in groups]
+            objectives = [
+                optimizer.scale_loss(tf.nn.compute_average_loss(values[name], global_batch_size=global_batch))
+                for name, optimizer, _ in groups
+            ]
             if not self.loss_weights.cycle_trains_encoder:
                 cycle_name = "cyc_through_encoder" if self._cycle_fixed_encoder() else "cyc"
-                cycle_objective = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(
-                    self.loss_weights.cyc * values[cycle_name], global_batch_size=global_batch))
+                cycle_objective = self.g_optimizer.scale_loss(
+                    tf.nn.compute_average_loss(
+                        self.loss_weights.cyc * values[cycle_name], global_batch_size=global_batch
+                    )
+                )
         gradients = [tape.gradient(objective, variables) for objective, (_, _, variables) in zip(objectives, groups)]
         if not self.loss_weights.cycle_trains_encoder:
             # L_cyc trains the generator only (as BicycleGAN's latent regression): its share of the encoder's
             # gradient is taken out again (with cycle_fixed_encoder, only its share through E(A^b)'s weights).
             encoder_variables = self.encoder.trainable_variables
             cycle_gradients = tape.gradient(cycle_objective, encoder_variables)
-            gradients[0] = [gradient if cycle is None else gradient - cycle
-                            for gradient, cycle in zip(gradients[0][:len(encoder_variables)], cycle_gradients)
-                            ] + gradients[0][len(encoder_variables):]
+            gradients[0] = [
+                gradient if cycle is None else gradient - cycle
+                for gradient, cycle in zip(gradients[0][: len(encoder_variables)], cycle_gradients)
+            ] + gradients[0][len(encoder_variables) :]
         del tape
         for (_, optimizer, variables), grads in zip(groups, gradients):
             optimizer.apply_gradients(zip(grads, variables))
@@ -333,10 +382,12 @@ class EBGANTrainer(keras.Model):
         def layout(image, landmarks):
             landmarks = estimator(image) if landmarks is None else tf.convert_to_tensor(landmarks, tf.float32)
             return part_layout(landmarks, size)
+
         return layout(source, source_landmarks), layout(exemplar, exemplar_landmarks)
 
-    def edit(self, source, exemplar, mask, attributes=None, source_landmarks=None, exemplar_landmarks=None
-             ) -> tf.Tensor:
+    def edit(
+        self, source, exemplar, mask, attributes=None, source_landmarks=None, exemplar_landmarks=None
+    ) -> tf.Tensor:
         """The composite y = A^b * M + A * (1 - M), float32 [N, S, S, 3] in [-1, 1].
 
         source, exemplar: [N, S, S, 3] in [-1, 1]; mask: [N, S, S, 1], 1 = edit. Att-EBGAN gates the exemplar's
@@ -376,15 +427,23 @@ class EBGANTrainer(keras.Model):
 def attribute_parts(preset: Preset, attribute_names: Sequence[str]) -> tuple[str, ...]:
     """The face part (`CODE_PARTS`) that shows each attribute in `preset`: the first of eyes, brows, nose, mouth
     that lists it, else the skin (face-wide attributes)."""
-    return tuple(next((part for part in PARTS if name in preset.region_attributes.get(part, ())), CODE_PARTS[-1])
-                 for name in attribute_names)
+    return tuple(
+        next((part for part in PARTS if name in preset.region_attributes.get(part, ())), CODE_PARTS[-1])
+        for name in attribute_names
+    )
 
 
-def build_trainer(preset: Preset, variant: str, regions: Sequence[str],
-                  loss_weights: LossWeights | None = None) -> EBGANTrainer:
+def build_trainer(
+    preset: Preset, variant: str, regions: Sequence[str], loss_weights: LossWeights | None = None
+) -> EBGANTrainer:
     """The trainer of `preset` for `regions` (its attributes: preset.attributes_for(regions), for both variants;
     EBGAN records them but does not use them). `loss_weights` defaults to the preset's."""
     names = preset.attributes_for(regions)
-    return EBGANTrainer(preset.model, names, variant,
-                        loss_weights if loss_weights is not None else preset.train.loss_weights,
-                        attribute_parts=attribute_parts(preset, names), regions=regions)
+    return EBGANTrainer(
+        preset.model,
+        names,
+        variant,
+        loss_weights if loss_weights is not None else preset.train.loss_weights,
+        attribute_parts=attribute_parts(preset, names),
+        regions=regions,
+    )

@@ -58,11 +58,19 @@ from ebgan_tf.serving.web.inputs import (
 from ebgan_tf.serving.web.models import ModelSet
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                ".css": "text/css; charset=utf-8", ".json": "application/json", ".png": "image/png"}
-SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
-                                               "connect-src 'self' blob:; object-src 'none'; frame-ancestors 'none'",
-                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".png": "image/png",
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self' blob:; object-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 encodes a 1024 px photo several times faster than 6
 MAX_PARTS = 8  # parts of one composed edit (six regions, and a painted mask may add more)
 
@@ -101,8 +109,11 @@ def _data_url_bytes(value: Any, field: str) -> bytes:
 
 
 def _face_json(face: faces.Face) -> dict[str, Any]:
-    return {"box": [round(value, 1) for value in face.box], "confidence": round(face.confidence, 4),
-            "landmarks": np.round(face.landmarks, 1).tolist()}
+    return {
+        "box": [round(value, 1) for value in face.box],
+        "confidence": round(face.confidence, 4),
+        "landmarks": np.round(face.landmarks, 1).tolist(),
+    }
 
 
 class WebApp:
@@ -113,8 +124,9 @@ class WebApp:
         self.options = options
         self.store = ImageStore(options.stored_images)
         self._detect_lock = threading.Lock()  # one MTCNN instance; its calls are not made concurrently
-        self._edit_workers = concurrent.futures.ThreadPoolExecutor(options.edit_workers or os.cpu_count() or 1,
-                                                                  "ebgan-web-edit")
+        self._edit_workers = concurrent.futures.ThreadPoolExecutor(
+            options.edit_workers or os.cpu_count() or 1, "ebgan-web-edit"
+        )
 
     def close(self) -> None:
         """Stops the edit workers (after the edits under way)."""
@@ -127,25 +139,42 @@ class WebApp:
         for name in self.models.names:
             model = self.models.get(name)
             info = model.info
-            described.append({"name": name, "version": model.version, "variant": info.variant,
-                              "image_size": info.image_size, "attributes": list(info.attribute_names),
-                              "filtering": info.variant == ATT_EBGAN, "classifies": model.classifies,
-                              "composes": model.composes, "path": model.path})
-        return {"default": self.models.default, "models": described, "regions": list(REGIONS),
-                "max_parts": MAX_PARTS}
+            described.append(
+                {
+                    "name": name,
+                    "version": model.version,
+                    "variant": info.variant,
+                    "image_size": info.image_size,
+                    "attributes": list(info.attribute_names),
+                    "filtering": info.variant == ATT_EBGAN,
+                    "classifies": model.classifies,
+                    "composes": model.composes,
+                    "path": model.path,
+                }
+            )
+        return {"default": self.models.default, "models": described, "regions": list(REGIONS), "max_parts": MAX_PARTS}
 
     @staticmethod
     def describe_gallery() -> dict[str, Any]:
-        return {"faces": [{"index": index, "name": f"Built-in face {index + 1}", "url": f"/api/gallery/{index}.png"}
-                          for index in range(len(GALLERY_SEEDS))]}
+        return {
+            "faces": [
+                {"index": index, "name": f"Built-in face {index + 1}", "url": f"/api/gallery/{index}.png"}
+                for index in range(len(GALLERY_SEEDS))
+            ]
+        }
 
     # -- images
 
     def _register(self, image: StoredImage) -> dict[str, Any]:
         key = self.store.add(image)
         height, width = image.pixels.shape[:2]
-        return {"image": key, "name": image.name, "width": width, "height": height,
-                "faces": [_face_json(face) for face in image.faces]}
+        return {
+            "image": key,
+            "name": image.name,
+            "width": width,
+            "height": height,
+            "faces": [_face_json(face) for face in image.faces],
+        }
 
     def upload(self, data: bytes, field: str) -> dict[str, Any]:
         """Decodes an uploaded photo and detects its faces (once: edits reuse them)."""
@@ -153,8 +182,13 @@ class WebApp:
         with self._detect_lock:
             found = faces.detect_faces(pixels)
         if not found:
-            raise WebError(400, "No face was found in this photo. Use a photo with an upright, unobstructed face at "
-                           "least 20 pixels across.", field, "no_face")
+            raise WebError(
+                400,
+                "No face was found in this photo. Use a photo with an upright, unobstructed face at "
+                "least 20 pixels across.",
+                field,
+                "no_face",
+            )
         return self._register(StoredImage(pixels, tuple(found), field))
 
     def add_gallery_face(self, index: int) -> dict[str, Any]:
@@ -179,10 +213,18 @@ class WebApp:
         field = body["field"] if body.get("field") in ("source", "exemplar") else "source"
         _, crop = self._crop(model, body, field)
         size = model.info.image_size
-        region_masks = {name: png_data_url((masks.region_mask(crop.landmarks, name, size).numpy()[..., 0] > 0.5)
-                                           .astype(np.uint8) * 255) for name in REGIONS}
-        return {"size": size, "crop": png_data_url(crop.image), "masks": region_masks,
-                "reading": _reading(model, crop.image)}
+        region_masks = {
+            name: png_data_url(
+                (masks.region_mask(crop.landmarks, name, size).numpy()[..., 0] > 0.5).astype(np.uint8) * 255
+            )
+            for name in REGIONS
+        }
+        return {
+            "size": size,
+            "crop": png_data_url(crop.image),
+            "masks": region_masks,
+            "reading": _reading(model, crop.image),
+        }
 
     def edit(self, body: dict[str, Any]) -> tuple[bytes, str, float]:
         """Edits the source photo; returns the full-size result as PNG, the id it is kept under (an edit may start
@@ -204,24 +246,41 @@ class WebApp:
         source, source_crop = self._crop(model, body.get("source"), "source")
         _, exemplar_crop = self._crop(model, body.get("exemplar"), "exemplar")
         crop_mask = _crop_mask(body, source_crop, model.info)
-        edited = faces.edit_crops(model, source.pixels, source_crop, exemplar_crop, crop_mask,
-                                  _attributes(model.info, body.get("drop")), self.options.feather)
+        edited = faces.edit_crops(
+            model,
+            source.pixels,
+            source_crop,
+            exemplar_crop,
+            crop_mask,
+            _attributes(model.info, body.get("drop")),
+            self.options.feather,
+        )
         return self._keep(source, edited)
 
     def _compose(self, body: dict[str, Any]) -> tuple[bytes, str]:
         model = self.models.get(body.get("model"))
         if not model.composes:
-            raise WebError(400, f"The model {model.name} cannot compose parts: its export has no edit_composed "
-                           "signature (it was written by an older ebgan-export). Export the model again, or edit "
-                           "one part at a time.", "model", "no_composed")
+            raise WebError(
+                400,
+                f"The model {model.name} cannot compose parts: its export has no edit_composed "
+                "signature (it was written by an older ebgan-export). Export the model again, or edit "
+                "one part at a time.",
+                "model",
+                "no_composed",
+            )
         source, source_crop = self._crop(model, body.get("source"), "source")
         parts = body.get("parts")
         if not isinstance(parts, list) or not parts:
-            raise WebError(400, "parts must be a list of at least one part, each with a region (or a mask), the "
-                           "exemplar face it comes from, a strength and the attributes to drop.", "parts")
+            raise WebError(
+                400,
+                "parts must be a list of at least one part, each with a region (or a mask), the "
+                "exemplar face it comes from, a strength and the attributes to drop.",
+                "parts",
+            )
         if len(parts) > MAX_PARTS:
-            raise WebError(400, f"Too many parts: {len(parts)}; one edit composes at most {MAX_PARTS}.", "parts",
-                           "too_many_parts")
+            raise WebError(
+                400, f"Too many parts: {len(parts)}; one edit composes at most {MAX_PARTS}.", "parts", "too_many_parts"
+            )
         crops: dict[str, faces.FaceCrop] = {}  # each exemplar face aligned once, however many parts it fills
         checked = []
         for number, part in enumerate(parts, 1):
@@ -230,12 +289,21 @@ class WebApp:
             except WebError as error:
                 raise WebError(error.status, f"Part {number}: {error.message}", f"part-{number}", error.kind) from None
         exemplars, part_masks, strengths, attributes = zip(*checked)
-        edited = faces.compose_crops(model, source.pixels, source_crop, exemplars, np.stack(part_masks),
-                                     list(strengths), list(attributes), self.options.feather)
+        edited = faces.compose_crops(
+            model,
+            source.pixels,
+            source_crop,
+            exemplars,
+            np.stack(part_masks),
+            list(strengths),
+            list(attributes),
+            self.options.feather,
+        )
         return self._keep(source, edited)
 
-    def _part(self, model, part: Any, source_crop: faces.FaceCrop, crops: dict[str, faces.FaceCrop]
-              ) -> tuple[faces.FaceCrop, np.ndarray, float, np.ndarray | None]:
+    def _part(
+        self, model, part: Any, source_crop: faces.FaceCrop, crops: dict[str, faces.FaceCrop]
+    ) -> tuple[faces.FaceCrop, np.ndarray, float, np.ndarray | None]:
         """One part of a composed edit, checked: its exemplar crop, mask, strength and attribute vector."""
         if not isinstance(part, dict):
             raise WebError(400, "A part must be an object with region (or mask), exemplar, strength and drop.")
@@ -243,13 +311,20 @@ class WebApp:
         if not isinstance(reference, dict) or not isinstance(reference.get("image"), str):
             raise WebError(400, "Choose the face it comes from (exemplar: {image, face}).", kind="missing")
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
-            raise WebError(400, "The strength must be a number from 0 (the source's own region) to 1 (the "
-                           f"exemplar's); got {json.dumps(strength)}.")
+            raise WebError(
+                400,
+                "The strength must be a number from 0 (the source's own region) to 1 (the "
+                f"exemplar's); got {json.dumps(strength)}.",
+            )
         key = json.dumps([reference["image"], reference.get("face", 0)])
         if key not in crops:
             crops[key] = self._crop(model, reference, "exemplar")[1]
-        return (crops[key], _crop_mask(part, source_crop, model.info), float(strength),
-                _attributes(model.info, part.get("drop")))
+        return (
+            crops[key],
+            _crop_mask(part, source_crop, model.info),
+            float(strength),
+            _attributes(model.info, part.get("drop")),
+        )
 
     def _keep(self, source: StoredImage, edited: np.ndarray) -> tuple[bytes, str]:
         """The result as PNG, and the id it is kept under (with the source's faces: an edit moves no landmark)."""
@@ -277,8 +352,13 @@ def _attributes(info, drop: Any) -> np.ndarray | None:
     if not isinstance(drop, list) or not all(isinstance(name, str) for name in drop):
         raise WebError(400, "drop must be a list of attribute names.", "attributes")
     if drop and info.variant != ATT_EBGAN:
-        raise WebError(400, f"This is an {info.variant} model: it cannot filter out attributes. Switch every "
-                       "attribute on, or choose an Att-EBGAN model.", "attributes", "no_filtering")
+        raise WebError(
+            400,
+            f"This is an {info.variant} model: it cannot filter out attributes. Switch every "
+            "attribute on, or choose an Att-EBGAN model.",
+            "attributes",
+            "no_filtering",
+        )
     try:
         return info.attributes_from(drop=drop)
     except ValueError as error:
@@ -291,8 +371,10 @@ def _reading(model, image: np.ndarray) -> list[dict[str, Any]] | None:
     if not model.classifies:
         return None
     probabilities = model.classify(image)
-    return [{"attribute": name, "probability": round(float(probability), 4), "present": bool(probability > 0.5)}
-            for name, probability in zip(model.info.attribute_names, probabilities)]
+    return [
+        {"attribute": name, "probability": round(float(probability), 4), "present": bool(probability > 0.5)}
+        for name, probability in zip(model.info.attribute_names, probabilities)
+    ]
 
 
 _GALLERY_PNG = re.compile(r"^/api/gallery/(\d+)\.png$")
@@ -306,8 +388,11 @@ def _error_body(error: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(error, ServingError):
         status = HTTP_STATUS.get(error.code, 500)
         kind = {503: "unavailable", 413: "too_large"}.get(status, "invalid")
-        message = (f"The model server cannot be reached ({error.message}). Check that it is running."
-                   if status == 503 else error.message)
+        message = (
+            f"The model server cannot be reached ({error.message}). Check that it is running."
+            if status == 503
+            else error.message
+        )
         return status, {"error": message, "field": "model" if status in (404, 503) else None, "kind": kind}
     if isinstance(error, faces.NoFaceError):
         return 400, {"error": str(error), "field": None, "kind": "no_face"}
@@ -352,13 +437,14 @@ def web_handler(app: WebApp) -> type:
             elif match := _GALLERY_PNG.match(path):
                 self._send(200, "image/png", png_bytes(gallery_face(int(match.group(1))).pixels))
             else:
-                name = "index.html" if path == "/" else path[len("/static/"):] if path.startswith("/static/") else ""
+                name = "index.html" if path == "/" else path[len("/static/") :] if path.startswith("/static/") else ""
                 file = os.path.join(STATIC_DIR, name)
                 if not name or "/" in name or name.startswith(".") or not os.path.isfile(file):
                     raise WebError(404, f"Nothing at {path}.")
                 with open(file, "rb") as stream:
-                    self._send(200, STATIC_TYPES.get(os.path.splitext(name)[1], "application/octet-stream"),
-                               stream.read())
+                    self._send(
+                        200, STATIC_TYPES.get(os.path.splitext(name)[1], "application/octet-stream"), stream.read()
+                    )
 
         def _post(self, path: str) -> None:
             if path == "/api/images":

@@ -38,17 +38,30 @@ def uploaded_file(body: bytes, content_type: str | None, field: str) -> bytes:
     if message.get_content_maintype() != "multipart":
         return body
     if message.get_content_subtype() != "form-data":
-        raise WebError(400, f"A multipart upload must be multipart/form-data, not {message.get_content_type()}.",
-                       field, "bad_multipart")
+        raise WebError(
+            400,
+            f"A multipart upload must be multipart/form-data, not {message.get_content_type()}.",
+            field,
+            "bad_multipart",
+        )
     boundary = message.get_param("boundary")
     if not isinstance(boundary, str) or not 0 < len(boundary) <= 70:
-        raise WebError(400, "The multipart/form-data body has no boundary (or one over 70 characters) in its "
-                       "Content-Type.", field, "bad_multipart")
+        raise WebError(
+            400,
+            "The multipart/form-data body has no boundary (or one over 70 characters) in its Content-Type.",
+            field,
+            "bad_multipart",
+        )
     delimiter = b"\r\n--" + boundary.encode("latin-1")
     chunks = (b"\r\n" + body).split(delimiter)
     if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
-        raise WebError(400, "The multipart/form-data body does not hold its boundary's parts (wrong boundary, or "
-                       "the body is cut short).", field, "bad_multipart")
+        raise WebError(
+            400,
+            "The multipart/form-data body does not hold its boundary's parts (wrong boundary, or "
+            "the body is cut short).",
+            field,
+            "bad_multipart",
+        )
     files = []
     for chunk in chunks[1:-1]:
         head, separator, content = chunk.partition(b"\r\n\r\n")
@@ -58,8 +71,12 @@ def uploaded_file(body: bytes, content_type: str | None, field: str) -> bytes:
         if part.get_param("filename", header="content-disposition") is not None:
             files.append(content)
     if len(files) != 1:
-        raise WebError(400, f"The multipart/form-data body has {len(files)} files; send exactly one photo (a part "
-                       "with a filename).", field, "bad_multipart")
+        raise WebError(
+            400,
+            f"The multipart/form-data body has {len(files)} files; send exactly one photo (a part with a filename).",
+            field,
+            "bad_multipart",
+        )
     return files[0]
 
 
@@ -77,11 +94,14 @@ def decode_image(data: bytes, max_pixels: int, field: str, exact_size: int | Non
         limit = must_be or f"the limit is {max_pixels / 1e6:g} megapixels. Scale it down and try again"
         raise WebError(413, f"The {field} image is too large: {size}; {limit}.", field, "too_large") from None
     except images.CorruptImageError:
-        raise WebError(400, "The image file is damaged or cut short and cannot be read.", field,
-                       "not_image") from None
+        raise WebError(400, "The image file is damaged or cut short and cannot be read.", field, "not_image") from None
     except images.ImageError:
-        raise WebError(400, f"This file is not an image the editor can read (use {', '.join(ACCEPTED_FORMATS)}).",
-                       field, "not_image") from None
+        raise WebError(
+            400,
+            f"This file is not an image the editor can read (use {', '.join(ACCEPTED_FORMATS)}).",
+            field,
+            "not_image",
+        ) from None
     if exact_size is not None and pixels.shape[:2] != (exact_size, exact_size):
         raise WebError(400, f"The {field} is {pixels.shape[1]}x{pixels.shape[0]} pixels; {must_be}.", field)
     return pixels
@@ -125,8 +145,13 @@ class ImageStore:
     def get(self, key: str, field: str) -> StoredImage:
         with self._lock:
             if key not in self._images:
-                raise WebError(404, "This photo is no longer on the server (it was replaced by newer uploads or the "
-                               "server restarted); add it again.", field, "gone")
+                raise WebError(
+                    404,
+                    "This photo is no longer on the server (it was replaced by newer uploads or the "
+                    "server restarted); add it again.",
+                    field,
+                    "gone",
+                )
             self._images.move_to_end(key)
             return self._images[key]
 
@@ -140,6 +165,10 @@ def gallery_face(index: int) -> StoredImage:
     landmarks = np.asarray(rendered.landmarks, np.float32)
     (left, top), (right, bottom) = landmarks.min(axis=0), landmarks.max(axis=0)
     margin = 0.6 * (right - left)
-    box = (float(left - margin), float(top - 1.2 * margin), float(right - left + 2 * margin),
-           float(bottom - top + 1.8 * margin))
+    box = (
+        float(left - margin),
+        float(top - 1.2 * margin),
+        float(right - left + 2 * margin),
+        float(bottom - top + 1.8 * margin),
+    )
     return StoredImage(rendered.image, (faces.Face(box, 1.0, landmarks),), f"built-in face {index + 1}")

@@ -52,13 +52,19 @@ class LocalModel:
         with self._lock:
             return call(*args)
 
-    def edit(self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray,
-             attributes: np.ndarray | None = None) -> np.ndarray:
+    def edit(
+        self, source: np.ndarray, exemplar: np.ndarray, mask: np.ndarray, attributes: np.ndarray | None = None
+    ) -> np.ndarray:
         return self._locked(self._editor.edit, source, exemplar, mask, attributes)
 
-    def edit_composed(self, source: np.ndarray, exemplars: Sequence[np.ndarray] | np.ndarray,
-                      masks: Sequence[np.ndarray] | np.ndarray, strengths: Sequence[float] | np.ndarray | None = None,
-                      attributes: Sequence[np.ndarray | None] | np.ndarray | None = None) -> np.ndarray:
+    def edit_composed(
+        self,
+        source: np.ndarray,
+        exemplars: Sequence[np.ndarray] | np.ndarray,
+        masks: Sequence[np.ndarray] | np.ndarray,
+        strengths: Sequence[float] | np.ndarray | None = None,
+        attributes: Sequence[np.ndarray | None] | np.ndarray | None = None,
+    ) -> np.ndarray:
         return self._locked(self._editor.edit_composed, source, exemplars, masks, strengths, attributes)
 
     def classify(self, images: np.ndarray) -> np.ndarray:
@@ -103,8 +109,11 @@ class ModelSet:
         names = [model.name for model in models]
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if not models or duplicated:
-            raise ValueError("Give at least one model" if not models else
-                             f"Two models are both named {', '.join(duplicated)}; give them distinct names.")
+            raise ValueError(
+                "Give at least one model"
+                if not models
+                else f"Two models are both named {', '.join(duplicated)}; give them distinct names."
+            )
         self._models: Mapping[str, LocalModel | RemoteModel] = {model.name: model for model in models}
         self.default = names[0]
 

@@ -13,9 +13,15 @@ IMAGE = tf.TensorSpec([2, 8, 8, 3])
 
 def tiny_model() -> keras.Sequential:
     """3x3 conv 3->4 at 8x8, 4x4 stride-2 conv 4->6 to 4x4, flatten, dense 96->5."""
-    model = keras.Sequential([keras.Input([8, 8, 3]), keras.layers.Conv2D(4, 3, padding="same"),
-                              keras.layers.Conv2D(6, 4, strides=2, padding="same"), keras.layers.Flatten(),
-                              keras.layers.Dense(5)])
+    model = keras.Sequential(
+        [
+            keras.Input([8, 8, 3]),
+            keras.layers.Conv2D(4, 3, padding="same"),
+            keras.layers.Conv2D(6, 4, strides=2, padding="same"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5),
+        ]
+    )
     return model
 
 

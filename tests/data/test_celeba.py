@@ -22,9 +22,11 @@ def _rows(path: str, skip: int) -> list[list[str]]:
 
 
 def _example_arrays(example: dict) -> tuple[np.ndarray, list[int], list[int]]:
-    return (example["image"].numpy(),
-            [int(example["attributes"][name]) for name in CELEBA_ATTRIBUTES],
-            [int(example["landmarks"][name]) for name in celeba.LANDMARK_COLUMNS])
+    return (
+        example["image"].numpy(),
+        [int(example["attributes"][name]) for name in CELEBA_ATTRIBUTES],
+        [int(example["landmarks"][name]) for name in celeba.LANDMARK_COLUMNS],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +78,10 @@ def test_fixture_files_have_celeba_formats(extracted):
 def test_fixture_is_deterministic_by_seed(tmp_path):
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         make_celeba_fixture(str(tmp_path / name), num_images=3, seed=seed)
-    read = lambda name: open(tmp_path / name / celeba.ATTR_FILE).read() + open(  # noqa: E731
-        tmp_path / name / celeba.LANDMARKS_FILE).read()
+
+    def read(name):
+        return open(tmp_path / name / celeba.ATTR_FILE).read() + open(tmp_path / name / celeba.LANDMARKS_FILE).read()
+
     assert read("a") == read("b") != read("c")
 
 
@@ -108,9 +112,21 @@ def test_crop_and_landmark_transform_through_the_pipeline(extracted):
     top, left, height, width = celeba.CROP
     examples = celeba.load_examples(extracted, "test")
     originals = list(examples)
-    batch = next(iter(pipeline.make_dataset(
-        examples, image_size=128, regions=["mouth"], attribute_names=["Smiling"], batch_size=2,
-        crop=pipeline.default_crop("celeb_a"), training=False, repeat=False, deterministic=True)))
+    batch = next(
+        iter(
+            pipeline.make_dataset(
+                examples,
+                image_size=128,
+                regions=["mouth"],
+                attribute_names=["Smiling"],
+                batch_size=2,
+                crop=pipeline.default_crop("celeb_a"),
+                training=False,
+                repeat=False,
+                deterministic=True,
+            )
+        )
+    )
     assert batch["source"].shape == (2, 128, 128, 3)
     for k, example in enumerate(originals):
         image, _, points = _example_arrays(example)
@@ -121,8 +137,8 @@ def test_crop_and_landmark_transform_through_the_pipeline(extracted):
         # The pixel under each landmark is the same before and after crop + resize (mean of a 5x5 patch).
         source = (batch["source"][k].numpy() + 1) * 127.5
         for (x, y), (x0, y0) in zip(expected.astype(int), points.astype(int)):
-            after = source[y - 2:y + 3, x - 2:x + 3].mean((0, 1))
-            before = image[y0 - 2:y0 + 3, x0 - 2:x0 + 3].astype(np.float32).mean((0, 1))
+            after = source[y - 2 : y + 3, x - 2 : x + 3].mean((0, 1))
+            before = image[y0 - 2 : y0 + 3, x0 - 2 : x0 + 3].astype(np.float32).mean((0, 1))
             assert np.abs(after - before).max() < 40
         mouth = expected[3:].mean(0).astype(int)
         assert batch["mask"][k, mouth[1], mouth[0], 0] == 1.0 and batch["mask"][k, 5, 5, 0] == 0.0
@@ -154,7 +170,8 @@ def test_official_drive_layout_is_found(copy_of):
     assert location.paths[celeba.PARTITION_FILE] == os.path.join(copy_of, "Eval", celeba.PARTITION_FILE)
     assert len(list(celeba.load_examples(copy_of, "validation"))) == 2
     assert "form 'extracted'" in celeba.describe(copy_of) and "train 16, validation 2, test 2" in celeba.describe(
-        copy_of)
+        copy_of
+    )
 
 
 def _edit_line(path: str, number: int, edit) -> None:
@@ -165,18 +182,31 @@ def _edit_line(path: str, number: int, edit) -> None:
         file.write("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("file_name, line, edit, message", [
-    (celeba.ATTR_FILE, 5, lambda s: s.rsplit(" ", 1)[0], r"list_attr_celeba.txt line 5: expected 41 columns.*found 40"),
-    (celeba.LANDMARKS_FILE, 7, lambda s: s + " 12", r"list_landmarks_align_celeba.txt line 7: expected 11 columns"),
-    (celeba.PARTITION_FILE, 3, lambda s: s + " 0", r"list_eval_partition.txt line 3: expected 2 columns"),
-    (celeba.ATTR_FILE, 4, lambda s: s[:-2] + " x", r"list_attr_celeba.txt line 4: value 'x' is not an integer"),
-    (celeba.ATTR_FILE, 6, lambda s: s[:-2] + " 0", r"list_attr_celeba.txt line 6: attribute values must be 1 or -1"),
-    (celeba.ATTR_FILE, 2, lambda s: s.replace("Smiling", "Smile"), r"list_attr_celeba.txt line 2:.*column 32"),
-    (celeba.ATTR_FILE, 1, lambda s: "25", r"list_attr_celeba.txt line 1: says 25 images but the file lists 20"),
-    (celeba.LANDMARKS_FILE, 4, lambda s: "000001.jpg" + s[10:], r"line 4: 000001.jpg is listed twice"),
-    (celeba.PARTITION_FILE, 9, lambda s: s[:-1] + "3", r"list_eval_partition.txt line 9: partition must be 0"),
-    (celeba.PARTITION_FILE, 8, lambda s: "999999.jpg 0", r"list_attr_celeba.txt has no row for 999999.jpg.*line 8"),
-])
+@pytest.mark.parametrize(
+    "file_name, line, edit, message",
+    [
+        (
+            celeba.ATTR_FILE,
+            5,
+            lambda s: s.rsplit(" ", 1)[0],
+            r"list_attr_celeba.txt line 5: expected 41 columns.*found 40",
+        ),
+        (celeba.LANDMARKS_FILE, 7, lambda s: s + " 12", r"list_landmarks_align_celeba.txt line 7: expected 11 columns"),
+        (celeba.PARTITION_FILE, 3, lambda s: s + " 0", r"list_eval_partition.txt line 3: expected 2 columns"),
+        (celeba.ATTR_FILE, 4, lambda s: s[:-2] + " x", r"list_attr_celeba.txt line 4: value 'x' is not an integer"),
+        (
+            celeba.ATTR_FILE,
+            6,
+            lambda s: s[:-2] + " 0",
+            r"list_attr_celeba.txt line 6: attribute values must be 1 or -1",
+        ),
+        (celeba.ATTR_FILE, 2, lambda s: s.replace("Smiling", "Smile"), r"list_attr_celeba.txt line 2:.*column 32"),
+        (celeba.ATTR_FILE, 1, lambda s: "25", r"list_attr_celeba.txt line 1: says 25 images but the file lists 20"),
+        (celeba.LANDMARKS_FILE, 4, lambda s: "000001.jpg" + s[10:], r"line 4: 000001.jpg is listed twice"),
+        (celeba.PARTITION_FILE, 9, lambda s: s[:-1] + "3", r"list_eval_partition.txt line 9: partition must be 0"),
+        (celeba.PARTITION_FILE, 8, lambda s: "999999.jpg 0", r"list_attr_celeba.txt has no row for 999999.jpg.*line 8"),
+    ],
+)
 @pytest.mark.slow
 def test_malformed_annotation_files_name_file_and_line(copy_of, file_name, line, edit, message):
     _edit_line(os.path.join(copy_of, file_name), line, edit)
@@ -197,8 +227,11 @@ def test_windows_line_endings_parse_the_same(copy_of, extracted):
 @pytest.mark.slow
 def test_listed_but_absent_image_is_an_error_naming_file_and_line(copy_of):
     os.remove(os.path.join(copy_of, "img_align_celeba", "000003.jpg"))
-    with pytest.raises(FileNotFoundError, match=r"1 image\(s\) listed in .*list_eval_partition.txt are missing"
-                                                r".*000003.jpg \(line 3\)"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"1 image\(s\) listed in .*list_eval_partition.txt are missing"
+        r".*000003.jpg \(line 3\)",
+    ):
         celeba.load_examples(copy_of, "train")
     assert len(list(celeba.load_examples(copy_of, "test"))) == 2  # other splits are unaffected
     with pytest.raises(FileNotFoundError, match="000003.jpg"):
@@ -220,12 +253,14 @@ def test_corrupt_jpegs_are_skipped_with_a_counted_warning(copy_of, extracted, ca
     assert celeba.skipped_images()[before:] == [truncated, garbage]
     warnings = [record.getMessage() for record in caplog.records if "skipped unreadable image" in record.getMessage()]
     assert len(warnings) == 2
-    assert "000005.jpg (list_eval_partition.txt line 5)" in warnings[1] and f"{before + 2} skipped so far" in \
-        warnings[1]
+    assert (
+        "000005.jpg (list_eval_partition.txt line 5)" in warnings[1] and f"{before + 2} skipped so far" in warnings[1]
+    )
 
 
 def test_images_of_another_size_are_an_error(copy_of):
     from PIL import Image
+
     first = os.path.join(copy_of, "img_align_celeba", "000001.jpg")
     Image.open(first).resize((64, 64)).save(first)
     with pytest.raises(ValueError, match=r"000001.jpg is 64x64 pixels; the aligned CelebA images .* are 178x218"):
@@ -245,6 +280,7 @@ def no_network(monkeypatch):
 
     def refuse(self, resource):
         raise AssertionError(f"tensorflow-datasets tried to download {resource.url}")
+
     monkeypatch.setattr(download_manager.DownloadManager, "_download", refuse)
 
 
@@ -263,16 +299,24 @@ def test_tfds_form_reads_official_files_offline_like_the_extracted_form(tmp_path
     tfds' own celeb_a builder reads the manual dir offline and yields what the extracted form yields."""
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
     from tensorflow_datasets.core.download import checksums
+
     manual = make_celeba_fixture(str(tmp_path / "tfds"), num_images=8, form="tfds_manual", seed=5)
     make_celeba_fixture(str(tmp_path / "extracted"), num_images=8, form="extracted", seed=5)
     builder_class = tfds.builder_cls("celeb_a")
-    monkeypatch.setattr(builder_class, "url_infos", {
-        url: checksums.compute_url_info(os.path.join(manual, info.filename))
-        for url, info in builder_class.url_infos.items()})
+    monkeypatch.setattr(
+        builder_class,
+        "url_infos",
+        {
+            url: checksums.compute_url_info(os.path.join(manual, info.filename))
+            for url, info in builder_class.url_infos.items()
+        },
+    )
 
     def by_image(data_dir: str, split: str) -> dict:
-        return {arrays[0].tobytes(): arrays[1:] for arrays in map(_example_arrays,
-                                                                  celeba.load_examples(data_dir, split))}
+        return {
+            arrays[0].tobytes(): arrays[1:] for arrays in map(_example_arrays, celeba.load_examples(data_dir, split))
+        }
+
     for split in ("train+validation", "test"):
         from_tfds, from_folder = by_image(str(tmp_path / "tfds"), split), by_image(str(tmp_path / "extracted"), split)
         assert len(from_tfds) == len(from_folder) > 0
@@ -285,6 +329,7 @@ def test_tfds_form_reads_official_files_offline_like_the_extracted_form(tmp_path
 def test_images_stay_with_their_labels_when_order_is_not_deterministic(extracted):
     def pairs(examples: tf.data.Dataset) -> dict:
         return {arrays[0].tobytes(): arrays[1:] for arrays in map(_example_arrays, examples)}
+
     options = tf.data.Options()
     options.deterministic = False  # what the training pipeline sets
     examples = celeba.load_examples(extracted, "train+validation+test")

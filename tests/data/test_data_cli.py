@@ -17,8 +17,14 @@ from tests.helpers.tiny import REPO_ROOT
 
 
 def run_subprocess(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ebgan_tf.training.data", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return subprocess.run(
+        [sys.executable, "-m", "ebgan_tf.training.data", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
 
 
 def run_main(*args: str) -> int:
@@ -29,20 +35,38 @@ def run_main(*args: str) -> int:
 @pytest.mark.slow
 def test_help_explains_every_flag_and_the_subcommands():
     result = run_subprocess("--help")
-    for word in ("prepare", "preview", "--dataset", "--data_dir", "--image_size", "--num_train", "--num_validation",
-                 "--num_test", "--region", "--num:", "--out", "--split", "synthetic_faces", "celeb_a", "mouth"):
+    for word in (
+        "prepare",
+        "preview",
+        "--dataset",
+        "--data_dir",
+        "--image_size",
+        "--num_train",
+        "--num_validation",
+        "--num_test",
+        "--region",
+        "--num:",
+        "--out",
+        "--split",
+        "synthetic_faces",
+        "celeb_a",
+        "mouth",
+    ):
         assert word in result.stdout, word
 
 
-@pytest.mark.parametrize("args, message", [
-    (["fetch", "--data_dir=/tmp"], "Expected one subcommand, prepare or preview (got: fetch)"),
-    ([], "Expected one subcommand"),
-    (["preview", "--dataset=mnist", "--data_dir=/tmp", "--out=a.png"], "valid datasets: synthetic_faces, celeb_a"),
-    (["preview", "--region=chin", "--data_dir=/tmp", "--out=a.png"], "'chin'; valid regions: mouth, eyes"),
-    (["preview", "--data_dir=/does/not/exist", "--out=a.png"], "'/does/not/exist' does not exist"),
-    (["preview", "--data_dir=/tmp"], "--out is required"),
-    (["prepare", "--dataset=celeb_a", "--data_dir=/tmp", "--num_train=5"], "synthetic_faces only"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fetch", "--data_dir=/tmp"], "Expected one subcommand, prepare or preview (got: fetch)"),
+        ([], "Expected one subcommand"),
+        (["preview", "--dataset=mnist", "--data_dir=/tmp", "--out=a.png"], "valid datasets: synthetic_faces, celeb_a"),
+        (["preview", "--region=chin", "--data_dir=/tmp", "--out=a.png"], "'chin'; valid regions: mouth, eyes"),
+        (["preview", "--data_dir=/does/not/exist", "--out=a.png"], "'/does/not/exist' does not exist"),
+        (["preview", "--data_dir=/tmp"], "--out is required"),
+        (["prepare", "--dataset=celeb_a", "--data_dir=/tmp", "--num_train=5"], "synthetic_faces only"),
+    ],
+)
 @pytest.mark.slow
 def test_errors_print_one_line_and_exit_1(args, message):
     result = run_subprocess(*args)
@@ -75,8 +99,12 @@ def test_preview_writes_a_labelled_grid(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(pipeline, "load_examples", fake_load)
     out = tmp_path / "out" / "grid.png"
-    assert run_main("preview", f"--data_dir={tmp_path}", "--region=mouth,eyes", "--num=5", "--image_size=32",
-                    f"--out={out}") == 0
+    assert (
+        run_main(
+            "preview", f"--data_dir={tmp_path}", "--region=mouth,eyes", "--num=5", "--image_size=32", f"--out={out}"
+        )
+        == 0
+    )
     assert calls == [("synthetic_faces", str(tmp_path), "train", 32)]
     grid = images.load_image(out)
     assert 5 * (32 + 2) <= grid.shape[0] <= 5 * 80 and 2 * (32 + 2) < grid.shape[1] < 2 * 32 + 300  # labels: 5 lines
@@ -96,16 +124,36 @@ def test_preview_with_too_few_examples(tmp_path, monkeypatch, capsys):
 def test_prepare_and_preview_through_the_real_builder(tmp_path, capsys):
     pytest.importorskip("ebgan_tf.data.synthetic_faces")
     data_dir = tmp_path / "data"
-    assert run_main("prepare", f"--data_dir={data_dir}", "--image_size=32", "--num_train=6", "--num_validation=1",
-                    "--num_test=4") == 0
+    assert (
+        run_main(
+            "prepare",
+            f"--data_dir={data_dir}",
+            "--image_size=32",
+            "--num_train=6",
+            "--num_validation=1",
+            "--num_test=4",
+        )
+        == 0
+    )
     assert "train 6, validation 1, test 4 faces" in capsys.readouterr().out
     out = tmp_path / "preview.png"
-    assert run_main("preview", f"--data_dir={data_dir}", "--image_size=32", "--split=test", "--num=4",
-                    "--region=eyes", f"--out={out}") == 0
+    assert (
+        run_main(
+            "preview",
+            f"--data_dir={data_dir}",
+            "--image_size=32",
+            "--split=test",
+            "--num=4",
+            "--region=eyes",
+            f"--out={out}",
+        )
+        == 0
+    )
     grid = images.load_image(out)
     assert 4 * (32 + 2) <= grid.shape[0] <= 4 * 80 and 2 * (32 + 2) < grid.shape[1]
-    assert run_main("preview", f"--data_dir={data_dir}", "--image_size=32", "--split=test", "--num=5",
-                    f"--out={out}") == 1
+    assert (
+        run_main("preview", f"--data_dir={data_dir}", "--image_size=32", "--split=test", "--num=5", f"--out={out}") == 1
+    )
     assert "fewer than --num=5" in capsys.readouterr().err
     assert run_main("preview", f"--data_dir={data_dir}", "--image_size=48", f"--out={out}") == 1
     assert "No synthetic_faces data set at 48 px" in capsys.readouterr().err

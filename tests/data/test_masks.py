@@ -15,8 +15,7 @@ from ebgan_tf.data import masks
 SIZE = 64
 # A frontal face on a 64 px image: left eye, right eye, nose, left mouth corner, right mouth corner (x, y).
 LANDMARKS = np.array([[24.0, 26.0], [40.0, 26.0], [32.0, 34.0], [26.0, 42.0], [38.0, 42.0]], np.float32)
-REGION_POINTS = {"eyes": (0, 1), "nose": (2,), "mouth": (3, 4), "components": (0, 1, 2, 3, 4),
-                 "face": (0, 1, 2, 3, 4)}
+REGION_POINTS = {"eyes": (0, 1), "nose": (2,), "mouth": (3, 4), "components": (0, 1, 2, 3, 4), "face": (0, 1, 2, 3, 4)}
 
 
 def on(mask: np.ndarray, point: np.ndarray) -> bool:
@@ -78,7 +77,7 @@ def test_jitter_bounds_limit_the_mask_area():
     area = masks.region_mask(LANDMARKS, "mouth", SIZE).numpy().sum()
     for i in range(20):
         jittered = masks.random_region_mask(LANDMARKS, "mouth", SIZE, seed=[1, i], max_shift=0.0).numpy().sum()
-        assert 0.85 ** 2 * area * 0.9 <= jittered <= 1.15 ** 2 * area * 1.1
+        assert 0.85**2 * area * 0.9 <= jittered <= 1.15**2 * area * 1.1
     none = masks.random_region_mask(LANDMARKS, "mouth", SIZE, seed=[1, 0], max_scale_jitter=0.0, max_shift=0.0)
     assert none.numpy().sum() == area
 
@@ -162,8 +161,9 @@ def test_part_layout_puts_each_landmark_in_its_part_and_the_rest_in_the_skin():
     layout = masks.part_layout(LANDMARKS, SIZE).numpy()
     assert layout.shape == (SIZE, SIZE, len(masks.CODE_PARTS)) and set(np.unique(layout)) == {0.0, 1.0}
     np.testing.assert_array_equal(layout.sum(axis=-1), 1.0)
-    part_of = {index: masks.CODE_PARTS[int(np.argmax(layout[int(y), int(x)]))]
-               for index, (x, y) in enumerate(LANDMARKS)}
+    part_of = {
+        index: masks.CODE_PARTS[int(np.argmax(layout[int(y), int(x)]))] for index, (x, y) in enumerate(LANDMARKS)
+    }
     assert part_of == {0: "eyes", 1: "eyes", 2: "nose", 3: "mouth", 4: "mouth"}
     skin = masks.CODE_PARTS.index("skin")
     assert layout[0, 0, skin] == layout[-1, -1, skin] == 1.0

@@ -23,9 +23,16 @@ def batches(examples: tf.data.Dataset, count: int, **kwargs) -> list[dict[str, n
 def test_batch_shapes_dtypes_and_ranges():
     batch = batches(make_examples(20), 1)[0]
     assert {key: value.shape for key, value in batch.items()} == {
-        "source": (8, 32, 32, 3), "exemplar": (8, 32, 32, 3), "mask": (8, 32, 32, 1),
-        "source_attributes": (8, 3), "exemplar_attributes": (8, 3), "source_landmarks": (8, 5, 2),
-        "exemplar_landmarks": (8, 5, 2), "exemplar_mask": (8, 32, 32, 1), "mask_region": (8,)}
+        "source": (8, 32, 32, 3),
+        "exemplar": (8, 32, 32, 3),
+        "mask": (8, 32, 32, 1),
+        "source_attributes": (8, 3),
+        "exemplar_attributes": (8, 3),
+        "source_landmarks": (8, 5, 2),
+        "exemplar_landmarks": (8, 5, 2),
+        "exemplar_mask": (8, 32, 32, 1),
+        "mask_region": (8,),
+    }
     assert all(value.dtype == np.float32 for key, value in batch.items() if key != "mask_region")
     assert batch["mask_region"].dtype == np.int32 and set(batch["mask_region"]) == {0}  # the one region, mouth
     for key in ("source", "exemplar"):
@@ -75,8 +82,16 @@ def test_pairing_exemplars_are_rows_of_the_batch_and_attributes_follow():
 def test_exemplar_mask_is_the_rows_region_and_jitter_on_the_exemplars_landmarks():
     regions = ("mouth", "eyes")
     for training in (True, False):
-        batch = batches(make_examples(16), 1, batch_size=16, image_size=64, regions=regions, training=training,
-                        same_exemplar_share=0.3, part_layouts=True)[0]
+        batch = batches(
+            make_examples(16),
+            1,
+            batch_size=16,
+            image_size=64,
+            regions=regions,
+            training=training,
+            same_exemplar_share=0.3,
+            part_layouts=True,
+        )[0]
         for i in range(16):
             j = list(row_ids(batch["source"])).index(row_ids(batch["exemplar"])[i])
             np.testing.assert_array_equal(batch["exemplar_landmarks"][i], batch["source_landmarks"][j])
@@ -84,8 +99,7 @@ def test_exemplar_mask_is_the_rows_region_and_jitter_on_the_exemplars_landmarks(
             # The row's own mask is one of the regions, drawn with some scale and shift; the exemplar's is the
             # same drawing on the exemplar's landmarks: recover the drawing by searching the exact candidates.
             if not training:
-                candidates = [masks.region_mask(batch["source_landmarks"][i], region, 64).numpy()
-                              for region in regions]
+                candidates = [masks.region_mask(batch["source_landmarks"][i], region, 64).numpy() for region in regions]
                 k = next(k for k, mask in enumerate(candidates) if np.array_equal(mask, batch["mask"][i]))
                 assert batch["mask_region"][i] == k  # the row's region, as the trainer's face_adv reads it
                 expected = masks.region_mask(batch["exemplar_landmarks"][i], regions[k], 64).numpy()
@@ -134,8 +148,10 @@ def test_masks_match_the_source_landmarks():
 @pytest.mark.slow
 def test_training_jitters_masks_and_samples_every_region():
     batch = batches(make_examples(16), 1, training=True, regions=("mouth", "eyes"), batch_size=16)[0]
-    exact = {region: [masks.region_mask(lm, region, 32).numpy() for lm in batch["source_landmarks"]]
-             for region in ("mouth", "eyes")}
+    exact = {
+        region: [masks.region_mask(lm, region, 32).numpy() for lm in batch["source_landmarks"]]
+        for region in ("mouth", "eyes")
+    }
     jittered = [not any(np.array_equal(mask, exact[r][i]) for r in exact) for i, mask in enumerate(batch["mask"])]
     assert sum(jittered) >= 12
     mouth_y = batch["source_landmarks"][:, 3, 1]
@@ -166,8 +182,7 @@ def test_crop_in_the_pipeline_and_encoded_images():
     crop = (8, 0, 64, 64)
     batch = batches(examples, 1, training=False, crop=crop, image_size=32, same_exemplar_share=0.0)[0]
     first = next(iter(plain))
-    expected, moved = pipeline.crop_and_resize(first["image"], pipeline.example_landmarks(first["landmarks"]), 32,
-                                               crop)
+    expected, moved = pipeline.crop_and_resize(first["image"], pipeline.example_landmarks(first["landmarks"]), 32, crop)
     np.testing.assert_allclose(batch["source"][0], (expected.numpy() / 127.5 - 1.0), atol=1e-6)
     np.testing.assert_allclose(batch["source_landmarks"][0], moved.numpy())
     raw_x = first["landmarks"]["nose_x"].numpy()

@@ -27,8 +27,9 @@ def _with_style(params, **style):
 def test_sample_face_labels_and_style():
     params = synthetic.sample_face(7)
     assert tuple(params.attributes) == config.CELEBA_ATTRIBUTES
-    assert not any(params.attributes[name] for name in config.CELEBA_ATTRIBUTES
-                   if name not in synthetic.ATTRIBUTE_REGIONS)
+    assert not any(
+        params.attributes[name] for name in config.CELEBA_ATTRIBUTES if name not in synthetic.ATTRIBUTE_REGIONS
+    )
     assert sum(params.attributes[name] for name in synthetic.HAIR_COLOURS) <= 1
     assert params.attributes["No_Beard"] == (not (params.attributes["Mustache"] or params.attributes["Goatee"]))
     assert set(params.style) == set(synthetic.STYLE_NAMES)
@@ -54,8 +55,14 @@ def test_render_is_deterministic_and_seeds_differ():
     assert _changed(first.image, other.image, 30).sum() > 100
 
 
-@pytest.mark.parametrize("name", [name for name in synthetic.RENDERED_ATTRIBUTES
-                                  if name not in synthetic.DERIVED_ATTRIBUTES + synthetic.HAIR_COLOURS])
+@pytest.mark.parametrize(
+    "name",
+    [
+        name
+        for name in synthetic.RENDERED_ATTRIBUTES
+        if name not in synthetic.DERIVED_ATTRIBUTES + synthetic.HAIR_COLOURS
+    ],
+)
 @pytest.mark.slow
 def test_attribute_changes_pixels_only_inside_its_region(name):
     region = synthetic.ATTRIBUTE_REGIONS[name]
@@ -149,14 +156,16 @@ def test_swap_keeps_a_outside_its_region_and_takes_b_inside(region):
 
 def test_swap_carries_style_factors_and_reports_drawn_landmarks():
     face_a = synthetic.with_attributes(synthetic.sample_face(12), {"Smiling": False})
-    face_b = _with_style(face_a, lip_hue=1.0 - face_a.style["lip_hue"],
-                         mouth_width=0.9 if face_a.style["mouth_width"] < 0.84 else 0.78)
+    face_b = _with_style(
+        face_a, lip_hue=1.0 - face_a.style["lip_hue"], mouth_width=0.9 if face_a.style["mouth_width"] < 0.84 else 0.78
+    )
     original = synthetic.render_face(face_a, SIZE)
     swapped = synthetic.render_swap(face_a, face_b, "mouth", SIZE)
     assert _changed(original.image, swapped.image, 10).sum() >= 3  # same labels, other lips
     np.testing.assert_allclose(swapped.landmarks[:3], original.landmarks[:3])
     mouth = np.linalg.norm(swapped.landmarks[4] - swapped.landmarks[3]) / np.linalg.norm(
-        swapped.landmarks[1] - swapped.landmarks[0])
+        swapped.landmarks[1] - swapped.landmarks[0]
+    )
     assert mouth == pytest.approx(face_b.style["mouth_width"], rel=1e-4)
 
 
@@ -223,8 +232,10 @@ def test_builder_examples_rerender_from_their_seed(prepared):
 @pytest.mark.slow
 def test_builder_is_deterministic_and_splits_are_disjoint(prepared, tmp_path):
     data_dir, _ = prepared
-    seeds = {split: [int(example["seed"]) for example in _examples(data_dir, split)]
-             for split in ("train", "validation", "test")}
+    seeds = {
+        split: [int(example["seed"]) for example in _examples(data_dir, split)]
+        for split in ("train", "validation", "test")
+    }
     assert [len(seeds[split]) for split in ("train", "validation", "test")] == [8, 4, 4]
     assert len(set().union(*map(set, seeds.values()))) == 16
     again = synthetic_faces.load_synthetic_faces(str(tmp_path), "test", image_size=32, **SIZES)

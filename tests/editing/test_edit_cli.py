@@ -42,8 +42,11 @@ def photo() -> np.ndarray:
 
 @pytest.fixture()
 def files(tmp_path, photo) -> dict[str, str]:
-    paths = {"png": str(tmp_path / "photo.png"), "jpg": str(tmp_path / "photo.jpg"),
-             "exemplar": str(tmp_path / "exemplar.png")}
+    paths = {
+        "png": str(tmp_path / "photo.png"),
+        "jpg": str(tmp_path / "photo.jpg"),
+        "exemplar": str(tmp_path / "exemplar.png"),
+    }
     images.save_image(paths["png"], photo)
     images.save_image(paths["jpg"], photo)
     images.save_image(paths["exemplar"], np.ascontiguousarray(photo[:, ::-1]))
@@ -54,8 +57,16 @@ def files(tmp_path, photo) -> dict[str, str]:
 @pytest.mark.slow
 def test_edits_a_photo_into_the_same_size_and_format(model, editor, files, photo, capsys, extension, image_format):
     source = files[extension]
-    assert ebgan_edit(f"--model={model}", f"--source={source}", f"--exemplar={files['exemplar']}",
-                      "--region=mouth", "--drop=Mustache") == 0
+    assert (
+        ebgan_edit(
+            f"--model={model}",
+            f"--source={source}",
+            f"--exemplar={files['exemplar']}",
+            "--region=mouth",
+            "--drop=Mustache",
+        )
+        == 0
+    )
     output = source.replace(f".{extension}", f"_edited.{extension}")
     assert f"Wrote {output}" in capsys.readouterr().out
     with Image.open(output) as written:
@@ -77,8 +88,16 @@ def test_a_mask_image_in_photo_coordinates(model, editor, files, photo, tmp_path
     mask[130:150, 170:190] = 255  # around the nose
     images.save_image(tmp_path / "mask.png", mask)
     out = tmp_path / "out.png"
-    assert ebgan_edit(f"--model={model}", f"--source={files['png']}", f"--exemplar={files['exemplar']}",
-                      f"--mask={tmp_path / 'mask.png'}", f"--output={out}") == 0
+    assert (
+        ebgan_edit(
+            f"--model={model}",
+            f"--source={files['png']}",
+            f"--exemplar={files['exemplar']}",
+            f"--mask={tmp_path / 'mask.png'}",
+            f"--output={out}",
+        )
+        == 0
+    )
     changed = np.any(images.load_image(out) != photo, axis=-1)
     rows, cols = np.nonzero(changed)
     crop = faces.face_crop(photo, editor.info)
@@ -92,11 +111,20 @@ def test_an_aligned_source_with_a_photo_exemplar(model, editor, files, tmp_path)
     source = synthetic.render_face(synthetic.sample_face(3), TINY_SIZE).image
     images.save_image(tmp_path / "aligned.png", source)
     out = tmp_path / "out.png"
-    assert ebgan_edit(f"--model={model}", f"--source={tmp_path / 'aligned.png'}", f"--exemplar={files['png']}",
-                      "--region=mouth", f"--output={out}") == 0
+    assert (
+        ebgan_edit(
+            f"--model={model}",
+            f"--source={tmp_path / 'aligned.png'}",
+            f"--exemplar={files['png']}",
+            "--region=mouth",
+            f"--output={out}",
+        )
+        == 0
+    )
     exemplar = faces.face_crop(images.load_image(files["png"]), editor.info).image
-    expected = editor.edit(source, exemplar, masks.region_mask(editor.info.landmark_template, "mouth",
-                                                                TINY_SIZE).numpy())
+    expected = editor.edit(
+        source, exemplar, masks.region_mask(editor.info.landmark_template, "mouth", TINY_SIZE).numpy()
+    )
     np.testing.assert_array_equal(images.load_image(out), expected)
 
 
@@ -135,19 +163,22 @@ def _huge_png(path: str) -> None:
     Image.new("1", (9000, 8000)).save(path)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("no_face", "flat.png: no face found"),
-    ("face_index", "face index 4 is out of range: 1 face(s) found"),
-    ("exemplar_face_index", "exemplar.png: face index 2 is out of range"),
-    ("missing", "missing.png: no such file"),
-    ("corrupt", "not an image file"),
-    ("huge", "image is too large (9000x8000 pixels"),
-    ("region", "Unknown region(s) 'chin'; valid regions: mouth"),
-    ("attribute", "Unknown attribute(s) 'Beard'; valid attributes: Mustache"),
-    ("mask_size", "mask image is 100x100 (height x width); it must have the source photo's size 320x400"),
-    ("align_none", "without alignment it must be the model's size 32x32"),
-    ("no_model", "Model not found: "),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no_face", "flat.png: no face found"),
+        ("face_index", "face index 4 is out of range: 1 face(s) found"),
+        ("exemplar_face_index", "exemplar.png: face index 2 is out of range"),
+        ("missing", "missing.png: no such file"),
+        ("corrupt", "not an image file"),
+        ("huge", "image is too large (9000x8000 pixels"),
+        ("region", "Unknown region(s) 'chin'; valid regions: mouth"),
+        ("attribute", "Unknown attribute(s) 'Beard'; valid attributes: Mustache"),
+        ("mask_size", "mask image is 100x100 (height x width); it must have the source photo's size 320x400"),
+        ("align_none", "without alignment it must be the model's size 32x32"),
+        ("no_model", "Model not found: "),
+    ],
+)
 @pytest.mark.slow
 def test_bad_input_is_a_clear_error_and_writes_nothing(model, files, tmp_path, capsys, case, message):
     source, exemplar, out = files["png"], files["exemplar"], str(tmp_path / "out.png")
@@ -166,9 +197,14 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(model, files, tmp_path, c
         _huge_png(source)
     mask = tmp_path / "mask.png"
     images.save_image(mask, np.full([100, 100], 255, np.uint8))
-    extra = {"face_index": extra + ["--face_index=4"], "exemplar_face_index": extra + ["--exemplar_face_index=2"],
-             "region": ["--region=mouth,chin"], "attribute": extra + ["--drop=Beard"],
-             "mask_size": [f"--mask={mask}"], "align_none": extra + ["--align=none"]}.get(case, extra)
+    extra = {
+        "face_index": extra + ["--face_index=4"],
+        "exemplar_face_index": extra + ["--exemplar_face_index=2"],
+        "region": ["--region=mouth,chin"],
+        "attribute": extra + ["--drop=Beard"],
+        "mask_size": [f"--mask={mask}"],
+        "align_none": extra + ["--align=none"],
+    }.get(case, extra)
     model_flag = [f"--model={tmp_path / 'missing'}" if case == "no_model" else f"--model={model}"]
     status = ebgan_edit(*model_flag, f"--source={source}", f"--exemplar={exemplar}", f"--output={out}", *extra)
     captured = capsys.readouterr()
@@ -196,29 +232,50 @@ def crops(tmp_path) -> dict[str, str]:
 
 def test_parts_of_aligned_crops_are_one_composed_edit(model, editor, crops, tmp_path, capsys):
     out = str(tmp_path / "out.png")
-    assert ebgan_edit(f"--model={model}", f"--source={crops['a']}", f"--part=eyes:{crops['b']}:0.7",
-                      f"--part=mouth:{crops['c']}", "--drop=Mustache", f"--output={out}") == 0
+    assert (
+        ebgan_edit(
+            f"--model={model}",
+            f"--source={crops['a']}",
+            f"--part=eyes:{crops['b']}:0.7",
+            f"--part=mouth:{crops['c']}",
+            "--drop=Mustache",
+            f"--output={out}",
+        )
+        == 0
+    )
     assert f"Wrote {out}" in capsys.readouterr().out
     template = editor.info.landmark_template
     drop = editor.info.attributes_from(drop=["Mustache"])
     expected = editor.edit_composed(
-        images.load_image(crops["a"]), np.stack([images.load_image(crops["b"]), images.load_image(crops["c"])]),
+        images.load_image(crops["a"]),
+        np.stack([images.load_image(crops["b"]), images.load_image(crops["c"])]),
         np.stack([masks.region_mask(template, region, TINY_SIZE).numpy() for region in ("eyes", "mouth")]),
-        [0.7, 1.0], [drop, drop])
+        [0.7, 1.0],
+        [drop, drop],
+    )
     np.testing.assert_array_equal(images.load_image(out), expected)
 
 
 @pytest.mark.slow
-def test_parts_on_a_photo_detect_each_exemplar_once_and_change_only_the_parts(model, editor, photo, tmp_path,
-                                                                                monkeypatch):
+def test_parts_on_a_photo_detect_each_exemplar_once_and_change_only_the_parts(
+    model, editor, photo, tmp_path, monkeypatch
+):
     source, exemplar, out = (str(tmp_path / name) for name in ("photo.png", "exemplar.png", "out.png"))
     images.save_image(source, photo)
     images.save_image(exemplar, np.ascontiguousarray(photo[:, ::-1]))
     detected = []
     detect = faces.detect_faces
     monkeypatch.setattr(faces, "detect_faces", lambda image: detected.append(image.shape) or detect(image))
-    assert ebgan_edit(f"--model={model}", f"--source={source}", f"--part=eyes:{exemplar}:0.5",
-                      f"--part=mouth:{exemplar}", f"--output={out}") == 0
+    assert (
+        ebgan_edit(
+            f"--model={model}",
+            f"--source={source}",
+            f"--part=eyes:{exemplar}:0.5",
+            f"--part=mouth:{exemplar}",
+            f"--output={out}",
+        )
+        == 0
+    )
     assert len(detected) == 2  # the source and the one exemplar file, not once per part
     result = images.load_image(out)
     assert result.shape == photo.shape
@@ -229,24 +286,32 @@ def test_parts_on_a_photo_detect_each_exemplar_once_and_change_only_the_parts(mo
     assert np.abs(result.astype(int) - photo)[~outside].max() > 0
 
 
-@pytest.mark.parametrize("parts, extra, message", [
-    (["lips:{b}"], [], "Unknown region(s) 'lips'; valid regions: mouth"),
-    (["eyes:{missing}"], [], "exemplar file not found: "),
-    (["eyes:{b}:1.5"], [], "strength must be in [0, 1]"),
-    (["eyes:{b}:-0.2"], [], "strength must be in [0, 1]"),
-    (["eyes:{b}:nan"], [], "strength must be in [0, 1]"),
-    (["eyes:{b}:lots"], [], "the strength 'lots' is not a number"),
-    (["eyes"], [], "give region:exemplar file[:strength]"),
-    ([":{b}"], [], "give region:exemplar file[:strength]"),
-    (["eyes,mouth:{b}"], [], "one region per part"),
-    (["eyes:{b}"], ["--region=mouth"], "Give --part (one per region, each with its exemplar) or --exemplar"),
-    (["eyes:{b}"], ["--drop=Beard"], "Unknown attribute(s) 'Beard'"),
-])
+@pytest.mark.parametrize(
+    "parts, extra, message",
+    [
+        (["lips:{b}"], [], "Unknown region(s) 'lips'; valid regions: mouth"),
+        (["eyes:{missing}"], [], "exemplar file not found: "),
+        (["eyes:{b}:1.5"], [], "strength must be in [0, 1]"),
+        (["eyes:{b}:-0.2"], [], "strength must be in [0, 1]"),
+        (["eyes:{b}:nan"], [], "strength must be in [0, 1]"),
+        (["eyes:{b}:lots"], [], "the strength 'lots' is not a number"),
+        (["eyes"], [], "give region:exemplar file[:strength]"),
+        ([":{b}"], [], "give region:exemplar file[:strength]"),
+        (["eyes,mouth:{b}"], [], "one region per part"),
+        (["eyes:{b}"], ["--region=mouth"], "Give --part (one per region, each with its exemplar) or --exemplar"),
+        (["eyes:{b}"], ["--drop=Beard"], "Unknown attribute(s) 'Beard'"),
+    ],
+)
 def test_bad_parts_are_clear_errors_and_write_nothing(model, crops, tmp_path, capsys, parts, extra, message):
     out = str(tmp_path / "out.png")
     values = {"b": crops["b"], "missing": str(tmp_path / "missing.png")}
-    status = ebgan_edit(f"--model={model}", f"--source={crops['a']}",
-                        *[f"--part={part.format(**values)}" for part in parts], *extra, f"--output={out}")
+    status = ebgan_edit(
+        f"--model={model}",
+        f"--source={crops['a']}",
+        *[f"--part={part.format(**values)}" for part in parts],
+        *extra,
+        f"--output={out}",
+    )
     captured = capsys.readouterr()
     assert status == 1
     assert captured.err.startswith("ebgan-edit: error: ") and message in captured.err, captured.err

@@ -24,8 +24,10 @@ SIZE = 16
 def models(tmp_path_factory) -> dict[str, str]:
     """variant -> SavedModel path of the contract fixture; "older": an Att-EBGAN export without classify."""
     base = str(tmp_path_factory.mktemp("exports"))
-    paths = {variant: export_contract_model(base, name=variant, image_size=SIZE, variant=variant)
-             for variant in ("att_ebgan", "ebgan")}
+    paths = {
+        variant: export_contract_model(base, name=variant, image_size=SIZE, variant=variant)
+        for variant in ("att_ebgan", "ebgan")
+    }
     paths["older"] = export_contract_model(base, name="older", image_size=SIZE, classify=False)  # no classify
     return paths
 
@@ -56,14 +58,20 @@ def test_attributes_from_drop_and_keep():
     assert info().attributes_from(drop=["Smiling"]).dtype == np.float32
 
 
-@pytest.mark.parametrize("kwargs, variant, message", [
-    (dict(drop=["Beard"]), "att_ebgan",
-     "Unknown attribute.*'Beard'.*valid attributes: Mustache, Smiling, Wearing_Lipstick"),
-    (dict(keep=["Smiling", "Bald"]), "att_ebgan", "Unknown attribute.*'Bald'"),
-    (dict(drop=["Mustache"], keep=["Smiling"]), "att_ebgan", "--drop or --keep, not both"),
-    (dict(drop=["Mustache"]), "ebgan", "ebgan model: it has no attribute filtering.*att_ebgan"),
-    (dict(keep=["Mustache"]), "ebgan", "ebgan model: it has no attribute filtering"),
-])
+@pytest.mark.parametrize(
+    "kwargs, variant, message",
+    [
+        (
+            dict(drop=["Beard"]),
+            "att_ebgan",
+            "Unknown attribute.*'Beard'.*valid attributes: Mustache, Smiling, Wearing_Lipstick",
+        ),
+        (dict(keep=["Smiling", "Bald"]), "att_ebgan", "Unknown attribute.*'Bald'"),
+        (dict(drop=["Mustache"], keep=["Smiling"]), "att_ebgan", "--drop or --keep, not both"),
+        (dict(drop=["Mustache"]), "ebgan", "ebgan model: it has no attribute filtering.*att_ebgan"),
+        (dict(keep=["Mustache"]), "ebgan", "ebgan model: it has no attribute filtering"),
+    ],
+)
 def test_attributes_from_errors(kwargs, variant, message):
     with pytest.raises(ValueError, match=message):
         info(variant).attributes_from(**kwargs)
@@ -85,7 +93,8 @@ def test_edit_equals_the_signatures_output(editor, models):
     filtered = signatures["edit_filtered"](**{k: tf.constant(v) for k, v in inputs.items()})["edited"]
     np.testing.assert_array_equal(editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"]), plain.numpy())
     np.testing.assert_array_equal(
-        editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"], inputs["attributes"]), filtered.numpy())
+        editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"], inputs["attributes"]), filtered.numpy()
+    )
     one = editor.edit(inputs["source"][1], inputs["exemplar"][1], inputs["mask"][1])  # a single image
     assert one.shape == (SIZE, SIZE, 3) and one.dtype == np.uint8
     np.testing.assert_array_equal(one, plain.numpy()[1])
@@ -96,25 +105,31 @@ def test_one_attribute_vector_applies_to_the_whole_batch(editor):
     attributes = np.array([0.0, 1.0, 1.0], np.float32)
     together = editor.edit(inputs["source"], inputs["exemplar"], inputs["mask"], attributes)
     for index in range(2):
-        alone = editor.edit(inputs["source"][index], inputs["exemplar"][index], inputs["mask"][index],
-                            attributes[None])
+        alone = editor.edit(inputs["source"][index], inputs["exemplar"][index], inputs["mask"][index], attributes[None])
         np.testing.assert_array_equal(together[index], alone)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda i: i.update(source=i["source"][:, :8, :8]), r"source has shape \(8, 8, 3\); this model takes 16x16x3"),
-    (lambda i: i.update(exemplar=i["exemplar"][..., :1]),
-     r"exemplar has shape \(16, 16, 1\); this model takes 16x16x3"),
-    (lambda i: i.update(mask=i["mask"][..., 0]), r"mask has shape \(2, 16, 16\); this model takes 16x16x1"),
-    (lambda i: i.update(source=i["source"].astype(np.float32)), "source must be uint8 pixels, got float32"),
-    (lambda i: i.update(exemplar=i["exemplar"].astype(np.int32)), "exemplar must be uint8 pixels, got int32"),
-    (lambda i: i.update(exemplar=i["exemplar"][:1]), "same number of images"),
-    (lambda i: i["mask"].__setitem__(1, 0.0), r"Empty mask for image\(s\) \[1\]: nothing to edit"),
-    (lambda i: i.update(mask=np.full_like(i["mask"], 0.5)), r"Empty mask for image\(s\) \[0, 1\]"),
-    (lambda i: i.update(attributes=np.ones(2, np.float32)),
-     r"attributes has shape \(2,\); this model takes \[3\] or \[N,3\].*Mustache, Smiling, Wearing_Lipstick"),
-    (lambda i: i.update(attributes=np.ones((3, 3), np.float32)), r"attributes has shape \(3, 3\)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda i: i.update(source=i["source"][:, :8, :8]), r"source has shape \(8, 8, 3\); this model takes 16x16x3"),
+        (
+            lambda i: i.update(exemplar=i["exemplar"][..., :1]),
+            r"exemplar has shape \(16, 16, 1\); this model takes 16x16x3",
+        ),
+        (lambda i: i.update(mask=i["mask"][..., 0]), r"mask has shape \(2, 16, 16\); this model takes 16x16x1"),
+        (lambda i: i.update(source=i["source"].astype(np.float32)), "source must be uint8 pixels, got float32"),
+        (lambda i: i.update(exemplar=i["exemplar"].astype(np.int32)), "exemplar must be uint8 pixels, got int32"),
+        (lambda i: i.update(exemplar=i["exemplar"][:1]), "same number of images"),
+        (lambda i: i["mask"].__setitem__(1, 0.0), r"Empty mask for image\(s\) \[1\]: nothing to edit"),
+        (lambda i: i.update(mask=np.full_like(i["mask"], 0.5)), r"Empty mask for image\(s\) \[0, 1\]"),
+        (
+            lambda i: i.update(attributes=np.ones(2, np.float32)),
+            r"attributes has shape \(2,\); this model takes \[3\] or \[N,3\].*Mustache, Smiling, Wearing_Lipstick",
+        ),
+        (lambda i: i.update(attributes=np.ones((3, 3), np.float32)), r"attributes has shape \(3, 3\)"),
+    ],
+)
 def test_edit_rejects_bad_inputs_with_a_clear_message(editor, change, message):
     inputs = random_inputs(2, SIZE, seed=3)
     inputs["attributes"] = None
@@ -156,21 +171,27 @@ def test_a_model_base_loads_its_highest_numeric_version(tmp_path, models):
 
 def test_classify_equals_the_signatures_output(editor, models):
     inputs = random_inputs(3, SIZE, seed=4)
-    expected = tf.saved_model.load(models["att_ebgan"]).signatures["classify"](
-        image=tf.constant(inputs["exemplar"]))["probabilities"].numpy()
+    expected = (
+        tf.saved_model.load(models["att_ebgan"])
+        .signatures["classify"](image=tf.constant(inputs["exemplar"]))["probabilities"]
+        .numpy()
+    )
     assert editor.classifies
     reading = editor.classify(inputs["exemplar"])
     assert reading.shape == (3, len(ATTRIBUTES)) and reading.dtype == np.float32
     np.testing.assert_array_equal(reading, expected)
     np.testing.assert_array_equal(editor.classify(inputs["exemplar"][2]), expected[2])  # a single image
-    assert ((reading > 0.5).any() and (reading < 0.5).any()), reading  # the fixture reads both kinds
+    assert (reading > 0.5).any() and (reading < 0.5).any(), reading  # the fixture reads both kinds
 
 
-@pytest.mark.parametrize("image, message", [
-    (np.zeros([2, 8, 8, 3], np.uint8), r"image has shape \(8, 8, 3\); this model takes 16x16x3"),
-    (np.zeros([SIZE, SIZE], np.uint8), r"image has shape \(16, 16\); this model takes 16x16x3"),
-    (np.zeros([1, SIZE, SIZE, 3], np.float32), "image must be uint8 pixels, got float32"),
-])
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros([2, 8, 8, 3], np.uint8), r"image has shape \(8, 8, 3\); this model takes 16x16x3"),
+        (np.zeros([SIZE, SIZE], np.uint8), r"image has shape \(16, 16\); this model takes 16x16x3"),
+        (np.zeros([1, SIZE, SIZE, 3], np.float32), "image must be uint8 pixels, got float32"),
+    ],
+)
 def test_classify_rejects_bad_images_with_a_clear_message(editor, image, message):
     with pytest.raises(ValueError, match=message):
         editor.classify(image)
@@ -178,8 +199,10 @@ def test_classify_rejects_bad_images_with_a_clear_message(editor, image, message
 
 def test_classify_on_an_ebgan_model_or_an_older_export_is_a_clear_error_and_editing_still_works(models):
     inputs = random_inputs(1, SIZE, len(ATTRIBUTES))
-    for name, message in (("ebgan", "This is an ebgan model: it has no attribute classifier"),
-                          ("older", "This export has no classify signature .*export the model again")):
+    for name, message in (
+        ("ebgan", "This is an ebgan model: it has no attribute classifier"),
+        ("older", "This export has no classify signature .*export the model again"),
+    ):
         model = Editor.load(models[name])
         assert not model.classifies
         with pytest.raises(ValueError, match=message):
@@ -210,6 +233,7 @@ def test_editor_is_a_crop_editor_and_the_check_can_fail(editor):
 
     assert [problem.split(":")[0] for problem in crop_editor_mismatches(OldNames())] == [
         "OldNames.edit('source', 'exemplar', 'mask', 'transfer')",
-        "OldNames.edit_composed('source', 'exemplars', 'masks', 'strengths', 'transfers')"]
+        "OldNames.edit_composed('source', 'exemplars', 'masks', 'strengths', 'transfers')",
+    ]
     assert not isinstance(NoClassifier(), CropEditor)
     assert crop_editor_mismatches(NoClassifier()) == ["NoClassifier lacks classify"]

@@ -21,8 +21,9 @@ SIZE = IMAGE_SIZE
 @pytest.fixture(scope="module")
 def editors(tmp_path_factory) -> dict[str, Editor]:
     root = tmp_path_factory.mktemp("composed")
-    trainer = load_trained(write_untrained_run(root / "model", root / "data",
-                                               model_overrides={**TINY_MODEL, "code_pooling": "parts"}))
+    trainer = load_trained(
+        write_untrained_run(root / "model", root / "data", model_overrides={**TINY_MODEL, "code_pooling": "parts"})
+    )
     saved = export_saved_model(trainer, str(root / "exports"), "model", LANDMARK_TEMPLATE)
     tflite = export_tflite(trainer, LANDMARK_TEMPLATE, str(root / "tflite"), ("float32",))["float32"]
     return {"saved_model": Editor.load(saved), "tflite": Editor.load(tflite)}
@@ -44,13 +45,20 @@ def test_edit_composed_runs_the_signature_single_and_batched(editors, kind):
     drop = editor.info.attributes_from(drop=[editor.info.attribute_names[0]])
     single = editor.edit_composed(images[0], images[1:3], masks, [0.7, 1.0], [drop, None])
     assert single.shape == (SIZE, SIZE, 3) and single.dtype == np.uint8
-    reference = editors["saved_model"]._run("edit_composed", {
-        "source": images[:1], "exemplars": images[None, 1:3], "masks": masks[None],
-        "strengths": np.array([[0.7, 1.0]], np.float32),
-        "attributes": np.stack([drop, np.ones_like(drop)])[None]})["edited"][0]
+    reference = editors["saved_model"]._run(
+        "edit_composed",
+        {
+            "source": images[:1],
+            "exemplars": images[None, 1:3],
+            "masks": masks[None],
+            "strengths": np.array([[0.7, 1.0]], np.float32),
+            "attributes": np.stack([drop, np.ones_like(drop)])[None],
+        },
+    )["edited"][0]
     assert np.abs(single.astype(int) - reference).max() <= 1
-    batched = editor.edit_composed(images[:2], np.stack([images[2:4], images[4:6]]), np.stack([masks, masks]),
-                                   [[0.7, 1.0], [0.2, 0.5]])
+    batched = editor.edit_composed(
+        images[:2], np.stack([images[2:4], images[4:6]]), np.stack([masks, masks]), [[0.7, 1.0], [0.2, 0.5]]
+    )
     assert batched.shape == (2, SIZE, SIZE, 3)
     alone = editor.edit_composed(images[1], images[4:6], masks, [0.2, 0.5])
     assert np.abs(batched[1].astype(int) - alone).max() <= 1
@@ -65,24 +73,28 @@ def test_one_part_at_default_strength_is_edit(editors, kind):
     assert np.abs(composed.astype(int) - editor.edit(images[0], images[1], mask)).max() <= 2
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(strengths=[1.2, 0.5]), r"strengths must be in \[0, 1\]"),
-    (dict(strengths=[np.nan, 0.5]), r"strengths must be in \[0, 1\]"),
-    (dict(strengths=[1.0]), "one value per part"),
-    (dict(exemplars=np.zeros([0, SIZE, SIZE, 3], np.uint8)), "at least one part"),
-    (dict(exemplars=np.zeros([3, SIZE, SIZE, 3], np.uint8)), "N and K must match"),
-    (dict(exemplars=np.zeros([2, SIZE, SIZE, 3], np.float32)), "exemplars must be uint8"),
-    (dict(masks=np.zeros([2, SIZE, SIZE, 1], np.float32)), r"Empty mask for part\(s\) \[0, 1\]"),
-    (dict(masks=np.full([2, SIZE, SIZE, 1], 2.0, np.float32)), r"masks must be finite values in \[0, 1\]"),
-    (dict(attributes=[None]), "one attribute vector"),
-    (dict(attributes=[np.ones(2), None]), "attributes has shape"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(strengths=[1.2, 0.5]), r"strengths must be in \[0, 1\]"),
+        (dict(strengths=[np.nan, 0.5]), r"strengths must be in \[0, 1\]"),
+        (dict(strengths=[1.0]), "one value per part"),
+        (dict(exemplars=np.zeros([0, SIZE, SIZE, 3], np.uint8)), "at least one part"),
+        (dict(exemplars=np.zeros([3, SIZE, SIZE, 3], np.uint8)), "N and K must match"),
+        (dict(exemplars=np.zeros([2, SIZE, SIZE, 3], np.float32)), "exemplars must be uint8"),
+        (dict(masks=np.zeros([2, SIZE, SIZE, 1], np.float32)), r"Empty mask for part\(s\) \[0, 1\]"),
+        (dict(masks=np.full([2, SIZE, SIZE, 1], 2.0, np.float32)), r"masks must be finite values in \[0, 1\]"),
+        (dict(attributes=[None]), "one attribute vector"),
+        (dict(attributes=[np.ones(2), None]), "attributes has shape"),
+    ],
+)
 @pytest.mark.parametrize("kind", ["saved_model", "tflite"])
 def test_bad_arguments_are_clear_errors(editors, kind, change, message):
     editor = editors[kind]
     images = faces(3)
-    arguments = dict(exemplars=images[1:3], masks=part_masks(editor, "eyes", "mouth"), strengths=[0.5, 0.5],
-                     attributes=None)
+    arguments = dict(
+        exemplars=images[1:3], masks=part_masks(editor, "eyes", "mouth"), strengths=[0.5, 0.5], attributes=None
+    )
     with pytest.raises(ValueError, match=message):
         editor.edit_composed(images[0], **{**arguments, **change})
 
@@ -92,10 +104,16 @@ def test_the_graph_refuses_what_the_editor_would_not_send(editors):
     editor = editors["saved_model"]
     images = faces(3)
     with pytest.raises(tf.errors.InvalidArgumentError, match="strengths values must be finite and in"):
-        editor._run("edit_composed", {"source": images[:1], "exemplars": images[None, 1:3],
-                                      "masks": part_masks(editor, "eyes", "mouth")[None],
-                                      "strengths": np.full([1, 2], 1.5, np.float32),
-                                      "attributes": np.ones([1, 2, len(editor.info.attribute_names)], np.float32)})
+        editor._run(
+            "edit_composed",
+            {
+                "source": images[:1],
+                "exemplars": images[None, 1:3],
+                "masks": part_masks(editor, "eyes", "mouth")[None],
+                "strengths": np.full([1, 2], 1.5, np.float32),
+                "attributes": np.ones([1, 2, len(editor.info.attribute_names)], np.float32),
+            },
+        )
 
 
 def test_an_export_without_edit_composed_says_to_export_again(tmp_path):

@@ -47,13 +47,16 @@ def editor(tmp_path_factory) -> Editor:
 # ------------------------------------------------------------------------------------------------ geometry
 
 
-@pytest.mark.parametrize("scale, degrees, shift", [(1.0, 0.0, (0, 0)), (0.37, 23.0, (5, -7)), (2.5, -140.0, (100, 3)),
-                                                   (1.2, 180.0, (-4, 40))])
+@pytest.mark.parametrize(
+    "scale, degrees, shift",
+    [(1.0, 0.0, (0, 0)), (0.37, 23.0, (5, -7)), (2.5, -140.0, (100, 3)), (1.2, 180.0, (-4, 40))],
+)
 def test_similarity_transform_recovers_an_exact_similarity(scale, degrees, shift):
     points = np.random.default_rng(0).uniform(0, 100, [5, 2])
     truth = similarity(scale, degrees, shift)
-    np.testing.assert_allclose(faces.similarity_transform(points, faces.transform_points(truth, points)), truth,
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        faces.similarity_transform(points, faces.transform_points(truth, points)), truth, atol=1e-9
+    )
 
 
 def test_similarity_transform_never_reflects_and_fits_noisy_points_by_least_squares():
@@ -82,8 +85,9 @@ def test_warp_identity_and_integer_shift_are_exact():
     np.testing.assert_array_equal(faces.warp(image, np.eye(2, 3), (30, 20)), image)
     shifted = faces.warp(image, [[1, 0, 3], [0, 1, 2]], (27, 18))  # output (x, y) samples input (x + 3, y + 2)
     np.testing.assert_array_equal(shifted, image[2:20, 3:30])
-    np.testing.assert_array_equal(faces.warp(image[..., 0], [[1, 0, 3], [0, 1, 2]], (27, 18), nearest=True),
-                                  image[2:20, 3:30, 0])
+    np.testing.assert_array_equal(
+        faces.warp(image[..., 0], [[1, 0, 3], [0, 1, 2]], (27, 18), nearest=True), image[2:20, 3:30, 0]
+    )
 
 
 @pytest.mark.parametrize("scale, degrees", [(0.25, 30.0), (0.6, -10.0), (2.0, 0.0), (3.3, 75.0)])
@@ -107,9 +111,15 @@ def test_warp_moves_a_blob_to_where_the_transform_puts_it(scale, degrees):
 # ------------------------------------------------------------------------------------------------ alignment
 
 
-@pytest.mark.parametrize("seed, scale, degrees, canvas, offset", [
-    (0, 3.0, 0.0, (300, 360), (0, 0)), (1, 0.6, 25.0, (90, 120), (10, -5)), (2, 4.5, -120.0, (400, 300), (-30, 20)),
-    (3, 1.7, 179.0, (200, 200), (40, 40))])
+@pytest.mark.parametrize(
+    "seed, scale, degrees, canvas, offset",
+    [
+        (0, 3.0, 0.0, (300, 360), (0, 0)),
+        (1, 0.6, 25.0, (90, 120), (10, -5)),
+        (2, 4.5, -120.0, (400, 300), (-30, 20)),
+        (3, 1.7, 179.0, (200, 200), (40, 40)),
+    ],
+)
 def test_alignment_with_true_landmarks_recovers_the_known_transform(seed, scale, degrees, canvas, offset):
     pasted = paste_face(seed, S, scale, degrees, canvas, offset)
     crop = faces.align_face(pasted.image, pasted.landmarks, pasted.face.landmarks, S)
@@ -121,15 +131,19 @@ def test_alignment_with_true_landmarks_recovers_the_known_transform(seed, scale,
     assert difference < (12 if scale < 1 else 4)  # a face shrunk to 0.6x and back has lost detail
 
 
-@pytest.mark.parametrize("seed, canvas, scale, degrees, shift", [
-    (0, 160, 0.5, 8.0, (0.1, 0.05)), (1, 200, 0.45, -5.0, (-0.15, 0.1)), (2, 96, 1.2, -6.0, (0.0, 0.05))])
+@pytest.mark.parametrize(
+    "seed, canvas, scale, degrees, shift",
+    [(0, 160, 0.5, 8.0, (0.1, 0.05)), (1, 200, 0.45, -5.0, (-0.15, 0.1)), (2, 96, 1.2, -6.0, (0.0, 0.05))],
+)
 @pytest.mark.slow
 def test_aligned_crop_matches_the_face_rendered_at_the_template_to_the_half_pixel(seed, canvas, scale, degrees, shift):
     """Independent of our warp: the renderer draws the same face at another pose and size; aligning it onto the
     template must reproduce the template-pose rendering better than any half-pixel shift of the alignment."""
+
     def posed(params, pose_scale, angle, dx, dy):
-        return dataclasses.replace(params, style=dict(params.style, pose_scale=pose_scale, pose_angle=angle,
-                                                      pose_shift_x=dx, pose_shift_y=dy))
+        return dataclasses.replace(
+            params, style=dict(params.style, pose_scale=pose_scale, pose_angle=angle, pose_shift_x=dx, pose_shift_y=dy)
+        )
 
     params = posed(synthetic.sample_face(seed), 1.0, 0.0, 0.0, 0.0)
     reference = synthetic.render_face(params, S)
@@ -149,8 +163,13 @@ def test_aligned_crop_matches_the_face_rendered_at_the_template_to_the_half_pixe
 
 
 # mtcnn finds these pasted synthetic faces (it misses some cartoon faces, e.g. seed 0 at 3.1x / -7 degrees).
-DETECTED_CANVASES = [(1, 3.5, 12.0, (20, -30)), (2, 2.9, 13.0, (-40, 10)), (3, 3.6, -14.0, (0, 25)),
-                     (4, 3.7, 1.0, (50, 0)), (7, 3.2, 4.5, (-15, -15))]
+DETECTED_CANVASES = [
+    (1, 3.5, 12.0, (20, -30)),
+    (2, 2.9, 13.0, (-40, 10)),
+    (3, 3.6, -14.0, (0, 25)),
+    (4, 3.7, 1.0, (50, 0)),
+    (7, 3.2, 4.5, (-15, -15)),
+]
 
 
 @pytest.mark.parametrize("seed, scale, degrees, offset", DETECTED_CANVASES)
@@ -287,7 +306,7 @@ def test_edit_photo_with_a_mask_in_photo_coordinates(editor, astronaut):
     face = faces.detect_faces(astronaut)[0]
     mask = np.zeros(astronaut.shape[:2], bool)
     x, y = np.round(face.landmarks[2]).astype(int)  # a square on the nose
-    mask[y - 10:y + 10, x - 10:x + 10] = True
+    mask[y - 10 : y + 10, x - 10 : x + 10] = True
     result = faces.edit_photo(editor, astronaut, astronaut, mask=mask)
     crop = faces.face_crop(astronaut, editor.info)
     band = seam_band(crop)

@@ -116,7 +116,7 @@ def test_decode_image_reads_bytes_as_load_image_reads_files(tmp_path):
     with pytest.raises(images.NotAnImageError):  # a real PNG, but only JPEG is accepted
         images.decode_image(png, formats=["JPEG"])
     with pytest.raises(images.CorruptImageError, match="corrupt or truncated"):
-        images.decode_image(png[:len(png) // 2])
+        images.decode_image(png[: len(png) // 2])
 
 
 def test_save_errors_leave_nothing_behind(tmp_path):

@@ -26,16 +26,16 @@ STEPS = [2, 4, 6]  # tiny_config's checkpoints
 def run_dir(data_dir, tmp_path_factory) -> str:
     """A tiny EBGAN trained for 6 steps, keeping its checkpoints of steps 2, 4 and 6."""
     model_dir = tmp_path_factory.mktemp("runs") / "tiny_ebgan"
-    train_lib.train(tiny_config(model_dir, data_dir, variant="ebgan", keep_checkpoints=3),
-                    make_strategy("one_device"))
+    train_lib.train(tiny_config(model_dir, data_dir, variant="ebgan", keep_checkpoints=3), make_strategy("one_device"))
     return str(model_dir)
 
 
 @pytest.fixture(scope="module")
 def classifier_dir(data_dir, tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("classifier"))
-    train_eval_classifier(EvalClassifierConfig(image_size=IMAGE_SIZE, steps=10, width=4, max_width=8), data_dir,
-                          path, verbose=False)
+    train_eval_classifier(
+        EvalClassifierConfig(image_size=IMAGE_SIZE, steps=10, width=4, max_width=8), data_dir, path, verbose=False
+    )
     return path
 
 
@@ -64,11 +64,19 @@ def test_select_checkpoints_takes_every_kth_and_the_last():
 
 
 @pytest.mark.slow  # trains the tiny run of run_dir (6 steps)
-def test_the_command_scores_every_checkpoint_and_a_rerun_uses_the_cache(run_dir, classifier_dir, data_dir, tmp_path,
-                                                                       capsys, monkeypatch):
+def test_the_command_scores_every_checkpoint_and_a_rerun_uses_the_cache(
+    run_dir, classifier_dir, data_dir, tmp_path, capsys, monkeypatch
+):
     out = tmp_path / "curve"
-    argv = [f"--model_dir={run_dir}", f"--data_dir={data_dir}", f"--classifier_dir={classifier_dir}",
-            f"--output_dir={out}", "--num_pairs=8", "--batch_size=4", "--labels=tiny run"]
+    argv = [
+        f"--model_dir={run_dir}",
+        f"--data_dir={data_dir}",
+        f"--classifier_dir={classifier_dir}",
+        f"--output_dir={out}",
+        "--num_pairs=8",
+        "--batch_size=4",
+        "--labels=tiny run",
+    ]
     assert run_curve(*argv) == 0
     printed = capsys.readouterr().out
     assert "tiny run: 3 checkpoints, 0 measured before, 3 to measure." in printed
@@ -111,8 +119,17 @@ def test_the_command_scores_every_checkpoint_and_a_rerun_uses_the_cache(run_dir,
 @pytest.mark.slow  # trains the tiny run of run_dir (6 steps)
 def test_without_a_classifier_the_attribute_accuracy_is_not_measured(run_dir, data_dir, tmp_path):
     out = tmp_path / "curve"
-    assert run_curve(f"--model_dir={run_dir}", f"--data_dir={data_dir}", f"--output_dir={out}", "--num_pairs=4",
-                     "--every=5", "--region=eyes") == 0
+    assert (
+        run_curve(
+            f"--model_dir={run_dir}",
+            f"--data_dir={data_dir}",
+            f"--output_dir={out}",
+            "--num_pairs=4",
+            "--every=5",
+            "--region=eyes",
+        )
+        == 0
+    )
     measured = json.loads((out / "curve.json").read_text())
     assert measured["settings"]["region"] == "eyes" and measured["classifier_ceiling"] is None
     points = measured["runs"][0]["points"]
@@ -135,15 +152,18 @@ def bad_runs(run_dir, tmp_path) -> dict[str, str]:
 
 
 @pytest.mark.slow  # trains the tiny run of run_dir (6 steps)
-@pytest.mark.parametrize("argv, message", [
-    (["--model_dir={without}"], "has no checkpoints"),
-    (["--model_dir={run},{run}", "--labels=one"], "Got 1 labels for 2 runs"),
-    (["--model_dir={run},{larger}"], "The models differ in image size (32, 64 px)"),
-    (["--model_dir={run}", "--region=ears"], "Unknown region(s) 'ears'"),
-    (["--model_dir={run}", "--region=mouth,eyes"], "Unknown region(s) 'mouth,eyes'"),
-    (["--model_dir={run}", "--every=0"], "--every must be at least 1"),
-    (["--model_dir={run},{run}", "--labels=a,a"], "The labels must differ"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model_dir={without}"], "has no checkpoints"),
+        (["--model_dir={run},{run}", "--labels=one"], "Got 1 labels for 2 runs"),
+        (["--model_dir={run},{larger}"], "The models differ in image size (32, 64 px)"),
+        (["--model_dir={run}", "--region=ears"], "Unknown region(s) 'ears'"),
+        (["--model_dir={run}", "--region=mouth,eyes"], "Unknown region(s) 'mouth,eyes'"),
+        (["--model_dir={run}", "--every=0"], "--every must be at least 1"),
+        (["--model_dir={run},{run}", "--labels=a,a"], "The labels must differ"),
+    ],
+)
 def test_errors_exit_1_with_one_line(argv, message, bad_runs, data_dir, tmp_path, capsys):
     out = tmp_path / "out"
     argv = [arg.format(**bad_runs) for arg in argv] + [f"--data_dir={data_dir}", f"--output_dir={out}"]

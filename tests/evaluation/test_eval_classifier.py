@@ -29,16 +29,18 @@ ATTRIBUTES = ("Eyeglasses", "Mustache", "Bangs", "Smiling")
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("data"))
-    synthetic_faces.prepare_synthetic_faces(path, image_size=IMAGE_SIZE, num_train=300, num_validation=4,
-                                            num_test=NUM_TEST)
+    synthetic_faces.prepare_synthetic_faces(
+        path, image_size=IMAGE_SIZE, num_train=300, num_validation=4, num_test=NUM_TEST
+    )
     return path
 
 
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("classifier"))
-    config = EvalClassifierConfig(image_size=IMAGE_SIZE, attribute_names=ATTRIBUTES, steps=450, batch_size=32,
-                                  learning_rate=2e-3)
+    config = EvalClassifierConfig(
+        image_size=IMAGE_SIZE, attribute_names=ATTRIBUTES, steps=450, batch_size=32, learning_rate=2e-3
+    )
     return train_eval_classifier(config, data_dir, output_dir, verbose=False), output_dir
 
 
@@ -81,20 +83,30 @@ def test_loading_a_directory_without_a_classifier_says_how_to_make_one(tmp_path)
 @pytest.mark.slow
 def test_trains_on_celeba_training_split(tmp_path):
     make_celeba_fixture(str(tmp_path / "celeba"), num_images=20)
-    config = EvalClassifierConfig(dataset="celeb_a", image_size=IMAGE_SIZE, attribute_names=("Smiling", "Male"),
-                                  steps=2, batch_size=4, width=4, max_width=8)
+    config = EvalClassifierConfig(
+        dataset="celeb_a",
+        image_size=IMAGE_SIZE,
+        attribute_names=("Smiling", "Male"),
+        steps=2,
+        batch_size=4,
+        width=4,
+        max_width=8,
+    )
     classifier = train_eval_classifier(config, str(tmp_path / "celeba"), str(tmp_path / "out"), verbose=False)
     assert classifier.test_accuracy["count"] == 2  # 10% of 20 images are test images
     assert load_eval_classifier(str(tmp_path / "out")).config.dataset == "celeb_a"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--data_dir={data}"], "ebgan-eval-classifier: error: --output_dir is required."),
-    (["--data_dir={data}", "--output_dir={out}", "--dataset=mnist"], "Unknown dataset 'mnist'; valid datasets:"),
-    (["--data_dir={data}", "--output_dir={out}", "--attributes=Mustache,Wings"], "Unknown attribute(s) 'Wings'"),
-    (["--data_dir={data}", "--output_dir={out}", "--steps=0"], "--steps must be at least 1, got 0."),
-    (["--data_dir={data}", "--output_dir={out}"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--data_dir={data}"], "ebgan-eval-classifier: error: --output_dir is required."),
+        (["--data_dir={data}", "--output_dir={out}", "--dataset=mnist"], "Unknown dataset 'mnist'; valid datasets:"),
+        (["--data_dir={data}", "--output_dir={out}", "--attributes=Mustache,Wings"], "Unknown attribute(s) 'Wings'"),
+        (["--data_dir={data}", "--output_dir={out}", "--steps=0"], "--steps must be at least 1, got 0."),
+        (["--data_dir={data}", "--output_dir={out}"], "does not exist"),
+    ],
+)
 def test_cli_errors_exit_1_with_one_line(argv, message, tmp_path, capsys):
     argv = [arg.format(data=tmp_path / "missing", out=tmp_path / "out") for arg in argv]
     assert run_in_process(eval_classifier.main, eval_classifier.define_flags, ["ebgan-eval-classifier", *argv]) == 1

@@ -39,8 +39,9 @@ ATTRIBUTES = SYNTHETIC_REGION_ATTRIBUTES[REGION]
 def data_dir(tmp_path_factory) -> str:
     """A tiny synthetic_faces data set at 32 px (the only one in its directory, so pipeline.load_examples finds it)."""
     path = str(tmp_path_factory.mktemp("data"))
-    synthetic_faces.prepare_synthetic_faces(path, image_size=IMAGE_SIZE, num_train=24, num_validation=4,
-                                            num_test=NUM_PAIRS)
+    synthetic_faces.prepare_synthetic_faces(
+        path, image_size=IMAGE_SIZE, num_train=24, num_validation=4, num_test=NUM_PAIRS
+    )
     return path
 
 
@@ -101,11 +102,19 @@ def truth_method(pairs, truth) -> Method:
     def edit(source, exemplar, mask, attributes):
         rows = [index[image.tobytes()] for image in images.to_uint8(source)]
         given = [index[image.tobytes()] for image in images.to_uint8(exemplar)]
-        drops = [[] for _ in rows] if attributes is None else [
-            [name for name, on in zip(ATTRIBUTES, switches) if not on] for switches in attributes]
-        return np.stack([images.to_float(synthetic.render_swap(faces_[row], faces_[other], REGION, IMAGE_SIZE,
-                                                               drop=tuple(drop)).image)
-                         for row, other, drop in zip(rows, given, drops)])
+        drops = (
+            [[] for _ in rows]
+            if attributes is None
+            else [[name for name, on in zip(ATTRIBUTES, switches) if not on] for switches in attributes]
+        )
+        return np.stack(
+            [
+                images.to_float(
+                    synthetic.render_swap(faces_[row], faces_[other], REGION, IMAGE_SIZE, drop=tuple(drop)).image
+                )
+                for row, other, drop in zip(rows, given, drops)
+            ]
+        )
 
     def code(exemplar, mask):
         return np.reshape(np.asarray(exemplar, np.float32) * mask, [len(exemplar), 1, 1, -1])
@@ -124,8 +133,9 @@ def test_load_pairs_reads_the_test_split_with_seeds(pairs):
 
 def test_unseen_pairs_are_faces_of_no_split_as_the_data_set_would_store_them(pairs):
     unseen = unseen_pairs(IMAGE_SIZE, NUM_PAIRS)
-    split_ranges = [range(offset, offset + synthetic_faces.MAX_SPLIT_SIZE)
-                    for offset in synthetic_faces.SPLIT_SEED_OFFSETS.values()]
+    split_ranges = [
+        range(offset, offset + synthetic_faces.MAX_SPLIT_SIZE) for offset in synthetic_faces.SPLIT_SEED_OFFSETS.values()
+    ]
     assert len(unseen) == NUM_PAIRS and not any(int(seed) in split for seed in unseen.seeds for split in split_ranges)
     first = synthetic.render_face(synthetic.sample_face(int(unseen.seeds[0])), IMAGE_SIZE)
     np.testing.assert_array_equal(unseen.sources[0], first.image)
@@ -142,8 +152,9 @@ def test_unseen_faces_of_celeba_are_refused(tmp_path):
 
 
 def test_a_model_that_copies_the_source_scores_as_badly_as_it_should(pairs, truth, oracle):
-    results, _ = scoring.evaluate([Method("copy", copy_source)], pairs, {REGION: ATTRIBUTES},
-                                       oracle, truth, batch_size=4)
+    results, _ = scoring.evaluate(
+        [Method("copy", copy_source)], pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4
+    )
     scores = results["regions"][REGION]["methods"]["copy"]
     sources, exemplars = faces(pairs)
     mask = np.stack([masks.region_mask(landmarks, REGION, IMAGE_SIZE).numpy() for landmarks in pairs.landmarks])
@@ -175,13 +186,15 @@ def test_a_constant_encoder_scores_zero_spread_and_an_exemplar_blind_model_zero_
 
 def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, oracle):
     methods = [truth_method(pairs, truth), NAIVE_PASTE]
-    results, grid = scoring.evaluate(methods, pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4,
-                                          grid_rows=3)
+    results, grid = scoring.evaluate(methods, pairs, {REGION: ATTRIBUTES}, oracle, truth, batch_size=4, grid_rows=3)
     region = results["regions"][REGION]
     scores = region["methods"]["truth"]
     transfer = scores["transfer"]
     assert {key: transfer[key] for key in ("psnr", "ssim", "l1")} == {
-        "psnr": scoring.MAX_PSNR, "ssim": pytest.approx(1.0), "l1": 0.0}
+        "psnr": scoring.MAX_PSNR,
+        "ssim": pytest.approx(1.0),
+        "l1": 0.0,
+    }
     assert transfer["other_exemplar_psnr"] < 40.0  # another face's mouth is not this exemplar's
     assert transfer["exemplar_gain"] == pytest.approx(scoring.MAX_PSNR - transfer["other_exemplar_psnr"])
     assert transfer["colour_share"] == pytest.approx(1.0)
@@ -213,8 +226,13 @@ def _checks(region: str, result: dict) -> list[dict]:
 
 def _region_result(model: dict, baselines: dict[str, dict]) -> dict:
     """A one-region result with a model named "M" (Att-EBGAN) and baselines, as scoring.evaluate returns it."""
-    empty = {"reconstruction": None, "code_spread": None, "attribute_transfer": None, "filtering": None,
-             "unfiltered_psnr_per_attribute": None}
+    empty = {
+        "reconstruction": None,
+        "code_spread": None,
+        "attribute_transfer": None,
+        "filtering": None,
+        "unfiltered_psnr_per_attribute": None,
+    }
     methods = {"M": {**empty, "role": "model", "variant": "att_ebgan", **model}}
     methods.update({name: {**empty, "role": "baseline", "variant": "", **scores} for name, scores in baselines.items()})
     return {"methods": methods}
@@ -223,8 +241,10 @@ def _region_result(model: dict, baselines: dict[str, dict]) -> dict:
 @pytest.mark.parametrize("psnr, met", [(23.5, True), (22.5, False)])
 def test_composite_regions_must_beat_every_baseline_by_3_db(psnr, met):
     transfer = {"psnr": psnr, "exemplar_gain": 4.0}
-    result = _region_result({"transfer": transfer}, {"naive paste": {"transfer": {"psnr": 15.0}},
-                                                     "zero exemplar code (M)": {"transfer": {"psnr": 20.0}}})
+    result = _region_result(
+        {"transfer": transfer},
+        {"naive paste": {"transfer": {"psnr": 15.0}}, "zero exemplar code (M)": {"transfer": {"psnr": 20.0}}},
+    )
     for region in ("components", "face"):
         checks = {check["target"]: check for check in _checks(region, result)}
         check = checks["transfer PSNR >= every baseline + 3 dB"]
@@ -241,14 +261,22 @@ def test_composite_regions_must_beat_every_baseline_by_3_db(psnr, met):
 @pytest.mark.parametrize("leak, filtered_psnr, met", [(0.04, 21.0, (True, True)), (0.06, 19.0, (False, False))])
 def test_mustache_filter_targets(leak, filtered_psnr, met):
     rates = {"per_attribute": {"Mustache": leak, "Smiling": 0.5}, "mean": 0.3}
-    filtering = {"leak_rate": rates, "kept_agreement": rates, "psnr": 20.0,
-                 "psnr_per_attribute": {"Mustache": filtered_psnr}, "edits": 10}
-    result = _region_result({"transfer": None, "filtering": filtering},
-                            {"zero exemplar code (M)": {"transfer": None,
-                                                        "unfiltered_psnr_per_attribute": {"Mustache": 20.0}}})
+    filtering = {
+        "leak_rate": rates,
+        "kept_agreement": rates,
+        "psnr": 20.0,
+        "psnr_per_attribute": {"Mustache": filtered_psnr},
+        "edits": 10,
+    }
+    result = _region_result(
+        {"transfer": None, "filtering": filtering},
+        {"zero exemplar code (M)": {"transfer": None, "unfiltered_psnr_per_attribute": {"Mustache": 20.0}}},
+    )
     checks = {check["target"]: check for check in _checks("mouth", result)}
-    assert (checks["Mustache leak rate <= 5%"]["met"],
-            checks["PSNR without Mustache above the zero-code baseline's"]["met"]) == met
+    assert (
+        checks["Mustache leak rate <= 5%"]["met"],
+        checks["PSNR without Mustache above the zero-code baseline's"]["met"],
+    ) == met
 
 
 def test_leak_and_kept_agreement_of_a_model_that_ignores_the_switches(pairs, truth, oracle):
@@ -271,8 +299,9 @@ def test_celeba_reports_reconstruction_and_attribute_transfer_without_ground_tru
     reader = OracleReader(names)
     for image, labels in zip(pairs.sources, pairs.labels(names)):
         reader.add(image, labels)
-    results, grid = scoring.evaluate([Method("copy", copy_source)], pairs, {REGION: names},
-                                          reader, truth=None, batch_size=3)
+    results, grid = scoring.evaluate(
+        [Method("copy", copy_source)], pairs, {REGION: names}, reader, truth=None, batch_size=3
+    )
     region = results["regions"][REGION]
     scores = region["methods"]["copy"]
     assert scores["reconstruction"]["psnr"] == scoring.MAX_PSNR and scores["transfer"] is None
@@ -299,8 +328,9 @@ def test_zero_code_baseline_is_att_ebgan_without_ungated_block_with_every_attrib
     np.testing.assert_allclose(zero_code, switched_off, atol=1e-6)
     model = model_method(trainer, "model")
     assert model.attribute_names == trainer.attribute_names
-    np.testing.assert_allclose(model.edit(source, exemplar, mask, None), trainer.edit(source, exemplar, mask).numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        model.edit(source, exemplar, mask, None), trainer.edit(source, exemplar, mask).numpy(), atol=1e-6
+    )
 
 
 def summaries(directory: str) -> dict[str, event_pb2.Summary.Value]:
@@ -324,41 +354,80 @@ def test_report_files_are_written_and_complete(pairs, truth, oracle, tmp_path):
     assert region["attributes"] == list(ATTRIBUTES)
     for name in ("truth", "copy", "naive paste"):
         scores = region["methods"][name]
-        assert set(scores) == {"role", "variant", "reconstruction", "transfer", "code_spread", "attribute_transfer",
-                               "filtering", "unfiltered_psnr_per_attribute", "outside_max_diff"}
+        assert set(scores) == {
+            "role",
+            "variant",
+            "reconstruction",
+            "transfer",
+            "code_spread",
+            "attribute_transfer",
+            "filtering",
+            "unfiltered_psnr_per_attribute",
+            "outside_max_diff",
+        }
         assert set(scores["attribute_transfer"]["per_attribute"]) == set(ATTRIBUTES)
-        assert set(scores["transfer"]) == {"psnr", "ssim", "l1", "other_exemplar_psnr", "exemplar_gain",
-                                           "colour_share"}
-    assert set(region["methods"]["truth"]["filtering"]) == {"leak_rate", "kept_agreement", "psnr",
-                                                             "psnr_per_attribute", "edits"}
+        assert set(scores["transfer"]) == {"psnr", "ssim", "l1", "other_exemplar_psnr", "exemplar_gain", "colour_share"}
+    assert set(region["methods"]["truth"]["filtering"]) == {
+        "leak_rate",
+        "kept_agreement",
+        "psnr",
+        "psnr_per_attribute",
+        "edits",
+    }
     assert set(region["ground_truth"]) == {"attribute_transfer", "filtering"}
     assert {check["target"] for check in saved["targets"]} == {
-        "reconstruction PSNR >= 28 dB", "transfer PSNR above every baseline", "attribute transfer accuracy >= 90%",
-        "filter leak rate <= 10%", "exemplar gain >= +3 dB", "code spread >= 0.2", "Mustache leak rate <= 5%"}
+        "reconstruction PSNR >= 28 dB",
+        "transfer PSNR above every baseline",
+        "attribute transfer accuracy >= 90%",
+        "filter leak rate <= 10%",
+        "exemplar gain >= +3 dB",
+        "code spread >= 0.2",
+        "Mustache leak rate <= 5%",
+    }
 
     text = (tmp_path / "report.md").read_text()
-    for expected in ("## Region: mouth", "| truth |", "| copy |", "| naive paste |",
-                     "ground truth (classifier ceiling)", "Attribute transfer accuracy per attribute",
-                     "Leak rate per attribute", "## Targets", "exemplar gain", *ATTRIBUTES):
+    for expected in (
+        "## Region: mouth",
+        "| truth |",
+        "| copy |",
+        "| naive paste |",
+        "ground truth (classifier ceiling)",
+        "Attribute transfer accuracy per attribute",
+        "Leak rate per attribute",
+        "## Targets",
+        "exemplar gain",
+        *ATTRIBUTES,
+    ):
         assert expected in text, expected
     np.testing.assert_array_equal(images.load_image(str(tmp_path / "grid.png")), grid)
 
     logged = summaries(str(tmp_path / "logs"))
     assert tf.make_ndarray(logged["mouth/copy/transfer_psnr"].tensor) == pytest.approx(
-        region["methods"]["copy"]["transfer"]["psnr"])
+        region["methods"]["copy"]["transfer"]["psnr"]
+    )
     assert "mouth/truth/leak_rate" in logged and "grid" in logged
 
 
-@pytest.mark.parametrize("argv, message", [
-    ([], "ebgan-eval: error: --model_dir is required."),
-    (["--model_dir={missing}"], "ebgan-eval: error: --output_dir is required."),
-    (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}"], "Model not found"),
-    (["--model_dir={out_parent}", "--output_dir={out}"], "is neither a training run (no config.json) nor an exported"),
-    (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}", "--regions=mouth,ears"],
-     "ebgan-eval: error: Unknown region(s) 'ears'; valid regions: mouth, eyes"),
-    (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}", "--dataset=mnist"],
-     "ebgan-eval: error: Unknown dataset 'mnist'; valid datasets: synthetic_faces, celeb_a."),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "ebgan-eval: error: --model_dir is required."),
+        (["--model_dir={missing}"], "ebgan-eval: error: --output_dir is required."),
+        (["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}"], "Model not found"),
+        (
+            ["--model_dir={out_parent}", "--output_dir={out}"],
+            "is neither a training run (no config.json) nor an exported",
+        ),
+        (
+            ["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}", "--regions=mouth,ears"],
+            "ebgan-eval: error: Unknown region(s) 'ears'; valid regions: mouth, eyes",
+        ),
+        (
+            ["--model_dir={missing}", "--classifier_dir=c", "--output_dir={out}", "--dataset=mnist"],
+            "ebgan-eval: error: Unknown dataset 'mnist'; valid datasets: synthetic_faces, celeb_a.",
+        ),
+    ],
+)
 def test_cli_errors_exit_1_with_one_line(argv, message, tmp_path, capsys):
     argv = [arg.format(missing=tmp_path / "missing", out=tmp_path / "out", out_parent=tmp_path) for arg in argv]
     assert run_in_process(evaluate.main, evaluate.define_flags, ["ebgan-eval", *argv]) == 1
@@ -376,14 +445,23 @@ def trained(data_dir, tmp_path_factory) -> dict[str, str]:
     for variant in ("ebgan", "att_ebgan"):
         dirs[variant] = write_untrained_run(root / variant, data_dir, variant=variant)
     dirs["classifier"] = str(root / "classifier")
-    train_eval_classifier(EvalClassifierConfig(image_size=IMAGE_SIZE, steps=10, width=4, max_width=8), data_dir,
-                          dirs["classifier"], verbose=False)
+    train_eval_classifier(
+        EvalClassifierConfig(image_size=IMAGE_SIZE, steps=10, width=4, max_width=8),
+        data_dir,
+        dirs["classifier"],
+        verbose=False,
+    )
     return dirs
 
 
 def test_cli_refuses_a_directory_without_a_classifier(trained, data_dir, tmp_path, capsys):
-    argv = ["ebgan-eval", f"--model_dir={trained['att_ebgan']}", f"--data_dir={data_dir}",
-            f"--classifier_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}"]
+    argv = [
+        "ebgan-eval",
+        f"--model_dir={trained['att_ebgan']}",
+        f"--data_dir={data_dir}",
+        f"--classifier_dir={tmp_path}",
+        f"--output_dir={tmp_path / 'out'}",
+    ]
     assert run_in_process(evaluate.main, evaluate.define_flags, argv) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "No evaluation classifier in" in lines[0]
@@ -393,16 +471,28 @@ def test_cli_refuses_a_directory_without_a_classifier(trained, data_dir, tmp_pat
 @pytest.mark.slow
 def test_cli_compares_ebgan_and_att_ebgan_with_the_baselines(trained, data_dir, tmp_path, capsys):
     out = tmp_path / "eval"
-    argv = ["ebgan-eval", f"--model_dir={trained['ebgan']},{trained['att_ebgan']}", f"--data_dir={data_dir}",
-            f"--classifier_dir={trained['classifier']}", f"--output_dir={out}", "--num_pairs=6", "--batch_size=4",
-            "--grid_rows=2"]
+    argv = [
+        "ebgan-eval",
+        f"--model_dir={trained['ebgan']},{trained['att_ebgan']}",
+        f"--data_dir={data_dir}",
+        f"--classifier_dir={trained['classifier']}",
+        f"--output_dir={out}",
+        "--num_pairs=6",
+        "--batch_size=4",
+        "--grid_rows=2",
+    ]
     assert run_in_process(evaluate.main, evaluate.define_flags, argv) == 0
     assert "## Region: mouth" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert report["num_pairs"] == 6 and [m["variant"] for m in report["models"]] == ["ebgan", "att_ebgan"]
     methods = report["regions"]["mouth"]["methods"]
-    assert list(methods) == ["EBGAN", "Att-EBGAN", "naive paste", "zero exemplar code (EBGAN)",
-                             "zero exemplar code (Att-EBGAN)"]
+    assert list(methods) == [
+        "EBGAN",
+        "Att-EBGAN",
+        "naive paste",
+        "zero exemplar code (EBGAN)",
+        "zero exemplar code (Att-EBGAN)",
+    ]
     assert methods["EBGAN"]["filtering"] is None and methods["Att-EBGAN"]["filtering"] is not None
     for name, scores in methods.items():
         assert scores["outside_max_diff"] == 0.0, name  # pixels outside the mask are the source's
@@ -422,15 +512,26 @@ def exported_att_ebgan(trained, tmp_path_factory) -> str:
 @pytest.mark.slow
 def test_an_export_scores_as_its_run_through_its_signatures(trained, exported_att_ebgan, data_dir, tmp_path, capsys):
     out = tmp_path / "eval"
-    argv = ["ebgan-eval", f"--model_dir={trained['att_ebgan']},{exported_att_ebgan}", f"--data_dir={data_dir}",
-            f"--output_dir={out}", "--num_pairs=6", "--batch_size=4", "--grid_rows=1"]
+    argv = [
+        "ebgan-eval",
+        f"--model_dir={trained['att_ebgan']},{exported_att_ebgan}",
+        f"--data_dir={data_dir}",
+        f"--output_dir={out}",
+        "--num_pairs=6",
+        "--batch_size=4",
+        "--grid_rows=1",
+    ]
     assert run_in_process(evaluate.main, evaluate.define_flags, argv) == 0
     assert "exported model, through its signatures" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert [model["step"] for model in report["models"]] == [0, None]
     methods = report["regions"]["mouth"]["methods"]
-    assert list(methods) == ["Att-EBGAN (att_ebgan)", "Att-EBGAN (shipped)", "naive paste",
-                             "zero exemplar code (Att-EBGAN (att_ebgan))"]  # an export has no zero-code baseline
+    assert list(methods) == [
+        "Att-EBGAN (att_ebgan)",
+        "Att-EBGAN (shipped)",
+        "naive paste",
+        "zero exemplar code (Att-EBGAN (att_ebgan))",
+    ]  # an export has no zero-code baseline
     run, export = methods["Att-EBGAN (att_ebgan)"], methods["Att-EBGAN (shipped)"]
     assert export["code_spread"] is None and run["code_spread"] is not None
     assert export["outside_max_diff"] == 0.0 and export["filtering"] is not None
@@ -440,8 +541,12 @@ def test_an_export_scores_as_its_run_through_its_signatures(trained, exported_at
 
 
 def test_exports_alone_need_the_dataset_and_regions(exported_att_ebgan, data_dir, tmp_path, capsys):
-    argv = ["ebgan-eval", f"--model_dir={exported_att_ebgan}", f"--data_dir={data_dir}",
-            f"--output_dir={tmp_path / 'out'}"]
+    argv = [
+        "ebgan-eval",
+        f"--model_dir={exported_att_ebgan}",
+        f"--data_dir={data_dir}",
+        f"--output_dir={tmp_path / 'out'}",
+    ]
     assert run_in_process(evaluate.main, evaluate.define_flags, argv) == 1
     assert "give --dataset and --regions" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -32,8 +32,9 @@ CELL = DISPLAY_SIZE  # 32 px faces are shown 4x
 @pytest.fixture(scope="module")
 def runs(data_dir, tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("runs")
-    return {variant: write_untrained_run(root / variant, data_dir, variant=variant)
-            for variant in ("ebgan", "att_ebgan")}
+    return {
+        variant: write_untrained_run(root / variant, data_dir, variant=variant) for variant in ("ebgan", "att_ebgan")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,8 @@ def test_transfer_figure_shows_the_truth_and_each_method(pairs):
     paste = Method("paste", lambda s, e, m, t: e * m + s * (1 - m))
     grid = transfer_figure([Method("oracle", oracle), paste], pairs, truth, "mouth", range(3))
     assert oracle_rows == [3] and _cells(grid) == (3, 6)  # source, exemplar, mask, truth, two methods
-    truth_cell = grid[-(CELL + 2):-2, 3 * (CELL + 2) + 2:4 * (CELL + 2)]
-    oracle_cell = grid[-(CELL + 2):-2, 4 * (CELL + 2) + 2:5 * (CELL + 2)]
+    truth_cell = grid[-(CELL + 2) : -2, 3 * (CELL + 2) + 2 : 4 * (CELL + 2)]
+    oracle_cell = grid[-(CELL + 2) : -2, 4 * (CELL + 2) + 2 : 5 * (CELL + 2)]
     np.testing.assert_array_equal(truth_cell, oracle_cell)  # the last row: the oracle's edit is its truth
 
 
@@ -100,13 +101,19 @@ def test_composed_figure_composes_each_sources_parts_from_the_next_faces_at_each
         donors = [(row + offset) % len(pairs) for row in range(3)]
         np.testing.assert_array_equal(exemplars[:, part], pairs.sources[donors])
         np.testing.assert_array_equal(masks[:, part], region_masks(pairs.landmarks[:3], region, IMAGE_SIZE))
-    last_cell = grid[-(CELL + 2):-2, -(CELL + 2):-2]
+    last_cell = grid[-(CELL + 2) : -2, -(CELL + 2) : -2]
     assert (last_cell == 200).all()  # the strength-1 column shows the strength-1 call's output
 
 
 def test_cli_writes_every_figure(runs, data_dir, tmp_path, capsys):
-    argv = ["ebgan-figures", f"--model={runs['ebgan']},{runs['att_ebgan']}", f"--data_dir={data_dir}",
-            f"--output_dir={tmp_path}", "--rows=2", "--filter_attribute=Smiling"]
+    argv = [
+        "ebgan-figures",
+        f"--model={runs['ebgan']},{runs['att_ebgan']}",
+        f"--data_dir={data_dir}",
+        f"--output_dir={tmp_path}",
+        "--rows=2",
+        "--filter_attribute=Smiling",
+    ]
     assert run_in_process(figures.main, figures.define_flags, argv) == 0
     names = ["fig5_mouth.png", "fig6_components.png", "fig7_face.png", "fig8_filter_smiling.png"]
     assert capsys.readouterr().out.splitlines() == [f"Wrote {tmp_path / name}" for name in names]
@@ -116,23 +123,38 @@ def test_cli_writes_every_figure(runs, data_dir, tmp_path, capsys):
 
 def test_cli_draws_the_composed_figure_with_an_export(runs, data_dir, tmp_path, capsys):
     export = export_saved_model(load_trained(runs["att_ebgan"]), str(tmp_path / "exports"), "model", LANDMARK_TEMPLATE)
-    argv = ["ebgan-figures", f"--model={runs['ebgan']},{export}", f"--data_dir={data_dir}",
-            f"--output_dir={tmp_path / 'out'}", "--rows=2", "--regions=mouth", "--filter_attribute=Smiling"]
+    argv = [
+        "ebgan-figures",
+        f"--model={runs['ebgan']},{export}",
+        f"--data_dir={data_dir}",
+        f"--output_dir={tmp_path / 'out'}",
+        "--rows=2",
+        "--regions=mouth",
+        "--filter_attribute=Smiling",
+    ]
     assert run_in_process(figures.main, figures.define_flags, argv) == 0
     written = capsys.readouterr().out.splitlines()
     assert written[-1] == f"Wrote {tmp_path / 'out' / COMPOSED_FIGURE}"
     assert _cells(images.load_image(str(tmp_path / "out" / COMPOSED_FIGURE))) == (2, 10)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--regions=ears"], "Unknown region(s) 'ears'"),
-    (["--regions=eyes"], "No paper figure for region(s) eyes"),
-    (["--filter_attribute=Tail"], "has no attribute 'Tail'"),
-    (["--rows=0"], "--rows must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--regions=ears"], "Unknown region(s) 'ears'"),
+        (["--regions=eyes"], "No paper figure for region(s) eyes"),
+        (["--filter_attribute=Tail"], "has no attribute 'Tail'"),
+        (["--rows=0"], "--rows must be at least 1"),
+    ],
+)
 def test_cli_errors_exit_1_with_one_line(runs, data_dir, tmp_path, capsys, extra, message):
-    argv = ["ebgan-figures", f"--model={runs['att_ebgan']}", f"--data_dir={data_dir}",
-            f"--output_dir={tmp_path / 'out'}", *extra]
+    argv = [
+        "ebgan-figures",
+        f"--model={runs['att_ebgan']}",
+        f"--data_dir={data_dir}",
+        f"--output_dir={tmp_path / 'out'}",
+        *extra,
+    ]
     assert run_in_process(figures.main, figures.define_flags, argv) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ebgan-figures: error:") and message in lines[0]

@@ -146,8 +146,15 @@ def test_ssim_matches_skimage():
     ours_full = metrics.masked_ssim(a, b, np.ones((4, 48, 48, 1)))
     for i in range(4):
         score, full_map = skimage_metrics.structural_similarity(
-            a[i], b[i], data_range=255, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-            use_sample_covariance=False, full=True)
+            a[i],
+            b[i],
+            data_range=255,
+            channel_axis=-1,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            full=True,
+        )
         assert ours_inner[i] == pytest.approx(score, abs=1e-9)
         assert ours_full[i] == pytest.approx(full_map.mean(), abs=1e-9)
 

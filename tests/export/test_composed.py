@@ -24,8 +24,10 @@ from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, TINY_MODEL, write_
 
 SIZE = IMAGE_SIZE
 CODE_GAIN = 200.0
-MODELS = {"parts": ("att_ebgan", {**TINY_MODEL, "code_pooling": "parts"}),
-          "global": ("ebgan", {**TINY_MODEL, "code_pooling": "global"})}
+MODELS = {
+    "parts": ("att_ebgan", {**TINY_MODEL, "code_pooling": "parts"}),
+    "global": ("ebgan", {**TINY_MODEL, "code_pooling": "global"}),
+}
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -35,14 +37,20 @@ def model(request, tmp_path_factory) -> dict:
     untrained code visibly moves the edit (at its initial scale an exemplar changes the fill by a tenth of a level)."""
     variant, overrides = MODELS[request.param]
     root = tmp_path_factory.mktemp(request.param)
-    trainer = load_trained(write_untrained_run(root / "model", root / "data", variant=variant,
-                                               model_overrides=overrides))
+    trainer = load_trained(
+        write_untrained_run(root / "model", root / "data", variant=variant, model_overrides=overrides)
+    )
     kernel = trainer.encoder.to_code.kernel
     kernel.assign(kernel * CODE_GAIN)
     saved = export_saved_model(trainer, str(root / "exports"), "model", LANDMARK_TEMPLATE)
     tflite = export_tflite(trainer, LANDMARK_TEMPLATE, str(root / "tflite"), ("float32",))["float32"]
-    return dict(kind=request.param, trainer=trainer, signatures=tf.saved_model.load(saved).signatures,
-                tflite=Interpreter(model_path=tflite), attributes=len(trainer.attribute_names))
+    return dict(
+        kind=request.param,
+        trainer=trainer,
+        signatures=tf.saved_model.load(saved).signatures,
+        tflite=Interpreter(model_path=tflite),
+        attributes=len(trainer.attribute_names),
+    )
 
 
 def faces(count: int, seed: int) -> np.ndarray:
@@ -55,21 +63,30 @@ def masks_of(*regions: str, count: int = 1) -> np.ndarray:
     return np.broadcast_to(parts, (count, *parts.shape)).astype(np.float32).copy()
 
 
-def composed_inputs(model: dict, count: int = 1, regions: tuple[str, ...] = ("eyes", "mouth"),
-                    strengths: float | np.ndarray = 1.0, seed: int = 10) -> dict[str, np.ndarray]:
+def composed_inputs(
+    model: dict,
+    count: int = 1,
+    regions: tuple[str, ...] = ("eyes", "mouth"),
+    strengths: float | np.ndarray = 1.0,
+    seed: int = 10,
+) -> dict[str, np.ndarray]:
     parts = len(regions)
     images = faces(count * (1 + parts), seed)
-    return {"source": images[:count], "exemplars": images[count:].reshape(count, parts, SIZE, SIZE, 3),
-            "masks": masks_of(*regions, count=count),
-            "strengths": np.broadcast_to(np.float32(strengths), (count, parts)).astype(np.float32).copy(),
-            "attributes": np.ones([count, parts, model["attributes"]], np.float32)}
+    return {
+        "source": images[:count],
+        "exemplars": images[count:].reshape(count, parts, SIZE, SIZE, 3),
+        "masks": masks_of(*regions, count=count),
+        "strengths": np.broadcast_to(np.float32(strengths), (count, parts)).astype(np.float32).copy(),
+        "attributes": np.ones([count, parts, model["attributes"]], np.float32),
+    }
 
 
 def run(model: dict, signature: str, inputs: dict[str, np.ndarray], tflite: bool = False) -> np.ndarray:
     if tflite:
         return model["tflite"].get_signature_runner(signature)(**inputs)["edited"]
     return model["signatures"][signature](**{key: tf.constant(value) for key, value in inputs.items()})[
-        "edited"].numpy()
+        "edited"
+    ].numpy()
 
 
 def level_difference(a: np.ndarray, b: np.ndarray) -> int:
@@ -80,9 +97,13 @@ def test_the_signature_has_the_contracts_inputs_and_output(model):
     function = model["signatures"]["edit_composed"]
     n = model["attributes"]
     specs = {name: (spec.dtype, spec.shape.as_list()) for name, spec in function.structured_input_signature[1].items()}
-    assert specs == {"source": (tf.uint8, [None, SIZE, SIZE, 3]), "exemplars": (tf.uint8, [None, None, SIZE, SIZE, 3]),
-                     "masks": (tf.float32, [None, None, SIZE, SIZE, 1]), "strengths": (tf.float32, [None, None]),
-                     "attributes": (tf.float32, [None, None, n])}
+    assert specs == {
+        "source": (tf.uint8, [None, SIZE, SIZE, 3]),
+        "exemplars": (tf.uint8, [None, None, SIZE, SIZE, 3]),
+        "masks": (tf.float32, [None, None, SIZE, SIZE, 1]),
+        "strengths": (tf.float32, [None, None]),
+        "attributes": (tf.float32, [None, None, n]),
+    }
     output = function.structured_outputs["edited"]
     assert (output.dtype, output.shape.as_list()) == (tf.uint8, [None, SIZE, SIZE, 3])
     assert "edit_composed" in model["tflite"].get_signature_list()
@@ -102,8 +123,12 @@ def test_outside_the_union_of_the_masks_the_output_is_the_source_bit_for_bit(mod
 @pytest.mark.parametrize("tflite", [False, True], ids=["saved_model", "tflite"])
 def test_one_part_at_full_strength_is_the_plain_edit(model, tflite):
     inputs = composed_inputs(model, regions=("mouth",))
-    plain = run(model, "edit", {"source": inputs["source"], "exemplar": inputs["exemplars"][:, 0],
-                                "mask": inputs["masks"][:, 0]}, tflite)
+    plain = run(
+        model,
+        "edit",
+        {"source": inputs["source"], "exemplar": inputs["exemplars"][:, 0], "mask": inputs["masks"][:, 0]},
+        tflite,
+    )
     assert level_difference(run(model, "edit_composed", inputs, tflite), plain) <= 2
 
 
@@ -112,28 +137,44 @@ def test_one_part_with_attributes_filtered_is_edit_filtered(model):
         pytest.skip("EBGAN has no edit_filtered (it ignores attributes)")
     inputs = composed_inputs(model, count=2, regions=("mouth",))
     inputs["attributes"][:, 0, ::2] = 0.0
-    filtered = run(model, "edit_filtered", {"source": inputs["source"], "exemplar": inputs["exemplars"][:, 0],
-                                            "mask": inputs["masks"][:, 0], "attributes": inputs["attributes"][:, 0]})
+    filtered = run(
+        model,
+        "edit_filtered",
+        {
+            "source": inputs["source"],
+            "exemplar": inputs["exemplars"][:, 0],
+            "mask": inputs["masks"][:, 0],
+            "attributes": inputs["attributes"][:, 0],
+        },
+    )
     assert level_difference(run(model, "edit_composed", inputs), filtered) <= 2
 
 
 @pytest.mark.parametrize("tflite", [False, True], ids=["saved_model", "tflite"])
 def test_strength_zero_gives_the_sources_own_region(model, tflite):
     inputs = composed_inputs(model, regions=("mouth",), strengths=0.0)
-    own = run(model, "edit", {"source": inputs["source"], "exemplar": inputs["source"],
-                              "mask": inputs["masks"][:, 0]}, tflite)
+    own = run(
+        model, "edit", {"source": inputs["source"], "exemplar": inputs["source"], "mask": inputs["masks"][:, 0]}, tflite
+    )
     assert level_difference(run(model, "edit_composed", inputs, tflite), own) <= 2
     # Two parts on the same mask at strength 0: the same region, whatever the exemplars.
-    twice = {**inputs, "exemplars": faces(2, 90)[None], "masks": np.repeat(inputs["masks"], 2, axis=1),
-             "strengths": np.zeros([1, 2], np.float32), "attributes": np.repeat(inputs["attributes"], 2, axis=1)}
+    twice = {
+        **inputs,
+        "exemplars": faces(2, 90)[None],
+        "masks": np.repeat(inputs["masks"], 2, axis=1),
+        "strengths": np.zeros([1, 2], np.float32),
+        "attributes": np.repeat(inputs["attributes"], 2, axis=1),
+    }
     assert level_difference(run(model, "edit_composed", twice, tflite), own) <= 2
 
 
 def test_the_edit_moves_monotonically_from_strength_zero_towards_strength_one(model):
     strengths = np.linspace(0.0, 1.0, 6)
     inputs = composed_inputs(model, count=2, regions=("eyes", "mouth"))
-    edits = [run(model, "edit_composed", {**inputs, "strengths": np.full([2, 2], value, np.float32)}).astype(float)
-             for value in strengths]
+    edits = [
+        run(model, "edit_composed", {**inputs, "strengths": np.full([2, 2], value, np.float32)}).astype(float)
+        for value in strengths
+    ]
     inside = np.any(inputs["masks"] > 0.5, axis=1)[..., 0]
 
     def distance(a, b):
@@ -169,8 +210,9 @@ def test_the_one_pass_lays_each_parts_code_on_its_own_mask():
     layout = np.eye(5, dtype=np.float32)[rng.integers(0, 5, [count, size, size])]  # one part per pixel
     masks = (rng.random([count, parts, size, size, 1]) < 0.5).astype(np.float32)
     codes = rng.normal(size=[count, parts, 5, 4]).astype(np.float32)  # [N, K, P, C]
-    spread = spread_part_codes(tf.constant(codes.reshape(count, parts * 5, 4)),
-                               part_layouts(tf.constant(layout), tf.constant(masks)), size).numpy()
+    spread = spread_part_codes(
+        tf.constant(codes.reshape(count, parts * 5, 4)), part_layouts(tf.constant(layout), tf.constant(masks)), size
+    ).numpy()
     coverage = np.maximum(masks.sum(axis=1), 1.0)
     expected = np.einsum("nhwp,nkhw,nkpc->nhwc", layout, masks[..., 0], codes) / coverage
     np.testing.assert_allclose(spread, expected, atol=1e-5)
@@ -182,9 +224,16 @@ def bad_inputs(model: dict) -> dict[str, tuple[dict[str, np.ndarray], str]]:
     nan_strengths, inf_masks = good["strengths"].copy(), good["masks"].copy()
     nan_strengths[1, 0], inf_masks[0, 1, 3, 3] = np.nan, np.inf
     return {
-        "no parts": ({**good, "exemplars": good["exemplars"][:, :0], "masks": good["masks"][:, :0],
-                      "strengths": good["strengths"][:, :0], "attributes": good["attributes"][:, :0]},
-                     "at least one part"),
+        "no parts": (
+            {
+                **good,
+                "exemplars": good["exemplars"][:, :0],
+                "masks": good["masks"][:, :0],
+                "strengths": good["strengths"][:, :0],
+                "attributes": good["attributes"][:, :0],
+            },
+            "at least one part",
+        ),
         "batch of exemplars": ({**good, "exemplars": good["exemplars"][:1]}, "exemplars must be"),
         "parts of masks": ({**good, "masks": good["masks"][:, :1]}, "masks must be"),
         "parts of strengths": ({**good, "strengths": good["strengths"][:, :1]}, "strengths must be"),
@@ -199,9 +248,23 @@ def bad_inputs(model: dict) -> dict[str, tuple[dict[str, np.ndarray], str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["no parts", "batch of exemplars", "parts of masks", "parts of strengths",
-                                  "attribute count", "mask size", "strength above 1", "negative strength",
-                                  "NaN strength", "Inf in a mask", "mask above 1", "attribute above 1"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no parts",
+        "batch of exemplars",
+        "parts of masks",
+        "parts of strengths",
+        "attribute count",
+        "mask size",
+        "strength above 1",
+        "negative strength",
+        "NaN strength",
+        "Inf in a mask",
+        "mask above 1",
+        "attribute above 1",
+    ],
+)
 def test_bad_inputs_are_invalid_argument_from_the_graph(model, case):
     inputs, message = bad_inputs(model)[case]
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):

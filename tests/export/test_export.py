@@ -65,14 +65,28 @@ def exported(tmp_path_factory, data_dir):
     config = tiny_config(model_dir, data_dir, epochs=1, steps_per_epoch=2, validation_steps=0, image_every=2)
     train_lib.train(config, make_strategy("one_device"))
     base = str(tmp_path_factory.mktemp("exports"))
-    status, out, err = export_cli(f"--model_dir={model_dir}", f"--export_base={base}", "--name=ebgan",
-                                  f"--tflite={','.join(TFLITE_VARIANTS)}",
-                                  f"--calibration_examples={CALIBRATION_EXAMPLES}", f"--data_dir={data_dir}",
-                                  "--verify")
-    tflite = {variant: os.path.join(base, "ebgan-tflite", "1", f"model_{variant}.tflite")
-              for variant in TFLITE_VARIANTS}
-    return dict(model_dir=model_dir, trainer=load_trained(model_dir), base=base,
-                saved=os.path.join(base, "ebgan", "1"), tflite=tflite, status=status, out=out, err=err)
+    status, out, err = export_cli(
+        f"--model_dir={model_dir}",
+        f"--export_base={base}",
+        "--name=ebgan",
+        f"--tflite={','.join(TFLITE_VARIANTS)}",
+        f"--calibration_examples={CALIBRATION_EXAMPLES}",
+        f"--data_dir={data_dir}",
+        "--verify",
+    )
+    tflite = {
+        variant: os.path.join(base, "ebgan-tflite", "1", f"model_{variant}.tflite") for variant in TFLITE_VARIANTS
+    }
+    return dict(
+        model_dir=model_dir,
+        trainer=load_trained(model_dir),
+        base=base,
+        saved=os.path.join(base, "ebgan", "1"),
+        tflite=tflite,
+        status=status,
+        out=out,
+        err=err,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +109,19 @@ def faces(count: int, seed: int = 100) -> tuple[np.ndarray, np.ndarray]:
 
 def saved_model_cli_signatures(path: str) -> dict[str, dict[str, dict[str, tuple[str, str]]]]:
     """signature -> {"inputs"/"outputs": {name: (dtype, shape)}}, parsed from `saved_model_cli show --all`."""
-    result = subprocess.run([SAVED_MODEL_CLI, "show", "--all", "--dir", path], capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300, check=True)
+    result = subprocess.run(
+        [SAVED_MODEL_CLI, "show", "--all", "--dir", path],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=300,
+        check=True,
+    )
     signatures: dict = {}
-    pattern = re.compile(r"signature_def\['(\w+)'\]:|(inputs|outputs)\['(\w+)'\] tensor_info:\s*dtype: (\w+)\s*"
-                         r"shape: ([^\n]+)")
+    pattern = re.compile(
+        r"signature_def\['(\w+)'\]:|(inputs|outputs)\['(\w+)'\] tensor_info:\s*dtype: (\w+)\s*"
+        r"shape: ([^\n]+)"
+    )
     current = None
     for match in pattern.finditer(result.stdout.split("Concrete Functions:")[0]):
         if match.group(1):
@@ -113,8 +135,10 @@ def saved_model_cli_signatures(path: str) -> dict[str, dict[str, dict[str, tuple
 def test_cli_writes_the_saved_model_tflite_files_and_passes_verify(exported):
     assert exported["status"] == 0, exported["err"]
     out = exported["out"]
-    assert (f"SavedModel: {exported['saved']}  signatures: edit (serving_default), edit_filtered, classify, "
-            "edit_composed, metadata") in out
+    assert (
+        f"SavedModel: {exported['saved']}  signatures: edit (serving_default), edit_filtered, classify, "
+        "edit_composed, metadata"
+    ) in out
     for variant, path in exported["tflite"].items():
         assert f"TFLite {variant}: {path} (" in out and os.path.getsize(path) > 0
     assert f"int8 calibration: {CALIBRATION_EXAMPLES} training examples (mouth in turn)" in out
@@ -131,19 +155,32 @@ def test_cli_writes_the_saved_model_tflite_files_and_passes_verify(exported):
 def test_saved_model_cli_shows_the_contract(exported):
     signatures = saved_model_cli_signatures(exported["saved"])
     n = len(exported["trainer"].attribute_names)
-    images = {"source": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)"), "exemplar": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)"),
-              "mask": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 1)")}
+    images = {
+        "source": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)"),
+        "exemplar": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)"),
+        "mask": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 1)"),
+    }
     edited = {"edited": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)")}
     assert {"edit", "serving_default", "edit_filtered", "classify", "metadata"} <= set(signatures)
     assert signatures["edit"] == {"inputs": images, "outputs": edited}
     assert signatures["serving_default"] == signatures["edit"]
-    assert signatures["edit_filtered"] == {"inputs": {**images, "attributes": ("DT_FLOAT", f"(-1, {n})")},
-                                           "outputs": edited}
-    assert signatures["classify"] == {"inputs": {"image": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)")},
-                                      "outputs": {"probabilities": ("DT_FLOAT", f"(-1, {n})")}}
-    assert signatures["metadata"] == {"inputs": {}, "outputs": {
-        "attribute_names": ("DT_STRING", f"({n})"), "image_size": ("DT_INT32", "()"),
-        "variant": ("DT_STRING", "()"), "landmark_template": ("DT_FLOAT", "(5, 2)")}}
+    assert signatures["edit_filtered"] == {
+        "inputs": {**images, "attributes": ("DT_FLOAT", f"(-1, {n})")},
+        "outputs": edited,
+    }
+    assert signatures["classify"] == {
+        "inputs": {"image": ("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)")},
+        "outputs": {"probabilities": ("DT_FLOAT", f"(-1, {n})")},
+    }
+    assert signatures["metadata"] == {
+        "inputs": {},
+        "outputs": {
+            "attribute_names": ("DT_STRING", f"({n})"),
+            "image_size": ("DT_INT32", "()"),
+            "variant": ("DT_STRING", "()"),
+            "landmark_template": ("DT_FLOAT", "(5, 2)"),
+        },
+    }
 
 
 def test_metadata_assets_and_warmup_requests(exported, loaded):
@@ -172,8 +209,11 @@ def test_metadata_assets_and_warmup_requests(exported, loaded):
 def test_saved_model_stores_each_edit_weight_once(exported):
     trainer = exported["trainer"]
     reader = tf.train.load_checkpoint(os.path.join(exported["saved"], "variables", "variables"))
-    stored = sum(int(np.prod(shape)) for name, shape in reader.get_variable_to_shape_map().items()
-                 if name.endswith("VARIABLE_VALUE"))
+    stored = sum(
+        int(np.prod(shape))
+        for name, shape in reader.get_variable_to_shape_map().items()
+        if name.endswith("VARIABLE_VALUE")
+    )
     edit_networks = [trainer.encoder, trainer.generator, trainer.classifier, trainer.landmarks]
     assert trainer.landmarks is not None  # the preset's per-part codes place the parts by estimated landmarks
     # Neither the discriminator nor a second copy of the edit networks' weights (the archive tracks nothing).
@@ -188,7 +228,8 @@ def test_parity_keras_saved_model_and_tflite(exported):
         reference = saved.edit(source, exemplar, mask, attributes)
         extra = () if attributes is None else (np.tile(attributes, (3, 1)),)
         keras_result = edit_function(exported["trainer"], attributes is not None, validate=True)(
-            source, exemplar, mask, *extra)["edited"].numpy()
+            source, exemplar, mask, *extra
+        )["edited"].numpy()
         assert np.abs(keras_result.astype(int) - reference).max() <= MAX_LEVEL_DIFFERENCE
         for variant, path in exported["tflite"].items():
             result = Editor.load(path).edit(source, exemplar, mask, attributes)
@@ -205,8 +246,10 @@ def test_verify_export_reports_every_check_and_catches_a_wrong_model(exported, e
     assert [check.name for check in checks][:2] == ["Keras vs SavedModel (edit)", "TFLite float32 vs SavedModel (edit)"]
     assert len(checks) == 4 * (1 + len(TFLITE_VARIANTS)) and all(check.passed for check in checks)
     classify = {check.name: check for check in checks if check.name.endswith("(classify)")}
-    assert sorted(classify) == sorted(["Keras vs SavedModel (classify)"] +
-                                      [f"TFLite {variant} vs SavedModel (classify)" for variant in TFLITE_VARIANTS])
+    assert sorted(classify) == sorted(
+        ["Keras vs SavedModel (classify)"]
+        + [f"TFLite {variant} vs SavedModel (classify)" for variant in TFLITE_VARIANTS]
+    )
     assert classify["TFLite dynamic vs SavedModel (classify)"].bound == MAX_PROBABILITY_DIFFERENCE["dynamic"]
     psnr = {check.name: check for check in checks if check.measure == "PSNR in mask (dB)"}
     assert psnr["TFLite dynamic vs SavedModel (edit)"].bound == PSNR_FLOORS["dynamic"]
@@ -225,11 +268,17 @@ def test_classify_is_the_sigmoid_of_the_classifier_on_the_scaled_image(exported,
     logits = trainer.classifier(tf.cast(exemplar, tf.float32) / 127.5 - 1.0).numpy()
     assert probabilities.shape == (3, len(trainer.attribute_names)) and probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities, 1 / (1 + np.exp(-logits)), atol=1e-5)
-    np.testing.assert_allclose(classify_function(trainer, validate=True)(exemplar)["probabilities"], probabilities,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        classify_function(trainer, validate=True)(exemplar)["probabilities"], probabilities, atol=1e-6
+    )
     for variant, path in exported["tflite"].items():  # batch 1 files, run image by image by the Editor
-        assert set(Interpreter(model_path=path).get_signature_list()) == {"edit", "edit_filtered", "classify",
-                                                                          "edit_composed", "metadata"}
+        assert set(Interpreter(model_path=path).get_signature_list()) == {
+            "edit",
+            "edit_filtered",
+            "classify",
+            "edit_composed",
+            "metadata",
+        }
         result = Editor.load(path).classify(exemplar)
         assert result.shape == probabilities.shape
         assert np.abs(result - probabilities).max() <= MAX_PROBABILITY_DIFFERENCE[variant], variant
@@ -250,13 +299,19 @@ def test_the_reading_is_what_the_edits_gate_transfers(exported):
     assert not np.array_equal(everything, nothing)
 
 
-@pytest.mark.parametrize("image, message", [
-    (np.zeros([2, 16, 16, 3], np.uint8), rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[2 16 16 3\]"),
-    (np.zeros([SIZE, SIZE, 3], np.uint8), rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[{SIZE} {SIZE} 3\]"),
-    (np.zeros([1, SIZE, SIZE, 1], np.uint8),
-     rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[1 {SIZE} {SIZE} 1\]"),
-    (np.zeros([1, SIZE, SIZE, 3], np.float32), "expected to be a uint8 tensor but is a float tensor"),
-], ids=["16 px", "no batch axis", "one channel", "float"])
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros([2, 16, 16, 3], np.uint8), rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[2 16 16 3\]"),
+        (np.zeros([SIZE, SIZE, 3], np.uint8), rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[{SIZE} {SIZE} 3\]"),
+        (
+            np.zeros([1, SIZE, SIZE, 1], np.uint8),
+            rf"image must be \[N,{SIZE},{SIZE},3\]; got shape\] \[1 {SIZE} {SIZE} 1\]",
+        ),
+        (np.zeros([1, SIZE, SIZE, 3], np.float32), "expected to be a uint8 tensor but is a float tensor"),
+    ],
+    ids=["16 px", "no batch axis", "one channel", "float"],
+)
 def test_bad_inputs_to_classify_are_readable_errors(loaded, image, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         loaded.signatures["classify"](image=tf.constant(image))
@@ -297,43 +352,71 @@ def test_dynamic_batch_and_signature_agreement(exported, loaded):
     three = signatures["edit"](source=source, exemplar=exemplar, mask=mask)["edited"].numpy()
     assert three.shape == (3, SIZE, SIZE, 3) and three.dtype == np.uint8
     for index in range(3):
-        one = signatures["edit"](source=source[index:index + 1], exemplar=exemplar[index:index + 1],
-                                 mask=mask[index:index + 1])["edited"].numpy()
+        one = signatures["edit"](
+            source=source[index : index + 1], exemplar=exemplar[index : index + 1], mask=mask[index : index + 1]
+        )["edited"].numpy()
         assert one.shape == (1, SIZE, SIZE, 3)
         assert np.abs(one[0].astype(int) - three[index]).max() <= MAX_LEVEL_DIFFERENCE
     default = signatures["serving_default"](source=source, exemplar=exemplar, mask=mask)["edited"].numpy()
-    all_on = signatures["edit_filtered"](source=source, exemplar=exemplar, mask=mask,
-                                         attributes=np.ones([3, n], np.float32))["edited"].numpy()
+    all_on = signatures["edit_filtered"](
+        source=source, exemplar=exemplar, mask=mask, attributes=np.ones([3, n], np.float32)
+    )["edited"].numpy()
     np.testing.assert_array_equal(default, three)
     np.testing.assert_array_equal(all_on, three)  # edit = edit_filtered with every attribute transferred
 
 
 def _inputs(count: int = 2, size: int = SIZE, attributes: int | None = None) -> dict[str, np.ndarray]:
-    inputs = {"source": np.zeros([count, size, size, 3], np.uint8),
-              "exemplar": np.zeros([count, size, size, 3], np.uint8),
-              "mask": np.ones([count, size, size, 1], np.float32)}
+    inputs = {
+        "source": np.zeros([count, size, size, 3], np.uint8),
+        "exemplar": np.zeros([count, size, size, 3], np.uint8),
+        "mask": np.ones([count, size, size, 1], np.float32),
+    }
     if attributes is not None:
         inputs["attributes"] = np.ones([count, attributes], np.float32)
     return inputs
 
 
 BAD_INPUTS = [
-    ("source 16 px", lambda i: i.update(source=i["source"][:, :16, :16]),
-     rf"source must be \[N,{SIZE},{SIZE},3\]; got shape\] \[2 16 16 3\]"),
-    ("exemplar 64 px", lambda i: i.update(exemplar=np.zeros([2, 64, 64, 3], np.uint8)),
-     rf"exemplar must be \[N,{SIZE},{SIZE},3\]; got shape\] \[2 64 64 3\]"),
-    ("mask with 3 channels", lambda i: i.update(mask=np.ones([2, SIZE, SIZE, 3], np.float32)),
-     rf"mask must be \[N,{SIZE},{SIZE},1\]; got shape\] \[2 {SIZE} {SIZE} 3\]"),
-    ("source without batch axis", lambda i: i.update(source=i["source"][0]),
-     rf"source must be \[N,{SIZE},{SIZE},3\]; got shape\] \[{SIZE} {SIZE} 3\]"),
-    ("exemplar batch 1", lambda i: i.update(exemplar=i["exemplar"][:1]),
-     "exemplar must have the same batch size N as source"),
-    ("mask batch 3", lambda i: i.update(mask=np.ones([3, SIZE, SIZE, 1], np.float32)),
-     "mask must have the same batch size N as source"),
-    ("float source", lambda i: i.update(source=i["source"].astype(np.float32)),
-     "expected to be a uint8 tensor but is a float tensor"),
-    ("uint8 mask", lambda i: i.update(mask=i["mask"].astype(np.uint8)),
-     "expected to be a float tensor but is a uint8 tensor"),
+    (
+        "source 16 px",
+        lambda i: i.update(source=i["source"][:, :16, :16]),
+        rf"source must be \[N,{SIZE},{SIZE},3\]; got shape\] \[2 16 16 3\]",
+    ),
+    (
+        "exemplar 64 px",
+        lambda i: i.update(exemplar=np.zeros([2, 64, 64, 3], np.uint8)),
+        rf"exemplar must be \[N,{SIZE},{SIZE},3\]; got shape\] \[2 64 64 3\]",
+    ),
+    (
+        "mask with 3 channels",
+        lambda i: i.update(mask=np.ones([2, SIZE, SIZE, 3], np.float32)),
+        rf"mask must be \[N,{SIZE},{SIZE},1\]; got shape\] \[2 {SIZE} {SIZE} 3\]",
+    ),
+    (
+        "source without batch axis",
+        lambda i: i.update(source=i["source"][0]),
+        rf"source must be \[N,{SIZE},{SIZE},3\]; got shape\] \[{SIZE} {SIZE} 3\]",
+    ),
+    (
+        "exemplar batch 1",
+        lambda i: i.update(exemplar=i["exemplar"][:1]),
+        "exemplar must have the same batch size N as source",
+    ),
+    (
+        "mask batch 3",
+        lambda i: i.update(mask=np.ones([3, SIZE, SIZE, 1], np.float32)),
+        "mask must have the same batch size N as source",
+    ),
+    (
+        "float source",
+        lambda i: i.update(source=i["source"].astype(np.float32)),
+        "expected to be a uint8 tensor but is a float tensor",
+    ),
+    (
+        "uint8 mask",
+        lambda i: i.update(mask=i["mask"].astype(np.uint8)),
+        "expected to be a float tensor but is a uint8 tensor",
+    ),
 ]
 
 
@@ -347,13 +430,19 @@ def test_bad_inputs_to_each_edit_signature_are_readable_errors(exported, loaded,
         loaded.signatures[signature](**{name: tf.constant(value) for name, value in inputs.items()})
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda n: np.ones([2, n - 1], np.float32),
-     r"attributes must be \[N,{n}\] \(one value per attribute, N as source\); got shape\] \[2 {m}\]"),
-    (lambda n: np.ones([1, n], np.float32), r"attributes must be \[N,{n}\].*got shape\] \[1 {n}\]"),
-    (lambda n: np.ones([2], np.float32), r"attributes must be \[N,{n}\].*got shape\] \[2\]"),
-    (lambda n: np.ones([2, n], np.int32), "expected to be a float tensor but is a int32 tensor"),
-], ids=["too few", "batch 1 for 2 images", "no batch axis", "int32"])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda n: np.ones([2, n - 1], np.float32),
+            r"attributes must be \[N,{n}\] \(one value per attribute, N as source\); got shape\] \[2 {m}\]",
+        ),
+        (lambda n: np.ones([1, n], np.float32), r"attributes must be \[N,{n}\].*got shape\] \[1 {n}\]"),
+        (lambda n: np.ones([2], np.float32), r"attributes must be \[N,{n}\].*got shape\] \[2\]"),
+        (lambda n: np.ones([2, n], np.int32), "expected to be a float tensor but is a int32 tensor"),
+    ],
+    ids=["too few", "batch 1 for 2 images", "no batch axis", "int32"],
+)
 def test_bad_attributes_to_edit_filtered_are_readable_errors(exported, loaded, make, message):
     n = len(exported["trainer"].attribute_names)
     inputs = _inputs(attributes=n)
@@ -362,8 +451,18 @@ def test_bad_attributes_to_edit_filtered_are_readable_errors(exported, loaded, m
         loaded.signatures["edit_filtered"](**{name: tf.constant(value) for name, value in inputs.items()})
 
 
-@pytest.mark.parametrize("name, value", [("attributes", np.nan), ("attributes", np.inf), ("attributes", 1e30),
-                                         ("attributes", -0.5), ("mask", np.nan), ("mask", -np.inf), ("mask", 2.0)])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("attributes", np.nan),
+        ("attributes", np.inf),
+        ("attributes", 1e30),
+        ("attributes", -0.5),
+        ("mask", np.nan),
+        ("mask", -np.inf),
+        ("mask", 2.0),
+    ],
+)
 def test_non_finite_or_out_of_range_masks_and_attributes_are_rejected(exported, loaded, name, value):
     n = len(exported["trainer"].attribute_names)
     inputs = _inputs(attributes=n)
@@ -398,17 +497,25 @@ def test_editor_checks_inputs_before_a_tflite_runner_sees_them(exported, variant
 
 
 def test_ebgan_export_omits_edit_filtered_and_says_so(ebgan_model_dir, tmp_path):
-    status, out, err = export_cli(f"--model_dir={ebgan_model_dir}", f"--export_base={tmp_path}", "--name=plain",
-                                  "--tflite=float32")
+    status, out, err = export_cli(
+        f"--model_dir={ebgan_model_dir}", f"--export_base={tmp_path}", "--name=plain", "--tflite=float32"
+    )
     assert status == 0, err
     assert "signatures: edit (serving_default), edit_composed, metadata" in out
     assert "This is an EBGAN model: no edit_filtered and no classify signature" in out
     path = str(tmp_path / "plain" / "1")
-    assert set(tf.saved_model.load(path).signatures) == {"edit", "serving_default", "edit_composed",
-                                                         "metadata"}  # no classify
+    assert set(tf.saved_model.load(path).signatures) == {
+        "edit",
+        "serving_default",
+        "edit_composed",
+        "metadata",
+    }  # no classify
     tflite = str(tmp_path / "plain-tflite" / "1" / "model_float32.tflite")
-    assert set(Interpreter(model_path=tflite).get_signature_list()) == {"edit", "edit_composed",
-                                                                        "metadata"}  # no classify
+    assert set(Interpreter(model_path=tflite).get_signature_list()) == {
+        "edit",
+        "edit_composed",
+        "metadata",
+    }  # no classify
     source, exemplar = faces(2)
     for model in (path, tflite):
         editor = Editor.load(model)
@@ -457,14 +564,22 @@ def test_versions_next_free_explicit_existing_and_failed(ebgan_model_dir, tmp_pa
 def test_cli_errors_exit_1_with_one_line(exported, tmp_path):
     cases = [
         ([f"--model_dir={tmp_path / 'missing'}"], "config.json not found: .*missing is not a model directory"),
-        ([f"--model_dir={exported['model_dir']}", "--tflite=float32,int4"],
-         r"Unknown TFLite variant\(s\) int4; valid: float32, float16, dynamic, int8\."),
-        ([f"--model_dir={exported['model_dir']}", "--tflite=int8", "--calibration_examples=0"],
-         "--calibration_examples must be positive, got 0"),
-        ([f"--model_dir={exported['model_dir']}", "--tflite=int8", f"--data_dir={tmp_path / 'nodata'}"],
-         r"No synthetic_faces data set .*in '.*nodata'"),  # the tiny data set's loader (conftest.py) says so
-        ([f"--model_dir={exported['model_dir']}", "--version=1", "--name=ebgan"],
-         r"ebgan/1 already exists; choose another --version"),
+        (
+            [f"--model_dir={exported['model_dir']}", "--tflite=float32,int4"],
+            r"Unknown TFLite variant\(s\) int4; valid: float32, float16, dynamic, int8\.",
+        ),
+        (
+            [f"--model_dir={exported['model_dir']}", "--tflite=int8", "--calibration_examples=0"],
+            "--calibration_examples must be positive, got 0",
+        ),
+        (
+            [f"--model_dir={exported['model_dir']}", "--tflite=int8", f"--data_dir={tmp_path / 'nodata'}"],
+            r"No synthetic_faces data set .*in '.*nodata'",
+        ),  # the tiny data set's loader (conftest.py) says so
+        (
+            [f"--model_dir={exported['model_dir']}", "--version=1", "--name=ebgan"],
+            r"ebgan/1 already exists; choose another --version",
+        ),
     ]
     for argv, message in cases:
         base = tmp_path / "exports" if "--version=1" not in argv else exported["base"]
@@ -493,8 +608,14 @@ def test_ebgan_edit_on_the_export(exported, tmp_path):
         assert np.abs(edited.astype(int) - want).max() <= MAX_LEVEL_DIFFERENCE
         np.testing.assert_array_equal(edited[mask[..., 0] <= 0.5], source[0][mask[..., 0] <= 0.5])
     with pytest.raises(ValueError, match="Unknown attribute.*'Beard'.*valid attributes:"):
-        edit_files(exported["saved"], str(tmp_path / "a.png"), str(tmp_path / "b.png"), str(tmp_path / "x.png"),
-                   region="mouth", drop=["Beard"])
+        edit_files(
+            exported["saved"],
+            str(tmp_path / "a.png"),
+            str(tmp_path / "b.png"),
+            str(tmp_path / "x.png"),
+            region="mouth",
+            drop=["Beard"],
+        )
     assert not (tmp_path / "x.png").exists()
 
 
@@ -504,15 +625,23 @@ def test_ebgan_edit_prints_only_its_own_line_unless_tensorflow_logs_are_asked_fo
     save_image(str(tmp_path / "a.png"), source[0])
     save_image(str(tmp_path / "b.png"), exemplar[0])
     output = tmp_path / "out.png"
-    command = [sys.executable, "-m", "ebgan_tf.serving.edit", f"--model={exported['tflite']['dynamic']}",
-               f"--source={tmp_path / 'a.png'}", f"--exemplar={tmp_path / 'b.png'}", "--region=mouth",
-               f"--output={output}"]
+    command = [
+        sys.executable,
+        "-m",
+        "ebgan_tf.serving.edit",
+        f"--model={exported['tflite']['dynamic']}",
+        f"--source={tmp_path / 'a.png'}",
+        f"--exemplar={tmp_path / 'b.png'}",
+        "--region=mouth",
+        f"--output={output}",
+    ]
     user = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", VERBOSE_VARIABLE)}
     quiet = subprocess.run(command, cwd=REPO_ROOT, env=user, capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0, quiet.stderr
     assert (quiet.stdout, quiet.stderr) == (f"Wrote {output}\n", "")
-    verbose = subprocess.run(command, cwd=REPO_ROOT, env={**user, VERBOSE_VARIABLE: "1"}, capture_output=True,
-                             text=True, timeout=300)
+    verbose = subprocess.run(
+        command, cwd=REPO_ROOT, env={**user, VERBOSE_VARIABLE: "1"}, capture_output=True, text=True, timeout=300
+    )
     assert verbose.returncode == 0 and verbose.stdout == f"Wrote {output}\n"
     assert "XNNPACK" in verbose.stderr  # LiteRT's own line, shown when asked for
 
@@ -522,8 +651,11 @@ def test_ebgan_serve_and_client_serve_the_export(exported):
     from ebgan_tf.serving import client, server, server_config
 
     config = f'model_config_list {{ config {{ name: "ebgan" base_path: "{exported["base"]}/ebgan" }} }}'
-    options = server_config.ServerOptions(models=tuple(server_config.parse_model_config(config)), port=0,
-                                   batching=server_config.BatchingOptions(max_batch_size=4, batch_timeout_micros=1000))
+    options = server_config.ServerOptions(
+        models=tuple(server_config.parse_model_config(config)),
+        port=0,
+        batching=server_config.BatchingOptions(max_batch_size=4, batch_timeout_micros=1000),
+    )
     sources, exemplars = faces(2, seed=300)
     editor = Editor.load(exported["saved"])
     mask = np.stack([editor.info.region_mask(["mouth"])] * 2)
@@ -546,10 +678,12 @@ def test_int8_file_has_every_signature_with_the_float_files_inputs_and_outputs(e
     assert int8.get_signature_list() == float32.get_signature_list()
     for signature in ("edit", "edit_filtered", "classify"):
         for kind in ("get_input_details", "get_output_details"):
-            want, got = (getattr(interpreter.get_signature_runner(signature), kind)()
-                         for interpreter in (float32, int8))
-            assert {name: (detail["dtype"], tuple(detail["shape"])) for name, detail in got.items()} == \
-                {name: (detail["dtype"], tuple(detail["shape"])) for name, detail in want.items()}, signature
+            want, got = (
+                getattr(interpreter.get_signature_runner(signature), kind)() for interpreter in (float32, int8)
+            )
+            assert {name: (detail["dtype"], tuple(detail["shape"])) for name, detail in got.items()} == {
+                name: (detail["dtype"], tuple(detail["shape"])) for name, detail in want.items()
+            }, signature
     editor = Editor.load(exported["tflite"][INT8])
     assert (editor.info.attribute_names, editor.info.image_size) == (tuple(exported["trainer"].attribute_names), SIZE)
 
@@ -578,8 +712,9 @@ def test_calibration_data_draws_the_asked_count_from_the_training_regions(export
     assert len(two) == 5 and two.regions == ("mouth", "face")
     areas = two.mask.sum(axis=(1, 2, 3))
     assert areas[:3].max() < areas[3:].min()  # three mouths, then two faces
-    with pytest.raises(ValueError,
-                       match=r"--calibration_examples must be at least the number of regions \(2: mouth, face\)"):
+    with pytest.raises(
+        ValueError, match=r"--calibration_examples must be at least the number of regions \(2: mouth, face\)"
+    ):
         calibration_data("synthetic_faces", data_dir, SIZE, ("mouth", "face"), names, 1)
 
 
@@ -590,11 +725,20 @@ def test_int8_without_calibration_data_is_a_clear_error(exported, tmp_path):
 
 
 def test_a_model_with_per_part_codes_exports_estimates_its_landmarks_in_the_graph_and_keeps_the_contract(
-        data_dir, tmp_path):
-    model_dir = write_untrained_run(tmp_path / "parts", data_dir, model_overrides={
-        **TINY_MODEL, "code_pooling": "parts", "code_injection": "all_scales"})
-    status, out, err = export_cli(f"--model_dir={model_dir}", f"--export_base={tmp_path / 'exports'}",
-                                  "--name=parts", "--tflite=dynamic", "--verify")
+    data_dir, tmp_path
+):
+    model_dir = write_untrained_run(
+        tmp_path / "parts",
+        data_dir,
+        model_overrides={**TINY_MODEL, "code_pooling": "parts", "code_injection": "all_scales"},
+    )
+    status, out, err = export_cli(
+        f"--model_dir={model_dir}",
+        f"--export_base={tmp_path / 'exports'}",
+        "--name=parts",
+        "--tflite=dynamic",
+        "--verify",
+    )
     assert status == 0, err
     trainer = load_trained(model_dir)
     assert trainer.landmarks is not None
@@ -604,8 +748,10 @@ def test_a_model_with_per_part_codes_exports_estimates_its_landmarks_in_the_grap
     expected = trainer.edit(sources / 127.5 - 1.0, exemplars / 127.5 - 1.0, mask).numpy()
     expected = np.round((expected + 1.0) * 127.5).astype(np.uint8)
     inside = mask[..., 0] > 0.5
-    for path in (tmp_path / "exports" / "parts" / "1", tmp_path / "exports" / "parts-tflite" / "1" /
-                 "model_dynamic.tflite"):
+    for path in (
+        tmp_path / "exports" / "parts" / "1",
+        tmp_path / "exports" / "parts-tflite" / "1" / "model_dynamic.tflite",
+    ):
         edited = Editor.load(str(path)).edit(sources, exemplars, mask)
         np.testing.assert_array_equal(edited[~inside], sources[~inside])
         assert metrics.masked_psnr(edited, expected, mask, 255.0, 100.0).mean() > 30.0, path

@@ -62,17 +62,30 @@ def removed_line(path) -> str:
 def test_an_export_removes_what_killed_exports_left_and_nothing_else(model_dir, tmp_path, monkeypatch):
     base = tmp_path / "exports"
     model_base, tflite_base = base / NAME, base / f"{NAME}-tflite"
-    litter = [model_base / ".tmp-1-abcd1234", tflite_base / ".tmp-1-ef_56789", tflite_base / "2",
-              tflite_base / "3" / ".partial-x1y2z3.model_float32.tflite", tflite_base / "3"]
+    litter = [
+        model_base / ".tmp-1-abcd1234",
+        tflite_base / ".tmp-1-ef_56789",
+        tflite_base / "2",
+        tflite_base / "3" / ".partial-x1y2z3.model_float32.tflite",
+        tflite_base / "3",
+    ]
     (litter[0] / "variables").mkdir(parents=True)  # a SavedModel half written
     (litter[0] / "saved_model.pb").write_bytes(b"half")
     (litter[1] / ".convert-q7r8s9").mkdir(parents=True)  # the conversion folder inside the TFLite staging folder
     litter[2].mkdir()  # an empty TFLite version folder
     litter[4].mkdir()
     litter[3].write_bytes(b"half")  # an interrupted write_atomically, alone in its version folder
-    kept = [model_base / "notes", model_base / ".tmp-notes", model_base / ".tmp-", model_base / ".tmpabc",
-            model_base / "tmp-4-abcd", tflite_base / "5" / "model_float32.tflite", tflite_base / "5" / "README",
-            base / "other" / ".tmp-1-abcd1234" / "saved_model.pb", base / "other-tflite" / "6"]
+    kept = [
+        model_base / "notes",
+        model_base / ".tmp-notes",
+        model_base / ".tmp-",
+        model_base / ".tmpabc",
+        model_base / "tmp-4-abcd",
+        tflite_base / "5" / "model_float32.tflite",
+        tflite_base / "5" / "README",
+        base / "other" / ".tmp-1-abcd1234" / "saved_model.pb",
+        base / "other-tflite" / "6",
+    ]
     for path in kept:
         if path.suffix or path.name == "README" or path.name == "saved_model.pb":
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,11 +120,15 @@ def test_a_failed_verify_publishes_nothing_and_checked_the_staged_files(model_di
 
     def failing_verify(trainer, saved_model_dir, tflite_paths=None, count=4):
         seen.update(saved=saved_model_dir, tflite=dict(tflite_paths))
-        seen["existed"] = [os.path.exists(os.path.join(saved_model_dir, "saved_model.pb")),
-                           *map(os.path.exists, tflite_paths.values())]
+        seen["existed"] = [
+            os.path.exists(os.path.join(saved_model_dir, "saved_model.pb")),
+            *map(os.path.exists, tflite_paths.values()),
+        ]
         seen["published"] = listing(base / NAME) + listing(base / f"{NAME}-tflite")
-        return [ParityCheck("Keras vs SavedModel (edit)", "max level difference", 0.0, 1, True),
-                ParityCheck("TFLite float32 vs SavedModel (edit)", "max level difference", 9.0, 1, False)]
+        return [
+            ParityCheck("Keras vs SavedModel (edit)", "max level difference", 0.0, 1, True),
+            ParityCheck("TFLite float32 vs SavedModel (edit)", "max level difference", 9.0, 1, False),
+        ]
 
     monkeypatch.setattr("ebgan_tf.export.verify.verify_export", failing_verify)
     status, out, err = export_cli(*flags(model_dir, base, "--verify"))
@@ -135,8 +152,7 @@ def test_sigkill_during_the_export_publishes_nothing_and_the_next_export_cleans_
     system_temp = tmp_path / "system-temp"
     system_temp.mkdir()
     log = tmp_path / "killed.log"
-    process = start_export(flags(model_dir, base), str(log), EBGAN_TEST_HANG_IN_CONVERSION="1",
-                           TMPDIR=str(system_temp))
+    process = start_export(flags(model_dir, base), str(log), EBGAN_TEST_HANG_IN_CONVERSION="1", TMPDIR=str(system_temp))
     with killed_on_exit([process]):
         deadline = time.monotonic() + 600
         while HANG_MARKER not in log.read_text():
@@ -165,11 +181,13 @@ def test_sigkill_during_the_export_publishes_nothing_and_the_next_export_cleans_
 
 @pytest.mark.slow  # two exports, one in a process of its own
 def test_sigkill_between_the_two_renames_leaves_no_saved_model_version_and_the_next_export_replaces_the_tflite_files(
-        model_dir, tmp_path):
+    model_dir, tmp_path
+):
     base = tmp_path / "exports"
     log = tmp_path / "killed.log"
-    with killed_on_exit([start_export(flags(model_dir, base), str(log),
-                                      EBGAN_TEST_KILL_BEFORE_SAVED_MODEL_PUBLISH="1")]) as (process,):
+    with killed_on_exit(
+        [start_export(flags(model_dir, base), str(log), EBGAN_TEST_KILL_BEFORE_SAVED_MODEL_PUBLISH="1")]
+    ) as (process,):
         assert process.wait(600) == -signal.SIGKILL, log.read_text()[-3000:]
     # The TFLite files were published, the SavedModel was not: servers see no version 1.
     [saved_staging] = staging_folders(base / NAME)

@@ -55,27 +55,47 @@ def _classifier(image_size: int, num_attributes: int, seed: int) -> keras.Model:
     keras.utils.set_random_seed(seed + 1)
     images = keras.Input((image_size, image_size, 3), name="image")
     features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(images))
-    logits = keras.layers.Dense(num_attributes, kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
-                                bias_initializer=keras.initializers.Constant(np.linspace(2.0, -2.0, num_attributes)))
+    logits = keras.layers.Dense(
+        num_attributes,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
+        bias_initializer=keras.initializers.Constant(np.linspace(2.0, -2.0, num_attributes)),
+    )
     return keras.Model(images, logits(features))
 
 
 def _checks(image_size: int, num_attributes: int, source, exemplar, mask, attributes=None) -> list:
     batch = tf.shape(source)[0]
-    checks = [tf.debugging.assert_equal(tf.shape(tensor)[1:3], [image_size, image_size],
-                                        message=f"{name} must be [N,{image_size},{image_size},C]")
-              for name, tensor in (("source", source), ("exemplar", exemplar), ("mask", mask))]
-    checks += [tf.debugging.assert_equal(tf.shape(tensor)[0], batch, message=f"{name} must have source's N")
-               for name, tensor in (("exemplar", exemplar), ("mask", mask))]
+    checks = [
+        tf.debugging.assert_equal(
+            tf.shape(tensor)[1:3], [image_size, image_size], message=f"{name} must be [N,{image_size},{image_size},C]"
+        )
+        for name, tensor in (("source", source), ("exemplar", exemplar), ("mask", mask))
+    ]
+    checks += [
+        tf.debugging.assert_equal(tf.shape(tensor)[0], batch, message=f"{name} must have source's N")
+        for name, tensor in (("exemplar", exemplar), ("mask", mask))
+    ]
     if attributes is not None:
-        checks.append(tf.debugging.assert_equal(tf.shape(attributes), tf.stack([batch, num_attributes]),
-                                                message=f"attributes must be [N,{num_attributes}]"))
+        checks.append(
+            tf.debugging.assert_equal(
+                tf.shape(attributes),
+                tf.stack([batch, num_attributes]),
+                message=f"attributes must be [N,{num_attributes}]",
+            )
+        )
     return checks
 
 
-def export_contract_model(base_path: str, name: str = "ebgan", version: int = 1, image_size: int = 16,
-                          variant: str = "att_ebgan", attribute_names: Sequence[str] = ATTRIBUTES,
-                          seed: int = 0, classify: bool = True) -> str:
+def export_contract_model(
+    base_path: str,
+    name: str = "ebgan",
+    version: int = 1,
+    image_size: int = 16,
+    variant: str = "att_ebgan",
+    attribute_names: Sequence[str] = ATTRIBUTES,
+    seed: int = 0,
+    classify: bool = True,
+) -> str:
     """Writes the fixture SavedModel to `<base_path>/<name>/<version>/` (atomically) and returns that path.
     `classify=False` leaves out an Att-EBGAN's classify signature, as exports written before it were."""
     names = tuple(attribute_names) if variant == "att_ebgan" else ()
@@ -96,30 +116,37 @@ def export_contract_model(base_path: str, name: str = "ebgan", version: int = 1,
             return {"edited": tf.cast(composite, tf.uint8)}
 
     def classify_image(image):
-        check = tf.debugging.assert_equal(tf.shape(image)[1:], [image_size, image_size, 3],
-                                          message=f"image must be [N,{image_size},{image_size},3]")
+        check = tf.debugging.assert_equal(
+            tf.shape(image)[1:], [image_size, image_size, 3], message=f"image must be [N,{image_size},{image_size},3]"
+        )
         with tf.control_dependencies([check]):
             return {"probabilities": tf.sigmoid(classifier(tf.cast(image, tf.float32) / 127.5 - 1.0))}
 
     def metadata():
-        return {"attribute_names": tf.constant(list(names), tf.string),
-                "image_size": tf.constant(image_size, tf.int32),
-                "variant": tf.constant(variant, tf.string),
-                "landmark_template": tf.constant(template_landmarks(image_size))}
+        return {
+            "attribute_names": tf.constant(list(names), tf.string),
+            "image_size": tf.constant(image_size, tf.int32),
+            "variant": tf.constant(variant, tf.string),
+            "landmark_template": tf.constant(template_landmarks(image_size)),
+        }
 
-    images = [tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="source"),
-              tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="exemplar"),
-              tf.TensorSpec([None, image_size, image_size, 1], tf.float32, name="mask")]
+    images = [
+        tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="source"),
+        tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="exemplar"),
+        tf.TensorSpec([None, image_size, image_size, 1], tf.float32, name="mask"),
+    ]
     archive = keras.export.ExportArchive()
     archive.track(generator)
     archive.add_endpoint("edit", lambda source, exemplar, mask: edit(source, exemplar, mask), images)
     if names:
-        archive.add_endpoint("edit_filtered", edit,
-                             images + [tf.TensorSpec([None, len(names)], tf.float32, name="attributes")])
+        archive.add_endpoint(
+            "edit_filtered", edit, images + [tf.TensorSpec([None, len(names)], tf.float32, name="attributes")]
+        )
     if classifier is not None:
         archive.track(classifier)
-        archive.add_endpoint("classify", classify_image,
-                             [tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="image")])
+        archive.add_endpoint(
+            "classify", classify_image, [tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="image")]
+        )
     archive.add_endpoint("metadata", metadata, input_signature=[])
     model_base = os.path.join(base_path, name)
     os.makedirs(model_base, exist_ok=True)
@@ -140,10 +167,12 @@ def random_inputs(count: int, image_size: int, num_attributes: int = 0, seed: in
     mask = np.zeros([count, image_size, image_size, 1], np.float32)
     for index in range(count):
         top, left = rng.integers(0, image_size // 2, size=2)
-        mask[index, top:top + image_size // 2, left:left + image_size // 2] = 1.0
-    inputs = {"source": rng.integers(0, 256, [count, image_size, image_size, 3], dtype=np.uint8),
-              "exemplar": rng.integers(0, 256, [count, image_size, image_size, 3], dtype=np.uint8),
-              "mask": mask}
+        mask[index, top : top + image_size // 2, left : left + image_size // 2] = 1.0
+    inputs = {
+        "source": rng.integers(0, 256, [count, image_size, image_size, 3], dtype=np.uint8),
+        "exemplar": rng.integers(0, 256, [count, image_size, image_size, 3], dtype=np.uint8),
+        "mask": mask,
+    }
     if num_attributes:
         inputs["attributes"] = rng.integers(0, 2, [count, num_attributes]).astype(np.float32)
     return inputs

@@ -26,6 +26,6 @@ def crop_editor_mismatches(editor) -> list[str]:
     problems = []
     for name in METHODS:
         wanted, given = parameter_names(getattr(CropEditor, name)), parameter_names(getattr(editor, name))
-        if given[:len(wanted)] != wanted:
+        if given[: len(wanted)] != wanted:
             problems.append(f"{type(editor).__name__}.{name}{tuple(given)}: the protocol has {tuple(wanted)}")
     return problems

@@ -38,14 +38,20 @@ def start_export(flags: list[str], log_path: str, **hooks: str) -> subprocess.Po
     """Starts this module's `ebgan-export` in a new process (stdout and stderr to `log_path`)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1", **hooks}
     with open(log_path, "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "tests.helpers.export_fixtures", *flags], cwd=REPO_ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.helpers.export_fixtures", *flags],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _install_hooks() -> None:
     from ebgan_tf.export import staging, tflite
 
     if os.environ.get("EBGAN_TEST_HANG_IN_CONVERSION"):
+
         class Hanging:
             def __init__(self, saved_model_dir: str, *args, **kwargs):
                 self.saved_model_dir = saved_model_dir
@@ -72,5 +78,6 @@ def _install_hooks() -> None:
 if __name__ == "__main__":
     _install_hooks()
     from ebgan_tf.export import main
+
     sys.argv[0] = "ebgan-export"
     main.run()

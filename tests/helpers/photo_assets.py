@@ -21,7 +21,6 @@ from tests.helpers.tiny import IMAGE_SIZE as TINY_SIZE, TINY_CONFIG
 ASTRONAUT = os.path.join(os.path.dirname(skimage.data.__file__), "astronaut.png")
 
 
-
 def template(size: int, count: int = 16) -> np.ndarray:
     """Mean landmarks of synthetic faces at `size` (what training records as the landmark template)."""
     return np.mean([synthetic.face_landmarks(synthetic.sample_face(seed), size) for seed in range(count)], axis=0)
@@ -53,8 +52,15 @@ class Canvas:
     face: synthetic.RenderedFace  # the face before pasting
 
 
-def paste_face(seed: int, face_size: int, scale: float, degrees: float, canvas_shape: tuple[int, int],
-               offset: tuple[float, float] = (0.0, 0.0), background: int = 90) -> Canvas:
+def paste_face(
+    seed: int,
+    face_size: int,
+    scale: float,
+    degrees: float,
+    canvas_shape: tuple[int, int],
+    offset: tuple[float, float] = (0.0, 0.0),
+    background: int = 90,
+) -> Canvas:
     """Synthetic face `seed` rendered at face_size, scaled/rotated about its centre and placed at the canvas centre
     plus `offset`, on a flat grey canvas (height, width)."""
     face = synthetic.render_face(synthetic.sample_face(seed), face_size)

@@ -44,7 +44,10 @@ def tiny_inputs(count: int, num_attributes: int, seed: int = 0) -> dict[str, np.
     """Valid edit_filtered inputs at the tiny model's size (a centred square mask)."""
     rng = np.random.default_rng(seed)
     mask = np.zeros([count, IMAGE_SIZE, IMAGE_SIZE, 1], np.float32)
-    mask[:, IMAGE_SIZE // 4:3 * IMAGE_SIZE // 4, IMAGE_SIZE // 4:3 * IMAGE_SIZE // 4] = 1.0
-    return {"source": rng.integers(0, 256, [count, IMAGE_SIZE, IMAGE_SIZE, 3], dtype=np.uint8),
-            "exemplar": rng.integers(0, 256, [count, IMAGE_SIZE, IMAGE_SIZE, 3], dtype=np.uint8),
-            "mask": mask, "attributes": np.ones([count, num_attributes], np.float32)}
+    mask[:, IMAGE_SIZE // 4 : 3 * IMAGE_SIZE // 4, IMAGE_SIZE // 4 : 3 * IMAGE_SIZE // 4] = 1.0
+    return {
+        "source": rng.integers(0, 256, [count, IMAGE_SIZE, IMAGE_SIZE, 3], dtype=np.uint8),
+        "exemplar": rng.integers(0, 256, [count, IMAGE_SIZE, IMAGE_SIZE, 3], dtype=np.uint8),
+        "mask": mask,
+        "attributes": np.ones([count, num_attributes], np.float32),
+    }

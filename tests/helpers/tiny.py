@@ -14,9 +14,16 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 IMAGE_SIZE = 32
 SPLIT_SIZES = {"num_train": 32, "num_validation": 8, "num_test": 16}
 # The one tiny network size of the suite: as a ModelConfig, as RunConfig overrides and as an --model_config flag.
-TINY_MODEL = {"image_size": IMAGE_SIZE, "base_width": 8, "max_width": 16, "code_downsamplings": 2,
-              "code_channels_per_attribute": 2, "ebgan_code_channels": 8, "discriminator_width": 8,
-              "classifier_width": 8}
+TINY_MODEL = {
+    "image_size": IMAGE_SIZE,
+    "base_width": 8,
+    "max_width": 16,
+    "code_downsamplings": 2,
+    "code_channels_per_attribute": 2,
+    "ebgan_code_channels": 8,
+    "discriminator_width": 8,
+    "classifier_width": 8,
+}
 TINY_CONFIG = ModelConfig(**TINY_MODEL)
 TINY_MODEL_FLAG = ",".join(f"{name}={value}" for name, value in TINY_MODEL.items())
 ATTRIBUTES = ("Mustache", "Smiling", "Wearing_Lipstick")
@@ -24,15 +31,26 @@ ATTRIBUTES = ("Mustache", "Smiling", "Wearing_Lipstick")
 
 def tiny_config(model_dir, data_dir, **overrides) -> RunConfig:
     """6 steps (2 epochs of 3) of a tiny Att-EBGAN at 32 px, batch 4; checkpoints at steps 2, 4, 6."""
-    settings = dict(model_dir=str(model_dir), data_dir=str(data_dir), batch_size=4, epochs=2, steps_per_epoch=3,
-                    checkpoint_every=2, keep_checkpoints=2, log_every=1, image_every=2, image_rows=2,
-                    validation_steps=1, model_overrides=TINY_MODEL)
+    settings = dict(
+        model_dir=str(model_dir),
+        data_dir=str(data_dir),
+        batch_size=4,
+        epochs=2,
+        steps_per_epoch=3,
+        checkpoint_every=2,
+        keep_checkpoints=2,
+        log_every=1,
+        image_every=2,
+        image_rows=2,
+        validation_steps=1,
+        model_overrides=TINY_MODEL,
+    )
     settings.update(overrides)
     return RunConfig(**settings)
 
 
 # Five landmarks (x, y) of an aligned 32 px face, as ebgan-train records them for the export.
-LANDMARK_TEMPLATE = (np.array([[0.39, 0.51], [0.61, 0.51], [0.5, 0.64], [0.4, 0.74], [0.59, 0.74]]) * IMAGE_SIZE)
+LANDMARK_TEMPLATE = np.array([[0.39, 0.51], [0.61, 0.51], [0.5, 0.64], [0.4, 0.74], [0.59, 0.74]]) * IMAGE_SIZE
 
 
 def write_untrained_run(model_dir, data_dir, variant: str = "att_ebgan", **overrides) -> str:
@@ -59,7 +77,7 @@ def make_batch(size: int = 32, batch_size: int = 4, num_attributes: int = 3, see
     mask = np.zeros([batch_size, size, size, 1], np.float32)
     for index in range(batch_size):
         top, left = rng.integers(0, size // 2, size=2)
-        mask[index, top:top + size // 3, left:left + size // 2] = 1.0
+        mask[index, top : top + size // 3, left : left + size // 2] = 1.0
     return {
         "source": rng.uniform(-1, 1, [batch_size, size, size, 3]).astype(np.float32),
         "exemplar": rng.uniform(-1, 1, [batch_size, size, size, 3]).astype(np.float32),

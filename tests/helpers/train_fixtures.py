@@ -28,6 +28,7 @@ from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, SPLIT_SIZES, TINY_MODEL_FL
 def prepare_tiny_data(data_dir: str) -> str:
     """Renders the tiny synthetic_faces data set (32 px) that the runner reads; returns `data_dir`."""
     from ebgan_tf.data import synthetic_faces
+
     synthetic_faces.prepare_synthetic_faces(data_dir, image_size=IMAGE_SIZE, **SPLIT_SIZES)
     return data_dir
 
@@ -35,15 +36,27 @@ def prepare_tiny_data(data_dir: str) -> str:
 def load_tiny_examples(dataset: str, data_dir: str, split: str, image_size: int):
     """Stands in for pipeline.load_examples: the tiny data set's split (the standard one has 12,000 faces)."""
     from ebgan_tf.data import synthetic_faces
+
     assert dataset == "synthetic_faces" and image_size == IMAGE_SIZE
     return synthetic_faces.load_synthetic_faces(data_dir, split, image_size, prepare=False, **SPLIT_SIZES)
 
 
 def train_flags(model_dir: str, data_dir: str, **overrides) -> list[str]:
     """ebgan-train flags of a tiny Att-EBGAN run (batch 4, 2 epochs of 3 steps), as in tests/training/test_train.py."""
-    settings = dict(model_dir=model_dir, data_dir=data_dir, batch_size=4, epochs=2, steps_per_epoch=3,
-                    checkpoint_every=2, keep_checkpoints=2, log_every=1, image_every=2, image_rows=2,
-                    validation_steps=1, model_config=TINY_MODEL_FLAG)
+    settings = dict(
+        model_dir=model_dir,
+        data_dir=data_dir,
+        batch_size=4,
+        epochs=2,
+        steps_per_epoch=3,
+        checkpoint_every=2,
+        keep_checkpoints=2,
+        log_every=1,
+        image_every=2,
+        image_rows=2,
+        validation_steps=1,
+        model_config=TINY_MODEL_FLAG,
+    )
     settings.update(overrides)
     return [f"--{name}={value}" for name, value in settings.items()]
 
@@ -52,8 +65,13 @@ def start_training(flags: list[str], log_path: str, **hooks: str) -> subprocess.
     """Starts this module's `ebgan-train` in a new process (stdout and stderr to `log_path`)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1", **hooks}
     with open(log_path, "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "tests.helpers.train_fixtures", *flags], cwd=REPO_ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.helpers.train_fixtures", *flags],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def run_training(flags: list[str], log_path: str, timeout: float = 600, **hooks: str) -> tuple[int, str]:
@@ -149,5 +167,6 @@ if __name__ == "__main__":
     pipeline.load_examples = load_tiny_examples
     _install_hooks()
     from ebgan_tf.training import train
+
     sys.argv[0] = "ebgan-train"
     train.run()

@@ -48,8 +48,18 @@ class WebTarget:
 
     def as_rest(self) -> hostile_probe.Target:
         """The same server as hostile_probe's slow-client cases take it."""
-        return hostile_probe.Target(0, self.port, self.image_size, 0, 0, self.max_message_bytes,
-                                    self.timeout_seconds, self.max_connections, self.host, "/api/models")
+        return hostile_probe.Target(
+            0,
+            self.port,
+            self.image_size,
+            0,
+            0,
+            self.max_message_bytes,
+            self.timeout_seconds,
+            self.max_connections,
+            self.host,
+            "/api/models",
+        )
 
 
 def send(target: WebTarget, data: bytes, half_close: bool = True, pace: float = 0.0) -> Answer:
@@ -104,10 +114,16 @@ def noise(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def declared_png(width: int, height: int) -> bytes:
     """A complete, tiny PNG whose header declares width x height pixels (its one IDAT holds a few rows at most)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) +
-            chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def mask_url(mask: np.ndarray | bytes) -> str:
@@ -118,18 +134,27 @@ def mask_url(mask: np.ndarray | bytes) -> str:
 
 def multipart(parts: list[tuple[str, bytes]], boundary: str = "EbganBoundary") -> bytes:
     """A multipart/form-data body of (Content-Disposition parameters, content) parts."""
-    lines = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n"
-                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n"
-                     for disposition, content in parts)
+    lines = b"".join(
+        f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n"
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+        for disposition, content in parts
+    )
     return lines + f"--{boundary}--\r\n".encode()
 
 
 def _small_files() -> dict[str, bytes]:
     """Valid small files of every accepted format (faceless noise), for damaging."""
     pixels = noise(48, 48, 3)
-    return {"PNG": encoded(pixels, "PNG"), "JPEG": encoded(pixels, "JPEG", quality=90),
-            "GIF": encoded(pixels, "GIF"), "BMP": encoded(pixels, "BMP"), "WEBP": encoded(pixels, "WEBP"),
-            "PNG 16-bit": encoded(Image.fromarray(pixels[..., 0].astype(np.uint16) * 257), "PNG")}
+    return {
+        "PNG": encoded(pixels, "PNG"),
+        "JPEG": encoded(pixels, "JPEG", quality=90),
+        "GIF": encoded(pixels, "GIF"),
+        "BMP": encoded(pixels, "BMP"),
+        "WEBP": encoded(pixels, "WEBP"),
+        "PNG 16-bit": encoded(Image.fromarray(pixels[..., 0].astype(np.uint16) * 257), "PNG"),
+    }
 
 
 SMALL_FILES = _small_files()
@@ -145,23 +170,64 @@ def _case(kind: str, name: str, send_: Callable[[WebTarget], Answer], expected: 
 def _framing_cases(path: str) -> list[Case]:
     kind = "framing (every upload endpoint)"
     return [
-        _case(kind, f"{path}: Content-Length over --max_message_bytes", lambda t: send(t, http_post(
-            path, b"", {"Content-Length": str(t.max_message_bytes + 1)}), half_close=False), "HTTP 413", "too large"),
-        _case(kind, f"{path}: no Content-Length", lambda t: send(t, http_post(path, b"{}", {"Content-Length": None})),
-              "HTTP 400", "Content-Length"),
-        _case(kind, f"{path}: Content-Length -1", lambda t: send(t, http_post(path, b"{}", {"Content-Length": "-1"})),
-              "HTTP 400", "Content-Length"),
-        _case(kind, f"{path}: Content-Length abc", lambda t: send(t, http_post(path, b"{}", {"Content-Length": "abc"})),
-              "HTTP 400", "Content-Length"),
-        _case(kind, f"{path}: two Content-Length", lambda t: send(t, http_post(path, b"{}").replace(
-            b"\r\n\r\n", b"\r\nContent-Length: 1\r\n\r\n", 1)), "HTTP 400", "2 Content-Length headers"),
-        _case(kind, f"{path}: chunked body", lambda t: send(t, http_post(
-            path, b"2\r\n{}\r\n0\r\n\r\n", {"Content-Length": None, "Transfer-Encoding": "chunked"})), "HTTP 400",
-            "Transfer-Encoding"),
-        _case(kind, f"{path}: body shorter than Content-Length, half-close", lambda t: send(t, http_post(
-            path, b"{}", {"Content-Length": "100"})), "HTTP 400", "ended after 2 of 100 bytes"),
-        _case(kind, f"{path}: body shorter than Content-Length, kept open", lambda t: send(t, http_post(
-            path, b"{}", {"Content-Length": "100"}), half_close=False), "HTTP 408", "did not arrive"),
+        _case(
+            kind,
+            f"{path}: Content-Length over --max_message_bytes",
+            lambda t: send(t, http_post(path, b"", {"Content-Length": str(t.max_message_bytes + 1)}), half_close=False),
+            "HTTP 413",
+            "too large",
+        ),
+        _case(
+            kind,
+            f"{path}: no Content-Length",
+            lambda t: send(t, http_post(path, b"{}", {"Content-Length": None})),
+            "HTTP 400",
+            "Content-Length",
+        ),
+        _case(
+            kind,
+            f"{path}: Content-Length -1",
+            lambda t: send(t, http_post(path, b"{}", {"Content-Length": "-1"})),
+            "HTTP 400",
+            "Content-Length",
+        ),
+        _case(
+            kind,
+            f"{path}: Content-Length abc",
+            lambda t: send(t, http_post(path, b"{}", {"Content-Length": "abc"})),
+            "HTTP 400",
+            "Content-Length",
+        ),
+        _case(
+            kind,
+            f"{path}: two Content-Length",
+            lambda t: send(t, http_post(path, b"{}").replace(b"\r\n\r\n", b"\r\nContent-Length: 1\r\n\r\n", 1)),
+            "HTTP 400",
+            "2 Content-Length headers",
+        ),
+        _case(
+            kind,
+            f"{path}: chunked body",
+            lambda t: send(
+                t, http_post(path, b"2\r\n{}\r\n0\r\n\r\n", {"Content-Length": None, "Transfer-Encoding": "chunked"})
+            ),
+            "HTTP 400",
+            "Transfer-Encoding",
+        ),
+        _case(
+            kind,
+            f"{path}: body shorter than Content-Length, half-close",
+            lambda t: send(t, http_post(path, b"{}", {"Content-Length": "100"})),
+            "HTTP 400",
+            "ended after 2 of 100 bytes",
+        ),
+        _case(
+            kind,
+            f"{path}: body shorter than Content-Length, kept open",
+            lambda t: send(t, http_post(path, b"{}", {"Content-Length": "100"}), half_close=False),
+            "HTTP 408",
+            "did not arrive",
+        ),
     ]
 
 
@@ -177,10 +243,12 @@ def _upload(data: bytes, content_type: str | None = None) -> Callable[[WebTarget
 
 def _edit(**changes) -> Callable[[WebTarget], Answer]:
     """An edit of the target's source by its exemplar (mouth), with fields changed (None: left out)."""
+
     def send_(target: WebTarget) -> Answer:
         body = {"source": {"image": target.source}, "exemplar": {"image": target.exemplar}, "region": "mouth"}
         body.update({key: value(target) if callable(value) else value for key, value in changes.items()})
         return post(target, "/api/edit", {key: value for key, value in body.items() if value is not None})
+
     return send_
 
 
@@ -196,8 +264,7 @@ def _corner(size: int) -> np.ndarray:
 
 _16BIT = encoded(Image.fromarray(np.full([40, 40], 30000, np.uint16)), "PNG")
 _CMYK = encoded(Image.fromarray(noise(40, 40)).convert("CMYK"), "JPEG")
-_GIF2 = encoded(Image.fromarray(noise(40, 40)), "GIF", save_all=True,
-                append_images=[Image.fromarray(noise(40, 40, 1))])
+_GIF2 = encoded(Image.fromarray(noise(40, 40)), "GIF", save_all=True, append_images=[Image.fromarray(noise(40, 40, 1))])
 
 CASES: tuple[Case, ...] = (
     _case("well-formed requests", "GET /api/models", lambda t: get(t, "/api/models"), "HTTP 200"),
@@ -206,61 +273,156 @@ CASES: tuple[Case, ...] = (
     _case("well-formed requests", "POST /api/edit (region)", _edit(), "HTTP 200"),
     *(case for path in UPLOAD_ENDPOINTS for case in _framing_cases(path)),
     _case(_IMAGES, "tiny PNG declaring 30000x30000", _upload(declared_png(30000, 30000)), "HTTP 413", "pixels"),
-    _case(_IMAGES, "PNG declaring 2000x2000 (over --max_pixels)", _upload(declared_png(2000, 2000)), "HTTP 413",
-          "2000x2000"),
+    _case(
+        _IMAGES,
+        "PNG declaring 2000x2000 (over --max_pixels)",
+        _upload(declared_png(2000, 2000)),
+        "HTTP 413",
+        "2000x2000",
+    ),
     _case(_IMAGES, "a text file", _upload(b"These are notes, not a photo.\n"), "HTTP 400", "not an image"),
     _case(_IMAGES, "an empty file", _upload(b""), "HTTP 400", "empty"),
-    _case(_IMAGES, "JPEG cut in half", _upload(SMALL_FILES["JPEG"][:len(SMALL_FILES["JPEG"]) // 2]), "HTTP 400",
-          "damaged"),
-    _case(_IMAGES, "PNG cut in half", _upload(SMALL_FILES["PNG"][:len(SMALL_FILES["PNG"]) // 2]), "HTTP 400",
-          "damaged"),
+    _case(
+        _IMAGES,
+        "JPEG cut in half",
+        _upload(SMALL_FILES["JPEG"][: len(SMALL_FILES["JPEG"]) // 2]),
+        "HTTP 400",
+        "damaged",
+    ),
+    _case(
+        _IMAGES, "PNG cut in half", _upload(SMALL_FILES["PNG"][: len(SMALL_FILES["PNG"]) // 2]), "HTTP 400", "damaged"
+    ),
     _case(_IMAGES, "TIFF (not accepted)", _upload(encoded(noise(40, 40), "TIFF")), "HTTP 400", "not an image"),
-    _case(_IMAGES, "SVG", _upload(b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle r="9"/>'
-                                  b'</svg>', "image/svg+xml"), "HTTP 400", "not an image"),
+    _case(
+        _IMAGES,
+        "SVG",
+        _upload(
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle r="9"/></svg>', "image/svg+xml"
+        ),
+        "HTTP 400",
+        "not an image",
+    ),
     _case(_IMAGES, "1x1 PNG", _upload(encoded(noise(1, 1), "PNG")), "HTTP 400", "no face"),
     _case(_IMAGES, "1x3000 PNG", _upload(encoded(noise(1, 3000), "PNG")), "HTTP 400", "no face"),
     _case(_IMAGES, "16-bit grey PNG", _upload(_16BIT), "HTTP 400", "no face"),
     _case(_IMAGES, "CMYK JPEG", _upload(_CMYK), "HTTP 400", "no face"),
     _case(_IMAGES, "GIF of two frames", _upload(_GIF2), "HTTP 400", "no face"),
-    _case(_MULTIPART, "no boundary", _upload(multipart([('name="photo"; filename="a.png"', SMALL_FILES["PNG"])]),
-                                             "multipart/form-data"), "HTTP 400", "boundary"),
-    _case(_MULTIPART, "wrong boundary", _upload(multipart([('name="photo"; filename="a.png"', SMALL_FILES["PNG"])]),
-                                                "multipart/form-data; boundary=Other"), "HTTP 400", "boundary"),
-    _case(_MULTIPART, "no file part", _upload(multipart([('name="note"', b"hello")]),
-                                              "multipart/form-data; boundary=EbganBoundary"), "HTTP 400", "0 files"),
-    _case(_MULTIPART, "two files", _upload(multipart([('name="a"; filename="a.png"', SMALL_FILES["PNG"]),
-                                                      ('name="b"; filename="b.png"', SMALL_FILES["PNG"])]),
-                                           "multipart/form-data; boundary=EbganBoundary"), "HTTP 400", "2 files"),
-    _case(_MULTIPART, "part without headers", _upload(b"--EbganBoundary\r\nno headers here--EbganBoundary--",
-                                                      "multipart/form-data; boundary=EbganBoundary"), "HTTP 400",
-          "boundary"),
-    _case(_MULTIPART, "multipart/mixed", _upload(multipart([('name="a"; filename="a.png"', SMALL_FILES["PNG"])]),
-                                                 "multipart/mixed; boundary=EbganBoundary"), "HTTP 400", "form-data"),
-    _case(_MULTIPART, "one faceless photo", _upload(multipart([('name="a"; filename="a.png"', SMALL_FILES["PNG"])]),
-                                                    "multipart/form-data; boundary=EbganBoundary"), "HTTP 400",
-          "no face"),
-    *(_case(_JSON_KIND, f"{path}: not JSON", lambda t, path=path: post(t, path, b"{nope", "application/json"),
-            "HTTP 400", "not valid JSON") for path in ("/api/crop", "/api/edit")),
-    *(_case(_JSON_KIND, f"{path}: JSON nested 50000 deep", lambda t, path=path: post(
-        t, path, b"[" * 50000 + b"]" * 50000, "application/json"), "HTTP 400", "nested too deeply")
-      for path in ("/api/crop", "/api/edit")),
+    _case(
+        _MULTIPART,
+        "no boundary",
+        _upload(multipart([('name="photo"; filename="a.png"', SMALL_FILES["PNG"])]), "multipart/form-data"),
+        "HTTP 400",
+        "boundary",
+    ),
+    _case(
+        _MULTIPART,
+        "wrong boundary",
+        _upload(
+            multipart([('name="photo"; filename="a.png"', SMALL_FILES["PNG"])]), "multipart/form-data; boundary=Other"
+        ),
+        "HTTP 400",
+        "boundary",
+    ),
+    _case(
+        _MULTIPART,
+        "no file part",
+        _upload(multipart([('name="note"', b"hello")]), "multipart/form-data; boundary=EbganBoundary"),
+        "HTTP 400",
+        "0 files",
+    ),
+    _case(
+        _MULTIPART,
+        "two files",
+        _upload(
+            multipart(
+                [('name="a"; filename="a.png"', SMALL_FILES["PNG"]), ('name="b"; filename="b.png"', SMALL_FILES["PNG"])]
+            ),
+            "multipart/form-data; boundary=EbganBoundary",
+        ),
+        "HTTP 400",
+        "2 files",
+    ),
+    _case(
+        _MULTIPART,
+        "part without headers",
+        _upload(b"--EbganBoundary\r\nno headers here--EbganBoundary--", "multipart/form-data; boundary=EbganBoundary"),
+        "HTTP 400",
+        "boundary",
+    ),
+    _case(
+        _MULTIPART,
+        "multipart/mixed",
+        _upload(
+            multipart([('name="a"; filename="a.png"', SMALL_FILES["PNG"])]), "multipart/mixed; boundary=EbganBoundary"
+        ),
+        "HTTP 400",
+        "form-data",
+    ),
+    _case(
+        _MULTIPART,
+        "one faceless photo",
+        _upload(
+            multipart([('name="a"; filename="a.png"', SMALL_FILES["PNG"])]),
+            "multipart/form-data; boundary=EbganBoundary",
+        ),
+        "HTTP 400",
+        "no face",
+    ),
+    *(
+        _case(
+            _JSON_KIND,
+            f"{path}: not JSON",
+            lambda t, path=path: post(t, path, b"{nope", "application/json"),
+            "HTTP 400",
+            "not valid JSON",
+        )
+        for path in ("/api/crop", "/api/edit")
+    ),
+    *(
+        _case(
+            _JSON_KIND,
+            f"{path}: JSON nested 50000 deep",
+            lambda t, path=path: post(t, path, b"[" * 50000 + b"]" * 50000, "application/json"),
+            "HTTP 400",
+            "nested too deeply",
+        )
+        for path in ("/api/crop", "/api/edit")
+    ),
     _case(_JSON_KIND, "a list, not an object", lambda t: post(t, "/api/edit", [1, 2]), "HTTP 400", "JSON object"),
     _case(_JSON_KIND, "model is a list", _edit(model=["ebgan"]), "HTTP 400", "model"),
     _case(_JSON_KIND, "model is an object", _edit(model={"name": "ebgan"}), "HTTP 400", "model"),
     _case(_JSON_KIND, "unknown model", _edit(model="nope"), "HTTP 404", "No model named 'nope'"),
     _case(_JSON_KIND, "unknown photo id", _edit(source={"image": "forgotten"}), "HTTP 404", "no longer on the server"),
-    _case(_JSON_KIND, "photo id of 100 kB", _edit(exemplar={"image": "x" * 100_000}), "HTTP 404",
-          "no longer on the server"),
+    _case(
+        _JSON_KIND,
+        "photo id of 100 kB",
+        _edit(exemplar={"image": "x" * 100_000}),
+        "HTTP 404",
+        "no longer on the server",
+    ),
     _case(_JSON_KIND, "photo id is a number", _edit(source={"image": 7}), "HTTP 400", "source photo"),
-    _case(_JSON_KIND, "face is a string", _edit(source=lambda t: {"image": t.source, "face": "0"}), "HTTP 400",
-          "face"),
-    _case(_JSON_KIND, "face 1e400 (infinite)", lambda t: post(t, "/api/crop", json.dumps(
-        {"image": t.source}).replace("}", ', "face": 1e400}').encode(), "application/json"), "HTTP 400", "face"),
-    _case(_JSON_KIND, "face 10^30", _edit(source=lambda t: {"image": t.source, "face": 10 ** 30}), "HTTP 400",
-          "face"),
+    _case(_JSON_KIND, "face is a string", _edit(source=lambda t: {"image": t.source, "face": "0"}), "HTTP 400", "face"),
+    _case(
+        _JSON_KIND,
+        "face 1e400 (infinite)",
+        lambda t: post(
+            t,
+            "/api/crop",
+            json.dumps({"image": t.source}).replace("}", ', "face": 1e400}').encode(),
+            "application/json",
+        ),
+        "HTTP 400",
+        "face",
+    ),
+    _case(_JSON_KIND, "face 10^30", _edit(source=lambda t: {"image": t.source, "face": 10**30}), "HTTP 400", "face"),
     _case(_JSON_KIND, "face -1", _edit(source=lambda t: {"image": t.source, "face": -1}), "HTTP 400", "face"),
-    _case(_JSON_KIND, "a number of 5000 digits", lambda t: post(t, "/api/crop", b'{"face": ' + b"9" * 5000 + b"}",
-                                                                "application/json"), "HTTP 400", "not valid JSON"),
+    _case(
+        _JSON_KIND,
+        "a number of 5000 digits",
+        lambda t: post(t, "/api/crop", b'{"face": ' + b"9" * 5000 + b"}", "application/json"),
+        "HTTP 400",
+        "not valid JSON",
+    ),
     _case(_JSON_KIND, "region is a number", _edit(region=5), "HTTP 400", "region"),
     _case(_JSON_KIND, "region is a list of numbers", _edit(region=[1, 2]), "HTTP 400", "region"),
     _case(_JSON_KIND, "unknown region", _edit(region="chin"), "HTTP 400", "chin"),
@@ -268,37 +430,102 @@ CASES: tuple[Case, ...] = (
     _case(_JSON_KIND, "drop is a string", _edit(drop="Mustache"), "HTTP 400", "drop must be a list"),
     _case(_JSON_KIND, "drop names an unknown attribute", _edit(drop=["Beard"]), "HTTP 400", "Beard"),
     _case(_JSON_KIND, "mask is a number", _edit(region=None, mask=5), "HTTP 400", "PNG data URL"),
-    _case(_JSON_KIND, "mask of broken base64", _edit(region=None, mask="data:image/png;base64,A*A="), "HTTP 400",
-          "base64"),
-    _case(_JSON_KIND, "mask is a text file", _edit(region=None, mask=_mask(lambda size: b"not a mask")), "HTTP 400",
-          "not an image"),
-    _case(_JSON_KIND, "mask twice the model's size", _edit(region=None, mask=_mask(
-        lambda size: np.ones([2 * size, 2 * size]))), "HTTP 400", "it must be"),
-    _case(_JSON_KIND, "mask declaring 30000x30000", _edit(region=None, mask=_mask(
-        lambda size: declared_png(30000, 30000))), "HTTP 413", "it must be"),
-    _case(_JSON_KIND, "mask painted faint grey (nothing on)", _edit(region=None, mask=_mask(
-        lambda size: encoded(np.full([size, size], 100, np.uint8), "PNG"))), "HTTP 400", "empty"),
-    _case(_JSON_KIND, "mask painted only in a corner, outside the face", _edit(region=None, mask=_mask(_corner)),
-          "HTTP 200"),
-    _case("HTTP protocol", "DELETE method", lambda t: send(t, b"DELETE /api/models HTTP/1.1\r\nHost: x\r\n\r\n"),
-          "HTTP 405", "DELETE"),
-    _case("HTTP protocol", "HTTP/0.9 'GET /'", lambda t: send(t, b"GET /\r\n", half_close=False), "HTTP 400",
-          "HTTP/0.9"),
-    _case("HTTP protocol", "request line of 70000 bytes", lambda t: send(
-        t, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n"), "HTTP 414", "65536"),
-    _case("HTTP protocol", "200 headers", lambda t: send(t, b"GET /api/models HTTP/1.1\r\n" + b"".join(
-        b"X-%d: 1\r\n" % index for index in range(200)) + b"\r\n"), "HTTP 431", "headers"),
-    _case("HTTP protocol", "a header line of 70000 bytes", lambda t: send(
-        t, b"GET /api/models HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n"), "HTTP 431", "too long"),
+    _case(
+        _JSON_KIND, "mask of broken base64", _edit(region=None, mask="data:image/png;base64,A*A="), "HTTP 400", "base64"
+    ),
+    _case(
+        _JSON_KIND,
+        "mask is a text file",
+        _edit(region=None, mask=_mask(lambda size: b"not a mask")),
+        "HTTP 400",
+        "not an image",
+    ),
+    _case(
+        _JSON_KIND,
+        "mask twice the model's size",
+        _edit(region=None, mask=_mask(lambda size: np.ones([2 * size, 2 * size]))),
+        "HTTP 400",
+        "it must be",
+    ),
+    _case(
+        _JSON_KIND,
+        "mask declaring 30000x30000",
+        _edit(region=None, mask=_mask(lambda size: declared_png(30000, 30000))),
+        "HTTP 413",
+        "it must be",
+    ),
+    _case(
+        _JSON_KIND,
+        "mask painted faint grey (nothing on)",
+        _edit(region=None, mask=_mask(lambda size: encoded(np.full([size, size], 100, np.uint8), "PNG"))),
+        "HTTP 400",
+        "empty",
+    ),
+    _case(
+        _JSON_KIND,
+        "mask painted only in a corner, outside the face",
+        _edit(region=None, mask=_mask(_corner)),
+        "HTTP 200",
+    ),
+    _case(
+        "HTTP protocol",
+        "DELETE method",
+        lambda t: send(t, b"DELETE /api/models HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "HTTP 405",
+        "DELETE",
+    ),
+    _case(
+        "HTTP protocol", "HTTP/0.9 'GET /'", lambda t: send(t, b"GET /\r\n", half_close=False), "HTTP 400", "HTTP/0.9"
+    ),
+    _case(
+        "HTTP protocol",
+        "request line of 70000 bytes",
+        lambda t: send(t, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n"),
+        "HTTP 414",
+        "65536",
+    ),
+    _case(
+        "HTTP protocol",
+        "200 headers",
+        lambda t: send(
+            t, b"GET /api/models HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % index for index in range(200)) + b"\r\n"
+        ),
+        "HTTP 431",
+        "headers",
+    ),
+    _case(
+        "HTTP protocol",
+        "a header line of 70000 bytes",
+        lambda t: send(t, b"GET /api/models HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n"),
+        "HTTP 431",
+        "too long",
+    ),
     _case("HTTP protocol", "unknown POST path", lambda t: post(t, "/api/nothing", b"{}"), "HTTP 404", "Nothing at"),
-    _case("slow and silent clients", "headers at one byte per 50 ms", lambda t: Answer(
-        hostile_probe._slow_headers(t.as_rest())), "HTTP 408"),  # pylint: disable=protected-access
-    _case("slow and silent clients", "silent connection", lambda t: send(t, b"", half_close=False), "HTTP 408",
-          "did not arrive"),
-    _case("slow and silent clients", "idle keep-alive after a request", lambda t: Answer(
-        hostile_probe._idle_keep_alive(t.as_rest())), "closed"),  # pylint: disable=protected-access
-    _case("slow and silent clients", "one connection over --max_connections", lambda t: Answer(
-        hostile_probe._too_many_connections(t.as_rest())), "HTTP 503"),  # pylint: disable=protected-access
+    _case(
+        "slow and silent clients",
+        "headers at one byte per 50 ms",
+        lambda t: Answer(hostile_probe._slow_headers(t.as_rest())),
+        "HTTP 408",
+    ),  # pylint: disable=protected-access
+    _case(
+        "slow and silent clients",
+        "silent connection",
+        lambda t: send(t, b"", half_close=False),
+        "HTTP 408",
+        "did not arrive",
+    ),
+    _case(
+        "slow and silent clients",
+        "idle keep-alive after a request",
+        lambda t: Answer(hostile_probe._idle_keep_alive(t.as_rest())),
+        "closed",
+    ),  # pylint: disable=protected-access
+    _case(
+        "slow and silent clients",
+        "one connection over --max_connections",
+        lambda t: Answer(hostile_probe._too_many_connections(t.as_rest())),
+        "HTTP 503",
+    ),  # pylint: disable=protected-access
 )
 
 
@@ -327,13 +554,24 @@ def fuzzed_json(draw, target: WebTarget) -> tuple[str, bytes]:
     (photo ids and mask data URLs among the values)."""
     path = draw(st.sampled_from(["/api/crop", "/api/edit"]))
     values = hostile_probe.JSON_VALUES | st.sampled_from(
-        [target.source, target.exemplar, {"image": target.source}, {"image": target.exemplar, "face": 0},
-         mask_url(_corner(target.image_size)), mask_url(b"\x89PNG\r\n"), "mouth", ["Mustache"]])
+        [
+            target.source,
+            target.exemplar,
+            {"image": target.source},
+            {"image": target.exemplar, "face": 0},
+            mask_url(_corner(target.image_size)),
+            mask_url(b"\x89PNG\r\n"),
+            "mouth",
+            ["Mustache"],
+        ]
+    )
     if draw(st.booleans()):
         return path, json.dumps(draw(values)).encode()
-    body: dict[str, Any] = ({"image": target.source} if path == "/api/crop" else
-                            {"source": {"image": target.source}, "exemplar": {"image": target.exemplar},
-                             "region": "mouth"})
+    body: dict[str, Any] = (
+        {"image": target.source}
+        if path == "/api/crop"
+        else {"source": {"image": target.source}, "exemplar": {"image": target.exemplar}, "region": "mouth"}
+    )
     for key in draw(st.lists(st.sampled_from(_FIELDS), max_size=3, unique=True)):
         if draw(st.booleans()):
             body.pop(key, None)
@@ -349,10 +587,24 @@ def fuzzed_multipart(draw) -> tuple[str, bytes]:
     header_boundary = draw(st.sampled_from([boundary, boundary + "x", ""]))
     subtype = draw(st.sampled_from(["form-data", "form-data", "mixed"]))
     content_type = f"multipart/{subtype}" + (f'; boundary="{header_boundary}"' if header_boundary else "")
-    parts = draw(st.lists(st.tuples(
-        st.sampled_from(['name="photo"; filename="a.png"', 'name="photo"', 'filename=""', 'name=x; filename*=utf-8',
-                         "", 'name="a"; filename="b"; filename="c"']),
-        st.sampled_from(list(SMALL_FILES.values())) | st.binary(max_size=64)), max_size=3))
+    parts = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(
+                    [
+                        'name="photo"; filename="a.png"',
+                        'name="photo"',
+                        'filename=""',
+                        "name=x; filename*=utf-8",
+                        "",
+                        'name="a"; filename="b"; filename="c"',
+                    ]
+                ),
+                st.sampled_from(list(SMALL_FILES.values())) | st.binary(max_size=64),
+            ),
+            max_size=3,
+        )
+    )
     body = multipart(parts, boundary)
     cut = draw(st.integers(0, len(body)))
     return content_type, body[:cut] if draw(st.booleans()) else body
@@ -362,10 +614,9 @@ def fuzzed_multipart(draw) -> tuple[str, bytes]:
 def damaged_files(draw) -> bytes:
     """A small valid file of an accepted format, cut short and/or with bytes overwritten at random."""
     data = bytearray(draw(st.sampled_from(list(SMALL_FILES.values()))))
-    for position, value in draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)),
-                                         max_size=8)):
+    for position, value in draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)), max_size=8)):
         data[position] = value
-    return bytes(data[:draw(st.integers(1, len(data)))] if draw(st.booleans()) else data)
+    return bytes(data[: draw(st.integers(1, len(data)))] if draw(st.booleans()) else data)
 
 
 def fuzz(target: WebTarget, examples: int, record: Callable[[str, str], None]) -> None:
@@ -407,13 +658,19 @@ def main() -> int:
     answers: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     with tempfile.TemporaryDirectory() as base:
         models = ModelSet.load([export_contract_model(base, "ebgan", image_size=32)])
-        limits = RequestLimits(max_message_bytes=1_000_000, header_timeout_seconds=1.0, body_timeout_seconds=1.0,
-                               idle_timeout_seconds=1.0, max_connections=8)
+        limits = RequestLimits(
+            max_message_bytes=1_000_000,
+            header_timeout_seconds=1.0,
+            body_timeout_seconds=1.0,
+            idle_timeout_seconds=1.0,
+            max_connections=8,
+        )
         options = WebOptions(limits=limits, max_pixels=1_000_000)
         server = WebServer(WebApp(models, options), "127.0.0.1", 0).start()
         try:
-            target = register(WebTarget(server.port, limits.max_message_bytes, options.max_pixels, 1.0,
-                                        limits.max_connections, 32))
+            target = register(
+                WebTarget(server.port, limits.max_message_bytes, options.max_pixels, 1.0, limits.max_connections, 32)
+            )
             for case in CASES:
                 answer = case.send(target)
                 wrong = check(case, answer)

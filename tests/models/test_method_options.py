@@ -82,8 +82,9 @@ def test_all_scales_generator_reads_the_code(pooling):
     assert output.shape == (2, 32, 32, 3)
     assert len(generator.modulations) == config.code_downsamplings
     for modulation in generator.modulations:  # zero-initialised: give them weights to see their effect
-        modulation.to_scale_shift.kernel.assign(tf.random.stateless_normal(modulation.to_scale_shift.kernel.shape,
-                                                                           [5, 6]))
+        modulation.to_scale_shift.kernel.assign(
+            tf.random.stateless_normal(modulation.to_scale_shift.kernel.shape, [5, 6])
+        )
     different = generator(images, mask, code * 3.0).numpy()
     assert np.abs(different - generator(images, mask, code).numpy()).max() > 1e-3
 
@@ -115,9 +116,14 @@ def test_gate_dropout_switches_off_only_present_attributes_and_changes_with_the_
 
 def _batch(count: int = 4) -> dict[str, tf.Tensor]:
     labels = tf.constant(np.eye(count, len(NAMES)), tf.float32)
-    return {"source": _images(count, 1), "exemplar": _images(count, 2), "mask": _mask(count),
-            "source_attributes": labels, "exemplar_attributes": tf.roll(labels, 1, axis=0),
-            "source_landmarks": tf.zeros([count, 5, 2])}
+    return {
+        "source": _images(count, 1),
+        "exemplar": _images(count, 2),
+        "mask": _mask(count),
+        "source_attributes": labels,
+        "exemplar_attributes": tf.roll(labels, 1, axis=0),
+        "source_landmarks": tf.zeros([count, 5, 2]),
+    }
 
 
 def test_train_step_logs_the_code_spread_per_attribute_and_the_hole_loss():
@@ -152,8 +158,10 @@ def test_a_cycle_loss_that_does_not_train_the_encoder_leaves_it_unchanged_and_tr
     trainer.train_step(_batch())
     for before, after in zip(encoder_before, trainer.encoder.trainable_variables):
         np.testing.assert_allclose(after.numpy(), before, atol=1e-7)
-    assert any(not np.array_equal(before, after.numpy())
-               for before, after in zip(generator_before, trainer.generator.trainable_variables))
+    assert any(
+        not np.array_equal(before, after.numpy())
+        for before, after in zip(generator_before, trainer.generator.trainable_variables)
+    )
 
 
 def _layout(count: int) -> tf.Tensor:
@@ -214,16 +222,26 @@ def test_the_papers_generator_has_no_mask_channel_and_no_skips():
 
 def _parts_trainer(**loss_options) -> EBGANTrainer:
     config = dataclasses.replace(TINY, code_pooling="parts", code_injection="all_scales", ungated_code_channels=2)
-    trainer = EBGANTrainer(config, NAMES, "att_ebgan", dataclasses.replace(LossWeights(), **loss_options),
-                           attribute_parts=("mouth", "mouth", "eyes"))
+    trainer = EBGANTrainer(
+        config,
+        NAMES,
+        "att_ebgan",
+        dataclasses.replace(LossWeights(), **loss_options),
+        attribute_parts=("mouth", "mouth", "eyes"),
+    )
     trainer.compile(ema_decay=0.5)
     return trainer
 
 
 def _parts_batch(count: int = 4) -> dict[str, tf.Tensor]:
     landmarks = tf.constant(np.repeat(LANDMARK_TEMPLATE[None], count, axis=0), tf.float32)
-    return {**_batch(count), "exemplar_mask": tf.roll(_mask(count), 1, axis=1), "source_layout": _layout(count),
-            "exemplar_layout": _layout(count), "source_landmarks": landmarks}
+    return {
+        **_batch(count),
+        "exemplar_mask": tf.roll(_mask(count), 1, axis=1),
+        "source_layout": _layout(count),
+        "exemplar_layout": _layout(count),
+        "source_landmarks": landmarks,
+    }
 
 
 def test_train_step_with_part_codes_own_masks_recolouring_and_the_l2_hole_term():
@@ -240,17 +258,20 @@ def test_part_codes_carry_an_attributes_block_only_in_its_part():
     code = trainer.exemplar_code(_images(2), tf.ones([2, 32, 32, 1]), _layout(2)).numpy()
     block = TINY.code_channels_per_attribute
     mouth, eyes = CODE_PARTS.index("mouth"), CODE_PARTS.index("eyes")
-    assert np.all(code[:, eyes, :2 * block] == 0.0) and np.all(code[:, mouth, 2 * block:3 * block] == 0.0)
-    assert np.abs(code[:, mouth, :2 * block]).max() > 0 and np.abs(code[:, eyes, 2 * block:3 * block]).max() > 0
-    assert np.abs(code[:, eyes, 3 * block:]).max() > 0  # the ungated block is in every part
+    assert np.all(code[:, eyes, : 2 * block] == 0.0) and np.all(code[:, mouth, 2 * block : 3 * block] == 0.0)
+    assert np.abs(code[:, mouth, : 2 * block]).max() > 0 and np.abs(code[:, eyes, 2 * block : 3 * block]).max() > 0
+    assert np.abs(code[:, eyes, 3 * block :]).max() > 0  # the ungated block is in every part
 
 
 def test_part_code_edits_place_the_parts_by_the_given_or_the_estimated_landmarks():
     trainer = _parts_trainer()
     images, exemplars, mask = _images(2), _images(2, 5), _mask(2)
     estimated = trainer.edit(images, exemplars, mask).numpy()
-    np.testing.assert_allclose(trainer.edit(images, exemplars, mask, None, trainer.landmarks(images),
-                                            trainer.landmarks(exemplars)).numpy(), estimated, atol=1e-6)
+    np.testing.assert_allclose(
+        trainer.edit(images, exemplars, mask, None, trainer.landmarks(images), trainer.landmarks(exemplars)).numpy(),
+        estimated,
+        atol=1e-6,
+    )
     elsewhere = np.repeat(LANDMARK_TEMPLATE[None].astype(np.float32) + 6.0, 2, axis=0)
     assert np.abs(trainer.edit(images, exemplars, mask, None, elsewhere, elsewhere).numpy() - estimated).max() > 0
     assert trainer.zero_code_edit(images, mask).shape == (2, 32, 32, 3)
@@ -288,8 +309,15 @@ def test_learning_rate_decays_linearly_over_the_last_fraction_of_the_run():
 def test_a_cycle_loss_with_the_encoder_fixed_in_e_of_the_edit_trains_it_only_through_the_exemplar_code():
     def step(fixed: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
         tf.keras.utils.set_random_seed(3)
-        trainer = _trainer(rec=0.0, adv=0.0, cls=0.0, cyc=1.0, detach_cycle_target=True,
-                           cycle_trains_encoder=False, cycle_fixed_encoder=fixed)
+        trainer = _trainer(
+            rec=0.0,
+            adv=0.0,
+            cls=0.0,
+            cyc=1.0,
+            detach_cycle_target=True,
+            cycle_trains_encoder=False,
+            cycle_fixed_encoder=fixed,
+        )
         encoder_before = [v.numpy() for v in trainer.encoder.trainable_variables]
         trainer.train_step(_batch())
         changes = [after.numpy() - before for before, after in zip(encoder_before, trainer.encoder.trainable_variables)]
@@ -311,8 +339,9 @@ def test_face_adv_weighs_the_adversarial_loss_of_the_face_rows_only():
     trainer.loss_weights = LossWeights()  # the adversarial loss in every row
     everywhere = trainer._per_example_losses(batch)
     difference = (everywhere["g_loss"] - without_face["g_loss"]).numpy()
-    np.testing.assert_allclose(difference, [0.0, everywhere["adv_g"][1], 0.0, everywhere["adv_g"][3]], rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        difference, [0.0, everywhere["adv_g"][1], 0.0, everywhere["adv_g"][3]], rtol=1e-4, atol=1e-5
+    )
     assert everywhere["adv_g"].numpy()[[1, 3]].min() > 0.0
     trainer.loss_weights = LossWeights(face_adv=0.0)
     with pytest.raises(ValueError, match="mask_region"):

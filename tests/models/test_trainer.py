@@ -72,8 +72,13 @@ def test_test_step_reports_the_same_losses_without_updating():
     assert set(logs) == ATT_LOGS
     assert all(np.array_equal(w, v.numpy()) for w, v in zip(weights, trainer.trainable_variables))
     weights = trainer.loss_weights
-    g_loss = (weights.adv * logs["adv_g"] + weights.rec * logs["rec"] + weights.cyc * logs["cyc"]
-              + weights.cls * logs["cls_g"] + weights.hole_rec * logs["hole_rec"])
+    g_loss = (
+        weights.adv * logs["adv_g"]
+        + weights.rec * logs["rec"]
+        + weights.cyc * logs["cyc"]
+        + weights.cls * logs["cls_g"]
+        + weights.hole_rec * logs["hole_rec"]
+    )
     np.testing.assert_allclose(logs["g_loss"], g_loss, rtol=1e-5)
 
 
@@ -89,9 +94,11 @@ def test_loss_weights_shape_the_generator_loss(adv):
 
 def test_compile_builds_one_adam_per_group_with_the_paper_defaults_and_jit_off():
     trainer = stepped("att_ebgan").trainer
-    pairs = [(trainer.g_optimizer, trainer.encoder.trainable_variables + trainer.generator.trainable_variables),
-             (trainer.d_optimizer, trainer.discriminator.trainable_variables),
-             (trainer.c_optimizer, trainer.classifier.trainable_variables)]
+    pairs = [
+        (trainer.g_optimizer, trainer.encoder.trainable_variables + trainer.generator.trainable_variables),
+        (trainer.d_optimizer, trainer.discriminator.trainable_variables),
+        (trainer.c_optimizer, trainer.classifier.trainable_variables),
+    ]
     for optimizer, variables in pairs:
         assert isinstance(optimizer, keras.optimizers.Adam) and optimizer.built
         assert float(optimizer.learning_rate) == pytest.approx(1e-4) and float(optimizer.beta_1) == 0.5
@@ -110,16 +117,15 @@ def test_fit_lowers_the_reconstruction_loss_and_history_holds_plain_numbers():
         batch[key] = tf.image.resize(batch[key][:, ::8, ::8], [32, 32]).numpy()
     trainer.reset_metrics()
     before = float(trainer.test_step(batch)["rec"][0])
-    history = trainer.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=2, steps_per_epoch=10,
-                          verbose=0, shuffle=False).history
+    history = trainer.fit(
+        tf.data.Dataset.from_tensors(batch).repeat(), epochs=2, steps_per_epoch=10, verbose=0, shuffle=False
+    ).history
     trainer.reset_metrics()
     after = float(trainer.test_step(batch)["rec"][0])
     assert after < 0.8 * before
     assert set(history) == att_logs(ATTRIBUTES, PAPER_LOGS)  # the paper's loss weights
     assert all(isinstance(value, float) and np.isfinite(value) for values in history.values() for value in values)
     assert history["rec"][1] < history["rec"][0]  # per-epoch means: the trackers were reset between epochs
-
-
 
 
 def edit_args(run: Stepped) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,8 +150,9 @@ def test_edit_keeps_pixels_outside_the_mask_exactly(variant):
 def test_ebgan_has_no_classifier_and_ignores_attributes():
     run = stepped("ebgan")
     assert run.trainer.classifier is None
-    np.testing.assert_array_equal(run.trainer.edit(*edit_args(run)),
-                                  run.trainer.edit(*edit_args(run), attributes=switches(run, 0.0)))
+    np.testing.assert_array_equal(
+        run.trainer.edit(*edit_args(run)), run.trainer.edit(*edit_args(run), attributes=switches(run, 0.0))
+    )
 
 
 def test_att_ebgan_gate_is_attributes_times_the_classifier_reading_of_the_exemplar():
@@ -159,8 +166,9 @@ def test_att_ebgan_gate_is_attributes_times_the_classifier_reading_of_the_exempl
         np.testing.assert_array_equal(edit(*args, attributes=switches(run, 1.0)), all_on)
         assert not np.allclose(edit(*args, attributes=switches(run, 0.0)), all_on)
         bias.assign(tf.fill(bias.shape, -50.0))  # C: no attribute present, so the attributes switch nothing on
-        np.testing.assert_array_equal(edit(*args, attributes=switches(run, 1.0)),
-                                      edit(*args, attributes=switches(run, 0.0)))
+        np.testing.assert_array_equal(
+            edit(*args, attributes=switches(run, 1.0)), edit(*args, attributes=switches(run, 0.0))
+        )
     finally:
         bias.assign(trained_bias)
 
@@ -168,9 +176,15 @@ def test_att_ebgan_gate_is_attributes_times_the_classifier_reading_of_the_exempl
 def test_edit_runs_inside_a_tf_function_with_a_dynamic_batch():
     run = stepped("att_ebgan")
     image = tf.TensorSpec([None, 32, 32, 3], tf.float32)
-    edit = tf.function(run.trainer.edit, input_signature=[
-        image, image, tf.TensorSpec([None, 32, 32, 1], tf.float32),
-        tf.TensorSpec([None, len(run.trainer.attribute_names)], tf.float32)])
+    edit = tf.function(
+        run.trainer.edit,
+        input_signature=[
+            image,
+            image,
+            tf.TensorSpec([None, 32, 32, 1], tf.float32),
+            tf.TensorSpec([None, len(run.trainer.attribute_names)], tf.float32),
+        ],
+    )
     args = edit_args(run) + (switches(run, 1.0),)
     np.testing.assert_allclose(edit(*args), run.trainer.edit(*args), atol=1e-6)
     assert edit(*(arg[:1] for arg in args)).shape == (1, 32, 32, 3)

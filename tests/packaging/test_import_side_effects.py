@@ -29,8 +29,9 @@ def _user_environment() -> dict[str, str]:
 
 @pytest.mark.slow  # a fresh Python process importing TensorFlow
 def test_importing_the_client_as_a_library_user_leaves_the_process_untouched():
-    result = subprocess.run([sys.executable, "-c", _IMPORT_AS_A_USER], env=_user_environment(), capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_AS_A_USER], env=_user_environment(), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     level_before, level_after, added_finders, same_fd, hiding = result.stdout.strip().splitlines()[-1].split(",")
     assert (level_before, level_after) == ("None", "None")  # no TF_CPP_MIN_LOG_LEVEL set by the import
@@ -41,11 +42,15 @@ def test_importing_the_client_as_a_library_user_leaves_the_process_untouched():
 
 
 @pytest.mark.slow  # fresh processes importing TensorFlow
-@pytest.mark.parametrize("command", [[sys.executable, "-m", "ebgan_tf.training.evaluate", "--help"],
-                                     [os.path.join(os.path.dirname(sys.executable), "ebgan-eval"), "--help"]],
-                         ids=["python -m", "console script"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-m", "ebgan_tf.training.evaluate", "--help"],
+        [os.path.join(os.path.dirname(sys.executable), "ebgan-eval"), "--help"],
+    ],
+    ids=["python -m", "console script"],
+)
 def test_the_commands_still_hide_tensorflow_start_up_lines(command, tmp_path):
-    result = subprocess.run(command, cwd=tmp_path, env=_user_environment(), capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(command, cwd=tmp_path, env=_user_environment(), capture_output=True, text=True, timeout=300)
     assert "--model_dir" in result.stdout, result.stderr[-2000:]  # the usage, after TensorFlow was imported
     assert result.stderr == ""

@@ -42,16 +42,32 @@ def export_base(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module", params=["unbatched", "batched"])
 def target(request, export_base):
-    batching = (server_config.BatchingOptions(max_batch_size=8, batch_timeout_micros=2000, num_batch_threads=2)
-                if request.param == "batched" else None)
-    options = server_config.ServerOptions(models=(server_config.ModelSource("ebgan", f"{export_base}/ebgan"),),
-                                          port=0, rest_api_port=0, batching=batching,
-                                          file_system_poll_wait_seconds=0, limits=LIMITS)
+    batching = (
+        server_config.BatchingOptions(max_batch_size=8, batch_timeout_micros=2000, num_batch_threads=2)
+        if request.param == "batched"
+        else None
+    )
+    options = server_config.ServerOptions(
+        models=(server_config.ModelSource("ebgan", f"{export_base}/ebgan"),),
+        port=0,
+        rest_api_port=0,
+        batching=batching,
+        file_system_poll_wait_seconds=0,
+        limits=LIMITS,
+    )
     running = server.ModelServer(options).start()
     with open(f"{export_base}/ebgan/1/assets/attributes.txt") as handle:
         attributes = len(handle.read().split())
-    yield hostile_probe.Target(running.port, running.rest_port, IMAGE_SIZE, attributes, LIMITS.max_batch_rows,
-                               LIMITS.max_message_bytes, LIMITS.body_timeout_seconds, LIMITS.max_connections)
+    yield hostile_probe.Target(
+        running.port,
+        running.rest_port,
+        IMAGE_SIZE,
+        attributes,
+        LIMITS.max_batch_rows,
+        LIMITS.max_message_bytes,
+        LIMITS.body_timeout_seconds,
+        LIMITS.max_connections,
+    )
     running.stop()
 
 
@@ -78,6 +94,7 @@ def test_declared_size_attack_is_refused_without_allocating(target):
     with grpc.insecure_channel(f"127.0.0.1:{target.grpc_port}") as channel:
         with pytest.raises(grpc.RpcError) as error:
             from tensorflow_serving.apis import prediction_service_pb2_grpc
+
             prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "declares shape [4096" in error.value.details() and "carries 1" in error.value.details()
@@ -86,19 +103,52 @@ def test_declared_size_attack_is_refused_without_allocating(target):
 
 def test_client_errors_name_the_input(target):
     size = target.image_size
-    cases = [(hostile_probe._with(target, source=hostile_probe.declared(  # pylint: disable=protected-access
-        hostile_probe.U8, [1, size, size, 3], int_val=[300] * (size * size * 3))), "'source'", "uint8"),
-        (hostile_probe._with(target, mask=hostile_probe.declared(  # pylint: disable=protected-access
-            hostile_probe.F32, [1, size, size, 1], int_val=[1] * (size * size))), "'mask' (float32) carries its "
-         "values in int_val", "float32 values go in float_val"),
-        (hostile_probe._with(target, source=hostile_probe.declared(  # pylint: disable=protected-access
-            hostile_probe.U8, [1, size, size, 3], int64_val=[9] * (size * size * 3))), "'source' (uint8)",
-         "uint8 values go in int_val"),
-        (hostile_probe._with(target, attributes=hostile_probe._poisoned(  # pylint: disable=protected-access
-            "attributes", float("nan"))), "attributes values must be finite and in [0, 1]", ""),
-        (hostile_probe._with(target, target.max_batch_rows + 1), "--max_batch_rows", "")]
+    cases = [
+        (
+            hostile_probe._with(
+                target,
+                source=hostile_probe.declared(  # pylint: disable=protected-access
+                    hostile_probe.U8, [1, size, size, 3], int_val=[300] * (size * size * 3)
+                ),
+            ),
+            "'source'",
+            "uint8",
+        ),
+        (
+            hostile_probe._with(
+                target,
+                mask=hostile_probe.declared(  # pylint: disable=protected-access
+                    hostile_probe.F32, [1, size, size, 1], int_val=[1] * (size * size)
+                ),
+            ),
+            "'mask' (float32) carries its values in int_val",
+            "float32 values go in float_val",
+        ),
+        (
+            hostile_probe._with(
+                target,
+                source=hostile_probe.declared(  # pylint: disable=protected-access
+                    hostile_probe.U8, [1, size, size, 3], int64_val=[9] * (size * size * 3)
+                ),
+            ),
+            "'source' (uint8)",
+            "uint8 values go in int_val",
+        ),
+        (
+            hostile_probe._with(
+                target,
+                attributes=hostile_probe._poisoned(  # pylint: disable=protected-access
+                    "attributes", float("nan")
+                ),
+            ),
+            "attributes values must be finite and in [0, 1]",
+            "",
+        ),
+        (hostile_probe._with(target, target.max_batch_rows + 1), "--max_batch_rows", ""),
+    ]
     with grpc.insecure_channel(f"127.0.0.1:{target.grpc_port}") as channel:
         from tensorflow_serving.apis import prediction_service_pb2_grpc
+
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         for request, first, second in cases:
             with pytest.raises(grpc.RpcError) as error:
@@ -108,19 +158,26 @@ def test_client_errors_name_the_input(target):
 
 def test_long_names_are_refused_and_echoed_cut(target):
     from tensorflow_serving.apis import prediction_service_pb2_grpc
-    requests = [hostile_probe._named(target, name="m" * 2 ** 20),  # pylint: disable=protected-access
-                hostile_probe._extra_inputs(target, 20000),  # pylint: disable=protected-access
-                hostile_probe._output_filters(target, 100000)]  # pylint: disable=protected-access
-    with grpc.insecure_channel(f"127.0.0.1:{target.grpc_port}",
-                               options=[("grpc.max_send_message_length", 64 * 2 ** 20)]) as channel:
+
+    requests = [
+        hostile_probe._named(target, name="m" * 2**20),  # pylint: disable=protected-access
+        hostile_probe._extra_inputs(target, 20000),  # pylint: disable=protected-access
+        hostile_probe._output_filters(target, 100000),
+    ]  # pylint: disable=protected-access
+    with grpc.insecure_channel(
+        f"127.0.0.1:{target.grpc_port}", options=[("grpc.max_send_message_length", 64 * 2**20)]
+    ) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         for request, words in zip(requests, ("longer than 256 characters", "20004 inputs", "100000 output filters")):
             with pytest.raises(grpc.RpcError) as error:
                 stub.Predict(request, timeout=30)
             assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, error.value.details()
             assert words in error.value.details() and len(error.value.details()) < 400
-    answer = hostile_probe.exchange(target.host, target.rest_port, hostile_probe.http_post(
-        "/v1/models/" + "m" * 300 + ":predict", hostile_probe.rest_body(target)))
+    answer = hostile_probe.exchange(
+        target.host,
+        target.rest_port,
+        hostile_probe.http_post("/v1/models/" + "m" * 300 + ":predict", hostile_probe.rest_body(target)),
+    )
     assert answer.status == "HTTP 400" and "longer than 256 characters" in answer.json()["error"]
     assert len(answer.body) < 400
 
@@ -141,8 +198,7 @@ def test_half_open_streams_are_bounded_and_ended_while_other_clients_are_answere
 def test_big_legal_rest_body_is_refused_before_it_is_parsed(target):
     body = hostile_probe.big_legal_body(target)
     assert len(body) > target.max_message_bytes * 0.8
-    answer = hostile_probe.exchange(target.host, target.rest_port, hostile_probe.http_post(hostile_probe.PREDICT,
-                                                                                           body))
+    answer = hostile_probe.exchange(target.host, target.rest_port, hostile_probe.http_post(hostile_probe.PREDICT, body))
     assert answer.status == "HTTP 413"
     assert "JSON values and arrays" in answer.json()["error"]  # counted in the raw body: refused before parsing
     assert "--max_batch_rows" in answer.json()["error"]
@@ -167,8 +223,10 @@ def _status(port: int, name: str) -> dict[int, tuple[str, str]]:
     request.model_spec.name = name
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=10)
-    return {row.version: (get_model_status_pb2.ModelVersionStatus.State.Name(row.state), row.status.error_message)
-            for row in response.model_version_status}
+    return {
+        row.version: (get_model_status_pb2.ModelVersionStatus.State.Name(row.state), row.status.error_message)
+        for row in response.model_version_status
+    }
 
 
 def _wait_for(condition, seconds: float = 60.0) -> None:
@@ -189,9 +247,13 @@ def _partial_copy(tmp_path) -> tuple[str, str]:
 
 
 def _start_polling(tmp_path, retry_seconds: float, retries: int = 5) -> server.ModelServer:
-    options = server_config.ServerOptions(models=(server_config.ModelSource("ebgan", str(tmp_path / "ebgan")),),
-                                          port=0, file_system_poll_wait_seconds=0.2,
-                                          load_retry_interval_seconds=retry_seconds, max_num_load_retries=retries)
+    options = server_config.ServerOptions(
+        models=(server_config.ModelSource("ebgan", str(tmp_path / "ebgan")),),
+        port=0,
+        file_system_poll_wait_seconds=0.2,
+        load_retry_interval_seconds=retry_seconds,
+        max_num_load_retries=retries,
+    )
     return server.ModelServer(options).start()
 
 
@@ -237,7 +299,7 @@ def test_odd_version_directories_are_skipped_and_the_rest_keep_serving(tmp_path)
         shutil.copytree(complete, tmp_path / "ebgan" / "0042")  # decimal, leading zeros: version 42, as TF Serving
         _wait_for(lambda: _status(running.port, "ebgan").get(42, ("", ""))[0] == "AVAILABLE")
         assert set(_status(running.port, "ebgan")) == {1, 42}
-        target = hostile_probe.Target(running.port, 0, 16, 0, 8, 2 ** 20, 1.0, 1)
+        target = hostile_probe.Target(running.port, 0, 16, 0, 8, 2**20, 1.0, 1)
         request = hostile_probe.predict_request(random_inputs(1, 16), "edit")
         assert hostile_probe.grpc_answer(target, request) == "OK"
         shutil.rmtree(tmp_path / "ebgan" / "0042")  # polling still works: the version is unloaded
@@ -293,6 +355,7 @@ def _spin_over_rest(port: int, seconds: float, answers: dict, key: str) -> None:
 
 def _spin_over_grpc(port: int, seconds: float, answers: dict, key: str) -> None:
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "slow"
     request.inputs["seconds"].CopyFrom(tf.make_tensor_proto(np.array([seconds], np.float32)))
@@ -317,13 +380,25 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
     export_slow_model(str(tmp_path))
     port, rest_port, grace = _free_port(), _free_port(), 8.0
     process = subprocess.Popen(
-        [sys.executable, "-m", "ebgan_tf.serving.main", f"--model_base_path={tmp_path / 'slow'}", "--model_name=slow",
-         f"--port={port}", f"--rest_api_port={rest_port}", f"--shutdown_grace_seconds={grace}", "--verbosity=1",
-         # TensorFlow runs a call's ops on its inter-op threads (one per core by default): on 2 cores the two
-         # 30-second spins would hold both, and a short request would wait for them, past the grace period.
-         "--tensorflow_inter_op_parallelism=8"],
-        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "ebgan_tf.serving.main",
+            f"--model_base_path={tmp_path / 'slow'}",
+            "--model_name=slow",
+            f"--port={port}",
+            f"--rest_api_port={rest_port}",
+            f"--shutdown_grace_seconds={grace}",
+            "--verbosity=1",
+            # TensorFlow runs a call's ops on its inter-op threads (one per core by default): on 2 cores the two
+            # 30-second spins would hold both, and a short request would wait for them, past the grace period.
+            "--tensorflow_inter_op_parallelism=8",
+        ],
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
     reader.start()
@@ -331,10 +406,15 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
         answers: dict = {}
         _wait_for(lambda: _spin_over_rest(rest_port, 0.0, answers, "ready") or answers.get("ready") == 200, 300)
         computing = sum(COMPUTING in line for line in list(lines))
-        threads = [threading.Thread(target=function, args=(where, seconds, answers, key)) for function, where,
-                   seconds, key in ((_spin_over_grpc, port, 30.0, "grpc long"), (_spin_over_rest, rest_port, 30.0,
-                   "rest long"), (_spin_over_grpc, port, 3.0, "grpc short"), (_spin_over_rest, rest_port, 3.0,
-                   "rest short"))]
+        threads = [
+            threading.Thread(target=function, args=(where, seconds, answers, key))
+            for function, where, seconds, key in (
+                (_spin_over_grpc, port, 30.0, "grpc long"),
+                (_spin_over_rest, rest_port, 30.0, "rest long"),
+                (_spin_over_grpc, port, 3.0, "grpc short"),
+                (_spin_over_rest, rest_port, 3.0, "rest short"),
+            )
+        ]
         for thread in threads:
             thread.start()
         # Every request in flight: the server logged that it started computing each (however busy the machine).
@@ -351,8 +431,10 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
         reader.join(10)
     output = "".join(lines)
     assert status == 0, output
-    assert (f"ebgan-serve: serving slow: gRPC on 127.0.0.1:{port}, REST on port {rest_port}; TensorFlow threads "
-            "intra-op default, inter-op 8 (Ctrl-C or SIGTERM stops)") in output, output
+    assert (
+        f"ebgan-serve: serving slow: gRPC on 127.0.0.1:{port}, REST on port {rest_port}; TensorFlow threads "
+        "intra-op default, inter-op 8 (Ctrl-C or SIGTERM stops)"
+    ) in output, output
     assert "ebgan-serve: stopping (grace period 8 s)" in output, output
     assert took < grace + 5.0, (took, output)
     assert answers["grpc short"] == "OK" and answers["rest short"] == 200, answers

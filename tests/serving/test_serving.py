@@ -53,23 +53,34 @@ model_config_list {{
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, str]:
     base = str(tmp_path_factory.mktemp("models"))
-    return {"base": base,
-            "ebgan": export_contract_model(base, "ebgan", 1, SIZE, "att_ebgan"),
-            "plain": export_contract_model(base, "plain", 1, SIZE, "ebgan", seed=1),
-            "versioned": export_contract_model(base, "versioned", 1, SIZE, "ebgan", seed=2)}
+    return {
+        "base": base,
+        "ebgan": export_contract_model(base, "ebgan", 1, SIZE, "att_ebgan"),
+        "plain": export_contract_model(base, "plain", 1, SIZE, "ebgan", seed=1),
+        "versioned": export_contract_model(base, "versioned", 1, SIZE, "ebgan", seed=2),
+    }
 
 
 def _start(models, batching: server_config.BatchingOptions | None, rest: bool) -> server.ModelServer:
-    options = server_config.ServerOptions(models=tuple(server_config.parse_model_config(_model_config(models["base"]))),
-                                   port=0, rest_api_port=0 if rest else None, batching=batching,
-                                   file_system_poll_wait_seconds=0.2)
+    options = server_config.ServerOptions(
+        models=tuple(server_config.parse_model_config(_model_config(models["base"]))),
+        port=0,
+        rest_api_port=0 if rest else None,
+        batching=batching,
+        file_system_poll_wait_seconds=0.2,
+    )
     return server.ModelServer(options).start()
 
 
 @pytest.fixture(scope="module")
 def batched(models):
-    running = _start(models, server_config.BatchingOptions(max_batch_size=8, batch_timeout_micros=2000,
-                                                     max_enqueued_batches=100, num_batch_threads=2), rest=True)
+    running = _start(
+        models,
+        server_config.BatchingOptions(
+            max_batch_size=8, batch_timeout_micros=2000, max_enqueued_batches=100, num_batch_threads=2
+        ),
+        rest=True,
+    )
     yield running
     running.stop()
 
@@ -104,11 +115,23 @@ def test_edit_through_server_equals_in_process_saved_model(models, any_server, m
     inputs = random_inputs(3, SIZE, len(ATTRIBUTES) if signature == "edit_filtered" else 0, seed=3)
     expected = _reference(models[model], signature, inputs)
     with _client(any_server) as connection:
-        edited = connection.edit(inputs["source"], inputs["exemplar"], inputs["mask"], inputs.get("attributes"),
-                                 model_name=model, signature=signature)
-        single = connection.edit(inputs["source"][1], inputs["exemplar"][1], inputs["mask"][1],
-                                 None if signature == "edit" else inputs["attributes"][1],
-                                 model_name=model, version=1, signature=signature)
+        edited = connection.edit(
+            inputs["source"],
+            inputs["exemplar"],
+            inputs["mask"],
+            inputs.get("attributes"),
+            model_name=model,
+            signature=signature,
+        )
+        single = connection.edit(
+            inputs["source"][1],
+            inputs["exemplar"][1],
+            inputs["mask"][1],
+            None if signature == "edit" else inputs["attributes"][1],
+            model_name=model,
+            version=1,
+            signature=signature,
+        )
     assert edited.dtype == np.uint8 and edited.shape == (3, SIZE, SIZE, 3)
     np.testing.assert_array_equal(edited, expected)
     np.testing.assert_array_equal(single, expected[1])
@@ -123,8 +146,9 @@ def test_classify_through_server_equals_in_process_saved_model(models, any_serve
     from ebgan_tf.serving.web.models import RemoteModel
 
     image = random_inputs(3, SIZE, seed=8)["exemplar"]
-    expected = tf.saved_model.load(models["ebgan"]).signatures["classify"](
-        image=tf.constant(image))["probabilities"].numpy()
+    expected = (
+        tf.saved_model.load(models["ebgan"]).signatures["classify"](image=tf.constant(image))["probabilities"].numpy()
+    )
     with _client(any_server) as connection:
         np.testing.assert_array_equal(connection.classify(image, model_name="ebgan"), expected)
         np.testing.assert_array_equal(connection.classify(image[1], model_name="ebgan", version=1), expected[1])
@@ -147,7 +171,8 @@ def test_metadata_model_info_and_status(batched):
     assert set(metadata.signatures) == {"edit", "edit_filtered", "classify", "metadata", "serving_default"}
     assert metadata.signatures["classify"].inputs == {"image": client.TensorSpec("uint8", (-1, SIZE, SIZE, 3))}
     assert metadata.signatures["classify"].outputs == {
-        "probabilities": client.TensorSpec("float32", (-1, len(ATTRIBUTES)))}
+        "probabilities": client.TensorSpec("float32", (-1, len(ATTRIBUTES)))
+    }
     filtered = metadata.signatures["edit_filtered"]
     assert filtered.inputs["source"] == client.TensorSpec("uint8", (-1, SIZE, SIZE, 3))
     assert filtered.inputs["mask"] == client.TensorSpec("float32", (-1, SIZE, SIZE, 1))
@@ -171,6 +196,7 @@ def _wait_for(condition, seconds: float = 60.0) -> None:
 def test_new_versions_are_picked_up_and_labels_resolve(models, batched):
     base, inputs = models["base"], random_inputs(2, SIZE, seed=4)
     with _client(batched) as connection:
+
         def edit(**spec):
             return connection.edit(inputs["source"], inputs["exemplar"], inputs["mask"], model_name="versioned", **spec)
 
@@ -185,8 +211,12 @@ def test_new_versions_are_picked_up_and_labels_resolve(models, batched):
         np.testing.assert_array_equal(edit(version_label="canary"), expected_2)
         np.testing.assert_array_equal(edit(version=1), _reference(models["versioned"], "edit", inputs))
         export_contract_model(base, "versioned", 3, SIZE, "ebgan", seed=6)  # latest 2: version 1 is unloaded
-        _wait_for(lambda: {row.version: row.state for row in connection.status("versioned")}
-                  == {1: "END", 2: "AVAILABLE", 3: "AVAILABLE"})
+        _wait_for(
+            lambda: (
+                {row.version: row.state for row in connection.status("versioned")}
+                == {1: "END", 2: "AVAILABLE", 3: "AVAILABLE"}
+            )
+        )
         assert connection.model_info("versioned").version == 3
         with pytest.raises(ServingError, match="NOT_FOUND"):
             edit(version=1)
@@ -194,8 +224,9 @@ def test_new_versions_are_picked_up_and_labels_resolve(models, batched):
 
 def test_broken_version_is_reported_and_previous_version_keeps_serving(models, tmp_path):
     export_contract_model(str(tmp_path), "ebgan", 1, SIZE, "ebgan")
-    options = server_config.ServerOptions(models=(server_config.ModelSource("ebgan", str(tmp_path / "ebgan")),), port=0,
-                                   file_system_poll_wait_seconds=0.2)
+    options = server_config.ServerOptions(
+        models=(server_config.ModelSource("ebgan", str(tmp_path / "ebgan")),), port=0, file_system_poll_wait_seconds=0.2
+    )
     running = server.ModelServer(options).start()
     try:
         broken = tmp_path / "ebgan" / "2"
@@ -216,8 +247,9 @@ def test_broken_version_is_reported_and_previous_version_keeps_serving(models, t
 
 def test_messages_above_the_size_limit_are_refused(models, tmp_path):
     source = server_config.ModelSource("ebgan", os.path.dirname(models["plain"]))
-    options = server_config.ServerOptions(models=(source,), port=0, file_system_poll_wait_seconds=0,
-                                          limits=limits.RequestLimits(max_message_bytes=20_000))
+    options = server_config.ServerOptions(
+        models=(source,), port=0, file_system_poll_wait_seconds=0, limits=limits.RequestLimits(max_message_bytes=20_000)
+    )
     running = server.ModelServer(options).start()
     try:
         with _client(running) as connection:
@@ -230,12 +262,15 @@ def test_messages_above_the_size_limit_are_refused(models, tmp_path):
         running.stop()
 
 
-@pytest.mark.parametrize("spec,message", [
-    (dict(model_name="nope"), "nope"),
-    (dict(model_name="ebgan", version=99), "version 99"),
-    (dict(model_name="versioned", version_label="nope"), "label 'nope'"),
-    (dict(model_name="ebgan", signature="nope"), "'nope' not found"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        (dict(model_name="nope"), "nope"),
+        (dict(model_name="ebgan", version=99), "version 99"),
+        (dict(model_name="versioned", version_label="nope"), "label 'nope'"),
+        (dict(model_name="ebgan", signature="nope"), "'nope' not found"),
+    ],
+)
 def test_unknown_model_version_label_or_signature_is_not_found(batched, spec, message):
     inputs = random_inputs(1, SIZE)
     with _client(batched) as connection, pytest.raises(ServingError) as caught:
@@ -279,9 +314,9 @@ def test_raw_requests_without_metadata_fields_or_dtype_are_invalid(batched):
     with grpc.insecure_channel(f"127.0.0.1:{batched.port}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         for call, request, message in [
-                (stub.GetModelMetadata, get_model_metadata_pb2.GetModelMetadataRequest(model_spec=spec),
-                 "metadata_field"),
-                (stub.Predict, predict, "'mask' has dtype DataType 0")]:
+            (stub.GetModelMetadata, get_model_metadata_pb2.GetModelMetadataRequest(model_spec=spec), "metadata_field"),
+            (stub.Predict, predict, "'mask' has dtype DataType 0"),
+        ]:
             with pytest.raises(grpc.RpcError) as caught:
                 call(request, timeout=10)
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in caught.value.details()
@@ -356,8 +391,9 @@ def test_batcher_concatenates_splits_and_isolates_a_failing_request():
         return {"y": inputs["x"] * 2}
 
     # A long timeout: the batch closes only when it holds max_batch_size rows.
-    batcher = batching.Batcher(server_config.BatchingOptions(max_batch_size=4, batch_timeout_micros=30_000_000,
-                                                    num_batch_threads=1))
+    batcher = batching.Batcher(
+        server_config.BatchingOptions(max_batch_size=4, batch_timeout_micros=30_000_000, num_batch_threads=1)
+    )
     try:
         requests = [{"x": np.full([1, 2], value, np.float32)} for value in (1, 2, -1, 4)]
         results = _submit_together(batcher, run, requests)
@@ -378,8 +414,11 @@ def test_batcher_pads_to_allowed_batch_sizes_and_rejects_oversized_requests():
         sizes.append(len(inputs["x"]))
         return {"y": inputs["x"] + 1}
 
-    batcher = batching.Batcher(server_config.BatchingOptions(max_batch_size=4, batch_timeout_micros=0,
-                                                             num_batch_threads=1, allowed_batch_sizes=(2, 4)))
+    batcher = batching.Batcher(
+        server_config.BatchingOptions(
+            max_batch_size=4, batch_timeout_micros=0, num_batch_threads=1, allowed_batch_sizes=(2, 4)
+        )
+    )
     try:
         result = batcher.submit("key", run, {"x": np.arange(3, dtype=np.int32)})
         with pytest.raises(ServingError, match="larger than maximum batch size 4"):
@@ -409,13 +448,15 @@ def test_rest_predict_row_and_columnar_formats(models, batched):
     inputs = random_inputs(2, SIZE, len(ATTRIBUTES), seed=7)
     expected = _reference(models["ebgan"], "edit_filtered", inputs)
     instances = [{key: value[row].tolist() for key, value in inputs.items()} for row in range(2)]
-    status, rows = _rest(batched, "/v1/models/ebgan:predict", {"signature_name": "edit_filtered",
-                                                              "instances": instances})
+    status, rows = _rest(
+        batched, "/v1/models/ebgan:predict", {"signature_name": "edit_filtered", "instances": instances}
+    )
     assert status == 200
     np.testing.assert_array_equal(np.asarray(rows["predictions"], np.uint8), expected)
     columns = {key: value.tolist() for key, value in inputs.items()}
-    status, result = _rest(batched, "/v1/models/ebgan/versions/1:predict", {"signature_name": "edit_filtered",
-                                                                            "inputs": columns})
+    status, result = _rest(
+        batched, "/v1/models/ebgan/versions/1:predict", {"signature_name": "edit_filtered", "inputs": columns}
+    )
     assert status == 200
     np.testing.assert_array_equal(np.asarray(result["outputs"], np.uint8), expected)
     status, metadata = _rest(batched, "/v1/models/ebgan:predict", {"signature_name": "metadata", "inputs": {}})
@@ -424,15 +465,18 @@ def test_rest_predict_row_and_columnar_formats(models, batched):
     assert status == 200 and model_status["model_version_status"][0]["state"] == "AVAILABLE"
 
 
-@pytest.mark.parametrize("path,body,code,message", [
-    ("/v1/models/nope:predict", {"instances": []}, 404, "nope"),
-    ("/v1/models/ebgan/versions/7:predict", {"instances": []}, 404, "version 7"),
-    ("/v1/models/ebgan:predict", {"signature_name": "nope", "instances": []}, 404, "nope"),
-    ("/v1/models/ebgan:predict", {"instances": [{"source": [[1]]}]}, 400, "missing"),
-    ("/v1/models/ebgan:predict", {"inputs": {"source": [[[[300, 0, 0]]]]}}, 400, "outside the range of uint8"),
-    ("/v1/models/ebgan:predict", {"inputs": {"source": [[1, 2], [3]]}}, 400, "source"),
-    ("/v1/models/ebgan:predict", {"foo": 1}, 400, "instances"),
-])
+@pytest.mark.parametrize(
+    "path,body,code,message",
+    [
+        ("/v1/models/nope:predict", {"instances": []}, 404, "nope"),
+        ("/v1/models/ebgan/versions/7:predict", {"instances": []}, 404, "version 7"),
+        ("/v1/models/ebgan:predict", {"signature_name": "nope", "instances": []}, 404, "nope"),
+        ("/v1/models/ebgan:predict", {"instances": [{"source": [[1]]}]}, 400, "missing"),
+        ("/v1/models/ebgan:predict", {"inputs": {"source": [[[[300, 0, 0]]]]}}, 400, "outside the range of uint8"),
+        ("/v1/models/ebgan:predict", {"inputs": {"source": [[1, 2], [3]]}}, 400, "source"),
+        ("/v1/models/ebgan:predict", {"foo": 1}, 400, "instances"),
+    ],
+)
 def test_rest_errors(batched, path, body, code, message):
     status, answer = _rest(batched, path, body)
     assert status == code and message in answer["error"]
@@ -450,8 +494,9 @@ def test_shipped_config_files_parse_and_serve(models, tmp_path):
         batching = server_config.parse_batching_parameters(handle.read())
     assert (batching.max_batch_size, batching.batch_timeout_micros, batching.num_batch_threads) == (16, 2000, 2)
     sources = server_config.parse_model_config(text.replace("/models", models["base"]))
-    running = server.ModelServer(server_config.ServerOptions(models=tuple(sources), port=0, batching=batching,
-                                                      file_system_poll_wait_seconds=0)).start()
+    running = server.ModelServer(
+        server_config.ServerOptions(models=tuple(sources), port=0, batching=batching, file_system_poll_wait_seconds=0)
+    ).start()
     try:
         with _client(running) as connection:
             assert connection.model_info("ebgan").attribute_names == ATTRIBUTES
@@ -459,23 +504,29 @@ def test_shipped_config_files_parse_and_serve(models, tmp_path):
         running.stop()
 
 
-@pytest.mark.parametrize("text,message", [
-    ("model_config_list { config { name: 'a' } }", "base_path"),
-    ("model_config_list { config { name: 'a' base_path: '/x' model_platform: 'pytorch' } }", "model_platform"),
-    ("model_config_list { config { name: 'a' base_path: '/x' } config { name: 'a' base_path: '/y' } }", "twice"),
-    ("model_config_list { config { nme: 'a' } }", "nme"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("model_config_list { config { name: 'a' } }", "base_path"),
+        ("model_config_list { config { name: 'a' base_path: '/x' model_platform: 'pytorch' } }", "model_platform"),
+        ("model_config_list { config { name: 'a' base_path: '/x' } config { name: 'a' base_path: '/y' } }", "twice"),
+        ("model_config_list { config { nme: 'a' } }", "nme"),
+    ],
+)
 def test_bad_model_config_is_a_clear_error(text, message):
     with pytest.raises(ValueError, match=message):
         server_config.parse_model_config(text)
 
 
-@pytest.mark.parametrize("text,message", [
-    ("max_batch_size { value: 0 }", "max_batch_size must be >= 1"),
-    ("max_batch_size { value: 8 } allowed_batch_sizes: 2 allowed_batch_sizes: 4", "ending with max_batch_size"),
-    ("max_batch_sise { value: 8 }", "max_batch_sise"),
-    ("pad_variable_length_inputs: true", "not supported"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("max_batch_size { value: 0 }", "max_batch_size must be >= 1"),
+        ("max_batch_size { value: 8 } allowed_batch_sizes: 2 allowed_batch_sizes: 4", "ending with max_batch_size"),
+        ("max_batch_sise { value: 8 }", "max_batch_sise"),
+        ("pad_variable_length_inputs: true", "not supported"),
+    ],
+)
 def test_bad_batching_parameters_are_a_clear_error(text, message):
     with pytest.raises(ValueError, match=message):
         server_config.parse_batching_parameters(text)
@@ -495,21 +546,37 @@ def test_cli_edit_region_with_drop_equals_saved_model(models, batched, tmp_path,
     inputs = random_inputs(1, SIZE, seed=8)
     images.save_image(tmp_path / "a.png", inputs["source"][0])
     images.save_image(tmp_path / "b.png", inputs["exemplar"][0])
-    code, out, err = _cli(capsys, "edit", f"--server=127.0.0.1:{batched.port}", "--model_name=ebgan",
-                          f"--source={tmp_path / 'a.png'}", f"--exemplar={tmp_path / 'b.png'}", "--region=mouth",
-                          "--drop=Mustache", f"--output={tmp_path / 'out.png'}")
+    code, out, err = _cli(
+        capsys,
+        "edit",
+        f"--server=127.0.0.1:{batched.port}",
+        "--model_name=ebgan",
+        f"--source={tmp_path / 'a.png'}",
+        f"--exemplar={tmp_path / 'b.png'}",
+        "--region=mouth",
+        "--drop=Mustache",
+        f"--output={tmp_path / 'out.png'}",
+    )
     assert (code, err) == (0, "") and "edit_filtered" in out
     mask = region_mask(template_landmarks(SIZE), "mouth", SIZE).numpy()[None]
     attributes = np.array([[0.0, 1.0, 1.0]], np.float32)  # Mustache dropped
     expected = _reference(models["ebgan"], "edit_filtered", dict(inputs, mask=mask, attributes=attributes))
     np.testing.assert_array_equal(images.load_image(tmp_path / "out.png"), expected[0])
     images.save_image(tmp_path / "mask.png", (mask[0, ..., 0] * 255).astype(np.uint8))
-    code, out, err = _cli(capsys, "edit", f"--server=127.0.0.1:{batched.port}", "--model_name=plain",
-                          f"--source={tmp_path / 'a.png'}", f"--exemplar={tmp_path / 'b.png'}",
-                          f"--mask={tmp_path / 'mask.png'}", f"--output={tmp_path / 'plain.png'}")
+    code, out, err = _cli(
+        capsys,
+        "edit",
+        f"--server=127.0.0.1:{batched.port}",
+        "--model_name=plain",
+        f"--source={tmp_path / 'a.png'}",
+        f"--exemplar={tmp_path / 'b.png'}",
+        f"--mask={tmp_path / 'mask.png'}",
+        f"--output={tmp_path / 'plain.png'}",
+    )
     assert code == 0
-    np.testing.assert_array_equal(images.load_image(tmp_path / "plain.png"),
-                                  _reference(models["plain"], "edit", dict(inputs, mask=mask))[0])
+    np.testing.assert_array_equal(
+        images.load_image(tmp_path / "plain.png"), _reference(models["plain"], "edit", dict(inputs, mask=mask))[0]
+    )
 
 
 def test_cli_metadata_and_status(batched, capsys):
@@ -526,8 +593,13 @@ def test_cli_errors_are_one_line_and_exit_1(batched, tmp_path, capsys):
     images.save_image(tmp_path / "big.png", np.zeros([SIZE * 2, SIZE * 2, 3], np.uint8))
     (tmp_path / "junk.png").write_bytes(b"not an image")
     live = f"--server=127.0.0.1:{batched.port}"
-    edit = ["edit", live, f"--source={tmp_path / 'a.png'}", f"--exemplar={tmp_path / 'a.png'}",
-            f"--output={tmp_path / 'out.png'}"]
+    edit = [
+        "edit",
+        live,
+        f"--source={tmp_path / 'a.png'}",
+        f"--exemplar={tmp_path / 'a.png'}",
+        f"--output={tmp_path / 'out.png'}",
+    ]
     cases = [
         (["status", f"--server=127.0.0.1:{_free_port()}"], "cannot reach the model server"),
         (["status", live, "--model_name=nope"], "NOT_FOUND"),
@@ -536,10 +608,26 @@ def test_cli_errors_are_one_line_and_exit_1(batched, tmp_path, capsys):
         ([*edit, "--region=mouth", "--drop=Mustache", "--signature=edit"], "--signature=edit_filtered"),
         ([*edit, "--region=chin"], "Unknown region(s) 'chin'"),
         ([*edit, "--region=mouth", f"--mask={tmp_path / 'a.png'}"], "exactly one of --region"),
-        ([*edit[:2], f"--source={tmp_path / 'junk.png'}", f"--exemplar={tmp_path / 'a.png'}", "--region=mouth",
-          f"--output={tmp_path / 'out.png'}"], "not an image file"),
-        ([*edit[:2], f"--source={tmp_path / 'big.png'}", f"--exemplar={tmp_path / 'a.png'}", "--region=mouth",
-          f"--output={tmp_path / 'out.png'}"], f"expected {SIZE}x{SIZE}"),
+        (
+            [
+                *edit[:2],
+                f"--source={tmp_path / 'junk.png'}",
+                f"--exemplar={tmp_path / 'a.png'}",
+                "--region=mouth",
+                f"--output={tmp_path / 'out.png'}",
+            ],
+            "not an image file",
+        ),
+        (
+            [
+                *edit[:2],
+                f"--source={tmp_path / 'big.png'}",
+                f"--exemplar={tmp_path / 'a.png'}",
+                "--region=mouth",
+                f"--output={tmp_path / 'out.png'}",
+            ],
+            f"expected {SIZE}x{SIZE}",
+        ),
         (["status", live, "--version=1", "--version_label=stable"], "not both"),
         (["frobnicate", live], "give one command"),
     ]
@@ -554,12 +642,30 @@ def test_cli_errors_are_one_line_and_exit_1(batched, tmp_path, capsys):
 @pytest.mark.slow  # two fresh Python processes importing TensorFlow
 def test_console_entry_points_report_errors_without_traceback(tmp_path):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    down = subprocess.run([sys.executable, "-m", "ebgan_tf.serving.client", "status",
-                           f"--server=127.0.0.1:{_free_port()}", "--timeout=5"],
-                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
+    down = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ebgan_tf.serving.client",
+            "status",
+            f"--server=127.0.0.1:{_free_port()}",
+            "--timeout=5",
+        ],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert down.returncode == 1 and "cannot reach the model server" in down.stderr
     assert "Traceback" not in down.stderr
-    missing = subprocess.run([sys.executable, "-m", "ebgan_tf.serving.main", f"--model_base_path={tmp_path / 'none'}",
-                              "--port=0"], cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "ebgan_tf.serving.main", f"--model_base_path={tmp_path / 'none'}", "--port=0"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode != 0 and "is not a directory" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -71,8 +71,15 @@ def test_shipped_models_keep_their_recorded_quality(report_name, data_dir, tmp_p
     paths = [os.path.join(MODELS_DIR, path) for path in RECORDED[report_name]]
     regions = list(recorded["regions"])
     assert recorded["num_pairs"] == DATA_SIZES["num_test"] and regions == ["mouth", "components", "face"]
-    report = evaluate_models(paths, data_dir, None, str(tmp_path), dataset="synthetic_faces", regions=regions,
-                             num_pairs=recorded["num_pairs"])
+    report = evaluate_models(
+        paths,
+        data_dir,
+        None,
+        str(tmp_path),
+        dataset="synthetic_faces",
+        regions=regions,
+        num_pairs=recorded["num_pairs"],
+    )
     for region in regions:
         methods = report["regions"][region]["methods"]
         for name, scores in methods.items():
@@ -94,8 +101,16 @@ def test_the_shipped_models_score_on_faces_no_split_uses_as_on_the_test_faces(tm
     recorded = _recorded("eval_500")
     paths = [os.path.join(MODELS_DIR, path) for path in RECORDED["regression_saved_model"]]
     regions = list(recorded["regions"])
-    report = evaluate_models(paths, "", None, str(tmp_path), dataset="synthetic_faces", regions=regions,
-                             num_pairs=DATA_SIZES["num_test"], faces="unseen")
+    report = evaluate_models(
+        paths,
+        "",
+        None,
+        str(tmp_path),
+        dataset="synthetic_faces",
+        regions=regions,
+        num_pairs=DATA_SIZES["num_test"],
+        faces="unseen",
+    )
     assert report["split"] == "unseen" and report["num_pairs"] == DATA_SIZES["num_test"]
     for region in regions:
         methods = report["regions"][region]["methods"]
@@ -134,7 +149,7 @@ def test_a_shipped_models_composed_edit_takes_each_part_from_its_own_exemplar(na
     editor = Editor.load(SHIPPED_MODELS[name])
     size, count, seed = editor.info.image_size, 16, 5000
     params = [sample_face(seed + index) for index in range(3 * count)]
-    a, b, c = params[:count], params[count:2 * count], params[2 * count:]
+    a, b, c = params[:count], params[count : 2 * count], params[2 * count :]
     render = lambda faces: np.stack([render_face(face, size).image for face in faces])  # noqa: E731
     masks = np.stack([editor.info.region_mask(region) for region in ("eyes", "mouth")])
     masks = np.broadcast_to(masks, (count, *masks.shape)).copy()
@@ -142,8 +157,9 @@ def test_a_shipped_models_composed_edit_takes_each_part_from_its_own_exemplar(na
     composed = editor.edit_composed(render(a), exemplars, masks).astype(float)
     exchanged = editor.edit_composed(render(a), exemplars[:, ::-1], masks).astype(float)
     for part, (region, donors) in enumerate((("eyes", b), ("mouth", c))):
-        truth = np.stack([render_swap(face_a, face_b, region, size).image
-                          for face_a, face_b in zip(a, donors)]).astype(float)
+        truth = np.stack([render_swap(face_a, face_b, region, size).image for face_a, face_b in zip(a, donors)]).astype(
+            float
+        )
         inside = np.broadcast_to(masks[:, part] > 0.5, truth.shape)
         own, other = np.abs(composed - truth)[inside].mean(), np.abs(exchanged - truth)[inside].mean()
         assert own < other, (region, own, other)
@@ -155,8 +171,14 @@ def test_ebgan_edit_uses_the_shipped_att_ebgan_by_default(tmp_path, capsys):
     for path, face in zip(paths, faces):
         images.save_image(path, face)
     out = tmp_path / "edited.png"
-    argv = ["ebgan-edit", f"--source={paths[0]}", f"--exemplar={paths[1]}", "--region=mouth", "--drop=Mustache",
-            f"--output={out}"]
+    argv = [
+        "ebgan-edit",
+        f"--source={paths[0]}",
+        f"--exemplar={paths[1]}",
+        "--region=mouth",
+        "--drop=Mustache",
+        f"--output={out}",
+    ]
     assert run_in_process(edit.main, edit.define_flags, argv) == 0
     assert capsys.readouterr().out.strip() == f"Wrote {out}"
     edited = images.load_image(str(out))
@@ -168,8 +190,12 @@ def test_ebgan_edit_uses_the_shipped_att_ebgan_by_default(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ebgan_web_serves_the_shipped_models_by_default():
-    process = subprocess.Popen([sys.executable, "-m", "ebgan_tf.serving.web.main", "--port=0"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ebgan_tf.serving.web.main", "--port=0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()  # "ebgan-web: open http://127.0.0.1:<port>/" once it serves
         assert line.startswith("ebgan-web: open http://127.0.0.1:"), (line, process.stderr.read())

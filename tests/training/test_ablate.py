@@ -34,14 +34,27 @@ def test_plus_merges_settings_and_keeps_the_base():
 
 @pytest.mark.slow
 def test_an_ablation_trains_scores_and_appends_a_row_then_rescoring_does_not_train_again(
-        data_dir, tmp_path, monkeypatch):
-    tiny = Ablation("tiny per-part codes", model={**TINY_MODEL, "code_pooling": "parts"},
-                    losses={"exemplar_mask": "own"}, train={"ema_decay": 0.9, "lr_decay_fraction": 0.5})
+    data_dir, tmp_path, monkeypatch
+):
+    tiny = Ablation(
+        "tiny per-part codes",
+        model={**TINY_MODEL, "code_pooling": "parts"},
+        losses={"exemplar_mask": "own"},
+        train={"ema_decay": 0.9, "lr_decay_fraction": 0.5},
+    )
     monkeypatch.setitem(ABLATIONS, "tiny", tiny)
     results = tmp_path / "results.md"
-    argv = ["ebgan-ablate", "--ablation=tiny", "--steps=100", "--batch_size=4", "--num_pairs=6",
-            "--eval_regions=components,mouth", f"--data_dir={data_dir}", f"--runs_dir={tmp_path / 'runs'}",
-            f"--results={results}"]
+    argv = [
+        "ebgan-ablate",
+        "--ablation=tiny",
+        "--steps=100",
+        "--batch_size=4",
+        "--num_pairs=6",
+        "--eval_regions=components,mouth",
+        f"--data_dir={data_dir}",
+        f"--runs_dir={tmp_path / 'runs'}",
+        f"--results={results}",
+    ]
     assert run_in_process(ablate.main, ablate.define_flags, argv) == 0
     run = tmp_path / "runs" / "tiny-100"
     assert read_config(str(run))["model"]["code_pooling"] == "parts"
@@ -62,10 +75,13 @@ def test_an_ablation_trains_scores_and_appends_a_row_then_rescoring_does_not_tra
     assert results.read_text().splitlines()[3].split("|")[3] == lines[2].split("|")[3]  # the same minutes
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--ablation=bigger", "Unknown ablation(s) 'bigger'; valid: preset, recipe"),
-    ("--steps=150", "--steps must be a positive multiple of 100, got 150."),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--ablation=bigger", "Unknown ablation(s) 'bigger'; valid: preset, recipe"),
+        ("--steps=150", "--steps must be a positive multiple of 100, got 150."),
+    ],
+)
 def test_bad_flags_are_refused_before_anything_runs(flag, message, tmp_path, capsys):
     argv = ["ebgan-ablate", "--ablation=recipe", flag, f"--runs_dir={tmp_path}"]
     assert run_in_process(ablate.main, ablate.define_flags, argv) != 0

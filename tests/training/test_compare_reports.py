@@ -10,12 +10,30 @@ from ebgan_tf.training import compare_reports
 
 
 def _report(psnr: float, met: bool) -> dict:
-    scores = {"role": "model", "variant": "ebgan", "reconstruction": None, "code_spread": None,
-              "attribute_transfer": None, "filtering": None, "outside_max_diff": 0.0,
-              "transfer": {"psnr": psnr, "exemplar_gain": 3.5}}
-    return {"regions": {"mouth": {"methods": {"EBGAN": scores}, "ground_truth": None}},
-            "targets": [{"region": "mouth", "method": "EBGAN", "target": "transfer PSNR >= 24 dB", "value": psnr,
-                         "threshold": 24.0, "met": met, "margin": psnr - 24.0}]}
+    scores = {
+        "role": "model",
+        "variant": "ebgan",
+        "reconstruction": None,
+        "code_spread": None,
+        "attribute_transfer": None,
+        "filtering": None,
+        "outside_max_diff": 0.0,
+        "transfer": {"psnr": psnr, "exemplar_gain": 3.5},
+    }
+    return {
+        "regions": {"mouth": {"methods": {"EBGAN": scores}, "ground_truth": None}},
+        "targets": [
+            {
+                "region": "mouth",
+                "method": "EBGAN",
+                "target": "transfer PSNR >= 24 dB",
+                "value": psnr,
+                "threshold": 24.0,
+                "met": met,
+                "margin": psnr - 24.0,
+            }
+        ],
+    }
 
 
 def test_prints_the_numbers_and_targets_that_changed(tmp_path, capsys):
@@ -34,7 +52,8 @@ def test_prints_the_numbers_and_targets_that_changed(tmp_path, capsys):
 def test_the_same_report_has_no_differences():
     report = _report(24.5, True)
     assert compare_reports.compare(report, copy.deepcopy(report)) == (
-        "0 numbers changed, 3 unchanged; 0 target results changed.")
+        "0 numbers changed, 3 unchanged; 0 target results changed."
+    )
 
 
 def test_a_missing_report_is_a_one_line_error(tmp_path, capsys):

@@ -90,8 +90,14 @@ def test_cpu_split_after_tensorflow_initialised_is_a_clear_error():
 @pytest.mark.slow
 def test_mirrored_on_two_cpus_matches_one_device_after_one_step():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_ONE_DEVICE], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_VS_ONE_DEVICE],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2

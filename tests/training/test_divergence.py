@@ -36,8 +36,9 @@ class _Trainer:
 
 def test_checkpoint_callback_stops_before_saving_a_diverged_step():
     counter, manager = callbacks.StepCounter(), _Manager()
-    guard = callbacks.CheckpointCallback(_Trainer(), manager, every=2, counter=counter, saved_step=None,
-                                         divergence_factor=4.0)
+    guard = callbacks.CheckpointCallback(
+        _Trainer(), manager, every=2, counter=counter, saved_step=None, divergence_factor=4.0
+    )
     guard._divergence = callbacks.DivergenceDetector(4.0, warmup_steps=1)
     losses = [1.0, 0.06, 0.05, 0.055, 1.08]  # the shape of the lr 1e-3 run that diverged after step 1100
     with pytest.raises(callbacks.DivergenceError) as raised:

@@ -28,8 +28,7 @@ from tests.helpers.train_fixtures import (
 )
 
 # 2 epochs of 4 steps, a checkpoint every 2 steps, every checkpoint kept (to compare them with the reference run).
-SCHEDULE = dict(epochs=2, steps_per_epoch=4, checkpoint_every=2, keep_checkpoints=10, validation_steps=0,
-                image_every=4)
+SCHEDULE = dict(epochs=2, steps_per_epoch=4, checkpoint_every=2, keep_checkpoints=10, validation_steps=0, image_every=4)
 TOTAL_STEPS = 8
 
 
@@ -100,8 +99,9 @@ def test_sigkill_at_a_random_step_resumes_to_the_weights_of_an_uninterrupted_run
 @pytest.mark.slow
 def test_sigkill_inside_a_checkpoint_save_keeps_the_previous_checkpoint_as_latest(data_dir, reference, tmp_path):
     model_dir = str(tmp_path / "model")
-    status, output = run_training(train_flags(model_dir, data_dir, **SCHEDULE), str(tmp_path / "killed.log"),
-                                  EBGAN_TEST_KILL_IN_SAVE="4")
+    status, output = run_training(
+        train_flags(model_dir, data_dir, **SCHEDULE), str(tmp_path / "killed.log"), EBGAN_TEST_KILL_IN_SAVE="4"
+    )
     assert status == -signal.SIGKILL, output[-3000:]
     assert os.path.exists(checkpoint_path(model_dir, 4) + ".index")  # its files were written, the state was not
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")) == checkpoint_path(model_dir, 2)
@@ -126,11 +126,15 @@ def test_sigkill_inside_a_checkpoint_save_keeps_the_previous_checkpoint_as_lates
 @pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(data_dir, reference, tmp_path):
     model_dir = str(tmp_path / "model")
-    status, output = run_training(train_flags(model_dir, data_dir, **SCHEDULE), str(tmp_path / "nan.log"),
-                                  EBGAN_TEST_NAN_AT_BATCH="2")  # the third batch of an epoch: step 3
+    status, output = run_training(
+        train_flags(model_dir, data_dir, **SCHEDULE), str(tmp_path / "nan.log"), EBGAN_TEST_NAN_AT_BATCH="2"
+    )  # the third batch of an epoch: step 3
     assert status == 1, output[-3000:]
-    error = re.search(r"ebgan-train: error: Non-finite loss (.*) at step 3: training stopped without saving it "
-                      r"\(the last good checkpoint is step 2; a rerun resumes from it\)", output)
+    error = re.search(
+        r"ebgan-train: error: Non-finite loss (.*) at step 3: training stopped without saving it "
+        r"\(the last good checkpoint is step 2; a rerun resumes from it\)",
+        output,
+    )
     assert error, output[-3000:]
     assert {"g_loss=nan", "rec=nan"} <= set(error.group(1).split(", "))
     assert "Traceback" not in output
@@ -148,11 +152,13 @@ def test_checkpoint_callback_refuses_to_save_non_finite_weights(reference, tmp_p
     counter = callbacks.StepCounter()
     counter.variable.assign(10)
     manager = tf.train.CheckpointManager(
-        make_checkpoint(trainer, optimizers=True, step=counter.variable), str(tmp_path), max_to_keep=2)
+        make_checkpoint(trainer, optimizers=True, step=counter.variable), str(tmp_path), max_to_keep=2
+    )
     checkpoints = callbacks.CheckpointCallback(trainer, manager, every=5, counter=counter, saved_step=8)
     trainer.discriminator.weights[0].assign(tf.fill(trainer.discriminator.weights[0].shape, np.inf))
-    with pytest.raises(callbacks.NonFiniteError, match="Non-finite weights at step 10: .*last good checkpoint is "
-                                                         "step 8"):
+    with pytest.raises(
+        callbacks.NonFiniteError, match="Non-finite weights at step 10: .*last good checkpoint is step 8"
+    ):
         checkpoints.on_train_batch_end(9, {"g_loss": np.array([1.0])})
     with pytest.raises(callbacks.NonFiniteError, match=r"Non-finite loss d_loss=inf at step 10"):
         checkpoints.on_train_batch_end(9, {"g_loss": np.array([1.0]), "d_loss": np.array([np.inf])})

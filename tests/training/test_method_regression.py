@@ -31,14 +31,19 @@ def test_a_short_run_of_the_recipe_keeps_the_code_apart_and_uses_the_exemplar(da
     trainer.compile(learning_rate=preset.train.learning_rate)
     names = preset.attributes_for([REGION])
     batches = pipeline.make_dataset(
-        pipeline.load_examples("synthetic_faces", data_dir, "train", IMAGE_SIZE), image_size=IMAGE_SIZE,
-        regions=[REGION], attribute_names=names, batch_size=BATCH, seed=0, deterministic=True,
-        part_layouts=preset.model.code_pooling == "parts")
+        pipeline.load_examples("synthetic_faces", data_dir, "train", IMAGE_SIZE),
+        image_size=IMAGE_SIZE,
+        regions=[REGION],
+        attribute_names=names,
+        batch_size=BATCH,
+        seed=0,
+        deterministic=True,
+        part_layouts=preset.model.code_pooling == "parts",
+    )
     trainer.fit(batches, epochs=1, steps_per_epoch=STEPS, verbose=0)
 
     pairs = load_pairs("synthetic_faces", data_dir, IMAGE_SIZE, num_pairs=16)
-    results, _ = evaluate([model_method(trainer, "recipe")], pairs, {REGION: names}, None,
-                          SwapTruth(pairs, IMAGE_SIZE))
+    results, _ = evaluate([model_method(trainer, "recipe")], pairs, {REGION: names}, None, SwapTruth(pairs, IMAGE_SIZE))
     scores = results["regions"][REGION]["methods"]["recipe"]
     assert scores["code_spread"]["mean"] >= 0.05, scores["code_spread"]
     assert scores["transfer"]["exemplar_gain"] > 0.0, scores["transfer"]

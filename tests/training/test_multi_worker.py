@@ -27,17 +27,21 @@ STEPS = 3  # one epoch of 3 steps, global batch 4, checkpoint at step 2 and at t
 
 
 def tf_config(ports: list[int], index: int) -> str:
-    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-                       "task": {"type": "worker", "index": index}})
+    return json.dumps(
+        {"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
+    )
 
 
-@pytest.mark.parametrize("value, message", [
-    (None, "needs the TF_CONFIG environment variable"),
-    ("{not json", "TF_CONFIG is not valid JSON"),
-    ('{"cluster": {}, "task": {"type": "worker", "index": 0}}', "needs a 'cluster' with a 'worker' list"),
-    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "is not in its cluster"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "'type' must be one of worker"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (None, "needs the TF_CONFIG environment variable"),
+        ("{not json", "TF_CONFIG is not valid JSON"),
+        ('{"cluster": {}, "task": {"type": "worker", "index": 0}}', "needs a 'cluster' with a 'worker' list"),
+        ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "is not in its cluster"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "'type' must be one of worker"),
+    ],
+)
 def test_bad_tf_config_is_a_clear_error(value, message):
     with pytest.raises(ValueError, match=message):
         check_tf_config(value)
@@ -47,7 +51,7 @@ def test_multi_worker_refuses_cpu_replicas_and_a_missing_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="multi_worker uses one CPU device per machine"):
         make_strategy("multi_worker", cpu_replicas=2)
-    with pytest.raises(ValueError, match="TF_CONFIG environment variable.*\"index\": 0"):
+    with pytest.raises(ValueError, match='TF_CONFIG environment variable.*"index": 0'):
         make_strategy("multi_worker")
 
 
@@ -75,8 +79,15 @@ def test_two_workers_train_like_one_process_with_the_same_global_batch(tmp_path,
     model_dir = str(tmp_path / "model")
     ports = [free_port(), free_port()]
     flags = train_flags(model_dir, data_dir, epochs=1, steps_per_epoch=STEPS, strategy="multi_worker")
-    workers = [start_training(flags, str(tmp_path / f"worker{index}.log"), TF_CONFIG=tf_config(ports, index),
-                              EBGAN_TEST_WEIGHTS_OUT=str(tmp_path / f"worker{index}.npz")) for index in (0, 1)]
+    workers = [
+        start_training(
+            flags,
+            str(tmp_path / f"worker{index}.log"),
+            TF_CONFIG=tf_config(ports, index),
+            EBGAN_TEST_WEIGHTS_OUT=str(tmp_path / f"worker{index}.npz"),
+        )
+        for index in (0, 1)
+    ]
     with killed_on_exit(workers):
         statuses = [worker.wait(timeout=600) for worker in workers]
     logs = [(tmp_path / f"worker{index}.log").read_text() for index in (0, 1)]
@@ -84,8 +95,10 @@ def test_two_workers_train_like_one_process_with_the_same_global_batch(tmp_path,
 
     # The chief (worker 0) wrote the run; worker 1 wrote into its own temporary directory and deleted it.
     assert sorted(os.listdir(model_dir)) == ["checkpoints", "config.json", "final.weights.h5", "logs"]
-    assert sorted(name for name in os.listdir(os.path.join(model_dir, "checkpoints")) if name.endswith(".index")) \
-        == ["ckpt-2.index", f"ckpt-{STEPS}.index"]
+    assert sorted(name for name in os.listdir(os.path.join(model_dir, "checkpoints")) if name.endswith(".index")) == [
+        "ckpt-2.index",
+        f"ckpt-{STEPS}.index",
+    ]
     assert f"Saved the final weights to {model_dir}/final.weights.h5 (step {STEPS})" in logs[0]
     assert f"Saved the final weights to {model_dir}/.workertemp_worker_1/final.weights.h5" in logs[1]
 

@@ -30,8 +30,9 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def float32_run(tmp_path_factory, data_dir):
-    return train_lib.train(tiny_config(tmp_path_factory.mktemp("float32") / "model", data_dir, **SCHEDULE),
-                           make_strategy("one_device"))
+    return train_lib.train(
+        tiny_config(tmp_path_factory.mktemp("float32") / "model", data_dir, **SCHEDULE), make_strategy("one_device")
+    )
 
 
 def assert_losses_close(got: dict[str, list[float]], want: dict[str, list[float]], rtol: float) -> None:
@@ -45,7 +46,8 @@ def assert_losses_close(got: dict[str, list[float]], want: dict[str, list[float]
 
 @pytest.mark.slow
 def test_mixed_precision_trains_in_float16_close_to_float32_and_resumes_in_float32(
-        float32_run, data_dir, tmp_path, capsys):
+    float32_run, data_dir, tmp_path, capsys
+):
     _, float32_history = float32_run
     config = tiny_config(tmp_path / "model", data_dir, mixed_precision=True, **SCHEDULE)
     trainer, history = train_lib.train(config, make_strategy("one_device"))
@@ -57,8 +59,9 @@ def test_mixed_precision_trains_in_float16_close_to_float32_and_resumes_in_float
     assert all(np.isfinite(weight).all() for weight in network_weights(trainer))
 
     capsys.readouterr()
-    resumed, _ = train_lib.train(tiny_config(tmp_path / "model", data_dir, **{**SCHEDULE, "epochs": 2}),
-                                 make_strategy("one_device"))
+    resumed, _ = train_lib.train(
+        tiny_config(tmp_path / "model", data_dir, **{**SCHEDULE, "epochs": 2}), make_strategy("one_device")
+    )
     assert "Resuming from step 3" in capsys.readouterr().out  # a mixed-precision checkpoint resumes in float32
     assert not isinstance(resumed.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert resumed.g_optimizer.iterations.numpy() > trainer.g_optimizer.iterations.numpy()
@@ -69,12 +72,14 @@ def test_xla_gives_the_float32_result(data_dir, tmp_path):
     # Gate dropout draws its random switches with TensorFlow's stateless RNG, whose numbers differ under XLA; the
     # comparison is of the deterministic computation, so both runs here train without it.
     no_dropout = dataclasses.replace(get_preset("synthetic64").train.loss_weights, gate_dropout=0.0)
-    reference = train_lib.train(tiny_config(tmp_path / "float32", data_dir, loss_weights=no_dropout, **SCHEDULE),
-                                make_strategy("one_device"))
+    reference = train_lib.train(
+        tiny_config(tmp_path / "float32", data_dir, loss_weights=no_dropout, **SCHEDULE), make_strategy("one_device")
+    )
     float32_trainer, float32_history = reference
     trainer, history = train_lib.train(
         tiny_config(tmp_path / "model", data_dir, xla=True, loss_weights=no_dropout, **SCHEDULE),
-        make_strategy("one_device"))
+        make_strategy("one_device"),
+    )
     assert trainer.jit_compile
     assert_losses_close(history, float32_history, rtol=1e-4)
     for got, want in zip(network_weights(trainer), network_weights(float32_trainer), strict=True):

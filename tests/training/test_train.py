@@ -35,10 +35,33 @@ sys.argv = ["demo"] + sys.argv[1:]
 demo.run()
 """
 FLAGS_OF_THE_BRIEF = (
-    "preset", "variant", "regions", "dataset", "data_dir", "model_dir", "epochs", "steps_per_epoch", "batch_size",
-    "learning_rate", "rec_weight", "cyc_weight", "cls_weight", "model_config", "strategy", "cpu_replicas", "seed",
-    "checkpoint_every", "keep_checkpoints", "log_every", "image_every", "image_rows", "validation_steps",
-    "hole_rec_weight", "gate_dropout", "divergence_factor")
+    "preset",
+    "variant",
+    "regions",
+    "dataset",
+    "data_dir",
+    "model_dir",
+    "epochs",
+    "steps_per_epoch",
+    "batch_size",
+    "learning_rate",
+    "rec_weight",
+    "cyc_weight",
+    "cls_weight",
+    "model_config",
+    "strategy",
+    "cpu_replicas",
+    "seed",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "log_every",
+    "image_every",
+    "image_rows",
+    "validation_steps",
+    "hole_rec_weight",
+    "gate_dropout",
+    "divergence_factor",
+)
 
 
 def run_python(*args: str) -> subprocess.CompletedProcess:
@@ -85,7 +108,7 @@ def test_run_writes_config_checkpoints_summaries_and_final_weights(finished):
     assert config["attribute_names"] == list(trainer.attribute_names)
     assert config["model"]["image_size"] == IMAGE_SIZE and config["batch_size"] == 4
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-6")
-    kept = sorted(path[:-len(".index")] for path in glob.glob(os.path.join(model_dir, "checkpoints", "*.index")))
+    kept = sorted(path[: -len(".index")] for path in glob.glob(os.path.join(model_dir, "checkpoints", "*.index")))
     assert [os.path.basename(path) for path in kept] == ["ckpt-4", "ckpt-6"]  # keep_checkpoints=2
     assert os.path.exists(os.path.join(model_dir, "final.weights.h5"))
     assert trainer.g_optimizer.iterations.numpy() == 6
@@ -114,7 +137,8 @@ def test_load_trained_rebuilds_the_final_model(finished):
 
 @pytest.mark.slow
 def test_load_trained_of_a_run_without_final_weights_restores_every_weight_from_its_newest_checkpoint(
-        finished, tmp_path):
+    finished, tmp_path
+):
     model_dir, trainer, _ = finished
     killed = tmp_path / "killed"
     shutil.copytree(model_dir, killed)
@@ -158,8 +182,9 @@ def test_training_a_finished_run_further_removes_its_stale_final_weights(finishe
     shutil.copytree(model_dir, extended)
     final = os.path.join(extended, "final.weights.h5")
     seen = FinalWeightsSeen(final)
-    trainer, _ = train_lib.train(tiny_config(extended, data_dir, epochs=3), make_strategy("one_device"),
-                                 extra_callbacks=[seen, StopAtStep(7)])
+    trainer, _ = train_lib.train(
+        tiny_config(extended, data_dir, epochs=3), make_strategy("one_device"), extra_callbacks=[seen, StopAtStep(7)]
+    )
     assert "Removed the final weights of step 6" in capsys.readouterr().out
     assert seen.seen is False  # gone before the first new step: a kill now loads the newest checkpoint
     assert trainer.g_optimizer.iterations.numpy() == 7 and os.path.exists(final)  # the stop wrote new ones
@@ -182,15 +207,24 @@ def test_user_errors_are_config_errors_before_anything_is_written(tmp_path):
     model_dir = tmp_path / "model"
     three_replicas = types.SimpleNamespace(num_replicas_in_sync=3)
     cases = [
-        (tiny_config(model_dir, tmp_path / "missing"), make_strategy("one_device"),
-         "does not exist|No synthetic_faces data set"),  # real or tiny loader (see data_dir)
+        (
+            tiny_config(model_dir, tmp_path / "missing"),
+            make_strategy("one_device"),
+            "does not exist|No synthetic_faces data set",
+        ),  # real or tiny loader (see data_dir)
         (tiny_config(model_dir, tmp_path, batch_size=4), three_replicas, "multiple of the 3 replica"),
-        (tiny_config(model_dir, tmp_path, regions=("mouth", "ears")), make_strategy("one_device"),
-         "Unknown region.*'ears'.*valid regions: mouth, eyes"),
+        (
+            tiny_config(model_dir, tmp_path, regions=("mouth", "ears")),
+            make_strategy("one_device"),
+            "Unknown region.*'ears'.*valid regions: mouth, eyes",
+        ),
         (tiny_config(model_dir, tmp_path, variant="gan"), make_strategy("one_device"), "Unknown variant 'gan'"),
         (tiny_config(model_dir, tmp_path, preset="huge"), make_strategy("one_device"), "Unknown preset 'huge'"),
-        (tiny_config(model_dir, tmp_path, model_overrides={"depth": 3}), make_strategy("one_device"),
-         "Unknown model setting.*'depth'"),
+        (
+            tiny_config(model_dir, tmp_path, model_overrides={"depth": 3}),
+            make_strategy("one_device"),
+            "Unknown model setting.*'depth'",
+        ),
         (tiny_config(model_dir, tmp_path, checkpoint_every=0), make_strategy("one_device"), "--checkpoint_every"),
     ]
     for config, strategy, message in cases:
@@ -207,20 +241,30 @@ def test_cli_help_mentions_every_flag():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, message", [
-    (["--preset=huge"],
-     "flag --preset=huge: value should be one of <celeba128|celeba128_paper|synthetic64|synthetic64_paper>"),
-    (["--variant=gan"], "flag --variant=gan: value should be one of <ebgan|att_ebgan>"),
-    (["--divergence_factor=1"], "ebgan-train: error: --divergence_factor must be 0 (off) or above 1, got 1.0."),
-    (["--model_config=code_pooling=max"],
-     "ebgan-train: error: Unknown code_pooling 'max'; valid: spatial, global, parts."),
-    (["--regions=mouth,ears"], "ebgan-train: error: Unknown region(s) 'ears'; valid regions:"),
-    (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=3"],
-     "ebgan-train: error: --batch_size=3 (the global batch) must be a positive multiple of the 2 replica(s)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--preset=huge"],
+            "flag --preset=huge: value should be one of <celeba128|celeba128_paper|synthetic64|synthetic64_paper>",
+        ),
+        (["--variant=gan"], "flag --variant=gan: value should be one of <ebgan|att_ebgan>"),
+        (["--divergence_factor=1"], "ebgan-train: error: --divergence_factor must be 0 (off) or above 1, got 1.0."),
+        (
+            ["--model_config=code_pooling=max"],
+            "ebgan-train: error: Unknown code_pooling 'max'; valid: spatial, global, parts.",
+        ),
+        (["--regions=mouth,ears"], "ebgan-train: error: Unknown region(s) 'ears'; valid regions:"),
+        (
+            ["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=3"],
+            "ebgan-train: error: --batch_size=3 (the global batch) must be a positive multiple of the 2 replica(s)",
+        ),
+    ],
+)
 def test_cli_errors_exit_1_with_one_clear_line(args, message, tmp_path):
-    result = run_python("-m", "ebgan_tf.training.train", f"--model_dir={tmp_path / 'model'}", f"--data_dir={tmp_path}",
-                        *args)
+    result = run_python(
+        "-m", "ebgan_tf.training.train", f"--model_dir={tmp_path / 'model'}", f"--data_dir={tmp_path}", *args
+    )
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -230,11 +274,17 @@ def test_cli_errors_exit_1_with_one_clear_line(args, message, tmp_path):
 @pytest.mark.slow
 def test_cli_refuses_a_model_dir_of_another_run(finished, data_dir):
     model_dir, _, _ = finished
-    result = run_python("-m", "ebgan_tf.training.train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
-                     f"--model_config={TINY_MODEL_FLAG}", "--batch_size=4", "--rec_weight=1")
+    result = run_python(
+        "-m",
+        "ebgan_tf.training.train",
+        f"--model_dir={model_dir}",
+        f"--data_dir={data_dir}",
+        f"--model_config={TINY_MODEL_FLAG}",
+        "--batch_size=4",
+        "--rec_weight=1",
+    )
     assert result.returncode == 1
-    assert "holds a run with another configuration (loss_weights.rec: 100.0 in the model_dir, 1.0 now)" in \
-        result.stderr
+    assert "holds a run with another configuration (loss_weights.rec: 100.0 in the model_dir, 1.0 now)" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -242,8 +292,7 @@ def test_cli_refuses_a_model_dir_of_another_run(finished, data_dir):
 def test_demo_writes_the_edit_grid(finished, data_dir, tmp_path):
     model_dir, _, _ = finished
     out = tmp_path / "edits.png"
-    result = run_python("-c", DEMO, f"--model_dir={model_dir}", f"--data_dir={data_dir}", f"--out={out}",
-                     "--rows=3")
+    result = run_python("-c", DEMO, f"--model_dir={model_dir}", f"--data_dir={data_dir}", f"--out={out}", "--rows=3")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Wrote {out}: 3 rows" in result.stdout
     grid = images.load_image(str(out))

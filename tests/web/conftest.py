@@ -21,8 +21,16 @@ from tests.helpers.photo_assets import ASTRONAUT, paste_face
 from tests.helpers.tiny import LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=1400,1500")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1500",
+)
 IMAGE_SIZE = 32  # the served models' size
 
 
@@ -30,8 +38,10 @@ IMAGE_SIZE = 32  # the served models' size
 def model_paths(tmp_path_factory) -> dict[str, str]:
     """An Att-EBGAN model `ebgan` and an EBGAN model `plain` (contract fixtures, 32 px), in TF Serving's layout."""
     base = str(tmp_path_factory.mktemp("exports"))
-    return {"ebgan": export_contract_model(base, "ebgan", image_size=IMAGE_SIZE),
-            "plain": export_contract_model(base, "plain", image_size=IMAGE_SIZE, variant="ebgan", seed=1)}
+    return {
+        "ebgan": export_contract_model(base, "ebgan", image_size=IMAGE_SIZE),
+        "plain": export_contract_model(base, "plain", image_size=IMAGE_SIZE, variant="ebgan", seed=1),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +54,9 @@ def composing_path(tmp_path_factory) -> str:
     """An untrained tiny Att-EBGAN with per-part codes (32 px, the served models' template) exported by the project's
     exporter, named `parts`: it has edit_composed (the contract fixture models do not: they are older exports)."""
     root = tmp_path_factory.mktemp("composing")
-    trainer = load_trained(write_untrained_run(root / "model", root / "data",
-                                               model_overrides={**TINY_MODEL, "code_pooling": "parts"}))
+    trainer = load_trained(
+        write_untrained_run(root / "model", root / "data", model_overrides={**TINY_MODEL, "code_pooling": "parts"})
+    )
     return export_saved_model(trainer, str(root / "exports"), "parts", LANDMARK_TEMPLATE)
 
 
@@ -65,9 +76,16 @@ def composed(monkeypatch) -> list[dict]:
 
     def spy(editor, source, source_crop, exemplar_crops, part_masks, strengths=None, attributes=None, feather=2.0):
         output = original(editor, source, source_crop, exemplar_crops, part_masks, strengths, attributes, feather)
-        received.append({"crop": source_crop, "exemplars": [crop.image for crop in exemplar_crops],
-                         "masks": part_masks[..., 0] > 0.5, "strengths": strengths, "attributes": attributes,
-                         "output": output})
+        received.append(
+            {
+                "crop": source_crop,
+                "exemplars": [crop.image for crop in exemplar_crops],
+                "masks": part_masks[..., 0] > 0.5,
+                "strengths": strengths,
+                "attributes": attributes,
+                "output": output,
+            }
+        )
         return output
 
     monkeypatch.setattr(faces, "compose_crops", spy)
@@ -79,9 +97,16 @@ def photos(tmp_path_factory) -> dict[str, str]:
     """Files: the astronaut (cut around her face), a synthetic face pasted on a canvas, a photo without a face,
     a text file, and a photo with two faces."""
     folder = tmp_path_factory.mktemp("photos")
-    paths = {name: str(folder / file) for name, file in
-             (("astronaut", "astronaut.png"), ("second", "second.png"), ("coffee", "coffee.png"),
-              ("text", "notes.txt"), ("two_faces", "two_faces.png"))}
+    paths = {
+        name: str(folder / file)
+        for name, file in (
+            ("astronaut", "astronaut.png"),
+            ("second", "second.png"),
+            ("coffee", "coffee.png"),
+            ("text", "notes.txt"),
+            ("two_faces", "two_faces.png"),
+        )
+    }
     images.save_image(paths["astronaut"], images.load_image(ASTRONAUT)[0:320, 40:440])
     images.save_image(paths["second"], paste_face(1, 64, 3.5, 12.0, (300, 360), (20, -30)).image)
     images.save_image(paths["coffee"], skimage.data.coffee())
@@ -105,8 +130,9 @@ def browser():
     """Headless chromium. Without it the browser tests are skipped, except in CI, where that is a failure."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        message = (f"{', '.join(missing)} missing: install Debian's chromium and chromium-driver "
-                   "(make test does, as root)")
+        message = (
+            f"{', '.join(missing)} missing: install Debian's chromium and chromium-driver (make test does, as root)"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

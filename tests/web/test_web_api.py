@@ -38,9 +38,12 @@ SIZE = 32
 def request(base: str, path: str, body: bytes | dict | None = None, content_type: str = "application/octet-stream"):
     """(status, headers, body) of GET (body None) or POST."""
     data = json.dumps(body).encode() if isinstance(body, dict) else body
-    sent = urllib.request.Request(base.rstrip("/") + path, data=data, method="GET" if body is None else "POST",
-                                  headers={"Content-Type": "application/json" if isinstance(body, dict)
-                                           else content_type})
+    sent = urllib.request.Request(
+        base.rstrip("/") + path,
+        data=data,
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json" if isinstance(body, dict) else content_type},
+    )
     try:
         with urllib.request.urlopen(sent, timeout=60) as response:
             return response.status, response.headers, response.read()
@@ -84,8 +87,11 @@ def test_models_endpoint_describes_every_served_model(web):
     assert status == 200 and described["default"] == "ebgan"
     by_name = {model["name"]: model for model in described["models"]}
     assert by_name["ebgan"]["attributes"] == ["Mustache", "Smiling", "Wearing_Lipstick"]
-    assert (by_name["ebgan"]["variant"], by_name["ebgan"]["image_size"], by_name["ebgan"]["version"]) == \
-        ("att_ebgan", SIZE, 1)
+    assert (by_name["ebgan"]["variant"], by_name["ebgan"]["image_size"], by_name["ebgan"]["version"]) == (
+        "att_ebgan",
+        SIZE,
+        1,
+    )
     assert by_name["plain"]["variant"] == "ebgan" and not by_name["plain"]["filtering"]
     assert by_name["ebgan"]["classifies"] and not by_name["plain"]["classifies"]
 
@@ -96,9 +102,15 @@ def test_upload_detects_the_face_once_and_edits_reuse_it(web, uploaded, photos, 
     x, y, width, height = source["faces"][0]["box"]
     assert 150 < x + width / 2 < 250 and 60 < y + height / 2 < 200  # her face, not the flag or the suit
     monkeypatch.setattr(faces, "detect_faces", lambda image: pytest.fail("an edit ran detection again"))
-    status, content_type, body = call(web.url, "/api/edit", {
-        "source": {"image": source["image"], "face": 0}, "exemplar": {"image": uploaded["exemplar"]["image"]},
-        "region": "mouth"})
+    status, content_type, body = call(
+        web.url,
+        "/api/edit",
+        {
+            "source": {"image": source["image"], "face": 0},
+            "exemplar": {"image": uploaded["exemplar"]["image"]},
+            "region": "mouth",
+        },
+    )
     assert (status, content_type) == (200, "image/png"), body
     result = np.asarray(Image.open(io.BytesIO(body)).convert("RGB")).astype(int)
     original = images.load_image(photos["astronaut"]).astype(int)
@@ -139,15 +151,21 @@ def test_the_exemplar_crop_carries_the_classifiers_reading(web, tmp_path):
     assert [entry["present"] for entry in answer["reading"]] == list(probabilities > 0.5)
     plain = json.loads(call(web.url, "/api/crop", {"model": "plain", "image": registered["image"]})[2])
     assert plain["reading"] is None and plain["size"] == SIZE  # an EBGAN model has no classifier
-    older = WebServer(WebApp(ModelSet.load([export_contract_model(str(tmp_path), "older", image_size=SIZE,
-                                                                  classify=False)])), "127.0.0.1", 0).start()
+    older = WebServer(
+        WebApp(ModelSet.load([export_contract_model(str(tmp_path), "older", image_size=SIZE, classify=False)])),
+        "127.0.0.1",
+        0,
+    ).start()
     try:  # an Att-EBGAN export from before the classify signature: no reading, and it still edits
         key = older.app.store.add(gallery_face(3))
         assert not json.loads(call(older.url, "/api/models")[2])["models"][0]["classifies"]
         status, _, body = call(older.url, "/api/crop", {"image": key, "field": "exemplar"})
         assert status == 200 and json.loads(body)["reading"] is None
-        status, content_type, _ = call(older.url, "/api/edit", {"source": {"image": key}, "exemplar": {"image": key},
-                                                                 "region": "mouth", "drop": ["Mustache"]})
+        status, content_type, _ = call(
+            older.url,
+            "/api/edit",
+            {"source": {"image": key}, "exemplar": {"image": key}, "region": "mouth", "drop": ["Mustache"]},
+        )
         assert (status, content_type) == (200, "image/png")
     finally:
         older.stop()
@@ -159,9 +177,16 @@ def test_a_painted_mask_is_used_as_painted(web, uploaded, monkeypatch):
     monkeypatch.setattr(faces, "edit_crops", lambda *args: received.append(args[4]) or original(*args))
     painted = np.zeros([SIZE, SIZE], bool)
     painted[3:9, 5:20] = True
-    status, _, body = call(web.url, "/api/edit", {"source": {"image": uploaded["source"]["image"]},
-                                                  "exemplar": {"image": uploaded["exemplar"]["image"]},
-                                                  "mask": mask_url(painted), "drop": ["Mustache"]})
+    status, _, body = call(
+        web.url,
+        "/api/edit",
+        {
+            "source": {"image": uploaded["source"]["image"]},
+            "exemplar": {"image": uploaded["exemplar"]["image"]},
+            "mask": mask_url(painted),
+            "drop": ["Mustache"],
+        },
+    )
     assert status == 200, body
     np.testing.assert_array_equal(received[0][..., 0] > 0.5, painted)
 
@@ -211,9 +236,16 @@ def test_gallery_faces_are_served_and_edit_like_uploads(web, uploaded):
     status, _, body = call(web.url, "/api/gallery/2", b"")
     registered = json.loads(body)
     assert status == 200 and len(registered["faces"]) == 1
-    status, _, edited = call(web.url, "/api/edit", {"source": {"image": registered["image"]},
-                                                    "exemplar": {"image": uploaded["exemplar"]["image"]},
-                                                    "region": "eyes", "drop": ["Smiling"]})
+    status, _, edited = call(
+        web.url,
+        "/api/edit",
+        {
+            "source": {"image": registered["image"]},
+            "exemplar": {"image": uploaded["exemplar"]["image"]},
+            "region": "eyes",
+            "drop": ["Smiling"],
+        },
+    )
     assert status == 200
     difference = np.abs(np.asarray(Image.open(io.BytesIO(edited)), int) - np.asarray(Image.open(io.BytesIO(png)), int))
     assert difference.max() > 30 and (difference.max(axis=-1) > 0).mean() < 0.2
@@ -224,8 +256,15 @@ def _png_header(width: int, height: int) -> bytes:
     reads, decoding fails."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunk = b"IHDR" + header
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-            + struct.pack(">I", 1000) + b"IDAT" + b"\0" * 10)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(header))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + struct.pack(">I", 1000)
+        + b"IDAT"
+        + b"\0" * 10
+    )
 
 
 @pytest.fixture(scope="module")
@@ -239,8 +278,12 @@ def strict(model_set):
 
 def test_bad_requests_get_their_status_and_words_and_the_server_keeps_serving(web, strict, uploaded, photos):
     def edit(**changes):
-        body = {"source": {"image": uploaded["source"]["image"]}, "exemplar": {"image": uploaded["exemplar"]["image"]},
-                "region": "mouth", **changes}
+        body = {
+            "source": {"image": uploaded["source"]["image"]},
+            "exemplar": {"image": uploaded["exemplar"]["image"]},
+            "region": "mouth",
+            **changes,
+        }
         return error_of(call(web.url, "/api/edit", body))
 
     with open(photos["text"], "rb") as stream:
@@ -284,8 +327,9 @@ def _free_port() -> int:
 
 def test_in_front_of_a_grpc_model_server_edits_match_in_process(web, model_paths, uploaded):
     base = model_paths["ebgan"].rsplit("/", 1)[0]
-    server = ModelServer(ServerOptions(models=(ModelSource("ebgan", base),), host="127.0.0.1", port=0,
-                                       file_system_poll_wait_seconds=0)).start()
+    server = ModelServer(
+        ServerOptions(models=(ModelSource("ebgan", base),), host="127.0.0.1", port=0, file_system_poll_wait_seconds=0)
+    ).start()
     remote = WebServer(WebApp(ModelSet.remote(f"127.0.0.1:{server.port}", ["ebgan"], 30.0)), "127.0.0.1", 0).start()
     try:
         described = json.loads(call(remote.url, "/api/models")[2])["models"][0]
@@ -294,16 +338,21 @@ def test_in_front_of_a_grpc_model_server_edits_match_in_process(web, model_paths
         stored = [web.app.store.get(key, "source") for key in (local_source, local_exemplar)]
         keys = [remote.app.store.add(image) for image in stored]
         request = {"region": "mouth", "drop": ["Mustache"]}
-        status, _, over_grpc = call(remote.url, "/api/edit", {**request, "source": {"image": keys[0]},
-                                                              "exemplar": {"image": keys[1]}})
-        _, _, in_process = call(web.url, "/api/edit", {**request, "source": {"image": local_source},
-                                                       "exemplar": {"image": local_exemplar}})
+        status, _, over_grpc = call(
+            remote.url, "/api/edit", {**request, "source": {"image": keys[0]}, "exemplar": {"image": keys[1]}}
+        )
+        _, _, in_process = call(
+            web.url, "/api/edit", {**request, "source": {"image": local_source}, "exemplar": {"image": local_exemplar}}
+        )
         assert status == 200
-        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(over_grpc))),
-                                      np.asarray(Image.open(io.BytesIO(in_process))))
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(io.BytesIO(over_grpc))), np.asarray(Image.open(io.BytesIO(in_process)))
+        )
         assert described["classifies"]  # read from the server's GetModelMetadata
-        readings = [json.loads(call(url, "/api/crop", {"image": key, "field": "exemplar"})[2])["reading"]
-                    for url, key in ((remote.url, keys[1]), (web.url, local_exemplar))]
+        readings = [
+            json.loads(call(url, "/api/crop", {"image": key, "field": "exemplar"})[2])["reading"]
+            for url, key in ((remote.url, keys[1]), (web.url, local_exemplar))
+        ]
         assert readings[0] == readings[1] and len(readings[0]) == 3
     finally:
         remote.stop()
@@ -323,8 +372,12 @@ def test_an_unreachable_model_server_is_a_503_in_words():
 @pytest.mark.slow  # a server process importing TensorFlow
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
 def test_ebgan_web_serves_until_a_stop_signal_then_exits_cleanly(model_paths, number):
-    process = subprocess.Popen([sys.executable, "-m", "ebgan_tf.serving.web.main", f"--model={model_paths['ebgan']}",
-                                "--port=0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ebgan_tf.serving.web.main", f"--model={model_paths['ebgan']}", "--port=0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()  # "ebgan-web: open http://127.0.0.1:<port>/" once it serves
         assert line.startswith("ebgan-web: open http://127.0.0.1:"), (line, process.stderr.read())

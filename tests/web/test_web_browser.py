@@ -26,8 +26,13 @@ WAIT = 180  # seconds: the first detection builds MTCNN, slow on 2 shared busy c
 @pytest.fixture()
 def page(browser, web):
     browser.get(web.url)
-    wait_until(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#source-gallery button")
-               and browser.find_elements(By.CSS_SELECTOR, "#attributes input"))
+    wait_until(
+        browser,
+        lambda: (
+            browser.find_elements(By.CSS_SELECTOR, "#source-gallery button")
+            and browser.find_elements(By.CSS_SELECTOR, "#attributes input")
+        ),
+    )
     return browser
 
 
@@ -74,30 +79,40 @@ def result_pixels(driver) -> np.ndarray:
         fetch(document.getElementById('download').href).then((r) => r.arrayBuffer()).then((buffer) => {
           let text = ''; for (const byte of new Uint8Array(buffer)) text += String.fromCharCode(byte);
           done(btoa(text)); }).catch((error) => done('failed: ' + error));""")
-    assert not encoded.startswith('failed'), encoded
+    assert not encoded.startswith("failed"), encoded
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGB"))
 
 
 def wait_for_result(driver) -> None:
-    wait_until(driver, lambda: driver.execute_script(
-        "const i = document.getElementById('result-image');"
-        "return !document.getElementById('result-panel').hidden && i.complete && i.naturalWidth > 0") or
-        text(driver, "run-error"))
+    wait_until(
+        driver,
+        lambda: (
+            driver.execute_script(
+                "const i = document.getElementById('result-image');"
+                "return !document.getElementById('result-panel').hidden && i.complete && i.naturalWidth > 0"
+            )
+            or text(driver, "run-error")
+        ),
+    )
     assert not text(driver, "run-error")
 
 
 def test_a_whole_edit_of_two_photos(page, photos, edits, tmp_path):
     add_file(page, "source", photos["astronaut"])
     add_file(page, "exemplar", photos["second"])
-    assert "one face found" in text(page, "source-faces") and len(page.find_elements(By.CSS_SELECTOR,
-                                                                                     "#source-boxes .face-box")) == 1
+    assert (
+        "one face found" in text(page, "source-faces")
+        and len(page.find_elements(By.CSS_SELECTOR, "#source-boxes .face-box")) == 1
+    )
     page.find_element(By.ID, "preset-mouth").click()
     page.find_element(By.ID, "attribute-Mustache").click()
     # Inputs are off while the request runs: recorded in the page, since the fake model answers sooner than a
     # WebDriver round trip on a loaded machine.
-    page.execute_script("const controls = document.getElementById('controls'); window.controlsWereOff = false;"
-                        "new MutationObserver(() => { window.controlsWereOff ||= controls.disabled; })"
-                        ".observe(controls, {attributes: true, attributeFilter: ['disabled']});")
+    page.execute_script(
+        "const controls = document.getElementById('controls'); window.controlsWereOff = false;"
+        "new MutationObserver(() => { window.controlsWereOff ||= controls.disabled; })"
+        ".observe(controls, {attributes: true, attributeFilter: ['disabled']});"
+    )
     page.find_element(By.ID, "run").click()
     wait_for_result(page)
     assert page.execute_script("return window.controlsWereOff")
@@ -145,8 +160,9 @@ def tab_to(driver, element_id: str, presses: int = 120, backwards: bool = False)
         if driver.switch_to.active_element.get_attribute("id") == element_id:
             return
         keys = ActionChains(driver)
-        (keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT) if backwards else keys.send_keys(Keys.TAB)) \
-            .perform()
+        (
+            keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT) if backwards else keys.send_keys(Keys.TAB)
+        ).perform()
     raise AssertionError(f"#{element_id} cannot be reached with {'Shift+' if backwards else ''}Tab")
 
 
@@ -165,7 +181,7 @@ def test_the_whole_edit_with_the_keyboard_alone(page, edits):
     ActionChains(page).send_keys(Keys.ENTER).perform()
     wait_for_result(page)
     np.testing.assert_array_equal(edits[-1]["attributes"], [1.0, 0.0, 1.0])
-    assert edits[-1]["mask"][: 32 // 2].any() and not edits[-1]["mask"][int(32 * 0.7):].any()  # eyes, not mouth
+    assert edits[-1]["mask"][: 32 // 2].any() and not edits[-1]["mask"][int(32 * 0.7) :].any()  # eyes, not mouth
     tab_to(page, "download")
 
 
@@ -184,8 +200,9 @@ def test_a_painted_mask_reaches_the_server_as_painted(page, photos, edits):
     page.find_element(By.ID, "preset-nose").click()
     nose = canvas_mask(page)
     view = page.find_element(By.ID, "mask-view")
-    ActionChains(page).move_to_element_with_offset(view, -90, -100).click_and_hold() \
-        .move_by_offset(60, 0).move_by_offset(60, 0).release().perform()  # a stroke across the top
+    ActionChains(page).move_to_element_with_offset(view, -90, -100).click_and_hold().move_by_offset(
+        60, 0
+    ).move_by_offset(60, 0).release().perform()  # a stroke across the top
     painted = canvas_mask(page)
     assert painted[:8].any() and not nose[:8].any()
     page.find_element(By.ID, "tool-eraser").click()
@@ -224,8 +241,10 @@ def expected_reading(web, model: str, stored) -> dict[str, tuple[bool, float]]:
 
 
 def shown_reading(driver) -> dict[str, str]:
-    return {element.get_attribute("id")[len("reading-"):]: element.text
-            for element in driver.find_elements(By.CSS_SELECTOR, "#attributes .reading")}
+    return {
+        element.get_attribute("id")[len("reading-") :]: element.text
+        for element in driver.find_elements(By.CSS_SELECTOR, "#attributes .reading")
+    }
 
 
 def test_the_classifiers_reading_of_the_exemplar_is_shown_beside_each_switch(page, web):

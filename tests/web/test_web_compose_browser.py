@@ -35,9 +35,14 @@ SIZE = 32
 def page(browser, compose_web):
     """The editor whose default model composes parts, loaded (models, gallery and switches shown)."""
     browser.get(compose_web.url)
-    wait_until(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#source-gallery button")
-               and browser.find_elements(By.CSS_SELECTOR, "#attributes input")
-               and browser.find_element(By.ID, "add-part").is_enabled())
+    wait_until(
+        browser,
+        lambda: (
+            browser.find_elements(By.CSS_SELECTOR, "#source-gallery button")
+            and browser.find_elements(By.CSS_SELECTOR, "#attributes input")
+            and browser.find_element(By.ID, "add-part").is_enabled()
+        ),
+    )
     return browser
 
 
@@ -164,8 +169,9 @@ def test_the_painted_mask_undo_redo_clear_and_invert_reach_the_server(page, edit
     page.find_element(By.ID, "preset-nose").click()
     nose = canvas_mask(page)
     view = page.find_element(By.ID, "mask-view")
-    ActionChains(page).move_to_element_with_offset(view, -90, -100).click_and_hold() \
-        .move_by_offset(120, 0).release().perform()  # a stroke across the top
+    ActionChains(page).move_to_element_with_offset(view, -90, -100).click_and_hold().move_by_offset(
+        120, 0
+    ).release().perform()  # a stroke across the top
     painted = canvas_mask(page)
     assert painted[:8].any() and not nose[:8].any()
     for button, expected in (("undo", nose), ("redo", painted), ("undo", nose), ("redo", painted)):
@@ -174,8 +180,9 @@ def test_the_painted_mask_undo_redo_clear_and_invert_reach_the_server(page, edit
     for keys, expected in (("z", nose), ("y", painted), ("z", nose)):
         ActionChains(page).key_down(Keys.CONTROL).send_keys(keys).key_up(Keys.CONTROL).perform()
         np.testing.assert_array_equal(canvas_mask(page), expected, err_msg=keys)
-    ActionChains(page).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("z").key_up(Keys.SHIFT) \
-        .key_up(Keys.CONTROL).perform()
+    ActionChains(page).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("z").key_up(Keys.SHIFT).key_up(
+        Keys.CONTROL
+    ).perform()
     np.testing.assert_array_equal(canvas_mask(page), painted)
     page.find_element(By.ID, "clear-mask").click()
     assert not canvas_mask(page).any()
@@ -216,8 +223,10 @@ def test_zoom_on_the_photo_and_on_the_result_centres_the_face(page, photos):
     before, after = (page.execute_script(position, view) for view in ("result-source-view", "result-view"))
     assert before == after and min(after) > 0  # both show the face, at the same place
     page.execute_script("document.getElementById('result-view').scrollLeft -= 50")
-    wait_until(page, lambda: page.execute_script(position, "result-source-view") ==
-               page.execute_script(position, "result-view"))
+    wait_until(
+        page,
+        lambda: page.execute_script(position, "result-source-view") == page.execute_script(position, "result-view"),
+    )
     Select(page.find_element(By.ID, "result-zoom")).select_by_value("1")
     assert abs(rect(page, "result-image")["width"] - fitted["width"]) <= 1
 
@@ -252,8 +261,9 @@ def test_parts_and_the_edit_history_with_the_keyboard_alone(page, compose_web, c
     idle(page)
     sent = composed[-1]
     assert sent["strengths"] == [0.8] and len(sent["masks"]) == 1
-    np.testing.assert_array_equal(sent["masks"][0],
-                                  masks.region_mask(sent["crop"].landmarks, "eyes", SIZE).numpy()[..., 0] > 0.5)
+    np.testing.assert_array_equal(
+        sent["masks"][0], masks.region_mask(sent["crop"].landmarks, "eyes", SIZE).numpy()[..., 0] > 0.5
+    )
     np.testing.assert_array_equal(sent["exemplars"][0], aligned(compose_web, gallery_face(5)).image)
     assert list(sent["attributes"][0]) == [0.0] + [1.0] * (len(sent["attributes"][0]) - 1)  # Mustache first
     first = result_pixels(page)

@@ -34,11 +34,19 @@ def test_a_reading_that_rounds_to_one_half_agrees_with_the_gate(page):
     name = page.find_element(By.CSS_SELECTOR, "#attributes input").get_attribute("data-attribute")
     shown = {}
     for probability, present in ((0.50004, True), (0.5, False), (0.51, True), (0.2, False)):
-        page.execute_script("showReading([{attribute: arguments[0], probability: arguments[1], "
-                            "present: arguments[2]}])", name, probability, present)
+        page.execute_script(
+            "showReading([{attribute: arguments[0], probability: arguments[1], present: arguments[2]}])",
+            name,
+            probability,
+            present,
+        )
         shown[probability] = text(page, f"reading-{name}")
-    assert shown == {0.50004: "exemplar: yes > 0.50", 0.5: "exemplar: no ≤ 0.50", 0.51: "exemplar: yes 0.51",
-                     0.2: "exemplar: no 0.20"}
+    assert shown == {
+        0.50004: "exemplar: yes > 0.50",
+        0.5: "exemplar: no ≤ 0.50",
+        0.51: "exemplar: yes 0.51",
+        0.2: "exemplar: no 0.20",
+    }
     idle(page)
 
 
@@ -77,8 +85,10 @@ def test_switching_models_keeps_the_switches_and_clears_the_other_models_result(
     assert not page.find_element(By.ID, "result-panel").is_displayed() and not text(page, "status")
     Select(page.find_element(By.ID, "model-select")).select_by_value("ebgan")
     idle(page)
-    switches = {box.get_attribute("data-attribute"): box.is_selected()
-                for box in page.find_elements(By.CSS_SELECTOR, "#attributes input")}
+    switches = {
+        box.get_attribute("data-attribute"): box.is_selected()
+        for box in page.find_elements(By.CSS_SELECTOR, "#attributes input")
+    }
     assert switches == {"Mustache": False, "Smiling": True, "Wearing_Lipstick": True}
 
 

@@ -13,9 +13,16 @@ from ebgan_tf.serving.request_limits import RequestLimits
 from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
 from tests.helpers import hostile_probe, web_probe
 
-OPTIONS = WebOptions(limits=RequestLimits(max_message_bytes=1_000_000, header_timeout_seconds=1.0,
-                                          body_timeout_seconds=1.0, idle_timeout_seconds=1.0, max_connections=8),
-                     max_pixels=1_000_000)
+OPTIONS = WebOptions(
+    limits=RequestLimits(
+        max_message_bytes=1_000_000,
+        header_timeout_seconds=1.0,
+        body_timeout_seconds=1.0,
+        idle_timeout_seconds=1.0,
+        max_connections=8,
+    ),
+    max_pixels=1_000_000,
+)
 FUZZ_EXAMPLES = 40  # per kind: bounded, so that `make test` stays short
 
 
@@ -23,9 +30,16 @@ FUZZ_EXAMPLES = 40  # per kind: bounded, so that `make test` stays short
 def target(model_set):
     """ebgan-web with small limits and timeouts on the session's models, two built-in faces registered."""
     server = WebServer(WebApp(model_set, OPTIONS), "127.0.0.1", 0).start()
-    yield web_probe.register(web_probe.WebTarget(server.port, OPTIONS.limits.max_message_bytes,
-                                                 OPTIONS.max_pixels, 1.0, OPTIONS.limits.max_connections,
-                                                 model_set.get(None).info.image_size))
+    yield web_probe.register(
+        web_probe.WebTarget(
+            server.port,
+            OPTIONS.limits.max_message_bytes,
+            OPTIONS.max_pixels,
+            1.0,
+            OPTIONS.limits.max_connections,
+            model_set.get(None).info.image_size,
+        )
+    )
     server.stop()
 
 
@@ -49,9 +63,15 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding(target, monkeyp
     if where == "upload":
         answer = web_probe.post(target, "/api/images", png)
     else:
-        answer = web_probe.post(target, "/api/edit", {"source": {"image": target.source},
-                                                      "exemplar": {"image": target.exemplar},
-                                                      "mask": web_probe.mask_url(png)})
+        answer = web_probe.post(
+            target,
+            "/api/edit",
+            {
+                "source": {"image": target.source},
+                "exemplar": {"image": target.exemplar},
+                "mask": web_probe.mask_url(png),
+            },
+        )
     assert answer.status in ("HTTP 413", "HTTP 400") and answer.json()["field"] in ("source", "mask")
     assert not decoded
     assert web_probe.post(target, "/api/images", web_probe.SMALL_FILES["PNG"]).status == "HTTP 400"  # no face
@@ -86,7 +106,8 @@ def test_a_get_carrying_a_request_as_its_body_gets_one_answer(target):
     request = b"GET /api/models HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(hidden), hidden)
     assert hostile_probe.every_answer(target.as_rest(), request) == "HTTP 200"
     for header in (b"Transfer-Encoding : chunked", b"no colon here"):
-        answer = web_probe.exchange(target.host, target.port, b"GET /api/models HTTP/1.1\r\nHost: x\r\n" + header
-                                    + b"\r\nX-After: 1\r\n\r\n")
+        answer = web_probe.exchange(
+            target.host, target.port, b"GET /api/models HTTP/1.1\r\nHost: x\r\n" + header + b"\r\nX-After: 1\r\n\r\n"
+        )
         assert answer.status == "HTTP 400", (header, answer)
     assert web_probe.serving(target)
