@@ -40,9 +40,13 @@ class EvalPairs:
         return self.sources[self.exemplar_index]
 
     @property
-    def other_exemplars(self) -> np.ndarray:
+    def other_index(self) -> np.ndarray:
         """Face i + 2 (mod N) for source i: another face than the exemplar, for the exemplar gain."""
-        return self.sources[(np.arange(len(self)) + 2) % len(self)]
+        return (np.arange(len(self)) + 2) % len(self)
+
+    @property
+    def other_exemplars(self) -> np.ndarray:
+        return self.sources[self.other_index]
 
     def labels(self, names: Sequence[str], exemplar: bool = False) -> np.ndarray:
         """Bool [N, len(names)]: the sources' labels, or the exemplars' if `exemplar`."""
@@ -115,7 +119,7 @@ class SwapTruth:
         if pairs.seeds is None:
             raise ValueError("Ground-truth swaps need the synthetic faces' seeds.")
         self._seeds = pairs.seeds
-        self._exemplar_index = pairs.exemplar_index
+        self._exemplar_index, self._other_index = pairs.exemplar_index, pairs.other_index
         self._size = image_size
         first = synthetic.render_face(self._face(int(pairs.seeds[0])), image_size).image
         if not np.array_equal(first, pairs.sources[0]):
@@ -129,9 +133,11 @@ class SwapTruth:
     def _face(seed: int) -> synthetic.FaceParams:
         return synthetic.sample_face(seed)
 
-    def render(self, region: str, indices: Sequence[int] | np.ndarray, drop: Sequence[str] = ()) -> np.ndarray:
-        """uint8 [len(indices), S, S, 3]: source i with `region` from its exemplar, attributes `drop` forced off."""
-        faces = [
-            (self._face(int(self._seeds[i])), self._face(int(self._seeds[self._exemplar_index[i]]))) for i in indices
-        ]
+    def render(
+        self, region: str, indices: Sequence[int] | np.ndarray, drop: Sequence[str] = (), other: bool = False
+    ) -> np.ndarray:
+        """uint8 [len(indices), S, S, 3]: source i with `region` from its exemplar (with `other`, from the other face
+        of the exemplar gain), attributes `drop` forced off."""
+        exemplars = self._other_index if other else self._exemplar_index
+        faces = [(self._face(int(self._seeds[i])), self._face(int(self._seeds[exemplars[i]]))) for i in indices]
         return np.stack([synthetic.render_swap(a, b, region, self._size, drop=tuple(drop)).image for a, b in faces])

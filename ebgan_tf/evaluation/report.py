@@ -128,6 +128,13 @@ def markdown(report: dict) -> str:
                 ]
             )
         lines += table(header, rows) + [""]
+        if result.get("other_truth_psnr") is not None:
+            lines += [
+                f"The ground truth with the other face's {region} (face i + 2's, the exemplar gain's) scores "
+                f"{decimal(result['other_truth_psnr'], 2)} dB against the ground truth with the exemplar's: the "
+                "transfer PSNR of a perfect edit from the wrong face.",
+                "",
+            ]
         attributes = result["attributes"]
         per_attribute = [
             [name, *(percent(scores["attribute_transfer"]["per_attribute"][a]) for a in attributes)]

@@ -264,6 +264,14 @@ class _RegionEvaluation:
         names = method.attribute_names or ("code",)
         return {"per_block": {name: float(value) for name, value in zip(names, spread)}, "mean": float(spread.mean())}
 
+    def other_truth_psnr(self) -> float | None:
+        """The PSNR of the ground truth with the other face's region (face i + 2's) against the ground truth with the
+        exemplar's: the transfer PSNR of a perfect edit from the wrong face (None without ground truth)."""
+        if self.truth is None or self.swaps is None:
+            return None
+        other = self.truth.render(self.region, range(len(self.pairs)), other=True)
+        return image_scores(other, self.swaps, self.masks)["psnr"]
+
     def evaluate_truth(self) -> dict | None:
         """The classifier on the renderer's swaps and filtered swaps (synthetic only): the metrics' ceiling."""
         if self.swaps is None or self._reader is None:
@@ -317,6 +325,7 @@ def evaluate(
             "attributes": list(evaluation.names),
             "methods": {},
             "ground_truth": evaluation.evaluate_truth(),
+            "other_truth_psnr": evaluation.other_truth_psnr(),
         }
         samples = []
         for method in methods:

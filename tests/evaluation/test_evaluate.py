@@ -198,6 +198,8 @@ def test_a_model_that_returns_the_ground_truth_scores_perfectly(pairs, truth, or
     assert transfer["other_exemplar_psnr"] < 40.0  # another face's mouth is not this exemplar's
     assert transfer["exemplar_gain"] == pytest.approx(scoring.MAX_PSNR - transfer["other_exemplar_psnr"])
     assert transfer["colour_share"] == pytest.approx(1.0)
+    # The truth from the wrong face is what this method returns for the other face: the same figure both ways.
+    assert region["other_truth_psnr"] == pytest.approx(transfer["other_exemplar_psnr"])
     assert scores["code_spread"]["mean"] > 0.2  # the exemplars' own pixels differ
     assert scores["attribute_transfer"]["mean"] == region["ground_truth"]["attribute_transfer"]["mean"] == 1.0
     filtering = scores["filtering"]
@@ -375,6 +377,7 @@ def test_report_files_are_written_and_complete(pairs, truth, oracle, tmp_path):
         "edits",
     }
     assert set(region["ground_truth"]) == {"attribute_transfer", "filtering"}
+    assert 5.0 < region["other_truth_psnr"] < 60.0
     assert {check["target"] for check in saved["targets"]} == {
         "reconstruction PSNR >= 28 dB",
         "transfer PSNR above every baseline",
@@ -396,6 +399,7 @@ def test_report_files_are_written_and_complete(pairs, truth, oracle, tmp_path):
         "Leak rate per attribute",
         "## Targets",
         "exemplar gain",
+        f"scores {region['other_truth_psnr']:.2f} dB against the ground truth with the exemplar's",
         *ATTRIBUTES,
     ):
         assert expected in text, expected
