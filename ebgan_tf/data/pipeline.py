@@ -177,7 +177,7 @@ def _pair(batch: dict[str, tf.Tensor], seed: tf.Tensor, same_exemplar_share: flo
     successor = tf.scatter_nd(order[:, None], tf.roll(order, -1, axis=0), [size])
     same = tf.random.stateless_uniform([size], same_seed) < same_exemplar_share
     exemplar_index = tf.where(same, tf.range(size), successor)
-    drawn = {"mask_region": batch["mask_region"], **{name: batch.pop(name) for name in ("mask_scale", "mask_shift")}}
+    scale, shift = batch.pop("mask_scale"), batch.pop("mask_shift")  # the row's region stays: the trainer reads it
     exemplar_landmarks = tf.gather(batch["source_landmarks"], exemplar_index)
     paired = {
         **batch,
@@ -186,7 +186,7 @@ def _pair(batch: dict[str, tf.Tensor], seed: tf.Tensor, same_exemplar_share: flo
         "exemplar_landmarks": exemplar_landmarks,
         "exemplar_mask": tf.map_fn(
             lambda row: mask_fn(*row),
-            (exemplar_landmarks, drawn["mask_region"], drawn["mask_scale"], drawn["mask_shift"]),
+            (exemplar_landmarks, batch["mask_region"], scale, shift),
             fn_output_signature=tf.float32,
         ),
     }
