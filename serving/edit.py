@@ -114,6 +114,24 @@ def describe_faces(path: str) -> str:
     return "\n".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class PhotoOptions:
+    """What a single and a composed edit share: the attribute switches (--drop/--keep), which faces to use, how
+    to align them and the seam's width."""
+
+    drop: Sequence[str] = ()
+    keep: list[str] | None = None
+    face_index: int = 0
+    exemplar_face_index: int = 0
+    align: str = "auto"
+    feather: float = 2.0
+
+    @classmethod
+    def from_flags(cls) -> PhotoOptions:
+        """The options given by ebgan-edit's flags."""
+        return cls(FLAGS.drop, FLAGS.keep, FLAGS.face_index, FLAGS.exemplar_face_index, FLAGS.align, FLAGS.feather)
+
+
 def edit_files(
     model: str,
     source: str,
@@ -121,12 +139,7 @@ def edit_files(
     output: str,
     region: str | None = None,
     mask: str | None = None,
-    drop: Sequence[str] = (),
-    keep: list[str] | None = None,
-    face_index: int = 0,
-    exemplar_face_index: int = 0,
-    align: str = "auto",
-    feather: float = 2.0,
+    options: PhotoOptions = PhotoOptions(),
 ) -> None:
     """Loads the model and images, edits, and writes `output` atomically. Bad input raises ValueError."""
     from ebgan_tf.config import parse_regions
@@ -140,11 +153,11 @@ def edit_files(
     regions = parse_regions(region) if region is not None else None
     source_image, exemplar_image = load_image(source), load_image(exemplar)
     editor = Editor.load(model)
-    attributes = editor.info.attributes_from(drop=drop, keep=keep)
+    attributes = editor.info.attributes_from(drop=options.drop, keep=options.keep)
     mask_image = None
     if mask is not None:
         size = editor.info.image_size
-        if is_aligned_input(source_image, size, align):
+        if is_aligned_input(source_image, size, options.align):
             mask_image = load_mask_image(mask, size)
         else:
             mask_image = load_photo_mask(mask, source_image.shape[:2])
@@ -155,10 +168,10 @@ def edit_files(
         regions,
         mask_image,
         attributes,
-        face_index,
-        exemplar_face_index,
-        align,
-        feather,
+        options.face_index,
+        options.exemplar_face_index,
+        options.align,
+        options.feather,
         names=(source, exemplar),
     )
     save_image(output, edited)
@@ -211,12 +224,7 @@ def compose_files(
     source: str,
     parts: Sequence[Part],
     output: str,
-    drop: Sequence[str] = (),
-    keep: list[str] | None = None,
-    face_index: int = 0,
-    exemplar_face_index: int = 0,
-    align: str = "auto",
-    feather: float = 2.0,
+    options: PhotoOptions = PhotoOptions(),
 ) -> None:
     """A composed edit of `source` (an aligned crop or a photo): each part's region, on the source face's own
     landmarks, filled from its exemplar (each exemplar file detected and aligned once) at its strength; the result
@@ -232,11 +240,11 @@ def compose_files(
         raise ValueError("Give at least one --part.")
     source_image = load_image(source)
     editor = Editor.load(model)
-    attributes = editor.info.attributes_from(drop=drop, keep=keep)
+    attributes = editor.info.attributes_from(drop=options.drop, keep=options.keep)
     size = editor.info.image_size
-    source_crop = face_crop(source_image, editor.info, align, face_index, source)
+    source_crop = face_crop(source_image, editor.info, options.align, options.face_index, source)
     crops = {
-        path: face_crop(load_image(path), editor.info, align, exemplar_face_index, path)
+        path: face_crop(load_image(path), editor.info, options.align, options.exemplar_face_index, path)
         for path in dict.fromkeys(part.exemplar for part in parts)
     }
     part_masks = np.stack([region_mask(source_crop.landmarks, part.region, size).numpy() for part in parts])
@@ -248,7 +256,7 @@ def compose_files(
         part_masks,
         [part.strength for part in parts],
         [attributes] * len(parts),
-        feather,
+        options.feather,
     )
     save_image(output, edited)
 
@@ -272,35 +280,12 @@ def main(argv: list[str]) -> int:
                 print(describe_faces(path))
         return 0
     output = FLAGS.output or default_output(FLAGS.source)
+    options = PhotoOptions.from_flags()
     if FLAGS.part:
-        compose_files(
-            FLAGS.model,
-            FLAGS.source,
-            [parse_part(text) for text in FLAGS.part],
-            output,
-            FLAGS.drop,
-            FLAGS.keep,
-            FLAGS.face_index,
-            FLAGS.exemplar_face_index,
-            FLAGS.align,
-            FLAGS.feather,
-        )
-        print(f"Wrote {output}")
-        return 0
-    edit_files(
-        FLAGS.model,
-        FLAGS.source,
-        FLAGS.exemplar,
-        output,
-        FLAGS.region,
-        FLAGS.mask,
-        FLAGS.drop,
-        FLAGS.keep,
-        FLAGS.face_index,
-        FLAGS.exemplar_face_index,
-        FLAGS.align,
-        FLAGS.feather,
-    )
+        parts = [parse_part(text) for text in FLAGS.part]
+        compose_files(FLAGS.model, FLAGS.source, parts, output, options)
+    else:
+        edit_files(FLAGS.model, FLAGS.source, FLAGS.exemplar, output, FLAGS.region, FLAGS.mask, options)
     print(f"Wrote {output}")
     return 0
 

@@ -42,7 +42,7 @@ from ebgan_tf.export.verify import (
 from ebgan_tf.images import load_image, save_image
 from ebgan_tf.models.trainer import build_trainer
 from ebgan_tf.runs import load_trained, read_config, run_config_from_dir
-from ebgan_tf.serving.edit import edit_files
+from ebgan_tf.serving.edit import PhotoOptions, edit_files
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.distribute import make_strategy
 from tests.helpers.export_fixtures import export_cli
@@ -602,7 +602,14 @@ def test_ebgan_edit_on_the_export(exported, tmp_path):
     drop = [saved.info.attribute_names[0]]
     for model in (exported["saved"], exported["tflite"]["float32"]):
         output = str(tmp_path / "out.png")
-        edit_files(model, str(tmp_path / "a.png"), str(tmp_path / "b.png"), output, region="mouth", drop=drop)
+        edit_files(
+            model,
+            str(tmp_path / "a.png"),
+            str(tmp_path / "b.png"),
+            output,
+            region="mouth",
+            options=PhotoOptions(drop=drop),
+        )
         edited = load_image(output)
         want = saved.edit(source[0], exemplar[0], mask, saved.info.attributes_from(drop=drop))
         assert np.abs(edited.astype(int) - want).max() <= MAX_LEVEL_DIFFERENCE
@@ -614,7 +621,7 @@ def test_ebgan_edit_on_the_export(exported, tmp_path):
             str(tmp_path / "b.png"),
             str(tmp_path / "x.png"),
             region="mouth",
-            drop=["Beard"],
+            options=PhotoOptions(drop=["Beard"]),
         )
     assert not (tmp_path / "x.png").exists()
 

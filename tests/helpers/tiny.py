@@ -29,22 +29,23 @@ TINY_MODEL_FLAG = ",".join(f"{name}={value}" for name, value in TINY_MODEL.items
 ATTRIBUTES = ("Mustache", "Smiling", "Wearing_Lipstick")
 
 
+# The tiny run's schedule: 6 steps (2 epochs of 3) at batch 4; checkpoints at steps 2, 4, 6.
+TINY_RUN = dict(
+    batch_size=4,
+    epochs=2,
+    steps_per_epoch=3,
+    checkpoint_every=2,
+    keep_checkpoints=2,
+    log_every=1,
+    image_every=2,
+    image_rows=2,
+    validation_steps=1,
+)
+
+
 def tiny_config(model_dir, data_dir, **overrides) -> RunConfig:
-    """6 steps (2 epochs of 3) of a tiny Att-EBGAN at 32 px, batch 4; checkpoints at steps 2, 4, 6."""
-    settings = dict(
-        model_dir=str(model_dir),
-        data_dir=str(data_dir),
-        batch_size=4,
-        epochs=2,
-        steps_per_epoch=3,
-        checkpoint_every=2,
-        keep_checkpoints=2,
-        log_every=1,
-        image_every=2,
-        image_rows=2,
-        validation_steps=1,
-        model_overrides=TINY_MODEL,
-    )
+    """The tiny run (TINY_RUN) of a tiny Att-EBGAN at 32 px."""
+    settings = dict(model_dir=str(model_dir), data_dir=str(data_dir), **TINY_RUN, model_overrides=TINY_MODEL)
     settings.update(overrides)
     return RunConfig(**settings)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights
+from tests.helpers.tiny import IMAGE_SIZE, REPO_ROOT, SPLIT_SIZES, TINY_MODEL_FLAG, TINY_RUN, network_weights
 
 
 def prepare_tiny_data(data_dir: str) -> str:
@@ -42,21 +42,8 @@ def load_tiny_examples(dataset: str, data_dir: str, split: str, image_size: int)
 
 
 def train_flags(model_dir: str, data_dir: str, **overrides) -> list[str]:
-    """ebgan-train flags of a tiny Att-EBGAN run (batch 4, 2 epochs of 3 steps), as in tests/training/test_train.py."""
-    settings = dict(
-        model_dir=model_dir,
-        data_dir=data_dir,
-        batch_size=4,
-        epochs=2,
-        steps_per_epoch=3,
-        checkpoint_every=2,
-        keep_checkpoints=2,
-        log_every=1,
-        image_every=2,
-        image_rows=2,
-        validation_steps=1,
-        model_config=TINY_MODEL_FLAG,
-    )
+    """ebgan-train flags of the tiny run (TINY_RUN) of a tiny Att-EBGAN."""
+    settings = dict(model_dir=model_dir, data_dir=data_dir, **TINY_RUN, model_config=TINY_MODEL_FLAG)
     settings.update(overrides)
     return [f"--{name}={value}" for name, value in settings.items()]
 
