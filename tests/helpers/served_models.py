@@ -1,5 +1,6 @@
 """SavedModels for the hostile-client tests: an untrained tiny Att-EBGAN written by export/saved_model.py (so the
-graph's own input checks are under test) and a model that computes for as long as it is asked to."""
+graph's own input checks are under test), the same with per-part codes (edit_composed), and a model that computes for
+as long as it is asked to."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import tensorflow as tf
 
 from ebgan_tf.export.saved_model import export_saved_model
 from ebgan_tf.models.trainer import build_trainer
+from ebgan_tf.runs import load_trained
 from tests.helpers.contract_model import template_landmarks
-from tests.helpers.tiny import IMAGE_SIZE, tiny_config
+from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, TINY_MODEL, tiny_config, write_untrained_run
 
 
 def export_untrained_att_ebgan(export_base: str, name: str = "ebgan") -> str:
@@ -20,6 +22,15 @@ def export_untrained_att_ebgan(export_base: str, name: str = "ebgan") -> str:
     trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
     trainer.build_all()
     return export_saved_model(trainer, export_base, name, template_landmarks(IMAGE_SIZE), version=1)
+
+
+def export_composing_model(root: str, name: str = "parts") -> str:
+    """An untrained tiny Att-EBGAN with per-part codes (32 px), its run in `<root>/model`, exported by the project's
+    exporter to `<root>/exports/<name>/`: it has edit_composed (the contract fixture models do not)."""
+    run = write_untrained_run(
+        os.path.join(root, "model"), os.path.join(root, "data"), model_overrides={**TINY_MODEL, "code_pooling": "parts"}
+    )
+    return export_saved_model(load_trained(run), os.path.join(root, "exports"), name, LANDMARK_TEMPLATE)
 
 
 class _Spin(tf.Module):

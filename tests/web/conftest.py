@@ -12,13 +12,11 @@ import pytest
 import skimage.data
 
 from ebgan_tf import faces, images
-from ebgan_tf.export.saved_model import export_saved_model
-from ebgan_tf.runs import load_trained
 from ebgan_tf.serving.web.app import WebApp, WebServer
 from ebgan_tf.serving.web.models import ModelSet
 from tests.helpers.contract_model import export_contract_model
 from tests.helpers.photo_assets import ASTRONAUT, paste_face
-from tests.helpers.tiny import LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
+from tests.helpers.served_models import export_composing_model
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = (
@@ -53,11 +51,7 @@ def model_set(model_paths) -> ModelSet:
 def composing_path(tmp_path_factory) -> str:
     """An untrained tiny Att-EBGAN with per-part codes (32 px, the served models' template) exported by the project's
     exporter, named `parts`: it has edit_composed (the contract fixture models do not: they are older exports)."""
-    root = tmp_path_factory.mktemp("composing")
-    trainer = load_trained(
-        write_untrained_run(root / "model", root / "data", model_overrides={**TINY_MODEL, "code_pooling": "parts"})
-    )
-    return export_saved_model(trainer, str(root / "exports"), "parts", LANDMARK_TEMPLATE)
+    return export_composing_model(str(tmp_path_factory.mktemp("composing")))
 
 
 @pytest.fixture(scope="session")
