@@ -29,12 +29,14 @@ from tests.helpers import hostile_probe
 from tests.helpers.hostile_probe import Answer, Case, exchange, http_post
 
 CLIENT_ANSWERS = {"HTTP 200", "HTTP 400", "HTTP 404", "HTTP 405", "HTTP 408", "HTTP 413", "HTTP 414", "HTTP 431"}
-UPLOAD_ENDPOINTS = ("/api/images?field=source", "/api/gallery/0", "/api/crop", "/api/edit")
+UPLOAD_ENDPOINTS = ("/api/images?field=source", "/api/gallery/0", "/api/crop", "/api/edit", "/api/compose")
+JSON_ENDPOINTS = ("/api/crop", "/api/edit", "/api/compose")
 
 
 @dataclasses.dataclass(frozen=True)
 class WebTarget:
-    """A running ebgan-web: its port, limits, model size, and two registered images to edit with."""
+    """A running ebgan-web: its port, limits, model size, two registered images to edit with, and the name of a
+    model of it that composes parts (edit_composed; its default model does not)."""
 
     port: int
     max_message_bytes: int
@@ -45,6 +47,7 @@ class WebTarget:
     source: str = ""
     exemplar: str = ""
     host: str = "127.0.0.1"
+    composer: str = "parts"  # as export_composing_model names it
 
     def as_rest(self) -> hostile_probe.Target:
         """The same server as hostile_probe's slow-client cases take it."""
@@ -233,7 +236,8 @@ def _framing_cases(path: str) -> list[Case]:
 
 _IMAGES = "image files (POST /api/images)"
 _MULTIPART = "multipart uploads (POST /api/images)"
-_JSON_KIND = "JSON bodies (POST /api/crop, /api/edit)"
+_JSON_KIND = f"JSON bodies (POST {', '.join(JSON_ENDPOINTS)})"
+_COMPOSE_KIND = "composed edits (POST /api/compose)"
 _UPLOAD = "/api/images?field=source"
 
 
@@ -241,13 +245,40 @@ def _upload(data: bytes, content_type: str | None = None) -> Callable[[WebTarget
     return lambda t: post(t, _UPLOAD, data, content_type)
 
 
+def _changed(target: WebTarget, body: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`body` with `changes` made: a value, or a function of the target giving it; None leaves the field out."""
+    body.update({key: value(target) if callable(value) else value for key, value in changes.items()})
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def _edit_body(target: WebTarget) -> dict[str, Any]:
+    """A good edit: the target's source by its exemplar, in the mouth."""
+    return {"source": {"image": target.source}, "exemplar": {"image": target.exemplar}, "region": "mouth"}
+
+
 def _edit(**changes) -> Callable[[WebTarget], Answer]:
     """An edit of the target's source by its exemplar (mouth), with fields changed (None: left out)."""
+    return lambda target: post(target, "/api/edit", _changed(target, _edit_body(target), changes))
+
+
+def _part(**changes) -> Callable[[WebTarget], dict[str, Any]]:
+    """One part of a composed edit: the mouth from the target's exemplar at half strength, with fields changed."""
+    return lambda target: _changed(
+        target, {"region": "mouth", "exemplar": {"image": target.exemplar}, "strength": 0.5}, changes
+    )
+
+
+def _compose_body(target: WebTarget, parts: list[Any]) -> dict[str, Any]:
+    """A composed edit of the target's source on its composing model."""
+    return {"model": target.composer, "source": {"image": target.source}, "parts": parts}
+
+
+def _compose(*parts: Callable[[WebTarget], Any], **changes) -> Callable[[WebTarget], Answer]:
+    """A composed edit of `parts` (default: one `_part()`), with fields of the body changed (None: left out)."""
 
     def send_(target: WebTarget) -> Answer:
-        body = {"source": {"image": target.source}, "exemplar": {"image": target.exemplar}, "region": "mouth"}
-        body.update({key: value(target) if callable(value) else value for key, value in changes.items()})
-        return post(target, "/api/edit", {key: value for key, value in body.items() if value is not None})
+        body = _compose_body(target, [part(target) for part in parts or (_part(),)])
+        return post(target, "/api/compose", _changed(target, body, changes))
 
     return send_
 
@@ -271,6 +302,12 @@ CASES: tuple[Case, ...] = (
     _case("well-formed requests", "POST /api/gallery/2", lambda t: post(t, "/api/gallery/2", b""), "HTTP 200"),
     _case("well-formed requests", "POST /api/crop", lambda t: post(t, "/api/crop", {"image": t.source}), "HTTP 200"),
     _case("well-formed requests", "POST /api/edit (region)", _edit(), "HTTP 200"),
+    _case(
+        "well-formed requests",
+        "POST /api/compose (a region and a painted part)",
+        _compose(_part(), _part(region=None, mask=_mask(_corner), strength=1, drop=["Mustache"])),
+        "HTTP 200",
+    ),
     *(case for path in UPLOAD_ENDPOINTS for case in _framing_cases(path)),
     _case(_IMAGES, "tiny PNG declaring 30000x30000", _upload(declared_png(30000, 30000)), "HTTP 413", "pixels"),
     _case(
@@ -376,7 +413,7 @@ CASES: tuple[Case, ...] = (
             "HTTP 400",
             "not valid JSON",
         )
-        for path in ("/api/crop", "/api/edit")
+        for path in JSON_ENDPOINTS
     ),
     *(
         _case(
@@ -386,7 +423,7 @@ CASES: tuple[Case, ...] = (
             "HTTP 400",
             "nested too deeply",
         )
-        for path in ("/api/crop", "/api/edit")
+        for path in JSON_ENDPOINTS
     ),
     _case(_JSON_KIND, "a list, not an object", lambda t: post(t, "/api/edit", [1, 2]), "HTTP 400", "JSON object"),
     _case(_JSON_KIND, "model is a list", _edit(model=["ebgan"]), "HTTP 400", "model"),
@@ -468,6 +505,119 @@ CASES: tuple[Case, ...] = (
         "HTTP 200",
     ),
     _case(
+        _COMPOSE_KIND, "a string, not an object", lambda t: post(t, "/api/compose", "parts"), "HTTP 400", "JSON object"
+    ),
+    _case(_COMPOSE_KIND, "the default model (no edit_composed)", _compose(model=None), "HTTP 400", "cannot compose"),
+    _case(_COMPOSE_KIND, "unknown model", _compose(model="nope"), "HTTP 404", "No model named 'nope'"),
+    _case(_COMPOSE_KIND, "no source", _compose(source=None), "HTTP 400", "Add a source photo first"),
+    _case(_COMPOSE_KIND, "no parts", _compose(parts=None), "HTTP 400", "at least one part"),
+    _case(_COMPOSE_KIND, "parts is a string", _compose(parts="mouth"), "HTTP 400", "parts must be a list"),
+    _case(_COMPOSE_KIND, "parts is an object", _compose(parts=_part()), "HTTP 400", "parts must be a list"),
+    _case(_COMPOSE_KIND, "parts is empty", _compose(parts=[]), "HTTP 400", "at least one part"),
+    _case(_COMPOSE_KIND, "1000 parts", _compose(*[_part()] * 1000), "HTTP 400", "Too many parts: 1000"),
+    _case(
+        _COMPOSE_KIND, "a part is a string", _compose(parts=["mouth"]), "HTTP 400", "Part 1: A part must be an object"
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "a part without region or mask",
+        _compose(_part(region=None)),
+        "HTTP 400",
+        "Part 1: Pick a region",
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "a part with region and mask both",
+        _compose(_part(mask=_mask(_corner))),
+        "HTTP 400",
+        "exactly one of mask and region",
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "second part of an unknown region",
+        _compose(_part(), _part(region="chin")),
+        "HTTP 400",
+        "Part 2: Unknown region(s) 'chin'",
+    ),
+    _case(_COMPOSE_KIND, "region is a number", _compose(_part(region=5)), "HTTP 400", "Regions must be"),
+    _case(_COMPOSE_KIND, "strength is a string", _compose(_part(strength="0.5")), "HTTP 400", 'got "0.5"'),
+    _case(_COMPOSE_KIND, "strength is true", _compose(_part(strength=True)), "HTTP 400", "got true"),
+    _case(_COMPOSE_KIND, "strength NaN", _compose(_part(strength=float("nan"))), "HTTP 400", "got NaN"),
+    _case(
+        _COMPOSE_KIND, "strength 1e400 (infinite)", _compose(_part(strength=float("inf"))), "HTTP 400", "got Infinity"
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "strength 1.5",
+        _compose(_part(strength=1.5)),
+        "HTTP 400",
+        "from 0 (the source's own region) to 1",
+    ),
+    _case(_COMPOSE_KIND, "strength -0.1", _compose(_part(strength=-0.1)), "HTTP 400", "got -0.1"),
+    _case(_COMPOSE_KIND, "strength 10^30", _compose(_part(strength=10**30)), "HTTP 400", "got 1" + "0" * 30),
+    _case(
+        _COMPOSE_KIND, "a part without exemplar", _compose(_part(exemplar=None)), "HTTP 400", "Part 1: Choose the face"
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "exemplar is a string",
+        _compose(_part(exemplar=lambda t: t.exemplar)),
+        "HTTP 400",
+        "Choose the face",
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "exemplar of an unknown photo id",
+        _compose(_part(exemplar={"image": "forgotten"})),
+        "HTTP 404",
+        "no longer on the server",
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "exemplar face 3 of a one-face photo",
+        _compose(_part(exemplar=lambda t: {"image": t.exemplar, "face": 3})),
+        "HTTP 400",
+        "Face 3 does not exist",
+    ),
+    _case(_COMPOSE_KIND, "mask is a number", _compose(_part(region=None, mask=5)), "HTTP 400", "PNG data URL"),
+    _case(
+        _COMPOSE_KIND,
+        "mask of broken base64",
+        _compose(_part(region=None, mask="data:image/png;base64,A*A=")),
+        "HTTP 400",
+        "base64",
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "mask is a text file",
+        _compose(_part(region=None, mask=_mask(lambda size: b"not a mask"))),
+        "HTTP 400",
+        "not an image",
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "mask twice the model's size",
+        _compose(_part(region=None, mask=_mask(lambda size: np.ones([2 * size, 2 * size])))),
+        "HTTP 400",
+        "it must be",
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "mask declaring 30000x30000",
+        _compose(_part(region=None, mask=_mask(lambda size: declared_png(30000, 30000)))),
+        "HTTP 413",
+        "it must be",
+    ),
+    _case(
+        _COMPOSE_KIND,
+        "mask all black (nothing on)",
+        _compose(_part(region=None, mask=_mask(lambda size: np.zeros([size, size])))),
+        "HTTP 400",
+        "The mask is empty",
+    ),
+    _case(_COMPOSE_KIND, "drop is a string", _compose(_part(drop="Mustache")), "HTTP 400", "drop must be a list"),
+    _case(_COMPOSE_KIND, "drop names an unknown attribute", _compose(_part(drop=["Beard"])), "HTTP 400", "Beard"),
+    _case(
         "HTTP protocol",
         "DELETE method",
         lambda t: send(t, b"DELETE /api/models HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -545,14 +695,25 @@ def check(case: Case, answer: Answer) -> str | None:
 
 # --- fuzzing strategies -------------------------------------------------------------------------------------------
 
-_FIELDS = ["model", "source", "exemplar", "image", "face", "mask", "region", "drop", "field"]
+_FIELDS = ["model", "source", "exemplar", "image", "face", "mask", "region", "drop", "field", "parts"]
+_PART_FIELDS = ["exemplar", "mask", "region", "strength", "drop"]
+
+
+def _fuzzed_fields(draw, body: dict[str, Any], fields: list[str], values) -> dict[str, Any]:
+    """`body` with up to three of `fields` left out or replaced by a drawn value."""
+    for key in draw(st.lists(st.sampled_from(fields), max_size=3, unique=True)):
+        if draw(st.booleans()):
+            body.pop(key, None)
+        else:
+            body[key] = draw(values)
+    return body
 
 
 @st.composite
 def fuzzed_json(draw, target: WebTarget) -> tuple[str, bytes]:
-    """(path, body) for /api/crop or /api/edit: random JSON, or a good body with fields replaced by random JSON
-    (photo ids and mask data URLs among the values)."""
-    path = draw(st.sampled_from(["/api/crop", "/api/edit"]))
+    """(path, body) for /api/crop, /api/edit or /api/compose: random JSON, or a good body with fields (and fields
+    of its one to three parts) replaced by random JSON (photo ids, mask data URLs and strengths among the values)."""
+    path = draw(st.sampled_from(JSON_ENDPOINTS))
     values = hostile_probe.JSON_VALUES | st.sampled_from(
         [
             target.source,
@@ -563,21 +724,21 @@ def fuzzed_json(draw, target: WebTarget) -> tuple[str, bytes]:
             mask_url(b"\x89PNG\r\n"),
             "mouth",
             ["Mustache"],
+            0.5,
+            target.composer,
         ]
     )
     if draw(st.booleans()):
         return path, json.dumps(draw(values)).encode()
-    body: dict[str, Any] = (
-        {"image": target.source}
-        if path == "/api/crop"
-        else {"source": {"image": target.source}, "exemplar": {"image": target.exemplar}, "region": "mouth"}
-    )
-    for key in draw(st.lists(st.sampled_from(_FIELDS), max_size=3, unique=True)):
-        if draw(st.booleans()):
-            body.pop(key, None)
-        else:
-            body[key] = draw(values)
-    return path, json.dumps(body).encode()
+    body: dict[str, Any]
+    if path == "/api/crop":
+        body = {"image": target.source}
+    elif path == "/api/edit":
+        body = _edit_body(target)
+    else:
+        parts = [_fuzzed_fields(draw, _part()(target), _PART_FIELDS, values) for _ in range(draw(st.integers(1, 3)))]
+        body = _compose_body(target, parts)
+    return path, json.dumps(_fuzzed_fields(draw, body, _FIELDS, values)).encode()
 
 
 @st.composite
@@ -648,16 +809,19 @@ def fuzz(target: WebTarget, examples: int, record: Callable[[str, str], None]) -
 
 
 def main() -> int:
-    """Serves the contract fixture (32 px Att-EBGAN) in ebgan-web, tries every case and 200 fuzzed requests of
-    each kind, and prints a markdown table: class, cases tried, how they were answered."""
+    """Serves the contract fixture (32 px Att-EBGAN) and an untrained composing model in ebgan-web, tries every case
+    and 200 fuzzed requests of each kind, and prints a markdown table: class, cases tried, how they were answered."""
     from ebgan_tf.serving.request_limits import RequestLimits
     from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
     from ebgan_tf.serving.web.models import ModelSet
     from tests.helpers.contract_model import export_contract_model
+    from tests.helpers.served_models import export_composing_model
 
     answers: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     with tempfile.TemporaryDirectory() as base:
-        models = ModelSet.load([export_contract_model(base, "ebgan", image_size=32)])
+        models = ModelSet.load(
+            [export_contract_model(base, "ebgan", image_size=32), export_composing_model(f"{base}/composing")]
+        )
         limits = RequestLimits(
             max_message_bytes=1_000_000,
             header_timeout_seconds=1.0,

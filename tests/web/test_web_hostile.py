@@ -1,6 +1,6 @@
 """Hostile and careless clients of ebgan-web: every case of tests/helpers/web_probe.py answered with its status and a
 JSON error naming the problem while the server keeps serving, oversized images refused before decoding, a fuzzer
-over the JSON bodies, multipart uploads and damaged files, and a good multipart upload."""
+over the JSON bodies (composed edits among them), multipart uploads and damaged files, and a good multipart upload."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from PIL import ImageFile
 
 from ebgan_tf.serving.request_limits import RequestLimits
 from ebgan_tf.serving.web.app import WebApp, WebOptions, WebServer
+from ebgan_tf.serving.web.models import ModelSet
 from tests.helpers import hostile_probe, web_probe
 
 OPTIONS = WebOptions(
@@ -27,9 +28,11 @@ FUZZ_EXAMPLES = 40  # per kind: bounded, so that `make test` stays short
 
 
 @pytest.fixture(scope="module")
-def target(model_set):
-    """ebgan-web with small limits and timeouts on the session's models, two built-in faces registered."""
-    server = WebServer(WebApp(model_set, OPTIONS), "127.0.0.1", 0).start()
+def target(model_paths, composing_path):
+    """ebgan-web with small limits and timeouts on the contract fixture (the default) and the composing model
+    `parts`, two built-in faces registered."""
+    models = ModelSet.load([model_paths["ebgan"], composing_path])
+    server = WebServer(WebApp(models, OPTIONS), "127.0.0.1", 0).start()
     yield web_probe.register(
         web_probe.WebTarget(
             server.port,
@@ -37,7 +40,7 @@ def target(model_set):
             OPTIONS.max_pixels,
             1.0,
             OPTIONS.limits.max_connections,
-            model_set.get(None).info.image_size,
+            models.get(None).info.image_size,
         )
     )
     server.stop()
