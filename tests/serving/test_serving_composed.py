@@ -15,15 +15,14 @@ from ebgan_tf import images
 from ebgan_tf.cli import run_in_process
 from ebgan_tf.data import synthetic
 from ebgan_tf.editing import Editor
-from ebgan_tf.export.saved_model import export_saved_model
 from ebgan_tf.faces import compose_crops, edit_crops, face_crop
-from ebgan_tf.runs import load_trained
 from ebgan_tf.serving import client, server, server_config
 from ebgan_tf.serving.errors import ServingError
 from ebgan_tf.serving.limits import MAX_FREE_SIZE
 from ebgan_tf.serving.web.models import LocalModel, RemoteModel
 from tests.helpers.crop_editors import crop_editor_mismatches
-from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
+from tests.helpers.served_models import export_composing_model
+from tests.helpers.tiny import IMAGE_SIZE
 
 SIZE = IMAGE_SIZE
 
@@ -31,12 +30,8 @@ SIZE = IMAGE_SIZE
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """(running server, in-process Editor of the same export)."""
-    root = tmp_path_factory.mktemp("composed")
-    trainer = load_trained(
-        write_untrained_run(root / "model", root / "data", model_overrides={**TINY_MODEL, "code_pooling": "parts"})
-    )
-    path = export_saved_model(trainer, str(root / "exports"), "parts", LANDMARK_TEMPLATE)
-    config = f'model_config_list {{ config {{ name: "parts" base_path: "{root / "exports" / "parts"}" }} }}'
+    path = export_composing_model(str(tmp_path_factory.mktemp("composed")))
+    config = f'model_config_list {{ config {{ name: "parts" base_path: "{os.path.dirname(path)}" }} }}'
     options = server_config.ServerOptions(
         models=tuple(server_config.parse_model_config(config)),
         port=0,
