@@ -24,7 +24,7 @@ from ebgan_tf.cli import (
     require_flags,
     run_main,
 )
-from ebgan_tf.evaluation.curve import CURVE_FILES, quality_curve
+from ebgan_tf.evaluation.curve import CURVE_FILES, X_AXES, quality_curve
 
 
 def define_flags() -> None:
@@ -58,6 +58,13 @@ def define_flags() -> None:
     )
     flags.DEFINE_integer("every", 1, "Score every k-th checkpoint of each run (from the first), and the last.")
     flags.DEFINE_integer("batch_size", 32, "Pairs per model call.")
+    flags.DEFINE_enum(
+        "x_axis",
+        "minutes",
+        list(X_AXES),
+        "What curve.png's horizontal axis counts: minutes (wall clock since the run's start, counting any time a "
+        "resumed run was stopped) or steps (the checkpoints' training steps).",
+    )
     flags.DEFINE_string(
         "output_dir",
         None,
@@ -84,6 +91,7 @@ def main(argv: list[str]) -> int:
         num_pairs=FLAGS.num_pairs,
         every=FLAGS.every,
         batch_size=FLAGS.batch_size,
+        x_axis=FLAGS.x_axis,
     )
     print(f"Wrote {', '.join(CURVE_FILES)} to {FLAGS.output_dir}.")
     return 0

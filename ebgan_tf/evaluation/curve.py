@@ -38,6 +38,8 @@ from ebgan_tf.runs import (
 
 CURVE_JSON, CURVE_PNG, CURVE_MD = "curve.json", "curve.png", "curve.md"
 CURVE_FILES = (CURVE_JSON, CURVE_PNG, CURVE_MD)
+# What curve.png's horizontal axis counts: a point's key in curve.json, and the axis label.
+X_AXES = {"minutes": ("minutes", "training minutes (wall clock)"), "steps": ("step", "training steps")}
 # The measures of a point; the first three are the plot's panels.
 PANELS = {
     "transfer_psnr": "transfer PSNR (dB)",
@@ -128,6 +130,7 @@ def quality_curve(
     num_pairs: int = 100,
     every: int = 1,
     batch_size: int = 32,
+    x_axis: str = "minutes",
     log: Callable[[str], None] = print,
 ) -> dict:
     """`ebgan-curve`: scores every `every`-th checkpoint (and the last) of each run on the same `num_pairs` test pairs
@@ -141,6 +144,8 @@ def quality_curve(
     """
     if not model_dirs:
         raise ValueError("No model directory given.")
+    if x_axis not in X_AXES:
+        raise ValueError(f"Unknown x axis {x_axis!r}; give one of {', '.join(X_AXES)}.")
     labels = list(labels) if labels else [os.path.basename(os.path.normpath(path)) for path in model_dirs]
     if len(labels) != len(model_dirs):
         raise ValueError(f"Got {len(labels)} labels for {len(model_dirs)} runs: give one label per --model_dir.")
@@ -204,7 +209,7 @@ def quality_curve(
             f"({time.monotonic() - began:.0f} s)"
         )
     write_text_atomically(os.path.join(output_dir, CURVE_JSON), json.dumps(curve, indent=2) + "\n")
-    plot_curve(curve, os.path.join(output_dir, CURVE_PNG))
+    plot_curve(curve, os.path.join(output_dir, CURVE_PNG), x_axis)
     write_text_atomically(os.path.join(output_dir, CURVE_MD), curve_markdown(curve))
     return curve
 
@@ -229,8 +234,10 @@ def _measure(
     return curve_point(result["methods"][run["label"]], checkpoint_step(path), minutes, saved_at), ceiling
 
 
-def plot_curve(curve: dict, path: str) -> None:
-    """curve.png: one panel per measure of PANELS against training minutes, one line per run."""
+def plot_curve(curve: dict, path: str, x_axis: str = "minutes") -> None:
+    """curve.png: one panel per measure of PANELS against training minutes or steps (`x_axis`, see X_AXES), one
+    line per run."""
+    x_key, x_label = X_AXES[x_axis]
     figure = Figure(figsize=(15, 4.2), layout="constrained")
     settings = curve["settings"]
     figure.suptitle(
@@ -239,7 +246,7 @@ def plot_curve(curve: dict, path: str) -> None:
     )
     for axis, (key, title) in zip(figure.subplots(1, len(PANELS)), PANELS.items()):
         for run in curve["runs"]:
-            measured = [(point["minutes"], point[key]) for point in run["points"] if point[key] is not None]
+            measured = [(point[x_key], point[key]) for point in run["points"] if point[key] is not None]
             if measured:
                 axis.plot(*zip(*measured), marker="o", markersize=3, label=run["label"])
         if key == "attribute_accuracy" and curve["classifier_ceiling"] is not None:
@@ -258,7 +265,7 @@ def plot_curve(curve: dict, path: str) -> None:
         else:
             axis.legend(fontsize=8)
         axis.set_title(title)
-        axis.set_xlabel("training minutes (wall clock)")
+        axis.set_xlabel(x_label)
         axis.grid(alpha=0.3)
     write_atomically(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
 

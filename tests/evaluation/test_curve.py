@@ -110,6 +110,11 @@ def test_the_command_scores_every_checkpoint_and_a_rerun_uses_the_cache(
     again = json.loads((out / "curve.json").read_text())
     assert again["runs"][0]["points"] == points and again["runs"][0]["label"] == "renamed"
 
+    minutes_plot = (out / "curve.png").read_bytes()
+    assert run_curve(*argv[:-1], "--labels=renamed", "--x_axis=steps") == 0  # the same points, against steps
+    assert (out / "curve.png").read_bytes() != minutes_plot
+    assert json.loads((out / "curve.json").read_text())["runs"][0]["points"] == points
+
     assert run_curve(*argv[:-2], "--num_pairs=5") == 1  # other settings: the cache is not silently replaced
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "was measured with other settings (num_pairs: 8 there, 5 now)" in lines[0]
