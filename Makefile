@@ -14,8 +14,7 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # 0 at the end of each stage and rises again at the start of the next): 4500 steps and then on to 13500 (about 80
 # minutes per 4500 steps when both train at once on 2 cores). Rerunning resumes the training.
 SHIP_RUNS ?= runs
-SHIP_STAGES_EBGAN ?= 45 135
-SHIP_STAGES_ATT_EBGAN ?= 45 135
+SHIP_STAGES ?= 45 135
 SHIP_DATA64 ?= $(SHIP_RUNS)/data64
 # The evaluations of the shipped models in models/reports/: make models writes new ones beside them (<record>.new)
 # and prints the differences; make models-keep replaces the old by the new.
@@ -83,8 +82,7 @@ bench: $(STAMP)
 models: $(STAMP)
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(DATA_DIR)
 	for variant in ebgan att_ebgan; do \
-	    stages="$(SHIP_STAGES_EBGAN)"; [ $$variant = ebgan ] || stages="$(SHIP_STAGES_ATT_EBGAN)"; \
-	    for epochs in $$stages; do \
+	    for epochs in $(SHIP_STAGES); do \
 	        $(BIN)/ebgan-train --preset=synthetic64 --variant=$$variant --regions=mouth,components,face \
 	            --dataset=synthetic_faces --data_dir=$(DATA_DIR) --model_dir=$(SHIP_RUNS)/ship_$$variant \
 	            --epochs=$$epochs --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 \
