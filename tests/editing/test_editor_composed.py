@@ -11,9 +11,9 @@ from ebgan_tf.data import synthetic
 from ebgan_tf.editing import Editor
 from ebgan_tf.export.saved_model import export_saved_model
 from ebgan_tf.export.tflite import export_tflite
-from ebgan_tf.runs import load_trained
 from tests.helpers.contract_model import export_contract_model
-from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, TINY_MODEL, write_untrained_run
+from tests.helpers.served_models import composing_trainer
+from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE
 
 SIZE = IMAGE_SIZE
 
@@ -21,9 +21,7 @@ SIZE = IMAGE_SIZE
 @pytest.fixture(scope="module")
 def editors(tmp_path_factory) -> dict[str, Editor]:
     root = tmp_path_factory.mktemp("composed")
-    trainer = load_trained(
-        write_untrained_run(root / "model", root / "data", model_overrides={**TINY_MODEL, "code_pooling": "parts"})
-    )
+    trainer = composing_trainer(str(root))
     saved = export_saved_model(trainer, str(root / "exports"), "model", LANDMARK_TEMPLATE)
     tflite = export_tflite(trainer, LANDMARK_TEMPLATE, str(root / "tflite"), ("float32",))["float32"]
     return {"saved_model": Editor.load(saved), "tflite": Editor.load(tflite)}

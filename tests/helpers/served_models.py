@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from ebgan_tf.export.saved_model import export_saved_model
-from ebgan_tf.models.trainer import build_trainer
+from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 from ebgan_tf.runs import load_trained
 from tests.helpers.contract_model import template_landmarks
 from tests.helpers.tiny import IMAGE_SIZE, LANDMARK_TEMPLATE, TINY_MODEL, tiny_config, write_untrained_run
@@ -24,13 +24,18 @@ def export_untrained_att_ebgan(export_base: str, name: str = "ebgan") -> str:
     return export_saved_model(trainer, export_base, name, template_landmarks(IMAGE_SIZE), version=1)
 
 
-def export_composing_model(root: str, name: str = "parts") -> str:
-    """An untrained tiny Att-EBGAN with per-part codes (32 px), its run in `<root>/model`, exported by the project's
-    exporter to `<root>/exports/<name>/`: it has edit_composed (the contract fixture models do not)."""
+def composing_trainer(root: str) -> EBGANTrainer:
+    """An untrained tiny Att-EBGAN with per-part codes (32 px), its run written to `<root>/model` and loaded."""
     run = write_untrained_run(
         os.path.join(root, "model"), os.path.join(root, "data"), model_overrides={**TINY_MODEL, "code_pooling": "parts"}
     )
-    return export_saved_model(load_trained(run), os.path.join(root, "exports"), name, LANDMARK_TEMPLATE)
+    return load_trained(run)
+
+
+def export_composing_model(root: str, name: str = "parts") -> str:
+    """`composing_trainer(root)` exported by the project's exporter to `<root>/exports/<name>/`: it has
+    edit_composed (the contract fixture models do not)."""
+    return export_saved_model(composing_trainer(root), os.path.join(root, "exports"), name, LANDMARK_TEMPLATE)
 
 
 class _Spin(tf.Module):
