@@ -183,12 +183,23 @@ def read_config(model_dir: str) -> dict[str, Any] | None:
         return json.load(stream)
 
 
+def _with_later_fields(saved: dict[str, Any]) -> dict[str, Any]:
+    """A recorded identity with the loss and model fields added to the code since it was written, at their defaults
+    (a new field's default keeps the behaviour that run trained with)."""
+    completed = dict(saved)
+    for key, fields in (("loss_weights", LossWeights), ("model", ModelConfig)):
+        if isinstance(saved.get(key), dict):
+            completed[key] = {**json.loads(json.dumps(dataclasses.asdict(fields()))), **saved[key]}
+    return completed
+
+
 def check_config(model_dir: str, identity: dict[str, Any]) -> None:
-    """Raises a ValueError naming every field where the run in `model_dir` differs from `identity`."""
+    """Raises a ValueError naming every field where the run in `model_dir` differs from `identity` (fields the
+    recorded run predates count as their defaults)."""
     saved = read_config(model_dir)
     if saved is None:
         return
-    differences = _differences(saved, json.loads(json.dumps(identity)))
+    differences = _differences(_with_later_fields(saved), json.loads(json.dumps(identity)))
     if differences:
         raise ValueError(
             f"--model_dir={model_dir} holds a run with another configuration ({'; '.join(differences)}); "

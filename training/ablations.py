@@ -84,6 +84,19 @@ ABLATIONS: dict[str, Ablation] = {
         "the synthetic64 preset with the adversarial loss in the face's rows too (the preset before face_adv=0)",
         losses={"face_adv": None},
     ),
+    "preset_ebgan": Ablation("the synthetic64 preset as it stands, EBGAN", variant=EBGAN),
+    "preset_ebgan_cyc30": Ablation(
+        "the synthetic64 preset, EBGAN, latent cycle weight 30 (10 in the preset)", variant=EBGAN, losses={"cyc": 30.0}
+    ),
+    "preset_ebgan_cyc100": Ablation(
+        "the synthetic64 preset, EBGAN, latent cycle weight 100 (10 in the preset)",
+        variant=EBGAN,
+        losses={"cyc": 100.0},
+    ),
+    "preset_ebgan_swap_back": Ablation(
+        "the synthetic64 preset, EBGAN, + swap-back loss (100)", variant=EBGAN, losses={"swap_back": 100.0}
+    ),
+    "preset_swap_back": Ablation("the synthetic64 preset + swap-back loss (100)", losses={"swap_back": 100.0}),
     "paper": Ablation(
         "the paper's method on the paper's generator (no skips, no mask channel)",
         variant=EBGAN,

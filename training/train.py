@@ -83,6 +83,13 @@ def define_flags() -> None:
         "the source's skin instead of the exemplar's). Default: the preset's (synthetic64 and "
         "celeba128: 0; the paper's presets: the same as --adv_weight).",
     )
+    flags.DEFINE_float(
+        "swap_back_weight",
+        None,
+        "Weight of the swap-back loss: the source's region drawn into the exemplar and taken back must match "
+        "the source inside the hole (L1, normalised by the hole's area); pixel supervision of the transfer "
+        "path. Default: the preset's (0 = off).",
+    )
     flags.DEFINE_float("rec_weight", None, "Weight of the reconstruction loss in L_G. Default: the preset's (100).")
     flags.DEFINE_float("cyc_weight", None, "Weight of the cycle (code) loss in L_G. Default: the preset's (10).")
     flags.DEFINE_float(
@@ -255,6 +262,7 @@ def run_config_from_flags() -> RunConfig:
         "exemplar_mask": FLAGS.exemplar_mask,
         "reconstruction_colour_jitter": FLAGS.reconstruction_colour_jitter,
         "face_adv": FLAGS.face_adv_weight,
+        "swap_back": FLAGS.swap_back_weight,
     }
     return RunConfig(
         model_dir=FLAGS.model_dir,

@@ -78,6 +78,7 @@ class EBGANTrainer(keras.Model):
             + ["adv_g", "rec", "cyc"]
             + (["hole_rec"] if loss_weights.hole_rec else [])
             + (["hole_rec_l2"] if loss_weights.hole_rec_l2 else [])
+            + (["swap_back"] if loss_weights.swap_back else [])
             + (["cls_g"] if attributed else [])
             + ["adv_d", "spread"]
             + (["landmark_error"] if self.parts else [])
@@ -284,6 +285,12 @@ class EBGANTrainer(keras.Model):
         if weights.hole_rec_l2:
             values["hole_rec_l2"] = losses.hole_reconstruction_loss(target, reconstructed, mask, squared=True)
             values["g_loss"] += weights.hole_rec_l2 * values["hole_rec_l2"]
+        if weights.swap_back:
+            swapped_back = self._swapped_back(
+                context, source_gated, exemplar, exemplar_mask, exemplar_layout, fill_layout, batch["source_attributes"]
+            )
+            values["swap_back"] = losses.hole_reconstruction_loss(target, swapped_back, mask)
+            values["g_loss"] += weights.swap_back * values["swap_back"]
         values["d_loss"] = values["adv_d"]
         # Collapse detector: the same value for every example of the batch (trackers average it over steps; under
         # several replicas, each replica measures its own part of the batch).
@@ -302,6 +309,14 @@ class EBGANTrainer(keras.Model):
                 tf.norm(self.landmarks(source) - tf.cast(batch["source_landmarks"], tf.float32), axis=-1), axis=-1
             )
         return {**values, **fixed}
+
+    def _swapped_back(self, context, source_gated, exemplar, exemplar_mask, exemplar_layout, fill_layout, labels):
+        """G(A, E(B^a)): A's region drawn into B's own mask by A's code (B^a = G(B, Z'^A)), then taken back into A's
+        hole from there, gated by A's labels (B^a shows A's attributes)."""
+        exemplar_fill = exemplar_layout * exemplar_mask if self.parts else None
+        drawn = self.generator.decode(self.generator.encode(exemplar, exemplar_mask), source_gated, exemplar_fill)
+        _, back_gated = self._code(composite(drawn, exemplar, exemplar_mask), exemplar_mask, labels, exemplar_layout)
+        return self.generator.decode(context, back_gated, fill_layout)
 
     def _adversarial_weights(self, batch: dict) -> tf.Tensor | float:
         """The generator's adversarial weight: `adv`, or per row [N] `face_adv` where the row's region is the face."""

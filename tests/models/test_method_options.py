@@ -253,6 +253,30 @@ def test_train_step_with_part_codes_own_masks_recolouring_and_the_l2_hole_term()
         LossWeights(exemplar_mask="theirs")
 
 
+def test_swap_back_loss_is_the_hole_l1_of_the_round_trip_and_trains_encoder_and_generator():
+    trainer = _parts_trainer(swap_back=10.0, exemplar_mask="own")
+    batch = _parts_batch()
+    with tf.GradientTape() as tape:
+        values = trainer._per_example_losses(batch)
+    gradients = tape.gradient(values["swap_back"], trainer._generator_variables())
+    assert all(np.isfinite(value) and value > 0 for value in values["swap_back"].numpy())
+    assert any(
+        g is not None and np.abs(g.numpy()).max() > 0 for g in gradients[: len(trainer.encoder.trainable_variables)]
+    )
+    assert any(
+        g is not None and np.abs(g.numpy()).max() > 0 for g in gradients[len(trainer.encoder.trainable_variables) :]
+    )
+    trainer.loss_weights = dataclasses.replace(trainer.loss_weights, swap_back=0.0)
+    without = trainer._per_example_losses(batch)
+    assert "swap_back" not in without
+    np.testing.assert_allclose(
+        values["g_loss"].numpy() - without["g_loss"].numpy(), 10.0 * values["swap_back"].numpy(), rtol=1e-4
+    )
+    trainer.loss_weights = dataclasses.replace(trainer.loss_weights, swap_back=10.0)
+    logs = trainer.train_step(batch)
+    assert logs["swap_back"].shape == (1,) and np.isfinite(logs["swap_back"].numpy()).all()
+
+
 def test_part_codes_carry_an_attributes_block_only_in_its_part():
     trainer = _parts_trainer()
     code = trainer.exemplar_code(_images(2), tf.ones([2, 32, 32, 1]), _layout(2)).numpy()

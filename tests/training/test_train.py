@@ -4,6 +4,7 @@ tiny model and a tiny synthetic data set."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from ebgan_tf import images
-from ebgan_tf.runs import ConfigError, load_trained, read_config
+from ebgan_tf.runs import ConfigError, check_config, load_trained, read_config, write_config
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.distribute import make_strategy
 from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights, tiny_config
@@ -201,6 +202,17 @@ def test_restart_with_another_configuration_names_the_differing_fields(finished,
     with pytest.raises(ConfigError, match=r"batch_size: 4 in the model_dir, 8 now"):
         train_lib.train(tiny_config(model_dir, data_dir, batch_size=8), make_strategy("one_device"))
     assert sorted(os.listdir(model_dir)) == before
+
+
+def test_a_run_recorded_before_a_loss_field_existed_resumes_as_if_it_had_the_default(tmp_path):
+    identity = tiny_config(tmp_path, tmp_path).resolved().identity()
+    older = json.loads(json.dumps(identity))
+    del older["loss_weights"]["swap_back"], older["model"]["generator"]
+    write_config(str(tmp_path), older)
+    check_config(str(tmp_path), identity)  # the fields it predates are at their defaults: no difference
+    changed = {**identity, "loss_weights": {**identity["loss_weights"], "swap_back": 5.0}}
+    with pytest.raises(ValueError, match=r"loss_weights.swap_back: 0.0 in the model_dir, 5.0 now"):
+        check_config(str(tmp_path), changed)
 
 
 def test_user_errors_are_config_errors_before_anything_is_written(tmp_path):
