@@ -164,13 +164,15 @@ def markdown_row(row: dict, regions: list[str]) -> tuple[str, str]:
 
 
 def append_row(path: str, header: str, line: str) -> None:
-    """Appends `line` to the table in `path`, writing the header first when the file is new."""
+    """Appends `line` to the last table in `path` when that table has `header`, else under a new table with it (a
+    new file, or rows scored on other regions)."""
     text = ""
     if os.path.exists(path):
         with open(path, encoding="utf-8") as stream:
             text = stream.read()
-    if not text:
-        text = header + "\n" + "|" + "---|" * header.count(" | ") + "---|\n"
+    headers = [row for row in text.splitlines() if row.startswith("| ablation |")]
+    if not headers or headers[-1] != header:
+        text += ("\n" if text else "") + header + "\n" + "|" + "---|" * header.count(" | ") + "---|\n"
     write_text_atomically(path, text + line + "\n")
 
 
@@ -201,6 +203,8 @@ def main(argv: list[str]) -> int:
             f"ebgan-ablate --ablation={name} --steps={FLAGS.steps} --batch_size={FLAGS.batch_size} "
             f"--seed={FLAGS.seed} --num_pairs={FLAGS.num_pairs}"
         )
+        if FLAGS["eval_regions"].present:
+            command += f" --eval_regions={','.join(regions)}"
         header, line = markdown_row(result_row(name, config, minutes, report, command), regions)
         append_row(FLAGS.results, header, line)
         print(line, flush=True)

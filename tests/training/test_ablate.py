@@ -67,12 +67,32 @@ def test_an_ablation_trains_scores_and_appends_a_row_then_rescoring_does_not_tra
     assert 5.0 < float(transfer) < 60.0 and gain.endswith(")")
     reconstruction, zero_code, paste = (float(value) for value in cells[5].split(" / "))
     assert all(5.0 < value < 60.0 for value in (reconstruction, zero_code, paste))
-    assert "ebgan-ablate --ablation=tiny --steps=100" in cells[-1]
+    assert "ebgan-ablate --ablation=tiny --steps=100" in cells[-1] and "--eval_regions=components,mouth`" in cells[-1]
     modified = os.path.getmtime(run / "final.weights.h5")
     assert run_in_process(ablate.main, ablate.define_flags, argv) == 0  # scored again, not trained again
     assert os.path.getmtime(run / "final.weights.h5") == modified
     assert len(results.read_text().splitlines()) == 4
     assert results.read_text().splitlines()[3].split("|")[3] == lines[2].split("|")[3]  # the same minutes
+
+
+def test_a_row_scored_on_other_regions_starts_a_table_of_its_own(tmp_path):
+    path = str(tmp_path / "results.md")
+    first, second = "| ablation | steps | mouth transfer (gain) |", "| ablation | steps | face transfer (gain) |"
+    ablate.append_row(path, first, "| a | 100 | 20.00 (+1.00) |")
+    ablate.append_row(path, first, "| b | 100 | 21.00 (+2.00) |")
+    ablate.append_row(path, second, "| c | 100 | 19.00 (+3.00) |")
+    ablate.append_row(path, second, "| d | 100 | 18.00 (+4.00) |")
+    assert (tmp_path / "results.md").read_text().splitlines() == [
+        first,
+        "|---|---|---|",
+        "| a | 100 | 20.00 (+1.00) |",
+        "| b | 100 | 21.00 (+2.00) |",
+        "",
+        second,
+        "|---|---|---|",
+        "| c | 100 | 19.00 (+3.00) |",
+        "| d | 100 | 18.00 (+4.00) |",
+    ]
 
 
 @pytest.mark.parametrize(
