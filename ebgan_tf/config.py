@@ -169,9 +169,9 @@ class LossWeights:
     # row). Real faces have the skin of their neck, so on the face the adversarial loss pays the generator for keeping
     # the source's skin instead of taking the exemplar's (docs/EXPERIMENTS.md, "The face's colour").
     face_adv: float | None = None
-    # Beside L_cyc: A's region swapped into B and back, G(A, E(B^a)) with B^a = G(B, E(A)) placed in B's own mask,
-    # compared with A inside the hole (L1, normalised like hole_rec): pixel supervision of the transfer path, which
-    # otherwise learns only from L_cyc, L_adv and (Att-EBGAN) L_cls. 0 = off.
+    # Beside L_cyc: A's region drawn into B by A's code, B^a = G(B, Z'^A) (in the mask `exemplar_mask` names), then
+    # taken back, G(A, E(B^a)), and compared with A inside the hole (L1, normalised like hole_rec): pixel supervision
+    # of the transfer path, which otherwise learns only from L_cyc, L_adv_g and (Att-EBGAN) L_cls_g. 0 = off.
     swap_back: float = 0.0
 
     def __post_init__(self):

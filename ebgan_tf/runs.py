@@ -20,7 +20,16 @@ import keras
 import tensorflow as tf
 
 from ebgan_tf.cli import check_at_least_one
-from ebgan_tf.config import ATT_EBGAN, LossWeights, ModelConfig, Preset, get_preset, parse_regions, validate_variant
+from ebgan_tf.config import (
+    ATT_EBGAN,
+    LossWeights,
+    ModelConfig,
+    Preset,
+    TrainConfig,
+    get_preset,
+    parse_regions,
+    validate_variant,
+)
 from ebgan_tf.data import DEFAULT_DATA_DIR
 from ebgan_tf.files import write_atomically, write_text_atomically
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
@@ -184,9 +193,10 @@ def read_config(model_dir: str) -> dict[str, Any] | None:
 
 
 def _with_later_fields(saved: dict[str, Any]) -> dict[str, Any]:
-    """A recorded identity with the loss and model fields added to the code since it was written, at their defaults
-    (a new field's default keeps the behaviour that run trained with)."""
-    completed = dict(saved)
+    """A recorded identity with the fields added to the code since it was written (loss weights, model settings, the
+    weight average and decay) at their defaults: a new field's default keeps the behaviour that run trained with."""
+    defaults = TrainConfig()
+    completed = {"ema_decay": defaults.ema_decay, "lr_decay_fraction": defaults.lr_decay_fraction, **saved}
     for key, fields in (("loss_weights", LossWeights), ("model", ModelConfig)):
         if isinstance(saved.get(key), dict):
             completed[key] = {**json.loads(json.dumps(dataclasses.asdict(fields()))), **saved[key]}
@@ -225,12 +235,13 @@ def _model_setting(base: ModelConfig, name: str, value: int | str) -> int | str:
 
 def run_config_from_dir(model_dir: str) -> RunConfig:
     """The resolved RunConfig of the run recorded in `model_dir` (schedule fields take their defaults)."""
-    saved = read_config(model_dir)
-    if saved is None:
+    recorded = read_config(model_dir)
+    if recorded is None:
         raise FileNotFoundError(
             f"{os.path.join(model_dir, CONFIG_FILE)} not found: {model_dir} is not a model "
             "directory written by ebgan-train."
         )
+    saved = _with_later_fields(recorded)
     base = get_preset(saved["preset"]).model
     overrides = {name: value for name, value in saved["model"].items() if getattr(base, name) != value}
     return RunConfig(
@@ -241,8 +252,8 @@ def run_config_from_dir(model_dir: str) -> RunConfig:
         dataset=saved["dataset"],
         batch_size=saved["batch_size"],
         learning_rate=saved["learning_rate"],
-        ema_decay=saved.get("ema_decay", 0.0),
-        lr_decay_fraction=saved.get("lr_decay_fraction", 0.0),
+        ema_decay=saved["ema_decay"],
+        lr_decay_fraction=saved["lr_decay_fraction"],
         loss_weights=LossWeights(**saved["loss_weights"]),
         model_overrides=overrides,
         seed=saved["seed"],

@@ -249,7 +249,7 @@ def build_archive(
     endpoints, `edit` first."""
     # Nothing is track()ed: the endpoints capture the variables they use (the encoder, generator and, for Att-EBGAN,
     # classifier; not the discriminator nor the optimisers), and Keras 3.15 writes every tracked variable a second
-    # time next to the captured one (keras-team/keras#23553), doubling the SavedModel.
+    # time next to the captured one, doubling the SavedModel.
     archive = keras.export.ExportArchive()
     size, count = trainer.model_config.image_size, len(trainer.attribute_names)
     archive.add_endpoint(EDIT, edit_function(trainer, False, validate), input_signature(size, count, False, batch))

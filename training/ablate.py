@@ -55,7 +55,8 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "results",
         "runs/ablate/results.md",
-        "Markdown table the rows are appended to (created with its header if missing).",
+        "Markdown file the rows are appended to: under its last table when that one scores the same regions, "
+        "else under a new table with its header (a new file too).",
     )
     flags.mark_flag_as_required("ablation")
 

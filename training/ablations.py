@@ -96,7 +96,6 @@ ABLATIONS: dict[str, Ablation] = {
     "preset_ebgan_swap_back": Ablation(
         "the synthetic64 preset, EBGAN, + swap-back loss (100)", variant=EBGAN, losses={"swap_back": 100.0}
     ),
-    "preset_swap_back": Ablation("the synthetic64 preset + swap-back loss (100)", losses={"swap_back": 100.0}),
     "paper": Ablation(
         "the paper's method on the paper's generator (no skips, no mask channel)",
         variant=EBGAN,

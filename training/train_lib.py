@@ -148,7 +148,7 @@ def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     # Keras 3.15's fit and evaluate first pull one batch and reduce it across replicas with strategy.reduce to
-    # build the model symbolically; MultiWorkerMirroredStrategy cannot reduce dict batches (keras-team/keras#20329)
+    # build the model symbolically; MultiWorkerMirroredStrategy cannot reduce dict batches
     # and the trainer is fully built already, so that step is skipped.
     trainer._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
     return trainer

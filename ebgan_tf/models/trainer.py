@@ -311,8 +311,8 @@ class EBGANTrainer(keras.Model):
         return {**values, **fixed}
 
     def _swapped_back(self, context, source_gated, exemplar, exemplar_mask, exemplar_layout, fill_layout, labels):
-        """G(A, E(B^a)): A's region drawn into B's own mask by A's code (B^a = G(B, Z'^A)), then taken back into A's
-        hole from there, gated by A's labels (B^a shows A's attributes)."""
+        """G(A, E(B^a)): A's region drawn into B's mask (`exemplar_mask`) by A's code, B^a = G(B, Z'^A), then taken
+        back into A's hole from there, gated by A's labels (B^a shows A's attributes)."""
         exemplar_fill = exemplar_layout * exemplar_mask if self.parts else None
         drawn = self.generator.decode(self.generator.encode(exemplar, exemplar_mask), source_gated, exemplar_fill)
         _, back_gated = self._code(composite(drawn, exemplar, exemplar_mask), exemplar_mask, labels, exemplar_layout)

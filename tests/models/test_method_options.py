@@ -15,7 +15,7 @@ from ebgan_tf.config import LossWeights, ModelConfig, get_preset
 from ebgan_tf.data.masks import CODE_PARTS
 from ebgan_tf.models import losses
 from ebgan_tf.models.encoder import Encoder, part_means
-from ebgan_tf.models.generator import CodeModulation, Generator, gate_code
+from ebgan_tf.models.generator import CodeModulation, Generator, composite, gate_code
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 from ebgan_tf.runs import DecayAtTheEnd
 from tests.helpers.tiny import ATTRIBUTES as NAMES, LANDMARK_TEMPLATE, TINY_CONFIG as TINY
@@ -164,11 +164,12 @@ def test_a_cycle_loss_that_does_not_train_the_encoder_leaves_it_unchanged_and_tr
     )
 
 
-def _layout(count: int) -> tf.Tensor:
-    """A part layout [N, 32, 32, P]: the eyes above row 16, the mouth from row 16 (the rest of CODE_PARTS empty)."""
+def _layout(count: int, split: int = 16) -> tf.Tensor:
+    """A part layout [N, 32, 32, P]: the eyes above row `split`, the mouth from there (the rest of CODE_PARTS
+    empty)."""
     layout = np.zeros([count, 32, 32, len(CODE_PARTS)], np.float32)
-    layout[:, :16, :, CODE_PARTS.index("eyes")] = 1.0
-    layout[:, 16:, :, CODE_PARTS.index("mouth")] = 1.0
+    layout[:, :split, :, CODE_PARTS.index("eyes")] = 1.0
+    layout[:, split:, :, CODE_PARTS.index("mouth")] = 1.0
     return tf.constant(layout)
 
 
@@ -255,17 +256,41 @@ def test_train_step_with_part_codes_own_masks_recolouring_and_the_l2_hole_term()
 
 def test_swap_back_loss_is_the_hole_l1_of_the_round_trip_and_trains_encoder_and_generator():
     trainer = _parts_trainer(swap_back=10.0, exemplar_mask="own")
-    batch = _parts_batch()
+    batch = {**_parts_batch(), "exemplar_layout": _layout(4, split=20)}  # the exemplar's parts placed otherwise
     with tf.GradientTape() as tape:
         values = trainer._per_example_losses(batch)
     gradients = tape.gradient(values["swap_back"], trainer._generator_variables())
-    assert all(np.isfinite(value) and value > 0 for value in values["swap_back"].numpy())
-    assert any(
-        g is not None and np.abs(g.numpy()).max() > 0 for g in gradients[: len(trainer.encoder.trainable_variables)]
+    # By hand: A's region drawn into the exemplar's mask by A's code, then read back from there into A's hole.
+    source, exemplar, mask, own = batch["source"], batch["exemplar"], batch["mask"], batch["exemplar_mask"]
+    source_layout, exemplar_layout, labels = (
+        batch["source_layout"],
+        batch["exemplar_layout"],
+        batch["source_attributes"],
     )
-    assert any(
-        g is not None and np.abs(g.numpy()).max() > 0 for g in gradients[len(trainer.encoder.trainable_variables) :]
+    generator = trainer.generator
+    source_code = gate_code(
+        trainer.exemplar_code(source, mask, source_layout),
+        labels,
+        len(NAMES),
+        trainer.model_config.ungated_code_channels,
     )
+    drawn = composite(
+        generator.decode(generator.encode(exemplar, own), source_code, exemplar_layout * own), exemplar, own
+    )
+    back_code = gate_code(
+        trainer.exemplar_code(drawn, own, exemplar_layout),
+        labels,
+        len(NAMES),
+        trainer.model_config.ungated_code_channels,
+    )
+    back = generator.decode(generator.encode(source, mask), back_code, source_layout * mask)
+    np.testing.assert_allclose(
+        values["swap_back"].numpy(), losses.hole_reconstruction_loss(source, back, mask).numpy(), rtol=1e-5
+    )
+    assert all(value > 0 for value in values["swap_back"].numpy())
+    encoder_count = len(trainer.encoder.trainable_variables)
+    assert any(g is not None and np.abs(g.numpy()).max() > 0 for g in gradients[:encoder_count])
+    assert any(g is not None and np.abs(g.numpy()).max() > 0 for g in gradients[encoder_count:])
     trainer.loss_weights = dataclasses.replace(trainer.loss_weights, swap_back=0.0)
     without = trainer._per_example_losses(batch)
     assert "swap_back" not in without

@@ -18,7 +18,14 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from ebgan_tf import images
-from ebgan_tf.runs import ConfigError, check_config, load_trained, read_config, write_config
+from ebgan_tf.runs import (
+    ConfigError,
+    check_config,
+    load_trained,
+    read_config,
+    run_config_from_dir,
+    write_config,
+)
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.distribute import make_strategy
 from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights, tiny_config
@@ -204,15 +211,25 @@ def test_restart_with_another_configuration_names_the_differing_fields(finished,
     assert sorted(os.listdir(model_dir)) == before
 
 
-def test_a_run_recorded_before_a_loss_field_existed_resumes_as_if_it_had_the_default(tmp_path):
+def test_a_run_recorded_before_a_field_existed_resumes_and_loads_as_if_it_had_the_default(tmp_path):
     identity = tiny_config(tmp_path, tmp_path).resolved().identity()
+    assert identity["model"]["code_pooling"] == "parts"  # the preset's, not ModelConfig's default ("spatial")
     older = json.loads(json.dumps(identity))
-    del older["loss_weights"]["swap_back"], older["model"]["generator"]
+    del older["loss_weights"]["swap_back"], older["model"]["generator"], older["ema_decay"]
     write_config(str(tmp_path), older)
-    check_config(str(tmp_path), identity)  # the fields it predates are at their defaults: no difference
+    check_config(str(tmp_path), {**identity, "ema_decay": 0.0})  # the fields it predates are at their defaults
+    with pytest.raises(ValueError, match=r"ema_decay: 0.0 in the model_dir, 0.99 now"):
+        check_config(str(tmp_path), identity)
     changed = {**identity, "loss_weights": {**identity["loss_weights"], "swap_back": 5.0}}
     with pytest.raises(ValueError, match=r"loss_weights.swap_back: 0.0 in the model_dir, 5.0 now"):
         check_config(str(tmp_path), changed)
+    del older["model"]["code_pooling"]  # a run before per-part codes existed had one spatial code map
+    write_config(str(tmp_path), older)
+    with pytest.raises(ValueError, match=r"model.code_pooling: 'spatial' in the model_dir, 'parts' now"):
+        check_config(str(tmp_path), identity)
+    loaded = run_config_from_dir(str(tmp_path))  # loading follows the same rule
+    assert loaded.model_config().code_pooling == "spatial" and loaded.ema_decay == 0.0
+    assert loaded.loss_weights is not None and loaded.loss_weights.swap_back == 0.0
 
 
 def test_user_errors_are_config_errors_before_anything_is_written(tmp_path):
