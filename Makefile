@@ -11,10 +11,10 @@ DEMO_STEPS_PER_EPOCH ?= 100
 
 # The shipped models (models/README.md): both variants on mouth, components and face in 100-step epochs (batch 16),
 # exported, evaluated and drawn. Each trains in stages, each to the given number of epochs (the learning rate falls to
-# 0 at the end of each stage and rises again at the start of the next): 4500 steps and then on to 13500 (about 80
-# minutes per 4500 steps when both train at once on 2 cores). Rerunning resumes the training.
+# 0 at the end of each stage and rises again at the start of the next): 4500 steps, then on to 13500 and to 18000
+# (about 60-80 minutes per 4500 steps when both train at once on 2 cores). Rerunning resumes the training.
 SHIP_RUNS ?= runs
-SHIP_STAGES ?= 45 135
+SHIP_STAGES ?= 45 135 180
 SHIP_DATA64 ?= $(SHIP_RUNS)/data64
 # The evaluations of the shipped models in models/reports/: make models writes new ones beside them (<record>.new)
 # and prints the differences; make models-keep replaces the old by the new.

@@ -36,7 +36,7 @@ UNSEEN_TOLERANCE_DB = 1.0
 # (region, model) whose transfer PSNR is not above the naive paste's on the 64 pairs (models/README.md, Evaluation).
 BELOW_NAIVE_PASTE: set[tuple[str, str]] = set()  # none since the face's rows train without L_adv_g
 # (region, model) whose transfer PSNR in the 500-pair record is not above its own zero-code baseline (models/README.md).
-BELOW_ZERO_CODE: set[tuple[str, str]] = set()  # none since both train 13500 steps
+BELOW_ZERO_CODE: set[tuple[str, str]] = set()  # none since both train 13500 steps or more
 # The recorded evaluations: report directory -> the shipped files it scored (paths relative to models/).
 RECORDED = {
     "regression_saved_model": ("ebgan", "att_ebgan"),
