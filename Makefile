@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 DATA_DIR ?= $(DEMO_DIR)/data
-# The demo's training length: about eleven minutes on 2 quiet CPU cores (docs/training.md, "The demo"). Rerunning resumes.
+# The demo's training length: the whole target takes about eight minutes on 2 quiet CPU cores (docs/training.md,
+# "The demo"). Rerunning resumes.
 DEMO_EPOCHS ?= 8
 DEMO_STEPS_PER_EPOCH ?= 100
 
