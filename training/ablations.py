@@ -93,6 +93,11 @@ ABLATIONS: dict[str, Ablation] = {
         variant=EBGAN,
         losses={"cyc": 100.0},
     ),
+    "preset_ebgan_code16": Ablation(
+        "the synthetic64 preset, EBGAN, a 16-channel exemplar code per part (64 in the preset)",
+        variant=EBGAN,
+        model={"ebgan_code_channels": 16},
+    ),
     "preset_ebgan_swap_back": Ablation(
         "the synthetic64 preset, EBGAN, + swap-back loss (100)", variant=EBGAN, losses={"swap_back": 100.0}
     ),
