@@ -178,6 +178,14 @@ def catch_stop_signals() -> threading.Event:
     return stopping
 
 
+def wait_for_stop(stopping: threading.Event) -> None:
+    """Returns once `stopping` (from `catch_stop_signals`) is set. Waited for in steps: a signal the kernel hands to
+    another thread runs its Python handler only when the main thread next runs Python code, which one endless wait
+    would never do."""
+    while not stopping.wait(0.5):
+        pass
+
+
 def run_main(main: Main, define_flags: Callable[[], None], module_name: str, doc: str | None) -> None:
     """Defines the command's flags and runs `main` under absl, so that `--help` shows its usage and flags; library
     INFO logs are hidden (`quiet_logging`).

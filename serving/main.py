@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 from absl import flags, logging
 
-from ebgan_tf.cli import catch_stop_signals, check_no_arguments, reports_errors, run_main
+from ebgan_tf.cli import catch_stop_signals, check_no_arguments, reports_errors, run_main, wait_for_stop
 from ebgan_tf.serving import request_limits
 from ebgan_tf.serving.request_limits import RequestLimits
 from ebgan_tf.serving.server import ModelServer
@@ -218,7 +218,7 @@ def main(argv: Sequence[str]) -> int:
         f"{server.options.host}:{server.port}{rest}; TensorFlow threads {threads} (Ctrl-C or SIGTERM stops)",
         flush=True,
     )
-    stopping.wait()
+    wait_for_stop(stopping)
     print(f"ebgan-serve: stopping (grace period {server.options.shutdown_grace_seconds:g} s)", flush=True)
     if not server.stop():
         logging.warning("Requests still computing after the grace period; exiting without waiting for them.")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from absl import app, flags, logging
 
-from ebgan_tf.cli import catch_stop_signals, reports_errors, run_main
+from ebgan_tf.cli import catch_stop_signals, reports_errors, run_main, wait_for_stop
 from ebgan_tf.serving import request_limits
 from ebgan_tf.serving.web import DEFAULT_LIMITS
 
@@ -86,7 +86,7 @@ def main(argv: Sequence[str]) -> int:
     stopping = catch_stop_signals()
     server = build_server().start()
     print(f"ebgan-web: open {server.url}", flush=True)
-    stopping.wait()
+    wait_for_stop(stopping)
     logging.info("Stopping")
     server.stop()
     return 0

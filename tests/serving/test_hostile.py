@@ -421,7 +421,10 @@ def test_sigterm_answers_or_fails_requests_in_flight_and_exits_within_the_grace_
         _wait_for(lambda: sum(COMPUTING in line for line in list(lines)) >= computing + 4, 120)
         process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
-        status = process.wait(timeout=60)
+        try:
+            status = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"ebgan-serve still running 60 s after SIGTERM; answers {answers}; output:\n{''.join(lines)}")
         took = time.monotonic() - signalled
         for thread in threads:
             thread.join(30)
