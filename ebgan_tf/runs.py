@@ -192,6 +192,11 @@ def read_config(model_dir: str) -> dict[str, Any] | None:
         return json.load(stream)
 
 
+def _as_recorded(value: Any) -> Any:
+    """`value` as config.json holds it (tuples as lists), to compare with a recorded run."""
+    return json.loads(json.dumps(value))
+
+
 def _with_later_fields(saved: dict[str, Any]) -> dict[str, Any]:
     """A recorded identity with the fields added to the code since it was written (loss weights, model settings, the
     weight average and decay) at their defaults: a new field's default keeps the behaviour that run trained with."""
@@ -199,7 +204,7 @@ def _with_later_fields(saved: dict[str, Any]) -> dict[str, Any]:
     completed = {"ema_decay": defaults.ema_decay, "lr_decay_fraction": defaults.lr_decay_fraction, **saved}
     for key, fields in (("loss_weights", LossWeights), ("model", ModelConfig)):
         if isinstance(saved.get(key), dict):
-            completed[key] = {**json.loads(json.dumps(dataclasses.asdict(fields()))), **saved[key]}
+            completed[key] = {**_as_recorded(dataclasses.asdict(fields())), **saved[key]}
     return completed
 
 
@@ -209,7 +214,7 @@ def check_config(model_dir: str, identity: dict[str, Any]) -> None:
     saved = read_config(model_dir)
     if saved is None:
         return
-    differences = _differences(_with_later_fields(saved), json.loads(json.dumps(identity)))
+    differences = _differences(_with_later_fields(saved), _as_recorded(identity))
     if differences:
         raise ValueError(
             f"--model_dir={model_dir} holds a run with another configuration ({'; '.join(differences)}); "

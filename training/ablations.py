@@ -88,11 +88,6 @@ ABLATIONS: dict[str, Ablation] = {
     "preset_ebgan_cyc30": Ablation(
         "the synthetic64 preset, EBGAN, latent cycle weight 30 (10 in the preset)", variant=EBGAN, losses={"cyc": 30.0}
     ),
-    "preset_ebgan_cyc100": Ablation(
-        "the synthetic64 preset, EBGAN, latent cycle weight 100 (10 in the preset)",
-        variant=EBGAN,
-        losses={"cyc": 100.0},
-    ),
     "preset_ebgan_code16": Ablation(
         "the synthetic64 preset, EBGAN, a 16-channel exemplar code per part (64 in the preset)",
         variant=EBGAN,
