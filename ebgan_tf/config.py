@@ -87,6 +87,7 @@ CODE_POOLINGS: tuple[str, ...] = ("spatial", "global", "parts")
 CODE_INJECTIONS: tuple[str, ...] = ("bottleneck", "all_scales")
 GENERATORS: tuple[str, ...] = ("unet", "paper")
 EXEMPLAR_MASKS: tuple[str, ...] = ("source", "own")
+EXEMPLAR_ALIGNMENTS: tuple[str, ...] = ("none", "landmarks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,15 +118,22 @@ class ModelConfig:
     # at every level, U-Net skips) or "paper" (exactly the paper's G_enc(A * (1 - M)) -> Z^A, G_dec(Z^A, Z^B'):
     # no mask channel, no skips).
     generator: str = "unet"
+    # How E sees the exemplar: "none" (as it is) or "landmarks" (warped onto the source's five landmarks by the
+    # least-squares similarity and read through the source's mask, so that a spatial code lies in the source's pose;
+    # landmarks an edit is not given are estimated). Not with per-part codes, which are pose-free already.
+    exemplar_alignment: str = "none"
 
     def __post_init__(self):
         for name, valid in (
             ("code_pooling", CODE_POOLINGS),
             ("code_injection", CODE_INJECTIONS),
             ("generator", GENERATORS),
+            ("exemplar_alignment", EXEMPLAR_ALIGNMENTS),
         ):
             if getattr(self, name) not in valid:
                 raise ValueError(f"Unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}.")
+        if self.exemplar_alignment != "none" and self.code_pooling == "parts":
+            raise ValueError("exemplar_alignment='landmarks' needs code_pooling 'spatial' or 'global', not 'parts'.")
 
 
 @dataclasses.dataclass(frozen=True)

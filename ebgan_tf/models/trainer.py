@@ -18,6 +18,7 @@ import tensorflow as tf
 from ebgan_tf.config import ATT_EBGAN, LossWeights, ModelConfig, Preset, validate_variant
 from ebgan_tf.data.masks import CODE_PARTS, PARTS, part_layout
 from ebgan_tf.models import losses
+from ebgan_tf.models.alignment import align
 from ebgan_tf.models.classifier import Classifier
 from ebgan_tf.models.discriminator import Discriminator
 from ebgan_tf.models.encoder import Encoder
@@ -50,6 +51,7 @@ class EBGANTrainer(keras.Model):
         self.loss_weights = loss_weights
         self.regions = tuple(regions)
         self.parts = model_config.code_pooling == "parts"
+        self.aligned = model_config.exemplar_alignment == "landmarks"
         size, downsamplings = model_config.image_size, model_config.code_downsamplings
         if size % 2**downsamplings:
             raise ValueError(f"image_size {size} is not divisible by 2**code_downsamplings = {2**downsamplings}.")
@@ -70,8 +72,9 @@ class EBGANTrainer(keras.Model):
         self.generator = Generator(model_config, name="generator")
         self.discriminator = Discriminator(model_config, name="discriminator")
         self.classifier = Classifier(model_config, len(self.attribute_names), name="classifier") if attributed else None
-        # Per-part codes place the parts by landmarks; an edit given none (an export's) estimates them.
-        self.landmarks = LandmarkEstimator(model_config, name="landmarks") if self.parts else None
+        # Per-part codes place the parts by landmarks, an aligned exemplar is warped by them; an edit given none (an
+        # export's) estimates them.
+        self.landmarks = LandmarkEstimator(model_config, name="landmarks") if self.parts or self.aligned else None
         loss_names = (
             ["g_loss", "d_loss"]
             + (["c_loss"] if attributed else [])
@@ -81,7 +84,7 @@ class EBGANTrainer(keras.Model):
             + (["swap_back"] if loss_weights.swap_back else [])
             + (["cls_g"] if attributed else [])
             + ["adv_d", "spread"]
-            + (["landmark_error"] if self.parts else [])
+            + (["landmark_error"] if self.landmarks is not None else [])
         )
         self.spread_names = tuple(f"spread_{name}" for name in self.attribute_names) if attributed else ()
         self._trackers = {name: keras.metrics.Mean(name=name) for name in loss_names + list(self.spread_names)}
@@ -240,6 +243,9 @@ class EBGANTrainer(keras.Model):
         source, exemplar, mask = batch["source"], batch["exemplar"], batch["mask"]
         weights = self.loss_weights
         exemplar_mask = batch["exemplar_mask"] if weights.exemplar_mask == "own" else mask
+        if self.aligned:  # E reads B in A's pose, through A's mask
+            exemplar = align(exemplar, batch["exemplar_landmarks"], batch["source_landmarks"])
+            exemplar_mask = mask
         if self.parts and "source_layout" not in batch:
             raise ValueError(
                 "A model with per-part codes needs each face's part layout in its batches "
@@ -413,13 +419,25 @@ class EBGANTrainer(keras.Model):
         """
         source, exemplar, mask = (tf.convert_to_tensor(value, tf.float32) for value in (source, exemplar, mask))
         source_layout, exemplar_layout = self.layouts(source, exemplar, source_landmarks, exemplar_landmarks)
-        code = self.exemplar_code(exemplar, mask, exemplar_layout)
+        encoded = self._aligned(source, exemplar, source_landmarks, exemplar_landmarks) if self.aligned else exemplar
+        code = self.exemplar_code(encoded, mask, exemplar_layout)
         if self.classifier is not None:
             labels = tf.cast(self.classifier(exemplar) > 0.0, tf.float32)  # logit > 0 <=> sigmoid > 0.5
             if attributes is not None:
                 labels *= tf.convert_to_tensor(attributes, tf.float32)
             code = self._gate(code, labels)
         return self._fill(source, mask, code, source_layout)
+
+    def _aligned(self, source, exemplar, source_landmarks=None, exemplar_landmarks=None) -> tf.Tensor:
+        """The exemplar warped onto the source's landmarks (`ModelConfig.exemplar_alignment`), each face's landmarks
+        [N, 5, 2] as given or, where none are given, as the model estimates them."""
+        estimator = self.landmarks
+        assert estimator is not None  # built with exemplar alignment
+
+        def landmarks(image, given):
+            return estimator(image) if given is None else tf.convert_to_tensor(given, tf.float32)
+
+        return align(exemplar, landmarks(exemplar, exemplar_landmarks), landmarks(source, source_landmarks))
 
     def _fill(self, source, mask, code, source_layout):
         """The composite of G_dec(G_enc(source, mask), code)."""
