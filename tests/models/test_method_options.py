@@ -1,7 +1,7 @@
 """The method's options beside the paper: code pooling (per-part codes included) and injection, the paper's
 generator, hole reconstruction (L1 and L2), detached cycle target, ungated code block, gate dropout, the exemplar's
-own mask, the recoloured reconstruction, the weight average and learning-rate decay, and the code-spread collapse
-detector."""
+own mask, the exemplar aligned to the source, the recoloured reconstruction, the weight average and learning-rate
+decay, and the code-spread collapse detector."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import tensorflow as tf
 from ebgan_tf.config import LossWeights, ModelConfig, get_preset
 from ebgan_tf.data.masks import CODE_PARTS
 from ebgan_tf.models import losses
+from ebgan_tf.models.alignment import align
 from ebgan_tf.models.encoder import Encoder, part_means
 from ebgan_tf.models.generator import CodeModulation, Generator, composite, gate_code
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
@@ -400,3 +401,50 @@ def test_face_adv_weighs_the_adversarial_loss_of_the_face_rows_only():
     # The shipped presets take it, and build_trainer hands the trainer the run's regions in the batches' order.
     shipped = build_trainer(get_preset("synthetic64"), "att_ebgan", ("components", "face"))
     assert shipped.regions == ("components", "face") and shipped.loss_weights.face_adv == 0.0
+
+
+def test_alignment_moves_each_landmark_onto_the_target_by_a_similarity():
+    landmarks = np.array([[[10.0, 12.0], [22.0, 12.0], [16.0, 17.0], [12.0, 22.0], [20.0, 22.0]]], np.float32)
+    angle, scale, shift = 0.2, 1.1, np.array([2.0, -1.5], np.float32)
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
+    target = (landmarks - 16.0) @ rotation.T + 16.0 + shift
+    image = np.zeros([1, 32, 32, 1], np.float32)
+    x, y = landmarks[0, 2].astype(int)
+    image[0, y, x] = 1.0  # a dot on the nose
+    moved = align(image, landmarks, target).numpy()[0, ..., 0]
+    row, column = np.unravel_index(np.argmax(moved), moved.shape)
+    assert abs(column - target[0, 2, 0]) <= 1.0 and abs(row - target[0, 2, 1]) <= 1.0
+    np.testing.assert_allclose(align(image, landmarks, landmarks).numpy(), image, atol=1e-5)  # same pose: unchanged
+
+
+def _aligned_trainer() -> EBGANTrainer:
+    config = dataclasses.replace(TINY, code_injection="all_scales", exemplar_alignment="landmarks")
+    trainer = EBGANTrainer(config, NAMES, "ebgan", LossWeights(hole_rec=10.0))
+    trainer.compile()
+    return trainer
+
+
+def test_an_aligned_exemplar_is_coded_in_the_sources_pose_by_the_given_or_the_estimated_landmarks():
+    trainer = _aligned_trainer()
+    images, exemplars, mask = _images(2), _images(2, 5), _mask(2)
+    source_landmarks = np.repeat(LANDMARK_TEMPLATE[None].astype(np.float32), 2, axis=0)
+    exemplar_landmarks = source_landmarks * 0.9 + 3.0
+    edited = trainer.edit(images, exemplars, mask, None, source_landmarks, exemplar_landmarks).numpy()
+    code = trainer.encoder(align(exemplars, exemplar_landmarks, source_landmarks), mask)
+    np.testing.assert_allclose(edited, trainer._fill(images, mask, code, None).numpy(), atol=1e-5)
+    unaligned = trainer._fill(images, mask, trainer.encoder(exemplars, mask), None).numpy()
+    assert np.abs(edited - unaligned).max() > 1e-3
+    estimated = trainer.edit(images, exemplars, mask, None, trainer.landmarks(images), trainer.landmarks(exemplars))
+    np.testing.assert_allclose(trainer.edit(images, exemplars, mask).numpy(), estimated.numpy(), atol=1e-6)
+
+
+def test_training_with_an_aligned_exemplar_learns_the_landmarks_and_rejects_per_part_codes():
+    moved = np.repeat(LANDMARK_TEMPLATE[None].astype(np.float32) + 2.0, 4, axis=0)
+    batch = {**_parts_batch(), "exemplar_landmarks": tf.constant(moved)}
+    logs = _aligned_trainer().train_step(batch)
+    for name in ("g_loss", "hole_rec", "cyc", "landmark_error"):
+        assert logs[name].shape == (1,) and np.isfinite(logs[name].numpy()).all(), name
+    with pytest.raises(ValueError, match="exemplar_alignment"):
+        ModelConfig(code_pooling="parts", exemplar_alignment="landmarks")
+    with pytest.raises(ValueError, match="exemplar_alignment"):
+        ModelConfig(exemplar_alignment="eyes")
