@@ -99,6 +99,11 @@ ABLATIONS: dict[str, Ablation] = {
         variant=EBGAN,
         model={"code_pooling": "spatial", "exemplar_alignment": "landmarks"},
     ),
+    "preset_aligned": Ablation(
+        "the synthetic64 preset, the exemplar warped onto the source's landmarks and coded as an 8x8 map "
+        "(no per-part pooling)",
+        model={"code_pooling": "spatial", "exemplar_alignment": "landmarks"},
+    ),
     "preset_ebgan_swap_back": Ablation(
         "the synthetic64 preset, EBGAN, + swap-back loss (100)", variant=EBGAN, losses={"swap_back": 100.0}
     ),
