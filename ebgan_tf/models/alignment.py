@@ -24,13 +24,26 @@ def similarity_transforms(from_landmarks, to_landmarks) -> tf.Tensor:
 
 def align(images, from_landmarks, to_landmarks) -> tf.Tensor:
     """`images` [N, S, S, C] (landmarks `from_landmarks` [N, 5, 2]) warped so that their landmarks lie as close as a
-    similarity allows to `to_landmarks`; bilinear, edges repeated."""
+    similarity allows to `to_landmarks`; bilinear, edges repeated. Built from gathers (TFLite builtins), not
+    ImageProjectiveTransform, so that an exported model converts without TensorFlow ops."""
     images = tf.convert_to_tensor(images, tf.float32)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=similarity_transforms(from_landmarks, to_landmarks),
-        output_shape=tf.shape(images)[1:3],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="NEAREST",
-    )
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    transforms = similarity_transforms(from_landmarks, to_landmarks)[:, :6, None, None]  # [N, 6, 1, 1]
+    rows, columns = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
+    x = transforms[:, 0] * columns + transforms[:, 1] * rows + transforms[:, 2]  # [N, H, W]: where to sample
+    y = transforms[:, 3] * columns + transforms[:, 4] * rows + transforms[:, 5]
+    x = tf.clip_by_value(x, 0.0, width - 1.0)
+    y = tf.clip_by_value(y, 0.0, height - 1.0)
+    left, top = tf.floor(x), tf.floor(y)
+    share_x, share_y = (x - left)[..., None], (y - top)[..., None]
+    left, top = tf.cast(left, tf.int32), tf.cast(top, tf.int32)
+    right, bottom = tf.minimum(left + 1, width - 1), tf.minimum(top + 1, height - 1)
+    pixels = tf.reshape(images, [-1, channels])
+    first = (tf.range(tf.shape(images)[0]) * height * width)[:, None, None]
+
+    def at(row, column):
+        return tf.gather(pixels, first + row * width + column)
+
+    upper = at(top, left) * (1.0 - share_x) + at(top, right) * share_x
+    lower = at(bottom, left) * (1.0 - share_x) + at(bottom, right) * share_x
+    return upper * (1.0 - share_y) + lower * share_y

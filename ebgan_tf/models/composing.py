@@ -51,8 +51,9 @@ def part_codes(
     flat_sources = tf.repeat(source, count, axis=0)
     source_layouts = tf.repeat(source_layout, count, axis=0) if source_layout is not None else None
     flat_attributes = _flatten(attributes) if attributes is not None else None
+    encoded = trainer.aligned_exemplar(flat_sources, flat_exemplars)
     exemplar_code = _gated(
-        trainer, trainer.exemplar_code(flat_exemplars, flat_masks, exemplar_layouts), flat_exemplars, flat_attributes
+        trainer, trainer.exemplar_code(encoded, flat_masks, exemplar_layouts), flat_exemplars, flat_attributes
     )
     own_code = _gated(trainer, trainer.exemplar_code(flat_sources, flat_masks, source_layouts), flat_sources, None)
     strength = tf.reshape(_flatten(strengths[..., None]), [-1] + [1] * (exemplar_code.shape.rank - 1))

@@ -397,14 +397,17 @@ class EBGANTrainer(keras.Model):
         if not self.parts:
             return None, None
         size = self.model_config.image_size
-        estimator = self.landmarks
-        assert estimator is not None  # built with per-part codes
+        return (
+            part_layout(self._landmarks(source, source_landmarks), size),
+            part_layout(self._landmarks(exemplar, exemplar_landmarks), size),
+        )
 
-        def layout(image, landmarks):
-            landmarks = estimator(image) if landmarks is None else tf.convert_to_tensor(landmarks, tf.float32)
-            return part_layout(landmarks, size)
-
-        return layout(source, source_landmarks), layout(exemplar, exemplar_landmarks)
+    def _landmarks(self, image, given=None) -> tf.Tensor:
+        """The landmarks [N, 5, 2] of `image`: `given` if not None, else the model's estimate."""
+        if given is not None:
+            return tf.convert_to_tensor(given, tf.float32)
+        assert self.landmarks is not None  # built with per-part codes or exemplar alignment
+        return self.landmarks(image)
 
     def edit(
         self, source, exemplar, mask, attributes=None, source_landmarks=None, exemplar_landmarks=None
@@ -419,7 +422,7 @@ class EBGANTrainer(keras.Model):
         """
         source, exemplar, mask = (tf.convert_to_tensor(value, tf.float32) for value in (source, exemplar, mask))
         source_layout, exemplar_layout = self.layouts(source, exemplar, source_landmarks, exemplar_landmarks)
-        encoded = self._aligned(source, exemplar, source_landmarks, exemplar_landmarks) if self.aligned else exemplar
+        encoded = self.aligned_exemplar(source, exemplar, source_landmarks, exemplar_landmarks)
         code = self.exemplar_code(encoded, mask, exemplar_layout)
         if self.classifier is not None:
             labels = tf.cast(self.classifier(exemplar) > 0.0, tf.float32)  # logit > 0 <=> sigmoid > 0.5
@@ -428,16 +431,13 @@ class EBGANTrainer(keras.Model):
             code = self._gate(code, labels)
         return self._fill(source, mask, code, source_layout)
 
-    def _aligned(self, source, exemplar, source_landmarks=None, exemplar_landmarks=None) -> tf.Tensor:
-        """The exemplar warped onto the source's landmarks (`ModelConfig.exemplar_alignment`), each face's landmarks
-        [N, 5, 2] as given or, where none are given, as the model estimates them."""
-        estimator = self.landmarks
-        assert estimator is not None  # built with exemplar alignment
-
-        def landmarks(image, given):
-            return estimator(image) if given is None else tf.convert_to_tensor(given, tf.float32)
-
-        return align(exemplar, landmarks(exemplar, exemplar_landmarks), landmarks(source, source_landmarks))
+    def aligned_exemplar(self, source, exemplar, source_landmarks=None, exemplar_landmarks=None) -> tf.Tensor:
+        """The exemplar as E reads it in an edit: warped onto the source's landmarks if the model aligns it
+        (`ModelConfig.exemplar_alignment`; each face's landmarks [N, 5, 2] as given or, where none are given, as the
+        model estimates them), else as it is."""
+        if not self.aligned:
+            return exemplar
+        return align(exemplar, self._landmarks(exemplar, exemplar_landmarks), self._landmarks(source, source_landmarks))
 
     def _fill(self, source, mask, code, source_layout):
         """The composite of G_dec(G_enc(source, mask), code)."""

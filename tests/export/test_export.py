@@ -731,13 +731,16 @@ def test_int8_without_calibration_data_is_a_clear_error(exported, tmp_path):
     assert not os.listdir(tmp_path)
 
 
-def test_a_model_with_per_part_codes_exports_estimates_its_landmarks_in_the_graph_and_keeps_the_contract(
-    data_dir, tmp_path
+@pytest.mark.parametrize(
+    "landmark_use",
+    [{"code_pooling": "parts"}, {"code_pooling": "spatial", "exemplar_alignment": "landmarks"}],
+    ids=["per_part_codes", "aligned_exemplar"],
+)
+def test_a_model_that_uses_landmarks_exports_estimates_them_in_the_graph_and_keeps_the_contract(
+    data_dir, tmp_path, landmark_use
 ):
     model_dir = write_untrained_run(
-        tmp_path / "parts",
-        data_dir,
-        model_overrides={**TINY_MODEL, "code_pooling": "parts", "code_injection": "all_scales"},
+        tmp_path / "parts", data_dir, model_overrides={**TINY_MODEL, "code_injection": "all_scales", **landmark_use}
     )
     status, out, err = export_cli(
         f"--model_dir={model_dir}",

@@ -14,7 +14,8 @@ import tensorflow as tf
 from ebgan_tf.config import LossWeights, ModelConfig, get_preset
 from ebgan_tf.data.masks import CODE_PARTS
 from ebgan_tf.models import losses
-from ebgan_tf.models.alignment import align
+from ebgan_tf.models.alignment import align, similarity_transforms
+from ebgan_tf.models.composing import compose
 from ebgan_tf.models.encoder import Encoder, part_means
 from ebgan_tf.models.generator import CodeModulation, Generator, composite, gate_code
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
@@ -448,3 +449,28 @@ def test_training_with_an_aligned_exemplar_learns_the_landmarks_and_rejects_per_
         ModelConfig(code_pooling="parts", exemplar_alignment="landmarks")
     with pytest.raises(ValueError, match="exemplar_alignment"):
         ModelConfig(exemplar_alignment="eyes")
+
+
+def test_alignment_samples_as_tensorflows_projective_transform():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1.0, 1.0, [3, 32, 32, 3]).astype(np.float32)
+    landmarks = rng.uniform(8.0, 24.0, [3, 5, 2]).astype(np.float32)
+    target = landmarks * 1.1 + rng.normal(0.0, 1.0, [3, 5, 2]).astype(np.float32)
+    reference = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=similarity_transforms(landmarks, target),
+        output_shape=[32, 32],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="NEAREST",
+    )
+    aligned = align(images, landmarks, target).numpy()
+    np.testing.assert_allclose(aligned, reference.numpy(), atol=1e-5)
+    assert np.abs(aligned - images).mean() > 0.1
+
+
+def test_a_composed_edit_of_one_part_at_full_strength_aligns_the_exemplar_as_the_edit_does():
+    trainer = _aligned_trainer()
+    images, exemplars, mask = _images(2), _images(2, 5), _mask(2)
+    composed = compose(trainer, images, exemplars[:, None], mask[:, None], tf.ones([2, 1]))
+    np.testing.assert_allclose(composed.numpy(), trainer.edit(images, exemplars, mask).numpy(), atol=1e-5)
