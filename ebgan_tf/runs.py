@@ -40,6 +40,10 @@ CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
 
 
+# The trainer's networks (None where a model has no such network), as checkpoints name them.
+NETWORKS = ("encoder", "generator", "discriminator", "classifier", "landmarks")
+
+
 class ConfigError(ValueError):
     """A user error found before training starts: bad setting, mismatched model_dir, missing data."""
 
@@ -72,6 +76,8 @@ class RunConfig:
     mixed_precision: bool = False
     xla: bool = False
     divergence_factor: float = 4.0  # stop when L_rec exceeds this many times its lowest value (0 = never)
+    # A new run starts from the networks of the run in this folder (its latest checkpoint), not from random weights.
+    init_from: str | None = None
 
     def resolved(self) -> RunConfig:
         """Validates every field and fills the preset's defaults; a ValueError names the first bad field."""
@@ -168,6 +174,7 @@ class RunConfig:
             "same_exemplar_share": train.same_exemplar_share,
             "dataset": self.dataset,
             "seed": self.seed,
+            "init_from": self.init_from,
         }
 
 
@@ -201,7 +208,12 @@ def _with_later_fields(saved: dict[str, Any]) -> dict[str, Any]:
     """A recorded identity with the fields added to the code since it was written (loss weights, model settings, the
     weight average and decay) at their defaults: a new field's default keeps the behaviour that run trained with."""
     defaults = TrainConfig()
-    completed = {"ema_decay": defaults.ema_decay, "lr_decay_fraction": defaults.lr_decay_fraction, **saved}
+    completed = {
+        "ema_decay": defaults.ema_decay,
+        "lr_decay_fraction": defaults.lr_decay_fraction,
+        "init_from": None,
+        **saved,
+    }
     for key, fields in (("loss_weights", LossWeights), ("model", ModelConfig)):
         if isinstance(saved.get(key), dict):
             completed[key] = {**_as_recorded(dataclasses.asdict(fields())), **saved[key]}
@@ -301,9 +313,7 @@ def make_checkpoint(trainer: EBGANTrainer, optimizers: bool, step: tf.Variable |
     Under mixed precision the Adam state is saved without its loss-scale wrapper, so checkpoints of float32 and
     mixed-precision runs are interchangeable (a resumed mixed-precision run starts with a fresh loss scale).
     """
-    objects = {
-        name: getattr(trainer, name) for name in ("encoder", "generator", "discriminator", "classifier", "landmarks")
-    }
+    objects = {name: getattr(trainer, name) for name in NETWORKS}
     if optimizers:
         for name in ("g_optimizer", "d_optimizer", "c_optimizer", "l_optimizer"):
             optimizer = getattr(trainer, name)

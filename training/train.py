@@ -194,6 +194,13 @@ def define_flags() -> None:
         "Save a checkpoint (models, optimisers, step) every this many steps, and at the end.",
     )
     flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_checkpoints, "Number of most recent checkpoints to keep.")
+    flags.DEFINE_string(
+        "init_from",
+        None,
+        "A run folder: a new run starts from the networks of that run's latest checkpoint (fine-tuning, or a model "
+        "option that keeps the networks' shapes), with fresh optimisers and its own step count. Recorded in "
+        "config.json; resuming needs the same value.",
+    )
     flags.DEFINE_integer(
         "log_every", _DEFAULTS.log_every, "Write the training losses to TensorBoard every this many steps."
     )
@@ -289,6 +296,7 @@ def run_config_from_flags() -> RunConfig:
         mixed_precision=FLAGS.mixed_precision,
         xla=FLAGS.xla,
         divergence_factor=FLAGS.divergence_factor,
+        init_from=FLAGS.init_from,
     )
 
 

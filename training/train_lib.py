@@ -32,10 +32,13 @@ from ebgan_tf.runs import (
     CHECKPOINT_DIR,
     FINAL_WEIGHTS,
     LOG_DIR,
+    NETWORKS,
     ConfigError,
     RunConfig,
     check_config,
+    checkpoint_step,
     learning_rate_schedule,
+    load_trained,
     make_checkpoint,
     remove_checkpoint_litter,
     save_final_weights,
@@ -154,6 +157,35 @@ def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
     return trainer
 
 
+def _initialise(trainer: EBGANTrainer, run_dir: str) -> int:
+    """Copies the networks of the run in `run_dir` (its final weights, else its latest checkpoint's, weight-averaged
+    where the run keeps an average; as `ebgan-eval` loads it) into `trainer`, whose optimisers stay new; returns the
+    step they are of.
+
+    Raises ConfigError if `run_dir` holds no trained run or networks that do not fit `trainer`'s."""
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
+    try:
+        source = load_trained(run_dir)
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError(f"--init_from={run_dir}: {error}") from None
+    for name in NETWORKS:
+        ours, theirs = getattr(trainer, name), getattr(source, name)
+        if (ours is None) != (theirs is None):
+            raise ConfigError(
+                f"--init_from={run_dir}: that run has {'no' if theirs is None else 'a'} {name} network, this one "
+                f"{'has' if ours is not None else 'has none'} (another variant or code pooling?)."
+            )
+        try:
+            if ours is not None:
+                ours.set_weights(theirs.get_weights())
+        except ValueError as error:
+            raise ConfigError(
+                f"--init_from={run_dir}: its {name} does not fit this run's (other widths or attributes?): "
+                f"{str(error).splitlines()[0][:300]}"
+            ) from None
+    return checkpoint_step(latest) if latest else 0
+
+
 def train(
     config: RunConfig,
     strategy: tf.distribute.Strategy,
@@ -182,8 +214,11 @@ def train(
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from None
     trainer = _build(config, strategy)
+    started_from = None
+    if config.init_from and not tf.train.latest_checkpoint(os.path.join(config.model_dir, CHECKPOINT_DIR)):
+        started_from = _initialise(trainer, config.init_from)
     with distribute.output_dir(config.model_dir, strategy) as output_dir:
-        history = _fit(trainer, config, identity, data, strategy, output_dir, extra_callbacks)
+        history = _fit(trainer, config, identity, data, strategy, output_dir, started_from, extra_callbacks)
     return trainer, history
 
 
@@ -194,9 +229,11 @@ def _fit(
     data: _Data,
     strategy: tf.distribute.Strategy,
     output_dir: str,
+    started_from: int | None,
     extra_callbacks: Sequence[keras.callbacks.Callback],
 ) -> dict[str, list[float]]:
-    """Restores the latest checkpoint of `config.model_dir`, trains to the end and writes into `output_dir`."""
+    """Restores the latest checkpoint of `config.model_dir` (none: the networks are new, or loaded from the
+    `config.init_from` checkpoint of step `started_from`), trains to the end and writes into `output_dir`."""
     if output_dir == config.model_dir:  # the chief's own folder: what a killed save left there
         removed = remove_checkpoint_litter(config.model_dir)
         if removed:
@@ -212,6 +249,11 @@ def _fit(
         with strategy.scope():
             checkpoint.restore(latest).assert_existing_objects_matched()
         print(f"Resuming from step {counter.step} (checkpoint {latest}).", flush=True)
+    elif started_from is not None:
+        print(
+            f"Starting a new run in {config.model_dir} from the networks of {config.init_from} (step {started_from}).",
+            flush=True,
+        )
     else:
         print(f"Starting a new run in {config.model_dir}.", flush=True)
     write_config(output_dir, identity)

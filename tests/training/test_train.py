@@ -28,7 +28,7 @@ from ebgan_tf.runs import (
 )
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.distribute import make_strategy
-from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL_FLAG, network_weights, tiny_config
+from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL, TINY_MODEL_FLAG, network_weights, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # pipeline.load_examples reads the standard synthetic_faces config (12,000 training faces); the tests read a
@@ -198,6 +198,38 @@ def test_training_a_finished_run_further_removes_its_stale_final_weights(finishe
     assert trainer.g_optimizer.iterations.numpy() == 7 and os.path.exists(final)  # the stop wrote new ones
     for got, want in zip(network_weights(load_trained(str(extended))), network_weights(trainer), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+class WeightsAtStart(keras.callbacks.Callback):
+    """Records the networks' weights and the step when training starts."""
+
+    def on_train_begin(self, logs=None):
+        self.step = int(self.model.g_optimizer.iterations.numpy())
+        self.weights = network_weights(self.model)
+
+
+@pytest.mark.slow
+def test_a_new_run_starts_from_the_networks_of_another_run_and_refuses_networks_that_do_not_fit(
+    finished, data_dir, tmp_path, capsys
+):
+    model_dir, trained, _ = finished
+    aligned = {**TINY_MODEL, "code_pooling": "spatial", "exemplar_alignment": "landmarks"}  # the networks' shapes kept
+    start = WeightsAtStart()
+    config = tiny_config(tmp_path / "aligned", data_dir, init_from=model_dir, model_overrides=aligned)
+    train_lib.train(config, make_strategy("one_device"), extra_callbacks=[start, StopAtStep(1)])
+    assert f"from the networks of {model_dir} (step 6)" in capsys.readouterr().out
+    assert start.step == 0  # fresh optimisers and step count
+    for got, want in zip(start.weights, network_weights(trained), strict=True):  # the run's final weights
+        np.testing.assert_array_equal(got, want)
+    assert read_config(str(tmp_path / "aligned"))["init_from"] == model_dir
+    wider = tiny_config(
+        tmp_path / "wider", data_dir, init_from=model_dir, model_overrides={**TINY_MODEL, "max_width": 32}
+    )
+    with pytest.raises(ConfigError, match="its encoder does not fit this run's"):
+        train_lib.train(wider, make_strategy("one_device"))
+    with pytest.raises(ConfigError, match="not a model directory written by ebgan-train"):
+        train_lib.train(tiny_config(tmp_path / "other", data_dir, init_from=str(tmp_path)), make_strategy("one_device"))
+    assert not (tmp_path / "wider").exists() and not (tmp_path / "other").exists()
 
 
 @pytest.mark.slow
