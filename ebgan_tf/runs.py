@@ -76,7 +76,7 @@ class RunConfig:
     mixed_precision: bool = False
     xla: bool = False
     divergence_factor: float = 4.0  # stop when L_rec exceeds this many times its lowest value (0 = never)
-    # A new run starts from the networks of the run in this folder (its latest checkpoint), not from random weights.
+    # A new run starts from the networks of the run in this folder (as `load_trained` loads them), not at random.
     init_from: str | None = None
 
     def resolved(self) -> RunConfig:

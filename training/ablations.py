@@ -46,6 +46,9 @@ RECIPE = Ablation(
 PARTS = RECIPE.plus("per-part codes", model={"code_pooling": "parts"})
 PARTS_OWN = PARTS.plus("per-part codes, exemplar under its own mask", losses={"exemplar_mask": "own"})
 AVERAGED = {"ema_decay": 0.99, "lr_decay_fraction": 0.3}  # a half-life of 69 steps suits runs of hundreds of steps
+# The exemplar aligned to the source, with a code map instead of per-part vectors.
+ALIGNED = {"code_pooling": "spatial", "exemplar_alignment": "landmarks"}
+ALIGNED_TEXT = "the exemplar warped onto the source's landmarks and coded as an 8x8 map (no per-part pooling)"
 CANDIDATE = PARTS_OWN.plus("per-part codes, own mask, weight average and decay", train=AVERAGED)
 
 ABLATIONS: dict[str, Ablation] = {
@@ -93,17 +96,8 @@ ABLATIONS: dict[str, Ablation] = {
         variant=EBGAN,
         model={"ebgan_code_channels": 16},
     ),
-    "preset_ebgan_aligned": Ablation(
-        "the synthetic64 preset, EBGAN, the exemplar warped onto the source's landmarks and coded as an 8x8 map "
-        "(no per-part pooling)",
-        variant=EBGAN,
-        model={"code_pooling": "spatial", "exemplar_alignment": "landmarks"},
-    ),
-    "preset_aligned": Ablation(
-        "the synthetic64 preset, the exemplar warped onto the source's landmarks and coded as an 8x8 map "
-        "(no per-part pooling)",
-        model={"code_pooling": "spatial", "exemplar_alignment": "landmarks"},
-    ),
+    "preset_ebgan_aligned": Ablation(f"the synthetic64 preset, EBGAN, {ALIGNED_TEXT}", variant=EBGAN, model=ALIGNED),
+    "preset_aligned": Ablation(f"the synthetic64 preset, {ALIGNED_TEXT}", model=ALIGNED),
     "preset_ebgan_swap_back": Ablation(
         "the synthetic64 preset, EBGAN, + swap-back loss (100)", variant=EBGAN, losses={"swap_back": 100.0}
     ),

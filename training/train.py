@@ -197,9 +197,9 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "init_from",
         None,
-        "A run folder: a new run starts from the networks of that run's latest checkpoint (fine-tuning, or a model "
-        "option that keeps the networks' shapes), with fresh optimisers and its own step count. Recorded in "
-        "config.json; resuming needs the same value.",
+        "A run folder: a new run starts from that run's networks as ebgan-eval loads them (final weights, else the "
+        "latest checkpoint's), for fine-tuning or a model option that keeps the networks' shapes; its optimisers, "
+        "step count and learning-rate schedule start anew. Recorded in config.json; resuming needs the same value.",
     )
     flags.DEFINE_integer(
         "log_every", _DEFAULTS.log_every, "Write the training losses to TensorBoard every this many steps."
