@@ -398,11 +398,11 @@ class EBGANTrainer(keras.Model):
             return None, None
         size = self.model_config.image_size
         return (
-            part_layout(self._landmarks(source, source_landmarks), size),
-            part_layout(self._landmarks(exemplar, exemplar_landmarks), size),
+            part_layout(self.face_landmarks(source, source_landmarks), size),
+            part_layout(self.face_landmarks(exemplar, exemplar_landmarks), size),
         )
 
-    def _landmarks(self, image, given=None) -> tf.Tensor:
+    def face_landmarks(self, image, given=None) -> tf.Tensor:
         """The landmarks [N, 5, 2] of `image`: `given` if not None, else the model's estimate."""
         if given is not None:
             return tf.convert_to_tensor(given, tf.float32)
@@ -437,7 +437,9 @@ class EBGANTrainer(keras.Model):
         model estimates them), else as it is."""
         if not self.aligned:
             return exemplar
-        return align(exemplar, self._landmarks(exemplar, exemplar_landmarks), self._landmarks(source, source_landmarks))
+        return align(
+            exemplar, self.face_landmarks(exemplar, exemplar_landmarks), self.face_landmarks(source, source_landmarks)
+        )
 
     def _fill(self, source, mask, code, source_layout):
         """The composite of G_dec(G_enc(source, mask), code)."""

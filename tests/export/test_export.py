@@ -740,12 +740,12 @@ def test_a_model_that_uses_landmarks_exports_estimates_them_in_the_graph_and_kee
     data_dir, tmp_path, landmark_use
 ):
     model_dir = write_untrained_run(
-        tmp_path / "parts", data_dir, model_overrides={**TINY_MODEL, "code_injection": "all_scales", **landmark_use}
+        tmp_path / "run", data_dir, model_overrides={**TINY_MODEL, "code_injection": "all_scales", **landmark_use}
     )
     status, out, err = export_cli(
         f"--model_dir={model_dir}",
         f"--export_base={tmp_path / 'exports'}",
-        "--name=parts",
+        "--name=landmarked",
         "--tflite=dynamic",
         "--verify",
     )
@@ -759,8 +759,8 @@ def test_a_model_that_uses_landmarks_exports_estimates_them_in_the_graph_and_kee
     expected = np.round((expected + 1.0) * 127.5).astype(np.uint8)
     inside = mask[..., 0] > 0.5
     for path in (
-        tmp_path / "exports" / "parts" / "1",
-        tmp_path / "exports" / "parts-tflite" / "1" / "model_dynamic.tflite",
+        tmp_path / "exports" / "landmarked" / "1",
+        tmp_path / "exports" / "landmarked-tflite" / "1" / "model_dynamic.tflite",
     ):
         edited = Editor.load(str(path)).edit(sources, exemplars, mask)
         np.testing.assert_array_equal(edited[~inside], sources[~inside])
