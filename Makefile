@@ -13,9 +13,16 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # The shipped models (models/README.md): both variants on mouth, components and face in 100-step epochs (batch 16),
 # exported, evaluated and drawn. Each trains in stages, each to the given number of epochs (the learning rate falls to
 # 0 at the end of each stage and rises again at the start of the next): 4500 steps, then on to 13500 and to 18000
-# (about 60-80 minutes per 4500 steps when both train at once on 2 cores). Rerunning resumes the training.
+# (about 60-80 minutes per 4500 steps when both train at once on 2 cores). A last run starts from those networks with
+# the exemplar aligned to the source and a spatial code (SHIP_ALIGNED_CONFIG, docs/method.md) for SHIP_ALIGNED_EPOCHS
+# epochs; it is the one exported. Rerunning resumes the training.
 SHIP_RUNS ?= runs
 SHIP_STAGES ?= 45 135 180
+SHIP_ALIGNED_EPOCHS ?= 12
+SHIP_ALIGNED_CONFIG := code_pooling=spatial,exemplar_alignment=landmarks
+SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
+    --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \
+    --validation_steps=2
 SHIP_DATA64 ?= $(SHIP_RUNS)/data64
 # The evaluations of the shipped models in models/reports/: make models writes new ones beside them (<record>.new)
 # and prints the differences; make models-keep replaces the old by the new.
@@ -83,20 +90,25 @@ bench: $(STAMP)
 models: $(STAMP)
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(DATA_DIR)
 	for variant in ebgan att_ebgan; do \
-	    for epochs in $(SHIP_STAGES); do \
-	        $(BIN)/ebgan-train --preset=synthetic64 --variant=$$variant --regions=mouth,components,face \
-	            --dataset=synthetic_faces --data_dir=$(DATA_DIR) --model_dir=$(SHIP_RUNS)/ship_$$variant \
-	            --epochs=$$epochs --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 \
-	            --image_every=500 --validation_steps=2 || exit 1; \
-	    done & \
+	    ( for epochs in $(SHIP_STAGES); do \
+	        $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$$variant --model_dir=$(SHIP_RUNS)/ship_$$variant \
+	            --epochs=$$epochs || exit 1; \
+	    done && \
+	    $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$$variant --model_dir=$(SHIP_RUNS)/aligned_$$variant \
+	        --init_from=$(SHIP_RUNS)/ship_$$variant --model_config=$(SHIP_ALIGNED_CONFIG) \
+	        --epochs=$(SHIP_ALIGNED_EPOCHS) ) & \
 	done; wait
+	# Exported and checked beside the runs first; only a verified export replaces the shipped one.
 	for variant in ebgan att_ebgan; do \
-	    $(BIN)/ebgan-export --model_dir=$(SHIP_RUNS)/ship_$$variant --export_base=models --name=$$variant --version=1 \
-	        --tflite=dynamic,int8 --data_dir=$(DATA_DIR) --verify || exit 1; \
+	    rm -rf $(SHIP_RUNS)/exports/$$variant $(SHIP_RUNS)/exports/$$variant-tflite && \
+	    $(BIN)/ebgan-export --model_dir=$(SHIP_RUNS)/aligned_$$variant --export_base=$(SHIP_RUNS)/exports \
+	        --name=$$variant --version=1 --tflite=dynamic --data_dir=$(DATA_DIR) --verify && \
+	    rm -rf models/$$variant models/$$variant-tflite && \
+	    mv $(SHIP_RUNS)/exports/$$variant $(SHIP_RUNS)/exports/$$variant-tflite models/ || exit 1; \
 	done
 	$(BIN)/ebgan-eval-classifier --dataset=synthetic_faces --data_dir=$(DATA_DIR) --output_dir=$(SHIP_RUNS)/evalcls \
 	    --image_size=64
-	$(BIN)/ebgan-eval --model_dir=$(SHIP_RUNS)/ship_ebgan,$(SHIP_RUNS)/ship_att_ebgan --data_dir=$(DATA_DIR) \
+	$(BIN)/ebgan-eval --model_dir=$(SHIP_RUNS)/aligned_ebgan,$(SHIP_RUNS)/aligned_att_ebgan --data_dir=$(DATA_DIR) \
 	    --regions=mouth,components,face --num_pairs=500 --classifier_dir=$(SHIP_RUNS)/evalcls \
 	    --output_dir=models/reports/eval_500.new
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) --num_train=8 --num_validation=8 \
