@@ -180,7 +180,8 @@ def test_classify_equals_the_signatures_output(editor, models):
     reading = editor.classify(inputs["exemplar"])
     assert reading.shape == (3, len(ATTRIBUTES)) and reading.dtype == np.float32
     np.testing.assert_array_equal(reading, expected)
-    np.testing.assert_array_equal(editor.classify(inputs["exemplar"][2]), expected[2])  # a single image
+    # A single image: a batch of one may take other CPU kernels than a batch of three (one float32 ulp apart).
+    np.testing.assert_allclose(editor.classify(inputs["exemplar"][2]), expected[2], rtol=1e-6, atol=1e-7)
     assert (reading > 0.5).any() and (reading < 0.5).any(), reading  # the fixture reads both kinds
 
 
