@@ -102,7 +102,7 @@ models: $(STAMP)
 	for variant in ebgan att_ebgan; do \
 	    rm -rf $(SHIP_RUNS)/exports/$$variant $(SHIP_RUNS)/exports/$$variant-tflite && \
 	    $(BIN)/ebgan-export --model_dir=$(SHIP_RUNS)/aligned_$$variant --export_base=$(SHIP_RUNS)/exports \
-	        --name=$$variant --version=1 --tflite=dynamic --data_dir=$(DATA_DIR) --verify && \
+	        --name=$$variant --version=1 --tflite=dynamic,int8 --data_dir=$(DATA_DIR) --verify && \
 	    rm -rf models/$$variant models/$$variant-tflite && \
 	    mv $(SHIP_RUNS)/exports/$$variant $(SHIP_RUNS)/exports/$$variant-tflite models/ || exit 1; \
 	done

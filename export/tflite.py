@@ -180,7 +180,10 @@ def _float_nodes(float_model: bytes) -> list[str]:
       moves a part's border by a pixel (the argmin of int8 distances flips whole regions), and an int8 ONE_HOT does
       not hold its 0 and 1;
     - every DIV and the ops computing its divisor: a part's area, 0 where the mask misses the part, divides by zero
-      in int8.
+      in int8;
+    - the aligned exemplar's warp: every GATHER, the ops upstream of one back to the landmark estimator's dense layer
+      (the sampling positions), and the element-wise ops downstream of those (the bilinear weights and blend), where
+      int8 positions move the exemplar's pixels.
     """
     from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
 
@@ -210,8 +213,31 @@ def _float_nodes(float_model: bytes) -> list[str]:
             elif codes[index] == schema.BuiltinOperator.DIV:
                 needed.add(op.inputs[1])
                 kept.add(index)
+        kept.update(_warp_ops(ops, codes))
         names += [subgraph.tensors[output].name.decode() for index in sorted(kept) for output in ops[index].outputs]
     return names
+
+
+def _warp_ops(ops: list, codes: list[int]) -> set[int]:
+    """Indices of the ops of `align`'s warp in one subgraph (none without a GATHER): see `_float_nodes`."""
+    from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+
+    operator = schema.BuiltinOperator
+    kept: set[int] = set()
+    needed: set[int] = set()
+    for index in reversed(range(len(ops))):
+        if codes[index] == operator.FULLY_CONNECTED:
+            continue
+        if codes[index] == operator.GATHER or needed.intersection(ops[index].outputs):
+            needed.update(ops[index].inputs)
+            kept.add(index)
+    blended = needed | {output for index in kept for output in ops[index].outputs}
+    elementwise = {operator.MUL, operator.ADD, operator.SUB, operator.EXPAND_DIMS, operator.RESHAPE}
+    for index, op in enumerate(ops):
+        if codes[index] in elementwise and blended.intersection(op.inputs):
+            blended.update(op.outputs)
+            kept.add(index)
+    return kept
 
 
 def _quantise_int8(float_model: bytes, representative: Callable[[], Iterator]) -> bytes:
