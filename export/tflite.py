@@ -198,24 +198,31 @@ def _float_nodes(float_model: bytes) -> list[str]:
             if codes[index] == schema.BuiltinOperator.TANH or tainted.intersection(op.inputs):
                 tainted.update(op.outputs)
                 kept.add(index)
-        argmin_outputs = {
-            output for op, code in zip(ops, codes) if code == schema.BuiltinOperator.ARG_MIN for output in op.outputs
-        }
+        argmins = [index for index, code in enumerate(codes) if code == schema.BuiltinOperator.ARG_MIN]
+        argmin_outputs = {output for index in argmins for output in ops[index].outputs}
         kept.update(index for index, op in enumerate(ops) if argmin_outputs.intersection(op.inputs))
-        needed: set[int] = set()  # tensors whose producers are kept float
-        for index in reversed(range(len(ops))):
-            op = ops[index]
-            if codes[index] == schema.BuiltinOperator.FULLY_CONNECTED:
-                continue  # the landmark estimator's head: its int8 output is a quarter-pixel step at 64 px
-            if codes[index] == schema.BuiltinOperator.ARG_MIN or needed.intersection(op.outputs):
-                needed.update(op.inputs)
-                kept.add(index)
-            elif codes[index] == schema.BuiltinOperator.DIV:
-                needed.add(op.inputs[1])
-                kept.add(index)
+        divisions = [index for index, code in enumerate(codes) if code == schema.BuiltinOperator.DIV]
+        kept.update(argmins + divisions)
+        argmin_inputs = {tensor for index in argmins for tensor in ops[index].inputs}
+        divisors = {ops[index].inputs[1] for index in divisions}
+        kept.update(_upstream(ops, codes, argmin_inputs | divisors)[0])
         kept.update(_warp_ops(ops, codes))
         names += [subgraph.tensors[output].name.decode() for index in sorted(kept) for output in ops[index].outputs]
     return names
+
+
+def _upstream(ops: list, codes: list[int], tensors: set[int]) -> tuple[set[int], set[int]]:
+    """The ops computing `tensors`, back to (not through) a FULLY_CONNECTED — the landmark estimator's head, whose
+    int8 output is a quarter-pixel step at 64 px — as (their indices, the tensors they and `tensors` read)."""
+    from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+
+    kept: set[int] = set()
+    needed = set(tensors)
+    for index in reversed(range(len(ops))):  # ops are stored in execution order: producers before readers
+        if codes[index] != schema.BuiltinOperator.FULLY_CONNECTED and needed.intersection(ops[index].outputs):
+            needed.update(ops[index].inputs)
+            kept.add(index)
+    return kept, needed
 
 
 def _warp_ops(ops: list, codes: list[int]) -> set[int]:
@@ -223,14 +230,9 @@ def _warp_ops(ops: list, codes: list[int]) -> set[int]:
     from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
 
     operator = schema.BuiltinOperator
-    kept: set[int] = set()
-    needed: set[int] = set()
-    for index in reversed(range(len(ops))):
-        if codes[index] == operator.FULLY_CONNECTED:
-            continue
-        if codes[index] == operator.GATHER or needed.intersection(ops[index].outputs):
-            needed.update(ops[index].inputs)
-            kept.add(index)
+    gathers = [index for index, code in enumerate(codes) if code == operator.GATHER]
+    kept, needed = _upstream(ops, codes, {tensor for index in gathers for tensor in ops[index].inputs})
+    kept.update(gathers)
     blended = needed | {output for index in kept for output in ops[index].outputs}
     elementwise = {operator.MUL, operator.ADD, operator.SUB, operator.EXPAND_DIMS, operator.RESHAPE}
     for index, op in enumerate(ops):

@@ -176,3 +176,9 @@ def random_inputs(count: int, image_size: int, num_attributes: int = 0, seed: in
     if num_attributes:
         inputs["attributes"] = rng.integers(0, 2, [count, num_attributes]).astype(np.float32)
     return inputs
+
+
+def assert_same_reading(single: np.ndarray, row: np.ndarray) -> None:
+    """One image's `classify` against its row of a batch's: a batch of one may take other CPU kernels than a larger
+    batch, so the two may differ by one float32 ulp."""
+    np.testing.assert_allclose(single, row, rtol=1e-6, atol=1e-7)
