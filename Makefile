@@ -14,11 +14,12 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # exported, evaluated and drawn. Each trains in stages, each to the given number of epochs (the learning rate falls to
 # 0 at the end of each stage and rises again at the start of the next): 4500 steps, then on to 13500 and to 18000
 # (about 60-80 minutes per 4500 steps when both train at once on 2 cores). A last run starts from those networks with
-# the exemplar aligned to the source and a spatial code (SHIP_ALIGNED_CONFIG, docs/method.md) for SHIP_ALIGNED_EPOCHS
-# epochs; it is the one exported. Rerunning resumes the training.
+# the exemplar aligned to the source and a spatial code (SHIP_ALIGNED_CONFIG, docs/method.md) for
+# SHIP_ALIGNED_EPOCHS_<VARIANT> epochs; it is the one exported. Rerunning resumes the training.
 SHIP_RUNS ?= runs
 SHIP_STAGES ?= 45 135 180
-SHIP_ALIGNED_EPOCHS ?= 12
+SHIP_ALIGNED_EPOCHS_EBGAN ?= 12
+SHIP_ALIGNED_EPOCHS_ATT_EBGAN ?= 28
 SHIP_ALIGNED_CONFIG := code_pooling=spatial,exemplar_alignment=landmarks
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
     --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \
@@ -89,14 +90,15 @@ bench: $(STAMP)
 
 models: $(STAMP)
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(DATA_DIR)
-	for variant in ebgan att_ebgan; do \
+	for variant in ebgan:$(SHIP_ALIGNED_EPOCHS_EBGAN) att_ebgan:$(SHIP_ALIGNED_EPOCHS_ATT_EBGAN); do \
+	    aligned_epochs=$${variant#*:}; variant=$${variant%%:*}; \
 	    ( for epochs in $(SHIP_STAGES); do \
 	        $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$$variant --model_dir=$(SHIP_RUNS)/ship_$$variant \
 	            --epochs=$$epochs || exit 1; \
 	    done && \
 	    $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$$variant --model_dir=$(SHIP_RUNS)/aligned_$$variant \
 	        --init_from=$(SHIP_RUNS)/ship_$$variant --model_config=$(SHIP_ALIGNED_CONFIG) \
-	        --epochs=$(SHIP_ALIGNED_EPOCHS) ) & \
+	        --epochs=$$aligned_epochs ) & \
 	done; wait
 	# Exported and checked beside the runs first; only a verified export replaces the shipped one.
 	for variant in ebgan att_ebgan; do \
