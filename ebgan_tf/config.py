@@ -87,7 +87,7 @@ CODE_POOLINGS: tuple[str, ...] = ("spatial", "global", "parts")
 CODE_INJECTIONS: tuple[str, ...] = ("bottleneck", "all_scales")
 GENERATORS: tuple[str, ...] = ("unet", "paper")
 EXEMPLAR_MASKS: tuple[str, ...] = ("source", "own")
-EXEMPLAR_ALIGNMENTS: tuple[str, ...] = ("none", "landmarks")
+EXEMPLAR_ALIGNMENTS: tuple[str, ...] = ("none", "landmarks", "eyes_mouth")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,9 +118,11 @@ class ModelConfig:
     # at every level, U-Net skips) or "paper" (exactly the paper's G_enc(A * (1 - M)) -> Z^A, G_dec(Z^A, Z^B'):
     # no mask channel, no skips).
     generator: str = "unet"
-    # How E sees the exemplar: "none" (as it is) or "landmarks" (warped onto the source's five landmarks by the
-    # least-squares similarity and read through the source's mask, so that a spatial code lies in the source's pose;
-    # landmarks an edit is not given are estimated). Not with per-part codes, which are pose-free already.
+    # How E sees the exemplar: "none" (as it is), "landmarks" (warped onto the source's five landmarks by the
+    # least-squares similarity and read through the source's mask, so that a spatial code lies in the source's pose)
+    # or "eyes_mouth" (warped by the affine map that puts its eyes and its mouth's centre exactly on the source's,
+    # read the same way). Landmarks an edit is not given are estimated. Not with per-part codes, which are pose-free
+    # already.
     exemplar_alignment: str = "none"
 
     def __post_init__(self):
@@ -133,7 +135,9 @@ class ModelConfig:
             if getattr(self, name) not in valid:
                 raise ValueError(f"Unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}.")
         if self.exemplar_alignment != "none" and self.code_pooling == "parts":
-            raise ValueError("exemplar_alignment='landmarks' needs code_pooling 'spatial' or 'global', not 'parts'.")
+            raise ValueError(
+                f"exemplar_alignment={self.exemplar_alignment!r} needs code_pooling 'spatial' or 'global', not 'parts'."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +177,11 @@ class LossWeights:
     # up to this much) in the exemplar and in the target, so the generator must take the hole's colours from the
     # code, not from the context around it (the neck tells the face's skin tone). 0 = off.
     reconstruction_colour_jitter: float = 0.0
+    # The landmark estimator learns from the source warped by a random similarity (shift up to this fraction of the
+    # image, scale within 1 +- this, rotation within +- this many radians), its landmarks moved alike, so it cannot
+    # memorise the training faces' integer landmarks: its estimates, which place an aligned exemplar in an edit,
+    # come closer to where the landmarks really are. 0 = off.
+    landmark_jitter: float = 0.0
     # The generator's adversarial weight in the rows whose region is the whole face (None = adv, as in every other
     # row). Real faces have the skin of their neck, so on the face the adversarial loss pays the generator for keeping
     # the source's skin instead of taking the exemplar's (docs/EXPERIMENTS.md, "The face's colour").
@@ -185,6 +194,8 @@ class LossWeights:
     def __post_init__(self):
         if self.exemplar_mask not in EXEMPLAR_MASKS:
             raise ValueError(f"Unknown exemplar_mask {self.exemplar_mask!r}; valid: {', '.join(EXEMPLAR_MASKS)}.")
+        if not 0.0 <= self.landmark_jitter < 0.5:
+            raise ValueError(f"landmark_jitter must be in [0, 0.5), got {self.landmark_jitter}.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -153,6 +153,14 @@ def define_flags() -> None:
         "preset's.",
     )
     flags.DEFINE_float(
+        "landmark_jitter",
+        None,
+        "Train the landmark estimator (models that align their exemplar or use per-part codes) on "
+        "the source moved by a random similarity (shift up to this fraction of the image, scale within 1 +- this, "
+        "rotation within +- this many radians), its landmarks moved alike, so that it learns where the landmarks "
+        "are rather than the training faces' integer labels. 0 = off. Default: the preset's.",
+    )
+    flags.DEFINE_float(
         "ema_decay",
         None,
         "Keep an exponential moving average of the encoder's and generator's "
@@ -268,6 +276,7 @@ def run_config_from_flags() -> RunConfig:
         "hole_rec_l2": FLAGS.hole_rec_l2_weight,
         "exemplar_mask": FLAGS.exemplar_mask,
         "reconstruction_colour_jitter": FLAGS.reconstruction_colour_jitter,
+        "landmark_jitter": FLAGS.landmark_jitter,
         "face_adv": FLAGS.face_adv_weight,
         "swap_back": FLAGS.swap_back_weight,
     }

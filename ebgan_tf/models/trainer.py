@@ -18,7 +18,7 @@ import tensorflow as tf
 from ebgan_tf.config import ATT_EBGAN, LossWeights, ModelConfig, Preset, validate_variant
 from ebgan_tf.data.masks import CODE_PARTS, PARTS, part_layout
 from ebgan_tf.models import losses
-from ebgan_tf.models.alignment import align
+from ebgan_tf.models.alignment import align, random_similarities, warp
 from ebgan_tf.models.classifier import Classifier
 from ebgan_tf.models.discriminator import Discriminator
 from ebgan_tf.models.encoder import Encoder
@@ -51,7 +51,7 @@ class EBGANTrainer(keras.Model):
         self.loss_weights = loss_weights
         self.regions = tuple(regions)
         self.parts = model_config.code_pooling == "parts"
-        self.aligned = model_config.exemplar_alignment == "landmarks"
+        self.aligned = model_config.exemplar_alignment != "none"
         size, downsamplings = model_config.image_size, model_config.code_downsamplings
         if size % 2**downsamplings:
             raise ValueError(f"image_size {size} is not divisible by 2**code_downsamplings = {2**downsamplings}.")
@@ -208,16 +208,31 @@ class EBGANTrainer(keras.Model):
         """`image` with its masked region recoloured by a random gain and offset per image and channel (up to
         `reconstruction_colour_jitter`), seeded by the step like `_transfer_labels`."""
         strength = self.loss_weights.reconstruction_colour_jitter
-        seed = tf.stack([tf.cast(self.g_optimizer.iterations, tf.int32), tf.constant(1, tf.int32)])
-        replica = tf.distribute.get_replica_context()
-        replica_id = tf.cast(replica.replica_id_in_sync_group if replica is not None else 0, tf.int32)
-        seed = seed + tf.stack([tf.constant(0, tf.int32), 2 * replica_id])
-        gain_seed, offset_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        gain_seed, offset_seed = tf.unstack(tf.random.experimental.stateless_split(self._replica_seed(1), 2))
         shape = tf.stack([tf.shape(image)[0], 1, 1, 3])
         gain = tf.random.stateless_uniform(shape, gain_seed, 1.0 - strength, 1.0 + strength)
         offset = tf.random.stateless_uniform(shape, offset_seed, -strength, strength)
         recoloured = tf.clip_by_value((image + 1.0) * gain - 1.0 + offset, -1.0, 1.0)
         return composite(tf.cast(recoloured, image.dtype), image, tf.cast(mask, image.dtype))
+
+    def _replica_seed(self, draw: int) -> tf.Tensor:
+        """A stateless seed [2] of this step and replica for the draw numbered `draw` (1: the reconstruction's
+        colours, 2: the landmark estimator's jitter); each replica draws for its own rows."""
+        replica = tf.distribute.get_replica_context()
+        replica_id = tf.cast(replica.replica_id_in_sync_group if replica is not None else 0, tf.int32)
+        return tf.stack([tf.cast(self.g_optimizer.iterations, tf.int32), draw + 2 * replica_id])
+
+    def _landmark_error(self, faces, landmarks, training: bool) -> tf.Tensor:
+        """[N]: the mean distance in pixels between L(faces) and `landmarks` [N, 5, 2]; in training with
+        `landmark_jitter`, both moved by one random similarity per face first, so that L learns where the landmarks
+        are rather than the training faces' integer labels."""
+        landmarks = tf.cast(landmarks, tf.float32)
+        strength = self.loss_weights.landmark_jitter
+        if strength and training:
+            transforms, landmarks = random_similarities(landmarks, faces.shape[1], strength, self._replica_seed(2))
+            faces = tf.cast(warp(faces, transforms), faces.dtype)
+        assert self.landmarks is not None
+        return tf.reduce_mean(tf.norm(self.landmarks(faces) - landmarks, axis=-1), axis=-1)
 
     def _transfer_labels(self, labels):
         """The exemplar's labels with each present attribute switched off with probability `gate_dropout`.
@@ -244,7 +259,9 @@ class EBGANTrainer(keras.Model):
         weights = self.loss_weights
         exemplar_mask = batch["exemplar_mask"] if weights.exemplar_mask == "own" else mask
         if self.aligned:  # E reads B in A's pose, through A's mask
-            exemplar = align(exemplar, batch["exemplar_landmarks"], batch["source_landmarks"])
+            exemplar = align(
+                exemplar, batch["exemplar_landmarks"], batch["source_landmarks"], self.model_config.exemplar_alignment
+            )
             exemplar_mask = mask
         if self.parts and "source_layout" not in batch:
             raise ValueError(
@@ -310,10 +327,8 @@ class EBGANTrainer(keras.Model):
             values["cls_g"] = losses.classification_loss(transfer, self.classifier(generated))
             values["c_loss"] = losses.classification_loss(batch["source_attributes"], self.classifier(source))
             values["g_loss"] += weights.cls * values["cls_g"]
-        if self.landmarks is not None:  # mean distance in pixels between L(A) and A's landmarks
-            values["landmark_error"] = tf.reduce_mean(
-                tf.norm(self.landmarks(source) - tf.cast(batch["source_landmarks"], tf.float32), axis=-1), axis=-1
-            )
+        if self.landmarks is not None:
+            values["landmark_error"] = self._landmark_error(source, batch["source_landmarks"], training)
         return {**values, **fixed}
 
     def _swapped_back(self, context, source_gated, exemplar, exemplar_mask, exemplar_layout, fill_layout, labels):
@@ -438,7 +453,10 @@ class EBGANTrainer(keras.Model):
         if not self.aligned:
             return exemplar
         return align(
-            exemplar, self.face_landmarks(exemplar, exemplar_landmarks), self.face_landmarks(source, source_landmarks)
+            exemplar,
+            self.face_landmarks(exemplar, exemplar_landmarks),
+            self.face_landmarks(source, source_landmarks),
+            self.model_config.exemplar_alignment,
         )
 
     def _fill(self, source, mask, code, source_layout):

@@ -733,8 +733,12 @@ def test_int8_without_calibration_data_is_a_clear_error(exported, tmp_path):
 
 @pytest.mark.parametrize(
     "landmark_use",
-    [{"code_pooling": "parts"}, {"code_pooling": "spatial", "exemplar_alignment": "landmarks"}],
-    ids=["per_part_codes", "aligned_exemplar"],
+    [
+        {"code_pooling": "parts"},
+        {"code_pooling": "spatial", "exemplar_alignment": "landmarks"},
+        {"code_pooling": "spatial", "exemplar_alignment": "eyes_mouth"},
+    ],
+    ids=["per_part_codes", "aligned_exemplar", "eyes_mouth_aligned_exemplar"],
 )
 def test_a_model_that_uses_landmarks_exports_estimates_them_in_the_graph_and_keeps_the_contract(
     data_dir, tmp_path, landmark_use

@@ -14,7 +14,7 @@ import tensorflow as tf
 from ebgan_tf.config import LossWeights, ModelConfig, get_preset
 from ebgan_tf.data.masks import CODE_PARTS
 from ebgan_tf.models import losses
-from ebgan_tf.models.alignment import align, similarity_transforms
+from ebgan_tf.models.alignment import affine_transforms, align, random_similarities, similarity_transforms, warp
 from ebgan_tf.models.composing import compose
 from ebgan_tf.models.encoder import Encoder, part_means
 from ebgan_tf.models.generator import CodeModulation, Generator, composite, gate_code
@@ -418,20 +418,96 @@ def test_alignment_moves_each_landmark_onto_the_target_by_a_similarity():
     np.testing.assert_allclose(align(image, landmarks, landmarks).numpy(), image, atol=1e-5)  # same pose: unchanged
 
 
-def _aligned_trainer() -> EBGANTrainer:
+def _tensorflow_warp(images, transforms) -> np.ndarray:
+    """`images` resampled by TensorFlow's own projective transform (bilinear, edges repeated): `warp`'s reference."""
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=images.shape[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="NEAREST",
+    ).numpy()
+
+
+def test_eyes_mouth_alignment_puts_the_eyes_and_the_mouths_centre_exactly_on_the_target():
+    rng = np.random.default_rng(1)
+    landmarks = rng.uniform(6.0, 26.0, [3, 5, 2]).astype(np.float32)
+    target = landmarks @ np.array([[1.1, 0.1], [-0.05, 0.9]], np.float32) + rng.normal(0.0, 1.0, [3, 5, 2]).astype(
+        np.float32
+    )
+    transforms = affine_transforms(landmarks, target).numpy()  # output (target) pixel -> input pixel
+
+    def anchors(points):
+        return np.concatenate([points[:, :2], points[:, 3:].mean(axis=1, keepdims=True)], axis=1)
+
+    x, y = anchors(target)[..., 0], anchors(target)[..., 1]
+    mapped = np.stack(
+        [
+            transforms[:, 0, None] * x + transforms[:, 1, None] * y + transforms[:, 2, None],
+            transforms[:, 3, None] * x + transforms[:, 4, None] * y + transforms[:, 5, None],
+        ],
+        axis=-1,
+    )
+    np.testing.assert_allclose(mapped, anchors(landmarks), atol=1e-3)
+    # The nose and the mouth's width are not anchors: a similarity fitted to all five would not be exact here.
+    assert np.abs(similarity_transforms(landmarks, target).numpy() - transforms).max() > 1e-2
+    images = rng.uniform(-1.0, 1.0, [3, 32, 32, 3]).astype(np.float32)
+    reference = _tensorflow_warp(images, transforms)
+    np.testing.assert_allclose(align(images, landmarks, target, "eyes_mouth").numpy(), reference, atol=1e-5)
+
+
+def test_a_random_similarity_moves_the_landmarks_with_the_face():
+    landmarks = np.repeat(LANDMARK_TEMPLATE[None].astype(np.float32), 3, axis=0)
+    transforms, moved = random_similarities(landmarks, 32, 0.08, tf.constant([3, 4]))
+    image = np.zeros([3, 32, 32, 1], np.float32)
+    x, y = np.round(landmarks[0, 2]).astype(int)
+    image[:, y, x] = 1.0  # a dot on the nose
+    warped = warp(image, transforms).numpy()
+    reference = _tensorflow_warp(image, transforms)
+    np.testing.assert_allclose(warped, reference, atol=1e-5)
+    for face in range(3):
+        row, column = np.unravel_index(np.argmax(warped[face, ..., 0]), (32, 32))
+        expected = moved[face, 2].numpy() + ([x, y] - landmarks[face, 2])  # the dot sat at the rounded nose
+        assert abs(column - expected[0]) <= 1.0 and abs(row - expected[1]) <= 1.0
+    assert np.abs(moved.numpy() - landmarks).max() > 0.5  # the draws moved the faces
+    unmoved, same = random_similarities(landmarks, 32, 0.0, tf.constant([3, 4]))
+    np.testing.assert_allclose(same.numpy(), landmarks, atol=1e-4)
+    np.testing.assert_allclose(warp(image, unmoved).numpy(), image, atol=1e-5)
+
+
+def test_landmark_jitter_trains_the_estimator_on_moved_faces_and_is_off_outside_training():
     config = dataclasses.replace(TINY, code_injection="all_scales", exemplar_alignment="landmarks")
+    trainer = EBGANTrainer(config, NAMES, "ebgan", LossWeights(hole_rec=10.0, landmark_jitter=0.05))
+    trainer.compile()
+    faces = _images(4)
+    landmarks = np.repeat(LANDMARK_TEMPLATE[None].astype(np.float32), 4, axis=0)
+    plain = np.linalg.norm(trainer.landmarks(faces).numpy() - landmarks, axis=-1).mean(axis=-1)
+    np.testing.assert_allclose(trainer._landmark_error(faces, landmarks, training=False).numpy(), plain, rtol=1e-5)
+    jittered = trainer._landmark_error(faces, landmarks, training=True).numpy()
+    assert jittered.shape == (4,) and np.abs(jittered - plain).max() > 0.1
+    batch = _parts_batch()
+    logs = trainer.train_step({**batch, "exemplar_landmarks": batch["source_landmarks"]})
+    assert np.isfinite(logs["landmark_error"].numpy()).all()
+    with pytest.raises(ValueError, match="landmark_jitter"):
+        LossWeights(landmark_jitter=-0.1)
+
+
+def _aligned_trainer(kind: str = "landmarks") -> EBGANTrainer:
+    config = dataclasses.replace(TINY, code_injection="all_scales", exemplar_alignment=kind)
     trainer = EBGANTrainer(config, NAMES, "ebgan", LossWeights(hole_rec=10.0))
     trainer.compile()
     return trainer
 
 
-def test_an_aligned_exemplar_is_coded_in_the_sources_pose_by_the_given_or_the_estimated_landmarks():
-    trainer = _aligned_trainer()
+@pytest.mark.parametrize("kind", ["landmarks", "eyes_mouth"])
+def test_an_aligned_exemplar_is_coded_in_the_sources_pose_by_the_given_or_the_estimated_landmarks(kind):
+    trainer = _aligned_trainer(kind)
     images, exemplars, mask = _images(2), _images(2, 5), _mask(2)
     source_landmarks = np.repeat(LANDMARK_TEMPLATE[None].astype(np.float32), 2, axis=0)
     exemplar_landmarks = source_landmarks * 0.9 + 3.0
     edited = trainer.edit(images, exemplars, mask, None, source_landmarks, exemplar_landmarks).numpy()
-    code = trainer.encoder(align(exemplars, exemplar_landmarks, source_landmarks), mask)
+    code = trainer.encoder(align(exemplars, exemplar_landmarks, source_landmarks, kind), mask)
     np.testing.assert_allclose(edited, trainer._fill(images, mask, code, None).numpy(), atol=1e-5)
     unaligned = trainer._fill(images, mask, trainer.encoder(exemplars, mask), None).numpy()
     assert np.abs(edited - unaligned).max() > 1e-3
@@ -439,14 +515,15 @@ def test_an_aligned_exemplar_is_coded_in_the_sources_pose_by_the_given_or_the_es
     np.testing.assert_allclose(trainer.edit(images, exemplars, mask).numpy(), estimated.numpy(), atol=1e-6)
 
 
-def test_training_with_an_aligned_exemplar_learns_the_landmarks_and_rejects_per_part_codes():
+@pytest.mark.parametrize("kind", ["landmarks", "eyes_mouth"])
+def test_training_with_an_aligned_exemplar_learns_the_landmarks_and_rejects_per_part_codes(kind):
     moved = np.repeat(LANDMARK_TEMPLATE[None].astype(np.float32) + 2.0, 4, axis=0)
     batch = {**_parts_batch(), "exemplar_landmarks": tf.constant(moved)}
-    logs = _aligned_trainer().train_step(batch)
+    logs = _aligned_trainer(kind).train_step(batch)
     for name in ("g_loss", "hole_rec", "cyc", "landmark_error"):
         assert logs[name].shape == (1,) and np.isfinite(logs[name].numpy()).all(), name
     with pytest.raises(ValueError, match="exemplar_alignment"):
-        ModelConfig(code_pooling="parts", exemplar_alignment="landmarks")
+        ModelConfig(code_pooling="parts", exemplar_alignment=kind)
     with pytest.raises(ValueError, match="exemplar_alignment"):
         ModelConfig(exemplar_alignment="eyes")
 
@@ -456,16 +533,9 @@ def test_alignment_samples_as_tensorflows_projective_transform():
     images = rng.uniform(-1.0, 1.0, [3, 32, 32, 3]).astype(np.float32)
     landmarks = rng.uniform(8.0, 24.0, [3, 5, 2]).astype(np.float32)
     target = landmarks * 1.1 + rng.normal(0.0, 1.0, [3, 5, 2]).astype(np.float32)
-    reference = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=similarity_transforms(landmarks, target),
-        output_shape=[32, 32],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="NEAREST",
-    )
+    reference = _tensorflow_warp(images, similarity_transforms(landmarks, target))
     aligned = align(images, landmarks, target).numpy()
-    np.testing.assert_allclose(aligned, reference.numpy(), atol=1e-5)
+    np.testing.assert_allclose(aligned, reference, atol=1e-5)
     assert np.abs(aligned - images).mean() > 0.1
 
 
