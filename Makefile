@@ -13,14 +13,20 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # The shipped models (models/README.md): both variants on mouth, components and face in 100-step epochs (batch 16),
 # exported, evaluated and drawn. Each trains in stages, each to the given number of epochs (the learning rate falls to
 # 0 at the end of each stage and rises again at the start of the next): 4500 steps, then on to 13500 and to 18000
-# (about 60-80 minutes per 4500 steps when both train at once on 2 cores). A last run starts from those networks with
-# the exemplar aligned to the source and a spatial code (SHIP_ALIGNED_CONFIG, docs/method.md) for
-# SHIP_ALIGNED_EPOCHS_<VARIANT> epochs; it is the one exported. Rerunning resumes the training.
+# (about 60-80 minutes per 4500 steps when both train at once on 2 cores). A run starts from those networks with the
+# exemplar aligned to the source and a spatial code (SHIP_ALIGNED_CONFIG, docs/method.md) for
+# SHIP_ALIGNED_EPOCHS_<VARIANT> epochs. EBGAN's is continued by a last run with the eyes-and-mouth alignment and a
+# jittered landmark estimator (SHIP_EYES_MOUTH_CONFIG, --landmark_jitter) for SHIP_EYES_MOUTH_EPOCHS epochs. The
+# last run of each variant (SHIP_FINAL_<VARIANT>) is the one exported. Rerunning resumes the training.
 SHIP_RUNS ?= runs
 SHIP_STAGES ?= 45 135 180
 SHIP_ALIGNED_EPOCHS_EBGAN ?= 12
 SHIP_ALIGNED_EPOCHS_ATT_EBGAN ?= 28
 SHIP_ALIGNED_CONFIG := code_pooling=spatial,exemplar_alignment=landmarks
+SHIP_EYES_MOUTH_EPOCHS ?= 8
+SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
+SHIP_FINAL_EBGAN := $(SHIP_RUNS)/eyes_mouth_ebgan
+SHIP_FINAL_ATT_EBGAN := $(SHIP_RUNS)/aligned_att_ebgan
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
     --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \
     --validation_steps=2
@@ -100,17 +106,21 @@ models: $(STAMP)
 	        --init_from=$(SHIP_RUNS)/ship_$$variant --model_config=$(SHIP_ALIGNED_CONFIG) \
 	        --epochs=$$aligned_epochs ) & \
 	done; wait
+	$(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=ebgan --model_dir=$(SHIP_FINAL_EBGAN) \
+	    --init_from=$(SHIP_RUNS)/aligned_ebgan --model_config=$(SHIP_EYES_MOUTH_CONFIG) --landmark_jitter=0.05 \
+	    --epochs=$(SHIP_EYES_MOUTH_EPOCHS)
 	# Exported and checked beside the runs first; only a verified export replaces the shipped one.
-	for variant in ebgan att_ebgan; do \
+	for final in ebgan:$(SHIP_FINAL_EBGAN) att_ebgan:$(SHIP_FINAL_ATT_EBGAN); do \
+	    variant=$${final%%:*}; \
 	    rm -rf $(SHIP_RUNS)/exports/$$variant $(SHIP_RUNS)/exports/$$variant-tflite && \
-	    $(BIN)/ebgan-export --model_dir=$(SHIP_RUNS)/aligned_$$variant --export_base=$(SHIP_RUNS)/exports \
+	    $(BIN)/ebgan-export --model_dir=$${final#*:} --export_base=$(SHIP_RUNS)/exports \
 	        --name=$$variant --version=1 --tflite=dynamic,int8 --data_dir=$(DATA_DIR) --verify && \
 	    rm -rf models/$$variant models/$$variant-tflite && \
 	    mv $(SHIP_RUNS)/exports/$$variant $(SHIP_RUNS)/exports/$$variant-tflite models/ || exit 1; \
 	done
 	$(BIN)/ebgan-eval-classifier --dataset=synthetic_faces --data_dir=$(DATA_DIR) --output_dir=$(SHIP_RUNS)/evalcls \
 	    --image_size=64
-	$(BIN)/ebgan-eval --model_dir=$(SHIP_RUNS)/aligned_ebgan,$(SHIP_RUNS)/aligned_att_ebgan --data_dir=$(DATA_DIR) \
+	$(BIN)/ebgan-eval --model_dir=$(SHIP_FINAL_EBGAN),$(SHIP_FINAL_ATT_EBGAN) --data_dir=$(DATA_DIR) \
 	    --regions=mouth,components,face --num_pairs=500 --classifier_dir=$(SHIP_RUNS)/evalcls \
 	    --output_dir=models/reports/eval_500.new
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) --num_train=8 --num_validation=8 \
