@@ -15,21 +15,41 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # 0 at the end of each stage and rises again at the start of the next): 4500 steps, then on to 13500 and to 18000
 # (about 60-80 minutes per 4500 steps when both train at once on 2 cores). A run starts from those networks with the
 # exemplar aligned to the source and a spatial code (SHIP_ALIGNED_CONFIG, docs/method.md) for
-# SHIP_ALIGNED_EPOCHS_<VARIANT> epochs. EBGAN's is continued by a last run with the eyes-and-mouth alignment and a
-# jittered landmark estimator (SHIP_EYES_MOUTH_CONFIG, --landmark_jitter) for SHIP_EYES_MOUTH_EPOCHS epochs. The
-# last run of each variant (SHIP_FINAL_<VARIANT>) is the one exported. Rerunning resumes the training.
+# SHIP_ALIGNED_EPOCHS_<variant> epochs, then runs with the eyes-and-mouth alignment and a jittered landmark estimator
+# (SHIP_EYES_MOUTH_CONFIG, --landmark_jitter), each from the one before, one per word of SHIP_EYES_MOUTH_RUNS_<variant>:
+# its epochs, then any flags of its own after colons (Att-EBGAN's last: a fifth of the learning rate and a stronger
+# classification loss). The last run of each variant is the one exported. Both variants train at once; rerunning
+# resumes the training.
 SHIP_RUNS ?= runs
+SHIP_VARIANTS := ebgan att_ebgan
 SHIP_STAGES ?= 45 135 180
-SHIP_ALIGNED_EPOCHS_EBGAN ?= 12
-SHIP_ALIGNED_EPOCHS_ATT_EBGAN ?= 28
+SHIP_ALIGNED_EPOCHS_ebgan ?= 12
+SHIP_ALIGNED_EPOCHS_att_ebgan ?= 28
 SHIP_ALIGNED_CONFIG := code_pooling=spatial,exemplar_alignment=landmarks
-SHIP_EYES_MOUTH_EPOCHS ?= 8
+SHIP_EYES_MOUTH_RUNS_ebgan ?= 8 8
+SHIP_EYES_MOUTH_RUNS_att_ebgan ?= 8 4:--learning_rate=1e-4:--cls_weight=5
 SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
-SHIP_FINAL_EBGAN := $(SHIP_RUNS)/eyes_mouth_ebgan
-SHIP_FINAL_ATT_EBGAN := $(SHIP_RUNS)/aligned_att_ebgan
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
     --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \
     --validation_steps=2
+# The run of variant $(1) that is exported: eyes_mouth<N>_<variant>, N the number of eyes-and-mouth runs.
+ship_final = $(SHIP_RUNS)/eyes_mouth$(words $(SHIP_EYES_MOUTH_RUNS_$(1)))_$(1)
+# The shell commands that train variant $(1): the staged run, the aligned run, the eyes-and-mouth runs.
+ship_training = for epochs in $(SHIP_STAGES); do \
+        $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$(1) --model_dir=$(SHIP_RUNS)/ship_$(1) \
+            --epochs=$$epochs || exit 1; \
+    done; \
+    $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$(1) --model_dir=$(SHIP_RUNS)/aligned_$(1) \
+        --init_from=$(SHIP_RUNS)/ship_$(1) --model_config=$(SHIP_ALIGNED_CONFIG) \
+        --epochs=$(SHIP_ALIGNED_EPOCHS_$(1)) || exit 1; \
+    previous=aligned_$(1); number=0; \
+    for run in $(SHIP_EYES_MOUTH_RUNS_$(1)); do \
+        number=$$((number + 1)); set -- $$(echo $$run | tr : ' '); epochs=$$1; shift; \
+        $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$(1) --model_dir=$(SHIP_RUNS)/eyes_mouth$${number}_$(1) \
+            --init_from=$(SHIP_RUNS)/$$previous --model_config=$(SHIP_EYES_MOUTH_CONFIG) --landmark_jitter=0.05 \
+            --epochs=$$epochs "$$@" || exit 1; \
+        previous=eyes_mouth$${number}_$(1); \
+    done
 SHIP_DATA64 ?= $(SHIP_RUNS)/data64
 # The evaluations of the shipped models in models/reports/: make models writes new ones beside them (<record>.new)
 # and prints the differences; make models-keep replaces the old by the new.
@@ -96,21 +116,10 @@ bench: $(STAMP)
 
 models: $(STAMP)
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(DATA_DIR)
-	for variant in ebgan:$(SHIP_ALIGNED_EPOCHS_EBGAN) att_ebgan:$(SHIP_ALIGNED_EPOCHS_ATT_EBGAN); do \
-	    aligned_epochs=$${variant#*:}; variant=$${variant%%:*}; \
-	    ( for epochs in $(SHIP_STAGES); do \
-	        $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$$variant --model_dir=$(SHIP_RUNS)/ship_$$variant \
-	            --epochs=$$epochs || exit 1; \
-	    done && \
-	    $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$$variant --model_dir=$(SHIP_RUNS)/aligned_$$variant \
-	        --init_from=$(SHIP_RUNS)/ship_$$variant --model_config=$(SHIP_ALIGNED_CONFIG) \
-	        --epochs=$$aligned_epochs ) & \
-	done; wait
-	$(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=ebgan --model_dir=$(SHIP_FINAL_EBGAN) \
-	    --init_from=$(SHIP_RUNS)/aligned_ebgan --model_config=$(SHIP_EYES_MOUTH_CONFIG) --landmark_jitter=0.05 \
-	    --epochs=$(SHIP_EYES_MOUTH_EPOCHS)
+	pids=; $(foreach variant,$(SHIP_VARIANTS),( $(call ship_training,$(variant)) ) & pids="$$pids $$!";) \
+	for pid in $$pids; do wait $$pid || exit 1; done
 	# Exported and checked beside the runs first; only a verified export replaces the shipped one.
-	for final in ebgan:$(SHIP_FINAL_EBGAN) att_ebgan:$(SHIP_FINAL_ATT_EBGAN); do \
+	for final in $(foreach variant,$(SHIP_VARIANTS),$(variant):$(call ship_final,$(variant))); do \
 	    variant=$${final%%:*}; \
 	    rm -rf $(SHIP_RUNS)/exports/$$variant $(SHIP_RUNS)/exports/$$variant-tflite && \
 	    $(BIN)/ebgan-export --model_dir=$${final#*:} --export_base=$(SHIP_RUNS)/exports \
@@ -120,7 +129,7 @@ models: $(STAMP)
 	done
 	$(BIN)/ebgan-eval-classifier --dataset=synthetic_faces --data_dir=$(DATA_DIR) --output_dir=$(SHIP_RUNS)/evalcls \
 	    --image_size=64
-	$(BIN)/ebgan-eval --model_dir=$(SHIP_FINAL_EBGAN),$(SHIP_FINAL_ATT_EBGAN) --data_dir=$(DATA_DIR) \
+	$(BIN)/ebgan-eval --model_dir=$(call ship_final,ebgan),$(call ship_final,att_ebgan) --data_dir=$(DATA_DIR) \
 	    --regions=mouth,components,face --num_pairs=500 --classifier_dir=$(SHIP_RUNS)/evalcls \
 	    --output_dir=models/reports/eval_500.new
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) --num_train=8 --num_validation=8 \

@@ -69,7 +69,7 @@ def random_similarities(landmarks, size: int, strength: float, seed) -> tuple[tf
     scale, cos, sin = 1.0 + draws[:, 0], tf.cos(draws[:, 1]), tf.sin(draws[:, 1])
     shift_x, shift_y = draws[:, 2] * size, draws[:, 3] * size
     centre = (size - 1) / 2.0
-    # Forward (landmarks): p' = scale * R (p - centre) + centre + shift; the sampler takes the inverse.
+    # p' = scale * R (p - centre) + centre + shift; the image follows through the similarity that maps them back.
     x, y = landmarks[..., 0] - centre, landmarks[..., 1] - centre
     moved = tf.stack(
         [
@@ -78,14 +78,7 @@ def random_similarities(landmarks, size: int, strength: float, seed) -> tuple[tf
         ],
         axis=-1,
     )
-    xx, xy, yx, yy = cos / scale, sin / scale, -sin / scale, cos / scale
-    from_x, from_y = centre + shift_x, centre + shift_y
-    zeros = tf.zeros_like(scale)
-    transforms = tf.stack(
-        [xx, xy, centre - (xx * from_x + xy * from_y), yx, yy, centre - (yx * from_x + yy * from_y), zeros, zeros],
-        axis=1,
-    )
-    return transforms, moved
+    return similarity_transforms(landmarks, moved), moved
 
 
 def warp(images, transforms) -> tf.Tensor:
