@@ -32,6 +32,11 @@ SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
     --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \
     --validation_steps=2
+comma := ,
+space := $(subst ,, )
+# $(1), a list of words, joined by commas (the form --model_dir takes several models in).
+joined = $(subst $(space),$(comma),$(strip $(1)))
+SHIPPED_MODELS = $(call joined,$(foreach variant,$(SHIP_VARIANTS),models/$(variant)))
 # The run of variant $(1) that is exported: eyes_mouth<N>_<variant>, N the number of eyes-and-mouth runs.
 ship_final = $(SHIP_RUNS)/eyes_mouth$(words $(SHIP_EYES_MOUTH_RUNS_$(1)))_$(1)
 # The shell commands that train variant $(1): the staged run, the aligned run, the eyes-and-mouth runs.
@@ -129,14 +134,14 @@ models: $(STAMP)
 	done
 	$(BIN)/ebgan-eval-classifier --dataset=synthetic_faces --data_dir=$(DATA_DIR) --output_dir=$(SHIP_RUNS)/evalcls \
 	    --image_size=64
-	$(BIN)/ebgan-eval --model_dir=$(call ship_final,ebgan),$(call ship_final,att_ebgan) --data_dir=$(DATA_DIR) \
-	    --regions=mouth,components,face --num_pairs=500 --classifier_dir=$(SHIP_RUNS)/evalcls \
+	$(BIN)/ebgan-eval --model_dir=$(call joined,$(foreach variant,$(SHIP_VARIANTS),$(call ship_final,$(variant)))) \
+	    --data_dir=$(DATA_DIR) --regions=mouth,components,face --num_pairs=500 --classifier_dir=$(SHIP_RUNS)/evalcls \
 	    --output_dir=models/reports/eval_500.new
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) --num_train=8 --num_validation=8 \
 	    --num_test=64
-	$(BIN)/ebgan-eval --model_dir=models/ebgan,models/att_ebgan --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) \
+	$(BIN)/ebgan-eval --model_dir=$(SHIPPED_MODELS) --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) \
 	    --regions=mouth,components,face --num_pairs=64 --output_dir=models/reports/regression_saved_model.new
-	$(BIN)/ebgan-eval --model_dir=models/ebgan-tflite/1/model_dynamic.tflite,models/att_ebgan-tflite/1/model_dynamic.tflite \
+	$(BIN)/ebgan-eval --model_dir=$(call joined,$(foreach variant,$(SHIP_VARIANTS),models/$(variant)-tflite/1/model_dynamic.tflite)) \
 	    --dataset=synthetic_faces --data_dir=$(SHIP_DATA64) --regions=mouth,components,face --num_pairs=64 \
 	    --output_dir=models/reports/regression_tflite.new
 	rm -rf models/reports/*/logs  # TensorBoard copies of the reports' numbers: not shipped
@@ -145,7 +150,7 @@ models: $(STAMP)
 	        --new=models/reports/$$record.new || exit 1; \
 	done
 	@echo "New records in models/reports/*.new beside the old ones; make models-keep replaces the old by them."
-	$(BIN)/ebgan-figures --model=models/ebgan,models/att_ebgan --data_dir=$(DATA_DIR) --output_dir=docs/images/paper
+	$(BIN)/ebgan-figures --model=$(SHIPPED_MODELS) --data_dir=$(DATA_DIR) --output_dir=docs/images/paper
 
 # The new records of make models replace the old ones (after their differences were read).
 models-keep:

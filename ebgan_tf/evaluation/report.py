@@ -205,7 +205,7 @@ def _format_margin(check: dict) -> str:
         return f"{abs(check['margin']):.2f} dB"
     if "spread" in check["target"]:
         return f"{abs(check['margin']):.3f}"
-    return f"{100 * abs(check['margin']):.1f} points"
+    return f"{100 * abs(check['margin']):.2f} points"
 
 
 def scalars(report: dict) -> dict[str, float]:

@@ -52,7 +52,7 @@ def part_codes(
     source_layouts = tf.repeat(source_layout, count, axis=0) if source_layout is not None else None
     flat_attributes = _flatten(attributes) if attributes is not None else None
     # The source's landmarks, estimated once and repeated (an aligned exemplar is warped onto them).
-    source_landmarks = tf.repeat(trainer.face_landmarks(source), count, axis=0) if trainer.aligned else None
+    source_landmarks = tf.repeat(trainer.face_landmarks(source), count, axis=0) if trainer.alignment else None
     encoded = trainer.aligned_exemplar(flat_sources, flat_exemplars, source_landmarks)
     exemplar_code = _gated(
         trainer, trainer.exemplar_code(encoded, flat_masks, exemplar_layouts), flat_exemplars, flat_attributes

@@ -51,7 +51,8 @@ class EBGANTrainer(keras.Model):
         self.loss_weights = loss_weights
         self.regions = tuple(regions)
         self.parts = model_config.code_pooling == "parts"
-        self.aligned = model_config.exemplar_alignment != "none"
+        # How E's exemplar is warped onto the source (`ModelConfig.exemplar_alignment`), None when it is not.
+        self.alignment = None if model_config.exemplar_alignment == "none" else model_config.exemplar_alignment
         size, downsamplings = model_config.image_size, model_config.code_downsamplings
         if size % 2**downsamplings:
             raise ValueError(f"image_size {size} is not divisible by 2**code_downsamplings = {2**downsamplings}.")
@@ -74,7 +75,7 @@ class EBGANTrainer(keras.Model):
         self.classifier = Classifier(model_config, len(self.attribute_names), name="classifier") if attributed else None
         # Per-part codes place the parts by landmarks, an aligned exemplar is warped by them; an edit given none (an
         # export's) estimates them.
-        self.landmarks = LandmarkEstimator(model_config, name="landmarks") if self.parts or self.aligned else None
+        self.landmarks = LandmarkEstimator(model_config, name="landmarks") if self.parts or self.alignment else None
         loss_names = (
             ["g_loss", "d_loss"]
             + (["c_loss"] if attributed else [])
@@ -258,10 +259,8 @@ class EBGANTrainer(keras.Model):
         source, exemplar, mask = batch["source"], batch["exemplar"], batch["mask"]
         weights = self.loss_weights
         exemplar_mask = batch["exemplar_mask"] if weights.exemplar_mask == "own" else mask
-        if self.aligned:  # E reads B in A's pose, through A's mask
-            exemplar = align(
-                exemplar, batch["exemplar_landmarks"], batch["source_landmarks"], self.model_config.exemplar_alignment
-            )
+        if self.alignment:  # E reads B in A's pose, through A's mask
+            exemplar = align(exemplar, batch["exemplar_landmarks"], batch["source_landmarks"], self.alignment)
             exemplar_mask = mask
         if self.parts and "source_layout" not in batch:
             raise ValueError(
@@ -450,13 +449,13 @@ class EBGANTrainer(keras.Model):
         """The exemplar as E reads it in an edit: warped onto the source's landmarks if the model aligns it
         (`ModelConfig.exemplar_alignment`; each face's landmarks [N, 5, 2] as given or, where none are given, as the
         model estimates them), else as it is."""
-        if not self.aligned:
+        if not self.alignment:
             return exemplar
         return align(
             exemplar,
             self.face_landmarks(exemplar, exemplar_landmarks),
             self.face_landmarks(source, source_landmarks),
-            self.model_config.exemplar_alignment,
+            self.alignment,
         )
 
     def _fill(self, source, mask, code, source_layout):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ebgan_tf.cli import run_in_process
-from ebgan_tf.evaluation import targets
+from ebgan_tf.evaluation import report, targets
 from ebgan_tf.training import evaluate
 
 
@@ -94,6 +94,14 @@ def test_the_shipped_targets_need_500_pairs_and_single_parts_a_gain_of_2_db():
         assert checks["exemplar gain >= +3 dB"]["met"] is False  # the project's own target still applies
     face = targets.target_checks(targets.load_targets(), "face", result, 500)
     assert not [check for check in face if "single part" in check["target"]]
+
+
+def test_the_report_says_how_far_a_leak_a_hair_above_its_bound_misses():
+    leak = _shipped("face", _result("att_ebgan", psnr=25.0, gain=9.0, paste=18.0, zero_code=15.0, leak=0.0504))
+    check = leak["filter leak rate <= 5% [shipped]"]
+    assert check["met"] is False
+    text = report.markdown({"regions": {}, "targets": [check]})
+    assert "| 5.0% | missed by 0.04 points |" in text
 
 
 def test_another_table_replaces_the_projects(tmp_path):

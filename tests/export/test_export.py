@@ -773,5 +773,5 @@ def test_a_model_that_uses_landmarks_exports_estimates_them_in_the_graph_and_kee
         edited = Editor.load(str(path)).edit(sources, exemplars, mask)
         np.testing.assert_array_equal(edited[~inside], sources[~inside])
         assert metrics.masked_psnr(edited, expected, mask, 255.0, 100.0).mean() > floor, path
-    if trainer.aligned:  # the warp's four bilinear samples stay float in the int8 file
+    if trainer.alignment:  # the warp's four bilinear samples stay float in the int8 file
         assert integer_ops(str(tflite / "model_int8.tflite"))["edit"].float_ops.get("GATHER") == 4
