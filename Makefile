@@ -26,7 +26,7 @@ SHIP_STAGES ?= 45 135 180
 SHIP_ALIGNED_EPOCHS_ebgan ?= 12
 SHIP_ALIGNED_EPOCHS_att_ebgan ?= 28
 SHIP_ALIGNED_CONFIG := code_pooling=spatial,exemplar_alignment=landmarks
-SHIP_EYES_MOUTH_RUNS_ebgan ?= 8 8
+SHIP_EYES_MOUTH_RUNS_ebgan ?= 8 8 8
 SHIP_EYES_MOUTH_RUNS_att_ebgan ?= 8 4:--learning_rate=1e-4:--cls_weight=5
 SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
