@@ -190,6 +190,11 @@ class LossWeights:
     # taken back, G(A, E(B^a)), and compared with A inside the hole (L1, normalised like hole_rec): pixel supervision
     # of the transfer path, which otherwise learns only from L_cyc, L_adv_g and (Att-EBGAN) L_cls_g. 0 = off.
     swap_back: float = 0.0
+    # Beside the paper's terms: the unfiltered edit (every attribute the exemplar shows transferred) follows a trained
+    # teacher's edit of the same pair inside the hole (L1, normalised like hole_rec; the teacher is the run in
+    # RunConfig.teacher, e.g. an EBGAN for an Att-EBGAN): pixel supervision of the transfer path by a model that
+    # transfers better. 0 = off.
+    teacher: float = 0.0
 
     def __post_init__(self):
         if self.exemplar_mask not in EXEMPLAR_MASKS:

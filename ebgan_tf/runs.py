@@ -78,6 +78,9 @@ class RunConfig:
     divergence_factor: float = 4.0  # stop when L_rec exceeds this many times its lowest value (0 = never)
     # A new run starts from the networks of the run in this folder (as `load_trained` loads them), not at random.
     init_from: str | None = None
+    # The trained run whose edits this run's unfiltered edits follow (LossWeights.teacher > 0), as `load_trained`
+    # loads it.
+    teacher: str | None = None
 
     def resolved(self) -> RunConfig:
         """Validates every field and fills the preset's defaults; a ValueError names the first bad field."""
@@ -121,6 +124,11 @@ class RunConfig:
         ]
         if negative:
             raise ValueError(f"Loss weights must not be negative, got {', '.join(negative)}.")
+        if bool(loss_weights.teacher) != bool(self.teacher):
+            raise ValueError(
+                "--teacher_weight and --teacher go together: a teacher loss needs the run it follows and a teacher "
+                f"run needs a weight above 0 (got --teacher_weight={loss_weights.teacher}, --teacher={self.teacher})."
+            )
         resolved = dataclasses.replace(
             self,
             regions=regions,
@@ -175,6 +183,7 @@ class RunConfig:
             "dataset": self.dataset,
             "seed": self.seed,
             "init_from": self.init_from,
+            "teacher": self.teacher,
         }
 
 
@@ -212,6 +221,7 @@ def _with_later_fields(saved: dict[str, Any]) -> dict[str, Any]:
         "ema_decay": defaults.ema_decay,
         "lr_decay_fraction": defaults.lr_decay_fraction,
         "init_from": None,
+        "teacher": None,
         **saved,
     }
     for key, fields in (("loss_weights", LossWeights), ("model", ModelConfig)):
@@ -274,6 +284,7 @@ def run_config_from_dir(model_dir: str) -> RunConfig:
         loss_weights=LossWeights(**saved["loss_weights"]),
         model_overrides=overrides,
         seed=saved["seed"],
+        teacher=saved["teacher"],
     ).resolved()
 
 

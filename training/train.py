@@ -90,6 +90,19 @@ def define_flags() -> None:
         "the source inside the hole (L1, normalised by the hole's area); pixel supervision of the transfer "
         "path. Default: the preset's (0 = off).",
     )
+    flags.DEFINE_float(
+        "teacher_weight",
+        None,
+        "Weight of the teacher loss: the unfiltered edit (every attribute the exemplar shows transferred) must "
+        "match the --teacher run's edit of the same pair inside the hole (L1, normalised by the hole's area). "
+        "Default: the preset's (0 = off).",
+    )
+    flags.DEFINE_string(
+        "teacher",
+        None,
+        "A trained run folder (same image size) whose edits the --teacher_weight loss follows, loaded as ebgan-eval "
+        "loads it and never trained; e.g. a trained EBGAN for an Att-EBGAN. Recorded in config.json.",
+    )
     flags.DEFINE_float("rec_weight", None, "Weight of the reconstruction loss in L_G. Default: the preset's (100).")
     flags.DEFINE_float("cyc_weight", None, "Weight of the cycle (code) loss in L_G. Default: the preset's (10).")
     flags.DEFINE_float(
@@ -279,6 +292,7 @@ def run_config_from_flags() -> RunConfig:
         "landmark_jitter": FLAGS.landmark_jitter,
         "face_adv": FLAGS.face_adv_weight,
         "swap_back": FLAGS.swap_back_weight,
+        "teacher": FLAGS.teacher_weight,
     }
     return RunConfig(
         model_dir=FLAGS.model_dir,
@@ -306,6 +320,7 @@ def run_config_from_flags() -> RunConfig:
         xla=FLAGS.xla,
         divergence_factor=FLAGS.divergence_factor,
         init_from=FLAGS.init_from,
+        teacher=FLAGS.teacher,
     )
 
 

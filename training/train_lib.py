@@ -139,7 +139,14 @@ def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     try:
         with strategy.scope():
-            trainer = build_trainer(config.preset_object(), config.variant, config.regions, config.loss_weights)
+            teacher = _teacher(config)
+            trainer = build_trainer(
+                config.preset_object(),
+                config.variant,
+                config.regions,
+                config.loss_weights,
+                teacher_edit=teacher.edit if teacher is not None else None,
+            )
             trainer.build_all()
             trainer.compile(
                 learning_rate=learning_rate_schedule(config),
@@ -155,6 +162,22 @@ def _build(config: RunConfig, strategy: tf.distribute.Strategy) -> EBGANTrainer:
     # and the trainer is fully built already, so that step is skipped.
     trainer._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
     return trainer
+
+
+def _teacher(config: RunConfig) -> EBGANTrainer | None:
+    """The trained run `config.teacher` as `load_trained` loads it, or None without one.
+
+    Raises ConfigError if that folder holds no trained run or one of another image size."""
+    if not config.teacher:
+        return None
+    try:
+        teacher = load_trained(config.teacher)
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError(f"--teacher={config.teacher}: {error}") from None
+    size, ours = teacher.model_config.image_size, config.model_config().image_size
+    if size != ours:
+        raise ConfigError(f"--teacher={config.teacher}: that run edits {size} px images, this one {ours} px.")
+    return teacher
 
 
 def _initialise(trainer: EBGANTrainer, run_dir: str) -> int:

@@ -9,7 +9,7 @@ Each loss is averaged over the GLOBAL batch, so N replicas make the same update 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -39,12 +39,17 @@ class EBGANTrainer(keras.Model):
         loss_weights: LossWeights = LossWeights(),
         attribute_parts: Sequence[str] | None = None,
         regions: Sequence[str] = (),
+        teacher_edit: Callable[..., tf.Tensor] | None = None,
         **kwargs,
     ):
         """`attribute_parts`: the face part (`CODE_PARTS`) that shows each attribute; with per-part codes an
         Att-EBGAN attribute's block is read from that part's code only (None: from every part). `regions`: the
-        trained regions, in the order the batches' `mask_region` counts them (for `LossWeights.face_adv`)."""
+        trained regions, in the order the batches' `mask_region` counts them (for `LossWeights.face_adv`).
+        `teacher_edit`: another trained model's `edit`, which the unfiltered edits follow in training with weight
+        `loss_weights.teacher` (a bound method, so the teacher's weights are neither trained nor saved here; None:
+        no teacher loss, as when a trained run is loaded for editing)."""
         super().__init__(**kwargs)
+        self.teacher_edit = teacher_edit
         self.variant = validate_variant(variant)
         self.model_config = model_config
         self.attribute_names = tuple(attribute_names)
@@ -83,6 +88,7 @@ class EBGANTrainer(keras.Model):
             + (["hole_rec"] if loss_weights.hole_rec else [])
             + (["hole_rec_l2"] if loss_weights.hole_rec_l2 else [])
             + (["swap_back"] if loss_weights.swap_back else [])
+            + (["teacher"] if teacher_edit is not None else [])
             + (["cls_g"] if attributed else [])
             + ["adv_d", "spread"]
             + (["landmark_error"] if self.landmarks is not None else [])
@@ -313,6 +319,9 @@ class EBGANTrainer(keras.Model):
             )
             values["swap_back"] = losses.hole_reconstruction_loss(target, swapped_back, mask)
             values["g_loss"] += weights.swap_back * values["swap_back"]
+        if self.teacher_edit is not None:
+            values["teacher"] = self._teacher_loss(batch, context, exemplar_code, generated, transfer, fill_layout)
+            values["g_loss"] += weights.teacher * values["teacher"]
         values["d_loss"] = values["adv_d"]
         # Collapse detector: the same value for every example of the batch (trackers average it over steps; under
         # several replicas, each replica measures its own part of the batch).
@@ -337,6 +346,26 @@ class EBGANTrainer(keras.Model):
         drawn = self.generator.decode(self.generator.encode(exemplar, exemplar_mask), source_gated, exemplar_fill)
         _, back_gated = self._code(composite(drawn, exemplar, exemplar_mask), exemplar_mask, labels, exemplar_layout)
         return self.generator.decode(context, back_gated, fill_layout)
+
+    def _teacher_loss(self, batch, context, exemplar_code, generated, transfer, fill_layout) -> tf.Tensor:
+        """[N]: L1 inside the hole between the unfiltered edit (`generated`, or a decode of the code gated by the
+        exemplar's own labels where the gate dropout switched some off) and the teacher's edit of the same pair."""
+        assert self.teacher_edit is not None
+        labels = batch["exemplar_attributes"]
+        unfiltered = (
+            generated
+            if transfer is labels
+            else self.generator.decode(context, self._gate(exemplar_code, labels), fill_layout)
+        )
+        taught = self.teacher_edit(
+            batch["source"],
+            batch["exemplar"],
+            batch["mask"],
+            source_landmarks=batch["source_landmarks"],
+            exemplar_landmarks=batch["exemplar_landmarks"],
+        )
+        taught = tf.stop_gradient(tf.cast(taught, unfiltered.dtype))
+        return losses.hole_reconstruction_loss(taught, unfiltered, batch["mask"])
 
     def _adversarial_weights(self, batch: dict) -> tf.Tensor | float:
         """The generator's adversarial weight: `adv`, or per row [N] `face_adv` where the row's region is the face."""
@@ -486,7 +515,11 @@ def attribute_parts(preset: Preset, attribute_names: Sequence[str]) -> tuple[str
 
 
 def build_trainer(
-    preset: Preset, variant: str, regions: Sequence[str], loss_weights: LossWeights | None = None
+    preset: Preset,
+    variant: str,
+    regions: Sequence[str],
+    loss_weights: LossWeights | None = None,
+    teacher_edit: Callable[..., tf.Tensor] | None = None,
 ) -> EBGANTrainer:
     """The trainer of `preset` for `regions` (its attributes: preset.attributes_for(regions), for both variants;
     EBGAN records them but does not use them). `loss_weights` defaults to the preset's."""
@@ -498,4 +531,5 @@ def build_trainer(
         loss_weights if loss_weights is not None else preset.train.loss_weights,
         attribute_parts=attribute_parts(preset, names),
         regions=regions,
+        teacher_edit=teacher_edit,
     )

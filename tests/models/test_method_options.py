@@ -98,9 +98,10 @@ def test_unknown_code_options_are_rejected():
         ModelConfig(code_injection="everywhere")
 
 
-def _trainer(**loss_options) -> EBGANTrainer:
+def _trainer(teacher_edit=None, **loss_options) -> EBGANTrainer:
     config = dataclasses.replace(TINY, ungated_code_channels=2)
-    trainer = EBGANTrainer(config, NAMES, "att_ebgan", dataclasses.replace(LossWeights(), **loss_options))
+    weights = dataclasses.replace(LossWeights(), **loss_options)
+    trainer = EBGANTrainer(config, NAMES, "att_ebgan", weights, teacher_edit=teacher_edit)
     trainer.compile()
     return trainer
 
@@ -302,6 +303,45 @@ def test_swap_back_loss_is_the_hole_l1_of_the_round_trip_and_trains_encoder_and_
     trainer.loss_weights = dataclasses.replace(trainer.loss_weights, swap_back=10.0)
     logs = trainer.train_step(batch)
     assert logs["swap_back"].shape == (1,) and np.isfinite(logs["swap_back"].numpy()).all()
+
+
+def test_teacher_loss_is_the_hole_l1_between_the_unfiltered_edit_and_the_teachers_and_trains_only_the_student():
+    teacher = EBGANTrainer(TINY, NAMES, "ebgan")
+    teacher.build_all()
+    teacher_weights = [variable.numpy() for variable in teacher.weights]
+    trainer = _trainer(teacher_edit=teacher.edit, teacher=10.0, gate_dropout=0.999)  # every present attribute off
+    batch = {**_batch(), "exemplar_landmarks": tf.zeros([4, 5, 2])}
+    with tf.GradientTape() as tape:
+        values = trainer._per_example_losses(batch, training=True)
+    gradients = tape.gradient(values["teacher"], trainer._generator_variables())
+    # By hand: the exemplar's code gated by its own labels (not the dropped-out ones the transfer saw), decoded into
+    # the source's hole, against the teacher's edit of the pair.
+    source, mask = batch["source"], batch["mask"]
+    generator = trainer.generator
+    unfiltered = generator.decode(
+        generator.encode(source, mask),
+        gate_code(trainer.exemplar_code(batch["exemplar"], mask), batch["exemplar_attributes"], len(NAMES), 2),
+    )
+    taught = teacher.edit(source, batch["exemplar"], mask)
+    want = losses.hole_reconstruction_loss(taught, unfiltered, mask).numpy()
+    np.testing.assert_allclose(values["teacher"].numpy(), want, rtol=1e-5)
+    assert all(value > 0 for value in want)
+    encoder_count = len(trainer.encoder.trainable_variables)
+    assert any(g is not None and np.abs(g.numpy()).max() > 0 for g in gradients[:encoder_count])
+    assert any(g is not None and np.abs(g.numpy()).max() > 0 for g in gradients[encoder_count:])
+    # The teacher is neither trained nor part of the student's weights.
+    logs = trainer.train_step(batch)
+    assert logs["teacher"].shape == (1,) and np.isfinite(logs["teacher"].numpy()).all()
+    for got, want_weight in zip(teacher.weights, teacher_weights, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want_weight)
+    assert len(trainer.weights) == len(_trainer().weights)
+    without = _trainer(gate_dropout=0.999)
+    without.set_weights(trainer.get_weights())
+    np.testing.assert_allclose(
+        trainer._per_example_losses(batch)["g_loss"].numpy() - without._per_example_losses(batch)["g_loss"].numpy(),
+        10.0 * trainer._per_example_losses(batch)["teacher"].numpy(),
+        rtol=1e-4,
+    )
 
 
 def test_part_codes_carry_an_attributes_block_only_in_its_part():

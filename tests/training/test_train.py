@@ -3,6 +3,7 @@ tiny model and a tiny synthetic data set."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -18,6 +19,7 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from ebgan_tf import images
+from ebgan_tf.config import get_preset
 from ebgan_tf.runs import (
     ConfigError,
     check_config,
@@ -28,7 +30,15 @@ from ebgan_tf.runs import (
 )
 from ebgan_tf.training import train_lib
 from ebgan_tf.training.distribute import make_strategy
-from tests.helpers.tiny import IMAGE_SIZE, SPLIT_SIZES, TINY_MODEL, TINY_MODEL_FLAG, network_weights, tiny_config
+from tests.helpers.tiny import (
+    IMAGE_SIZE,
+    SPLIT_SIZES,
+    TINY_MODEL,
+    TINY_MODEL_FLAG,
+    network_weights,
+    tiny_config,
+    write_untrained_run,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # pipeline.load_examples reads the standard synthetic_faces config (12,000 training faces); the tests read a
@@ -230,6 +240,31 @@ def test_a_new_run_starts_from_the_networks_of_another_run_and_refuses_networks_
     with pytest.raises(ConfigError, match="not a model directory written by ebgan-train"):
         train_lib.train(tiny_config(tmp_path / "other", data_dir, init_from=str(tmp_path)), make_strategy("one_device"))
     assert not (tmp_path / "wider").exists() and not (tmp_path / "other").exists()
+
+
+@pytest.mark.slow
+def test_a_run_with_a_teacher_logs_the_teacher_loss_records_the_teacher_and_refuses_one_that_does_not_fit(
+    finished, data_dir, tmp_path
+):
+    model_dir, trained, _ = finished
+    weights = dataclasses.replace(get_preset("synthetic64").train.loss_weights, teacher=10.0)
+    config = tiny_config(tmp_path / "taught", data_dir, teacher=model_dir, loss_weights=weights)
+    _, history = train_lib.train(config, make_strategy("one_device"), extra_callbacks=[StopAtStep(1)])
+    assert history["teacher"] and history["teacher"][0] > 0 and np.isfinite(history["val_teacher"]).all()
+    assert read_config(str(tmp_path / "taught"))["teacher"] == model_dir
+    # Its final weights hold the student's networks only and load for editing without the teacher.
+    assert len(load_trained(str(tmp_path / "taught")).weights) == len(trained.weights)
+    larger = write_untrained_run(tmp_path / "larger", data_dir, model_overrides={**TINY_MODEL, "image_size": 64})
+    cases = [
+        (dict(teacher=larger, loss_weights=weights), "that run edits 64 px images, this one 32 px"),
+        (dict(teacher=str(tmp_path), loss_weights=weights), f"--teacher={tmp_path}: .*not a model directory"),
+        (dict(loss_weights=weights), "--teacher_weight and --teacher go together"),
+        (dict(teacher=model_dir), "--teacher_weight and --teacher go together"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            train_lib.train(tiny_config(tmp_path / "refused", data_dir, **overrides), make_strategy("one_device"))
+    assert not (tmp_path / "refused").exists()
 
 
 @pytest.mark.slow
