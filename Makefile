@@ -17,9 +17,9 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # exemplar aligned to the source and a spatial code (SHIP_ALIGNED_CONFIG, docs/method.md) for
 # SHIP_ALIGNED_EPOCHS_<variant> epochs, then runs with the eyes-and-mouth alignment and a jittered landmark estimator
 # (SHIP_EYES_MOUTH_CONFIG, --landmark_jitter), each from the one before, one per word of SHIP_EYES_MOUTH_RUNS_<variant>:
-# its epochs, then any flags of its own after colons (Att-EBGAN's last: a fifth of the learning rate and a stronger
-# classification loss). The last run of each variant is the one exported. Both variants train at once; rerunning
-# resumes the training.
+# its epochs, then any flags of its own after colons (Att-EBGAN's last: a fifth of the learning rate, a stronger
+# classification loss and the final EBGAN as its teacher, docs/method.md). The last run of each variant is the one
+# exported. The variants train one after the other, EBGAN first; rerunning resumes the training.
 SHIP_RUNS ?= runs
 SHIP_VARIANTS := ebgan att_ebgan
 SHIP_STAGES ?= 45 135 180
@@ -27,7 +27,8 @@ SHIP_ALIGNED_EPOCHS_ebgan ?= 12
 SHIP_ALIGNED_EPOCHS_att_ebgan ?= 28
 SHIP_ALIGNED_CONFIG := code_pooling=spatial,exemplar_alignment=landmarks
 SHIP_EYES_MOUTH_RUNS_ebgan ?= 8 8 8
-SHIP_EYES_MOUTH_RUNS_att_ebgan ?= 8 4:--learning_rate=1e-4:--cls_weight=5
+SHIP_EYES_MOUTH_RUNS_att_ebgan ?= 8 \
+    4:--learning_rate=1e-4:--cls_weight=5:--teacher=$(call ship_final,ebgan):--teacher_weight=300
 SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
     --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \
@@ -121,8 +122,7 @@ bench: $(STAMP)
 
 models: $(STAMP)
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(DATA_DIR)
-	pids=; $(foreach variant,$(SHIP_VARIANTS),( $(call ship_training,$(variant)) ) & pids="$$pids $$!";) \
-	for pid in $$pids; do wait $$pid || exit 1; done
+	$(foreach variant,$(SHIP_VARIANTS),( $(call ship_training,$(variant)) ) || exit 1;)
 	# Exported and checked beside the runs first; only a verified export replaces the shipped one.
 	for final in $(foreach variant,$(SHIP_VARIANTS),$(variant):$(call ship_final,$(variant))); do \
 	    variant=$${final%%:*}; \
