@@ -284,6 +284,7 @@ def run_config_from_dir(model_dir: str) -> RunConfig:
         loss_weights=LossWeights(**saved["loss_weights"]),
         model_overrides=overrides,
         seed=saved["seed"],
+        init_from=saved["init_from"],
         teacher=saved["teacher"],
     ).resolved()
 

@@ -170,14 +170,19 @@ def _teacher(config: RunConfig) -> EBGANTrainer | None:
     Raises ConfigError if that folder holds no trained run or one of another image size."""
     if not config.teacher:
         return None
-    try:
-        teacher = load_trained(config.teacher)
-    except (ValueError, FileNotFoundError) as error:
-        raise ConfigError(f"--teacher={config.teacher}: {error}") from None
+    teacher = _load_run("teacher", config.teacher)
     size, ours = teacher.model_config.image_size, config.model_config().image_size
     if size != ours:
         raise ConfigError(f"--teacher={config.teacher}: that run edits {size} px images, this one {ours} px.")
     return teacher
+
+
+def _load_run(flag: str, run_dir: str) -> EBGANTrainer:
+    """The trained run in `run_dir` as `load_trained` loads it; a ConfigError naming `--<flag>` if there is none."""
+    try:
+        return load_trained(run_dir)
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError(f"--{flag}={run_dir}: {error}") from None
 
 
 def _initialise(trainer: EBGANTrainer, run_dir: str) -> int:
@@ -187,10 +192,7 @@ def _initialise(trainer: EBGANTrainer, run_dir: str) -> int:
 
     Raises ConfigError if `run_dir` holds no trained run or networks that do not fit `trainer`'s."""
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
-    try:
-        source = load_trained(run_dir)
-    except (ValueError, FileNotFoundError) as error:
-        raise ConfigError(f"--init_from={run_dir}: {error}") from None
+    source = _load_run("init_from", run_dir)
     for name in NETWORKS:
         ours, theirs = getattr(trainer, name), getattr(source, name)
         if (ours is None) != (theirs is None):

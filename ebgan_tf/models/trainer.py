@@ -241,14 +241,18 @@ class EBGANTrainer(keras.Model):
         assert self.landmarks is not None
         return tf.reduce_mean(tf.norm(self.landmarks(faces) - landmarks, axis=-1), axis=-1)
 
+    def _drops_attributes(self) -> bool:
+        """Whether training switches some of the exemplar's attributes off (`gate_dropout`, Att-EBGAN only)."""
+        return bool(self.loss_weights.gate_dropout) and self.classifier is not None
+
     def _transfer_labels(self, labels):
         """The exemplar's labels with each present attribute switched off with probability `gate_dropout`.
 
         Stateless randomness seeded by the step, drawn for the GLOBAL batch and sliced to this replica's rows:
         resumable, and the same draws on one device, N replicas and N workers."""
-        rate = self.loss_weights.gate_dropout
-        if not rate or self.classifier is None:
+        if not self._drops_attributes():
             return labels
+        rate = self.loss_weights.gate_dropout
         replica = tf.distribute.get_replica_context()
         replicas = replica.num_replicas_in_sync if replica is not None else 1
         replica_id = replica.replica_id_in_sync_group if replica is not None else 0
@@ -277,7 +281,8 @@ class EBGANTrainer(keras.Model):
         exemplar_layout = batch["exemplar_layout"] if self.parts else None
         fill_layout = source_layout * mask if self.parts else None  # where each part's code acts in the source
         context = self.generator.encode(source, mask)
-        transfer = self._transfer_labels(batch["exemplar_attributes"]) if training else batch["exemplar_attributes"]
+        dropped_out = training and self._drops_attributes()
+        transfer = self._transfer_labels(batch["exemplar_attributes"]) if dropped_out else batch["exemplar_attributes"]
         exemplar_code, exemplar_gated = self._code(exemplar, exemplar_mask, transfer, exemplar_layout)
         target = source
         if weights.reconstruction_colour_jitter and training:
@@ -320,7 +325,7 @@ class EBGANTrainer(keras.Model):
             values["swap_back"] = losses.hole_reconstruction_loss(target, swapped_back, mask)
             values["g_loss"] += weights.swap_back * values["swap_back"]
         if self.teacher_edit is not None:
-            values["teacher"] = self._teacher_loss(batch, context, exemplar_code, generated, transfer, fill_layout)
+            values["teacher"] = self._teacher_loss(batch, context, exemplar_code, generated, fill_layout, dropped_out)
             values["g_loss"] += weights.teacher * values["teacher"]
         values["d_loss"] = values["adv_d"]
         # Collapse detector: the same value for every example of the batch (trackers average it over steps; under
@@ -347,16 +352,15 @@ class EBGANTrainer(keras.Model):
         _, back_gated = self._code(composite(drawn, exemplar, exemplar_mask), exemplar_mask, labels, exemplar_layout)
         return self.generator.decode(context, back_gated, fill_layout)
 
-    def _teacher_loss(self, batch, context, exemplar_code, generated, transfer, fill_layout) -> tf.Tensor:
+    def _teacher_loss(self, batch, context, exemplar_code, generated, fill_layout, dropped_out: bool) -> tf.Tensor:
         """[N]: L1 inside the hole between the unfiltered edit (`generated`, or a decode of the code gated by the
-        exemplar's own labels where the gate dropout switched some off) and the teacher's edit of the same pair."""
+        exemplar's own labels where the gate dropout switched some off: `dropped_out`) and the teacher's edit of
+        the same pair."""
         assert self.teacher_edit is not None
-        labels = batch["exemplar_attributes"]
-        unfiltered = (
-            generated
-            if transfer is labels
-            else self.generator.decode(context, self._gate(exemplar_code, labels), fill_layout)
-        )
+        unfiltered = generated
+        if dropped_out:
+            own_gated = self._gate(exemplar_code, batch["exemplar_attributes"])
+            unfiltered = self.generator.decode(context, own_gated, fill_layout)
         taught = self.teacher_edit(
             batch["source"],
             batch["exemplar"],

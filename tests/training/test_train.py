@@ -232,6 +232,7 @@ def test_a_new_run_starts_from_the_networks_of_another_run_and_refuses_networks_
     for got, want in zip(start.weights, network_weights(trained), strict=True):  # the run's final weights
         np.testing.assert_array_equal(got, want)
     assert read_config(str(tmp_path / "aligned"))["init_from"] == model_dir
+    assert run_config_from_dir(str(tmp_path / "aligned")).init_from == model_dir
     wider = tiny_config(
         tmp_path / "wider", data_dir, init_from=model_dir, model_overrides={**TINY_MODEL, "max_width": 32}
     )
@@ -252,6 +253,7 @@ def test_a_run_with_a_teacher_logs_the_teacher_loss_records_the_teacher_and_refu
     _, history = train_lib.train(config, make_strategy("one_device"), extra_callbacks=[StopAtStep(1)])
     assert history["teacher"] and history["teacher"][0] > 0 and np.isfinite(history["val_teacher"]).all()
     assert read_config(str(tmp_path / "taught"))["teacher"] == model_dir
+    assert run_config_from_dir(str(tmp_path / "taught")).teacher == model_dir
     # Its final weights hold the student's networks only and load for editing without the teacher.
     assert len(load_trained(str(tmp_path / "taught")).weights) == len(trained.weights)
     larger = write_untrained_run(tmp_path / "larger", data_dir, model_overrides={**TINY_MODEL, "image_size": 64})
