@@ -78,6 +78,9 @@ class RunConfig:
     divergence_factor: float = 4.0  # stop when L_rec exceeds this many times its lowest value (0 = never)
     # A new run starts from the networks of the run in this folder (as `load_trained` loads them), not at random.
     init_from: str | None = None
+    # With init_from: whether the discriminator is copied too (False: it starts new, as the editing networks of an
+    # exported model would, which holds no discriminator).
+    init_discriminator: bool = True
     # The trained run whose edits this run's unfiltered edits follow (LossWeights.teacher > 0), as `load_trained`
     # loads it.
     teacher: str | None = None
@@ -124,6 +127,10 @@ class RunConfig:
         ]
         if negative:
             raise ValueError(f"Loss weights must not be negative, got {', '.join(negative)}.")
+        if not self.init_discriminator and not self.init_from:
+            raise ValueError(
+                "--noinit_discriminator needs --init_from: a run that starts at random has nothing to copy."
+            )
         if bool(loss_weights.teacher) != bool(self.teacher):
             raise ValueError(
                 "--teacher_weight and --teacher go together: a teacher loss needs the run it follows and a teacher "
@@ -183,6 +190,7 @@ class RunConfig:
             "dataset": self.dataset,
             "seed": self.seed,
             "init_from": self.init_from,
+            "init_discriminator": self.init_discriminator,
             "teacher": self.teacher,
         }
 
@@ -221,6 +229,7 @@ def _with_later_fields(saved: dict[str, Any]) -> dict[str, Any]:
         "ema_decay": defaults.ema_decay,
         "lr_decay_fraction": defaults.lr_decay_fraction,
         "init_from": None,
+        "init_discriminator": True,
         "teacher": None,
         **saved,
     }
@@ -285,6 +294,7 @@ def run_config_from_dir(model_dir: str) -> RunConfig:
         model_overrides=overrides,
         seed=saved["seed"],
         init_from=saved["init_from"],
+        init_discriminator=saved["init_discriminator"],
         teacher=saved["teacher"],
     ).resolved()
 

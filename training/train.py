@@ -222,6 +222,12 @@ def define_flags() -> None:
         "latest checkpoint's), for fine-tuning or a model option that keeps the networks' shapes; its optimisers, "
         "step count and learning-rate schedule start anew. Recorded in config.json; resuming needs the same value.",
     )
+    flags.DEFINE_boolean(
+        "init_discriminator",
+        _DEFAULTS.init_discriminator,
+        "With --init_from: copy that run's discriminator too. --noinit_discriminator copies only the editing networks "
+        "(encoder, generator, classifier, landmark estimator) and starts the discriminator new.",
+    )
     flags.DEFINE_integer(
         "log_every", _DEFAULTS.log_every, "Write the training losses to TensorBoard every this many steps."
     )
@@ -320,6 +326,7 @@ def run_config_from_flags() -> RunConfig:
         xla=FLAGS.xla,
         divergence_factor=FLAGS.divergence_factor,
         init_from=FLAGS.init_from,
+        init_discriminator=FLAGS.init_discriminator,
         teacher=FLAGS.teacher,
     )
 

@@ -185,15 +185,15 @@ def _load_run(flag: str, run_dir: str) -> EBGANTrainer:
         raise ConfigError(f"--{flag}={run_dir}: {error}") from None
 
 
-def _initialise(trainer: EBGANTrainer, run_dir: str) -> int:
+def _initialise(trainer: EBGANTrainer, run_dir: str, discriminator: bool) -> int:
     """Copies the networks of the run in `run_dir` (its final weights, else its latest checkpoint's, weight-averaged
     where the run keeps an average; as `ebgan-eval` loads it) into `trainer`, whose optimisers stay new; returns the
-    step they are of.
+    step they are of. Without `discriminator` the discriminator keeps its new weights.
 
     Raises ConfigError if `run_dir` holds no trained run or networks that do not fit `trainer`'s."""
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
     source = _load_run("init_from", run_dir)
-    for name in NETWORKS:
+    for name in NETWORKS if discriminator else [name for name in NETWORKS if name != "discriminator"]:
         ours, theirs = getattr(trainer, name), getattr(source, name)
         if (ours is None) != (theirs is None):
             raise ConfigError(
@@ -241,7 +241,7 @@ def train(
     trainer = _build(config, strategy)
     started_from = None
     if config.init_from and not tf.train.latest_checkpoint(os.path.join(config.model_dir, CHECKPOINT_DIR)):
-        started_from = _initialise(trainer, config.init_from)
+        started_from = _initialise(trainer, config.init_from, config.init_discriminator)
     with distribute.output_dir(config.model_dir, strategy) as output_dir:
         history = _fit(trainer, config, identity, data, strategy, output_dir, started_from, extra_callbacks)
     return trainer, history
@@ -276,7 +276,8 @@ def _fit(
         print(f"Resuming from step {counter.step} (checkpoint {latest}).", flush=True)
     elif started_from is not None:
         print(
-            f"Starting a new run in {config.model_dir} from the networks of {config.init_from} (step {started_from}).",
+            f"Starting a new run in {config.model_dir} from the networks of {config.init_from} (step {started_from})"
+            f"{'' if config.init_discriminator else ', with a new discriminator'}.",
             flush=True,
         )
     else:

@@ -282,7 +282,7 @@ class EBGANTrainer(keras.Model):
         fill_layout = source_layout * mask if self.parts else None  # where each part's code acts in the source
         context = self.generator.encode(source, mask)
         dropped_out = training and self._drops_attributes()
-        transfer = self._transfer_labels(batch["exemplar_attributes"]) if dropped_out else batch["exemplar_attributes"]
+        transfer = self._transfer_labels(batch["exemplar_attributes"]) if training else batch["exemplar_attributes"]
         exemplar_code, exemplar_gated = self._code(exemplar, exemplar_mask, transfer, exemplar_layout)
         target = source
         if weights.reconstruction_colour_jitter and training:

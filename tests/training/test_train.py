@@ -233,6 +233,22 @@ def test_a_new_run_starts_from_the_networks_of_another_run_and_refuses_networks_
         np.testing.assert_array_equal(got, want)
     assert read_config(str(tmp_path / "aligned"))["init_from"] == model_dir
     assert run_config_from_dir(str(tmp_path / "aligned")).init_from == model_dir
+    # --noinit_discriminator: the editing networks copied, the discriminator new.
+    start = WeightsAtStart()
+    config = tiny_config(tmp_path / "new_discriminator", data_dir, init_from=model_dir, init_discriminator=False)
+    train_lib.train(config, make_strategy("one_device"), extra_callbacks=[start, StopAtStep(1)])
+    assert "(step 6), with a new discriminator." in capsys.readouterr().out
+    editing = len(trained.encoder.weights) + len(trained.generator.weights)
+    discriminator = slice(editing, editing + len(trained.discriminator.weights))
+    for got, want in zip(start.weights[:editing], network_weights(trained)[:editing], strict=True):
+        np.testing.assert_array_equal(got, want)
+    new = zip(start.weights[discriminator], network_weights(trained)[discriminator], strict=True)
+    assert not any(np.array_equal(got, want) for got, want in new)
+    assert not run_config_from_dir(str(tmp_path / "new_discriminator")).init_discriminator
+    with pytest.raises(ConfigError, match="--noinit_discriminator needs --init_from"):
+        train_lib.train(
+            tiny_config(tmp_path / "refused", data_dir, init_discriminator=False), make_strategy("one_device")
+        )
     wider = tiny_config(
         tmp_path / "wider", data_dir, init_from=model_dir, model_overrides={**TINY_MODEL, "max_width": 32}
     )
