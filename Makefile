@@ -15,24 +15,26 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # 0 at the end of each stage and rises again at the start of the next): 4500 steps, then on to 13500 and to 18000
 # (about 60-80 minutes per 4500 steps when both train at once on 2 cores). A run starts from those networks with the
 # exemplar aligned to the source and a spatial code (SHIP_ALIGNED_CONFIG, docs/method.md) for
-# SHIP_ALIGNED_EPOCHS_<variant> epochs, then runs with the eyes-and-mouth alignment and a jittered landmark estimator
-# (SHIP_EYES_MOUTH_CONFIG, --landmark_jitter), each from the one before, one per word of SHIP_EYES_MOUTH_RUNS_<variant>:
-# its epochs, then any flags of its own after colons (Att-EBGAN's last: a fifth of the learning rate, a stronger
-# classification loss and EBGAN's last eyes-and-mouth run as its teacher, docs/method.md). The variants train one
-# after the other, EBGAN first; then each variant's SHIP_LAST_RUNS_<variant> (same form) carry its chain on (EBGAN's:
-# one with the final Att-EBGAN as its teacher). The last run of each variant is the one exported; rerunning resumes
-# the training.
+# SHIP_ALIGNED_EPOCHS_<variant> epochs. The variants train one after the other, EBGAN first. Then the runs with the
+# eyes-and-mouth alignment and a jittered landmark estimator (SHIP_EYES_MOUTH_CONFIG, --landmark_jitter), in the order
+# of SHIP_EYES_MOUTH_RUNS, one per word: <variant>:<epochs>, then any flags of its own after colons (a fifth of the
+# learning rate, a stronger classification loss and the other variant's run as a teacher: docs/method.md; the single
+# parts' regions besides and a new discriminator: docs/training.md). Each is named eyes_mouth<N>_<variant>, N
+# counting that variant's runs, and starts from its variant's run before (the first from aligned_<variant>). Each
+# variant's last run is the one exported; rerunning resumes the training.
 SHIP_RUNS ?= runs
 SHIP_VARIANTS := ebgan att_ebgan
 SHIP_STAGES ?= 45 135 180
 SHIP_ALIGNED_EPOCHS_ebgan ?= 12
 SHIP_ALIGNED_EPOCHS_att_ebgan ?= 28
 SHIP_ALIGNED_CONFIG := code_pooling=spatial,exemplar_alignment=landmarks
-SHIP_EYES_MOUTH_RUNS_ebgan ?= 8 8 8
-SHIP_EYES_MOUTH_RUNS_att_ebgan ?= 8 \
-    4:--learning_rate=1e-4:--cls_weight=5:--teacher=$(call ship_eyes_mouth_end,ebgan):--teacher_weight=300
-SHIP_LAST_RUNS_ebgan ?= 4:--learning_rate=1e-4:--teacher=$(call ship_final,att_ebgan):--teacher_weight=300
-SHIP_LAST_RUNS_att_ebgan ?=
+SHIP_TEACHER := --learning_rate=1e-4:--teacher_weight=300
+SHIP_PARTS := --regions=mouth,components,face,eyes,brows,nose:--noinit_discriminator
+SHIP_EYES_MOUTH_RUNS ?= ebgan:8 ebgan:8 ebgan:8 att_ebgan:8 \
+    att_ebgan:4:$(SHIP_TEACHER):--cls_weight=5:--teacher=$(SHIP_RUNS)/eyes_mouth3_ebgan \
+    ebgan:4:$(SHIP_TEACHER):--teacher=$(SHIP_RUNS)/eyes_mouth2_att_ebgan \
+    att_ebgan:18:$(SHIP_TEACHER):--cls_weight=5:--teacher=$(SHIP_RUNS)/eyes_mouth4_ebgan:$(SHIP_PARTS) \
+    ebgan:4:$(SHIP_TEACHER):--teacher=$(SHIP_RUNS)/eyes_mouth3_att_ebgan:$(SHIP_PARTS)
 SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
     --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \
@@ -42,29 +44,28 @@ space := $(subst ,, )
 # $(1), a list of words, joined by commas (the form --model_dir takes several models in).
 joined = $(subst $(space),$(comma),$(strip $(1)))
 SHIPPED_MODELS = $(call joined,$(foreach variant,$(SHIP_VARIANTS),models/$(variant)))
-# Variant $(1)'s run eyes_mouth<N>_<variant> that ends its SHIP_EYES_MOUTH_RUNS (N their number), and the one
-# exported, which ends its SHIP_LAST_RUNS too (N the number of both).
-ship_eyes_mouth_end = $(SHIP_RUNS)/eyes_mouth$(words $(SHIP_EYES_MOUTH_RUNS_$(1)))_$(1)
-ship_final = $(SHIP_RUNS)/eyes_mouth$(words $(SHIP_EYES_MOUTH_RUNS_$(1)) $(SHIP_LAST_RUNS_$(1)))_$(1)
-# The shell commands that train variant $(1)'s runs $(2) (words as in SHIP_EYES_MOUTH_RUNS_<variant>) as
-# eyes_mouth<N>_<variant>, N counting on from $(3), each from the run before (the first of all from the aligned run).
-ship_eyes_mouth_runs = number=$(3); previous=$(if $(filter 0,$(3)),aligned_$(1),eyes_mouth$(3)_$(1)); \
-    for run in $(2); do \
-        number=$$((number + 1)); set -- $$(echo $$run | tr : ' '); epochs=$$1; shift; \
-        $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$(1) --model_dir=$(SHIP_RUNS)/eyes_mouth$${number}_$(1) \
-            --init_from=$(SHIP_RUNS)/$$previous --model_config=$(SHIP_EYES_MOUTH_CONFIG) --landmark_jitter=0.05 \
-            --epochs=$$epochs "$$@" || exit 1; \
-        previous=eyes_mouth$${number}_$(1); \
-    done
-# The shell commands that train variant $(1): the staged run, the aligned run, the eyes-and-mouth runs.
+# The run of variant $(1) that is exported: its last eyes-and-mouth run.
+ship_final = $(SHIP_RUNS)/eyes_mouth$(words $(filter $(1):%,$(SHIP_EYES_MOUTH_RUNS)))_$(1)
+# The shell commands that train variant $(1) up to its aligned run: the staged run, then the aligned run.
 ship_training = for epochs in $(SHIP_STAGES); do \
         $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$(1) --model_dir=$(SHIP_RUNS)/ship_$(1) \
             --epochs=$$epochs || exit 1; \
     done; \
     $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$(1) --model_dir=$(SHIP_RUNS)/aligned_$(1) \
         --init_from=$(SHIP_RUNS)/ship_$(1) --model_config=$(SHIP_ALIGNED_CONFIG) \
-        --epochs=$(SHIP_ALIGNED_EPOCHS_$(1)) || exit 1; \
-    $(call ship_eyes_mouth_runs,$(1),$(SHIP_EYES_MOUTH_RUNS_$(1)),0)
+        --epochs=$(SHIP_ALIGNED_EPOCHS_$(1)) || exit 1
+# The shell commands that train the runs of SHIP_EYES_MOUTH_RUNS in order ($$trained: the variants of those done).
+ship_eyes_mouth_training = trained=; \
+    for run in $(SHIP_EYES_MOUTH_RUNS); do \
+        set -- $$(echo $$run | tr : ' '); variant=$$1; epochs=$$2; shift 2; \
+        number=$$(printf '%s\n' $$trained | grep -cx $$variant); \
+        previous=eyes_mouth$${number}_$$variant; [ $$number -gt 0 ] || previous=aligned_$$variant; \
+        number=$$((number + 1)); \
+        $(BIN)/ebgan-train $(SHIP_TRAIN_FLAGS) --variant=$$variant \
+            --model_dir=$(SHIP_RUNS)/eyes_mouth$${number}_$$variant --init_from=$(SHIP_RUNS)/$$previous \
+            --model_config=$(SHIP_EYES_MOUTH_CONFIG) --landmark_jitter=0.05 --epochs=$$epochs "$$@" || exit 1; \
+        trained="$$trained $$variant"; \
+    done
 SHIP_DATA64 ?= $(SHIP_RUNS)/data64
 # The evaluations of the shipped models in models/reports/: make models writes new ones beside them (<record>.new)
 # and prints the differences; make models-keep replaces the old by the new.
@@ -132,7 +133,7 @@ bench: $(STAMP)
 models: $(STAMP)
 	$(BIN)/ebgan-data prepare --dataset=synthetic_faces --data_dir=$(DATA_DIR)
 	$(foreach variant,$(SHIP_VARIANTS),( $(call ship_training,$(variant)) ) || exit 1;)
-	$(foreach variant,$(SHIP_VARIANTS),( $(call ship_eyes_mouth_runs,$(variant),$(SHIP_LAST_RUNS_$(variant)),$(words $(SHIP_EYES_MOUTH_RUNS_$(variant)))) ) || exit 1;)
+	$(ship_eyes_mouth_training)
 	# Exported and checked beside the runs first; only a verified export replaces the shipped one.
 	for final in $(foreach variant,$(SHIP_VARIANTS),$(variant):$(call ship_final,$(variant))); do \
 	    variant=$${final%%:*}; \
