@@ -348,7 +348,7 @@ def validate_variant(variant: str) -> str:
 
 
 def parse_regions(text: str | Sequence[str]) -> tuple[str, ...]:
-    """Parses 'mouth,eyes' (or a list) into validated region names."""
+    """Parses 'mouth,eyes' (or a list) into validated region names, each named once."""
     if not isinstance(text, str) and not (
         isinstance(text, (list, tuple)) and all(isinstance(name, str) for name in text)
     ):
@@ -361,6 +361,9 @@ def parse_regions(text: str | Sequence[str]) -> tuple[str, ...]:
     if not names:
         raise ValueError(f"No region given; valid regions: {', '.join(REGIONS)}.")
     validate_regions(names)
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"Region(s) {', '.join(map(repr, twice))} named more than once in {','.join(names)!r}.")
     return tuple(names)
 
 

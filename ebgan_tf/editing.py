@@ -104,6 +104,20 @@ class CropEditor(Protocol):
     def classify(self, images: np.ndarray) -> np.ndarray: ...
 
 
+def saved_model_dir(path: str) -> str:
+    """The SavedModel version directory of `path`: `path` itself, or the highest numeric version of a model base
+    directory (as TF Serving serves); a ValueError when it holds no saved_model.pb."""
+    versions = [int(entry) for entry in os.listdir(path) if entry.isdigit()]
+    if not os.path.exists(os.path.join(path, "saved_model.pb")) and versions:
+        path = os.path.join(path, str(max(versions)))
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        raise ValueError(
+            f"{path} is a directory without saved_model.pb; give a SavedModel version "
+            "directory such as exports/ebgan/1, or its base directory exports/ebgan."
+        )
+    return path
+
+
 def classify_error(info: ModelInfo, signatures: Collection[str]) -> str | None:
     """Why a model cannot read an exemplar's attributes (an EBGAN model, or an export without `classify`), or None."""
     if info.variant != ATT_EBGAN:
@@ -142,15 +156,7 @@ class Editor:
         if not os.path.exists(path):
             raise FileNotFoundError(f"Model not found: {path}")
         if os.path.isdir(path):
-            versions = [int(entry) for entry in os.listdir(path) if entry.isdigit()]
-            if not os.path.exists(os.path.join(path, "saved_model.pb")) and versions:
-                path = os.path.join(path, str(max(versions)))
-            if not os.path.exists(os.path.join(path, "saved_model.pb")):
-                raise ValueError(
-                    f"{path} is a directory without saved_model.pb; give a SavedModel version "
-                    "directory such as exports/ebgan/1, or its base directory exports/ebgan."
-                )
-            return cls._load_saved_model(path)
+            return cls._load_saved_model(saved_model_dir(path))
         if path.endswith(".tflite"):
             return cls._load_tflite(path)
         raise ValueError(f"{path} is neither a SavedModel directory nor a .tflite file.")

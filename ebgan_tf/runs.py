@@ -40,8 +40,16 @@ CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
 
 
-# The trainer's networks (None where a model has no such network), as checkpoints name them.
-NETWORKS = ("encoder", "generator", "discriminator", "classifier", "landmarks")
+# The trainer's networks (None where a model has no such network), as checkpoints name them; the editing networks
+# are all but the discriminator, which only training uses.
+EDITING_NETWORKS = ("encoder", "generator", "classifier", "landmarks")
+NETWORKS = (*EDITING_NETWORKS, "discriminator")
+
+
+def exported_weights_name(network: str) -> str:
+    """The variable collection in which an export keeps `network`'s weights (one of EDITING_NETWORKS), in the order
+    of the network's `weights`: what `ebgan-train --init_from=<export>` copies."""
+    return f"{network}_weights"
 
 
 class ConfigError(ValueError):

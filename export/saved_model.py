@@ -28,6 +28,7 @@ from ebgan_tf.editing import CLASSIFY, EDIT, EDIT_COMPOSED, EDIT_FILTERED, METAD
 from ebgan_tf.export.staging import Staging
 from ebgan_tf.models.composing import compose
 from ebgan_tf.models.trainer import EBGANTrainer
+from ebgan_tf.runs import EDITING_NETWORKS, exported_weights_name
 
 
 def _to_unit(images: tf.Tensor) -> tf.Tensor:
@@ -246,7 +247,7 @@ def build_archive(
     trainer: EBGANTrainer, landmark_template: np.ndarray, batch: int | None, validate: bool
 ) -> keras.export.ExportArchive:
     """An ExportArchive holding the edit, edit_filtered and classify (Att-EBGAN), edit_composed and metadata
-    endpoints, `edit` first."""
+    endpoints, `edit` first, and the editing networks' weights as variable collections (`exported_weights_name`)."""
     # Nothing is track()ed: the endpoints capture the variables they use (the encoder, generator and, for Att-EBGAN,
     # classifier; not the discriminator nor the optimisers), and Keras 3.15 writes every tracked variable a second
     # time next to the captured one, doubling the SavedModel.
@@ -260,6 +261,10 @@ def build_archive(
         archive.add_endpoint(CLASSIFY, classify_function(trainer, validate), classify_signature(size, batch))
     archive.add_endpoint(EDIT_COMPOSED, composed_function(trainer, validate), composed_signature(size, count, batch))
     archive.add_endpoint(METADATA, metadata_function(trainer, landmark_template), input_signature=[])
+    for name in EDITING_NETWORKS:
+        network = getattr(trainer, name)
+        if network is not None:  # the tf.Variables under the Keras ones, which the endpoints capture: stored once
+            archive.add_variable_collection(exported_weights_name(name), [weight.value for weight in network.weights])
     return archive
 
 

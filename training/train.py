@@ -42,8 +42,8 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "regions",
         None,
-        "Comma-separated regions whose masks are trained (each example draws one): "
-        "mouth, eyes, brows, nose, components, face. Default: the preset's (mouth).",
+        "Comma-separated regions whose masks are trained, each named once (each example draws one, all "
+        "equally often): mouth, eyes, brows, nose, components, face. Default: the preset's (mouth).",
     )
     flags.DEFINE_enum(
         "dataset",
@@ -218,9 +218,11 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "init_from",
         None,
-        "A run folder: a new run starts from that run's networks as ebgan-eval loads them (final weights, else the "
-        "latest checkpoint's), for fine-tuning or a model option that keeps the networks' shapes; its optimisers, "
-        "step count and learning-rate schedule start anew. Recorded in config.json; resuming needs the same value.",
+        "A run folder or an export (a SavedModel version or base folder of ebgan-export, such as models/att_ebgan): "
+        "a new run starts from its networks (a run's as ebgan-eval loads them: final weights, else the latest "
+        "checkpoint's), for fine-tuning or a model option that keeps the networks' shapes; its optimisers, step "
+        "count and learning-rate schedule start anew. An export holds no discriminator: add --noinit_discriminator. "
+        "Recorded in config.json; resuming needs the same value.",
     )
     flags.DEFINE_boolean(
         "init_discriminator",

@@ -27,9 +27,12 @@ import numpy as np
 import tensorflow as tf
 
 from ebgan_tf.data import pipeline
+from ebgan_tf.editing import saved_model_dir
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 from ebgan_tf.runs import (
     CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EDITING_NETWORKS,
     FINAL_WEIGHTS,
     LOG_DIR,
     NETWORKS,
@@ -37,6 +40,7 @@ from ebgan_tf.runs import (
     RunConfig,
     check_config,
     checkpoint_step,
+    exported_weights_name,
     learning_rate_schedule,
     load_trained,
     make_checkpoint,
@@ -185,30 +189,70 @@ def _load_run(flag: str, run_dir: str) -> EBGANTrainer:
         raise ConfigError(f"--{flag}={run_dir}: {error}") from None
 
 
-def _initialise(trainer: EBGANTrainer, run_dir: str, discriminator: bool) -> int:
-    """Copies the networks of the run in `run_dir` (its final weights, else its latest checkpoint's, weight-averaged
-    where the run keeps an average; as `ebgan-eval` loads it) into `trainer`, whose optimisers stay new; returns the
-    step they are of. Without `discriminator` the discriminator keeps its new weights.
-
-    Raises ConfigError if `run_dir` holds no trained run or networks that do not fit `trainer`'s."""
+def _run_networks(run_dir: str, discriminator: bool) -> tuple[dict[str, list[np.ndarray] | None], int]:
+    """The weights of the networks of the run in `run_dir` (its final weights, else its latest checkpoint's,
+    weight-averaged where the run keeps an average; as `ebgan-eval` loads it; None where it has no such network)
+    and the step they are of."""
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
     source = _load_run("init_from", run_dir)
-    for name in NETWORKS if discriminator else [name for name in NETWORKS if name != "discriminator"]:
-        ours, theirs = getattr(trainer, name), getattr(source, name)
+    names = NETWORKS if discriminator else EDITING_NETWORKS
+    networks = {name: getattr(source, name) for name in names}
+    weights = {name: None if network is None else network.get_weights() for name, network in networks.items()}
+    return weights, checkpoint_step(latest) if latest else 0
+
+
+def _exported_networks(path: str, discriminator: bool) -> dict[str, list[np.ndarray] | None]:
+    """The editing networks' weights kept in the export at `path` (a SavedModel version or base directory; None
+    where it has no such network)."""
+    if discriminator:
+        raise ConfigError(
+            f"--init_from={path} is an export, which holds no discriminator: add --noinit_discriminator to start "
+            "the discriminator new."
+        )
+    loaded = tf.saved_model.load(saved_model_dir(path))
+    collections = {name: getattr(loaded, exported_weights_name(name), None) for name in EDITING_NETWORKS}
+    if all(collection is None for collection in collections.values()):
+        raise ConfigError(
+            f"--init_from={path}: this export holds no network weights (written by an older ebgan-export); export "
+            "its run again, or start from the run itself."
+        )
+    return {
+        name: None if collection is None else [variable.numpy() for variable in collection]
+        for name, collection in collections.items()
+    }
+
+
+def _initialise(trainer: EBGANTrainer, path: str, discriminator: bool) -> int:
+    """Copies the networks of the run or export at `path` into `trainer`, whose optimisers stay new; returns the step
+    they are of (0 for an export). Without `discriminator` the discriminator keeps its new weights.
+
+    Raises ConfigError if `path` holds no trained run or export, or networks that do not fit `trainer`'s."""
+    if os.path.isdir(path) and not os.path.exists(os.path.join(path, CONFIG_FILE)):
+        try:
+            weights, step = _exported_networks(path, discriminator), 0
+        except ValueError as error:  # neither a run nor an export
+            raise ConfigError(
+                f"--init_from={path}: neither a model directory written by ebgan-train (no {CONFIG_FILE}) nor an "
+                f"export: {error}"
+            ) from None
+    else:
+        weights, step = _run_networks(path, discriminator)
+    for name, theirs in weights.items():
+        ours = getattr(trainer, name)
         if (ours is None) != (theirs is None):
             raise ConfigError(
-                f"--init_from={run_dir}: that run has {'no' if theirs is None else 'a'} {name} network, this one "
+                f"--init_from={path}: that model has {'no' if theirs is None else 'a'} {name} network, this one "
                 f"{'has' if ours is not None else 'has none'} (another variant or code pooling?)."
             )
         try:
             if ours is not None:
-                ours.set_weights(theirs.get_weights())
+                ours.set_weights(theirs)
         except ValueError as error:
             raise ConfigError(
-                f"--init_from={run_dir}: its {name} does not fit this run's (other widths or attributes?): "
+                f"--init_from={path}: its {name} does not fit this run's (other widths or attributes?): "
                 f"{str(error).splitlines()[0][:300]}"
             ) from None
-    return checkpoint_step(latest) if latest else 0
+    return step
 
 
 def train(

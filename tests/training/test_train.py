@@ -20,6 +20,7 @@ from tensorflow.core.util import event_pb2
 
 from ebgan_tf import images
 from ebgan_tf.config import get_preset
+from ebgan_tf.export.saved_model import write_saved_model
 from ebgan_tf.runs import (
     ConfigError,
     check_config,
@@ -32,6 +33,7 @@ from ebgan_tf.training import train_lib
 from ebgan_tf.training.distribute import make_strategy
 from tests.helpers.tiny import (
     IMAGE_SIZE,
+    LANDMARK_TEMPLATE,
     SPLIT_SIZES,
     TINY_MODEL,
     TINY_MODEL_FLAG,
@@ -254,7 +256,7 @@ def test_a_new_run_starts_from_the_networks_of_another_run_and_refuses_networks_
     )
     with pytest.raises(ConfigError, match="its encoder does not fit this run's"):
         train_lib.train(wider, make_strategy("one_device"))
-    with pytest.raises(ConfigError, match="not a model directory written by ebgan-train"):
+    with pytest.raises(ConfigError, match="neither a model directory written by ebgan-train .* nor an export"):
         train_lib.train(tiny_config(tmp_path / "other", data_dir, init_from=str(tmp_path)), make_strategy("one_device"))
     assert not (tmp_path / "wider").exists() and not (tmp_path / "other").exists()
 
@@ -332,6 +334,11 @@ def test_user_errors_are_config_errors_before_anything_is_written(tmp_path):
             make_strategy("one_device"),
             "Unknown region.*'ears'.*valid regions: mouth, eyes",
         ),
+        (
+            tiny_config(model_dir, tmp_path, regions=("mouth", "eyes", "mouth")),
+            make_strategy("one_device"),
+            "Region.*'mouth' named more than once in 'mouth,eyes,mouth'",
+        ),
         (tiny_config(model_dir, tmp_path, variant="gan"), make_strategy("one_device"), "Unknown variant 'gan'"),
         (tiny_config(model_dir, tmp_path, preset="huge"), make_strategy("one_device"), "Unknown preset 'huge'"),
         (
@@ -345,6 +352,34 @@ def test_user_errors_are_config_errors_before_anything_is_written(tmp_path):
         with pytest.raises(ConfigError, match=message):
             train_lib.train(config, strategy)
     assert not model_dir.exists()
+
+
+@pytest.mark.slow
+def test_a_new_run_starts_from_the_editing_networks_of_an_export(finished, data_dir, tmp_path, capsys):
+    _, trained, _ = finished
+    export_base = str(tmp_path / "export")
+    write_saved_model(trained, os.path.join(export_base, "1"), LANDMARK_TEMPLATE)
+    start = WeightsAtStart()
+    config = tiny_config(tmp_path / "tuned", data_dir, init_from=export_base, init_discriminator=False)
+    train_lib.train(config, make_strategy("one_device"), extra_callbacks=[start, StopAtStep(1)])
+    assert f"from the networks of {export_base} (step 0), with a new discriminator." in capsys.readouterr().out
+    assert start.step == 0
+    editing = len(trained.encoder.weights) + len(trained.generator.weights)
+    classifier = slice(editing + len(trained.discriminator.weights), None)
+    for got, want in zip(start.weights[:editing], network_weights(trained)[:editing], strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(start.weights[classifier], network_weights(trained)[classifier], strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ConfigError, match="is an export, which holds no discriminator: add --noinit_discriminator"):
+        train_lib.train(tiny_config(tmp_path / "refused", data_dir, init_from=export_base), make_strategy("one_device"))
+    old_export = str(tmp_path / "old_export")
+    tf.saved_model.save(tf.Module(), old_export)
+    with pytest.raises(ConfigError, match="this export holds no network weights"):
+        train_lib.train(
+            tiny_config(tmp_path / "old", data_dir, init_from=old_export, init_discriminator=False),
+            make_strategy("one_device"),
+        )
+    assert not (tmp_path / "refused").exists() and not (tmp_path / "old").exists()
 
 
 @pytest.mark.slow
