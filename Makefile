@@ -19,7 +19,7 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # eyes-and-mouth alignment and a jittered landmark estimator (SHIP_EYES_MOUTH_CONFIG, --landmark_jitter), in the order
 # of SHIP_EYES_MOUTH_RUNS, one per word: <variant>:<epochs>, then any flags of its own after colons (a fifth of the
 # learning rate, a stronger classification loss and the other variant's run as a teacher: docs/method.md; the single
-# parts' regions besides and a new discriminator: docs/training.md). Each is named eyes_mouth<N>_<variant>, N
+# parts' regions besides, and a new discriminator for the first two of those: docs/training.md). Each is named eyes_mouth<N>_<variant>, N
 # counting that variant's runs, and starts from its variant's run before (the first from aligned_<variant>). Each
 # variant's last run is the one exported; rerunning resumes the training.
 SHIP_RUNS ?= runs
@@ -28,13 +28,18 @@ SHIP_STAGES ?= 45 135 180
 SHIP_ALIGNED_EPOCHS_ebgan ?= 12
 SHIP_ALIGNED_EPOCHS_att_ebgan ?= 28
 SHIP_ALIGNED_CONFIG := code_pooling=spatial,exemplar_alignment=landmarks
-SHIP_TEACHER := --learning_rate=1e-4:--teacher_weight=300
-SHIP_PARTS := --regions=mouth,components,face,eyes,brows,nose:--noinit_discriminator
+# The later runs' flags: a fifth of the learning rate, and run $(2) of the other variant as a teacher at weight $(1).
+ship_taught = --learning_rate=1e-4:--teacher_weight=$(1):--teacher=$(SHIP_RUNS)/$(2)
+SHIP_SIX_REGIONS := --regions=mouth,components,face,eyes,brows,nose
 SHIP_EYES_MOUTH_RUNS ?= ebgan:8 ebgan:8 ebgan:8 att_ebgan:8 \
-    att_ebgan:4:$(SHIP_TEACHER):--cls_weight=5:--teacher=$(SHIP_RUNS)/eyes_mouth3_ebgan \
-    ebgan:4:$(SHIP_TEACHER):--teacher=$(SHIP_RUNS)/eyes_mouth2_att_ebgan \
-    att_ebgan:18:$(SHIP_TEACHER):--cls_weight=5:--teacher=$(SHIP_RUNS)/eyes_mouth4_ebgan:$(SHIP_PARTS) \
-    ebgan:4:$(SHIP_TEACHER):--teacher=$(SHIP_RUNS)/eyes_mouth3_att_ebgan:$(SHIP_PARTS)
+    att_ebgan:4:$(call ship_taught,300,eyes_mouth3_ebgan):--cls_weight=5 \
+    ebgan:4:$(call ship_taught,300,eyes_mouth2_att_ebgan) \
+    att_ebgan:18:$(call ship_taught,300,eyes_mouth4_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):--noinit_discriminator \
+    ebgan:4:$(call ship_taught,300,eyes_mouth3_att_ebgan):$(SHIP_SIX_REGIONS):--noinit_discriminator \
+    ebgan:4:$(call ship_taught,30,eyes_mouth3_att_ebgan):$(SHIP_SIX_REGIONS) \
+    att_ebgan:4:$(call ship_taught,30,eyes_mouth6_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS) \
+    ebgan:4:$(call ship_taught,30,eyes_mouth4_att_ebgan):$(SHIP_SIX_REGIONS) \
+    ebgan:4:$(call ship_taught,30,eyes_mouth4_att_ebgan):$(SHIP_SIX_REGIONS)
 SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
     --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \

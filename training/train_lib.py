@@ -201,7 +201,7 @@ def _run_networks(run_dir: str, discriminator: bool) -> tuple[dict[str, list[np.
     return weights, checkpoint_step(latest) if latest else 0
 
 
-def _exported_networks(path: str, discriminator: bool) -> dict[str, list[np.ndarray] | None]:
+def exported_networks(path: str, discriminator: bool) -> dict[str, list[np.ndarray] | None]:
     """The editing networks' weights kept in the export at `path` (a SavedModel version or base directory; None
     where it has no such network)."""
     if discriminator:
@@ -229,7 +229,7 @@ def _initialise(trainer: EBGANTrainer, path: str, discriminator: bool) -> int:
     Raises ConfigError if `path` holds no trained run or export, or networks that do not fit `trainer`'s."""
     if os.path.isdir(path) and not os.path.exists(os.path.join(path, CONFIG_FILE)):
         try:
-            weights, step = _exported_networks(path, discriminator), 0
+            weights, step = exported_networks(path, discriminator), 0
         except ValueError as error:  # neither a run nor an export
             raise ConfigError(
                 f"--init_from={path}: neither a model directory written by ebgan-train (no {CONFIG_FILE}) nor an "

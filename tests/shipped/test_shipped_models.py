@@ -25,6 +25,7 @@ from ebgan_tf.editing import Editor
 from ebgan_tf.evaluation.evaluate import evaluate_models
 from ebgan_tf.serving import edit
 from ebgan_tf.shipped import DEFAULT_MODEL, SHIPPED_MODELS, SHIPPED_MODELS_DIR
+from ebgan_tf.training import train_lib
 
 MODELS_DIR = SHIPPED_MODELS_DIR
 MAX_SIZE_BYTES = 20_000_000  # 20 MB
@@ -209,3 +210,17 @@ def test_ebgan_web_serves_the_shipped_models_by_default():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
+def test_a_shipped_model_holds_its_networks_for_fine_tuning(name):
+    """`ebgan-train --init_from=models/<name> --noinit_discriminator` copies the export's networks: they are all there,
+    as many numbers as the SavedModel's variables hold (the collections are those variables, not copies)."""
+    path = os.path.join(MODELS_DIR, name)
+    networks = train_lib.exported_networks(path, discriminator=False)
+    assert all(networks[network] for network in ("encoder", "generator", "landmarks"))
+    assert (networks["classifier"] is not None) == (name == "att_ebgan")
+    numbers = sum(array.size for weights in networks.values() if weights for array in weights)
+    variables = os.path.join(path, "1", "variables")
+    stored = sum(os.path.getsize(os.path.join(variables, file)) for file in os.listdir(variables))
+    assert 0.98 * stored <= 4 * numbers <= stored  # float32; the rest is the checkpoint's index
