@@ -229,12 +229,13 @@ def _initialise(trainer: EBGANTrainer, path: str, discriminator: bool) -> int:
     Raises ConfigError if `path` holds no trained run or export, or networks that do not fit `trainer`'s."""
     if os.path.isdir(path) and not os.path.exists(os.path.join(path, CONFIG_FILE)):
         try:
-            weights, step = exported_networks(path, discriminator), 0
+            saved_model_dir(path)
         except ValueError as error:  # neither a run nor an export
             raise ConfigError(
                 f"--init_from={path}: neither a model directory written by ebgan-train (no {CONFIG_FILE}) nor an "
                 f"export: {error}"
             ) from None
+        weights, step = exported_networks(path, discriminator), 0
     else:
         weights, step = _run_networks(path, discriminator)
     for name, theirs in weights.items():

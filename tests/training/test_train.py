@@ -370,11 +370,11 @@ def test_a_new_run_starts_from_the_editing_networks_of_an_export(finished, data_
         np.testing.assert_array_equal(got, want)
     for got, want in zip(start.weights[classifier], network_weights(trained)[classifier], strict=True):
         np.testing.assert_array_equal(got, want)
-    with pytest.raises(ConfigError, match="is an export, which holds no discriminator: add --noinit_discriminator"):
+    with pytest.raises(ConfigError, match="^--init_from=.* is an export, which holds no discriminator: add --noinit"):
         train_lib.train(tiny_config(tmp_path / "refused", data_dir, init_from=export_base), make_strategy("one_device"))
     old_export = str(tmp_path / "old_export")
     tf.saved_model.save(tf.Module(), old_export)
-    with pytest.raises(ConfigError, match="this export holds no network weights"):
+    with pytest.raises(ConfigError, match="^--init_from=.*: this export holds no network weights"):
         train_lib.train(
             tiny_config(tmp_path / "old", data_dir, init_from=old_export, init_discriminator=False),
             make_strategy("one_device"),
