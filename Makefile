@@ -19,9 +19,9 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # eyes-and-mouth alignment and a jittered landmark estimator (SHIP_EYES_MOUTH_CONFIG, --landmark_jitter), in the order
 # of SHIP_EYES_MOUTH_RUNS, one per word: <variant>:<epochs>, then any flags of its own after colons (a fifth of the
 # learning rate, a stronger classification loss and the other variant's run as a teacher: docs/method.md; the single
-# parts' regions besides, and a new discriminator for the first two of those: docs/training.md). Each is named eyes_mouth<N>_<variant>, N
-# counting that variant's runs, and starts from its variant's run before (the first from aligned_<variant>). Each
-# variant's last run is the one exported; rerunning resumes the training.
+# parts' regions besides, and a new discriminator for the first two of those: docs/training.md). Each is named
+# eyes_mouth<N>_<variant>, N counting that variant's runs, and starts from its variant's run before (the first from
+# aligned_<variant>). Each variant's last run is the one exported; rerunning resumes the training.
 SHIP_RUNS ?= runs
 SHIP_VARIANTS := ebgan att_ebgan
 SHIP_STAGES ?= 45 135 180
