@@ -201,25 +201,41 @@ def _run_networks(run_dir: str, discriminator: bool) -> tuple[dict[str, list[np.
     return weights, checkpoint_step(latest) if latest else 0
 
 
-def exported_networks(path: str, discriminator: bool) -> dict[str, list[np.ndarray] | None]:
-    """The editing networks' weights kept in the export at `path` (a SavedModel version or base directory; None
-    where it has no such network)."""
-    if discriminator:
-        raise ConfigError(
-            f"--init_from={path} is an export, which holds no discriminator: add --noinit_discriminator to start "
-            "the discriminator new."
-        )
-    loaded = tf.saved_model.load(saved_model_dir(path))
+def exported_networks(export_dir: str) -> dict[str, list[np.ndarray] | None]:
+    """The editing networks' weights kept in the SavedModel version directory `export_dir` (None where it has no
+    such network); a ValueError if it keeps none."""
+    loaded = tf.saved_model.load(export_dir)
     collections = {name: getattr(loaded, exported_weights_name(name), None) for name in EDITING_NETWORKS}
     if all(collection is None for collection in collections.values()):
-        raise ConfigError(
-            f"--init_from={path}: this export holds no network weights (written by an older ebgan-export); export "
-            "its run again, or start from the run itself."
+        raise ValueError(
+            "this export holds no network weights (written by an older ebgan-export); export its run again, or "
+            "start from the run itself."
         )
     return {
         name: None if collection is None else [variable.numpy() for variable in collection]
         for name, collection in collections.items()
     }
+
+
+def _export_networks(path: str, discriminator: bool) -> dict[str, list[np.ndarray] | None]:
+    """`exported_networks` of the export at `path` (a SavedModel version or base directory); a ConfigError naming
+    `--init_from` if `path` is no export, holds no network weights, or a discriminator is asked for."""
+    try:
+        export_dir = saved_model_dir(path)
+    except ValueError as error:
+        raise ConfigError(
+            f"--init_from={path}: neither a model directory written by ebgan-train (no {CONFIG_FILE}) nor an "
+            f"export: {error}"
+        ) from None
+    if discriminator:
+        raise ConfigError(
+            f"--init_from={path} is an export, which holds no discriminator: add --noinit_discriminator to start "
+            "the discriminator new."
+        )
+    try:
+        return exported_networks(export_dir)
+    except ValueError as error:
+        raise ConfigError(f"--init_from={path}: {error}") from None
 
 
 def _initialise(trainer: EBGANTrainer, path: str, discriminator: bool) -> int:
@@ -228,14 +244,7 @@ def _initialise(trainer: EBGANTrainer, path: str, discriminator: bool) -> int:
 
     Raises ConfigError if `path` holds no trained run or export, or networks that do not fit `trainer`'s."""
     if os.path.isdir(path) and not os.path.exists(os.path.join(path, CONFIG_FILE)):
-        try:
-            saved_model_dir(path)
-        except ValueError as error:  # neither a run nor an export
-            raise ConfigError(
-                f"--init_from={path}: neither a model directory written by ebgan-train (no {CONFIG_FILE}) nor an "
-                f"export: {error}"
-            ) from None
-        weights, step = exported_networks(path, discriminator), 0
+        weights, step = _export_networks(path, discriminator), 0
     else:
         weights, step = _run_networks(path, discriminator)
     for name, theirs in weights.items():

@@ -217,7 +217,7 @@ def test_a_shipped_model_holds_its_networks_for_fine_tuning(name):
     """`ebgan-train --init_from=models/<name> --noinit_discriminator` copies the export's networks: they are all there,
     as many numbers as the SavedModel's variables hold (the collections are those variables, not copies)."""
     path = os.path.join(MODELS_DIR, name)
-    networks = train_lib.exported_networks(path, discriminator=False)
+    networks = train_lib.exported_networks(os.path.join(path, "1"))
     assert all(networks[network] for network in ("encoder", "generator", "landmarks"))
     assert (networks["classifier"] is not None) == (name == "att_ebgan")
     numbers = sum(array.size for weights in networks.values() if weights for array in weights)
