@@ -39,7 +39,10 @@ SHIP_EYES_MOUTH_RUNS ?= ebgan:8 ebgan:8 ebgan:8 att_ebgan:8 \
     ebgan:4:$(call ship_taught,30,eyes_mouth3_att_ebgan):$(SHIP_SIX_REGIONS) \
     att_ebgan:4:$(call ship_taught,30,eyes_mouth6_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS) \
     ebgan:4:$(call ship_taught,30,eyes_mouth4_att_ebgan):$(SHIP_SIX_REGIONS) \
-    ebgan:4:$(call ship_taught,30,eyes_mouth4_att_ebgan):$(SHIP_SIX_REGIONS)
+    ebgan:4:$(call ship_taught,30,eyes_mouth4_att_ebgan):$(SHIP_SIX_REGIONS) \
+    att_ebgan:8:$(call ship_taught,30,eyes_mouth6_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS) \
+    ebgan:4:$(call ship_taught,30,eyes_mouth5_att_ebgan):$(SHIP_SIX_REGIONS) \
+    ebgan:4:$(call ship_taught,30,eyes_mouth5_att_ebgan):$(SHIP_SIX_REGIONS)
 SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
     --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \
