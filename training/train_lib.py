@@ -189,7 +189,7 @@ def _load_run(flag: str, run_dir: str) -> EBGANTrainer:
         raise ConfigError(f"--{flag}={run_dir}: {error}") from None
 
 
-def _run_networks(run_dir: str, discriminator: bool) -> tuple[dict[str, list[np.ndarray] | None], int]:
+def _networks_of_run(run_dir: str, discriminator: bool) -> tuple[dict[str, list[np.ndarray] | None], int]:
     """The weights of the networks of the run in `run_dir` (its final weights, else its latest checkpoint's,
     weight-averaged where the run keeps an average; as `ebgan-eval` loads it; None where it has no such network)
     and the step they are of."""
@@ -217,7 +217,7 @@ def exported_networks(export_dir: str) -> dict[str, list[np.ndarray] | None]:
     }
 
 
-def _export_networks(path: str, discriminator: bool) -> dict[str, list[np.ndarray] | None]:
+def _networks_of_export(path: str, discriminator: bool) -> dict[str, list[np.ndarray] | None]:
     """`exported_networks` of the export at `path` (a SavedModel version or base directory); a ConfigError naming
     `--init_from` if `path` is no export, holds no network weights, or a discriminator is asked for."""
     try:
@@ -244,9 +244,9 @@ def _initialise(trainer: EBGANTrainer, path: str, discriminator: bool) -> int:
 
     Raises ConfigError if `path` holds no trained run or export, or networks that do not fit `trainer`'s."""
     if os.path.isdir(path) and not os.path.exists(os.path.join(path, CONFIG_FILE)):
-        weights, step = _export_networks(path, discriminator), 0
+        weights, step = _networks_of_export(path, discriminator), 0
     else:
-        weights, step = _run_networks(path, discriminator)
+        weights, step = _networks_of_run(path, discriminator)
     for name, theirs in weights.items():
         ours = getattr(trainer, name)
         if (ours is None) != (theirs is None):

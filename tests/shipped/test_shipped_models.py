@@ -21,7 +21,7 @@ from ebgan_tf import images
 from ebgan_tf.cli import run_in_process
 from ebgan_tf.data import synthetic_faces
 from ebgan_tf.data.synthetic import render_face, render_swap, sample_face
-from ebgan_tf.editing import Editor
+from ebgan_tf.editing import Editor, saved_model_dir
 from ebgan_tf.evaluation.evaluate import evaluate_models
 from ebgan_tf.serving import edit
 from ebgan_tf.shipped import DEFAULT_MODEL, SHIPPED_MODELS, SHIPPED_MODELS_DIR
@@ -216,11 +216,11 @@ def test_ebgan_web_serves_the_shipped_models_by_default():
 def test_a_shipped_model_holds_its_networks_for_fine_tuning(name):
     """`ebgan-train --init_from=models/<name> --noinit_discriminator` copies the export's networks: they are all there,
     as many numbers as the SavedModel's variables hold (the collections are those variables, not copies)."""
-    path = os.path.join(MODELS_DIR, name)
-    networks = train_lib.exported_networks(os.path.join(path, "1"))
+    export_dir = saved_model_dir(os.path.join(MODELS_DIR, name))
+    networks = train_lib.exported_networks(export_dir)
     assert all(networks[network] for network in ("encoder", "generator", "landmarks"))
     assert (networks["classifier"] is not None) == (name == "att_ebgan")
     numbers = sum(array.size for weights in networks.values() if weights for array in weights)
-    variables = os.path.join(path, "1", "variables")
+    variables = os.path.join(export_dir, "variables")
     stored = sum(os.path.getsize(os.path.join(variables, file)) for file in os.listdir(variables))
     assert 0.98 * stored <= 4 * numbers <= stored  # float32; the rest is the checkpoint's index
