@@ -1,10 +1,14 @@
 """The exemplar aligned to the source, so that a spatial code of it lies in the source's pose: warped by the
 similarity transform (scale, rotation, shift) that best maps its five landmarks onto the source's ("landmarks"), or
-by the affine transform that maps its eyes and its mouth's centre exactly onto the source's ("eyes_mouth")."""
+by the affine transform that maps its eyes and its mouth's centre exactly onto the source's ("eyes_mouth"); resampled
+bilinearly or by the bicubic convolution kernel (`EXEMPLAR_RESAMPLINGS`), which keeps more of a thin feature's
+contrast at a fraction of a pixel's shift."""
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+from ebgan_tf.config import EXEMPLAR_RESAMPLINGS
 
 
 def similarity_transforms(from_landmarks, to_landmarks) -> tf.Tensor:
@@ -52,12 +56,29 @@ def affine_transforms(from_landmarks, to_landmarks) -> tf.Tensor:
 TRANSFORMS = {"landmarks": similarity_transforms, "eyes_mouth": affine_transforms}
 
 
-def align(images, from_landmarks, to_landmarks, kind: str = "landmarks") -> tf.Tensor:
+def _tap_weights(fraction: tf.Tensor, resampling: str) -> dict[int, tf.Tensor]:
+    """The weight of each tap (offset from the sample's floor along one axis) for a sample `fraction` of a pixel past
+    the floor. "bicubic" is Keys' cubic convolution (a = -0.5), written per tap as a polynomial in the fraction (no
+    select or power ops, so that the int8 TFLite file keeps them float as element-wise ops)."""
+    f = fraction
+    if resampling == "bilinear":
+        return {0: 1.0 - f, 1: f}
+    squared = f * f
+    cubed = squared * f
+    return {
+        -1: -0.5 * cubed + squared - 0.5 * f,
+        0: 1.5 * cubed - 2.5 * squared + 1.0,
+        1: -1.5 * cubed + 2.0 * squared + 0.5 * f,
+        2: 0.5 * cubed - 0.5 * squared,
+    }
+
+
+def align(images, from_landmarks, to_landmarks, kind: str = "landmarks", resampling: str = "bilinear") -> tf.Tensor:
     """`images` [N, S, S, C] (landmarks `from_landmarks` [N, 5, 2]) warped onto `to_landmarks` by the transform of
     `kind` (`TRANSFORMS`: "landmarks", the five landmarks as close as a similarity allows; "eyes_mouth", the eyes and
-    the mouth's centre exactly); bilinear, edges repeated. Built from gathers (`warp`), not
-    ImageProjectiveTransform, so that an exported model converts without TensorFlow ops."""
-    return warp(images, TRANSFORMS[kind](from_landmarks, to_landmarks))
+    the mouth's centre exactly), resampled by `resampling` (`EXEMPLAR_RESAMPLINGS`), edges repeated. Built from gathers
+    (`warp`), not ImageProjectiveTransform, so that an exported model converts without TensorFlow ops."""
+    return warp(images, TRANSFORMS[kind](from_landmarks, to_landmarks), resampling)
 
 
 def random_similarities(landmarks, size: int, strength: float, seed) -> tuple[tf.Tensor, tf.Tensor]:
@@ -81,9 +102,12 @@ def random_similarities(landmarks, size: int, strength: float, seed) -> tuple[tf
     return similarity_transforms(landmarks, moved), moved
 
 
-def warp(images, transforms) -> tf.Tensor:
+def warp(images, transforms, resampling: str = "bilinear") -> tf.Tensor:
     """`images` [N, S, S, C] resampled by projective `transforms` [N, 8] (affine ones: output pixel -> input pixel, as
-    `tf.raw_ops.ImageProjectiveTransformV3`); bilinear, edges repeated, from gathers (TFLite builtins)."""
+    `tf.raw_ops.ImageProjectiveTransformV3`); `resampling` one of `EXEMPLAR_RESAMPLINGS`, edges repeated, from
+    gathers (TFLite builtins)."""
+    if resampling not in EXEMPLAR_RESAMPLINGS:
+        raise ValueError(f"Unknown resampling {resampling!r}; valid: {', '.join(EXEMPLAR_RESAMPLINGS)}.")
     images = tf.convert_to_tensor(images, tf.float32)
     height, width, channels = images.shape[1], images.shape[2], images.shape[3]
     transforms = tf.convert_to_tensor(transforms, tf.float32)[:, :6, None, None]  # [N, 6, 1, 1]
@@ -93,15 +117,15 @@ def warp(images, transforms) -> tf.Tensor:
     x = tf.clip_by_value(x, 0.0, width - 1.0)
     y = tf.clip_by_value(y, 0.0, height - 1.0)
     left, top = tf.floor(x), tf.floor(y)
-    share_x, share_y = (x - left)[..., None], (y - top)[..., None]
-    left, top = tf.cast(left, tf.int32), tf.cast(top, tf.int32)
-    right, bottom = tf.minimum(left + 1, width - 1), tf.minimum(top + 1, height - 1)
     pixels = tf.reshape(images, [-1, channels])
     first = (tf.range(tf.shape(images)[0]) * height * width)[:, None, None]
-
-    def at(row, column):
-        return tf.gather(pixels, first + row * width + column)
-
-    upper = at(top, left) * (1.0 - share_x) + at(top, right) * share_x
-    lower = at(bottom, left) * (1.0 - share_x) + at(bottom, right) * share_x
-    return upper * (1.0 - share_y) + lower * share_y
+    column_taps = [
+        (tf.clip_by_value(tf.cast(left, tf.int32) + tap, 0, width - 1), weight[..., None])
+        for tap, weight in _tap_weights(x - left, resampling).items()
+    ]
+    result = tf.zeros_like(x)[..., None]
+    for tap, weight in _tap_weights(y - top, resampling).items():
+        row = tf.clip_by_value(tf.cast(top, tf.int32) + tap, 0, height - 1)
+        line = sum(tf.gather(pixels, first + row * width + column) * share for column, share in column_taps)
+        result += line * weight[..., None]
+    return result

@@ -58,6 +58,7 @@ class EBGANTrainer(keras.Model):
         self.parts = model_config.code_pooling == "parts"
         # How E's exemplar is warped onto the source (`ModelConfig.exemplar_alignment`), None when it is not.
         self.alignment = None if model_config.exemplar_alignment == "none" else model_config.exemplar_alignment
+        self.resampling = model_config.exemplar_resampling
         size, downsamplings = model_config.image_size, model_config.code_downsamplings
         if size % 2**downsamplings:
             raise ValueError(f"image_size {size} is not divisible by 2**code_downsamplings = {2**downsamplings}.")
@@ -270,7 +271,9 @@ class EBGANTrainer(keras.Model):
         weights = self.loss_weights
         exemplar_mask = batch["exemplar_mask"] if weights.exemplar_mask == "own" else mask
         if self.alignment:  # E reads B in A's pose, through A's mask
-            exemplar = align(exemplar, batch["exemplar_landmarks"], batch["source_landmarks"], self.alignment)
+            exemplar = align(
+                exemplar, batch["exemplar_landmarks"], batch["source_landmarks"], self.alignment, self.resampling
+            )
             exemplar_mask = mask
         if self.parts and "source_layout" not in batch:
             raise ValueError(
@@ -489,6 +492,7 @@ class EBGANTrainer(keras.Model):
             self.face_landmarks(exemplar, exemplar_landmarks),
             self.face_landmarks(source, source_landmarks),
             self.alignment,
+            self.resampling,
         )
 
     def _fill(self, source, mask, code, source_layout):

@@ -737,8 +737,9 @@ def test_int8_without_calibration_data_is_a_clear_error(exported, tmp_path):
         {"code_pooling": "parts"},
         {"code_pooling": "spatial", "exemplar_alignment": "landmarks"},
         {"code_pooling": "spatial", "exemplar_alignment": "eyes_mouth"},
+        {"code_pooling": "spatial", "exemplar_alignment": "eyes_mouth", "exemplar_resampling": "bicubic"},
     ],
-    ids=["per_part_codes", "aligned_exemplar", "eyes_mouth_aligned_exemplar"],
+    ids=["per_part_codes", "aligned_exemplar", "eyes_mouth_aligned_exemplar", "bicubic_aligned_exemplar"],
 )
 def test_a_model_that_uses_landmarks_exports_estimates_them_in_the_graph_and_keeps_the_contract(
     data_dir, tmp_path, landmark_use
@@ -773,5 +774,6 @@ def test_a_model_that_uses_landmarks_exports_estimates_them_in_the_graph_and_kee
         edited = Editor.load(str(path)).edit(sources, exemplars, mask)
         np.testing.assert_array_equal(edited[~inside], sources[~inside])
         assert metrics.masked_psnr(edited, expected, mask, 255.0, 100.0).mean() > floor, path
-    if trainer.alignment:  # the warp's four bilinear samples stay float in the int8 file
-        assert integer_ops(str(tflite / "model_int8.tflite"))["edit"].float_ops.get("GATHER") == 4
+    if trainer.alignment:  # the warp's samples (four bilinear, sixteen bicubic) stay float in the int8 file
+        samples = {"bilinear": 4, "bicubic": 16}[trainer.resampling]
+        assert integer_ops(str(tflite / "model_int8.tflite"))["edit"].float_ops.get("GATHER") == samples
