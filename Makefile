@@ -19,7 +19,8 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # eyes-and-mouth alignment and a jittered landmark estimator (SHIP_EYES_MOUTH_CONFIG, --landmark_jitter), in the order
 # of SHIP_EYES_MOUTH_RUNS, one per word: <variant>:<epochs>, then any flags of its own after colons (a fifth of the
 # learning rate, a stronger classification loss and the other variant's run as a teacher: docs/method.md; the single
-# parts' regions besides, and a new discriminator for the first two of those: docs/training.md). Each is named
+# parts' regions besides, a new discriminator for the first two of those: docs/training.md; the bicubic resampling of
+# the aligned exemplar for the last six, SHIP_BICUBIC). Each is named
 # eyes_mouth<N>_<variant>, N counting that variant's runs, and starts from its variant's run before (the first from
 # aligned_<variant>). Each variant's last run is the one exported; rerunning resumes the training.
 SHIP_RUNS ?= runs
@@ -42,8 +43,16 @@ SHIP_EYES_MOUTH_RUNS ?= ebgan:8 ebgan:8 ebgan:8 att_ebgan:8 \
     ebgan:4:$(call ship_taught,30,eyes_mouth4_att_ebgan):$(SHIP_SIX_REGIONS) \
     att_ebgan:8:$(call ship_taught,30,eyes_mouth6_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS) \
     ebgan:4:$(call ship_taught,30,eyes_mouth5_att_ebgan):$(SHIP_SIX_REGIONS) \
-    ebgan:4:$(call ship_taught,30,eyes_mouth5_att_ebgan):$(SHIP_SIX_REGIONS)
+    ebgan:4:$(call ship_taught,30,eyes_mouth5_att_ebgan):$(SHIP_SIX_REGIONS) \
+    ebgan:4:$(call ship_taught,30,eyes_mouth5_att_ebgan):$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC) \
+    att_ebgan:4:$(call ship_taught,30,eyes_mouth10_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC) \
+    ebgan:4:$(call ship_taught,30,eyes_mouth6_att_ebgan):$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC) \
+    att_ebgan:4:$(call ship_taught,30,eyes_mouth11_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC) \
+    ebgan:4:$(call ship_taught,30,eyes_mouth7_att_ebgan):$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC) \
+    att_ebgan:4:$(call ship_taught,30,eyes_mouth12_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC)
 SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
+# The last runs' alignment: the same, the exemplar resampled by the bicubic kernel (the later --model_config wins).
+SHIP_BICUBIC = --model_config=$(SHIP_EYES_MOUTH_CONFIG),exemplar_resampling=bicubic
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
     --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \
     --validation_steps=2
