@@ -614,7 +614,7 @@ def test_bicubic_resampling_is_keys_cubic_convolution_and_keeps_a_thin_lines_con
         ModelConfig(exemplar_resampling="bicubic")
 
 
-def test_a_bicubic_model_aligns_its_exemplar_bicubically_in_training_and_in_an_edit():
+def test_a_bicubic_model_aligns_its_exemplar_bicubically_in_an_edit_and_trains():
     trainer = _aligned_trainer("eyes_mouth", "bicubic")
     moved = np.repeat(LANDMARK_TEMPLATE[None].astype(np.float32) + 0.5, 4, axis=0)
     sources = tf.random.stateless_uniform([4, 32, 32, 3], [5, 6], -1.0, 1.0)
