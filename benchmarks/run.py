@@ -23,6 +23,7 @@ SECTIONS: tuple[str, ...] = (
     "training",
     "export",
     "composed",
+    "resampling",
     "pipeline",
     "celeba",
     "serving",

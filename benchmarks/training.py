@@ -33,18 +33,26 @@ def batch_specs(image_size: int, num_attributes: int, batch_size: int) -> dict[s
         "source": tf.TensorSpec(image),
         "exemplar": tf.TensorSpec(image),
         "mask": tf.TensorSpec(mask),
+        "exemplar_mask": tf.TensorSpec(mask),
         "source_attributes": tf.TensorSpec([batch_size, num_attributes]),
         "exemplar_attributes": tf.TensorSpec([batch_size, num_attributes]),
         "source_landmarks": tf.TensorSpec([batch_size, 5, 2]),
+        "exemplar_landmarks": tf.TensorSpec([batch_size, 5, 2]),
     }
 
 
 def random_batch(specs: dict[str, tf.TensorSpec], seed: int = 0) -> dict[str, tf.Tensor]:
-    """A batch of the shapes of `specs`: images in [-1, 1], binary masks and labels."""
+    """A batch of the shapes of `specs`: images in [-1, 1], binary masks and labels, landmarks inside the image."""
+    image_size = specs["source"].shape[1]
     batch = {}
     for index, (name, spec) in enumerate(sorted(specs.items())):
         values = tf.random.stateless_uniform(spec.shape, seed=[seed, index])
-        batch[name] = tf.round(values) if name == "mask" or name.endswith("attributes") else values * 2.0 - 1.0
+        if name.endswith("mask") or name.endswith("attributes"):
+            batch[name] = tf.round(values)
+        elif name.endswith("landmarks"):
+            batch[name] = values * (image_size - 1)
+        else:
+            batch[name] = values * 2.0 - 1.0
     return batch
 
 

@@ -123,9 +123,14 @@ def warp(images, transforms, resampling: str = "bilinear") -> tf.Tensor:
         (tf.clip_by_value(tf.cast(left, tf.int32) + tap, 0, width - 1), weight[..., None])
         for tap, weight in _tap_weights(x - left, resampling).items()
     ]
-    result = tf.zeros_like(x)[..., None]
+    lines = []
     for tap, weight in _tap_weights(y - top, resampling).items():
         row = tf.clip_by_value(tf.cast(top, tf.int32) + tap, 0, height - 1)
-        line = sum(tf.gather(pixels, first + row * width + column) * share for column, share in column_taps)
-        result += line * weight[..., None]
-    return result
+        line = _sum([tf.gather(pixels, first + row * width + column) * share for column, share in column_taps])
+        lines.append(line * weight[..., None])
+    return _sum(lines)
+
+
+def _sum(terms: list[tf.Tensor]) -> tf.Tensor:
+    """terms[0] + terms[1] + ..., in that order (no add of a constant zero to start from)."""
+    return sum(terms[1:], terms[0])

@@ -1,12 +1,18 @@
 """Pure helpers of the benchmarks: FLOP counting against counts worked out from shapes, target rows, the report."""
 
+import dataclasses
+
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from benchmarks import results, run
 from benchmarks.flops import convolution_flops, function_flops, profiler_float_ops
 from benchmarks.training import batch_specs, random_batch
+from ebgan_tf.config import RECIPE_LOSSES
+from ebgan_tf.models.trainer import EBGANTrainer
+from tests.helpers.tiny import ATTRIBUTES, TINY_CONFIG
 
 IMAGE = tf.TensorSpec([2, 8, 8, 3])
 
@@ -71,6 +77,18 @@ def test_random_batch_follows_the_training_contract():
     assert batch["source_attributes"].shape == [2, 3]
     assert set(tf.unique(tf.reshape(batch["mask"], [-1]))[0].numpy()) <= {0.0, 1.0}
     assert float(tf.reduce_min(batch["source"])) >= -1.0 and float(tf.reduce_max(batch["source"])) <= 1.0
+
+
+def test_random_batch_has_every_field_a_recipe_step_with_an_aligned_exemplar_reads():
+    config = dataclasses.replace(TINY_CONFIG, exemplar_alignment="eyes_mouth", exemplar_resampling="bicubic")
+    trainer = EBGANTrainer(config, ATTRIBUTES, "ebgan", RECIPE_LOSSES)
+    trainer.compile()
+    batch = random_batch(batch_specs(config.image_size, len(ATTRIBUTES), batch_size=2))
+    landmarks = batch["exemplar_landmarks"].numpy()
+    assert landmarks.min() >= 0.0 and landmarks.max() <= config.image_size - 1
+    losses = trainer.train_step(batch)
+    assert {"g_loss", "hole_rec", "d_loss"} <= set(losses)
+    assert all(np.isfinite(np.asarray(value)).all() for value in losses.values())
 
 
 def test_target_rows():
