@@ -376,6 +376,19 @@ def parse_regions(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def validate_region_weights(weights: Sequence[float], regions: Sequence[str]) -> tuple[float, ...]:
+    """`weights` as floats if there is one per region, none is negative and one is above 0; else a ValueError."""
+    weights = tuple(float(weight) for weight in weights)
+    if len(weights) != len(regions):
+        raise ValueError(
+            f"--region_weights needs one weight per region: {len(weights)} for the {len(regions)} regions "
+            f"{','.join(regions)}."
+        )
+    if min(weights) < 0 or max(weights) <= 0:
+        raise ValueError(f"Region weights must not be negative and one must be above 0, got {weights}.")
+    return weights
+
+
 def validate_regions(regions: Sequence[str]) -> None:
     """Raises a ValueError naming every unknown region and listing the valid ones."""
     unknown = [name for name in regions if name not in REGIONS]

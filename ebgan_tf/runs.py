@@ -28,6 +28,7 @@ from ebgan_tf.config import (
     TrainConfig,
     get_preset,
     parse_regions,
+    validate_region_weights,
     validate_variant,
 )
 from ebgan_tf.data import DEFAULT_DATA_DIR
@@ -64,6 +65,8 @@ class RunConfig:
     preset: str = "synthetic64"
     variant: str = ATT_EBGAN
     regions: tuple[str, ...] | None = None
+    # How often each region is drawn in training, one weight per region (None: all equally often).
+    region_weights: tuple[float, ...] | None = None
     dataset: str | None = None
     data_dir: str = DEFAULT_DATA_DIR
     epochs: int = 10
@@ -98,6 +101,7 @@ class RunConfig:
         preset = get_preset(self.preset)
         validate_variant(self.variant)
         regions = parse_regions(self.regions or preset.default_regions)
+        region_weights = validate_region_weights(self.region_weights, regions) if self.region_weights else None
         check_at_least_one(
             {
                 name: getattr(self, name)
@@ -147,6 +151,7 @@ class RunConfig:
         resolved = dataclasses.replace(
             self,
             regions=regions,
+            region_weights=region_weights,
             dataset=self.dataset or preset.dataset,
             data_dir=os.path.expanduser(self.data_dir),
             batch_size=self.batch_size or preset.train.batch_size,
@@ -185,6 +190,7 @@ class RunConfig:
             "preset": self.preset,
             "variant": self.variant,
             "regions": list(self.regions),
+            "region_weights": list(self.region_weights) if self.region_weights else None,
             "attribute_names": list(preset.attributes_for(self.regions)),
             "model": dataclasses.asdict(preset.model),
             "loss_weights": dataclasses.asdict(self.loss_weights),
@@ -239,6 +245,7 @@ def _with_later_fields(saved: dict[str, Any]) -> dict[str, Any]:
         "init_from": None,
         "init_discriminator": True,
         "teacher": None,
+        "region_weights": None,
         **saved,
     }
     for key, fields in (("loss_weights", LossWeights), ("model", ModelConfig)):
@@ -293,6 +300,7 @@ def run_config_from_dir(model_dir: str) -> RunConfig:
         preset=saved["preset"],
         variant=saved["variant"],
         regions=tuple(saved["regions"]),
+        region_weights=tuple(saved["region_weights"]) if saved["region_weights"] else None,
         dataset=saved["dataset"],
         batch_size=saved["batch_size"],
         learning_rate=saved["learning_rate"],

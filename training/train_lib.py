@@ -87,6 +87,7 @@ class _Data:
             self._train,
             batch_size=self._batch_size,
             training=True,
+            region_weights=config.region_weights,
             same_exemplar_share=config.preset_object().train.same_exemplar_share,
             seed=epoch_seed(config.seed, epoch),
             **self._options,

@@ -22,7 +22,14 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from ebgan_tf import images
-from ebgan_tf.config import LANDMARK_NAMES, PRESETS, Preset, validate_attribute_names, validate_regions
+from ebgan_tf.config import (
+    LANDMARK_NAMES,
+    PRESETS,
+    Preset,
+    validate_attribute_names,
+    validate_region_weights,
+    validate_regions,
+)
 from ebgan_tf.data import masks
 
 DATASETS: tuple[str, ...] = ("synthetic_faces", "celeb_a")
@@ -155,13 +162,21 @@ def _region_mask_fn(regions: Sequence[str], image_size: int):
     return mask_fn
 
 
-def _draw_mask(seed: tf.Tensor, num_regions: int, jitter: bool) -> dict[str, tf.Tensor]:
-    """How one example's mask is drawn: a region index uniform over `num_regions`, and the jitter (none unless
-    `jitter`). Kept so that the exemplar's own mask can be drawn alike on its landmarks."""
+def _draw_mask(
+    seed: tf.Tensor, num_regions: int, jitter: bool, region_weights: Sequence[float] | None = None
+) -> dict[str, tf.Tensor]:
+    """How one example's mask is drawn: a region index uniform over `num_regions` (or in proportion to
+    `region_weights`), and the jitter (none unless `jitter`). Kept so that the exemplar's own mask can be drawn alike
+    on its landmarks."""
     choice_seed, jitter_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     scale, shift = masks.random_jitter(jitter_seed) if jitter else (tf.constant(1.0), tf.zeros([2]))
+    if region_weights is None:
+        region = tf.random.stateless_uniform([], choice_seed, 0, num_regions, dtype=tf.int32)
+    else:
+        logits = tf.math.log(tf.constant([region_weights], tf.float32))
+        region = tf.cast(tf.random.stateless_categorical(logits, 1, choice_seed)[0, 0], tf.int32)
     return {
-        "mask_region": tf.random.stateless_uniform([], choice_seed, 0, num_regions, dtype=tf.int32),
+        "mask_region": region,
         "mask_scale": scale,
         "mask_shift": shift,
     }
@@ -202,6 +217,7 @@ def make_dataset(
     regions: Sequence[str],
     attribute_names: Sequence[str],
     batch_size: int,
+    region_weights: Sequence[float] | None = None,
     crop: Sequence[int] | None = None,
     training: bool = True,
     same_exemplar_share: float = 0.1,
@@ -217,10 +233,11 @@ def make_dataset(
     Args:
       examples: a data set of examples (image uint8 [H, W, 3] or encoded bytes, attributes, landmarks).
       image_size: output size S.
-      regions: mask regions; each example draws one uniformly (a composite name such as "components" is one
-        choice).
+      regions: mask regions; each example draws one, uniformly unless `region_weights` (a composite name such as
+        "components" is one choice).
       attribute_names: attributes of the model, in order (see `Preset.attributes_for`).
       batch_size: the GLOBAL batch size; the last partial batch is dropped.
+      region_weights: one weight per region: each example draws a region in proportion to them (None: uniformly).
       crop: (top, left, height, width) applied before resizing, e.g. `default_crop(dataset)`.
       training: shuffle the examples and jitter the masks (if `mask_jitter`); otherwise keep order and exact masks.
       same_exemplar_share: share of rows whose exemplar is the source itself (B = A).
@@ -234,6 +251,8 @@ def make_dataset(
     validate_regions(regions)
     if not regions:
         raise ValueError("No region given.")
+    if region_weights is not None:
+        region_weights = validate_region_weights(region_weights, regions)
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
     if not 0.0 <= same_exemplar_share <= 1.0:
@@ -250,7 +269,7 @@ def make_dataset(
             image = tf.io.decode_image(image, channels=3, expand_animations=False)
         landmarks = example_landmarks(example["landmarks"])
         image, landmarks = crop_and_resize(image, landmarks, image_size, crop)
-        drawn = _draw_mask(random_seed, len(regions), jitter=training and mask_jitter)
+        drawn = _draw_mask(random_seed, len(regions), training and mask_jitter, region_weights)
         prepared = {
             "source": images.to_float(image),
             "mask": mask_fn(landmarks, drawn["mask_region"], drawn["mask_scale"], drawn["mask_shift"]),

@@ -42,6 +42,30 @@ def test_batch_shapes_dtypes_and_ranges():
     assert set(np.unique(batch["source_attributes"])) <= {0.0, 1.0}
 
 
+def test_regions_are_drawn_in_proportion_to_their_weights():
+    regions = ("mouth", "eyes", "nose")
+    drawn = np.concatenate(
+        [batch["mask_region"] for batch in batches(make_examples(16), 40, regions=regions, region_weights=(1, 0, 3))]
+    )
+    assert set(drawn) <= {0, 2}  # a weight of 0: never drawn
+    assert 0.68 < np.mean(drawn == 2) < 0.82  # 3 / 4 of 320 draws (the standard deviation is 0.024)
+    uniform = np.concatenate([batch["mask_region"] for batch in batches(make_examples(16), 40, regions=regions)])
+    assert all(0.26 < np.mean(uniform == k) < 0.41 for k in range(3))
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ((1, 3), "one weight per region: 2 for the 3 regions mouth,eyes,nose"),
+        ((1, -1, 3), "must not be negative"),
+        ((0, 0, 0), "one must be above 0"),
+    ],
+)
+def test_bad_region_weights_are_refused(weights, message):
+    with pytest.raises(ValueError, match=message):
+        batches(make_examples(8), 1, regions=("mouth", "eyes", "nose"), region_weights=weights)
+
+
 def test_attributes_follow_the_example():
     examples = make_examples(8)
     batch = batches(examples, 1, training=False, same_exemplar_share=0.0)[0]

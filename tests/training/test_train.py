@@ -37,6 +37,7 @@ from tests.helpers.tiny import (
     SPLIT_SIZES,
     TINY_MODEL,
     TINY_MODEL_FLAG,
+    TINY_RUN,
     network_weights,
     tiny_config,
     write_untrained_run,
@@ -58,6 +59,7 @@ FLAGS_OF_THE_BRIEF = (
     "preset",
     "variant",
     "regions",
+    "region_weights",
     "dataset",
     "data_dir",
     "model_dir",
@@ -295,6 +297,8 @@ def test_restart_with_another_configuration_names_the_differing_fields(finished,
         train_lib.train(tiny_config(model_dir, data_dir, variant="ebgan"), make_strategy("one_device"))
     with pytest.raises(ConfigError, match=r"batch_size: 4 in the model_dir, 8 now"):
         train_lib.train(tiny_config(model_dir, data_dir, batch_size=8), make_strategy("one_device"))
+    with pytest.raises(ConfigError, match=r"region_weights: None in the model_dir, \[2.0\] now"):
+        train_lib.train(tiny_config(model_dir, data_dir, region_weights=(2.0,)), make_strategy("one_device"))
     assert sorted(os.listdir(model_dir)) == before
 
 
@@ -302,7 +306,7 @@ def test_a_run_recorded_before_a_field_existed_resumes_and_loads_as_if_it_had_th
     identity = tiny_config(tmp_path, tmp_path).resolved().identity()
     assert identity["model"]["code_pooling"] == "parts"  # the preset's, not ModelConfig's default ("spatial")
     older = json.loads(json.dumps(identity))
-    del older["loss_weights"]["swap_back"], older["model"]["generator"], older["ema_decay"]
+    del older["loss_weights"]["swap_back"], older["model"]["generator"], older["ema_decay"], older["region_weights"]
     write_config(str(tmp_path), older)
     check_config(str(tmp_path), {**identity, "ema_decay": 0.0})  # the fields it predates are at their defaults
     with pytest.raises(ValueError, match=r"ema_decay: 0.0 in the model_dir, 0.99 now"):
@@ -316,7 +320,17 @@ def test_a_run_recorded_before_a_field_existed_resumes_and_loads_as_if_it_had_th
         check_config(str(tmp_path), identity)
     loaded = run_config_from_dir(str(tmp_path))  # loading follows the same rule
     assert loaded.model_config().code_pooling == "spatial" and loaded.ema_decay == 0.0
+    assert loaded.region_weights is None  # every region equally often, as before the field existed
     assert loaded.loss_weights is not None and loaded.loss_weights.swap_back == 0.0
+
+
+def test_training_batches_draw_regions_by_the_runs_weights_and_validation_ones_all_regions(data_dir, tmp_path):
+    config = tiny_config(tmp_path, data_dir, regions=("mouth", "eyes"), region_weights=(0.0, 1.0)).resolved()
+    data = train_lib._Data(config, get_preset(config.preset).attributes_for(config.regions))
+    trained = np.concatenate([batch["mask_region"].numpy() for batch in data.epoch(0, 0)])
+    assert len(trained) == TINY_RUN["steps_per_epoch"] * TINY_RUN["batch_size"] and set(trained) == {1}
+    validated = np.concatenate([batch["mask_region"].numpy() for batch in data.validation().take(4)])
+    assert set(validated) == {0, 1}
 
 
 def test_user_errors_are_config_errors_before_anything_is_written(tmp_path):
@@ -338,6 +352,11 @@ def test_user_errors_are_config_errors_before_anything_is_written(tmp_path):
             tiny_config(model_dir, tmp_path, regions=("mouth", "eyes", "mouth")),
             make_strategy("one_device"),
             "Region.*'mouth' named more than once in 'mouth,eyes,mouth'",
+        ),
+        (
+            tiny_config(model_dir, tmp_path, regions=("mouth", "eyes"), region_weights=(1.0,)),
+            make_strategy("one_device"),
+            "--region_weights needs one weight per region: 1 for the 2 regions mouth,eyes",
         ),
         (tiny_config(model_dir, tmp_path, variant="gan"), make_strategy("one_device"), "Unknown variant 'gan'"),
         (tiny_config(model_dir, tmp_path, preset="huge"), make_strategy("one_device"), "Unknown preset 'huge'"),
@@ -404,6 +423,10 @@ def test_cli_help_mentions_every_flag():
             "ebgan-train: error: Unknown code_pooling 'max'; valid: spatial, global, parts.",
         ),
         (["--regions=mouth,ears"], "ebgan-train: error: Unknown region(s) 'ears'; valid regions:"),
+        (
+            ["--regions=mouth,nose", "--region_weights=1,x"],
+            "ebgan-train: error: --region_weights expects comma-separated numbers, got '1,x'.",
+        ),
         (
             ["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=3"],
             "ebgan-train: error: --batch_size=3 (the global batch) must be a positive multiple of the 2 replica(s)",
