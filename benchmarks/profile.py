@@ -51,7 +51,7 @@ def main(argv: list[str]) -> None:
     batch_size = BATCH_SIZES[FLAGS.preset]
     trainer = build_trainer(preset, ATT_EBGAN, preset.default_regions)
     trainer.compile(learning_rate=preset.train.learning_rate)
-    batch = random_batch(batch_specs(preset.model.image_size, len(trainer.attribute_names), batch_size))
+    batch = random_batch(batch_specs(trainer, batch_size))
     seconds = seconds_per_step(trainer, batch, FLAGS.xla, TIMED_STEPS)
     print(
         f"{FLAGS.preset}, batch {batch_size}, {'XLA' if FLAGS.xla else 'graph'}: best of {TIMED_STEPS} steps "

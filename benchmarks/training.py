@@ -17,6 +17,7 @@ from benchmarks import results
 from benchmarks.flops import function_flops
 from benchmarks.peak import best_seconds, observe_peak, peak_gflops, share_of_peak
 from ebgan_tf.config import ATT_EBGAN, get_preset
+from ebgan_tf.data.masks import CODE_PARTS
 from ebgan_tf.models.trainer import EBGANTrainer, build_trainer
 
 VARIANT = ATT_EBGAN
@@ -26,10 +27,12 @@ JIT_COMPILE: tuple[bool, ...] = (False, True)
 PEAK_TRIALS = 3
 
 
-def batch_specs(image_size: int, num_attributes: int, batch_size: int) -> dict[str, tf.TensorSpec]:
-    """TensorSpecs of a training batch (docs/data.md, "The batch schema") of fixed shapes."""
-    image, mask = [batch_size, image_size, image_size, 3], [batch_size, image_size, image_size, 1]
-    return {
+def batch_specs(trainer: EBGANTrainer, batch_size: int) -> dict[str, tf.TensorSpec]:
+    """TensorSpecs of a training batch of `trainer` (docs/data.md, "The batch schema") of fixed shapes, with the
+    part layouts where the trainer has per-part codes."""
+    size, num_attributes = trainer.model_config.image_size, len(trainer.attribute_names)
+    image, mask = [batch_size, size, size, 3], [batch_size, size, size, 1]
+    specs = {
         "source": tf.TensorSpec(image),
         "exemplar": tf.TensorSpec(image),
         "mask": tf.TensorSpec(mask),
@@ -39,16 +42,23 @@ def batch_specs(image_size: int, num_attributes: int, batch_size: int) -> dict[s
         "source_landmarks": tf.TensorSpec([batch_size, 5, 2]),
         "exemplar_landmarks": tf.TensorSpec([batch_size, 5, 2]),
     }
+    if trainer.parts:
+        for name in ("source_layout", "exemplar_layout"):
+            specs[name] = tf.TensorSpec([batch_size, size, size, len(CODE_PARTS)])
+    return specs
 
 
 def random_batch(specs: dict[str, tf.TensorSpec], seed: int = 0) -> dict[str, tf.Tensor]:
-    """A batch of the shapes of `specs`: images in [-1, 1], binary masks and labels, landmarks inside the image."""
+    """A batch of the shapes of `specs`: images in [-1, 1], binary masks and labels, landmarks inside the image,
+    one-hot part layouts."""
     image_size = specs["source"].shape[1]
     batch = {}
     for index, (name, spec) in enumerate(sorted(specs.items())):
         values = tf.random.stateless_uniform(spec.shape, seed=[seed, index])
         if name.endswith("mask") or name.endswith("attributes"):
             batch[name] = tf.round(values)
+        elif name.endswith("layout"):
+            batch[name] = tf.one_hot(tf.argmax(values, axis=-1), spec.shape[-1])
         elif name.endswith("landmarks"):
             batch[name] = values * (image_size - 1)
         else:
@@ -58,7 +68,7 @@ def random_batch(specs: dict[str, tf.TensorSpec], seed: int = 0) -> dict[str, tf
 
 def train_flops_per_image(trainer: EBGANTrainer, batch_size: int) -> float:
     """FLOPs of one training step divided by the batch size."""
-    specs = batch_specs(trainer.model_config.image_size, len(trainer.attribute_names), batch_size)
+    specs = batch_specs(trainer, batch_size)
     return function_flops(trainer.train_step, specs) / batch_size
 
 
@@ -86,7 +96,7 @@ def measure_preset(preset_name: str) -> list[tuple[str, str]]:
         (f"{size} px ({preset_name}) FLOPs per image, one training step", f"{step_flops / 1e9:.2f} G"),
         (f"{size} px ({preset_name}) FLOPs per image, one edit", f"{edit_flops / 1e9:.2f} G"),
     ]
-    batch = random_batch(batch_specs(size, len(trainer.attribute_names), batch_size))
+    batch = random_batch(batch_specs(trainer, batch_size))
     for jit_compile in JIT_COMPILE:
         mode = "XLA" if jit_compile else "graph"
         seconds = seconds_per_step(trainer, batch, jit_compile, TIMED_STEPS[preset_name])

@@ -71,22 +71,34 @@ def test_unknown_shapes_are_an_error():
         function_flops(tiny_model(), tf.TensorSpec([None, 8, 8, 3]))
 
 
+def _recipe_trainer(**model) -> EBGANTrainer:
+    trainer = EBGANTrainer(dataclasses.replace(TINY_CONFIG, **model), ATTRIBUTES, "ebgan", RECIPE_LOSSES)
+    trainer.compile()
+    return trainer
+
+
 def test_random_batch_follows_the_training_contract():
-    batch = random_batch(batch_specs(image_size=8, num_attributes=3, batch_size=2))
-    assert batch["source"].shape == [2, 8, 8, 3] and batch["mask"].shape == [2, 8, 8, 1]
-    assert batch["source_attributes"].shape == [2, 3]
+    batch = random_batch(batch_specs(_recipe_trainer(code_pooling="parts"), batch_size=2))
+    assert batch["source"].shape == [2, 32, 32, 3] and batch["mask"].shape == [2, 32, 32, 1]
+    assert batch["source_attributes"].shape == [2, len(ATTRIBUTES)]
     assert set(tf.unique(tf.reshape(batch["mask"], [-1]))[0].numpy()) <= {0.0, 1.0}
     assert float(tf.reduce_min(batch["source"])) >= -1.0 and float(tf.reduce_max(batch["source"])) <= 1.0
-
-
-def test_random_batch_has_every_field_a_recipe_step_with_an_aligned_exemplar_reads():
-    config = dataclasses.replace(TINY_CONFIG, exemplar_alignment="eyes_mouth", exemplar_resampling="bicubic")
-    trainer = EBGANTrainer(config, ATTRIBUTES, "ebgan", RECIPE_LOSSES)
-    trainer.compile()
-    batch = random_batch(batch_specs(config.image_size, len(ATTRIBUTES), batch_size=2))
     landmarks = batch["exemplar_landmarks"].numpy()
-    assert landmarks.min() >= 0.0 and landmarks.max() <= config.image_size - 1
-    losses = trainer.train_step(batch)
+    assert landmarks.min() >= 0.0 and landmarks.max() <= 31.0
+    np.testing.assert_array_equal(tf.reduce_sum(batch["source_layout"], axis=-1), np.ones([2, 32, 32]))
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        dict(code_pooling="parts"),  # the presets'
+        dict(code_pooling="spatial", exemplar_alignment="eyes_mouth", exemplar_resampling="bicubic"),  # shipped
+    ],
+)
+def test_random_batch_has_every_field_a_recipe_training_step_reads(model):
+    trainer = _recipe_trainer(**model)
+    assert ("source_layout" in batch_specs(trainer, 2)) is (model["code_pooling"] == "parts")
+    losses = trainer.train_step(random_batch(batch_specs(trainer, batch_size=2)))
     assert {"g_loss", "hole_rec", "d_loss"} <= set(losses)
     assert all(np.isfinite(np.asarray(value)).all() for value in losses.values())
 
