@@ -7,6 +7,7 @@ defaults (loss weights 100/10/10, Adam 1e-4, batch 32). Command lines start from
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -377,15 +378,15 @@ def parse_regions(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def validate_region_weights(weights: Sequence[float], regions: Sequence[str]) -> tuple[float, ...]:
-    """`weights` as floats if there is one per region, none is negative and one is above 0; else a ValueError."""
+    """`weights` as floats if there is one per region, all finite, none negative and one above 0; else a ValueError."""
     weights = tuple(float(weight) for weight in weights)
     if len(weights) != len(regions):
         raise ValueError(
             f"--region_weights needs one weight per region: {len(weights)} for the {len(regions)} regions "
             f"{','.join(regions)}."
         )
-    if min(weights) < 0 or max(weights) <= 0:
-        raise ValueError(f"Region weights must not be negative and one must be above 0, got {weights}.")
+    if not all(math.isfinite(weight) for weight in weights) or min(weights) < 0 or max(weights) <= 0:
+        raise ValueError(f"Region weights must be finite, not negative, and one above 0, got {weights}.")
     return weights
 
 

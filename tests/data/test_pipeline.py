@@ -57,8 +57,9 @@ def test_regions_are_drawn_in_proportion_to_their_weights():
     "weights, message",
     [
         ((1, 3), "one weight per region: 2 for the 3 regions mouth,eyes,nose"),
-        ((1, -1, 3), "must not be negative"),
-        ((0, 0, 0), "one must be above 0"),
+        ((1, -1, 3), "not negative"),
+        ((0, 0, 0), "one above 0"),
+        ((1, float("nan"), 3), "must be finite"),
     ],
 )
 def test_bad_region_weights_are_refused(weights, message):
