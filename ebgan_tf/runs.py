@@ -101,7 +101,9 @@ class RunConfig:
         preset = get_preset(self.preset)
         validate_variant(self.variant)
         regions = parse_regions(self.regions or preset.default_regions)
-        region_weights = validate_region_weights(self.region_weights, regions) if self.region_weights else None
+        region_weights = (
+            validate_region_weights(self.region_weights, regions) if self.region_weights is not None else None
+        )
         check_at_least_one(
             {
                 name: getattr(self, name)

@@ -428,6 +428,10 @@ def test_cli_help_mentions_every_flag():
             "ebgan-train: error: --region_weights expects comma-separated numbers, got '1,x'.",
         ),
         (
+            ["--regions=mouth,nose", "--region_weights="],
+            "ebgan-train: error: --region_weights needs one weight per region: 0 for the 2 regions mouth,nose.",
+        ),
+        (
             ["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=3"],
             "ebgan-train: error: --batch_size=3 (the global batch) must be a positive multiple of the 2 replica(s)",
         ),
