@@ -13,6 +13,7 @@ Writes report.md, report.json, grid.png and TensorBoard summaries (logs/) into -
 
 from __future__ import annotations
 
+import functools
 import os
 
 from absl import flags
@@ -99,6 +100,7 @@ def main(argv: list[str]) -> int:
         grid_rows=FLAGS.grid_rows,
         targets_file=FLAGS.targets,
         faces=FLAGS.faces,
+        log=functools.partial(print, flush=True),
     )
     print(markdown(report))
     print(f"Wrote {', '.join(REPORT_FILES)} and logs/ to {FLAGS.output_dir}.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ebgan_tf.config import parse_regions
 from ebgan_tf.data import pipeline
@@ -148,13 +148,14 @@ def evaluate_models(
     grid_rows: int = 4,
     targets_file: str | None = None,
     faces: str = "test",
+    log: Callable[[str], None] | None = None,
 ) -> dict:
     """`ebgan-eval`: loads the models (training runs or exports) and the evaluation classifier (if `classifier_dir`;
     without one, the attribute metrics are left out), scores the models and the baselines on the test split (or on
     synthetic faces of no split: `faces="unseen"`), writes the report into `output_dir` and returns it. An export
     is scored through its signatures (uint8 in and out) and has no zero-code baseline nor code spread; with exports
     only, `dataset` and `regions` must be given. The models are checked against the targets of `targets_file`
-    (default: the project's table, evaluation/targets.json).
+    (default: the project's table, evaluation/targets.json). `log` (e.g. print) receives progress lines.
 
     Raises ValueError / FileNotFoundError for user errors (unknown dataset or region, a directory without a
     model or classifier, mismatched image sizes, missing data, a missing or malformed targets file), before
@@ -169,7 +170,15 @@ def evaluate_models(
     per_model = [model.methods(name) for model, name in zip(models, names)]
     methods = [own[0] for own in per_model] + [NAIVE_PASTE] + [baseline for own in per_model for baseline in own[1:]]
     results, grid = evaluate(
-        methods, pairs, evaluation.region_attributes, classifier, evaluation.truth, batch_size, grid_rows, targets
+        methods,
+        pairs,
+        evaluation.region_attributes,
+        classifier,
+        evaluation.truth,
+        batch_size,
+        grid_rows,
+        targets,
+        log,
     )
     split = pipeline.EVAL_SPLIT[dataset] if faces == "test" else "unseen"
     report = {

@@ -27,6 +27,7 @@ the SOURCE's landmarks, unjittered, as a user's edit. Image metrics are computed
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -293,9 +294,11 @@ def evaluate(
     batch_size: int = 32,
     grid_rows: int = 4,
     targets: TargetTable | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[dict, np.ndarray]:
     """Scores every method on every region of `region_attributes` (region -> attributes the classifier reads) and
-    checks the models against `targets` (default: the project's table, targets.json).
+    checks the models against `targets` (default: the project's table, targets.json). `log` (e.g. print) receives
+    a line as each method's scores of a region are done.
 
     Returns the results {"regions": {region: {"attributes", "methods": {name: scores}, "ground_truth"}},
     "targets": [...]} (JSON-ready) and a uint8 grid of the first `grid_rows` pairs per region.
@@ -319,7 +322,7 @@ def evaluate(
             f"{', '.join(reader.attribute_names)}); train one with those attributes."
         )
     regions, checks, grid_rows_ = {}, [], []
-    for region, attribute_names in region_attributes.items():
+    for number, (region, attribute_names) in enumerate(region_attributes.items(), 1):
         evaluation = _RegionEvaluation(pairs, region, attribute_names, reader, truth, batch_size)
         result: dict[str, Any] = {
             "attributes": list(evaluation.names),
@@ -329,7 +332,13 @@ def evaluate(
         }
         samples = []
         for method in methods:
+            started = time.monotonic()
             scores, edited = evaluation.evaluate(method)
+            if log is not None:
+                log(
+                    f"{region} (region {number} of {len(region_attributes)}): {method.name} scored on "
+                    f"{len(pairs)} pairs in {time.monotonic() - started:.0f} s"
+                )
             result["methods"][method.name] = {"role": method.role, "variant": method.variant, **scores}
             samples.append(edited[:grid_rows])
         regions[region] = result

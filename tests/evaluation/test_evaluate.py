@@ -486,10 +486,15 @@ def test_cli_compares_ebgan_and_att_ebgan_with_the_baselines(trained, data_dir, 
         "--grid_rows=2",
     ]
     assert run_in_process(evaluate.main, evaluate.define_flags, argv) == 0
-    assert "## Region: mouth" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "## Region: mouth" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["num_pairs"] == 6 and [m["variant"] for m in report["models"]] == ["ebgan", "att_ebgan"]
     methods = report["regions"]["mouth"]["methods"]
+    # A progress line as each method is scored, before the report.
+    progress = [line for line in printed.splitlines() if line.startswith("mouth (region 1 of 1): ")]
+    assert [line.split(": ", 1)[1].split(" scored on 6 pairs in ")[0] for line in progress] == list(methods)
+    assert printed.index(progress[-1]) < printed.index("## Region: mouth")
     assert list(methods) == [
         "EBGAN",
         "Att-EBGAN",
