@@ -67,10 +67,10 @@ def region_mask(
     scale: tf.Tensor | float = 1.0,
     shift: tf.Tensor | Sequence[float] = (0.0, 0.0),
 ) -> tf.Tensor:
-    """Binary mask float32 [H, W, 1] (1 = edit) of the union of `regions` for one face.
+    """Binary mask float32 [..., H, W, 1] (1 = edit) of the union of `regions`, for one face or a batch.
 
     Args:
-      landmarks: float [5, 2] (x, y) pixel coordinates in CelebA order.
+      landmarks: float [..., 5, 2] (x, y) pixel coordinates in CelebA order.
       regions: a region name or several (see `ebgan_tf.config.REGIONS`); unknown names raise ValueError.
       size: image size, an int for square images or (height, width).
       scale: factor on every ellipse radius (training jitter).
@@ -83,14 +83,16 @@ def region_mask(
     height, width = (size, size) if isinstance(size, int) else size
     landmarks = tf.cast(tf.convert_to_tensor(landmarks), tf.float32)
     scale = tf.cast(scale, tf.float32)
-    shift = tf.cast(tf.convert_to_tensor(shift), tf.float32) * tf.norm(landmarks[1] - landmarks[0])
+    interocular = tf.norm(landmarks[..., 1, :] - landmarks[..., 0, :], axis=-1)[..., None, None]
+    shift = tf.cast(tf.convert_to_tensor(shift), tf.float32) * interocular[..., None]
     ys = tf.range(height, dtype=tf.float32)[:, None] + 0.5
     xs = tf.range(width, dtype=tf.float32)[None, :] + 0.5
     inside = tf.zeros([height, width], tf.bool)
     for name in names:
         for cx, cy, rx, ry in _part_ellipses(landmarks, name):
-            dx = (xs - cx - shift[0]) / (rx * scale)
-            dy = (ys - cy - shift[1]) / (ry * scale)
+            cx, cy, rx, ry = (value[..., None, None] for value in (cx, cy, rx, ry))
+            dx = (xs - cx - shift[..., 0]) / (rx * scale)
+            dy = (ys - cy - shift[..., 1]) / (ry * scale)
             inside = tf.logical_or(inside, dx * dx + dy * dy <= 1.0)
     return tf.cast(inside, tf.float32)[..., None]
 

@@ -10,7 +10,6 @@ import functools
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from ebgan_tf.data import masks, pipeline, synthetic
 from ebgan_tf.data.synthetic_faces import MAX_SPLIT_SIZE, SPLIT_SEED_OFFSETS, render_example
@@ -96,20 +95,9 @@ def unseen_pairs(image_size: int, num_pairs: int) -> EvalPairs:
     return EvalPairs(np.stack(faces), np.stack(landmarks).astype(np.float32), attributes, seeds)
 
 
-@functools.lru_cache(maxsize=32)
-def _mask_fn(region: str, size: int):
-    @tf.function(input_signature=[tf.TensorSpec([None, 5, 2], tf.float32)])
-    def region_masks(landmarks):
-        return tf.map_fn(
-            lambda points: masks.region_mask(points, region, size), landmarks, fn_output_signature=tf.float32
-        )
-
-    return region_masks
-
-
 def region_masks(landmarks: np.ndarray, region: str, size: int) -> np.ndarray:
     """Float32 masks [N, S, S, 1] of `region` on each face's landmarks [N, 5, 2] (no jitter)."""
-    return _mask_fn(region, size)(tf.constant(landmarks, tf.float32)).numpy()
+    return masks.region_mask(landmarks, region, size).numpy()
 
 
 class SwapTruth:

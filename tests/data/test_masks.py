@@ -52,6 +52,19 @@ def test_combined_regions_are_the_union():
     np.testing.assert_array_equal(masks.region_mask(LANDMARKS, "components", SIZE).numpy(), parts)
 
 
+def test_a_batch_of_faces_gives_each_face_its_own_mask():
+    moved = LANDMARKS + np.array([5.0, -3.0], np.float32)
+    wider = (LANDMARKS - LANDMARKS.mean(0)) * 1.3 + LANDMARKS.mean(0)
+    batch = np.stack([LANDMARKS, moved, wider])
+    jitter = {"scale": 1.1, "shift": (0.05, -0.03)}
+    for region in ("mouth", "components"):
+        masks_ = masks.region_mask(batch, region, SIZE, **jitter).numpy()
+        assert masks_.shape == (3, SIZE, SIZE, 1)
+        for face, mask in zip(batch, masks_):
+            np.testing.assert_array_equal(mask, masks.region_mask(face, region, SIZE, **jitter).numpy())
+        assert not np.array_equal(masks_[0], masks_[1]) and masks_[2].sum() > masks_[0].sum()
+
+
 def test_unknown_region_lists_the_valid_ones():
     with pytest.raises(ValueError, match="'chin'.*valid regions: mouth, eyes, brows, nose, components, face"):
         masks.region_mask(LANDMARKS, ["mouth", "chin"], SIZE)
