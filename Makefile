@@ -20,9 +20,10 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # of SHIP_EYES_MOUTH_RUNS, one per word: <variant>:<epochs>, then any flags of its own after colons (a fifth of the
 # learning rate, a stronger classification loss and the other variant's run as a teacher: docs/method.md; the single
 # parts' regions besides, a new discriminator for the first two of those: docs/training.md; the bicubic resampling of
-# the aligned exemplar for the last thirteen, SHIP_BICUBIC; the hole's squared error for the last seven, SHIP_L2;
+# the aligned exemplar for the last fourteen, SHIP_BICUBIC; the hole's squared error for the last eight, SHIP_L2;
 # three times as many noses for EBGAN's last two, SHIP_NOSES; Att-EBGAN's last but one without its filtering losses,
-# SHIP_UNFILTERED, which its last brings back; the swap-back loss for EBGAN's last, SHIP_SWAP_BACK). Each is named
+# SHIP_UNFILTERED, which its last two bring back; the swap-back loss for EBGAN's last, SHIP_SWAP_BACK; Att-EBGAN's
+# last again from its run without the filtering losses, SHIP_FROM_UNFILTERED, taught by that EBGAN). Each is named
 # eyes_mouth<N>_<variant>, N counting that variant's runs, and starts from its variant's run before (the first from
 # aligned_<variant>). Each variant's last run is the one exported; rerunning resumes the training.
 SHIP_RUNS ?= runs
@@ -58,7 +59,8 @@ SHIP_EYES_MOUTH_RUNS ?= ebgan:8 ebgan:8 ebgan:8 att_ebgan:8 \
     att_ebgan:4:$(call ship_taught,30,eyes_mouth14_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2) \
     att_ebgan:4:$(call ship_taught,30,eyes_mouth15_ebgan):$(SHIP_UNFILTERED):$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2) \
     att_ebgan:4:$(call ship_taught,30,eyes_mouth15_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2) \
-    ebgan:4:$(call ship_taught,30,eyes_mouth12_att_ebgan):$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_NOSES):$(SHIP_SWAP_BACK)
+    ebgan:4:$(call ship_taught,30,eyes_mouth12_att_ebgan):$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_NOSES):$(SHIP_SWAP_BACK) \
+    att_ebgan:4:$(call ship_taught,30,eyes_mouth16_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_FROM_UNFILTERED)
 SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
 # The last runs' alignment: the same, the exemplar resampled by the bicubic kernel (the later --model_config wins).
 SHIP_BICUBIC = --model_config=$(SHIP_EYES_MOUTH_CONFIG),exemplar_resampling=bicubic
@@ -66,6 +68,8 @@ SHIP_L2 := --hole_rec_l2_weight=100
 SHIP_NOSES := --region_weights=1,1,1,1,1,3
 SHIP_UNFILTERED := --cls_weight=0:--gate_dropout=0
 SHIP_SWAP_BACK := --swap_back_weight=100
+# The later --init_from wins: this run starts from the run named, not from its variant's run before.
+SHIP_FROM_UNFILTERED = --init_from=$(SHIP_RUNS)/eyes_mouth11_att_ebgan
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
     --data_dir=$(DATA_DIR) --steps_per_epoch=100 --checkpoint_every=100 --keep_checkpoints=140 --image_every=500 \
     --validation_steps=2
