@@ -90,6 +90,7 @@ GENERATORS: tuple[str, ...] = ("unet", "paper")
 EXEMPLAR_MASKS: tuple[str, ...] = ("source", "own")
 EXEMPLAR_ALIGNMENTS: tuple[str, ...] = ("none", "landmarks", "eyes_mouth")
 EXEMPLAR_RESAMPLINGS: tuple[str, ...] = ("bilinear", "bicubic")
+CLS_LABELS: tuple[str, ...] = ("exemplar", "region")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,10 +206,20 @@ class LossWeights:
     # RunConfig.teacher, e.g. an EBGAN for an Att-EBGAN): pixel supervision of the transfer path by a model that
     # transfers better. 0 = off.
     teacher: float = 0.0
+    # The labels L_cls_g asks C to read on an Att-EBGAN edit: "exemplar" (B's on every attribute, some switched off
+    # by the gate dropout: eq. 3 of the paper) or "region" (those on the attributes the row's region shows, A's on
+    # the others, which the edit does not touch: a brows edit of a face with bangs is not asked to lose them).
+    cls_labels: str = "exemplar"
+    # Whether L_cls_g's classifier reads the composite of the edit (what a user receives: the generated pixels inside
+    # the mask, the source's outside) instead of the whole generated image, whose pixels outside the mask no loss of
+    # the transfer path holds to the source: there the generator can paint what C reads and the composite drops.
+    cls_on_composite: bool = False
 
     def __post_init__(self):
         if self.exemplar_mask not in EXEMPLAR_MASKS:
             raise ValueError(f"Unknown exemplar_mask {self.exemplar_mask!r}; valid: {', '.join(EXEMPLAR_MASKS)}.")
+        if self.cls_labels not in CLS_LABELS:
+            raise ValueError(f"Unknown cls_labels {self.cls_labels!r}; valid: {', '.join(CLS_LABELS)}.")
         if not 0.0 <= self.landmark_jitter < 0.5:
             raise ValueError(f"landmark_jitter must be in [0, 0.5), got {self.landmark_jitter}.")
 

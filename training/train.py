@@ -14,7 +14,7 @@ import dataclasses
 from absl import flags
 
 from ebgan_tf.cli import check_no_arguments, define_data_dir_flag, reports_errors, run_main
-from ebgan_tf.config import EXEMPLAR_MASKS, PRESETS, VARIANTS, get_preset
+from ebgan_tf.config import CLS_LABELS, EXEMPLAR_MASKS, PRESETS, VARIANTS, get_preset
 from ebgan_tf.data.pipeline import DATASETS
 from ebgan_tf.runs import RunConfig
 from ebgan_tf.training import train_lib
@@ -164,6 +164,21 @@ def define_flags() -> None:
         "The mask the encoder reads a training pair's exemplar "
         "through: source (the source's mask, the paper's) or own (the same region and jitter on the "
         "exemplar's own landmarks). Default: the preset's.",
+    )
+    flags.DEFINE_enum(
+        "cls_labels",
+        None,
+        CLS_LABELS,
+        "att_ebgan: the labels the classification loss asks the edit to "
+        "show: exemplar (the exemplar's on every attribute, the paper's) or region (the exemplar's on the "
+        "attributes of the edited region, the source's on the others). Default: the preset's.",
+    )
+    flags.DEFINE_bool(
+        "cls_on_composite",
+        None,
+        "att_ebgan: the classification loss reads the edit as a user "
+        "receives it (generated inside the mask, the source outside) instead of the whole generated image. "
+        "Default: the preset's.",
     )
     flags.DEFINE_float(
         "reconstruction_colour_jitter",
@@ -318,6 +333,8 @@ def run_config_from_flags() -> RunConfig:
         "face_adv": FLAGS.face_adv_weight,
         "swap_back": FLAGS.swap_back_weight,
         "teacher": FLAGS.teacher_weight,
+        "cls_labels": FLAGS.cls_labels,
+        "cls_on_composite": FLAGS.cls_on_composite,
     }
     return RunConfig(
         model_dir=FLAGS.model_dir,

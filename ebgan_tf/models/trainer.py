@@ -9,7 +9,7 @@ Each loss is averaged over the GLOBAL batch, so N replicas make the same update 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -40,6 +40,7 @@ class EBGANTrainer(keras.Model):
         attribute_parts: Sequence[str] | None = None,
         regions: Sequence[str] = (),
         teacher_edit: Callable[..., tf.Tensor] | None = None,
+        region_attributes: Mapping[str, Sequence[str]] | None = None,
         **kwargs,
     ):
         """`attribute_parts`: the face part (`CODE_PARTS`) that shows each attribute; with per-part codes an
@@ -47,7 +48,8 @@ class EBGANTrainer(keras.Model):
         trained regions, in the order the batches' `mask_region` counts them (for `LossWeights.face_adv`).
         `teacher_edit`: another trained model's `edit`, which the unfiltered edits follow in training with weight
         `loss_weights.teacher` (a bound method, so the teacher's weights are neither trained nor saved here; None:
-        no teacher loss, as when a trained run is loaded for editing)."""
+        no teacher loss, as when a trained run is loaded for editing). `region_attributes`: the attributes each
+        region shows (for `LossWeights.cls_labels="region"`)."""
         super().__init__(**kwargs)
         self.teacher_edit = teacher_edit
         self.variant = validate_variant(variant)
@@ -55,6 +57,15 @@ class EBGANTrainer(keras.Model):
         self.attribute_names = tuple(attribute_names)
         self.loss_weights = loss_weights
         self.regions = tuple(regions)
+        # float32 [R, n]: 1 where region r (in the order of `regions`) shows attribute n (cls_labels="region").
+        self.region_shows = tf.constant(
+            [
+                [float(name in (region_attributes or {}).get(region, ())) for name in self.attribute_names]
+                for region in self.regions
+            ]
+            or [[0.0] * len(self.attribute_names)],
+            tf.float32,
+        )
         self.parts = model_config.code_pooling == "parts"
         # How E's exemplar is warped onto the source (`ModelConfig.exemplar_alignment`), None when it is not.
         self.alignment = None if model_config.exemplar_alignment == "none" else model_config.exemplar_alignment
@@ -293,7 +304,8 @@ class EBGANTrainer(keras.Model):
         _, source_gated = self._code(target, mask, batch["source_attributes"], source_layout)
         generated = self.generator.decode(context, exemplar_gated, fill_layout)
         reconstructed = self.generator.decode(context, source_gated, fill_layout)
-        fake_logits = self.discriminator(composite(generated, source, mask))
+        edited = composite(generated, source, mask)  # the edit as a user receives it
+        fake_logits = self.discriminator(edited)
         cycle_target = tf.stop_gradient(exemplar_code) if weights.detach_cycle_target else exemplar_code
         cycled = self.exemplar_code(generated, mask, source_layout)
         if weights.gate_dropout:  # blocks switched off are not in A^b: compare the transferred blocks only
@@ -340,7 +352,8 @@ class EBGANTrainer(keras.Model):
         for index, name in enumerate(self.spread_names):
             values[name] = spreads[index] * ones
         if self.classifier is not None:
-            values["cls_g"] = losses.classification_loss(transfer, self.classifier(generated))
+            read = edited if weights.cls_on_composite else generated
+            values["cls_g"] = losses.classification_loss(self._edit_labels(batch, transfer), self.classifier(read))
             values["c_loss"] = losses.classification_loss(batch["source_attributes"], self.classifier(source))
             values["g_loss"] += weights.cls * values["cls_g"]
         if self.landmarks is not None:
@@ -379,13 +392,27 @@ class EBGANTrainer(keras.Model):
         weights = self.loss_weights
         if weights.face_adv is None or FACE not in self.regions:
             return weights.adv
+        face_rows = tf.equal(
+            self._row_regions(batch, "face_adv weighs the rows whose region is the face"), self.regions.index(FACE)
+        )
+        return tf.where(face_rows, weights.face_adv, weights.adv)
+
+    def _edit_labels(self, batch: dict, transfer: tf.Tensor) -> tf.Tensor:
+        """[N, n]: the labels L_cls_g asks C to read on the edit: `transfer` (the exemplar's, some switched off), or
+        with `cls_labels="region"` those on the attributes the row's region shows and the source's on the others."""
+        if self.loss_weights.cls_labels == "exemplar":
+            return transfer
+        rows = self._row_regions(batch, 'cls_labels="region" reads the attributes of each row\'s region')
+        shows = tf.cast(tf.gather(self.region_shows, rows), transfer.dtype)
+        return shows * transfer + (1.0 - shows) * tf.cast(batch["source_attributes"], transfer.dtype)
+
+    def _row_regions(self, batch: dict, why: str) -> tf.Tensor:
+        """[N]: each row's region (its index in `regions`); a ValueError saying `why` if the batches lack it."""
         if "mask_region" not in batch:
             raise ValueError(
-                "face_adv weighs the rows whose region is the face: the batches need each row's region "
-                "(mask_region, as pipeline.make_dataset yields it)."
+                f"{why}: the batches need each row's region (mask_region, as pipeline.make_dataset yields it)."
             )
-        face_rows = tf.equal(batch["mask_region"], self.regions.index(FACE))
-        return tf.where(face_rows, weights.face_adv, weights.adv)
+        return batch["mask_region"]
 
     def _cycle_fixed_encoder(self) -> bool:
         return not self.loss_weights.cycle_trains_encoder and self.loss_weights.cycle_fixed_encoder
@@ -540,4 +567,5 @@ def build_trainer(
         attribute_parts=attribute_parts(preset, names),
         regions=regions,
         teacher_edit=teacher_edit,
+        region_attributes=preset.region_attributes,
     )

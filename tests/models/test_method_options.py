@@ -1,7 +1,8 @@
 """The method's options beside the paper: code pooling (per-part codes included) and injection, the paper's
 generator, hole reconstruction (L1 and L2), detached cycle target, ungated code block, gate dropout, the exemplar's
-own mask, the exemplar aligned to the source, the recoloured reconstruction, the weight average and learning-rate
-decay, and the code-spread collapse detector."""
+own mask, the exemplar aligned to the source, the recoloured reconstruction, the classification loss's labels by
+region and its reading of the composite, the weight average and learning-rate decay, and the code-spread collapse
+detector."""
 
 from __future__ import annotations
 
@@ -442,6 +443,59 @@ def test_face_adv_weighs_the_adversarial_loss_of_the_face_rows_only():
     # The shipped presets take it, and build_trainer hands the trainer the run's regions in the batches' order.
     shipped = build_trainer(get_preset("synthetic64"), "att_ebgan", ("components", "face"))
     assert shipped.regions == ("components", "face") and shipped.loss_weights.face_adv == 0.0
+
+
+def test_region_cls_labels_take_the_exemplars_labels_on_the_regions_attributes_and_the_sources_elsewhere():
+    shows = {"mouth": NAMES[:1], "face": NAMES}
+    weights = LossWeights(cls_labels="region")
+    trainer = EBGANTrainer(TINY, NAMES, "att_ebgan", weights, regions=("mouth", "face"), region_attributes=shows)
+    batch = {**_batch(), "mask_region": tf.constant([0, 1, 0, 1], tf.int32)}
+    source, exemplar = batch["source_attributes"].numpy(), batch["exemplar_attributes"].numpy()
+    expected = exemplar.copy()
+    expected[[0, 2], 1:] = source[[0, 2], 1:]  # mouth rows: the exemplar's Mustache, the source's others
+    assert not np.array_equal(expected, exemplar)  # the batch tells the two forms apart
+    np.testing.assert_array_equal(trainer._edit_labels(batch, batch["exemplar_attributes"]).numpy(), expected)
+    # L_cls_g reads them: it differs from the paper's exactly in the rows whose labels changed (a mouth row).
+    changed = (expected != exemplar).any(axis=1)
+    region = trainer._per_example_losses(batch)["cls_g"].numpy()
+    trainer.loss_weights = LossWeights()
+    paper = trainer._per_example_losses(batch)["cls_g"].numpy()
+    np.testing.assert_allclose(region[~changed], paper[~changed], rtol=1e-5)
+    assert np.abs(region[changed] - paper[changed]).min() > 1e-3
+    trainer.loss_weights = weights
+    with pytest.raises(ValueError, match="mask_region"):
+        trainer._per_example_losses(_batch())
+    with pytest.raises(ValueError, match="cls_labels 'source'"):
+        LossWeights(cls_labels="source")
+    # build_trainer gives the trainer the preset's table: a brows row reads the exemplar's brows only.
+    built = build_trainer(get_preset("synthetic64"), "att_ebgan", ("mouth", "brows"))
+    brows = dict(zip(built.attribute_names, built.region_shows.numpy()[1]))
+    assert {name for name, shown in brows.items() if shown} == {"Bushy_Eyebrows", "Arched_Eyebrows"}
+
+
+@pytest.mark.parametrize("on_composite", [False, True])
+def test_cls_on_composite_has_the_classifier_read_the_edit_with_the_sources_pixels_outside_the_mask(on_composite):
+    trainer = EBGANTrainer(TINY, NAMES, "att_ebgan", LossWeights(cls_on_composite=on_composite))
+    batch, read = _batch(), []
+    classifier = trainer.classifier
+
+    def recording(images):
+        read.append(images)
+        return classifier(images)
+
+    object.__setattr__(trainer, "classifier", recording)
+    values = trainer._per_example_losses(batch)
+    source, mask = batch["source"].numpy(), batch["mask"].numpy() > 0
+    edits = [image.numpy() for image in read if not np.array_equal(image.numpy(), source)]
+    assert len(edits) == 1  # C reads the source for L_C and the edit for L_cls_g
+    outside = np.broadcast_to(~mask, source.shape)
+    assert np.array_equal(edits[0][outside], source[outside]) == on_composite
+    assert not np.array_equal(edits[0][~outside], source[~outside])
+    np.testing.assert_allclose(
+        values["cls_g"].numpy(),
+        losses.classification_loss(batch["exemplar_attributes"], classifier(tf.constant(edits[0]))).numpy(),
+        rtol=1e-5,
+    )
 
 
 def test_alignment_moves_each_landmark_onto_the_target_by_a_similarity():
