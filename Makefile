@@ -23,7 +23,8 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # the aligned exemplar for the last fourteen, SHIP_BICUBIC; the hole's squared error for the last eight, SHIP_L2;
 # three times as many noses for EBGAN's last two, SHIP_NOSES; Att-EBGAN's last but one without its filtering losses,
 # SHIP_UNFILTERED, which its last two bring back; the swap-back loss for EBGAN's last, SHIP_SWAP_BACK; Att-EBGAN's
-# last again from its run without the filtering losses, SHIP_FROM_UNFILTERED, taught by that EBGAN). Each is named
+# last but one again from its run without the filtering losses, SHIP_FROM_UNFILTERED, taught by that EBGAN; its last
+# with a new discriminator and the classification loss on the edit as a user receives it, SHIP_CLS_EDIT). Each is named
 # eyes_mouth<N>_<variant>, N counting that variant's runs, and starts from its variant's run before (the first from
 # aligned_<variant>). Each variant's last run is the one exported; rerunning resumes the training.
 SHIP_RUNS ?= runs
@@ -60,7 +61,8 @@ SHIP_EYES_MOUTH_RUNS ?= ebgan:8 ebgan:8 ebgan:8 att_ebgan:8 \
     att_ebgan:4:$(call ship_taught,30,eyes_mouth15_ebgan):$(SHIP_UNFILTERED):$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2) \
     att_ebgan:4:$(call ship_taught,30,eyes_mouth15_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2) \
     ebgan:4:$(call ship_taught,30,eyes_mouth12_att_ebgan):$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_NOSES):$(SHIP_SWAP_BACK) \
-    att_ebgan:4:$(call ship_taught,30,eyes_mouth16_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_FROM_UNFILTERED)
+    att_ebgan:4:$(call ship_taught,30,eyes_mouth16_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_FROM_UNFILTERED) \
+    att_ebgan:4:$(call ship_taught,30,eyes_mouth16_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_CLS_EDIT):--noinit_discriminator
 SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
 # The last runs' alignment: the same, the exemplar resampled by the bicubic kernel (the later --model_config wins).
 SHIP_BICUBIC = --model_config=$(SHIP_EYES_MOUTH_CONFIG),exemplar_resampling=bicubic
@@ -68,6 +70,7 @@ SHIP_L2 := --hole_rec_l2_weight=100
 SHIP_NOSES := --region_weights=1,1,1,1,1,3
 SHIP_UNFILTERED := --cls_weight=0:--gate_dropout=0
 SHIP_SWAP_BACK := --swap_back_weight=100
+SHIP_CLS_EDIT := --cls_on_composite:--cls_labels=region
 # The later --init_from wins: this run starts from the run named, not from its variant's run before.
 SHIP_FROM_UNFILTERED = --init_from=$(SHIP_RUNS)/eyes_mouth11_att_ebgan
 SHIP_TRAIN_FLAGS = --preset=synthetic64 --regions=mouth,components,face --dataset=synthetic_faces \
