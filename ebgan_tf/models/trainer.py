@@ -57,6 +57,8 @@ class EBGANTrainer(keras.Model):
         self.attribute_names = tuple(attribute_names)
         self.loss_weights = loss_weights
         self.regions = tuple(regions)
+        if loss_weights.cls_labels == "region" and variant == ATT_EBGAN and not (regions and region_attributes):
+            raise ValueError('cls_labels="region" needs the trained regions and the attributes each one shows.')
         # float32 [R, n]: 1 where region r (in the order of `regions`) shows attribute n (cls_labels="region").
         self.region_shows = tf.constant(
             [

@@ -467,6 +467,8 @@ def test_region_cls_labels_take_the_exemplars_labels_on_the_regions_attributes_a
         trainer._per_example_losses(_batch())
     with pytest.raises(ValueError, match="cls_labels 'source'"):
         LossWeights(cls_labels="source")
+    with pytest.raises(ValueError, match="the attributes each one shows"):
+        EBGANTrainer(TINY, NAMES, "att_ebgan", weights, regions=("mouth", "face"))
     # build_trainer gives the trainer the preset's table: a brows row reads the exemplar's brows only.
     built = build_trainer(get_preset("synthetic64"), "att_ebgan", ("mouth", "brows"))
     brows = dict(zip(built.attribute_names, built.region_shows.numpy()[1]))
