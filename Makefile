@@ -20,9 +20,9 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # of SHIP_EYES_MOUTH_RUNS, one per word: <variant>:<epochs>, then any flags of its own after colons (a fifth of the
 # learning rate, a stronger classification loss and the other variant's run as a teacher: docs/method.md; the single
 # parts' regions besides, a new discriminator for the first two of those: docs/training.md; the bicubic resampling of
-# the aligned exemplar for the last fourteen, SHIP_BICUBIC; the hole's squared error for the last eight, SHIP_L2;
-# three times as many noses for EBGAN's last two, SHIP_NOSES; Att-EBGAN's last but one without its filtering losses,
-# SHIP_UNFILTERED, which its last two bring back; the swap-back loss for EBGAN's last, SHIP_SWAP_BACK; Att-EBGAN's
+# the aligned exemplar for the last fifteen, SHIP_BICUBIC; the hole's squared error for the last nine, SHIP_L2;
+# three times as many noses for EBGAN's last two, SHIP_NOSES; Att-EBGAN's eleventh without its filtering losses,
+# SHIP_UNFILTERED, which the runs after it bring back; the swap-back loss for EBGAN's last, SHIP_SWAP_BACK; Att-EBGAN's
 # last but one again from its run without the filtering losses, SHIP_FROM_UNFILTERED, taught by that EBGAN; its last
 # with a new discriminator and the classification loss on the edit as a user receives it, SHIP_CLS_EDIT). Each is named
 # eyes_mouth<N>_<variant>, N counting that variant's runs, and starts from its variant's run before (the first from
