@@ -20,13 +20,14 @@ DEMO_STEPS_PER_EPOCH ?= 100
 # of SHIP_EYES_MOUTH_RUNS, one per word: <variant>:<epochs>, then any flags of its own after colons (a fifth of the
 # learning rate, a stronger classification loss and the other variant's run as a teacher: docs/method.md; the single
 # parts' regions besides, a new discriminator for the first two of those: docs/training.md; the bicubic resampling of
-# the aligned exemplar for the last fifteen, SHIP_BICUBIC; the hole's squared error for the last nine, SHIP_L2;
+# the aligned exemplar for the last sixteen, SHIP_BICUBIC; the hole's squared error for the last ten, SHIP_L2;
 # three times as many noses for EBGAN's last two, SHIP_NOSES; Att-EBGAN's eleventh without its filtering losses,
-# SHIP_UNFILTERED, which the runs after it bring back; the swap-back loss for EBGAN's last, SHIP_SWAP_BACK; Att-EBGAN's
-# last but one again from its run without the filtering losses, SHIP_FROM_UNFILTERED, taught by that EBGAN; its last
-# with a new discriminator and the classification loss on the edit as a user receives it, SHIP_CLS_EDIT). Each is named
-# eyes_mouth<N>_<variant>, N counting that variant's runs, and starts from its variant's run before (the first from
-# aligned_<variant>). Each variant's last run is the one exported; rerunning resumes the training.
+# SHIP_UNFILTERED, which the runs after it bring back; the swap-back loss for each variant's last, SHIP_SWAP_BACK;
+# Att-EBGAN's third from last again from its run without the filtering losses, SHIP_FROM_UNFILTERED, taught by that
+# EBGAN; its last two with the classification loss on the edit as a user receives it, SHIP_CLS_EDIT, the first of them
+# with a new discriminator). Each is named eyes_mouth<N>_<variant>, N counting that variant's runs, and starts from
+# its variant's run before (the first from aligned_<variant>). Each variant's last run is the one exported; rerunning
+# resumes the training.
 SHIP_RUNS ?= runs
 SHIP_VARIANTS := ebgan att_ebgan
 SHIP_STAGES ?= 45 135 180
@@ -62,7 +63,8 @@ SHIP_EYES_MOUTH_RUNS ?= ebgan:8 ebgan:8 ebgan:8 att_ebgan:8 \
     att_ebgan:4:$(call ship_taught,30,eyes_mouth15_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2) \
     ebgan:4:$(call ship_taught,30,eyes_mouth12_att_ebgan):$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_NOSES):$(SHIP_SWAP_BACK) \
     att_ebgan:4:$(call ship_taught,30,eyes_mouth16_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_FROM_UNFILTERED) \
-    att_ebgan:4:$(call ship_taught,30,eyes_mouth16_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_CLS_EDIT):--noinit_discriminator
+    att_ebgan:4:$(call ship_taught,30,eyes_mouth16_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_CLS_EDIT):--noinit_discriminator \
+    att_ebgan:4:$(call ship_taught,30,eyes_mouth16_ebgan):--cls_weight=5:$(SHIP_SIX_REGIONS):$(SHIP_BICUBIC):$(SHIP_L2):$(SHIP_CLS_EDIT):$(SHIP_SWAP_BACK)
 SHIP_EYES_MOUTH_CONFIG := code_pooling=spatial,exemplar_alignment=eyes_mouth
 # The last runs' alignment: the same, the exemplar resampled by the bicubic kernel (the later --model_config wins).
 SHIP_BICUBIC = --model_config=$(SHIP_EYES_MOUTH_CONFIG),exemplar_resampling=bicubic
