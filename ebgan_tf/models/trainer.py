@@ -60,13 +60,13 @@ class EBGANTrainer(keras.Model):
         if loss_weights.cls_labels == "region" and variant == ATT_EBGAN and not (regions and region_attributes):
             raise ValueError('cls_labels="region" needs the trained regions and the attributes each one shows.')
         # float32 [R, n]: 1 where region r (in the order of `regions`) shows attribute n (cls_labels="region").
-        self.region_shows = tf.constant(
-            [
-                [float(name in (region_attributes or {}).get(region, ())) for name in self.attribute_names]
-                for region in self.regions
-            ]
-            or [[0.0] * len(self.attribute_names)],
-            tf.float32,
+        shown = region_attributes or {}
+        self.region_shows = tf.reshape(
+            tf.constant(
+                [[float(name in shown.get(region, ())) for name in self.attribute_names] for region in self.regions],
+                tf.float32,
+            ),
+            [len(self.regions), len(self.attribute_names)],
         )
         self.parts = model_config.code_pooling == "parts"
         # How E's exemplar is warped onto the source (`ModelConfig.exemplar_alignment`), None when it is not.
